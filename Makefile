@@ -1,0 +1,46 @@
+# Two entry points: `make demo` (index → find-duplicates → query on a generated sample catalog)
+# and `make test` (install dev dependencies, run the suite). Both build .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+SAMPLE := sample-catalog
+
+.PHONY: demo test install dev bench train-default clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The pinned CPU build of torch goes in first so that nothing pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev
+
+demo: install
+	rm -rf $(SAMPLE) indexes/$(SAMPLE)
+	$(BIN)/python -m dedup.synth $(SAMPLE)
+	$(BIN)/dedup index $(SAMPLE)
+	$(BIN)/dedup find-duplicates --index indexes/$(SAMPLE)
+	$(BIN)/dedup query $(SAMPLE)/copies/img_0001_copy0.jpg --index indexes/$(SAMPLE) -k 3
+
+test: dev
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/seed_digits.py
+
+train-default: install
+	$(BIN)/pip install -q -e ".[train]"
+	$(BIN)/python benchmarks/train_default.py
+
+clean:
+	rm -rf $(SAMPLE) indexes/$(SAMPLE) .pytest_cache .hypothesis

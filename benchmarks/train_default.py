@@ -1,0 +1,117 @@
+"""Train the shipped default encoder (dedup/weights/default.pt) and calibrate its threshold.
+
+    python benchmarks/train_default.py [--epochs 60] [--out dedup/weights/default.pt]
+
+Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed with apt if
+missing, split by `benchmarks/pool.py` (train / val / held-out test). Recipe: self-supervised,
+two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
+(InfoNCE on −d²), Adam with a cosine schedule. The default threshold is the best-F1 threshold
+on a validation catalog (val pool + `dedup.augment.duplicate` copies), never the test pool.
+Resumable: rerun the same command after an interruption.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pool import pool_files  # noqa: E402
+
+from dedup.augment import duplicate  # noqa: E402
+from dedup.data import TrainSet, open_rgba  # noqa: E402
+from dedup.embed import embed_pixels  # noqa: E402
+from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc  # noqa: E402
+from dedup.model import ModelConfig, new_model, save_model  # noqa: E402
+from dedup.train import TrainConfig, plot_history, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
+    """Decode the pool files; ones PIL refuses (e.g. a 231-megapixel wallpaper) are left out."""
+    images, kept = [], []
+    for p in paths:
+        try:
+            images.append(open_rgba(p.read_bytes(), max_side))
+            kept.append(str(p))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            print(f"skipped {p}: {exc}", flush=True)
+    return TrainSet(images, np.arange(len(images), dtype=np.int64), kept)
+
+
+def calibration_catalog(ts: TrainSet, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Originals plus 1–3 edited copies of 60% of them: (pixels, source labels)."""
+    rng = np.random.default_rng(seed)
+    pixels, labels = [], []
+    for i, im in enumerate(ts.images):
+        pixels.append(np.asarray(open_rgba_flat(im).resize((size, size)), dtype=np.uint8))
+        labels.append(i)
+        if rng.random() < 0.6:
+            for _ in range(int(rng.integers(1, 4))):
+                dup, _ = duplicate(im, rng)
+                pixels.append(np.asarray(dup.resize((size, size)), dtype=np.uint8))
+                labels.append(i)
+    return np.stack(pixels), np.array(labels)
+
+
+def open_rgba_flat(im):
+    from dedup.augment import flatten
+
+    return flatten(im)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    torch.set_num_threads(2)
+    parts = pool_files()
+    print({k: len(v) for k, v in parts.items()}, flush=True)
+    train_set, val_set = load_set(parts["train"]), load_set(parts["val"])
+    cfg = TrainConfig(
+        loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
+        seed=args.seed, workers=1, schedule="cosine",
+    )
+    model = new_model(ModelConfig(image_size=args.image_size), seed=args.seed, name="default")
+    ckpt = args.out.with_suffix(".ckpt")
+    start = time.time()
+    train(model, train_set, val_set, cfg, checkpoint=ckpt, resume=True,
+          on_epoch=lambda r: print(r, flush=True))
+    minutes = (time.time() - start) / 60
+
+    pixels, labels = calibration_catalog(val_set, args.image_size, seed=args.seed + 1)
+    emb = embed_pixels(model, pixels)
+    iu = np.triu_indices(len(emb), 1)
+    d = np.sqrt(np.maximum(((emb[iu[0]] - emb[iu[1]]) ** 2).sum(1), 0))
+    y = labels[iu[0]] == labels[iu[1]]
+    thr = best_f1_threshold(d, y)
+    calib = at_threshold(d, y, thr, roc_auc(d, y)).as_dict()
+    calib["precision_0.97_threshold"] = precision_threshold(d, y, 0.97)
+    model.meta.update(
+        threshold=round(thr, 4),
+        calibration={"catalog_images": int(len(emb)), "positive_pairs": int(y.sum()), **calib},
+        data={"sources": ["openclipart-png (CC0)", "gnome-backgrounds", "mate-backgrounds"],
+              "split": "benchmarks/pool.py: sha256(base name) % 100 → <15 test, <20 val, else train",
+              "train_images": len(train_set.images), "val_images": len(val_set.images)},
+        training_minutes=round(minutes, 1),
+        machine="2-core CPU",
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, args.out)
+    plot_history(model.meta["history"], args.out.with_suffix(".loss.png"))
+    print("calibrated threshold", thr, calib, flush=True)
+
+
+if __name__ == "__main__":
+    main()

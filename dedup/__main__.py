@@ -1,0 +1,4 @@
+"""`python -m dedup` runs the CLI."""
+from dedup.cli import main
+
+main()

@@ -1,0 +1,234 @@
+"""Random edits that real catalogs apply to images; training views and benchmark duplicates.
+
+Every edit takes an RGBA image (alpha marks the subject, e.g. clip art) and a numpy
+`Generator`, and returns an RGBA image. `flatten` composites onto a background colour.
+"""
+from __future__ import annotations
+
+import io
+import string
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+
+Edit = Callable[[Image.Image, np.random.Generator], Image.Image]
+WHITE = (255, 255, 255)
+
+
+def flatten(im: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """RGBA → RGB over a solid background."""
+    if im.mode != "RGBA":
+        return im.convert("RGB")
+    base = Image.new("RGBA", im.size, background + (255,))
+    return Image.alpha_composite(base, im).convert("RGB")
+
+
+def _rgb_edit(fn: Callable[[Image.Image, np.random.Generator], Image.Image]) -> Edit:
+    """Apply an RGB-only edit while keeping the alpha channel."""
+
+    def edit(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+        alpha = im.getchannel("A") if im.mode == "RGBA" else None
+        out = fn(im.convert("RGB"), rng)
+        if alpha is not None and out.size == alpha.size:
+            out = out.convert("RGBA")
+            out.putalpha(alpha)
+        return out.convert("RGBA")
+
+    edit.__name__ = fn.__name__
+    return edit
+
+
+def _color(c) -> tuple[int, int, int]:
+    return tuple(int(v) for v in c)
+
+
+def recompress(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Downscale then JPEG (quality 20–70) or WebP re-encode."""
+    bg = _color(rng.integers(200, 256, 3)) if rng.random() < 0.3 else WHITE
+    rgb = flatten(im, bg)
+    s = rng.uniform(0.35, 1.0)
+    rgb = rgb.resize((max(8, int(rgb.width * s)), max(8, int(rgb.height * s))), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    if rng.random() < 0.75:
+        rgb.save(buf, "JPEG", quality=int(rng.integers(20, 71)))
+    else:
+        rgb.save(buf, "WEBP", quality=int(rng.integers(30, 80)))
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGBA")
+
+
+def crop(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Keep 50–95% of the area, anywhere."""
+    area = rng.uniform(0.5, 0.95)
+    ratio = np.exp(rng.uniform(np.log(0.75), np.log(1.33)))
+    w = min(im.width, max(4, int(round(im.width * np.sqrt(area * ratio)))))
+    h = min(im.height, max(4, int(round(im.height * np.sqrt(area / ratio)))))
+    x, y = int(rng.integers(0, im.width - w + 1)), int(rng.integers(0, im.height - h + 1))
+    return im.crop((x, y, x + w, y + h))
+
+
+def pad(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Letterbox or pad with a solid border on some sides."""
+    w, h = im.size
+    fill = _color(rng.integers(0, 256, 3)) + (255,)
+    padw = [int(rng.uniform(0, 0.3) * w) for _ in range(2)]
+    padh = [int(rng.uniform(0, 0.3) * h) for _ in range(2)]
+    out = Image.new("RGBA", (w + sum(padw), h + sum(padh)), fill)
+    out.alpha_composite(im, (padw[0], padh[0]))
+    return out
+
+
+def aspect(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Stretch one axis by up to 40%."""
+    f = rng.uniform(0.7, 1.4)
+    size = (max(4, int(im.width * f)), im.height) if rng.random() < 0.5 else (im.width, max(4, int(im.height * f)))
+    return im.resize(size, Image.Resampling.BILINEAR)
+
+
+def hflip(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return ImageOps.mirror(im)
+
+
+def rotate(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Rotate up to ±20°, corners filled white or transparent."""
+    angle = rng.uniform(-20, 20)
+    return im.rotate(angle, Image.Resampling.BILINEAR, expand=rng.random() < 0.5, fillcolor=(255, 255, 255, 0))
+
+
+@_rgb_edit
+def color(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Brightness, contrast, saturation changes, sometimes greyscale."""
+    im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.6, 1.4))
+    im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.6, 1.4))
+    im = ImageEnhance.Color(im).enhance(rng.uniform(0.3, 1.6))
+    if rng.random() < 0.3:
+        im = ImageOps.grayscale(im).convert("RGB")
+    return im
+
+
+@_rgb_edit
+def blur(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Gaussian blur or sharpening."""
+    if rng.random() < 0.6:
+        return im.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0) * max(im.size) / 256))
+    return im.filter(ImageFilter.UnsharpMask(radius=2, percent=int(rng.integers(100, 250))))
+
+
+@_rgb_edit
+def noise(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Additive Gaussian noise."""
+    arr = np.asarray(im, dtype=np.float32)
+    arr = arr + rng.normal(0, rng.uniform(4, 18), arr.shape)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
+
+
+def text(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A caption, price tag or semi-transparent watermark."""
+    out = im.copy()
+    layer = Image.new("RGBA", out.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    size = max(8, int(min(out.size) * rng.uniform(0.08, 0.2)))
+    words = "".join(rng.choice(list(string.ascii_letters + string.digits + " $%"), int(rng.integers(4, 14))))
+    alpha = int(rng.integers(90, 256))
+    x, y = int(rng.uniform(0, 0.6) * out.width), int(rng.uniform(0, 0.85) * out.height)
+    if rng.random() < 0.4:
+        draw.rectangle([x - 2, y - 2, x + size * len(words) // 2, y + size + 2], fill=_color(rng.integers(0, 256, 3)) + (alpha,))
+    draw.text((x, y), words, fill=_color(rng.integers(0, 256, 3)) + (alpha,), font=_font(size))
+    return Image.alpha_composite(out, layer)
+
+
+def sticker(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """An emoji-like sticker: a coloured disc or star covering 3–12% of the area."""
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    r = int(np.sqrt(rng.uniform(0.03, 0.12) * out.width * out.height / np.pi))
+    cx, cy = int(rng.integers(0, out.width)), int(rng.integers(0, out.height))
+    fill = _color(rng.integers(0, 256, 3)) + (255,)
+    if rng.random() < 0.5:
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill, outline=(0, 0, 0, 255), width=max(1, r // 10))
+        draw.ellipse([cx - r // 2, cy - r // 3, cx - r // 4, cy - r // 8], fill=(0, 0, 0, 255))
+        draw.ellipse([cx + r // 4, cy - r // 3, cx + r // 2, cy - r // 8], fill=(0, 0, 0, 255))
+    else:
+        ang = np.linspace(0, 2 * np.pi, 11)[:-1]
+        rad = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        draw.polygon([(cx + rr * np.cos(a), cy + rr * np.sin(a)) for rr, a in zip(rad, ang)], fill=fill)
+    return out
+
+
+def background(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Re-shoot on a different background colour (uses the alpha channel where there is one)."""
+    return flatten(im, _color(rng.integers(0, 256, 3))).convert("RGBA")
+
+
+def screenshot(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Paste the image small (25–55% of the width) into a larger page with other blocks."""
+    page_w = max(64, int(max(im.size) * rng.uniform(1.8, 3.0)))
+    page_h = int(page_w * rng.uniform(0.6, 1.3))
+    page = Image.new("RGBA", (page_w, page_h), _color(rng.integers(225, 256, 3)) + (255,))
+    draw = ImageDraw.Draw(page)
+    for _ in range(int(rng.integers(3, 8))):
+        x, y = int(rng.integers(0, page_w)), int(rng.integers(0, page_h))
+        draw.rectangle([x, y, x + int(rng.integers(page_w // 8, page_w // 2)), y + int(rng.integers(4, 20))], fill=_color(rng.integers(0, 200, 3)) + (255,))
+    s = rng.uniform(0.25, 0.55) * page_w / im.width
+    small = flatten(im).resize((max(4, int(im.width * s)), max(4, int(im.height * s))), Image.Resampling.BILINEAR)
+    x, y = int(rng.integers(0, page_w - small.width + 1)), int(rng.integers(0, max(1, page_h - small.height + 1)))
+    page.paste(small, (x, y))
+    return page
+
+
+FAMILIES: dict[str, Edit] = {
+    "recompress": recompress,
+    "crop": crop,
+    "pad": pad,
+    "aspect": aspect,
+    "hflip": hflip,
+    "rotate": rotate,
+    "color": color,
+    "blur": blur,
+    "noise": noise,
+    "text": text,
+    "sticker": sticker,
+    "background": background,
+    "screenshot": screenshot,
+}
+
+
+def random_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0) -> Image.Image:
+    """A training view: each edit family applied with some probability, flattened to RGB.
+
+    `strength` scales the probabilities (0 = unchanged image).
+    """
+    probs = {
+        "crop": 0.5, "pad": 0.15, "aspect": 0.2, "hflip": 0.5, "rotate": 0.25, "color": 0.5,
+        "blur": 0.2, "noise": 0.15, "text": 0.2, "sticker": 0.15, "screenshot": 0.04, "recompress": 0.4,
+    }
+    out = im.convert("RGBA")
+    if rng.random() < 0.3 * strength:
+        out = background(out, rng)
+    for name, p in probs.items():
+        if rng.random() < p * strength:
+            out = FAMILIES[name](out, rng)
+    return flatten(out)
+
+
+DUPLICATE_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
+
+
+def duplicate(im: Image.Image, rng: np.random.Generator, families: tuple[str, ...] = DUPLICATE_FAMILIES) -> tuple[Image.Image, str]:
+    """One near-duplicate of `im`: a single edit family (70%) or a combination of two or three.
+
+    Returns the RGB image and its family label (``"crop+text"`` for combinations).
+    """
+    k = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
+    chosen = [str(f) for f in rng.choice([f for f in families if f != "screenshot"] if k > 1 else list(families), size=k, replace=False)]
+    out = im.convert("RGBA")
+    for name in chosen:
+        out = FAMILIES[name](out, rng)
+    return flatten(out), "+".join(chosen)

@@ -1,0 +1,102 @@
+"""Model commands: train, evaluate."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from dedup.cli import MODEL_OPT, QUIET_OPT, _load_model, cli
+from dedup.losses import LOSSES
+
+
+@cli.command("train")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model file to write (.pt).")
+@click.option("--labels", type=click.Choice(["none", "folders"]), default="none", show_default=True, help="none: positives are two augmentations of one image; folders: one sub-folder per class.")
+@click.option("--loss", type=click.Choice(LOSSES), default="contrastive", show_default=True)
+@click.option("--margin", type=float, default=None, help="Margin of the contrastive (default 1.0) or triplet (0.5) loss.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Adam, or SGD with momentum 0.9.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Items per batch (two views each).")
+@click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over the training items.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Items (or classes) held out for validation.")
+@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
+@click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
+@QUIET_OPT
+def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
+              image_size, workers, resume, quiet):
+    """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
+    from dedup.data import load_folder, split
+    from dedup.errors import UsageError
+    from dedup.model import ModelConfig, new_model
+    from dedup.progress import rich_training
+    from dedup.train import TrainConfig, save_trained, train
+
+    if epochs < 1 or batch_size < 2 or lr <= 0 or image_size < 16:
+        raise UsageError("--epochs ≥ 1, --batch-size ≥ 2, --lr > 0 and --image-size ≥ 16 are required")
+    full, skipped = load_folder(data, labels, max_side=2 * image_size)
+    train_set, val_set = split(full, val_fraction, seed)
+    cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+                      steps_per_epoch=steps_per_epoch, seed=seed, workers=workers)
+    model = new_model(ModelConfig(image_size=image_size), seed=seed, name=out.stem)
+    checkpoint = out.with_suffix(".ckpt")
+    with rich_training(not quiet, epochs) as (on_step, on_epoch):
+        train(model, train_set, val_set if len(val_set.labels) else None, cfg, checkpoint=checkpoint, resume=resume,
+              on_step=on_step, on_epoch=on_epoch)
+    if "val_metrics" in model.meta:
+        model.meta["threshold"] = round(model.meta["val_metrics"]["threshold"], 4)
+    model.meta["labels"] = labels
+    png = save_trained(model, out)
+    checkpoint.unlink(missing_ok=True)
+    val = model.meta.get("val_metrics")
+    click.echo(f"Wrote {out} ({len(train_set.labels)} training images, {len(skipped)} skipped)"
+               + (f"; loss curves in {png}" if png else ""))
+    if val:
+        click.echo(f"Validation: AUC {val['auc']:.4f}, best F1 {val['f1']:.4f} at threshold {val['threshold']:.4f}")
+
+
+@cli.command("evaluate")
+@click.argument("data", type=click.Path(path_type=Path))
+@MODEL_OPT
+@click.option("--pairs", "pairs_csv", type=click.Path(path_type=Path), help="CSV path_a,path_b,same instead of sampling from DATA's class folders.")
+@click.option("--num-pairs", type=int, default=2000, show_default=True, help="Balanced pairs sampled from class folders.")
+@click.option("--threshold", "-t", type=float, default=None, help="Decision threshold (default: the model's calibrated one).")
+@click.option("--target-precision", type=float, default=None, help="Also report the largest threshold reaching this precision.")
+@click.option("--one-shot", "ways", type=int, default=None, help="Also run N-way one-shot trials (Koch et al.).")
+@click.option("--trials", type=int, default=400, show_default=True, help="One-shot trials.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write PREFIX.roc.png and PREFIX.hist.png.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def evaluate_cmd(data, model_path, pairs_csv, num_pairs, threshold, target_precision, ways, trials, seed, plots, fmt):
+    """Measure an encoder on labelled DATA (class sub-folders) or a pairs CSV: the seed's table."""
+    from dedup.evaluate import csv_pairs, folder_pairs, one_shot, plot_roc_and_histogram, verify
+    from dedup.search import check_threshold
+
+    model = _load_model(model_path)
+    threshold = check_threshold(model.threshold if threshold is None else threshold)
+    pairs = csv_pairs(pairs_csv) if pairs_csv else folder_pairs(data, num_pairs, seed)
+    result = verify(model, pairs, threshold, target_precision)
+    d, same = result.pop("_distances"), result.pop("_same")
+    if ways:
+        result["one_shot"] = one_shot(model, data, ways, trials, seed)
+    if plots:
+        result["plots"] = [str(p) for p in plot_roc_and_histogram(d, same, threshold, plots)]
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    c = result["confusion"]
+    click.echo(f"pairs: {result['pairs']['positive']} same, {result['pairs']['negative']} different; threshold {threshold:.4f}")
+    click.echo(f"confusion matrix:   predicted different | predicted same\n  actual different  {c['tn']:>10} | {c['fp']:>10}\n  actual same       {c['fn']:>10} | {c['tp']:>10}")
+    for key in ("accuracy", "precision", "recall", "f1", "auc", "far", "frr", "eer_threshold", "best_f1_threshold"):
+        click.echo(f"  {key:<18} {result[key]:.4f}")
+    if result.get("target_precision_threshold") is not None:
+        click.echo(f"  threshold for precision ≥ {target_precision}: {result['target_precision_threshold']:.4f}")
+    if ways:
+        o = result["one_shot"]
+        click.echo(f"  {o['ways']}-way one-shot accuracy: {o['accuracy']:.4f} over {o['trials']} trials (chance {o['chance']:.3f})")
+    for line in result["skipped_files"]:
+        click.echo(f"  skipped {line}", err=True)

@@ -1,0 +1,115 @@
+"""Sparse under-threshold pairs → duplicate groups; pure and deterministic.
+
+Linkages:
+- ``center`` (default): greedy star clustering. The image with the most close neighbours
+  (ties: lower rank) becomes a centre and takes every still-unassigned neighbour; repeat.
+  Every member is closer than the threshold to its group's centre, so chains cannot grow.
+- ``complete``: like ``center``, but a neighbour joins only if it is close to every member
+  already in the group (group diameter below the threshold).
+- ``single``: connected components of the pair graph (chains allowed).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from dedup.errors import UsageError
+from dedup.search import Pairs
+
+Linkage = Literal["center", "complete", "single"]
+LINKAGES: tuple[str, ...] = ("center", "complete", "single")
+
+
+def group_pairs(n: int, pairs: Pairs, rank: np.ndarray, linkage: Linkage = "center") -> list[np.ndarray]:
+    """Partition the images that have at least one close pair into groups of ≥ 2 ids.
+
+    Args:
+        n: number of images (ids are 0..n-1).
+        pairs: undirected close pairs (i < j) with distances.
+        rank: (n,) tie-break order, lower first (e.g. the keep policy's order); must be a
+            permutation so that the result does not depend on the order of ids.
+        linkage: ``center``, ``complete`` or ``single``.
+
+    Returns:
+        Groups as sorted id arrays, in no particular order.
+    """
+    if linkage == "single":
+        return _components(n, pairs)
+    if linkage not in LINKAGES:
+        raise UsageError(f"unknown linkage {linkage!r}; choose one of {', '.join(LINKAGES)}")
+    return _greedy(n, pairs, np.asarray(rank), complete=linkage == "complete")
+
+
+def _csr(n: int, pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    src = np.concatenate([pairs.i, pairs.j])
+    dst = np.concatenate([pairs.j, pairs.i])
+    dist = np.concatenate([pairs.d, pairs.d])
+    order = np.lexsort((dst, src))
+    src, dst, dist = src[order], dst[order], dist[order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, src + 1, 1)
+    return np.cumsum(indptr), dst, dist
+
+
+def _greedy(n: int, pairs: Pairs, rank: np.ndarray, complete: bool) -> list[np.ndarray]:
+    indptr, nbr, dist = _csr(n, pairs)
+    degree = np.diff(indptr)
+    dist_sum = np.zeros(n, dtype=np.float64)
+    np.add.at(dist_sum, np.concatenate([pairs.i, pairs.j]), np.concatenate([pairs.d, pairs.d]))
+    nodes = np.flatnonzero(degree)
+    # most neighbours first, then the tightest neighbourhood, then the tie-break rank
+    order = nodes[np.lexsort((rank[nodes], dist_sum[nodes], -degree[nodes]))]
+    assigned = np.zeros(n, dtype=bool)
+    edges = set(zip(pairs.i.tolist(), pairs.j.tolist())) if complete else None
+    groups: list[np.ndarray] = []
+    for c in order.tolist():
+        if assigned[c]:
+            continue
+        lo, hi = indptr[c], indptr[c + 1]
+        cand, cd = nbr[lo:hi], dist[lo:hi]
+        free = ~assigned[cand]
+        cand, cd = cand[free], cd[free]
+        if len(cand) == 0:
+            continue
+        if complete:
+            members = [c]
+            for m in cand[np.lexsort((rank[cand], cd))].tolist():
+                if all((min(m, x), max(m, x)) in edges for x in members):
+                    members.append(m)
+            if len(members) == 1:
+                continue
+            group = np.array(members, dtype=np.int64)
+        else:
+            group = np.concatenate([[c], cand]).astype(np.int64)
+        assigned[group] = True
+        groups.append(np.sort(group))
+    return groups
+
+
+def _components(n: int, pairs: Pairs) -> list[np.ndarray]:
+    """Connected components by vectorised min-label propagation with pointer jumping."""
+    label = np.arange(n, dtype=np.int64)
+    if len(pairs) == 0:
+        return []
+    i, j = pairs.i, pairs.j
+    while True:
+        li, lj = label[i], label[j]
+        low = np.minimum(li, lj)
+        new = label.copy()
+        np.minimum.at(new, li, low)
+        np.minimum.at(new, lj, low)
+        while True:  # pointer jumping: follow labels to their roots
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            break
+        label = new
+    touched = np.unique(np.concatenate([i, j]))
+    lab = label[touched]
+    order = np.argsort(lab, kind="stable")
+    lab, ids = lab[order], touched[order]
+    cuts = np.flatnonzero(np.diff(lab)) + 1
+    return [np.sort(g) for g in np.split(ids, cuts) if len(g) > 1]

@@ -1,0 +1,117 @@
+"""Training data: a folder loaded into small in-memory images with labels, and view batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from dedup.augment import random_view
+from dedup.errors import CatalogError, UsageError
+from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
+from dedup.images import ImageSkip, read_file, to_rgb
+from dedup.progress import ProgressFn, silent
+
+LabelMode = Literal["none", "folders"]
+
+
+@dataclass
+class TrainSet:
+    """Images (RGBA, longest side ≤ load size) with integer labels; equal label = same item."""
+
+    images: list[Image.Image]
+    labels: np.ndarray  # (n,) int64
+    paths: list[str]
+
+    def subset(self, idx: np.ndarray) -> TrainSet:
+        return TrainSet([self.images[i] for i in idx], self.labels[idx], [self.paths[i] for i in idx])
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(self.labels)
+
+
+def open_rgba(data: bytes, max_side: int) -> Image.Image:
+    """Decode to RGBA (alpha kept when present), longest side ≤ `max_side`."""
+    import io
+
+    im = Image.open(io.BytesIO(data))
+    im.draft("RGB", (max_side, max_side))
+    im.load()
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    im = im.convert("RGBA") if has_alpha else to_rgb(im).convert("RGBA")
+    im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return im
+
+
+def load_folder(
+    root: str | Path, labels: LabelMode = "none", max_side: int = 128, on_progress: ProgressFn = silent,
+    limit: int | None = None,
+) -> tuple[TrainSet, list[Skipped]]:
+    """Load every image under `root`; with `labels="folders"` the first path part is the class."""
+    if labels not in ("none", "folders"):
+        raise UsageError(f"--labels must be 'none' or 'folders', got {labels!r}")
+    base = check_catalog(root)
+    records = [r for r in walk_catalog(base) if isinstance(r, FileRecord)][:limit]
+    images, names, paths, skipped = [], [], [], []
+    for k, rec in enumerate(records):
+        try:
+            images.append(open_rgba(read_file(base / rec.rel), max_side))
+        except (ImageSkip, OSError, ValueError, SyntaxError) as exc:
+            skipped.append(Skipped(rec.rel, str(exc)))
+            continue
+        paths.append(rec.rel)
+        names.append(rec.rel.split("/")[0] if labels == "folders" and "/" in rec.rel else rec.rel)
+        on_progress("loading", k + 1, len(records))
+    if len(images) < 2:
+        raise CatalogError(f"{str(root)!r} holds {len(images)} readable images; training needs at least 2")
+    _, label_ids = np.unique(np.array(names), return_inverse=True)
+    if labels == "folders" and len(np.unique(label_ids)) < 2:
+        raise CatalogError(f"{str(root)!r} has fewer than 2 class folders; use --labels none for a plain folder")
+    return TrainSet(images, label_ids.astype(np.int64), paths), skipped
+
+
+def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, TrainSet]:
+    """Split by label (no class is in both parts), deterministic for `seed`."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise UsageError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    classes = ts.classes
+    rng = np.random.default_rng(seed)
+    n_val = int(round(len(classes) * val_fraction))
+    if val_fraction > 0 and len(classes) >= 4:
+        n_val = max(2, n_val)
+    val_classes = set(rng.permutation(classes)[:n_val].tolist())
+    is_val = np.array([lab in val_classes for lab in ts.labels])
+    return ts.subset(np.flatnonzero(~is_val)), ts.subset(np.flatnonzero(is_val))
+
+
+def view_batch(
+    ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`batch_size` distinct items, two augmented views each (two images of the class when the
+    class has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels)."""
+    classes = ts.classes
+    chosen = rng.choice(classes, size=min(batch_size, len(classes)), replace=False)
+    by_class = _index_by_class(ts)
+    pixels, labels = [], []
+    for c in chosen:
+        members = by_class[int(c)]
+        picks = rng.choice(members, size=2, replace=len(members) < 2)
+        for i in picks:
+            view = random_view(ts.images[int(i)], rng, strength)
+            pixels.append(np.asarray(view.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8))
+            labels.append(int(c))
+    return np.stack(pixels), np.array(labels, dtype=np.int64)
+
+
+def _index_by_class(ts: TrainSet) -> dict[int, np.ndarray]:
+    cache = getattr(ts, "_by_class", None)
+    if cache is None:
+        order = np.argsort(ts.labels, kind="stable")
+        labs = ts.labels[order]
+        cuts = np.flatnonzero(np.diff(labs)) + 1
+        cache = {int(g[0]): order[s:e] for g, s, e in zip(np.split(labs, cuts), np.r_[0, cuts], np.r_[cuts, len(labs)])}
+        object.__setattr__(ts, "_by_class", cache)
+    return cache

@@ -1,0 +1,102 @@
+"""Index → close pairs → duplicate groups with a keeper and distances (`find_duplicates`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dedup.cluster import Linkage, group_pairs
+from dedup.index import load_index
+from dedup.keep import KeepPolicy, keep_rank
+from dedup.model import FALLBACK_THRESHOLD
+from dedup.progress import ProgressFn, silent
+from dedup.search import check_threshold, range_pairs
+from dedup.store import read_embeddings, read_manifest, read_rows
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    distance: float  # to the keeper
+
+
+@dataclass(frozen=True)
+class Group:
+    """One duplicate set: the keeper is `members[0]`."""
+
+    keep: str
+    max_distance: float  # largest distance between any two members
+    exact: bool  # every member has the same bytes
+    members: tuple[Member, ...]
+
+
+@dataclass
+class DuplicateReport:
+    index: Path
+    catalog: str
+    threshold: float
+    linkage: str
+    keep_policy: str
+    images: int
+    groups: list[Group] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Images that are not their group's keeper."""
+        return sum(len(g.members) - 1 for g in self.groups)
+
+
+def find_duplicates(
+    index_dir: Path,
+    threshold: float | None = None,
+    *,
+    linkage: Linkage = "center",
+    keep: KeepPolicy = "largest",
+    on_progress: ProgressFn = silent,
+) -> DuplicateReport:
+    """Group the indexed images closer than `threshold` (Euclidean, unit vectors) into sets.
+
+    Without a threshold, the one calibrated for the index's model (recorded in the manifest).
+
+    Groups are sorted largest first, then by keeper path; members keeper first, then by
+    distance to the keeper and path.
+    """
+    manifest = read_manifest(index_dir)
+    threshold = check_threshold(manifest.get("threshold", FALLBACK_THRESHOLD) if threshold is None else threshold)
+    embeddings = read_embeddings(index_dir, manifest)
+    rows = read_rows(index_dir, manifest)
+    index = load_index(index_dir, manifest)
+    pairs = range_pairs(index, embeddings, threshold, on_progress=lambda d, t: on_progress("searching", d, t))
+    rank = keep_rank(rows, keep)
+    groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
+    groups.sort(key=lambda g: (-len(g.members), g.keep))
+    return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups)
+
+
+def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: dict[str, np.ndarray], rank: np.ndarray) -> Group:
+    """Keeper (lowest rank), members' distances to it and the group's diameter."""
+    ids = np.asarray(ids)
+    keeper = ids[np.argmin(rank[ids])]
+    emb = embeddings[ids].astype(np.float64)
+    to_keeper = np.sqrt(np.maximum(((emb - embeddings[keeper]) ** 2).sum(axis=1), 0.0))
+    paths = rows["path"][ids].astype(str)
+    order = np.lexsort((paths, to_keeper, ids != keeper))
+    hashes = rows["content_hash"][ids]
+    members = tuple(Member(str(paths[k]), round(float(to_keeper[k]), 6)) for k in order)
+    return Group(
+        keep=str(rows["path"][keeper]),
+        max_distance=round(diameter(emb), 6),
+        exact=bool(np.all(hashes == hashes[0])),
+        members=members,
+    )
+
+
+def diameter(emb: np.ndarray, block: int = 2048) -> float:
+    """Largest pairwise Euclidean distance among rows, in blocks (no n² matrix at once)."""
+    sq = (emb**2).sum(axis=1)
+    best = 0.0
+    for s in range(0, len(emb), block):
+        d2 = sq[s : s + block, None] + sq[None, :] - 2.0 * emb[s : s + block] @ emb.T
+        best = max(best, float(d2.max()))
+    return float(np.sqrt(max(best, 0.0)))

@@ -1,0 +1,30 @@
+"""Image batches → float32 (n, dim) unit vectors; no file I/O."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dedup.model import Model
+
+
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(n, H, W, 3) uint8 → (n, 3, H, W) float32 in [0, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(pixels))
+    return t.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def embed_pixels(model: Model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Embed (n, H, W, 3) uint8 images; returns (n, dim) float32 L2-normalised rows."""
+    n = len(pixels)
+    out = np.empty((n, model.config.embedding_dim), dtype=np.float32)
+    model.net.eval()
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            batch = to_tensor(pixels[start : start + batch_size])  # (b, 3, H, W)
+            out[start : start + len(batch)] = model.net(batch).numpy()
+    return out
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between rows of unit vectors (0 = identical, 2 = opposite)."""
+    return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=-1), 0.0))

@@ -1,0 +1,114 @@
+"""Decode image bytes into fixed-size RGB arrays: by content, EXIF-oriented, any mode to RGB."""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_PIXELS = 200_000_000  # after JPEG draft reduction; larger images are refused as bombs
+HASH_NAME = "blake2b-128"
+
+
+class ImageSkip(Exception):
+    """Raised for a file that cannot be indexed; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded image, ready for the encoder."""
+
+    pixels: np.ndarray  # (size, size, 3) uint8
+    width: int  # oriented width of the original image
+    height: int
+    content_hash: str
+
+
+def content_hash(data: bytes) -> str:
+    """Hash of a file's bytes, used to recognise byte-identical files."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def read_file(path: Path) -> bytes:
+    """Read a whole file, refusing ones too large to be an image worth decoding."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise ImageSkip("empty file (0 bytes)")
+        if size > MAX_FILE_BYTES:
+            raise ImageSkip(f"file too large ({size} bytes)")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageSkip(f"cannot read: {exc.strerror or exc}") from None
+
+
+def decode(data: bytes, size: int) -> Decoded:
+    """Decode image bytes to a (size, size, 3) uint8 array; raise `ImageSkip` with a reason."""
+    digest = content_hash(data)
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageSkip("not an image (unrecognised content)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageSkip(f"decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageSkip(f"cannot open: {exc}") from None
+    try:
+        if im.format not in SUPPORTED_FORMATS:
+            raise ImageSkip(f"unsupported format {im.format}")
+        width, height = _oriented_size(im)
+        if im.format in ("JPEG", "MPO"):
+            im.draft("RGB", (size, size))  # decode at the smallest DCT scale ≥ size
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            raise ImageSkip(f"image too large to decode safely ({im.size[0]}x{im.size[1]} pixels)")
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        rgb = to_rgb(im)
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return Decoded(np.asarray(rgb, dtype=np.uint8), width, height, digest)
+    except ImageSkip:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageSkip(f"decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDivisionError) as exc:
+        raise ImageSkip(f"cannot decode: {exc}") from None
+
+
+def load(path: Path, size: int) -> Decoded:
+    """Read and decode one file."""
+    return decode(read_file(path), size)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB: alpha over white, 16-bit and float scaled to 8-bit."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        if im.mode == "F":
+            lo, hi = float(arr.min(initial=0)), float(arr.max(initial=1))
+            arr, top = arr - lo, max(hi - lo, 1e-12)
+        grey = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, im).convert("RGB")
+    return im.convert("RGB")
+
+
+def _oriented_size(im: Image.Image) -> tuple[int, int]:
+    w, h = im.size
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

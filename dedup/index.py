@@ -1,0 +1,88 @@
+"""Embeddings → a FAISS index chosen by size; save, load, and find the index folder."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from dedup.errors import IndexFormatError, IndexNotFoundError
+from dedup.store import MANIFEST
+
+FAISS_FILE = "index.faiss"
+FLAT_LIMIT = 200_000  # exact search up to this many rows; IVF beyond
+DEFAULT_INDEX_HOME = "indexes"
+
+
+def choose_factory(n: int) -> tuple[str, dict[str, Any]]:
+    """FAISS factory string and search parameters for an index of `n` rows."""
+    if n <= FLAT_LIMIT:
+        return "Flat", {}
+    nlist = int(2 ** round(math.log2(4 * math.sqrt(n))))
+    return f"IVF{nlist},Flat", {"nprobe": max(8, nlist // 32)}
+
+
+def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], seed: int = 0) -> faiss.Index:
+    """Build a FAISS L2 index over (n, dim) float32 rows (row i has id i)."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_L2)
+    if not index.is_trained:
+        rng = np.random.default_rng(seed)
+        sample = x if len(x) <= 256 * index.nlist else x[np.sort(rng.choice(len(x), 256 * index.nlist, replace=False))]
+        index.cp.seed = seed
+        index.train(sample)
+    index.add(x)
+    apply_params(index, params)
+    return index
+
+
+def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:
+    """Set search-time parameters (e.g. nprobe) recorded in the manifest."""
+    if "nprobe" in params:
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+
+
+def save_index(index: faiss.Index, folder: Path, name: str = FAISS_FILE) -> None:
+    """Write the FAISS index atomically."""
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, folder / name)
+
+
+def load_index(folder: Path, manifest: dict[str, Any]) -> faiss.Index:
+    """Load the FAISS index named by the manifest and check it against it."""
+    info = manifest["faiss"]
+    path = folder / info["file"]
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexFormatError(f"FAISS index {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
+    if index.ntotal != manifest["count"] or index.d != manifest["dim"]:
+        raise IndexFormatError(f"FAISS index {str(path)!r} does not match its manifest; rebuild with `dedup index`")
+    apply_params(index, info.get("params", {}))
+    return index
+
+
+def default_index_path(catalog: Path, home: Path | None = None) -> Path:
+    """Where `dedup index CATALOG` puts its index when `--index` is not given."""
+    return (home or Path.cwd() / DEFAULT_INDEX_HOME) / (catalog.name or "catalog")
+
+
+def resolve_index(path: str | os.PathLike | None, home: Path | None = None) -> Path:
+    """The index folder to use: `path` if given, else the only index under `./indexes`."""
+    if path is not None:
+        folder = Path(path)
+        if not (folder / MANIFEST).is_file():
+            raise IndexNotFoundError(f"no index at {str(path)!r}; build one with `dedup index CATALOG --index {path}`")
+        return folder
+    home = home or Path.cwd() / DEFAULT_INDEX_HOME
+    found = sorted(p for p in home.iterdir() if (p / MANIFEST).is_file()) if home.is_dir() else []
+    if not found:
+        raise IndexNotFoundError(f"no index found under {str(home)!r}; run `dedup index CATALOG` first or pass --index")
+    if len(found) > 1:
+        names = ", ".join(str(p) for p in found)
+        raise IndexNotFoundError(f"several indexes found ({names}); choose one with --index")
+    return found[0]

@@ -1,0 +1,196 @@
+"""Catalog folder → decoded images → embeddings → Parquet shards → FAISS index (a full build)."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from dedup import __version__
+from dedup.embed import embed_pixels
+from dedup.errors import CatalogError, DedupError
+from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
+from dedup.images import HASH_NAME, Decoded, ImageSkip, load
+from dedup.index import build_index, choose_factory, save_index
+from dedup.model import DEFAULT_MODEL, Model
+from dedup.progress import ProgressFn, silent
+from dedup.store import INDEX_FORMAT, INDEX_VERSION, ShardWriter, Row, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+LOCK_FILE = "lock"
+
+
+@dataclass
+class IndexSummary:
+    """What one `index_catalog` run did."""
+
+    index: Path
+    catalog: Path
+    indexed: int
+    skipped: list[Skipped] = field(default_factory=list)
+    exact_duplicates: int = 0  # files whose bytes equal an earlier file's
+    seconds: float = 0.0
+    factory: str = ""
+
+
+@contextmanager
+def index_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the index folder; a second writer gets a clear error."""
+    fh = open(folder / LOCK_FILE, "a")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DedupError(f"another `dedup index` is writing {str(folder)!r}; wait for it to finish") from None
+        yield
+    finally:
+        fh.close()
+
+
+def index_catalog(
+    catalog: str | os.PathLike,
+    index_dir: Path,
+    model: Model,
+    *,
+    model_ref: str | None = None,
+    batch_size: int = 256,
+    workers: int = 2,
+    rows_per_shard: int = 50_000,
+    follow_symlinks: bool = False,
+    on_progress: ProgressFn = silent,
+) -> IndexSummary:
+    """Index every image under `catalog` into `index_dir` and return a summary.
+
+    Files that cannot be read or decoded are skipped with a reason; the run never stops for one
+    file. The manifest is written last, so an interrupted run leaves the previous index intact.
+    """
+    start = time.perf_counter()
+    root = check_catalog(catalog)
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with index_lock(index_dir):
+        records: list[FileRecord] = []
+        skipped: list[Skipped] = []
+        for item in walk_catalog(root, follow_symlinks=follow_symlinks, exclude=index_dir):
+            (records if isinstance(item, FileRecord) else skipped).append(item)
+        if not records:
+            raise CatalogError(f"catalog {str(root)!r} holds no files to index; point dedup at a folder of images")
+        generation = _next_generation(index_dir)
+        shard_dir = index_dir / f"shards-{generation:04d}"
+        writer = ShardWriter(shard_dir, model.config.embedding_dim, rows_per_shard)
+        parts: list[np.ndarray] = []
+        hashes: Counter[str] = Counter()
+        done = 0
+        for batch in _decoded_batches(root, records, model.config.image_size, batch_size, workers):
+            rows, pixels = [], []
+            for rec, result in batch:
+                if isinstance(result, Skipped):
+                    skipped.append(result)
+                    continue
+                rows.append(Row(rec.rel, rec.size, rec.mtime_ns, result.content_hash, result.width, result.height))
+                pixels.append(result.pixels)
+                hashes[result.content_hash] += 1
+            if rows:
+                emb = embed_pixels(model, np.stack(pixels), batch_size)
+                writer.add(rows, emb)
+                parts.append(emb)
+            done += len(batch)
+            on_progress("indexing", done, len(records))
+        shards = writer.close()
+        skipped.sort(key=lambda s: s.rel)
+        count = sum(s["rows"] for s in shards)
+        if count == 0:
+            shutil.rmtree(shard_dir, ignore_errors=True)
+            reasons = "; ".join(f"{s.rel}: {s.reason}" for s in skipped[:3])
+            raise CatalogError(f"no readable images in {str(root)!r} ({len(skipped)} files skipped: {reasons})")
+        embeddings = np.concatenate(parts)
+        factory, params = choose_factory(count)
+        faiss_file = f"index-{generation:04d}.faiss"
+        save_index(build_index(embeddings, factory, params), index_dir, faiss_file)
+        manifest = {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "dedup_version": __version__,
+            "generation": generation,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "catalog": str(root),
+            "model": {"identity": model.identity, "ref": model_ref or DEFAULT_MODEL},
+            "image_size": model.config.image_size,
+            "dim": model.config.embedding_dim,
+            "metric": "l2",
+            "threshold": model.threshold,
+            "hash": HASH_NAME,
+            "count": count,
+            "shards": shards,
+            "faiss": {"file": faiss_file, "factory": factory, "params": params},
+            "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
+        }
+        write_manifest(index_dir, manifest)
+        _remove_stale(index_dir, shard_dir.name, faiss_file)
+    return IndexSummary(
+        index=index_dir,
+        catalog=root,
+        indexed=count,
+        skipped=skipped,
+        exact_duplicates=sum(c - 1 for c in hashes.values()),
+        seconds=time.perf_counter() - start,
+        factory=factory,
+    )
+
+
+def _load_one(root: Path, rec: FileRecord, size: int) -> Decoded | Skipped:
+    try:
+        return load(root / rec.rel, size)
+    except ImageSkip as exc:
+        return Skipped(rec.rel, str(exc))
+
+
+def _decoded_batches(
+    root: Path, records: list[FileRecord], size: int, batch_size: int, workers: int
+) -> Iterator[list[tuple[FileRecord, Decoded | Skipped]]]:
+    """Decode in a thread pool (PIL releases the GIL) with two batches in flight."""
+    it = iter(records)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque[list[tuple[FileRecord, Future]]] = deque()
+
+        def submit() -> bool:
+            chunk = list(islice(it, batch_size))
+            if chunk:
+                pending.append([(r, pool.submit(_load_one, root, r, size)) for r in chunk])
+            return bool(chunk)
+
+        submit()
+        submit()
+        while pending:
+            batch = pending.popleft()
+            submit()
+            yield [(r, f.result()) for r, f in batch]
+
+
+def _next_generation(folder: Path) -> int:
+    try:
+        return int(read_manifest(folder).get("generation", 0)) + 1
+    except DedupError:
+        return 1
+
+
+def _remove_stale(folder: Path, keep_shards: str, keep_faiss: str) -> None:
+    """Delete shard folders and FAISS files that the committed manifest no longer names."""
+    for path in folder.iterdir():
+        if path.name.startswith("shards-") and path.name != keep_shards:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith("index-") and path.suffix == ".faiss" and path.name != keep_faiss:
+            path.unlink(missing_ok=True)
+        elif path.name.startswith(".") and path.name.endswith(".tmp"):
+            path.unlink(missing_ok=True)

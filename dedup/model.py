@@ -1,0 +1,141 @@
+"""The Siamese encoder (seed CNN → 64-d, L2-normalised) and its self-describing model file."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dedup.errors import ModelError
+
+MODEL_FORMAT = "dedup-model"
+MODEL_VERSION = 1
+DEFAULT_MODEL = "default"
+FALLBACK_THRESHOLD = 0.5  # for models without a calibrated threshold
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and input size of an encoder."""
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    embedding_dim: int = 64
+    image_size: int = 64
+    batchnorm: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "channels" in known:
+            known["channels"] = tuple(int(c) for c in known["channels"])
+        return cls(**known)
+
+
+class SeedCNN(nn.Module):
+    """Conv3x3+ReLU blocks with 2x2 max-pooling between them, global average pooling,
+    a dense projection and L2 normalisation (the seed architecture for channels 32-64-128)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i, c_out in enumerate(config.channels):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2))
+            layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=not config.batchnorm))
+            if config.batchnorm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.ReLU(inplace=True))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, config.embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map (batch, 3, H, W) floats in [0, 1] to (batch, dim) unit vectors."""
+        x = self.features(x - 0.5)  # (batch, C, H', W')
+        x = x.mean(dim=(2, 3))  # (batch, C)
+        return nn.functional.normalize(self.head(x), dim=1)
+
+
+@dataclass
+class Model:
+    """A network with its config, identity and metadata (training recipe, metrics, history)."""
+
+    net: SeedCNN
+    config: ModelConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+    name: str = "custom"
+
+    @property
+    def threshold(self) -> float:
+        """The model's calibrated default distance threshold (0.5 when it has none)."""
+        return float(self.meta.get("threshold", FALLBACK_THRESHOLD))
+
+    @property
+    def identity(self) -> str:
+        """`name:hash` where the hash covers the architecture and every weight."""
+        h = hashlib.sha256(repr(asdict(self.config)).encode())
+        for key, tensor in sorted(self.net.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return f"{self.name}:{h.hexdigest()[:16]}"
+
+
+def new_model(config: ModelConfig | None = None, seed: int = 0, name: str = "custom") -> Model:
+    """A freshly initialised model (deterministic for `seed`)."""
+    config = config or ModelConfig()
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    net = SeedCNN(config)
+    torch.random.set_rng_state(gen_state)
+    return Model(net, config, {}, name)
+
+
+def save_model(model: Model, path: str | Path) -> None:
+    """Write weights, config and metadata; loadable with `weights_only=True`."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "name": model.name,
+        "config": {**asdict(model.config), "channels": list(model.config.channels)},
+        "state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
+        "meta": model.meta,
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def default_model_path() -> Path:
+    """Path of the encoder shipped inside the package."""
+    return Path(str(resources.files("dedup") / "weights" / "default.pt"))
+
+
+def load_model(path: str | Path | None = None) -> Model:
+    """Load a model file (or the shipped default when `path` is None or "default")."""
+    is_default = path is None or str(path) == DEFAULT_MODEL
+    file = default_model_path() if is_default else Path(path)
+    if not file.is_file():
+        raise ModelError(f"model file {str(file)!r} not found; pass --model with a file made by `dedup train`")
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"cannot load model {str(file)!r}: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{str(file)!r} is not a dedup model file")
+    if payload.get("version", 0) > MODEL_VERSION:
+        raise ModelError(f"model {str(file)!r} has format version {payload['version']}; upgrade dedup")
+    config = ModelConfig.from_dict(payload["config"])
+    net = SeedCNN(config)
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"model {str(file)!r} weights do not match its config: {exc}") from None
+    net.eval()
+    return Model(net, config, dict(payload.get("meta", {})), str(payload.get("name", "custom")))

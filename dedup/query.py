@@ -1,0 +1,120 @@
+"""Query images against an index, and compare two images (the seed's one-shot verification)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from dedup.embed import distance, embed_pixels
+from dedup.errors import DedupError, ModelError
+from dedup.images import ImageSkip, load
+from dedup.index import load_index
+from dedup.model import Model, load_model
+from dedup.search import check_threshold, knn
+from dedup.store import read_manifest, read_rows
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    path: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    query: str
+    neighbors: tuple[Neighbor, ...]
+    error: str | None = None  # the query image could not be read
+
+
+def model_for_index(manifest: dict[str, Any], model: Model | None = None) -> Model:
+    """The model that built the index: `model` if given and it matches, else the recorded one."""
+    wanted = manifest["model"]["identity"]
+    if model is None:
+        try:
+            model = load_model(manifest["model"]["ref"])
+        except ModelError as exc:
+            raise ModelError(f"{exc} (the index was built with {wanted}; pass --model with that file)") from None
+    if model.identity != wanted:
+        raise ModelError(
+            f"index was built by model {wanted} but the model is {model.identity}; "
+            "pass the matching --model or rebuild the index with `dedup index`"
+        )
+    return model
+
+
+def embed_files(model: Model, paths: Sequence[Path]) -> tuple[np.ndarray, list[str | None]]:
+    """Embed image files; rows of unreadable files are NaN and their reason is returned."""
+    out = np.full((len(paths), model.config.embedding_dim), np.nan, dtype=np.float32)
+    errors: list[str | None] = [None] * len(paths)
+    good, pixels = [], []
+    for k, path in enumerate(paths):
+        try:
+            pixels.append(load(Path(path), model.config.image_size).pixels)
+            good.append(k)
+        except ImageSkip as exc:
+            errors[k] = str(exc)
+    if good:
+        out[good] = embed_pixels(model, np.stack(pixels))
+    return out, errors
+
+
+def query_images(
+    index_dir: Path,
+    images: Sequence[Path],
+    k: int = 10,
+    threshold: float | None = None,
+    model: Model | None = None,
+) -> list[QueryResult]:
+    """The `k` nearest catalog images of each query image (only those under `threshold` if set)."""
+    if threshold is not None:
+        threshold = check_threshold(threshold)
+    manifest = read_manifest(index_dir)
+    model = model_for_index(manifest, model)
+    index = load_index(index_dir, manifest)
+    paths = read_rows(index_dir, manifest)["path"]
+    emb, errors = embed_files(model, images)
+    ok = [q for q in range(len(images)) if errors[q] is None]
+    dist = np.empty((len(images), 0), dtype=np.float32)
+    ids = np.empty((len(images), 0), dtype=np.int64)
+    if ok:
+        d_ok, i_ok = knn(index, emb[ok], k)
+        dist = np.full((len(images), d_ok.shape[1]), np.inf, dtype=np.float32)
+        ids = np.full((len(images), d_ok.shape[1]), -1, dtype=np.int64)
+        dist[ok], ids[ok] = d_ok, i_ok
+    results = []
+    for q, image in enumerate(images):
+        neighbors = tuple(
+            Neighbor(str(paths[i]), round(float(d), 6))
+            for d, i in zip(dist[q], ids[q])
+            if i >= 0 and (threshold is None or d < threshold)
+        )
+        results.append(QueryResult(str(image), neighbors, errors[q]))
+    return results
+
+
+@dataclass(frozen=True)
+class Comparison:
+    distance: float
+    threshold: float
+
+    @property
+    def same(self) -> bool:
+        return self.distance < self.threshold
+
+    @property
+    def cosine(self) -> float:
+        return 1.0 - self.distance**2 / 2.0
+
+
+def compare_images(a: Path, b: Path, model: Model, threshold: float | None = None) -> Comparison:
+    """Distance between two images and the same/different verdict at `threshold`
+    (default: the model's calibrated threshold)."""
+    threshold = check_threshold(model.threshold if threshold is None else threshold)
+    emb, errors = embed_files(model, [a, b])
+    for path, err in zip((a, b), errors):
+        if err:
+            raise DedupError(f"cannot read {str(path)!r}: {err}")
+    return Comparison(round(float(distance(emb[0], emb[1])), 6), threshold)

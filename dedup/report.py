@@ -1,0 +1,105 @@
+"""Results → JSON / CSV / plain-text tables; pure (returns strings)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import asdict
+from typing import Any, Literal, Sequence
+
+from dedup.duplicates import DuplicateReport
+from dedup.files import Skipped
+from dedup.query import QueryResult
+
+Format = Literal["table", "json", "csv"]
+
+
+def duplicates_dict(report: DuplicateReport) -> dict[str, Any]:
+    """The stable JSON document of `find-duplicates`."""
+    return {
+        "index": str(report.index),
+        "catalog": report.catalog,
+        "threshold": report.threshold,
+        "linkage": report.linkage,
+        "keep_policy": report.keep_policy,
+        "images": report.images,
+        "groups": [
+            {
+                "keep": g.keep,
+                "max_distance": g.max_distance,
+                "exact": g.exact,
+                "members": [asdict(m) for m in g.members],
+            }
+            for g in report.groups
+        ],
+    }
+
+
+def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
+    if fmt == "json":
+        return json.dumps(duplicates_dict(report), indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["group", "path", "keep", "distance", "max_distance", "exact"])
+        for n, g in enumerate(report.groups, 1):
+            for m in g.members:
+                w.writerow([n, m.path, int(m.path == g.keep), f"{m.distance:.6f}", f"{g.max_distance:.6f}", int(g.exact)])
+        return buf.getvalue()
+    lines = []
+    for n, g in enumerate(report.groups, 1):
+        kind = "exact duplicates" if g.exact else f"max distance {g.max_distance:.3f}"
+        lines.append(f"Set {n}: {len(g.members)} images, {kind}")
+        for m in g.members:
+            tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
+            lines.append(f"  {tag:>6}  {m.path}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def duplicates_summary(report: DuplicateReport) -> str:
+    exact = sum(1 for g in report.groups if g.exact)
+    return (
+        f"{len(report.groups)} duplicate sets ({exact} exact, {len(report.groups) - exact} near) covering "
+        f"{report.duplicates + len(report.groups)} of {report.images} images; {report.duplicates} could be "
+        f"removed (threshold {report.threshold}, linkage {report.linkage}, keep {report.keep_policy})"
+    )
+
+
+def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
+    if fmt == "json":
+        doc = []
+        for r in results:
+            item: dict[str, Any] = {"query": r.query, "neighbors": [asdict(n) for n in r.neighbors]}
+            if r.error:
+                item["error"] = r.error
+            doc.append(item)
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["query", "rank", "path", "distance"])
+        for r in results:
+            for k, n in enumerate(r.neighbors, 1):
+                w.writerow([r.query, k, n.path, f"{n.distance:.6f}"])
+        return buf.getvalue()
+    lines = []
+    for r in results:
+        lines.append(f"{r.query}" + (f"  (skipped: {r.error})" if r.error else ""))
+        for k, n in enumerate(r.neighbors, 1):
+            lines.append(f"  {k:>3}. {n.distance:.3f}  {n.path}")
+        if not r.neighbors and not r.error:
+            lines.append("  (no neighbours under the threshold)")
+    return "\n".join(lines) + "\n"
+
+
+def skipped_summary(skipped: Sequence[Skipped], limit: int = 20) -> list[str]:
+    """Lines listing skipped files with reasons (the first `limit`) and counts per reason."""
+    if not skipped:
+        return []
+    lines = [f"Skipped {len(skipped)} files:"]
+    lines += [f"  {s.rel or '.'}: {s.reason}" for s in skipped[:limit]]
+    if len(skipped) > limit:
+        counts = Counter(s.reason.split(":")[0] for s in skipped)
+        lines.append(f"  ... and {len(skipped) - limit} more (" + ", ".join(f"{c}× {r}" for r, c in counts.most_common()) + ")")
+    return lines

@@ -1,0 +1,99 @@
+"""Range and k-nearest-neighbour queries against a FAISS index → pair arrays; pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import faiss
+import numpy as np
+
+from dedup.errors import UsageError
+
+MAX_DISTANCE = 2.0  # between unit vectors
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Undirected pairs (i < j) with Euclidean distances, sorted by (i, j)."""
+
+    i: np.ndarray  # (m,) int64
+    j: np.ndarray  # (m,) int64
+    d: np.ndarray  # (m,) float32
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+def check_threshold(threshold: float) -> float:
+    """Validate a distance threshold (0 < t ≤ 2 for unit vectors)."""
+    if not (0.0 < threshold <= MAX_DISTANCE):
+        raise UsageError(f"threshold must be in (0, 2] (Euclidean distance between unit vectors), got {threshold}")
+    return float(threshold)
+
+
+def range_pairs(
+    index: faiss.Index,
+    embeddings: np.ndarray,
+    threshold: float,
+    block: int = 8192,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Pairs:
+    """All pairs of indexed rows closer than `threshold`, searched in query blocks.
+
+    `embeddings` are the indexed rows themselves, row i having id i. Memory grows with the
+    number of pairs found, not with n².
+    """
+    threshold = check_threshold(threshold)
+    n = len(embeddings)
+    radius = threshold * threshold  # FAISS L2 works in squared distances
+    parts_i, parts_j, parts_d = [], [], []
+    for start in range(0, n, block):
+        q = np.ascontiguousarray(embeddings[start : start + block], dtype=np.float32)
+        lims, dist, ids = index.range_search(q, radius)
+        rows = np.repeat(np.arange(start, start + len(q), dtype=np.int64), np.diff(lims).astype(np.int64))
+        ids = ids.astype(np.int64)
+        keep = ids != rows  # no self-pairs; an approximate index may find a pair from one side only
+        parts_i.append(np.minimum(rows, ids)[keep])
+        parts_j.append(np.maximum(rows, ids)[keep])
+        parts_d.append(np.sqrt(np.maximum(dist[keep], 0.0)).astype(np.float32))
+        if on_progress:
+            on_progress(min(start + block, n), n)
+    return _sorted_pairs(parts_i, parts_j, parts_d, unique=True)
+
+
+def cross_range_pairs(index: faiss.Index, queries: np.ndarray, threshold: float, block: int = 8192) -> Pairs:
+    """Pairs (query row i, indexed row j) closer than `threshold`; i and j index different sets."""
+    threshold = check_threshold(threshold)
+    parts_i, parts_j, parts_d = [], [], []
+    for start in range(0, len(queries), block):
+        q = np.ascontiguousarray(queries[start : start + block], dtype=np.float32)
+        lims, dist, ids = index.range_search(q, threshold * threshold)
+        parts_i.append(np.repeat(np.arange(start, start + len(q), dtype=np.int64), np.diff(lims).astype(np.int64)))
+        parts_j.append(ids.astype(np.int64))
+        parts_d.append(np.sqrt(np.maximum(dist, 0.0)).astype(np.float32))
+    return _sorted_pairs(parts_i, parts_j, parts_d)
+
+
+def knn(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest indexed rows per query: (distances (q, k) float32, ids (q, k) int64; -1 = none)."""
+    if k < 1:
+        raise UsageError(f"-k must be at least 1, got {k}")
+    k = min(k, index.ntotal) or 1
+    d2, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    dist = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+    dist[ids < 0] = np.inf
+    return dist, ids
+
+
+def _sorted_pairs(parts_i: list, parts_j: list, parts_d: list, unique: bool = False) -> Pairs:
+    if not parts_i:
+        empty = np.empty(0, dtype=np.int64)
+        return Pairs(empty, empty.copy(), np.empty(0, dtype=np.float32))
+    i, j, d = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_d)
+    order = np.lexsort((j, i))
+    i, j, d = i[order], j[order], d[order]
+    if unique and len(i):
+        first = np.ones(len(i), dtype=bool)
+        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+        i, j, d = i[first], j[first], d[first]
+    return Pairs(i, j, d)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dedup.images import ImageSkip, decode, load
+
+
+def encoded(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def red_left(w=80, h=40) -> Image.Image:
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:, : w // 2] = (255, 0, 0)
+    arr[:, w // 2 :] = (0, 0, 255)
+    return Image.fromarray(arr)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_formats_decode_by_content(fmt, tmp_path):
+    path = tmp_path / "wrong_extension.txt"
+    path.write_bytes(encoded(red_left(), fmt))
+    out = load(path, 32)
+    assert out.pixels.shape == (32, 32, 3) and out.pixels.dtype == np.uint8
+    assert (out.width, out.height) == (80, 40)
+    left, right = out.pixels[:, :8].mean(axis=(0, 1)), out.pixels[:, -8:].mean(axis=(0, 1))
+    assert left[0] > 200 and left[2] < 60 and right[2] > 200
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("RGB", (20, 20), c) for c in [(255, 0, 0), (0, 255, 0)]]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    px = decode(buf.getvalue(), 8).pixels
+    assert px[..., 0].mean() > 200 and px[..., 1].mean() < 50
+
+
+def test_exif_orientation_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    data = encoded(red_left(80, 40), "JPEG", exif=exif, quality=95)
+    out = decode(data, 32)
+    assert (out.width, out.height) == (40, 80)
+    top, bottom = out.pixels[:8].mean(axis=(0, 1)), out.pixels[-8:].mean(axis=(0, 1))
+    assert top[0] > 200 and bottom[2] > 200  # red (left) is now on top
+
+
+def test_modes_convert_to_rgb():
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    assert decode(encoded(rgba, "PNG"), 8).pixels.min() == 255  # transparent over white
+    pal = Image.new("P", (10, 10), 0)
+    pal.putpalette([0, 0, 0] * 256)
+    pal.info["transparency"] = 0
+    assert decode(encoded(pal, "PNG", transparency=0), 8).pixels.min() == 255
+    cmyk = Image.new("CMYK", (10, 10), (0, 255, 255, 0))  # red
+    px = decode(encoded(cmyk, "JPEG"), 8).pixels
+    assert px[..., 0].mean() > 200 and px[..., 1].mean() < 60
+    deep = Image.fromarray(np.full((10, 10), 65535, np.uint16))
+    assert decode(encoded(deep, "PNG"), 8).pixels.min() > 250
+    grey = Image.new("L", (10, 10), 128)
+    assert abs(int(decode(encoded(grey, "PNG"), 8).pixels.mean()) - 128) <= 1
+
+
+def test_large_jpeg_uses_draft_and_keeps_original_size():
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), np.uint8))
+    out = decode(encoded(im, "JPEG", quality=85), 64)
+    assert (out.width, out.height) == (1600, 1200) and out.pixels.shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"hello, I am text", "not an image"),
+        (b"<html><body>nope</body></html>", "not an image"),
+    ],
+)
+def test_non_images_are_skipped_with_reason(data, reason):
+    with pytest.raises(ImageSkip, match=reason):
+        decode(data, 8)
+
+
+def test_empty_and_truncated_files_skipped(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageSkip, match="empty"):
+        load(tmp_path / "empty.jpg", 8)
+    data = encoded(red_left(200, 200), "PNG")
+    with pytest.raises(ImageSkip):
+        decode(data[: len(data) // 2], 8)
+    jpeg = encoded(Image.fromarray(np.random.default_rng(1).integers(0, 255, (200, 200, 3), np.uint8)), "JPEG")
+    with pytest.raises(ImageSkip):
+        decode(jpeg[: len(jpeg) // 3], 8)
+
+
+def test_decompression_bomb_refused():
+    import struct
+    import zlib
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    with pytest.raises(ImageSkip, match="bomb|too large"):
+        decode(png, 8)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.store import Row, ShardWriter, read_embeddings, read_rows
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), per_shard=st.integers(1, 25), dim=st.sampled_from([2, 8, 64]))
+def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
+    folder = tmp_path_factory.mktemp("store")
+    rng = np.random.default_rng(n)
+    emb = rng.normal(size=(n, dim)).astype(np.float32)
+    rows = [Row(f"dir/ü {k}\n.jpg", k * 10, 1_700_000_000_000_000_000 + k, f"h{k % 3}", 100 + k, 50) for k in range(n)]
+    w = ShardWriter(folder / "shards", dim, rows_per_shard=per_shard)
+    for s in range(0, n, 7):
+        w.add(rows[s : s + 7], emb[s : s + 7])
+    shards = w.close()
+    assert [s["rows"] for s in shards] == [min(per_shard, n - k) for k in range(0, n, per_shard)]
+    manifest = {"count": n, "dim": dim, "shards": shards}
+    np.testing.assert_array_equal(read_embeddings(folder, manifest), emb)
+    back = read_rows(folder, manifest)
+    assert back["path"].tolist() == [r.path for r in rows]
+    assert back["mtime_ns"].tolist() == [r.mtime_ns for r in rows]
+    assert back["width"].tolist() == [r.width for r in rows]
