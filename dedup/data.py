@@ -90,10 +90,11 @@ def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, Train
 def view_batch(
     ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`batch_size` distinct items, two augmented views each (two images of the class when the
-    class has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels)."""
+    """`batch_size` items (distinct unless there are fewer classes), two augmented views each (two
+    images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels)."""
     classes = ts.classes
-    chosen = rng.choice(classes, size=min(batch_size, len(classes)), replace=False)
+    # few classes (labelled folders): draw classes with replacement so batches stay full
+    chosen = rng.choice(classes, size=batch_size, replace=len(classes) < batch_size)
     by_class = _index_by_class(ts)
     pixels, labels = [], []
     for c in chosen:

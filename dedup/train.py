@@ -35,7 +35,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 10
     batch_size: int = 64  # items per batch; each contributes two views
-    steps_per_epoch: int | None = None  # default: one pass over the training items
+    steps_per_epoch: int | None = None  # default: one pass over the training images
     seed: int = 0
     augment_strength: float = 1.0
     val_batches: int = 4
@@ -118,7 +118,7 @@ def train(
         opt.load_state_dict(state["opt"])
         history = list(state["history"])
         first_epoch = int(state["epoch"])
-    steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.classes) / cfg.batch_size))
+    steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.labels) / cfg.batch_size))
     size = model.config.image_size
     val = validation_batches(val_set, cfg, size) if val_set is not None and len(val_set.classes) >= 2 else None
     sched = (
@@ -144,9 +144,10 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach())
+            value = float(loss.detach())
+            total += value
             if on_step:
-                on_step(step + 1, steps, float(loss))
+                on_step(step + 1, steps, value)
         if sched is not None:
             sched.step()
         report = EpochReport(epoch + 1, total / steps, *_validate(model, loss_fn, val), time.perf_counter() - started)

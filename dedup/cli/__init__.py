@@ -4,8 +4,6 @@ Commands live in `catalog.py` (index, find-duplicates, query, compare) and `lear
 (train, evaluate); this module holds the group, shared options and error handling."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click

@@ -24,11 +24,12 @@ from dedup.losses import LOSSES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Items (or classes) held out for validation.")
 @click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
 @QUIET_OPT
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
-              image_size, workers, resume, quiet):
+              image_size, augment, workers, resume, quiet):
     """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
     from dedup.data import load_folder, split
     from dedup.errors import UsageError
@@ -41,7 +42,8 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
     full, skipped = load_folder(data, labels, max_side=2 * image_size)
     train_set, val_set = split(full, val_fraction, seed)
     cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-                      steps_per_epoch=steps_per_epoch, seed=seed, workers=workers)
+                      steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
+                      augment_strength=augment)
     model = new_model(ModelConfig(image_size=image_size), seed=seed, name=out.stem)
     checkpoint = out.with_suffix(".ckpt")
     with rich_training(not quiet, epochs) as (on_step, on_epoch):

@@ -1,0 +1,97 @@
+"""Training: determinism, resume, every loss/optimiser, and the `dedup train` command."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dedup.cli import cli
+from dedup.data import load_folder, split
+from dedup.model import ModelConfig, load_model, new_model
+from dedup.synth import scene
+from dedup.train import TrainConfig, train
+
+TINY = ModelConfig(channels=(8, 16), embedding_dim=16, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plain")
+    for k in range(24):
+        scene(500 + k, (96, 72)).save(root / f"s{k:02d}.png")
+    return root
+
+
+def run(ts, cfg, **kw):
+    model = new_model(TINY, seed=cfg.seed)
+    train(model, ts, None, cfg, **kw)
+    return model
+
+
+def weights(model):
+    return torch.cat([p.detach().flatten() for p in model.net.parameters()])
+
+
+def test_training_is_deterministic_and_learns(plain_folder):
+    ts, _ = load_folder(plain_folder, max_side=64)
+    cfg = TrainConfig(loss="contrastive", epochs=3, batch_size=8, steps_per_epoch=4, seed=7)
+    a, b = run(ts, cfg), run(ts, cfg)
+    assert torch.equal(weights(a), weights(b))
+    hist = a.meta["history"]
+    assert len(hist) == 3 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    c = run(ts, TrainConfig(loss="contrastive", epochs=3, batch_size=8, steps_per_epoch=4, seed=8))
+    assert not torch.equal(weights(a), weights(c))
+
+
+def test_resume_matches_an_uninterrupted_run(plain_folder, tmp_path):
+    ts, _ = load_folder(plain_folder, max_side=64)
+    full = run(ts, TrainConfig(epochs=3, batch_size=8, steps_per_epoch=2, seed=1))
+    ckpt = tmp_path / "m.ckpt"
+    run(ts, TrainConfig(epochs=2, batch_size=8, steps_per_epoch=2, seed=1), checkpoint=ckpt)  # "interrupted" after 2
+    resumed = run(ts, TrainConfig(epochs=3, batch_size=8, steps_per_epoch=2, seed=1), checkpoint=ckpt, resume=True)
+    assert torch.equal(weights(full), weights(resumed))
+    assert [h["epoch"] for h in resumed.meta["history"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("loss", ["contrastive", "triplet", "bce", "infonce"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_every_loss_and_optimizer_trains(plain_folder, loss, optimizer):
+    ts, _ = load_folder(plain_folder, max_side=64)
+    tr, va = split(ts, 0.25, 0)
+    model = new_model(TINY)
+    before = weights(model).clone()
+    train(model, tr, va, TrainConfig(loss=loss, optimizer=optimizer, lr=0.01, epochs=1, batch_size=6, steps_per_epoch=2))
+    assert not torch.equal(before, weights(model))
+    assert np.isfinite(model.meta["history"][0]["train_loss"])
+    assert 0.0 <= model.meta["val_metrics"]["auc"] <= 1.0
+
+
+def test_folder_labels_split_by_class(tmp_path):
+    for c in range(5):
+        (tmp_path / f"class{c}").mkdir()
+        for k in range(3):
+            scene(c * 10 + k, (40, 40)).save(tmp_path / f"class{c}" / f"{k}.png")
+    ts, _ = load_folder(tmp_path, "folders", max_side=32)
+    assert len(ts.classes) == 5
+    tr, va = split(ts, 0.4, 0)
+    assert not set(tr.labels.tolist()) & set(va.labels.tolist())
+
+
+def test_train_command_writes_a_self_describing_model(plain_folder, tmp_path):
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(cli, ["train", str(plain_folder), "--out", str(out), "--epochs", "2", "--batch-size", "6",
+                                      "--image-size", "32", "--loss", "triplet", "--val-fraction", "0.25", "-q"])
+    assert result.exit_code == 0, result.output
+    assert out.with_suffix(".loss.png").is_file() and not out.with_suffix(".ckpt").exists()
+    raw = torch.load(out, weights_only=True)  # no pickled code
+    assert raw["format"] == "dedup-model"
+    model = load_model(out)
+    assert model.config.image_size == 32
+    assert model.meta["recipe"]["loss"] == "triplet" and len(model.meta["history"]) == 2
+    assert {"auc", "f1", "threshold"} <= set(model.meta["val_metrics"])
+    idx = tmp_path / "idx"
+    assert CliRunner().invoke(cli, ["index", str(plain_folder), "--index", str(idx), "--model", str(out), "-q"]).exit_code == 0
+    assert json.loads((idx / "manifest.json").read_text())["model"]["identity"] == model.identity
