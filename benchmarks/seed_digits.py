@@ -20,11 +20,12 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from dedup.config import TrainConfig
 from dedup.data import load_folder
 from dedup.evaluate import folder_pairs, one_shot, pair_distances
 from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
 from dedup.model import ModelConfig, new_model
-from dedup.train import TrainConfig, train
+from dedup.train import train
 
 SIZE = 32
 

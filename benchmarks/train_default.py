@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pool import pool_files  # noqa: E402
 
 from dedup.augment import duplicate  # noqa: E402
+from dedup.config import TrainConfig  # noqa: E402
 from dedup.data import TrainSet, open_rgba  # noqa: E402
 from dedup.embed import embed_pixels  # noqa: E402
 from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc  # noqa: E402
 from dedup.model import ModelConfig, new_model, save_model  # noqa: E402
-from dedup.train import TrainConfig, plot_history, train  # noqa: E402
+from dedup.train import plot_history, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

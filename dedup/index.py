@@ -13,7 +13,7 @@ from dedup.errors import IndexFormatError, IndexNotFoundError
 from dedup.store import MANIFEST
 
 FAISS_FILE = "index.faiss"
-FLAT_LIMIT = 200_000  # exact search up to this many rows; IVF beyond
+FLAT_LIMIT = 50_000  # exact search up to this many rows (all-pairs range search ~10 s); IVF beyond
 DEFAULT_INDEX_HOME = "indexes"
 
 
@@ -31,8 +31,10 @@ def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], se
     index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_L2)
     if not index.is_trained:
         rng = np.random.default_rng(seed)
-        sample = x if len(x) <= 256 * index.nlist else x[np.sort(rng.choice(len(x), 256 * index.nlist, replace=False))]
+        cap = 64 * index.nlist  # k-means on a sample: enough points per centroid, bounded time
+        sample = x if len(x) <= cap else x[np.sort(rng.choice(len(x), cap, replace=False))]
         index.cp.seed = seed
+        index.cp.niter = 10
         index.train(sample)
     index.add(x)
     apply_params(index, params)

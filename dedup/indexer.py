@@ -25,7 +25,14 @@ from dedup.images import HASH_NAME, Decoded, ImageSkip, load
 from dedup.index import build_index, choose_factory, save_index
 from dedup.model import DEFAULT_MODEL, Model
 from dedup.progress import ProgressFn, silent
-from dedup.store import INDEX_FORMAT, INDEX_VERSION, ShardWriter, Row, read_manifest, write_manifest
+from dedup.store import (
+    INDEX_FORMAT,
+    INDEX_VERSION,
+    Row,
+    ShardWriter,
+    read_manifest,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "lock"

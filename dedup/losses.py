@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-LossName = Literal["contrastive", "triplet", "bce", "infonce"]
-LOSSES: tuple[str, ...] = ("contrastive", "triplet", "bce", "infonce")
+from dedup.config import LOSSES, LossName
+from dedup.errors import UsageError
 
 
 def pairwise_distance(emb: torch.Tensor) -> torch.Tensor:
@@ -128,6 +128,4 @@ def make_loss(name: LossName, margin: float | None = None) -> nn.Module:
         return BCELoss()
     if name == "infonce":
         return InfoNCELoss()
-    from dedup.errors import UsageError
-
     raise UsageError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -72,7 +72,13 @@ def rich_training(enabled: bool = True, epochs: int = 1) -> Iterator[tuple[Calla
         yield (lambda *a: None), (lambda *a: None)
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     console = Console(stderr=True)
     state: dict = {"task": None, "epoch": 1, "sum": 0.0}

@@ -8,39 +8,18 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from dedup.config import TrainConfig
 from dedup.data import TrainSet, view_batch
 from dedup.embed import to_tensor
 from dedup.errors import UsageError
-from dedup.losses import LossName, make_loss, pairwise_distance
+from dedup.losses import make_loss, pairwise_distance
 from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
 from dedup.model import Model, save_model
-
-OptimizerName = Literal["adam", "sgd"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training recipe; stored in the model file."""
-
-    loss: LossName = "contrastive"
-    margin: float | None = None
-    optimizer: OptimizerName = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 10
-    batch_size: int = 64  # items per batch; each contributes two views
-    steps_per_epoch: int | None = None  # default: one pass over the training images
-    seed: int = 0
-    augment_strength: float = 1.0
-    val_batches: int = 4
-    workers: int = 0  # background processes preparing batches
-    schedule: Literal["constant", "cosine"] = "constant"
 
 
 @dataclass(frozen=True)

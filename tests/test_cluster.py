@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.cluster import group_pairs
-from dedup.search import Pairs, range_pairs
 from dedup.index import build_index
+from dedup.search import Pairs, range_pairs
 
 
 def pairs_of(edges: list[tuple[int, int, float]]) -> Pairs:

@@ -6,7 +6,14 @@ import math
 import pytest
 import torch
 
-from dedup.losses import BCELoss, ContrastiveLoss, InfoNCELoss, TripletLoss, make_loss, pairwise_distance
+from dedup.losses import (
+    BCELoss,
+    ContrastiveLoss,
+    InfoNCELoss,
+    TripletLoss,
+    make_loss,
+    pairwise_distance,
+)
 
 EMB = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
 LABELS = torch.tensor([0, 0, 1])

@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dedup.metrics import at_threshold, best_f1_threshold, eer_threshold, precision_threshold, roc_auc, summary
+from dedup.metrics import (
+    at_threshold,
+    best_f1_threshold,
+    eer_threshold,
+    precision_threshold,
+    roc_auc,
+    summary,
+)
 
 D = np.array([0.1, 0.2, 0.4, 0.3, 0.8, 0.9])
 Y = np.array([True, True, True, False, False, False])

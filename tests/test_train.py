@@ -9,10 +9,11 @@ import torch
 from click.testing import CliRunner
 
 from dedup.cli import cli
+from dedup.config import TrainConfig
 from dedup.data import load_folder, split
 from dedup.model import ModelConfig, load_model, new_model
 from dedup.synth import scene
-from dedup.train import TrainConfig, train
+from dedup.train import train
 
 TINY = ModelConfig(channels=(8, 16), embedding_dim=16, image_size=32)
 

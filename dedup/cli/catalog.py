@@ -14,7 +14,7 @@ from dedup.keep import KEEP_POLICIES
 
 @cli.command("index")
 @click.argument("catalog", type=click.Path(path_type=Path))
-@INDEX_OPT
+@click.option("--index", "index_path", type=click.Path(path_type=Path), help="Index folder to write (default: ./indexes/<catalog folder name>).")
 @MODEL_OPT
 @click.option("--batch-size", default=256, show_default=True, help="Images embedded per batch.")
 @click.option("--workers", default=2, show_default=True, help="Decoding threads.")

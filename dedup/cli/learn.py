@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dedup.cli import MODEL_OPT, QUIET_OPT, _load_model, cli
-from dedup.losses import LOSSES
+from dedup.config import LOSSES
 
 
 @cli.command("train")
@@ -31,11 +31,12 @@ from dedup.losses import LOSSES
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
               image_size, augment, workers, resume, quiet):
     """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
+    from dedup.config import TrainConfig
     from dedup.data import load_folder, split
     from dedup.errors import UsageError
     from dedup.model import ModelConfig, new_model
     from dedup.progress import rich_training
-    from dedup.train import TrainConfig, save_trained, train
+    from dedup.train import save_trained, train
 
     if epochs < 1 or batch_size < 2 or lr <= 0 or image_size < 16:
         raise UsageError("--epochs ≥ 1, --batch-size ≥ 2, --lr > 0 and --image-size ≥ 16 are required")
@@ -75,7 +76,13 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def evaluate_cmd(data, model_path, pairs_csv, num_pairs, threshold, target_precision, ways, trials, seed, plots, fmt):
     """Measure an encoder on labelled DATA (class sub-folders) or a pairs CSV: the seed's table."""
-    from dedup.evaluate import csv_pairs, folder_pairs, one_shot, plot_roc_and_histogram, verify
+    from dedup.evaluate import (
+        csv_pairs,
+        folder_pairs,
+        one_shot,
+        plot_roc_and_histogram,
+        verify,
+    )
     from dedup.search import check_threshold
 
     model = _load_model(model_path)

@@ -1,0 +1,144 @@
+"""Duplicate search at scale on synthetic stored embeddings, through the CLI's store/index code.
+
+    python benchmarks/scale.py [--sizes 100000 1000000] [--out benchmarks/out/scale]
+
+For each size: writes unit vectors with planted near-duplicate clusters (5% of rows are centres
+with 1–3 copies at distance ~0.05–0.35) as Parquet shards + manifest + the FAISS index chosen by
+size; times `find_duplicates` in-process and `dedup find-duplicates` as a subprocess (with its
+peak RSS); measures pair recall against exact numpy search on 500 sampled rows; and times a
+single-image `query` (embedding + search) once model and index are loaded.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dedup.duplicates import find_duplicates
+from dedup.index import build_index, choose_factory, load_index, save_index
+from dedup.search import range_pairs
+from dedup.store import INDEX_FORMAT, INDEX_VERSION, Row, ShardWriter, read_embeddings, read_manifest, write_manifest
+
+DIM = 64
+THRESHOLD = 0.4
+
+
+def planted(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    n_centres = n // 20
+    pos = n_centres
+    for c in range(n_centres):
+        for _ in range(int(rng.integers(1, 4))):
+            if pos >= n:
+                break
+            noise = rng.normal(size=DIM).astype(np.float32)
+            noise *= rng.uniform(0.05, 0.35) / np.linalg.norm(noise)
+            v = x[c] + noise
+            x[pos] = v / np.linalg.norm(v)
+            pos += 1
+    return x[rng.permutation(n)]
+
+
+def write_index(folder: Path, emb: np.ndarray) -> float:
+    """Store `emb` exactly as `dedup index` does; returns the build seconds."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    writer = ShardWriter(folder / "shards-0001", DIM)
+    for s in range(0, len(emb), 50_000):
+        rows = [Row(f"img/{k:08d}.jpg", 100_000 + k % 977, 0, f"{k:032x}", 640, 480) for k in range(s, min(s + 50_000, len(emb)))]
+        writer.add(rows, emb[s : s + 50_000])
+    shards = writer.close()
+    factory, params = choose_factory(len(emb))
+    save_index(build_index(emb, factory, params), folder, "index-0001.faiss")
+    write_manifest(folder, {
+        "format": INDEX_FORMAT, "version": INDEX_VERSION, "generation": 1, "catalog": "/synthetic",
+        "model": {"identity": "synthetic", "ref": "default"}, "dim": DIM, "metric": "l2", "threshold": THRESHOLD,
+        "count": len(emb), "shards": shards, "skipped": [],
+        "faiss": {"file": "index-0001.faiss", "factory": factory, "params": params},
+    })
+    return time.perf_counter() - start
+
+
+def recall(folder: Path, emb: np.ndarray, sample: int = 500) -> float:
+    manifest = read_manifest(folder)
+    index = load_index(folder, manifest)
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.choice(len(emb), sample, replace=False))
+    lims, _, ids = index.range_search(emb[rows], THRESHOLD**2)
+    found = total = 0
+    for k, r in enumerate(rows):
+        d = np.linalg.norm(emb - emb[r], axis=1)
+        exact = set(np.flatnonzero(d < THRESHOLD).tolist()) - {int(r)}
+        got = set(ids[lims[k] : lims[k + 1]].tolist()) - {int(r)}
+        found += len(exact & got)
+        total += len(exact)
+    return found / total if total else 1.0
+
+
+def cli_run(folder: Path) -> tuple[float, float]:
+    code = ("import resource, sys; from dedup.cli import cli\n"
+            "try:\n    cli(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, "find-duplicates", "--index", str(folder), "--format", "json",
+                          "-q", "--output", str(folder / "dups.json")], check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, int(out.stderr.split("RSS")[-1]) / 1024
+
+
+def query_latency(folder: Path, repeats: int = 50) -> tuple[float, float]:
+    """(cold start s: model + index load, warm ms per single-image query)."""
+    from dedup.embed import embed_pixels
+    from dedup.model import load_model
+    from dedup.search import knn
+    from dedup.synth import jpeg_bytes, scene
+    from dedup.images import decode
+
+    start = time.perf_counter()
+    model = load_model()
+    index = load_index(folder, read_manifest(folder))
+    cold = time.perf_counter() - start
+    data = jpeg_bytes(scene(5))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        q = embed_pixels(model, decode(data, model.config.image_size).pixels[None])
+        knn(index, q, 10)
+        times.append(time.perf_counter() - t)
+    return cold, 1000 * float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/scale"))
+    args = ap.parse_args()
+    print("| rows | FAISS | build s | find_duplicates s (library) | pairs | sets | CLI s | CLI peak RSS MiB | recall vs exact | query cold s | query ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        folder = args.out / f"n{n}"
+        emb = planted(n)
+        build = write_index(folder, emb)
+        del emb
+        emb = read_embeddings(folder, read_manifest(folder))
+        start = time.perf_counter()
+        report = find_duplicates(folder, THRESHOLD)
+        lib_s = time.perf_counter() - start
+        pairs = len(range_pairs(load_index(folder, read_manifest(folder)), emb, THRESHOLD))
+        cli_s, rss = cli_run(folder)
+        rec = recall(folder, emb)
+        cold, warm = query_latency(folder)
+        factory = read_manifest(folder)["faiss"]
+        print(f"| {n:,} | {factory['factory']} {factory['params']} | {build:.1f} | {lib_s:.1f} | {pairs:,} | {len(report.groups):,} | "
+              f"{cli_s:.1f} | {rss:.0f} | {rec:.4f} | {cold:.2f} | {warm:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

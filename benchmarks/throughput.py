@@ -1,0 +1,117 @@
+"""Indexing throughput against the JPEG decode floor and a perceptual-hash peer, plus peak RSS.
+
+    python benchmarks/throughput.py [--images 400] [--out benchmarks/out/throughput]
+
+Generates (deterministically) photo-sized JPEGs (1–2 megapixels, quality 85–90) and measures in
+one run, on the same files: (a) the decode-only floor (`Image.draft` + resize to the encoder's
+input) in one process and in two; (b) imagehash's pHash (what imagededup does); (c) `dedup index`
+end to end as a user runs it (fresh index, start-up included). Then peak RSS of `dedup index`
+on this catalog and on one 10× smaller, to show memory does not grow with the catalog.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dedup.synth import scene
+
+SIZE = 64
+
+
+def make_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(n):
+        path = folder / f"photo_{k:05d}.jpg"
+        paths.append(path)
+        if path.exists():
+            continue
+        mp = rng.uniform(1.0, 2.0) * 1e6
+        w = int(np.sqrt(mp * 4 / 3))
+        h = int(w * 3 / 4)
+        small = np.asarray(scene(seed * 1_000_003 + k, (w // 4, h // 4)), dtype=np.float32)
+        im = Image.fromarray(small.astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+        arr = np.asarray(im, dtype=np.float32) + rng.normal(0, 6, (h, w, 3))  # sensor-like texture
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=int(rng.integers(85, 91)))
+    return paths
+
+
+def decode_one(path: Path) -> int:
+    im = Image.open(path)
+    im.draft("RGB", (SIZE, SIZE))
+    return im.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR).size[0]
+
+
+def phash_one(path: Path) -> str:
+    import imagehash
+
+    return str(imagehash.phash(Image.open(path)))
+
+
+def rate(fn, paths, processes: int = 1) -> float:
+    start = time.perf_counter()
+    if processes == 1:
+        for p in paths:
+            fn(p)
+    else:
+        with Pool(processes) as pool:
+            pool.map(fn, paths, chunksize=8)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def index_run(catalog: Path, index: Path) -> tuple[float, float]:
+    """(images/s, peak RSS MiB) of `dedup index` in a fresh process."""
+    subprocess.run(["rm", "-rf", str(index)], check=True)
+    n = len(os.listdir(catalog))
+    start = time.perf_counter()
+    code = ("import resource, sys; from dedup.cli import cli\n"
+            "try:\n    cli(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, "index", str(catalog), "--index", str(index), "-q"],
+                         check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    rss_kb = int(out.stderr.strip().split("RSS")[-1])
+    return n / seconds, rss_kb / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=400)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/throughput"))
+    args = ap.parse_args()
+    big = make_photos(args.out / "catalog", args.images)
+    small_dir = args.out / "catalog_small"
+    small_dir.mkdir(parents=True, exist_ok=True)
+    for p in big[: max(1, args.images // 10)]:
+        if not (small_dir / p.name).exists():
+            os.link(p, small_dir / p.name)
+    for p in big:  # warm the page cache so every method reads from memory
+        p.read_bytes()
+    floor1 = rate(decode_one, big)
+    floor2 = rate(decode_one, big, processes=2)
+    phash = rate(phash_one, big)
+    ours, rss_big = index_run(args.out / "catalog", args.out / "index")
+    _, rss_small = index_run(small_dir, args.out / "index_small")
+    print(f"{args.images} JPEGs of 1–2 MP; {os.cpu_count()} CPUs\n")
+    print("| method | images/s | ratio to dedup index |")
+    print("|---|---|---|")
+    for name, r in (("decode floor, 1 process", floor1), ("decode floor, 2 processes", floor2),
+                    ("imagehash pHash, 1 process", phash), ("dedup index (end to end)", ours)):
+        print(f"| {name} | {r:.1f} | {ours / r:.2f} |")
+    print(f"\ntargets: dedup/pHash = {ours / phash:.2f} (≥ 3), dedup/two-core floor = {ours / floor2:.2f} (≥ 0.5)")
+    print(f"peak RSS: {rss_small:.0f} MiB for {len(os.listdir(small_dir))} images, {rss_big:.0f} MiB for {args.images} images")
+    print(f"(self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
