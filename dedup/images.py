@@ -47,9 +47,9 @@ def read_file(path: Path) -> bytes:
         raise ImageSkip(f"cannot read: {exc.strerror or exc}") from None
 
 
-def decode(data: bytes, size: int) -> Decoded:
+def decode(data: bytes, size: int, digest: str | None = None) -> Decoded:
     """Decode image bytes to a (size, size, 3) uint8 array; raise `ImageSkip` with a reason."""
-    digest = content_hash(data)
+    digest = digest or content_hash(data)
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

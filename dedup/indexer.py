@@ -21,7 +21,8 @@ from dedup import __version__
 from dedup.embed import embed_pixels
 from dedup.errors import CatalogError, DedupError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
-from dedup.images import HASH_NAME, Decoded, ImageSkip, load
+from dedup.cache import Known, KnownEmbeddings, load_known
+from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import build_index, choose_factory, save_index
 from dedup.model import DEFAULT_MODEL, Model
 from dedup.progress import ProgressFn, silent
@@ -49,6 +50,11 @@ class IndexSummary:
     exact_duplicates: int = 0  # files whose bytes equal an earlier file's
     seconds: float = 0.0
     factory: str = ""
+    added: int = 0  # new paths since the committed index
+    changed: int = 0  # same path, different size or mtime
+    unchanged: int = 0
+    removed: int = 0  # indexed before, gone (or unreadable) now
+    embedded: int = 0  # images that went through the encoder in this run
 
 
 @contextmanager
@@ -73,14 +79,17 @@ def index_catalog(
     model_ref: str | None = None,
     batch_size: int = 256,
     workers: int = 2,
-    rows_per_shard: int = 50_000,
+    rows_per_shard: int = 10_000,
     follow_symlinks: bool = False,
     on_progress: ProgressFn = silent,
 ) -> IndexSummary:
     """Index every image under `catalog` into `index_dir` and return a summary.
 
-    Files that cannot be read or decoded are skipped with a reason; the run never stops for one
-    file. The manifest is written last, so an interrupted run leaves the previous index intact.
+    Incremental: files whose path, size and mtime match the committed index (or shards that an
+    interrupted run already wrote) are not read again; files whose bytes match an embedded file
+    reuse its embedding. Files that cannot be read or decoded are skipped with a reason; the run
+    never stops for one file. The manifest is written last, so an interrupted run leaves the
+    previous index intact and the next run picks up the work it had flushed.
     """
     start = time.perf_counter()
     root = check_catalog(catalog)
@@ -93,25 +102,40 @@ def index_catalog(
             (records if isinstance(item, FileRecord) else skipped).append(item)
         if not records:
             raise CatalogError(f"catalog {str(root)!r} holds no files to index; point dedup at a folder of images")
-        generation = _next_generation(index_dir)
+        known = load_known(index_dir, model.identity)
+        previous_generation = _committed_generation(index_dir)
+        generation = previous_generation + 1
         shard_dir = index_dir / f"shards-{generation:04d}"
-        writer = ShardWriter(shard_dir, model.config.embedding_dim, rows_per_shard)
+        writer = ShardWriter(shard_dir, model.config.embedding_dim, rows_per_shard, metadata={"dedup.model": model.identity})
         parts: list[np.ndarray] = []
+        counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()
         done = 0
-        for batch in _decoded_batches(root, records, model.config.image_size, batch_size, workers):
-            rows, pixels = [], []
+        for batch in _prepared_batches(root, records, model.config.image_size, batch_size, workers, known):
+            rows, emb = [], np.empty((len(batch), model.config.embedding_dim), np.float32)
+            fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
             for rec, result in batch:
                 if isinstance(result, Skipped):
                     skipped.append(result)
                     continue
+                if isinstance(result, Decoded):  # bytes seen earlier in this run are not embedded again
+                    result = known.by_hash.get(result.content_hash, result)
+                if isinstance(result, Decoded):
+                    fresh.setdefault(result.content_hash, [result, []])[1].append(len(rows))
+                else:
+                    emb[len(rows)] = result.embedding
                 rows.append(Row(rec.rel, rec.size, rec.mtime_ns, result.content_hash, result.width, result.height))
-                pixels.append(result.pixels)
                 hashes[result.content_hash] += 1
+                counts[_change(known.previous, rec)] += 1
+            if fresh:
+                new = embed_pixels(model, np.stack([d.pixels for d, _ in fresh.values()]), batch_size)
+                for (d, slots), vector in zip(fresh.values(), new):
+                    emb[slots] = vector
+                    known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)
+                counts["embedded"] += len(fresh)
             if rows:
-                emb = embed_pixels(model, np.stack(pixels), batch_size)
-                writer.add(rows, emb)
-                parts.append(emb)
+                writer.add(rows, emb[: len(rows)])
+                parts.append(emb[: len(rows)])
             done += len(batch)
             on_progress("indexing", done, len(records))
         shards = writer.close()
@@ -144,7 +168,8 @@ def index_catalog(
             "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
         }
         write_manifest(index_dir, manifest)
-        _remove_stale(index_dir, shard_dir.name, faiss_file)
+        _remove_stale(index_dir, keep={generation, previous_generation})
+    indexed = {r.rel for r in records} - {s.rel for s in skipped}
     return IndexSummary(
         index=index_dir,
         catalog=root,
@@ -153,29 +178,46 @@ def index_catalog(
         exact_duplicates=sum(c - 1 for c in hashes.values()),
         seconds=time.perf_counter() - start,
         factory=factory,
+        added=counts["added"],
+        changed=counts["changed"],
+        unchanged=counts["unchanged"],
+        removed=len(set(known.previous) - indexed),
+        embedded=counts["embedded"],
     )
 
 
-def _load_one(root: Path, rec: FileRecord, size: int) -> Decoded | Skipped:
+def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:
+    if rec.rel not in previous:
+        return "added"
+    return "unchanged" if previous[rec.rel] == (rec.size, rec.mtime_ns) else "changed"
+
+
+def _prepare_one(root: Path, rec: FileRecord, size: int, known: KnownEmbeddings) -> Known | Decoded | Skipped:
+    """A known embedding (same path, size and mtime, or same bytes), else the decoded image."""
+    hit = known.by_key.get((rec.rel, rec.size, rec.mtime_ns))
+    if hit is not None:
+        return hit
     try:
-        return load(root / rec.rel, size)
+        data = read_file(root / rec.rel)
+        digest = content_hash(data)
+        hit = known.by_hash.get(digest)
+        return hit if hit is not None else decode(data, size, digest)
     except ImageSkip as exc:
         return Skipped(rec.rel, str(exc))
 
 
-def _decoded_batches(
-    root: Path, records: list[FileRecord], size: int, batch_size: int, workers: int
-) -> Iterator[list[tuple[FileRecord, Decoded | Skipped]]]:
-    """Decode in a thread pool (PIL releases the GIL) with two batches in flight."""
+def _prepared_batches(
+    root: Path, records: list[FileRecord], size: int, batch_size: int, workers: int, known: KnownEmbeddings
+) -> Iterator[list[tuple[FileRecord, Known | Decoded | Skipped]]]:
+    """Read and decode in a thread pool (PIL releases the GIL) with two batches in flight."""
     it = iter(records)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: deque[list[tuple[FileRecord, Future]]] = deque()
 
-        def submit() -> bool:
+        def submit() -> None:
             chunk = list(islice(it, batch_size))
             if chunk:
-                pending.append([(r, pool.submit(_load_one, root, r, size)) for r in chunk])
-            return bool(chunk)
+                pending.append([(r, pool.submit(_prepare_one, root, r, size, known)) for r in chunk])
 
         submit()
         submit()
@@ -185,19 +227,21 @@ def _decoded_batches(
             yield [(r, f.result()) for r, f in batch]
 
 
-def _next_generation(folder: Path) -> int:
+def _committed_generation(folder: Path) -> int:
     try:
-        return int(read_manifest(folder).get("generation", 0)) + 1
+        return int(read_manifest(folder).get("generation", 0))
     except DedupError:
-        return 1
+        return 0
 
 
-def _remove_stale(folder: Path, keep_shards: str, keep_faiss: str) -> None:
-    """Delete shard folders and FAISS files that the committed manifest no longer names."""
+def _remove_stale(folder: Path, keep: set[int]) -> None:
+    """Delete files of generations other than `keep` (the new one, and the previous one that
+    readers which opened the old manifest may still be reading), and temporary files."""
+    names = {f"shards-{g:04d}" for g in keep} | {f"index-{g:04d}.faiss" for g in keep}
     for path in folder.iterdir():
-        if path.name.startswith("shards-") and path.name != keep_shards:
+        if path.name.startswith("shards-") and path.name not in names:
             shutil.rmtree(path, ignore_errors=True)
-        elif path.name.startswith("index-") and path.suffix == ".faiss" and path.name != keep_faiss:
+        elif path.name.startswith("index-") and path.suffix == ".faiss" and path.name not in names:
             path.unlink(missing_ok=True)
         elif path.name.startswith(".") and path.name.endswith(".tmp"):
             path.unlink(missing_ok=True)

@@ -56,8 +56,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray) -> None:
-    """Write one shard atomically."""
+def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray, metadata: dict[str, str] | None = None) -> None:
+    """Write one shard atomically; `metadata` goes into the Parquet schema (e.g. the model)."""
     dim = embeddings.shape[1]
     flat = pa.array(np.ascontiguousarray(embeddings, dtype=np.float32).ravel(), pa.float32())
     table = pa.Table.from_arrays(
@@ -70,7 +70,7 @@ def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray) -> None
             pa.array([r.height for r in rows], pa.int32()),
             pa.FixedSizeListArray.from_arrays(flat, dim),
         ],
-        schema=schema(dim),
+        schema=schema(dim).with_metadata(metadata or {}),
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp, compression="zstd")
@@ -82,9 +82,11 @@ def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray) -> None
 class ShardWriter:
     """Buffers rows and flushes a shard every `rows_per_shard` rows (bounded memory)."""
 
-    def __init__(self, folder: Path, dim: int, rows_per_shard: int = 50_000, prefix: str = "shard"):
+    def __init__(self, folder: Path, dim: int, rows_per_shard: int = 10_000, prefix: str = "shard",
+                 metadata: dict[str, str] | None = None):
         self.folder = folder
         self.dim = dim
+        self.metadata = metadata
         self.rows_per_shard = rows_per_shard
         self.prefix = prefix
         self.shards: list[dict[str, Any]] = []
@@ -108,7 +110,7 @@ class ShardWriter:
     def _flush(self, n: int) -> None:
         emb = np.concatenate(self._emb) if len(self._emb) > 1 else self._emb[0]
         name = f"{self.prefix}-{len(self.shards):05d}.parquet"
-        write_shard(self.folder / name, self._rows[:n], emb[:n])
+        write_shard(self.folder / name, self._rows[:n], emb[:n], self.metadata)
         self.shards.append({"file": f"{self.folder.name}/{name}", "rows": n})
         self._rows = self._rows[n:]
         self._emb = [emb[n:]] if len(self._rows) else []

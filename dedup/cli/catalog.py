@@ -18,11 +18,12 @@ from dedup.keep import KEEP_POLICIES
 @MODEL_OPT
 @click.option("--batch-size", default=256, show_default=True, help="Images embedded per batch.")
 @click.option("--workers", default=2, show_default=True, help="Decoding threads.")
+@click.option("--shard-rows", default=10_000, show_default=True, help="Rows per Parquet shard; a shard is also the unit of work kept after a crash.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that stay inside the catalog.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write a JSON summary (with every skipped file) here.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format on stdout.")
 @QUIET_OPT
-def index_cmd(catalog, index_path, model_path, batch_size, workers, follow_symlinks, report, fmt, quiet):
+def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, follow_symlinks, report, fmt, quiet):
     """Embed every image under CATALOG into an index (Parquet shards + FAISS).
 
     Without --index the index goes to ./indexes/<catalog folder name>.
@@ -39,7 +40,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, follow_symli
     ref = str(Path(model_path).resolve()) if model_path and model_path != "default" else None
     with rich_progress(not quiet) as progress:
         summary = index_catalog(
-            root, target, model, model_ref=ref, batch_size=batch_size, workers=workers,
+            root, target, model, model_ref=ref, batch_size=batch_size, workers=workers, rows_per_shard=shard_rows,
             follow_symlinks=follow_symlinks, on_progress=progress,
         )
     doc = {
@@ -47,6 +48,11 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, follow_symli
         "catalog": str(summary.catalog),
         "indexed": summary.indexed,
         "exact_duplicates": summary.exact_duplicates,
+        "added": summary.added,
+        "changed": summary.changed,
+        "removed": summary.removed,
+        "unchanged": summary.unchanged,
+        "embedded": summary.embedded,
         "skipped": [{"path": s.rel, "reason": s.reason} for s in summary.skipped],
         "seconds": round(summary.seconds, 3),
         "faiss_factory": summary.factory,
@@ -60,6 +66,10 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, follow_symli
     click.echo(
         f"Indexed {summary.indexed} images into {summary.index} in {summary.seconds:.1f}s ({rate:.0f} images/s); "
         f"{len(summary.skipped)} files skipped; {summary.exact_duplicates} exact byte-duplicates."
+    )
+    click.echo(
+        f"Changes: {summary.added} added, {summary.changed} changed, {summary.removed} removed, "
+        f"{summary.unchanged} unchanged; {summary.embedded} images embedded."
     )
     for line in skipped_summary(summary.skipped):
         click.echo(line)

@@ -1,0 +1,88 @@
+"""Embeddings already computed by earlier runs: the committed index and shards of a run that
+was interrupted before its commit. Lets `dedup index` skip work it has done before."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedup.errors import DedupError
+from dedup.store import embeddings_of, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Known:
+    """A file's content hash, oriented size and embedding."""
+
+    content_hash: str
+    width: int
+    height: int
+    embedding: np.ndarray  # (dim,) float32
+
+
+@dataclass
+class KnownEmbeddings:
+    """Lookups by (path, size, mtime) — no file read needed — and by content hash."""
+
+    by_key: dict[tuple[str, int, int], Known] = field(default_factory=dict)
+    by_hash: dict[str, Known] = field(default_factory=dict)
+    previous: dict[str, tuple[int, int]] = field(default_factory=dict)  # committed path → (size, mtime)
+
+    def add(self, path: str, size: int, mtime_ns: int, known: Known) -> None:
+        self.by_key[(path, size, mtime_ns)] = known
+        self.by_hash.setdefault(known.content_hash, known)
+
+
+def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
+    """Everything reusable in `folder` for this model: committed rows and uncommitted shards."""
+    known = KnownEmbeddings()
+    if not folder.is_dir():
+        return known
+    try:
+        manifest = read_manifest(folder)
+    except DedupError:
+        manifest = None
+    committed = [folder / s["file"] for s in manifest["shards"]] if manifest else []
+    same_model = bool(manifest) and manifest["model"]["identity"] == model_identity
+    for table in _tables(committed):
+        rows = _rows(table)
+        for path, size, mtime, *_ in rows:
+            known.previous[path] = (size, mtime)
+        if same_model:
+            _add_all(known, table, rows)
+    leftovers = [p for d in sorted(folder.glob("shards-*")) for p in sorted(d.glob("*.parquet")) if p not in set(committed)]
+    for table in _tables([p for p in leftovers if _model_of(p) == model_identity]):
+        _add_all(known, table, _rows(table))
+    return known
+
+
+def _rows(table: pa.Table) -> list[tuple]:
+    return list(zip(*(table.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "content_hash", "width", "height"))))
+
+
+def _add_all(known: KnownEmbeddings, table: pa.Table, rows: list[tuple]) -> None:
+    emb = embeddings_of(table)
+    for k, (path, size, mtime, digest, w, h) in enumerate(rows):
+        known.add(path, size, mtime, Known(digest, w, h, emb[k]))
+
+
+def _model_of(path: Path) -> str | None:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    return meta.get(b"dedup.model", b"").decode() or None
+
+
+def _tables(paths: list[Path]):
+    for path in paths:
+        try:
+            yield pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:  # a shard cut short by a crash: its work is redone
+            log.info("ignoring unreadable shard %s: %s", path, exc)

@@ -1,0 +1,101 @@
+"""Incremental re-indexing, byte-identical files, and resuming after a SIGKILL."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dedup.duplicates import find_duplicates
+from dedup.indexer import index_catalog
+from dedup.store import read_embeddings, read_manifest, read_rows
+from dedup.synth import jpeg_bytes, scene
+
+
+def contents(folder):
+    m = read_manifest(folder)
+    return list(read_rows(folder, m)["path"]), read_embeddings(folder, m)
+
+
+def test_second_run_embeds_only_what_changed(planted, default_model, tmp_path):
+    root, _ = planted
+    cat = tmp_path / "cat"
+    shutil.copytree(root, cat)
+    idx = tmp_path / "idx"
+    first = index_catalog(cat, idx, default_model)
+    assert (first.added, first.embedded) == (59, 58)  # the byte-identical copy is embedded once
+    again = index_catalog(cat, idx, default_model)
+    assert (again.unchanged, again.embedded, again.added, again.removed) == (59, 0, 0, 0)
+    (cat / "photos/img_0001.jpg").write_bytes(jpeg_bytes(scene(4242)))  # changed content
+    (cat / "photos/img_0002.jpg").unlink()
+    (cat / "photos/brand_new.jpg").write_bytes(jpeg_bytes(scene(4343)))
+    third = index_catalog(cat, idx, default_model)
+    assert (third.added, third.changed, third.removed, third.embedded) == (1, 1, 1, 2)
+    fresh = tmp_path / "fresh"
+    index_catalog(cat, fresh, default_model)
+    paths, emb = contents(idx)
+    paths2, emb2 = contents(fresh)
+    assert paths == paths2
+    np.testing.assert_allclose(emb, emb2, atol=1e-6)
+    assert len(list(idx.glob("shards-*"))) <= 2 and len(list(idx.glob("index-*.faiss"))) <= 2
+
+
+def test_byte_identical_files_form_an_exact_set(default_model, tmp_path):
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    data = jpeg_bytes(scene(77))
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (cat / name).write_bytes(data)
+    (cat / "other.jpg").write_bytes(jpeg_bytes(scene(78)))
+    summary = index_catalog(cat, tmp_path / "idx", default_model)
+    assert summary.embedded == 2 and summary.exact_duplicates == 2
+    report = find_duplicates(tmp_path / "idx", 0.01)
+    assert [(g.exact, len(g.members)) for g in report.groups] == [(True, 3)]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_gives_the_same_index(tmp_path):
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for k in range(400):
+        scene(k, (320, 240)).save(cat / f"{k:04d}.png")
+    cmd = [sys.executable, "-m", "dedup", "index", str(cat), "--index", str(tmp_path / "idx"),
+           "--shard-rows", "16", "--batch-size", "16", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp_path / "idx").glob("shards-*/*.parquet"))) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "idx" / "manifest.json").exists(), "killed too late to test anything"
+    out = subprocess.run([*cmd[:-1], "--format", "json"], check=True, capture_output=True, text=True)
+    import json
+
+    summary = json.loads(out.stdout)
+    assert summary["indexed"] == 400 and summary["embedded"] < 400  # flushed work was kept
+    subprocess.run([*cmd[:6], str(tmp_path / "clean"), *cmd[7:]], check=True)
+    paths, emb = contents(tmp_path / "idx")
+    paths2, emb2 = contents(tmp_path / "clean")
+    assert paths == paths2
+    np.testing.assert_allclose(emb, emb2, atol=1e-6)
+    groups = lambda f: [[m.path for m in g.members] for g in find_duplicates(f, 0.3).groups]  # noqa: E731
+    assert groups(tmp_path / "idx") == groups(tmp_path / "clean")
+
+
+def test_a_second_writer_is_refused(planted, default_model, tmp_path):
+    import fcntl
+
+    from dedup.errors import DedupError
+
+    root, _ = planted
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    with open(idx / "lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(DedupError, match="another `dedup index`"):
+            index_catalog(root, idx, default_model)
