@@ -1,4 +1,5 @@
-"""Frozen configuration of the training stage and the names of its options (no heavy imports)."""
+"""Frozen configuration of the training stage and option names that the CLI needs without
+importing heavy modules."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,8 @@ from typing import Literal
 LossName = Literal["contrastive", "triplet", "bce", "infonce"]
 LOSSES: tuple[str, ...] = ("contrastive", "triplet", "bce", "infonce")
 OptimizerName = Literal["adam", "sgd"]
+ActionName = Literal["move", "symlink", "hardlink", "delete"]
+ACTIONS: tuple[str, ...] = ("move", "symlink", "hardlink", "delete")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import click
 
 from dedup.cli import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, _emit, _load_model, cli
 from dedup.cluster import LINKAGES
+from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
 
 
@@ -82,9 +83,17 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the result to a file instead of stdout.")
+@click.option("--action", type=click.Choice(ACTIONS), default=None, help="Plan an action on every non-keeper (dry run unless --apply).")
+@click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None, help="move: destination folder; symlink/hardlink: where replaced files are kept (default: INDEX/backup).")
+@click.option("--protect", multiple=True, help="Glob of catalog paths never acted on (repeatable).")
+@click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first).")
+@click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, quiet):
-    """List sets of duplicate images in an index, largest first, each with a suggested keeper."""
+def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, action, to_dir, protect, do_apply, yes, quiet):
+    """List sets of duplicate images in an index, largest first, each with a suggested keeper.
+
+    With --action, prints what would be done to every non-keeper; nothing changes without --apply.
+    """
     from dedup.duplicates import find_duplicates
     from dedup.index import resolve_index
     from dedup.progress import rich_progress
@@ -96,9 +105,51 @@ def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, quiet
     folder = resolve_index(index_path)
     with rich_progress(not quiet) as progress:
         report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, on_progress=progress)
-    _emit(render_duplicates(report, fmt), output)
-    if not quiet:
-        click.echo(duplicates_summary(report), err=True)
+    if action is None:
+        _emit(render_duplicates(report, fmt), output)
+        if not quiet:
+            click.echo(duplicates_summary(report), err=True)
+        return
+    _act(folder, report, action, to_dir, protect, do_apply, yes)
+
+
+def _act(folder, report, action, to_dir, protect, do_apply, yes):
+    from dedup.actions import apply, plan, undo_path
+    from dedup.errors import UsageError
+    from dedup.store import read_manifest, read_rows
+
+    if action == "delete" and do_apply and not yes:
+        raise UsageError("--action delete --apply also needs --yes (deleted files cannot be restored)")
+    if to_dir is None and action in ("symlink", "hardlink"):
+        to_dir = folder / "backup"
+    rows = read_rows(folder, read_manifest(folder))
+    hashes = dict(zip(rows["path"].tolist(), rows["content_hash"].tolist()))
+    steps, left = plan(report, hashes, action, to_dir, protect)
+    for path, reason in left:
+        click.echo(f"leave  {path}  ({reason})")
+    if not do_apply:
+        for s in steps:
+            click.echo(f"{s.action:<8} {s.path}" + (f"  →  {s.backup}" if s.backup and s.action == "move" else ""))
+        click.echo(f"Dry run: {len(steps)} files would be changed; add --apply to do it.", err=True)
+        return
+    manifest = undo_path(folder)
+    outcomes = apply(steps, manifest)
+    for o in outcomes:
+        click.echo(f"{o.status:<8} {o.step.action} {o.step.path}" + (f"  ({o.reason})" if o.reason else ""))
+    done = sum(o.status == "done" for o in outcomes)
+    click.echo(f"{done} of {len(steps)} files changed; undo with: dedup undo {manifest}", err=True)
+
+
+@cli.command("undo")
+@click.argument("manifest", type=click.Path(path_type=Path))
+def undo_cmd(manifest):
+    """Restore the files that `find-duplicates --action ... --apply` moved or replaced by links."""
+    from dedup.actions import undo
+
+    outcomes = undo(manifest)
+    for o in outcomes:
+        click.echo(f"{o.status:<8} {o.step.path}" + (f"  ({o.reason})" if o.reason else ""))
+    click.echo(f"{sum(o.status == 'done' for o in outcomes)} files restored.", err=True)
 
 
 @cli.command("query")
