@@ -11,7 +11,8 @@ from dedup.index import load_index
 from dedup.keep import KeepPolicy, keep_rank
 from dedup.model import FALLBACK_THRESHOLD
 from dedup.progress import ProgressFn, silent
-from dedup.search import check_threshold, range_pairs
+from dedup.errors import ModelError
+from dedup.search import check_threshold, cross_range_pairs, range_pairs
 from dedup.store import read_embeddings, read_manifest, read_rows
 
 
@@ -100,3 +101,30 @@ def diameter(emb: np.ndarray, block: int = 2048) -> float:
         d2 = sq[s : s + block, None] + sq[None, :] - 2.0 * emb[s : s + block] @ emb.T
         best = max(best, float(d2.max()))
     return float(np.sqrt(max(best, 0.0)))
+
+
+@dataclass(frozen=True)
+class Match:
+    path: str  # in the reference catalog
+    distance: float
+
+
+def find_against(
+    index_dir: Path, against_dir: Path, threshold: float | None = None
+) -> tuple[float, list[tuple[str, list[Match]]]]:
+    """Images of `index_dir` (e.g. incoming uploads) that match images of `against_dir` (the
+    catalog): only new-vs-catalog pairs, nearest first. Both indexes must share a model."""
+    mine, theirs = read_manifest(index_dir), read_manifest(against_dir)
+    if mine["model"]["identity"] != theirs["model"]["identity"]:
+        raise ModelError(
+            f"{index_dir} was built by {mine['model']['identity']} but {against_dir} by "
+            f"{theirs['model']['identity']}; index both with the same --model"
+        )
+    threshold = check_threshold(theirs.get("threshold", FALLBACK_THRESHOLD) if threshold is None else threshold)
+    pairs = cross_range_pairs(load_index(against_dir, theirs), read_embeddings(index_dir, mine), threshold)
+    new_paths, ref_paths = read_rows(index_dir, mine)["path"], read_rows(against_dir, theirs)["path"]
+    found: dict[int, list[Match]] = {}
+    for i, j, d in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()):
+        found.setdefault(i, []).append(Match(str(ref_paths[j]), round(float(d), 6)))
+    out = [(str(new_paths[i]), sorted(m, key=lambda x: (x.distance, x.path))) for i, m in sorted(found.items())]
+    return threshold, out

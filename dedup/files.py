@@ -92,3 +92,15 @@ def _walk(root: Path, folder: Path, follow: bool, exclude: Path | None, visited:
 def _rel(root: Path, path: Path) -> str:
     rel = path.relative_to(root).as_posix()
     return rel if rel != "." else ""
+
+
+def expand_folders(paths: list[Path]) -> list[Path]:
+    """Each folder in `paths` replaced by the files under it (sorted); files kept as given."""
+    out: list[Path] = []
+    for p in paths:
+        if Path(p).is_dir():
+            root = Path(p)
+            out.extend(root / r.rel for r in walk_catalog(root.resolve()) if isinstance(r, FileRecord))
+        else:
+            out.append(Path(p))
+    return out

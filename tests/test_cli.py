@@ -150,3 +150,24 @@ def test_every_command_has_help_and_a_readme_section(runner, name):
     assert result.exit_code == 0
     assert len(cli.commands[name].help or "") > 20
     assert re.search(rf"^###+ `dedup {re.escape(name)}", README.read_text(), re.M), f"README lacks a section for {name}"
+
+
+def test_incoming_folder_against_the_catalog(runner, cli_index, planted, tmp_path):
+    from dedup.synth import jpeg_bytes, scene
+
+    folder, _ = cli_index
+    root, _ = planted
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "reupload.jpg").write_bytes((root / "photos/img_0002.jpg").read_bytes())
+    (incoming / "brand_new.jpg").write_bytes(jpeg_bytes(scene(31337)))
+    q = runner.invoke(cli, ["query", str(incoming), "--index", str(folder), "-k", "1", "--format", "json"])
+    assert q.exit_code == 0, q.output
+    assert [r["query"] for r in json.loads(q.stdout)] == [str(incoming / "brand_new.jpg"), str(incoming / "reupload.jpg")]
+    new_idx = tmp_path / "incoming-index"
+    assert runner.invoke(cli, ["index", str(incoming), "--index", str(new_idx), "-q"]).exit_code == 0
+    result = runner.invoke(cli, ["find-duplicates", "--index", str(new_idx), "--against", str(folder), "--format", "json", "-q", "-t", "0.05"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [r["query"] for r in doc] == ["reupload.jpg"]
+    assert doc[0]["neighbors"][0]["path"] == "photos/img_0002.jpg"

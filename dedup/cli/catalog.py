@@ -83,13 +83,14 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the result to a file instead of stdout.")
+@click.option("--against", "against", type=click.Path(path_type=Path), default=None, help="Reference index: report only images of --index that match it (e.g. new uploads vs the catalog).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None, help="Plan an action on every non-keeper (dry run unless --apply).")
 @click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None, help="move: destination folder; symlink/hardlink: where replaced files are kept (default: INDEX/backup).")
 @click.option("--protect", multiple=True, help="Glob of catalog paths never acted on (repeatable).")
 @click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first).")
 @click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, action, to_dir, protect, do_apply, yes, quiet):
+def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, against, action, to_dir, protect, do_apply, yes, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
@@ -103,6 +104,9 @@ def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, actio
     if threshold is not None:
         check_threshold(threshold)
     folder = resolve_index(index_path)
+    if against is not None:
+        _against(folder, resolve_index(against), threshold, fmt, output, quiet)
+        return
     with rich_progress(not quiet) as progress:
         report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, on_progress=progress)
     if action is None:
@@ -111,6 +115,18 @@ def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, actio
             click.echo(duplicates_summary(report), err=True)
         return
     _act(folder, report, action, to_dir, protect, do_apply, yes)
+
+
+def _against(folder, against, threshold, fmt, output, quiet):
+    from dedup.duplicates import find_against
+    from dedup.query import Neighbor, QueryResult
+    from dedup.report import render_query
+
+    used, found = find_against(folder, against, threshold)
+    results = [QueryResult(path, tuple(Neighbor(m.path, m.distance) for m in matches)) for path, matches in found]
+    _emit(render_query(results, fmt) if results or fmt != "table" else "", output)
+    if not quiet:
+        click.echo(f"{len(results)} images of {folder} match {against} (threshold {used:g})", err=True)
 
 
 def _act(folder, report, action, to_dir, protect, do_apply, yes):
@@ -160,14 +176,18 @@ def undo_cmd(manifest):
 @click.option("--threshold", "-t", type=float, default=None, help="Only neighbours closer than this distance.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def query_cmd(images, index_path, model_path, k, threshold, fmt):
-    """Find the catalog images nearest to each IMAGE (which need not be in the catalog)."""
+    """Find the catalog images nearest to each IMAGE (which need not be in the catalog).
+
+    An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
+    """
+    from dedup.files import expand_folders
     from dedup.index import resolve_index
     from dedup.query import query_images
     from dedup.report import render_query
 
     folder = resolve_index(index_path)
     model = _load_model(model_path) if model_path else None
-    results = query_images(folder, list(images), k=k, threshold=threshold, model=model)
+    results = query_images(folder, expand_folders(images), k=k, threshold=threshold, model=model)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
