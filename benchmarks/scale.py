@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import run_dedup  # noqa: E402
 
 from dedup.duplicates import find_duplicates
 from dedup.index import build_index, choose_factory, load_index, save_index
@@ -84,13 +86,9 @@ def recall(folder: Path, emb: np.ndarray, sample: int = 500) -> float:
 
 
 def cli_run(folder: Path) -> tuple[float, float]:
-    code = ("import resource, sys; from dedup.cli import cli\n"
-            "try:\n    cli(sys.argv[1:], standalone_mode=False)\n"
-            "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, "find-duplicates", "--index", str(folder), "--format", "json",
-                          "-q", "--output", str(folder / "dups.json")], check=True, capture_output=True, text=True)
-    return time.perf_counter() - start, int(out.stderr.split("RSS")[-1]) / 1024
+    seconds, rss, _ = run_dedup("find-duplicates", "--index", str(folder), "--format", "json", "-q",
+                                "--output", str(folder / "dups.json"))
+    return seconds, rss
 
 
 def query_latency(folder: Path, repeats: int = 50) -> tuple[float, float]:

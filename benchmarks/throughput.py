@@ -24,6 +24,9 @@ from PIL import Image
 
 from dedup.synth import scene
 
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import run_dedup  # noqa: E402
+
 SIZE = 64
 
 
@@ -70,18 +73,10 @@ def rate(fn, paths, processes: int = 1) -> float:
 
 
 def index_run(catalog: Path, index: Path) -> tuple[float, float]:
-    """(images/s, peak RSS MiB) of `dedup index` in a fresh process."""
+    """(images/s, peak RSS MiB) of `dedup index` in a fresh process, start-up included."""
     subprocess.run(["rm", "-rf", str(index)], check=True)
-    n = len(os.listdir(catalog))
-    start = time.perf_counter()
-    code = ("import resource, sys; from dedup.cli import cli\n"
-            "try:\n    cli(sys.argv[1:], standalone_mode=False)\n"
-            "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code, "index", str(catalog), "--index", str(index), "-q"],
-                         check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    rss_kb = int(out.stderr.strip().split("RSS")[-1])
-    return n / seconds, rss_kb / 1024
+    seconds, rss, _ = run_dedup("index", str(catalog), "--index", str(index), "-q")
+    return len(os.listdir(catalog)) / seconds, rss
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from dedup.errors import IndexFormatError, IndexNotFoundError
 from dedup.store import MANIFEST
 
 FAISS_FILE = "index.faiss"
-FLAT_LIMIT = 50_000  # exact search up to this many rows (all-pairs range search ~10 s); IVF beyond
+FLAT_LIMIT = 20_000  # exact search up to this many rows (all-pairs range search ~1 s); IVF beyond
 DEFAULT_INDEX_HOME = "indexes"
 
 
@@ -21,8 +21,10 @@ def choose_factory(n: int) -> tuple[str, dict[str, Any]]:
     """FAISS factory string and search parameters for an index of `n` rows."""
     if n <= FLAT_LIMIT:
         return "Flat", {}
-    nlist = int(2 ** round(math.log2(4 * math.sqrt(n))))
-    return f"IVF{nlist},Flat", {"nprobe": max(8, nlist // 32)}
+    # measured on planted near-duplicates (benchmarks/scale.py): recall ≥ 0.99 of exact range
+    # search at these settings, with cost per query ~ n · nprobe / nlist
+    nlist = min(4096, max(256, int(2 ** round(math.log2(4 * math.sqrt(n))))))
+    return f"IVF{nlist},Flat", {"nprobe": 16 if nlist < 4096 else 8}
 
 
 def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], seed: int = 0) -> faiss.Index:
