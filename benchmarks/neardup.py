@@ -3,7 +3,8 @@
     python benchmarks/neardup.py [--originals 700] [--seed 0] [--out benchmarks/out/neardup]
 
 Builds a catalog from the held-out test pool (`benchmarks/pool.py`; never used in training or
-calibration): every original is written once, about half get 1–3 near-duplicates made with
+calibration), without blank drawings and pictures that are pixel-identical to another pool image
+(`pool.distinct`; they would be duplicates labelled as different): every original is written once, about half get 1–3 near-duplicates made with
 `dedup.augment.duplicate` (each labelled with its edit family), the rest are distractors. Then
 runs `dedup index` and `dedup find-duplicates --format json` at the default threshold exactly as
 a user would, and scores pairs (two files are a true pair when they come from the same original).
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pool import pool_files  # noqa: E402
+from pool import distinct, pool_files  # noqa: E402
 
 from dedup.augment import duplicate, flatten  # noqa: E402
 from dedup.cluster import group_pairs  # noqa: E402
@@ -36,15 +37,18 @@ from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
 def build_catalog(out: Path, originals: int, seed: int) -> dict[str, tuple[int, str]]:
     """Write the catalog; return {relative path: (source id, family or "original")}."""
     rng = np.random.default_rng(seed)
-    test = pool_files()["test"]
-    picks = sorted(rng.choice(len(test), size=min(originals, len(test)), replace=False).tolist())
-    truth: dict[str, tuple[int, str]] = {}
-    (out / "catalog").mkdir(parents=True, exist_ok=True)
-    for src in picks:
+    loaded = []
+    for k, path in enumerate(pool_files()["test"]):
         try:
-            im = open_rgba(test[src].read_bytes(), 512)
+            loaded.append((k, open_rgba(path.read_bytes(), 512)))
         except Exception:  # noqa: BLE001 - a pool file PIL refuses is simply not used
             continue
+    usable = [loaded[i] for i in distinct([im for _, im in loaded])]
+    picks = sorted(rng.choice(len(usable), size=min(originals, len(usable)), replace=False).tolist())
+    truth: dict[str, tuple[int, str]] = {}
+    (out / "catalog").mkdir(parents=True, exist_ok=True)
+    for pick in picks:
+        src, im = usable[pick]
         name = f"o{src:05d}"
         flatten(im).save(out / "catalog" / f"{name}.jpg", quality=92)
         truth[f"{name}.jpg"] = (src, "original")

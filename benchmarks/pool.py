@@ -47,3 +47,31 @@ def pool_files() -> dict[str, list[Path]]:
             seen.add(digest)
             parts[part_of(path)].append(path)
     return parts
+
+
+def distinct(images, rms: float = 10.0, min_std: float = 6.0) -> list[int]:
+    """Indexes of pool images that are neither blank nor the same picture as an earlier one.
+
+    The clip-art pool holds many near-identical drawings (plain circles, one icon in two files);
+    as "different" images they would be label noise in a duplicate benchmark. Judged on pixels
+    only (32×32 greyscale over white), independently of any encoder: an image is dropped when
+    its RMS difference to an earlier kept image is below `rms` (of 255) or its own standard
+    deviation is below `min_std` (almost blank).
+    """
+    import numpy as np
+    from PIL import Image
+
+    from dedup.augment import flatten
+
+    thumbs = np.stack([
+        np.asarray(flatten(im).convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float32).ravel()
+        for im in images
+    ])
+    keep: list[int] = []
+    for k, t in enumerate(thumbs):
+        if t.std() < min_std:
+            continue
+        if keep and np.sqrt(((thumbs[keep] - t) ** 2).mean(axis=1)).min() < rms:
+            continue
+        keep.append(k)
+    return keep

@@ -12,6 +12,7 @@ Prints one markdown table (paste into benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -48,12 +49,12 @@ def export(out: Path, seed: int = 0) -> None:
 
 
 def only(folder: Path, digits: range, dest: Path) -> Path:
-    """A view of `folder` holding only some class sub-folders (symlinks)."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """A copy of `folder` holding only some class sub-folders (hard links, no extra space)."""
     for d in digits:
-        link = dest / str(d)
-        if not link.exists():
-            link.symlink_to((folder / str(d)).resolve(), target_is_directory=True)
+        (dest / str(d)).mkdir(parents=True, exist_ok=True)
+        for f in (folder / str(d)).iterdir():
+            if not (dest / str(d) / f.name).exists():
+                os.link(f, dest / str(d) / f.name)
     return dest
 
 

@@ -3,10 +3,12 @@
     python benchmarks/train_default.py [--epochs 60] [--out dedup/weights/default.pt]
 
 Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed with apt if
-missing, split by `benchmarks/pool.py` (train / val / held-out test). Recipe: self-supervised,
+missing, split by `benchmarks/pool.py` (train / val / held-out test); blank drawings and
+pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
 two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
 (InfoNCE on −d²), Adam with a cosine schedule. The default threshold is the best-F1 threshold
-on a validation catalog (val pool + `dedup.augment.duplicate` copies), never the test pool.
+on a validation catalog (distinct val-pool pictures + `dedup.augment.duplicate` copies), never
+the test pool. `--calibrate-only` redoes just that step for an existing model.
 Resumable: rerun the same command after an interruption.
 """
 from __future__ import annotations
@@ -21,14 +23,14 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pool import pool_files  # noqa: E402
+from pool import distinct, pool_files  # noqa: E402
 
 from dedup.augment import duplicate  # noqa: E402
 from dedup.config import TrainConfig  # noqa: E402
 from dedup.data import TrainSet, open_rgba  # noqa: E402
 from dedup.embed import embed_pixels  # noqa: E402
 from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc  # noqa: E402
-from dedup.model import ModelConfig, new_model, save_model  # noqa: E402
+from dedup.model import ModelConfig, load_model, new_model, save_model  # noqa: E402
 from dedup.train import plot_history, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,12 +76,19 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
 
     torch.set_num_threads(2)
     parts = pool_files()
     print({k: len(v) for k, v in parts.items()}, flush=True)
+    if args.calibrate_only:
+        calibrate(load_model(args.out), load_set(parts["val"]), args, None)
+        return
     train_set, val_set = load_set(parts["train"]), load_set(parts["val"])
+    train_set = train_set.subset(np.array(distinct(train_set.images)))  # no look-alike "negatives"
+    train_set.labels = np.arange(len(train_set.images), dtype=np.int64)
+    print(f"{len(train_set.images)} distinct training images", flush=True)
     cfg = TrainConfig(
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine",
@@ -91,6 +100,12 @@ def main() -> None:
           on_epoch=lambda r: print(r, flush=True))
     minutes = (time.time() - start) / 60
 
+    calibrate(model, val_set, args, minutes)
+
+
+def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
+    """Choose the default threshold on the validation pool (distinct pictures only) and save."""
+    val_set = val_set.subset(np.array(distinct(val_set.images)))
     pixels, labels = calibration_catalog(val_set, args.image_size, seed=args.seed + 1)
     emb = embed_pixels(model, pixels)
     iu = np.triu_indices(len(emb), 1)
@@ -104,10 +119,11 @@ def main() -> None:
         calibration={"catalog_images": int(len(emb)), "positive_pairs": int(y.sum()), **calib},
         data={"sources": ["openclipart-png (CC0)", "gnome-backgrounds", "mate-backgrounds"],
               "split": "benchmarks/pool.py: sha256(base name) % 100 → <15 test, <20 val, else train",
-              "train_images": len(train_set.images), "val_images": len(val_set.images)},
-        training_minutes=round(minutes, 1),
+              "train_images": model.meta.get("train_items"), "val_images": len(val_set.images)},
         machine="2-core CPU",
     )
+    if minutes is not None:
+        model.meta["training_minutes"] = round(minutes, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, args.out)
     plot_history(model.meta["history"], args.out.with_suffix(".loss.png"))
