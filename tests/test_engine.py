@@ -28,10 +28,13 @@ def test_planted_duplicates_are_found(planted, built_index):
     assert sizes == sorted(sizes, reverse=True)
 
 
-def test_keeper_is_the_largest_original(planted, built_index):
+def test_keeper_has_the_highest_resolution_then_size_then_path(built_index):
+    rows = read_rows(built_index, read_manifest(built_index))
+    key = {p: (-int(w) * int(h), -int(s), p) for p, w, h, s in zip(rows["path"], rows["width"], rows["height"], rows["size"])}
     report = find_duplicates(built_index)
+    assert report.groups
     for g in report.groups:
-        assert g.keep.startswith("photos/")  # copies are smaller or JPEG re-encodes of originals
+        assert key[g.keep] == min(key[m.path] for m in g.members)
 
 
 def test_manifest_and_shards_agree_with_faiss(built_index, default_model):
