@@ -17,7 +17,7 @@ from dedup.keep import KEEP_POLICIES
 @click.argument("catalog", type=click.Path(path_type=Path))
 @click.option("--index", "index_path", type=click.Path(path_type=Path), help="Index folder to write (default: ./indexes/<catalog folder name>).")
 @MODEL_OPT
-@click.option("--batch-size", default=256, show_default=True, help="Images embedded per batch.")
+@click.option("--batch-size", default=64, show_default=True, help="Images embedded per batch.")
 @click.option("--workers", default=2, show_default=True, help="Decoding threads.")
 @click.option("--shard-rows", default=10_000, show_default=True, help="Rows per Parquet shard; a shard is also the unit of work kept after a crash.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that stay inside the catalog.")
