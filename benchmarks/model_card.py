@@ -20,17 +20,20 @@ def main() -> None:
         f"- **Identity**: `{model.identity}`; architecture: conv channels {list(c.channels)} (3×3, ReLU, 2×2 max-pool "
         f"between), global average pooling, dense {c.embedding_dim}, L2-normalised; input {c.image_size}×{c.image_size} RGB.",
         f"- **Data**: {', '.join(data.get('sources', []))}; {data.get('train_images', '?')} training images, "
-        f"{data.get('val_images', '?')} validation images; split: {data.get('split', '?')}.",
+        f"{data.get('val_images', '?')} distinct validation images for calibration; split: {data.get('split', '?')}; "
+        "blank drawings and pixel-identical look-alikes removed (`benchmarks/pool.py: distinct`).",
         f"- **Recipe**: self-supervised pairs (two random edits of one image, `dedup.augment.random_view`), "
         f"loss `{r.get('loss')}`, optimiser {r.get('optimizer')} (lr {r.get('lr')}, {r.get('schedule')} schedule), "
         f"{r.get('epochs')} epochs × {r.get('batch_size')} images (two views each), seed {r.get('seed')}.",
         f"- **Training time**: {m.get('training_minutes', '?')} minutes on {m.get('machine', '?')}; "
         f"final train loss {hist[-1]['train_loss']:.3f}, validation loss {hist[-1]['val_loss']:.3f}, "
         f"validation AUC (in-batch view pairs) {hist[-1]['val_auc']:.4f}." if hist else "- **Training time**: ?",
-        f"- **Default threshold {model.threshold:.4f}**: the best-F1 threshold on a validation catalog of "
-        f"{cal.get('catalog_images', '?')} images ({cal.get('positive_pairs', '?')} duplicate pairs, validation pool "
-        f"+ `dedup.augment.duplicate` copies); there: precision {cal.get('precision', 0):.4f}, recall "
-        f"{cal.get('recall', 0):.4f}, F1 {cal.get('f1', 0):.4f}, pair ROC-AUC {cal.get('auc', 0):.4f}.",
+        f"- **Default threshold {model.threshold:.4f}**: the largest threshold with precision ≥ "
+        f"{cal.get('target_precision', '?')} on a validation catalog of {cal.get('catalog_images', '?')} images "
+        f"({cal.get('positive_pairs', '?')} duplicate pairs: distinct validation-pool pictures + "
+        f"`dedup.augment.duplicate` copies); there: precision {cal.get('precision', 0):.4f}, recall "
+        f"{cal.get('recall', 0):.4f}, F1 {cal.get('f1', 0):.4f}, pair ROC-AUC {cal.get('auc', 0):.4f} "
+        f"(best F1 {cal.get('best_f1', 0):.4f} at {cal.get('best_f1_threshold', 0):.4f}).",
     ]
     print("\n".join(lines))
 

@@ -6,8 +6,8 @@ Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed wi
 missing, split by `benchmarks/pool.py` (train / val / held-out test); blank drawings and
 pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
 two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
-(InfoNCE on −d²), Adam with a cosine schedule. The default threshold is the best-F1 threshold
-on a validation catalog (distinct val-pool pictures + `dedup.augment.duplicate` copies), never
+(InfoNCE on −d²), Adam with a cosine schedule. The default threshold is the largest threshold with
+precision ≥ 0.90 on a validation catalog (distinct val-pool pictures + `dedup.augment.duplicate` copies), never
 the test pool. `--calibrate-only` redoes just that step for an existing model.
 Resumable: rerun the same command after an interruption.
 """
@@ -34,6 +34,7 @@ from dedup.model import ModelConfig, load_model, new_model, save_model  # noqa: 
 from dedup.train import plot_history, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGET_PRECISION = 0.90
 
 
 def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
@@ -111,9 +112,13 @@ def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     iu = np.triu_indices(len(emb), 1)
     d = np.sqrt(np.maximum(((emb[iu[0]] - emb[iu[1]]) ** 2).sum(1), 0))
     y = labels[iu[0]] == labels[iu[1]]
-    thr = best_f1_threshold(d, y)
+    # Precision first: a wrong set can lead a user to act on a file that is not a duplicate.
+    # The default is the largest threshold whose validation precision is ≥ TARGET_PRECISION.
+    thr = precision_threshold(d, y, TARGET_PRECISION) or best_f1_threshold(d, y)
     calib = at_threshold(d, y, thr, roc_auc(d, y)).as_dict()
-    calib["precision_0.97_threshold"] = precision_threshold(d, y, 0.97)
+    calib["target_precision"] = TARGET_PRECISION
+    calib["best_f1_threshold"] = best_f1_threshold(d, y)
+    calib["best_f1"] = at_threshold(d, y, calib["best_f1_threshold"]).f1
     model.meta.update(
         threshold=round(thr, 4),
         calibration={"catalog_images": int(len(emb)), "positive_pairs": int(y.sum()), **calib},

@@ -16,9 +16,13 @@ def truth_sets(truth: dict[str, list[str]]) -> set[frozenset[str]]:
 
 def test_planted_duplicates_are_found(planted, built_index):
     _, truth = planted
-    report = find_duplicates(built_index)
+    # distinct generated scenes sit ≥ 0.45 apart under the shipped encoder, edited copies ≤ 0.3
+    report = find_duplicates(built_index, 0.4)
     found = {frozenset(m.path for m in g.members) for g in report.groups}
     assert found == truth_sets(truth)
+    # the default (precision-first) threshold may miss copies but never merges different scenes
+    default = find_duplicates(built_index)
+    assert default.groups and all(any(frozenset(m.path for m in g.members) <= t for t in truth_sets(truth)) for g in default.groups)
     exact = [g for g in report.groups if g.exact]
     assert exact == []  # the byte-identical copy shares a set with an edited copy
     for g in report.groups:
