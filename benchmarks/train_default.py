@@ -25,7 +25,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from pool import distinct, pool_files  # noqa: E402
 
-from dedup.augment import duplicate  # noqa: E402
+from dedup.augment import duplicate, flatten  # noqa: E402
 from dedup.config import TrainConfig  # noqa: E402
 from dedup.data import TrainSet, open_rgba  # noqa: E402
 from dedup.embed import embed_pixels  # noqa: E402
@@ -54,7 +54,7 @@ def calibration_catalog(ts: TrainSet, size: int, seed: int) -> tuple[np.ndarray,
     rng = np.random.default_rng(seed)
     pixels, labels = [], []
     for i, im in enumerate(ts.images):
-        pixels.append(np.asarray(open_rgba_flat(im).resize((size, size)), dtype=np.uint8))
+        pixels.append(np.asarray(flatten(im).resize((size, size)), dtype=np.uint8))
         labels.append(i)
         if rng.random() < 0.6:
             for _ in range(int(rng.integers(1, 4))):
@@ -64,12 +64,6 @@ def calibration_catalog(ts: TrainSet, size: int, seed: int) -> tuple[np.ndarray,
     return np.stack(pixels), np.array(labels)
 
 
-def open_rgba_flat(im):
-    from dedup.augment import flatten
-
-    return flatten(im)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=60)
@@ -77,6 +71,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
 
@@ -94,7 +89,8 @@ def main() -> None:
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine",
     )
-    model = new_model(ModelConfig(image_size=args.image_size), seed=args.seed, name="default")
+    model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling), seed=args.seed, name="default")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = args.out.with_suffix(".ckpt")
     start = time.time()
     train(model, train_set, val_set, cfg, checkpoint=ckpt, resume=True,

@@ -32,6 +32,13 @@ class TrainSet:
     def classes(self) -> np.ndarray:
         return np.unique(self.labels)
 
+    def by_class(self) -> dict[int, np.ndarray]:
+        """Image indexes of each label."""
+        order = np.argsort(self.labels, kind="stable")
+        labels = self.labels[order]
+        cuts = np.flatnonzero(np.diff(labels)) + 1
+        return {int(labels[s]): order[s:e] for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(labels)])}
+
 
 def open_rgba(data: bytes, max_side: int) -> Image.Image:
     """Decode to RGBA (alpha kept when present), longest side ≤ `max_side`."""
@@ -95,7 +102,7 @@ def view_batch(
     classes = ts.classes
     # few classes (labelled folders): draw classes with replacement so batches stay full
     chosen = rng.choice(classes, size=batch_size, replace=len(classes) < batch_size)
-    by_class = _index_by_class(ts)
+    by_class = ts.by_class()
     pixels, labels = [], []
     for c in chosen:
         members = by_class[int(c)]
@@ -105,14 +112,3 @@ def view_batch(
             pixels.append(np.asarray(view.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8))
             labels.append(int(c))
     return np.stack(pixels), np.array(labels, dtype=np.int64)
-
-
-def _index_by_class(ts: TrainSet) -> dict[int, np.ndarray]:
-    cache = getattr(ts, "_by_class", None)
-    if cache is None:
-        order = np.argsort(ts.labels, kind="stable")
-        labs = ts.labels[order]
-        cuts = np.flatnonzero(np.diff(labs)) + 1
-        cache = {int(g[0]): order[s:e] for g, s, e in zip(np.split(labs, cuts), np.r_[0, cuts], np.r_[cuts, len(labs)])}
-        object.__setattr__(ts, "_by_class", cache)
-    return cache

@@ -5,7 +5,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -26,6 +26,8 @@ class ModelConfig:
     embedding_dim: int = 64
     image_size: int = 64
     batchnorm: bool = False
+    pooling: Literal["avg", "avg+grid2"] = "avg"  # avg: the seed's global average pooling;
+    # avg+grid2: global average concatenated with a 2×2 grid of averages (keeps coarse layout)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -53,13 +55,17 @@ class SeedCNN(nn.Module):
             layers.append(nn.ReLU(inplace=True))
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, config.embedding_dim)
+        pooled = c_in * (5 if config.pooling == "avg+grid2" else 1)
+        self.head = nn.Linear(pooled, config.embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (batch, 3, H, W) floats in [0, 1] to (batch, dim) unit vectors."""
         x = self.features(x - 0.5)  # (batch, C, H', W')
-        x = x.mean(dim=(2, 3))  # (batch, C)
-        return nn.functional.normalize(self.head(x), dim=1)
+        pooled = x.mean(dim=(2, 3))  # (batch, C)
+        if self.config.pooling == "avg+grid2":
+            grid = nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)  # (batch, 4C)
+            pooled = torch.cat([pooled, grid], dim=1)
+        return nn.functional.normalize(self.head(pooled), dim=1)
 
 
 @dataclass

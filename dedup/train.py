@@ -57,7 +57,7 @@ def validation_batches(ts: TrainSet, cfg: TrainConfig, image_size: int) -> list[
     return [view_batch(ts, rng, cfg.batch_size, image_size, cfg.augment_strength) for _ in range(cfg.val_batches)]
 
 
-def pair_distances(model: Model, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def batch_pair_distances(model: Model, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Distances and same-labels of every in-batch pair (i < j) over `batches`."""
     ds, ys = [], []
     model.net.eval()
@@ -142,7 +142,7 @@ def train(
         "val_items": int(len(val_set.classes)) if val_set is not None else 0,
     }
     if val is not None:
-        d, y = pair_distances(model, val)
+        d, y = batch_pair_distances(model, val)
         thr = best_f1_threshold(d, y)
         model.meta["val_metrics"] = at_threshold(d, y, thr).as_dict()
     return model
@@ -156,7 +156,7 @@ def _validate(model: Model, loss_fn: torch.nn.Module, val) -> tuple[float | None
     with torch.inference_mode():
         for pixels, labels in val:
             losses.append(float(loss_fn(model.net(to_tensor(pixels)), torch.as_tensor(labels))))
-    d, y = pair_distances(model, val)
+    d, y = batch_pair_distances(model, val)
     return float(np.mean(losses)), roc_auc(d, y)
 
 
