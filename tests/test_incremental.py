@@ -99,3 +99,19 @@ def test_a_second_writer_is_refused(planted, default_model, tmp_path):
         fcntl.flock(fh, fcntl.LOCK_EX)
         with pytest.raises(DedupError, match="another `dedup index`"):
             index_catalog(root, idx, default_model)
+
+
+def test_a_reader_of_the_previous_generation_still_reads_it(planted, default_model, tmp_path):
+    """A reader that loaded the manifest before an update finishes reading the same generation."""
+    from dedup.index import load_index
+
+    root, _ = planted
+    cat = tmp_path / "cat"
+    shutil.copytree(root, cat)
+    idx = tmp_path / "idx"
+    index_catalog(cat, idx, default_model)
+    old = read_manifest(idx)
+    (cat / "photos/extra.jpg").write_bytes(jpeg_bytes(scene(555)))
+    index_catalog(cat, idx, default_model)  # commits generation 2 while "reading" generation 1
+    assert read_manifest(idx)["generation"] == old["generation"] + 1
+    assert read_embeddings(idx, old).shape == (59, 64) and load_index(idx, old).ntotal == 59
