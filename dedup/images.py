@@ -61,13 +61,15 @@ def decode(data: bytes, size: int, digest: str | None = None) -> Decoded:
     try:
         if im.format not in SUPPORTED_FORMATS:
             raise ImageSkip(f"unsupported format {im.format}")
-        width, height = _oriented_size(im)
+        orientation = _orientation(im)
+        width, height = (im.size[1], im.size[0]) if orientation in (5, 6, 7, 8) else im.size
         if im.format in ("JPEG", "MPO"):
             im.draft("RGB", (size, size))  # decode at the smallest DCT scale ≥ size
         if im.size[0] * im.size[1] > MAX_PIXELS:
             raise ImageSkip(f"image too large to decode safely ({im.size[0]}x{im.size[1]} pixels)")
         im.load()
-        im = ImageOps.exif_transpose(im)
+        if orientation != 1:
+            im = ImageOps.exif_transpose(im)
         rgb = to_rgb(im)
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return Decoded(np.asarray(rgb, dtype=np.uint8), width, height, digest)
@@ -105,10 +107,9 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _oriented_size(im: Image.Image) -> tuple[int, int]:
-    w, h = im.size
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation tag (1 = as stored)."""
     try:
-        orientation = im.getexif().get(0x0112, 1)
+        return int(im.getexif().get(0x0112, 1))
     except Exception:  # a broken EXIF block must not make the image unreadable
-        orientation = 1
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+        return 1
