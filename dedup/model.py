@@ -118,15 +118,33 @@ def save_model(model: Model, path: str | Path) -> None:
     tmp.replace(path)
 
 
-def default_model_path() -> Path:
-    """Path of the encoder shipped inside the package."""
-    return Path(str(resources.files("dedup") / "weights" / "default.pt"))
+def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Path of an encoder shipped inside the package (`dedup/weights/<name>.pt`)."""
+    return Path(str(resources.files("dedup") / "weights" / f"{name}.pt"))
+
+
+def _shipped_name(ref: str | Path | None) -> str | None:
+    ref = DEFAULT_MODEL if ref is None else ref
+    if isinstance(ref, str) and ref.isidentifier() and shipped_model_path(ref).is_file():
+        return ref
+    return None
+
+
+def model_file(ref: str | Path | None) -> Path:
+    """The file of a model reference: None or a shipped model's name ("default", "seed"), or a path."""
+    name = _shipped_name(ref)
+    return shipped_model_path(name) if name else Path(ref)
+
+
+def model_ref(ref: str | Path | None) -> str:
+    """How an index records its model: a shipped model by name (survives reinstalls), else the
+    absolute path of the file."""
+    return _shipped_name(ref) or str(Path(ref).resolve())
 
 
 def load_model(path: str | Path | None = None) -> Model:
-    """Load a model file (or the shipped default when `path` is None or "default")."""
-    is_default = path is None or str(path) == DEFAULT_MODEL
-    file = default_model_path() if is_default else Path(path)
+    """Load a model file, or a shipped model by name (the default when `path` is None)."""
+    file = model_file(path)
     if not file.is_file():
         raise ModelError(f"model file {str(file)!r} not found; pass --model with a file made by `dedup train`")
     try:

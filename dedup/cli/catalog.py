@@ -32,13 +32,14 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
     from dedup.files import check_catalog
     from dedup.index import default_index_path
     from dedup.indexer import index_catalog
+    from dedup.model import model_ref
     from dedup.progress import rich_progress
     from dedup.report import skipped_summary
 
     root = check_catalog(catalog)
     model = _load_model(model_path)
     target = index_path or default_index_path(root)
-    ref = str(Path(model_path).resolve()) if model_path and model_path != "default" else None
+    ref = model_ref(model_path)
     with rich_progress(not quiet) as progress:
         summary = index_catalog(
             root, target, model, model_ref=ref, batch_size=batch_size, workers=workers, rows_per_shard=shard_rows,
