@@ -15,7 +15,7 @@ INDEX_OPT = click.option(
     "--index", "index_path", type=click.Path(path_type=Path),
     help="Index folder (default: the only index under ./indexes).",
 )
-MODEL_OPT = click.option("--model", "model_path", default=None, help="Model file from `dedup train`, or a shipped encoder by name: default, seed.")
+MODEL_OPT = click.option("--model", "model_path", default=None, help="Model file from `dedup train` (default: the shipped encoder, also named `default`).")
 QUIET_OPT = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary on stderr.")
 
 
