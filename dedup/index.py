@@ -23,7 +23,7 @@ def choose_factory(n: int) -> tuple[str, dict[str, Any]]:
         return "Flat", {}
     # measured on planted near-duplicates (benchmarks/scale.py): at 1M rows, IVF4096 with
     # nprobe 8 found 0.976 of the exact pairs, nprobe 16 all of them (cost ~ n · nprobe / nlist)
-    nlist = min(4096, max(256, int(2 ** round(math.log2(4 * math.sqrt(n))))))
+    nlist = min(16384, max(256, int(2 ** round(math.log2(4 * math.sqrt(n))))))
     return f"IVF{nlist},Flat", {"nprobe": 16}
 
 
