@@ -125,30 +125,10 @@ def index_catalog(
         hashes: Counter[str] = Counter()
         done = 0
         for batch in _prepared_batches(root, records, model.config.image_size, batch_size, workers, known):
-            rows, emb = [], np.empty((len(batch), model.config.embedding_dim), np.float32)
-            fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
-            for rec, result in batch:
-                if isinstance(result, Skipped):
-                    skipped.append(result)
-                    continue
-                if isinstance(result, Decoded):  # bytes seen earlier in this run are not embedded again
-                    result = known.by_hash.get(result.content_hash, result)
-                if isinstance(result, Decoded):
-                    fresh.setdefault(result.content_hash, [result, []])[1].append(len(rows))
-                else:
-                    emb[len(rows)] = result.embedding
-                rows.append(Row(rec.rel, rec.size, rec.mtime_ns, result.content_hash, result.width, result.height))
-                hashes[result.content_hash] += 1
-                counts[_change(known.previous, rec)] += 1
-            if fresh:
-                new = embed_pixels(model, np.stack([d.pixels for d, _ in fresh.values()]), batch_size)
-                for (d, slots), vector in zip(fresh.values(), new):
-                    emb[slots] = vector
-                    known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)
-                counts["embedded"] += len(fresh)
+            rows, emb = _embed_batch(batch, model, known, skipped, counts, hashes, batch_size)
             if rows:
-                writer.add(rows, emb[: len(rows)])
-                parts.append(emb[: len(rows)])
+                writer.add(rows, emb)
+                parts.append(emb)
             done += len(batch)
             on_progress("indexing", done, len(records))
         shards = writer.close()
@@ -197,6 +177,41 @@ def index_catalog(
         removed=len(set(known.previous) - indexed),
         embedded=counts["embedded"],
     )
+
+
+def _embed_batch(
+    batch: list[tuple[FileRecord, Known | Decoded | Skipped]],
+    model: Model,
+    known: KnownEmbeddings,
+    skipped: list[Skipped],
+    counts: Counter[str],
+    hashes: Counter[str],
+    batch_size: int,
+) -> tuple[list[Row], np.ndarray]:
+    """Rows and (rows, dim) embeddings of one prepared batch: known embeddings are reused, each
+    new content hash is embedded once; skipped files, change counts and hashes are recorded."""
+    rows, emb = [], np.empty((len(batch), model.config.embedding_dim), np.float32)
+    fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
+    for rec, result in batch:
+        if isinstance(result, Skipped):
+            skipped.append(result)
+            continue
+        if isinstance(result, Decoded):  # bytes seen earlier in this run are not embedded again
+            result = known.by_hash.get(result.content_hash, result)
+        if isinstance(result, Decoded):
+            fresh.setdefault(result.content_hash, [result, []])[1].append(len(rows))
+        else:
+            emb[len(rows)] = result.embedding
+        rows.append(Row(rec.rel, rec.size, rec.mtime_ns, result.content_hash, result.width, result.height))
+        hashes[result.content_hash] += 1
+        counts[_change(known.previous, rec)] += 1
+    if fresh:
+        new = embed_pixels(model, np.stack([d.pixels for d, _ in fresh.values()]), batch_size)
+        for (d, slots), vector in zip(fresh.values(), new):
+            emb[slots] = vector
+            known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)
+        counts["embedded"] += len(fresh)
+    return rows, emb[: len(rows)]
 
 
 def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:
