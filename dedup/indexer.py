@@ -57,6 +57,23 @@ class IndexSummary:
     removed: int = 0  # indexed before, gone (or unreadable) now
     embedded: int = 0  # images that went through the encoder in this run
 
+    def as_dict(self) -> dict:
+        """The JSON summary of `dedup index` (also written by `--report`)."""
+        return {
+            "index": str(self.index),
+            "catalog": str(self.catalog),
+            "indexed": self.indexed,
+            "exact_duplicates": self.exact_duplicates,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "embedded": self.embedded,
+            "skipped": [{"path": s.rel, "reason": s.reason} for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "faiss_factory": self.factory,
+        }
+
 
 @contextmanager
 def index_lock(folder: Path) -> Iterator[None]:

@@ -45,20 +45,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
             root, target, model, model_ref=ref, batch_size=batch_size, workers=workers, rows_per_shard=shard_rows,
             follow_symlinks=follow_symlinks, on_progress=progress,
         )
-    doc = {
-        "index": str(summary.index),
-        "catalog": str(summary.catalog),
-        "indexed": summary.indexed,
-        "exact_duplicates": summary.exact_duplicates,
-        "added": summary.added,
-        "changed": summary.changed,
-        "removed": summary.removed,
-        "unchanged": summary.unchanged,
-        "embedded": summary.embedded,
-        "skipped": [{"path": s.rel, "reason": s.reason} for s in summary.skipped],
-        "seconds": round(summary.seconds, 3),
-        "faiss_factory": summary.factory,
-    }
+    doc = summary.as_dict()
     if report:
         report.write_text(json.dumps(doc, indent=2) + "\n")
     if fmt == "json":
