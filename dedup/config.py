@@ -8,6 +8,7 @@ from typing import Literal
 LossName = Literal["contrastive", "triplet", "bce", "infonce"]
 LOSSES: tuple[str, ...] = ("contrastive", "triplet", "bce", "infonce")
 OptimizerName = Literal["adam", "sgd"]
+FALLBACK_THRESHOLD = 0.5  # for models without a calibrated threshold
 ActionName = Literal["move", "symlink", "hardlink", "delete"]
 ACTIONS: tuple[str, ...] = ("move", "symlink", "hardlink", "delete")
 

@@ -9,10 +9,10 @@ import numpy as np
 from dedup.cluster import Linkage, group_pairs
 from dedup.index import load_index
 from dedup.keep import KeepPolicy, keep_rank
-from dedup.model import FALLBACK_THRESHOLD
+from dedup.config import FALLBACK_THRESHOLD
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
-from dedup.search import check_threshold, cross_range_pairs, range_pairs
+from dedup.search import Neighbor, QueryResult, check_threshold, cross_range_pairs, range_pairs
 from dedup.store import read_embeddings, read_manifest, read_rows
 
 
@@ -103,15 +103,9 @@ def diameter(emb: np.ndarray, block: int = 2048) -> float:
     return float(np.sqrt(max(best, 0.0)))
 
 
-@dataclass(frozen=True)
-class Match:
-    path: str  # in the reference catalog
-    distance: float
-
-
 def find_against(
     index_dir: Path, against_dir: Path, threshold: float | None = None
-) -> tuple[float, list[tuple[str, list[Match]]]]:
+) -> tuple[float, list[QueryResult]]:
     """Images of `index_dir` (e.g. incoming uploads) that match images of `against_dir` (the
     catalog): only new-vs-catalog pairs, nearest first. Both indexes must share a model."""
     mine, theirs = read_manifest(index_dir), read_manifest(against_dir)
@@ -123,8 +117,8 @@ def find_against(
     threshold = check_threshold(theirs.get("threshold", FALLBACK_THRESHOLD) if threshold is None else threshold)
     pairs = cross_range_pairs(load_index(against_dir, theirs), read_embeddings(index_dir, mine), threshold)
     new_paths, ref_paths = read_rows(index_dir, mine)["path"], read_rows(against_dir, theirs)["path"]
-    found: dict[int, list[Match]] = {}
+    found: dict[int, list[Neighbor]] = {}
     for i, j, d in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()):
-        found.setdefault(i, []).append(Match(str(ref_paths[j]), round(float(d), 6)))
-    out = [(str(new_paths[i]), sorted(m, key=lambda x: (x.distance, x.path))) for i, m in sorted(found.items())]
-    return threshold, out
+        found.setdefault(i, []).append(Neighbor(str(ref_paths[j]), round(float(d), 6)))
+    results = [QueryResult(str(new_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path)))) for i, m in sorted(found.items())]
+    return threshold, results

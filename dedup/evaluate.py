@@ -98,14 +98,17 @@ def pair_distances(model: Model, pairs: PairSet) -> tuple[np.ndarray, np.ndarray
     return d, pairs.same[ok], bad
 
 
-def verify(model: Model, pairs: PairSet, threshold: float, target_precision: float | None = None) -> dict[str, Any]:
-    """The seed's verification table for `pairs` at `threshold`."""
+def verify(
+    model: Model, pairs: PairSet, threshold: float, target_precision: float | None = None
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The seed's verification table for `pairs` at `threshold`, with the pair distances and
+    same-labels it was computed from."""
     d, same, bad = pair_distances(model, pairs)
     if not same.any() or same.all():
         raise UsageError("evaluation needs both same and different pairs")
     out = summary(d, same, threshold, target_precision)
     out["skipped_files"] = bad
-    return out | {"_distances": d, "_same": same}
+    return out, d, same
 
 
 def one_shot(model: Model, root: str | Path, ways: int, trials: int = 400, seed: int = 0) -> dict[str, Any]:

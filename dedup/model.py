@@ -10,12 +10,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from dedup.config import FALLBACK_THRESHOLD
 from dedup.errors import ModelError
 
 MODEL_FORMAT = "dedup-model"
 MODEL_VERSION = 1
 DEFAULT_MODEL = "default"
-FALLBACK_THRESHOLD = 0.5  # for models without a calibrated threshold
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,8 @@ from dedup.errors import DedupError, ModelError
 from dedup.images import ImageSkip, load
 from dedup.index import load_index
 from dedup.model import Model, load_model
-from dedup.search import check_threshold, knn
+from dedup.search import Neighbor, QueryResult, check_threshold, knn
 from dedup.store import read_manifest, read_rows
-
-
-@dataclass(frozen=True)
-class Neighbor:
-    path: str
-    distance: float
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    query: str
-    neighbors: tuple[Neighbor, ...]
-    error: str | None = None  # the query image could not be read
 
 
 def model_for_index(manifest: dict[str, Any], model: Model | None = None) -> Model:

@@ -10,7 +10,7 @@ from typing import Any, Literal, Sequence
 
 from dedup.duplicates import DuplicateReport
 from dedup.files import Skipped
-from dedup.query import QueryResult
+from dedup.search import QueryResult
 
 Format = Literal["table", "json", "csv"]
 

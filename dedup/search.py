@@ -13,6 +13,23 @@ MAX_DISTANCE = 2.0  # between unit vectors
 
 
 @dataclass(frozen=True)
+class Neighbor:
+    """A catalog image found for a query, with its distance."""
+
+    path: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The catalog images found for one query image."""
+
+    query: str
+    neighbors: tuple[Neighbor, ...]
+    error: str | None = None  # the query image could not be read
+
+
+@dataclass(frozen=True)
 class Pairs:
     """Undirected pairs (i < j) with Euclidean distances, sorted by (i, j)."""
 

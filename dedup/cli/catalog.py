@@ -107,11 +107,9 @@ def find_duplicates_cmd(index_path, threshold, linkage, keep, fmt, output, again
 
 def _against(folder, against, threshold, fmt, output, quiet):
     from dedup.duplicates import find_against
-    from dedup.query import Neighbor, QueryResult
     from dedup.report import render_query
 
-    used, found = find_against(folder, against, threshold)
-    results = [QueryResult(path, tuple(Neighbor(m.path, m.distance) for m in matches)) for path, matches in found]
+    used, results = find_against(folder, against, threshold)
     _emit(render_query(results, fmt) if results or fmt != "table" else "", output)
     if not quiet:
         click.echo(f"{len(results)} images of {folder} match {against} (threshold {used:g})", err=True)

@@ -88,8 +88,7 @@ def evaluate_cmd(data, model_path, pairs_csv, num_pairs, threshold, target_preci
     model = _load_model(model_path)
     threshold = check_threshold(model.threshold if threshold is None else threshold)
     pairs = csv_pairs(pairs_csv) if pairs_csv else folder_pairs(data, num_pairs, seed)
-    result = verify(model, pairs, threshold, target_precision)
-    d, same = result.pop("_distances"), result.pop("_same")
+    result, d, same = verify(model, pairs, threshold, target_precision)
     if ways:
         result["one_shot"] = one_shot(model, data, ways, trials, seed)
     if plots:
