@@ -41,6 +41,7 @@ class DuplicateReport:
     keep_policy: str
     images: int
     groups: list[Group] = field(default_factory=list)
+    pairs: int = 0  # close pairs found by the range search
 
     @property
     def duplicates(self) -> int:
@@ -72,7 +73,7 @@ def find_duplicates(
     rank = keep_rank(rows, keep)
     groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
-    return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups)
+    return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups, len(pairs))
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: dict[str, np.ndarray], rank: np.ndarray) -> Group:
