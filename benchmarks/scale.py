@@ -125,9 +125,11 @@ def main() -> None:
         build = write_index(folder, emb)
         del emb
         emb = read_embeddings(folder, read_manifest(folder))
+        print(f"{n}: index built in {build:.1f}s", file=sys.stderr, flush=True)
         start = time.perf_counter()
         report = find_duplicates(folder, THRESHOLD)
         lib_s = time.perf_counter() - start
+        print(f"{n}: library find_duplicates {lib_s:.1f}s, {report.pairs} pairs", file=sys.stderr, flush=True)
         pairs = report.pairs
         cli_s, rss = cli_run(folder)
         rec = recall(folder, emb)
