@@ -56,7 +56,8 @@ def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
             known.previous[path] = (size, mtime)
         if same_model:
             _add_all(known, table, rows)
-    leftovers = [p for d in sorted(folder.glob("shards-*")) for p in sorted(d.glob("*.parquet")) if p not in set(committed)]
+    done = set(committed)
+    leftovers = [p for d in sorted(folder.glob("shards-*")) for p in sorted(d.glob("*.parquet")) if p not in done]
     for table in _tables([p for p in leftovers if _model_of(p) == model_identity]):
         _add_all(known, table, _rows(table))
     return known
