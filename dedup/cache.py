@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.errors import DedupError
+from dedup.images import HASH_NAME
 from dedup.store import embeddings_of, read_manifest
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ class KnownEmbeddings:
 
 
 def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
-    """Everything reusable in `folder` for this model: committed rows and uncommitted shards."""
+    """Everything reusable in `folder` for this model and content hash: committed rows and
+    uncommitted shards. Rows hashed with another algorithm are embedded again (their hashes
+    could not be compared with new ones)."""
     known = KnownEmbeddings()
     if not folder.is_dir():
         return known
@@ -49,7 +52,7 @@ def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
     except DedupError:
         manifest = None
     committed = [folder / s["file"] for s in manifest["shards"]] if manifest else []
-    same_model = bool(manifest) and manifest["model"]["identity"] == model_identity
+    same_model = bool(manifest) and manifest["model"]["identity"] == model_identity and manifest.get("hash") == HASH_NAME
     for table in _tables(committed):
         rows = _rows(table)
         for path, size, mtime, *_ in rows:
@@ -58,7 +61,7 @@ def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
             _add_all(known, table, rows)
     done = set(committed)
     leftovers = [p for d in sorted(folder.glob("shards-*")) for p in sorted(d.glob("*.parquet")) if p not in done]
-    for table in _tables([p for p in leftovers if _model_of(p) == model_identity]):
+    for table in _tables([p for p in leftovers if _made_by(p) == (model_identity, HASH_NAME)]):
         _add_all(known, table, _rows(table))
     return known
 
@@ -73,12 +76,13 @@ def _add_all(known: KnownEmbeddings, table: pa.Table, rows: list[tuple]) -> None
         known.add(path, size, mtime, Known(digest, w, h, emb[k]))
 
 
-def _model_of(path: Path) -> str | None:
+def _made_by(path: Path) -> tuple[str, str] | None:
+    """The (model identity, hash name) a shard was written with."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException):
         return None
-    return meta.get(b"dedup.model", b"").decode() or None
+    return meta.get(b"dedup.model", b"").decode(), meta.get(b"dedup.hash", b"").decode()
 
 
 def _tables(paths: list[Path]):

@@ -136,7 +136,7 @@ def index_catalog(
         previous_generation = _committed_generation(index_dir)
         generation = previous_generation + 1
         shard_dir = index_dir / f"shards-{generation:04d}"
-        writer = ShardWriter(shard_dir, model.config.embedding_dim, rows_per_shard, metadata={"dedup.model": model.identity})
+        writer = ShardWriter(shard_dir, model.config.embedding_dim, rows_per_shard, metadata={"dedup.model": model.identity, "dedup.hash": HASH_NAME})
         parts: list[np.ndarray] = []
         counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from dedup.actions import apply, plan
 from dedup.cli import cli
 from dedup.duplicates import find_duplicates
+from dedup.images import HASH_NAME
 from dedup.indexer import index_catalog
 from dedup.synth import jpeg_bytes, scene
 
@@ -128,3 +129,13 @@ def test_to_inside_catalog_is_refused(cat):
     root, idx = cat
     result = run("--index", idx, "--action", "move", "--to", root / "dups")
     assert result.exit_code != 0 and "inside the catalog" in result.output
+
+
+def test_an_index_with_older_content_hashes_is_not_acted_on(cat):
+    root, idx = cat
+    manifest = idx / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(HASH_NAME, "blake2b-128"))
+    before = tree(root)
+    result = run("--index", idx, "--action", "delete", "--apply", "--yes")
+    assert result.exit_code != 0 and "dedup index" in result.output and "Traceback" not in result.output
+    assert tree(root) == before

@@ -1,6 +1,7 @@
 """Incremental re-indexing, byte-identical files, and resuming after a SIGKILL."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from dedup.duplicates import find_duplicates
+from dedup.images import HASH_NAME
 from dedup.indexer import index_catalog
 from dedup.store import read_embeddings, read_manifest, read_rows
 from dedup.synth import jpeg_bytes, scene
@@ -115,3 +117,16 @@ def test_a_reader_of_the_previous_generation_still_reads_it(planted, default_mod
     index_catalog(cat, idx, default_model)  # commits generation 2 while "reading" generation 1
     assert read_manifest(idx)["generation"] == old["generation"] + 1
     assert read_embeddings(idx, old).shape == (59, 64) and load_index(idx, old).ntotal == 59
+
+
+def test_rows_hashed_with_another_algorithm_are_not_reused(planted, default_model, tmp_path):
+    root, _ = planted
+    idx = tmp_path / "idx"
+    index_catalog(root, idx, default_model)
+    manifest_file = idx / "manifest.json"
+    doc = json.loads(manifest_file.read_text())
+    doc["hash"] = "blake2b-128"  # as written by an older version
+    manifest_file.write_text(json.dumps(doc))
+    again = index_catalog(root, idx, default_model)
+    assert again.embedded == 58 and again.unchanged == 59
+    assert read_manifest(idx)["hash"] == HASH_NAME

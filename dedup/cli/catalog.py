@@ -118,13 +118,17 @@ def _against(folder, against, threshold, fmt, output, quiet):
 def _act(folder, report, action, to_dir, protect, do_apply, yes):
     from dedup.actions import apply, plan, undo_path
     from dedup.errors import UsageError
+    from dedup.images import HASH_NAME
     from dedup.store import read_manifest, read_rows
 
     if action == "delete" and do_apply and not yes:
         raise UsageError("--action delete --apply also needs --yes (deleted files cannot be restored)")
     if to_dir is None and action in ("symlink", "hardlink"):
         to_dir = folder / "backup"
-    rows = read_rows(folder, read_manifest(folder))
+    manifest = read_manifest(folder)
+    if manifest.get("hash") != HASH_NAME:
+        raise UsageError(f"index {str(folder)!r} holds {manifest.get('hash')} content hashes; run `dedup index` again before acting on it")
+    rows = read_rows(folder, manifest)
     hashes = dict(zip(rows["path"].tolist(), rows["content_hash"].tolist()))
     steps, left = plan(report, hashes, action, to_dir, protect)
     for path, reason in left:
