@@ -11,6 +11,7 @@ single-image `query` (embedding + search) once model and index are loaded.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure import run_dedup  # noqa: E402
 
 from dedup.duplicates import find_duplicates
+from dedup.errors import DedupError
 from dedup.index import build_index, choose_factory, load_index, save_index
 from dedup.store import INDEX_FORMAT, INDEX_VERSION, Row, ShardWriter, read_embeddings, read_manifest, write_manifest
 
@@ -116,27 +118,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/scale"))
+    ap.add_argument("--reuse", action="store_true", help="Reuse an index of the same size under --out (build column: 'reused').")
+    ap.add_argument("--cli-only", action="store_true", help="Skip the library pass (sets are counted from the CLI's JSON).")
     args = ap.parse_args()
     print("| rows | FAISS | build s | find_duplicates s (library) | pairs | sets | CLI s | CLI peak RSS MiB | recall vs exact | query cold s | query ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         folder = args.out / f"n{n}"
-        emb = planted(n)
-        build = write_index(folder, emb)
-        del emb
+        if args.reuse and _count(folder) == n:
+            build = "reused"
+        else:
+            build = f"{write_index(folder, planted(n)):.1f}"
         emb = read_embeddings(folder, read_manifest(folder))
-        print(f"{n}: index built in {build:.1f}s", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        report = find_duplicates(folder, THRESHOLD)
-        lib_s = time.perf_counter() - start
-        print(f"{n}: library find_duplicates {lib_s:.1f}s, {report.pairs} pairs", file=sys.stderr, flush=True)
-        pairs = report.pairs
+        print(f"{n}: index {build}", file=sys.stderr, flush=True)
+        lib_s = pairs = "–"
+        if not args.cli_only:
+            start = time.perf_counter()
+            report = find_duplicates(folder, THRESHOLD)
+            lib_s, pairs = f"{time.perf_counter() - start:.1f}", f"{report.pairs:,}"
+            print(f"{n}: library find_duplicates {lib_s}s, {pairs} pairs", file=sys.stderr, flush=True)
         cli_s, rss = cli_run(folder)
+        sets = len(json.loads((folder / "dups.json").read_text())["groups"])
+        print(f"{n}: CLI {cli_s:.1f}s, {rss:.0f} MiB", file=sys.stderr, flush=True)
         rec = recall(folder, emb)
         cold, warm = query_latency(folder)
         factory = read_manifest(folder)["faiss"]
-        print(f"| {n:,} | {factory['factory']} {factory['params']} | {build:.1f} | {lib_s:.1f} | {pairs:,} | {len(report.groups):,} | "
+        print(f"| {n:,} | {factory['factory']} {factory['params']} | {build} | {lib_s} | {pairs} | {sets:,} | "
               f"{cli_s:.1f} | {rss:.0f} | {rec:.4f} | {cold:.2f} | {warm:.1f} |", flush=True)
+
+
+def _count(folder: Path) -> int | None:
+    try:
+        return int(read_manifest(folder)["count"])
+    except (DedupError, KeyError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed wi
 missing, split by `benchmarks/pool.py` (train / val / held-out test); blank drawings and
 pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
 two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
-(InfoNCE on −d²), Adam with a cosine schedule. The default threshold is the largest threshold with
+(InfoNCE on −d²), Adam with a cosine schedule. Hard negatives: from epoch 5 on, half of every
+batch is groups of look-alike pictures (each one's nearest neighbours under the current encoder,
+re-mined every 5 epochs, `dedup.mining`), so the loss must separate them. The default threshold is the largest threshold with
 precision ≥ 0.90 on a validation catalog (distinct val-pool pictures + `dedup.augment.duplicate` copies), never
 the test pool. `--calibrate-only` redoes just that step for an existing model.
 Resumable: rerun the same command after an interruption.
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
+    ap.add_argument("--hard-negatives", type=float, default=0.5, help="Share of each batch drawn as look-alike groups.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
 
@@ -87,7 +90,7 @@ def main() -> None:
     print(f"{len(train_set.images)} distinct training images", flush=True)
     cfg = TrainConfig(
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, workers=1, schedule="cosine",
+        seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
     )
     model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling), seed=args.seed, name="default")
     args.out.parent.mkdir(parents=True, exist_ok=True)

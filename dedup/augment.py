@@ -206,11 +206,11 @@ def random_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0
     `strength` scales the probabilities (0 = unchanged image).
     """
     probs = {
-        "crop": 0.5, "pad": 0.15, "aspect": 0.2, "hflip": 0.5, "rotate": 0.25, "color": 0.5,
+        "crop": 0.5, "pad": 0.25, "aspect": 0.2, "hflip": 0.5, "rotate": 0.25, "color": 0.5,
         "blur": 0.2, "noise": 0.15, "text": 0.2, "sticker": 0.15, "screenshot": 0.04, "recompress": 0.4,
     }
     out = im.convert("RGBA")
-    if rng.random() < 0.3 * strength:
+    if rng.random() < 0.4 * strength:
         out = background(out, rng)
     for name, p in probs.items():
         if rng.random() < p * strength:

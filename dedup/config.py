@@ -31,3 +31,6 @@ class TrainConfig:
     val_batches: int = 4
     workers: int = 0  # background processes preparing batches
     schedule: Literal["constant", "cosine"] = "constant"
+    hard_negatives: float = 0.0  # share of each batch drawn as groups of look-alike classes
+    mine_every: int = 5  # epochs between re-mining look-alikes (the first mining after this many)
+    mine_k: int = 10  # look-alikes kept per class

@@ -95,16 +95,18 @@ def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, Train
 
 
 def view_batch(
-    ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0
+    ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0,
+    neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`batch_size` items (distinct unless there are fewer classes), two augmented views each (two
-    images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels)."""
+    images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels).
+
+    With `neighbours` (from `dedup.mining.class_neighbours`), `hard_fraction` of the items come in
+    groups of `group`: a random class and look-alikes drawn from its nearest classes."""
     classes = ts.classes
-    # few classes (labelled folders): draw classes with replacement so batches stay full
-    chosen = rng.choice(classes, size=batch_size, replace=len(classes) < batch_size)
     by_class = ts.by_class()
     pixels, labels = [], []
-    for c in chosen:
+    for c in _batch_classes(classes, rng, batch_size, neighbours, hard_fraction, group):
         members = by_class[int(c)]
         picks = rng.choice(members, size=2, replace=len(members) < 2)
         for i in picks:
@@ -112,3 +114,24 @@ def view_batch(
             pixels.append(np.asarray(view.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8))
             labels.append(int(c))
     return np.stack(pixels), np.array(labels, dtype=np.int64)
+
+
+def _batch_classes(
+    classes: np.ndarray, rng: np.random.Generator, batch_size: int, neighbours: np.ndarray | None,
+    hard_fraction: float, group: int,
+) -> np.ndarray:
+    if len(classes) < batch_size:  # few classes (labelled folders): with replacement, batches stay full
+        return rng.choice(classes, size=batch_size, replace=True)
+    chosen: list[int] = []  # positions in `classes`
+    taken: set[int] = set()
+    hard = int(batch_size * hard_fraction) if neighbours is not None else 0
+    while len(chosen) < hard:
+        seed = int(rng.integers(len(classes)))
+        near = [int(n) for n in neighbours[seed] if int(n) not in taken]
+        picks = [seed] + [near[i] for i in rng.permutation(len(near))[: group - 1]] if seed not in taken else []
+        for p in picks[: hard - len(chosen)]:
+            chosen.append(p)
+            taken.add(p)
+    rest = np.setdiff1d(np.arange(len(classes)), np.fromiter(taken, np.int64, len(taken)), assume_unique=True)
+    chosen.extend(rng.choice(rest, size=batch_size - len(chosen), replace=False).tolist())
+    return classes[np.array(chosen)]

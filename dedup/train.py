@@ -19,6 +19,7 @@ from dedup.embed import to_tensor
 from dedup.errors import UsageError
 from dedup.losses import make_loss, pairwise_distance
 from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
+from dedup.mining import class_neighbours
 from dedup.model import Model, save_model
 
 
@@ -42,13 +43,16 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 class _EpochBatches(torch.utils.data.IterableDataset):
     """The batches of one epoch, seeded by (seed, epoch) so a resumed run sees the same data."""
 
-    def __init__(self, ts: TrainSet, cfg: TrainConfig, image_size: int, epoch: int, steps: int):
+    def __init__(self, ts: TrainSet, cfg: TrainConfig, image_size: int, epoch: int, steps: int,
+                 neighbours: np.ndarray | None = None):
         self.ts, self.cfg, self.size, self.epoch, self.steps = ts, cfg, image_size, epoch, steps
+        self.neighbours = neighbours
 
     def __iter__(self):
         rng = np.random.default_rng([self.cfg.seed, self.epoch])
         for _ in range(self.steps):
-            yield view_batch(self.ts, rng, self.cfg.batch_size, self.size, self.cfg.augment_strength)
+            yield view_batch(self.ts, rng, self.cfg.batch_size, self.size, self.cfg.augment_strength,
+                             self.neighbours, self.cfg.hard_negatives)
 
 
 def validation_batches(ts: TrainSet, cfg: TrainConfig, image_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -90,6 +94,7 @@ def train(
     opt = make_optimizer(params, cfg)
     history: list[dict[str, Any]] = []
     first_epoch = 0
+    neighbours: np.ndarray | None = None  # look-alike classes for hard-negative batches
     if resume and checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.net.load_state_dict(state["net"])
@@ -97,6 +102,7 @@ def train(
         opt.load_state_dict(state["opt"])
         history = list(state["history"])
         first_epoch = int(state["epoch"])
+        neighbours = state["neighbours"].numpy() if state.get("neighbours") is not None else None
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.labels) / cfg.batch_size))
     size = model.config.image_size
     val = validation_batches(val_set, cfg, size) if val_set is not None and len(val_set.classes) >= 2 else None
@@ -109,10 +115,12 @@ def train(
             sched.step()
     for epoch in range(first_epoch, cfg.epochs):
         started = time.perf_counter()
+        if cfg.hard_negatives > 0 and epoch > 0 and epoch % cfg.mine_every == 0:
+            neighbours = class_neighbours(model, train_set, cfg.mine_k)
         torch.manual_seed(cfg.seed * 1000 + epoch)
         model.net.train()
         loader = torch.utils.data.DataLoader(
-            _EpochBatches(train_set, cfg, size, epoch, steps), batch_size=None, num_workers=cfg.workers,
+            _EpochBatches(train_set, cfg, size, epoch, steps, neighbours), batch_size=None, num_workers=cfg.workers,
             persistent_workers=False,
         )
         total = 0.0
@@ -132,7 +140,7 @@ def train(
         report = EpochReport(epoch + 1, total / steps, *_validate(model, loss_fn, val), time.perf_counter() - started)
         history.append(asdict(report))
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, loss_fn, opt, epoch + 1, history)
+            _save_checkpoint(checkpoint, model, loss_fn, opt, epoch + 1, history, neighbours)
         if on_epoch:
             on_epoch(report)
     model.meta = {
@@ -160,8 +168,9 @@ def _validate(model: Model, loss_fn: torch.nn.Module, val) -> tuple[float | None
     return float(np.mean(losses)), roc_auc(d, y)
 
 
-def _save_checkpoint(path: Path, model: Model, loss_fn, opt, epoch: int, history: list) -> None:
-    state = {"net": model.net.state_dict(), "loss": loss_fn.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "history": history}
+def _save_checkpoint(path: Path, model: Model, loss_fn, opt, epoch: int, history: list, neighbours: np.ndarray | None) -> None:
+    state = {"net": model.net.state_dict(), "loss": loss_fn.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+             "history": history, "neighbours": None if neighbours is None else torch.from_numpy(neighbours)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)

@@ -47,12 +47,14 @@ def test_training_is_deterministic_and_learns(plain_folder):
     assert not torch.equal(weights(a), weights(c))
 
 
-def test_resume_matches_an_uninterrupted_run(plain_folder, tmp_path):
+@pytest.mark.parametrize("hard", [0.0, 0.5])
+def test_resume_matches_an_uninterrupted_run(plain_folder, tmp_path, hard):
     ts, _ = load_folder(plain_folder, max_side=64)
-    full = run(ts, TrainConfig(epochs=3, batch_size=8, steps_per_epoch=2, seed=1))
+    recipe = dict(batch_size=8, steps_per_epoch=2, seed=1, hard_negatives=hard, mine_every=2, mine_k=3)
+    full = run(ts, TrainConfig(epochs=3, **recipe))
     ckpt = tmp_path / "m.ckpt"
-    run(ts, TrainConfig(epochs=2, batch_size=8, steps_per_epoch=2, seed=1), checkpoint=ckpt)  # "interrupted" after 2
-    resumed = run(ts, TrainConfig(epochs=3, batch_size=8, steps_per_epoch=2, seed=1), checkpoint=ckpt, resume=True)
+    run(ts, TrainConfig(epochs=2, **recipe), checkpoint=ckpt)  # "interrupted" after 2 (mined at epoch 2)
+    resumed = run(ts, TrainConfig(epochs=3, **recipe), checkpoint=ckpt, resume=True)
     assert torch.equal(weights(full), weights(resumed))
     assert [h["epoch"] for h in resumed.meta["history"]] == [1, 2, 3]
 

@@ -26,10 +26,11 @@ from dedup.config import LOSSES
 @click.option("--image-size", type=int, default=64, show_default=True)
 @click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
+@click.option("--hard-negatives", type=float, default=0.0, show_default=True, help="Share of each batch drawn as groups of look-alike items, re-mined every 5 epochs (0 = random batches).")
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
 @QUIET_OPT
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
-              image_size, augment, workers, resume, quiet):
+              image_size, augment, workers, hard_negatives, resume, quiet):
     """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
     from dedup.config import TrainConfig
     from dedup.data import load_folder, split
@@ -38,13 +39,13 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
     from dedup.progress import rich_training
     from dedup.train import save_trained, train
 
-    if epochs < 1 or batch_size < 2 or lr <= 0 or image_size < 16:
-        raise UsageError("--epochs ≥ 1, --batch-size ≥ 2, --lr > 0 and --image-size ≥ 16 are required")
+    if epochs < 1 or batch_size < 2 or lr <= 0 or image_size < 16 or not 0 <= hard_negatives <= 1:
+        raise UsageError("--epochs ≥ 1, --batch-size ≥ 2, --lr > 0, --image-size ≥ 16 and 0 ≤ --hard-negatives ≤ 1 are required")
     full, skipped = load_folder(data, labels, max_side=2 * image_size)
     train_set, val_set = split(full, val_fraction, seed)
     cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                       steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
-                      augment_strength=augment)
+                      augment_strength=augment, hard_negatives=hard_negatives)
     model = new_model(ModelConfig(image_size=image_size), seed=seed, name=out.stem)
     checkpoint = out.with_suffix(".ckpt")
     with rich_training(not quiet, epochs) as (on_step, on_epoch):
