@@ -31,6 +31,7 @@ from dedup.augment import duplicate, flatten  # noqa: E402
 from dedup.config import TrainConfig  # noqa: E402
 from dedup.data import TrainSet, open_rgba  # noqa: E402
 from dedup.embed import embed_pixels  # noqa: E402
+from dedup.images import to_input  # noqa: E402
 from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc  # noqa: E402
 from dedup.model import ModelConfig, load_model, new_model, save_model  # noqa: E402
 from dedup.train import plot_history, train  # noqa: E402
@@ -51,17 +52,17 @@ def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
     return TrainSet(images, np.arange(len(images), dtype=np.int64), kept)
 
 
-def calibration_catalog(ts: TrainSet, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Originals plus 1–3 edited copies of 60% of them: (pixels, source labels)."""
     rng = np.random.default_rng(seed)
     pixels, labels = [], []
     for i, im in enumerate(ts.images):
-        pixels.append(np.asarray(flatten(im).resize((size, size)), dtype=np.uint8))
+        pixels.append(to_input(flatten(im), spec.image_size, spec.trim))
         labels.append(i)
         if rng.random() < 0.6:
             for _ in range(int(rng.integers(1, 4))):
                 dup, _ = duplicate(im, rng)
-                pixels.append(np.asarray(dup.resize((size, size)), dtype=np.uint8))
+                pixels.append(to_input(dup, spec.image_size, spec.trim))
                 labels.append(i)
     return np.stack(pixels), np.array(labels)
 
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
+    ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--hard-negatives", type=float, default=0.5, help="Share of each batch drawn as look-alike groups.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
@@ -92,7 +94,7 @@ def main() -> None:
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
     )
-    model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling), seed=args.seed, name="default")
+    model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling, trim=args.trim), seed=args.seed, name="default")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = args.out.with_suffix(".ckpt")
     start = time.time()
@@ -106,7 +108,7 @@ def main() -> None:
 def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     """Choose the default threshold on the validation pool (distinct pictures only) and save."""
     val_set = val_set.subset(np.array(distinct(val_set.images)))
-    pixels, labels = calibration_catalog(val_set, args.image_size, seed=args.seed + 1)
+    pixels, labels = calibration_catalog(val_set, model.config, seed=args.seed + 1)
     emb = embed_pixels(model, pixels)
     iu = np.triu_indices(len(emb), 1)
     d = np.sqrt(np.maximum(((emb[iu[0]] - emb[iu[1]]) ** 2).sum(1), 0))

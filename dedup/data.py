@@ -11,7 +11,7 @@ from PIL import Image
 from dedup.augment import random_view
 from dedup.errors import CatalogError, UsageError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
-from dedup.images import ImageSkip, read_file, to_rgb
+from dedup.images import ImageSkip, read_file, to_input, to_rgb
 from dedup.progress import ProgressFn, silent
 
 LabelMode = Literal["none", "folders"]
@@ -96,13 +96,14 @@ def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, Train
 
 def view_batch(
     ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0,
-    neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4,
+    neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4, trim: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`batch_size` items (distinct unless there are fewer classes), two augmented views each (two
     images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels).
 
     With `neighbours` (from `dedup.mining.class_neighbours`), `hard_fraction` of the items come in
-    groups of `group`: a random class and look-alikes drawn from its nearest classes."""
+    groups of `group`: a random class and look-alikes drawn from its nearest classes. `trim` is the
+    model's border trimming (`dedup.images.to_input`)."""
     classes = ts.classes
     by_class = ts.by_class()
     pixels, labels = [], []
@@ -111,7 +112,7 @@ def view_batch(
         picks = rng.choice(members, size=2, replace=len(members) < 2)
         for i in picks:
             view = random_view(ts.images[int(i)], rng, strength)
-            pixels.append(np.asarray(view.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8))
+            pixels.append(to_input(view, image_size, trim))
             labels.append(int(c))
     return np.stack(pixels), np.array(labels, dtype=np.int64)
 

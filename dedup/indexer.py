@@ -25,7 +25,7 @@ from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import build_index, choose_factory, save_index
-from dedup.model import DEFAULT_MODEL, Model
+from dedup.model import DEFAULT_MODEL, Model, ModelConfig
 from dedup.progress import ProgressFn, silent
 from dedup.store import (
     INDEX_FORMAT,
@@ -141,7 +141,7 @@ def index_catalog(
         counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()
         done = 0
-        for batch in _prepared_batches(root, records, model.config.image_size, batch_size, workers, known):
+        for batch in _prepared_batches(root, records, model.config, batch_size, workers, known):
             rows, emb = _embed_batch(batch, model, known, skipped, counts, hashes, batch_size)
             if rows:
                 writer.add(rows, emb)
@@ -237,7 +237,7 @@ def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:
     return "unchanged" if previous[rec.rel] == (rec.size, rec.mtime_ns) else "changed"
 
 
-def _prepare_one(root: Path, rec: FileRecord, size: int, known: KnownEmbeddings) -> Known | Decoded | Skipped:
+def _prepare_one(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmbeddings) -> Known | Decoded | Skipped:
     """A known embedding (same path, size and mtime, or same bytes), else the decoded image."""
     hit = known.by_key.get((rec.rel, rec.size, rec.mtime_ns))
     if hit is not None:
@@ -246,13 +246,13 @@ def _prepare_one(root: Path, rec: FileRecord, size: int, known: KnownEmbeddings)
         data = read_file(root / rec.rel)
         digest = content_hash(data)
         hit = known.by_hash.get(digest)
-        return hit if hit is not None else decode(data, size, digest)
+        return hit if hit is not None else decode(data, spec.image_size, digest, spec.trim)
     except ImageSkip as exc:
         return Skipped(rec.rel, str(exc))
 
 
 def _prepared_batches(
-    root: Path, records: list[FileRecord], size: int, batch_size: int, workers: int, known: KnownEmbeddings
+    root: Path, records: list[FileRecord], spec: ModelConfig, batch_size: int, workers: int, known: KnownEmbeddings
 ) -> Iterator[list[tuple[FileRecord, Known | Decoded | Skipped]]]:
     """Read and decode in a thread pool (PIL releases the GIL) with two batches in flight."""
     it = iter(records)
@@ -262,7 +262,7 @@ def _prepared_batches(
         def submit() -> None:
             chunk = list(islice(it, batch_size))
             if chunk:
-                pending.append([(r, pool.submit(_prepare_one, root, r, size, known)) for r in chunk])
+                pending.append([(r, pool.submit(_prepare_one, root, r, spec, known)) for r in chunk])
 
         submit()
         submit()

@@ -6,20 +6,19 @@ at another time, the same card from another deck), which random batches almost n
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
-
 from dedup.augment import flatten
 from dedup.data import TrainSet
 from dedup.embed import embed_pixels
+from dedup.images import to_input
 from dedup.model import Model
 
 
 def class_neighbours(model: Model, ts: TrainSet, k: int, block: int = 2048) -> np.ndarray:
     """(n_classes, k) positions in `ts.classes` of each class's k nearest other classes, judged by
     the embedding of its first image (unedited, on white)."""
-    size = model.config.image_size
+    spec = model.config
     firsts = [int(members[0]) for members in ts.by_class().values()]
-    pixels = np.stack([np.asarray(flatten(ts.images[i]).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8) for i in firsts])
+    pixels = np.stack([to_input(flatten(ts.images[i]), spec.image_size, spec.trim) for i in firsts])
     emb = embed_pixels(model, pixels)
     k = min(k, len(emb) - 1)
     out = np.empty((len(emb), k), dtype=np.int64)

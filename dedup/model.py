@@ -28,6 +28,7 @@ class ModelConfig:
     batchnorm: bool = False
     pooling: Literal["avg", "avg+grid2"] = "avg"  # avg: the seed's global average pooling;
     # avg+grid2: global average concatenated with a 2×2 grid of averages (keeps coarse layout)
+    trim: bool = False  # cut uniform borders before resizing (`dedup.images.to_input`)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

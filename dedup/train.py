@@ -20,7 +20,7 @@ from dedup.errors import UsageError
 from dedup.losses import make_loss, pairwise_distance
 from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
 from dedup.mining import class_neighbours
-from dedup.model import Model, save_model
+from dedup.model import Model, ModelConfig, save_model
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,22 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 class _EpochBatches(torch.utils.data.IterableDataset):
     """The batches of one epoch, seeded by (seed, epoch) so a resumed run sees the same data."""
 
-    def __init__(self, ts: TrainSet, cfg: TrainConfig, image_size: int, epoch: int, steps: int,
+    def __init__(self, ts: TrainSet, cfg: TrainConfig, spec: ModelConfig, epoch: int, steps: int,
                  neighbours: np.ndarray | None = None):
-        self.ts, self.cfg, self.size, self.epoch, self.steps = ts, cfg, image_size, epoch, steps
+        self.ts, self.cfg, self.spec, self.epoch, self.steps = ts, cfg, spec, epoch, steps
         self.neighbours = neighbours
 
     def __iter__(self):
         rng = np.random.default_rng([self.cfg.seed, self.epoch])
         for _ in range(self.steps):
-            yield view_batch(self.ts, rng, self.cfg.batch_size, self.size, self.cfg.augment_strength,
-                             self.neighbours, self.cfg.hard_negatives)
+            yield view_batch(self.ts, rng, self.cfg.batch_size, self.spec.image_size, self.cfg.augment_strength,
+                             self.neighbours, self.cfg.hard_negatives, trim=self.spec.trim)
 
 
-def validation_batches(ts: TrainSet, cfg: TrainConfig, image_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def validation_batches(ts: TrainSet, cfg: TrainConfig, spec: ModelConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """Fixed (seeded) view batches of the validation split."""
     rng = np.random.default_rng([cfg.seed, 10_007])
-    return [view_batch(ts, rng, cfg.batch_size, image_size, cfg.augment_strength) for _ in range(cfg.val_batches)]
+    return [view_batch(ts, rng, cfg.batch_size, spec.image_size, cfg.augment_strength, trim=spec.trim) for _ in range(cfg.val_batches)]
 
 
 def batch_pair_distances(model: Model, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +105,7 @@ def train(
         neighbours = state["neighbours"].numpy() if state.get("neighbours") is not None else None
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train_set.labels) / cfg.batch_size))
     size = model.config.image_size
-    val = validation_batches(val_set, cfg, size) if val_set is not None and len(val_set.classes) >= 2 else None
+    val = validation_batches(val_set, cfg, model.config) if val_set is not None and len(val_set.classes) >= 2 else None
     sched = (
         torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, cfg.epochs) / cfg.epochs)))
         if cfg.schedule == "cosine" else None
@@ -120,7 +120,7 @@ def train(
         torch.manual_seed(cfg.seed * 1000 + epoch)
         model.net.train()
         loader = torch.utils.data.DataLoader(
-            _EpochBatches(train_set, cfg, size, epoch, steps, neighbours), batch_size=None, num_workers=cfg.workers,
+            _EpochBatches(train_set, cfg, model.config, epoch, steps, neighbours), batch_size=None, num_workers=cfg.workers,
             persistent_workers=False,
         )
         total = 0.0

@@ -1,13 +1,19 @@
 """End to end through the library: planted duplicates come back as the right sets."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from PIL import Image
 
 from dedup.duplicates import find_duplicates
 from dedup.index import load_index
+from dedup.indexer import index_catalog
+from dedup.model import Model
 from dedup.query import query_images
 from dedup.search import range_pairs
 from dedup.store import read_embeddings, read_manifest, read_rows
+from dedup.synth import scene
 
 
 def truth_sets(truth: dict[str, list[str]]) -> set[frozenset[str]]:
@@ -67,3 +73,23 @@ def test_query_finds_the_original_for_an_edited_copy(planted, built_index, tmp_p
     new.write_bytes(jpeg_bytes(scene(999_999)))
     (res,) = query_images(built_index, [new], k=3, threshold=read_manifest(built_index)["threshold"])
     assert res.neighbors == ()
+
+
+def test_indexing_and_query_follow_the_models_border_trimming(default_model, tmp_path):
+    pic = scene(77, (160, 120))
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    pic.save(cat / "plain.png")
+    boxed = Image.new("RGB", (300, 200), "white")
+    boxed.paste(pic, (120, 10))
+    boxed.save(cat / "margins.png")
+    gaps = {}
+    for trim in (False, True):
+        model = Model(default_model.net, replace(default_model.config, trim=trim), dict(default_model.meta), "t")
+        idx = tmp_path / f"idx{trim}"
+        index_catalog(cat, idx, model)
+        emb = read_embeddings(idx, read_manifest(idx))
+        gaps[trim] = float(np.linalg.norm(emb[0] - emb[1]))
+        queried = query_images(idx, [str(cat / "margins.png")], k=1, model=model)[0]
+        assert queried.neighbors[0].distance < 1e-4  # a query is prepared exactly as the index was
+    assert gaps[True] < 0.5 * gaps[False]

@@ -92,7 +92,7 @@ def test_train_command_writes_a_self_describing_model(plain_folder, tmp_path):
     raw = torch.load(out, weights_only=True)  # no pickled code
     assert raw["format"] == "dedup-model"
     model = load_model(out)
-    assert model.config.image_size == 32
+    assert model.config.image_size == 32 and model.config.trim  # borders are cut by default
     assert model.meta["recipe"]["loss"] == "triplet" and len(model.meta["history"]) == 2
     assert {"auc", "f1", "threshold"} <= set(model.meta["val_metrics"])
     idx = tmp_path / "idx"
