@@ -1,20 +1,24 @@
 """Run a `dedup` command in a fresh process and measure its wall time and peak RSS."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 import time
-
-_CODE = (
-    "import resource, sys; from dedup.cli import cli\n"
-    "try:\n    cli(sys.argv[1:], standalone_mode=False)\n"
-    "finally:\n    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
-)
 
 
 def run_dedup(*args: str) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MiB, stdout) of `dedup ARGS...`, start-up included."""
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _CODE, *args], check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    return seconds, int(out.stderr.rsplit("PEAK_RSS_KB", 1)[-1]) / 1024, out.stdout
+    """(seconds, peak RSS in MiB, stdout) of `python -m dedup ARGS...` as a user runs it,
+    start-up and exit included; the peak RSS is that one process's (`wait4`)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "dedup", *args], stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, ["dedup", *args], out.read(), err.read())
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()

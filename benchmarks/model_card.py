@@ -16,15 +16,19 @@ def main() -> None:
     cal = m.get("calibration", {})
     hist = m.get("history", [])
     data = m.get("data", {})
+    pooling = "global average pooling" if c.pooling == "avg" else "global average + 2×2 grid average pooling"
+    framing = ", uniform borders trimmed first (`ModelConfig.trim`)" if c.trim else ""
+    hard = (f"; hard negatives: {r['hard_negatives']:.0%} of every batch from look-alike groups re-mined every "
+            f"{r.get('mine_every')} epochs ({r.get('mine_k')} neighbours each, `dedup.mining`)") if r.get("hard_negatives") else ""
     lines = [
         f"- **Identity**: `{model.identity}`; architecture: conv channels {list(c.channels)} (3×3, ReLU, 2×2 max-pool "
-        f"between), global average pooling, dense {c.embedding_dim}, L2-normalised; input {c.image_size}×{c.image_size} RGB.",
+        f"between), {pooling}, dense {c.embedding_dim}, L2-normalised; input {c.image_size}×{c.image_size} RGB{framing}.",
         f"- **Data**: {', '.join(data.get('sources', []))}; {data.get('train_images', '?')} training images, "
         f"{data.get('val_images', '?')} distinct validation images for calibration; split: {data.get('split', '?')}; "
         "blank drawings and pixel-identical look-alikes removed (`benchmarks/pool.py: distinct`).",
         f"- **Recipe**: self-supervised pairs (two random edits of one image, `dedup.augment.random_view`), "
         f"loss `{r.get('loss')}`, optimiser {r.get('optimizer')} (lr {r.get('lr')}, {r.get('schedule')} schedule), "
-        f"{r.get('epochs')} epochs × {r.get('batch_size')} images (two views each), seed {r.get('seed')}.",
+        f"{r.get('epochs')} epochs × {r.get('batch_size')} images (two views each), seed {r.get('seed')}{hard}.",
         f"- **Training time**: {m.get('training_minutes', '?')} minutes on {m.get('machine', '?')}; "
         f"final train loss {hist[-1]['train_loss']:.3f}, validation loss {hist[-1]['val_loss']:.3f}, "
         f"validation AUC (in-batch view pairs) {hist[-1]['val_auc']:.4f}." if hist else "- **Training time**: ?",

@@ -1,9 +1,9 @@
-"""Frozen configuration of the training stage and option names that the CLI needs without
+"""Frozen configuration of the training stage and of an encoder, and option names that the CLI needs without
 importing heavy modules."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 LossName = Literal["contrastive", "triplet", "bce", "infonce"]
 LOSSES: tuple[str, ...] = ("contrastive", "triplet", "bce", "infonce")
@@ -34,3 +34,23 @@ class TrainConfig:
     hard_negatives: float = 0.0  # share of each batch drawn as groups of look-alike classes
     mine_every: int = 5  # epochs between re-mining look-alikes (the first mining after this many)
     mine_k: int = 10  # look-alikes kept per class
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and input size of an encoder."""
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    embedding_dim: int = 64
+    image_size: int = 64
+    batchnorm: bool = False
+    pooling: Literal["avg", "avg+grid2"] = "avg"  # avg: the seed's global average pooling;
+    # avg+grid2: global average concatenated with a 2×2 grid of averages (keeps coarse layout)
+    trim: bool = False  # cut uniform borders before resizing (`dedup.images.to_input`)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "channels" in known:
+            known["channels"] = tuple(int(c) for c in known["channels"])
+        return cls(**known)

@@ -11,21 +11,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
 
 from dedup import __version__
-from dedup.embed import embed_pixels
+from dedup.config import ModelConfig
 from dedup.errors import CatalogError, DedupError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import build_index, choose_factory, save_index
-from dedup.model import DEFAULT_MODEL, Model, ModelConfig
+from dedup.modelfile import DEFAULT_MODEL, PendingModel
 from dedup.progress import ProgressFn, silent
 from dedup.store import (
     INDEX_FORMAT,
@@ -35,6 +34,9 @@ from dedup.store import (
     read_manifest,
     write_manifest,
 )
+
+if TYPE_CHECKING:
+    from dedup.model import Model
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "lock"
@@ -93,6 +95,8 @@ def index_lock(folder: Path) -> Iterator[None]:
 def _inference_threads(n: int) -> Iterator[None]:
     """Give the encoder half the cores while decoding threads use the rest (on 2 cores,
     1 inference thread + 2 decode threads measured ~15% faster than 2 + 2; benchmarks/RESULTS.md)."""
+    import torch  # loaded by now: imported here so that decoding can start before torch is
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -104,7 +108,7 @@ def _inference_threads(n: int) -> Iterator[None]:
 def index_catalog(
     catalog: str | os.PathLike,
     index_dir: Path,
-    model: Model,
+    model: Model | PendingModel,
     *,
     model_ref: str | None = None,
     batch_size: int = 64,
@@ -120,34 +124,45 @@ def index_catalog(
     reuse its embedding. Files that cannot be read or decoded are skipped with a reason; the run
     never stops for one file. The manifest is written last, so an interrupted run leaves the
     previous index intact and the next run picks up the work it had flushed.
+
+    With a `PendingModel` (`dedup.modelfile.open_model`), reading and decoding start while the
+    weights are still loading.
     """
     start = time.perf_counter()
     root = check_catalog(catalog)
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    with index_lock(index_dir), _inference_threads(max(1, (os.cpu_count() or 2) // 2)):
+    spec, identity = model.config, model.identity  # known before the weights have loaded
+    with index_lock(index_dir):
         records: list[FileRecord] = []
         skipped: list[Skipped] = []
         for item in walk_catalog(root, follow_symlinks=follow_symlinks, exclude=index_dir):
             (records if isinstance(item, FileRecord) else skipped).append(item)
         if not records:
             raise CatalogError(f"catalog {str(root)!r} holds no files to index; point dedup at a folder of images")
-        known = load_known(index_dir, model.identity)
+        known = load_known(index_dir, identity)
         previous_generation = _committed_generation(index_dir)
         generation = previous_generation + 1
         shard_dir = index_dir / f"shards-{generation:04d}"
-        writer = ShardWriter(shard_dir, model.config.embedding_dim, rows_per_shard, metadata={"dedup.model": model.identity, "dedup.hash": HASH_NAME})
+        writer = ShardWriter(shard_dir, spec.embedding_dim, rows_per_shard, metadata={"dedup.model": identity, "dedup.hash": HASH_NAME})
         parts: list[np.ndarray] = []
         counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()
         done = 0
-        for batch in _prepared_batches(root, records, model.config, batch_size, workers, known):
-            rows, emb = _embed_batch(batch, model, known, skipped, counts, hashes, batch_size)
-            if rows:
-                writer.add(rows, emb)
-                parts.append(emb)
-            done += len(batch)
-            on_progress("indexing", done, len(records))
+        batches = _prepared_batches(root, records, spec, batch_size, workers, known)
+        try:
+            first = next(batches)  # decoding is under way
+            model = model.result() if isinstance(model, PendingModel) else model
+            with _inference_threads(max(1, (os.cpu_count() or 2) // 2)):
+                for batch in chain([first], batches):
+                    rows, emb = _embed_batch(batch, model, known, skipped, counts, hashes, batch_size)
+                    if rows:
+                        writer.add(rows, emb)
+                        parts.append(emb)
+                    done += len(batch)
+                    on_progress("indexing", done, len(records))
+        finally:
+            batches.close()
         shards = writer.close()
         skipped.sort(key=lambda s: s.rel)
         count = sum(s["rows"] for s in shards)
@@ -207,6 +222,8 @@ def _embed_batch(
 ) -> tuple[list[Row], np.ndarray]:
     """Rows and (rows, dim) embeddings of one prepared batch: known embeddings are reused, each
     new content hash is embedded once; skipped files, change counts and hashes are recorded."""
+    from dedup.embed import embed_pixels  # torch: imported once the model has loaded
+
     rows, emb = [], np.empty((len(batch), model.config.embedding_dim), np.float32)
     fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
     for rec, result in batch:
@@ -251,10 +268,14 @@ def _prepare_one(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmb
         return Skipped(rec.rel, str(exc))
 
 
+AHEAD = 8
+
+
 def _prepared_batches(
     root: Path, records: list[FileRecord], spec: ModelConfig, batch_size: int, workers: int, known: KnownEmbeddings
 ) -> Iterator[list[tuple[FileRecord, Known | Decoded | Skipped]]]:
-    """Read and decode in a thread pool (PIL releases the GIL) with two batches in flight."""
+    """Read and decode in a thread pool (PIL releases the GIL), `AHEAD` batches in flight: enough
+    to keep the decoders busy while the encoder's weights load, and a bound on memory."""
     it = iter(records)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: deque[list[tuple[FileRecord, Future]]] = deque()
@@ -264,8 +285,8 @@ def _prepared_batches(
             if chunk:
                 pending.append([(r, pool.submit(_prepare_one, root, r, spec, known)) for r in chunk])
 
-        submit()
-        submit()
+        for _ in range(AHEAD):
+            submit()
         while pending:
             batch = pending.popleft()
             submit()

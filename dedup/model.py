@@ -3,39 +3,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from dedup.config import FALLBACK_THRESHOLD
+from dedup.config import FALLBACK_THRESHOLD, ModelConfig
 from dedup.errors import ModelError
+from dedup.modelfile import DEFAULT_MODEL, model_file, model_ref, shipped_model_path, write_card
+
+__all__ = ["DEFAULT_MODEL", "Model", "ModelConfig", "SeedCNN", "load_model", "model_file", "model_ref", "new_model",
+           "save_model", "shipped_model_path"]
 
 MODEL_FORMAT = "dedup-model"
 MODEL_VERSION = 1
-DEFAULT_MODEL = "default"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and input size of an encoder."""
-
-    channels: tuple[int, ...] = (32, 64, 128)
-    embedding_dim: int = 64
-    image_size: int = 64
-    batchnorm: bool = False
-    pooling: Literal["avg", "avg+grid2"] = "avg"  # avg: the seed's global average pooling;
-    # avg+grid2: global average concatenated with a 2×2 grid of averages (keeps coarse layout)
-    trim: bool = False  # cut uniform borders before resizing (`dedup.images.to_input`)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        if "channels" in known:
-            known["channels"] = tuple(int(c) for c in known["channels"])
-        return cls(**known)
 
 
 class SeedCNN(nn.Module):
@@ -104,7 +86,8 @@ def new_model(config: ModelConfig | None = None, seed: int = 0, name: str = "cus
 
 
 def save_model(model: Model, path: str | Path) -> None:
-    """Write weights, config and metadata; loadable with `weights_only=True`."""
+    """Write weights, config and metadata (loadable with `weights_only=True`), and the model's
+    card beside them (`dedup.modelfile`)."""
     payload = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
@@ -117,30 +100,7 @@ def save_model(model: Model, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
-
-
-def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
-    """Path of an encoder shipped inside the package (`dedup/weights/<name>.pt`)."""
-    return Path(str(resources.files("dedup") / "weights" / f"{name}.pt"))
-
-
-def _shipped_name(ref: str | Path | None) -> str | None:
-    ref = DEFAULT_MODEL if ref is None else ref
-    if isinstance(ref, str) and ref.isidentifier() and shipped_model_path(ref).is_file():
-        return ref
-    return None
-
-
-def model_file(ref: str | Path | None) -> Path:
-    """The file of a model reference: None or a shipped model's name ("default", "seed"), or a path."""
-    name = _shipped_name(ref)
-    return shipped_model_path(name) if name else Path(ref)
-
-
-def model_ref(ref: str | Path | None) -> str:
-    """How an index records its model: a shipped model by name (survives reinstalls), else the
-    absolute path of the file."""
-    return _shipped_name(ref) or str(Path(ref).resolve())
+    write_card(path, model.config, model.identity, model.threshold)
 
 
 def load_model(path: str | Path | None = None) -> Model:

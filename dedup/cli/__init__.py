@@ -4,6 +4,8 @@ Commands live in `catalog.py` (index, find-duplicates, query, compare) and `lear
 (train, evaluate); this module holds the group, shared options and error handling."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -56,7 +58,19 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="dedup")
+    """The `dedup` program. Leaves without tearing down torch and FAISS (~0.3 s on two cores):
+    whatever a command writes is complete and closed before the command returns."""
+    try:
+        cli(prog_name="dedup")
+        code = 0
+    except SystemExit as exc:  # click's standalone mode always ends here
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`dedup ... | head`): nothing left to say
+            pass
+    os._exit(code)
 
 
 from dedup.cli import catalog, learn  # noqa: E402,F401  (registers the commands)

@@ -32,12 +32,12 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
     from dedup.files import check_catalog
     from dedup.index import default_index_path
     from dedup.indexer import index_catalog
-    from dedup.model import model_ref
+    from dedup.modelfile import model_ref, open_model
     from dedup.progress import rich_progress
     from dedup.report import skipped_summary
 
     root = check_catalog(catalog)
-    model = _load_model(model_path)
+    model = open_model(model_path)  # weights load in the background while decoding starts
     target = index_path or default_index_path(root)
     ref = model_ref(model_path)
     with rich_progress(not quiet) as progress:

@@ -1,0 +1,116 @@
+"""Model files without torch: where a model reference points, the JSON card beside each file,
+and loading in the background.
+
+The card (`MODEL.json`, written with every model file) holds the model's input spec and
+identity and the SHA-256 of the weights file it describes, so `dedup index` can start reading
+and decoding images while torch is still being imported and the weights loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dedup.config import FALLBACK_THRESHOLD, ModelConfig
+from dedup.errors import ModelError
+
+if TYPE_CHECKING:
+    from dedup.model import Model
+
+DEFAULT_MODEL = "default"
+CARD_FORMAT = "dedup-model-card"
+
+
+def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Path of an encoder shipped inside the package (`dedup/weights/<name>.pt`)."""
+    return Path(str(resources.files("dedup") / "weights" / f"{name}.pt"))
+
+
+def _shipped_name(ref: str | Path | None) -> str | None:
+    ref = DEFAULT_MODEL if ref is None else ref
+    if isinstance(ref, str) and ref.isidentifier() and shipped_model_path(ref).is_file():
+        return ref
+    return None
+
+
+def model_file(ref: str | Path | None) -> Path:
+    """The file of a model reference: None or a shipped model's name ("default", "seed"), or a path."""
+    name = _shipped_name(ref)
+    return shipped_model_path(name) if name else Path(ref)
+
+
+def model_ref(ref: str | Path | None) -> str:
+    """How an index records its model: a shipped model by name (survives reinstalls), else the
+    absolute path of the file."""
+    return _shipped_name(ref) or str(Path(ref).resolve())
+
+
+def card_path(file: Path) -> Path:
+    return Path(file).with_suffix(".json")
+
+
+def write_card(file: Path, config: ModelConfig, identity: str, threshold: float) -> None:
+    """Describe the model file `file` (already written) in the card beside it."""
+    card = {
+        "format": CARD_FORMAT,
+        "weights": Path(file).name,
+        "weights_sha256": hashlib.sha256(Path(file).read_bytes()).hexdigest(),
+        "identity": identity,
+        "threshold": threshold,
+        "config": {**asdict(config), "channels": list(config.channels)},
+    }
+    card_path(file).write_text(json.dumps(card, indent=2) + "\n")
+
+
+def read_card(file: Path) -> dict[str, Any] | None:
+    """The card of `file` if there is one and it describes these exact weights, else None."""
+    try:
+        card = json.loads(card_path(file).read_text())
+        if card.get("format") != CARD_FORMAT:
+            return None
+        if card["weights_sha256"] != hashlib.sha256(Path(file).read_bytes()).hexdigest():
+            return None  # the weights changed after the card was written
+        return card
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class PendingModel:
+    """A model whose weights load in a background thread while its spec is already known.
+
+    `config` and `identity` come from the card; `result()` waits for the loaded `Model` and
+    checks it is the model the card describes."""
+
+    def __init__(self, file: Path, card: dict[str, Any]):
+        self.file = file
+        self.config = ModelConfig.from_dict(card["config"])
+        self.identity: str = card["identity"]
+        self.threshold = float(card.get("threshold", FALLBACK_THRESHOLD))
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+        self._future: Future[Model] = self._pool.submit(_load, file)
+        self._pool.shutdown(wait=False)
+
+    def result(self) -> Model:
+        model = self._future.result()
+        if model.identity != self.identity or model.config != self.config:
+            raise ModelError(f"model card {str(card_path(self.file))!r} does not describe its weights; save the model again")
+        return model
+
+
+def _load(file: Path) -> Model:
+    from dedup.model import load_model
+
+    return load_model(file)
+
+
+def open_model(ref: str | Path | None) -> Model | PendingModel:
+    """The model of `ref`: loading in the background when its card allows, else loaded now."""
+    file = model_file(ref)
+    card = read_card(file) if file.is_file() else None
+    if card is None:
+        return _load(file)
+    return PendingModel(file, card)

@@ -1,0 +1,68 @@
+"""Model cards and background loading: the spec is known at once, the weights follow."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dedup.errors import ModelError
+from dedup.indexer import index_catalog
+from dedup.model import load_model, save_model
+from dedup.modelfile import PendingModel, card_path, open_model, read_card, shipped_model_path
+from dedup.store import read_embeddings, read_manifest, read_rows
+
+
+def test_the_shipped_card_describes_the_shipped_weights(default_model):
+    card = read_card(shipped_model_path())
+    assert card is not None and card["identity"] == default_model.identity
+    pending = open_model(None)
+    assert isinstance(pending, PendingModel)
+    assert pending.config == default_model.config and pending.threshold == default_model.threshold
+    assert pending.result().identity == default_model.identity
+
+
+def test_a_card_is_written_with_every_model_and_goes_stale_with_its_weights(tiny_model_file, tmp_path):
+    model = load_model(tiny_model_file)
+    out = tmp_path / "m.pt"
+    save_model(model, out)
+    assert read_card(out)["identity"] == model.identity
+    out.write_bytes(out.read_bytes() + b"\0")  # weights replaced, card not
+    assert read_card(out) is None
+    assert not isinstance(open_model(out), PendingModel)  # falls back to loading at once
+    card_path(out).unlink()
+    assert read_card(out) is None
+
+
+def test_a_card_that_lies_about_its_model_is_caught(tiny_model_file, tmp_path):
+    out = tmp_path / "m.pt"
+    save_model(load_model(tiny_model_file), out)
+    card = json.loads(card_path(out).read_text())
+    card["identity"] = "tiny:0000000000000000"
+    card_path(out).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not describe"):
+        open_model(out).result()
+
+
+def test_indexing_while_the_weights_load_gives_the_same_index(planted, default_model, tmp_path):
+    root, _ = planted
+    index_catalog(root, tmp_path / "a", default_model)
+    index_catalog(root, tmp_path / "b", open_model(None))
+    for folder in ("a", "b"):
+        assert read_manifest(tmp_path / folder)["model"]["identity"] == default_model.identity
+    assert list(read_rows(tmp_path / "a", read_manifest(tmp_path / "a"))["path"]) == \
+        list(read_rows(tmp_path / "b", read_manifest(tmp_path / "b"))["path"])
+    np.testing.assert_array_equal(read_embeddings(tmp_path / "a", read_manifest(tmp_path / "a")),
+                                  read_embeddings(tmp_path / "b", read_manifest(tmp_path / "b")))
+
+
+def test_the_program_exits_with_the_commands_status_and_flushed_output(planted, tmp_path):
+    root, _ = planted
+    ok = subprocess.run([sys.executable, "-m", "dedup", "index", str(root), "--index", str(tmp_path / "i"), "--format", "json", "-q"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["indexed"] > 0
+    bad = subprocess.run([sys.executable, "-m", "dedup", "find-duplicates", "--index", str(tmp_path / "none")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("Error:") and "Traceback" not in bad.stderr
