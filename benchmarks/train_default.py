@@ -1,6 +1,6 @@
 """Train the shipped default encoder (dedup/weights/default.pt) and calibrate its threshold.
 
-    python benchmarks/train_default.py [--epochs 60] [--out dedup/weights/default.pt]
+    python benchmarks/train_default.py [--epochs 90] [--out dedup/weights/default.pt]
 
 Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed with apt if
 missing, split by `benchmarks/pool.py` (train / val / held-out test); blank drawings and
@@ -69,7 +69,7 @@ def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int) -> tuple[np.
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=90)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
