@@ -128,8 +128,10 @@ def _batch_classes(
     hard = int(batch_size * hard_fraction) if neighbours is not None else 0
     while len(chosen) < hard:
         seed = int(rng.integers(len(classes)))
+        if seed in taken:
+            continue
         near = [int(n) for n in neighbours[seed] if int(n) not in taken]
-        picks = [seed] + [near[i] for i in rng.permutation(len(near))[: group - 1]] if seed not in taken else []
+        picks = [seed] + [near[i] for i in rng.permutation(len(near))[: group - 1]]
         for p in picks[: hard - len(chosen)]:
             chosen.append(p)
             taken.add(p)

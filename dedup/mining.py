@@ -6,6 +6,7 @@ at another time, the same card from another deck), which random batches almost n
 from __future__ import annotations
 
 import numpy as np
+
 from dedup.augment import flatten
 from dedup.data import TrainSet
 from dedup.embed import embed_pixels
