@@ -52,12 +52,12 @@ def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
     except DedupError:
         manifest = None
     committed = [folder / s["file"] for s in manifest["shards"]] if manifest else []
-    same_model = bool(manifest) and manifest["model"]["identity"] == model_identity and manifest.get("hash") == HASH_NAME
+    reusable = bool(manifest) and manifest["model"]["identity"] == model_identity and manifest.get("hash") == HASH_NAME
     for table in _tables(committed):
         rows = _rows(table)
         for path, size, mtime, *_ in rows:
             known.previous[path] = (size, mtime)
-        if same_model:
+        if reusable:
             _add_all(known, table, rows)
     done = set(committed)
     leftovers = [p for d in sorted(folder.glob("shards-*")) for p in sorted(d.glob("*.parquet")) if p not in done]
