@@ -17,7 +17,8 @@ def main() -> None:
     hist = m.get("history", [])
     data = m.get("data", {})
     pooling = "global average pooling" if c.pooling == "avg" else "global average + 2×2 grid average pooling"
-    framing = ", uniform borders trimmed first (`ModelConfig.trim`)" if c.trim else ""
+    framing = "".join([", uniform borders trimmed first (`ModelConfig.trim`)" if c.trim else "",
+                       ", a plain backdrop repainted white (`ModelConfig.backdrop`)" if c.backdrop else ""])
     hard = (f"; hard negatives: {r['hard_negatives']:.0%} of every batch from look-alike groups re-mined every "
             f"{r.get('mine_every')} epochs ({r.get('mine_k')} neighbours each, `dedup.mining`)") if r.get("hard_negatives") else ""
     lines = [

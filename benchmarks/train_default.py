@@ -31,7 +31,7 @@ from dedup.augment import duplicate, flatten  # noqa: E402
 from dedup.config import TrainConfig  # noqa: E402
 from dedup.data import TrainSet, open_rgba  # noqa: E402
 from dedup.embed import embed_pixels  # noqa: E402
-from dedup.images import to_input  # noqa: E402
+from dedup.framing import to_input  # noqa: E402
 from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc  # noqa: E402
 from dedup.model import ModelConfig, load_model, new_model, save_model  # noqa: E402
 from dedup.train import plot_history, train  # noqa: E402
@@ -57,12 +57,12 @@ def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int) -> tuple[np.
     rng = np.random.default_rng(seed)
     pixels, labels = [], []
     for i, im in enumerate(ts.images):
-        pixels.append(to_input(flatten(im), spec.image_size, spec.trim))
+        pixels.append(to_input(flatten(im), spec.image_size, spec.framing))
         labels.append(i)
         if rng.random() < 0.6:
             for _ in range(int(rng.integers(1, 4))):
                 dup, _ = duplicate(im, rng)
-                pixels.append(to_input(dup, spec.image_size, spec.trim))
+                pixels.append(to_input(dup, spec.image_size, spec.framing))
                 labels.append(i)
     return np.stack(pixels), np.array(labels)
 
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
+    ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
     ap.add_argument("--hard-negatives", type=float, default=0.5, help="Share of each batch drawn as look-alike groups.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
@@ -94,7 +95,7 @@ def main() -> None:
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
     )
-    model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling, trim=args.trim), seed=args.seed, name="default")
+    model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling, trim=args.trim, backdrop=args.backdrop), seed=args.seed, name="default")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = args.out.with_suffix(".ckpt")
     start = time.time()

@@ -2,7 +2,7 @@
 importing heavy modules."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 LossName = Literal["contrastive", "triplet", "bce", "infonce"]
@@ -37,6 +37,14 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Framing:
+    """How a picture is framed before it is resized to the encoder's input (`dedup.images.to_input`)."""
+
+    trim: bool = False  # cut uniform borders: margins, letterboxing, a plain backdrop around an object
+    backdrop: bool = False  # repaint a plain backdrop white, so an object reads the same on any colour
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Architecture and input size of an encoder."""
 
@@ -46,7 +54,20 @@ class ModelConfig:
     batchnorm: bool = False
     pooling: Literal["avg", "avg+grid2"] = "avg"  # avg: the seed's global average pooling;
     # avg+grid2: global average concatenated with a 2×2 grid of averages (keeps coarse layout)
-    trim: bool = False  # cut uniform borders before resizing (`dedup.images.to_input`)
+    trim: bool = False  # `Framing.trim`
+    backdrop: bool = False  # `Framing.backdrop`
+
+    @property
+    def framing(self) -> Framing:
+        return Framing(self.trim, self.backdrop)
+
+    def fingerprint(self) -> str:
+        """What a model's identity hashes of its config. An option added later is left out while it is off, so
+        the identity of a model saved before the option existed stays the same."""
+        fields = asdict(self)
+        if not fields["backdrop"]:
+            del fields["backdrop"]
+        return repr(fields)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

@@ -9,9 +9,11 @@ import numpy as np
 from PIL import Image
 
 from dedup.augment import random_view
+from dedup.config import Framing
 from dedup.errors import CatalogError, UsageError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
-from dedup.images import ImageSkip, read_file, to_input, to_rgb
+from dedup.framing import to_input
+from dedup.images import ImageSkip, read_file, to_rgb
 from dedup.progress import ProgressFn, silent
 
 LabelMode = Literal["none", "folders"]
@@ -96,14 +98,14 @@ def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, Train
 
 def view_batch(
     ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0,
-    neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4, trim: bool = False,
+    neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4, framing: Framing = Framing(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """`batch_size` items (distinct unless there are fewer classes), two augmented views each (two
     images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels).
 
     With `neighbours` (from `dedup.mining.class_neighbours`), `hard_fraction` of the items come in
-    groups of `group`: a random class and look-alikes drawn from its nearest classes. `trim` is the
-    model's border trimming (`dedup.images.to_input`)."""
+    groups of `group`: a random class and look-alikes drawn from its nearest classes. `framing` is the
+    model's (`dedup.framing.to_input`)."""
     classes = ts.classes
     by_class = ts.by_class()
     pixels, labels = [], []
@@ -112,7 +114,7 @@ def view_batch(
         picks = rng.choice(members, size=2, replace=len(members) < 2)
         for i in picks:
             view = random_view(ts.images[int(i)], rng, strength)
-            pixels.append(to_input(view, image_size, trim))
+            pixels.append(to_input(view, image_size, framing))
             labels.append(int(c))
     return np.stack(pixels), np.array(labels, dtype=np.int64)
 

@@ -9,6 +9,9 @@ import numpy as np
 from blake3 import blake3
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dedup.config import Framing
+from dedup.framing import to_input
+
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_PIXELS = 200_000_000  # after JPEG draft reduction; larger images are refused as bombs
@@ -48,10 +51,10 @@ def read_file(path: Path) -> bytes:
         raise ImageSkip(f"cannot read: {exc.strerror or exc}") from None
 
 
-def decode(data: bytes, size: int, digest: str | None = None, trim: bool = False) -> Decoded:
+def decode(data: bytes, size: int, digest: str | None = None, framing: Framing = Framing()) -> Decoded:
     """Decode image bytes to a (size, size, 3) uint8 array; raise `ImageSkip` with a reason.
 
-    `trim` drops uniform borders first (see `to_input`); it follows the model's config."""
+    `framing` is the model's (`dedup.framing.to_input`)."""
     digest = digest or content_hash(data)
     try:
         im = Image.open(io.BytesIO(data))
@@ -73,7 +76,7 @@ def decode(data: bytes, size: int, digest: str | None = None, trim: bool = False
         im.load()
         if orientation != 1:
             im = ImageOps.exif_transpose(im)
-        return Decoded(to_input(to_rgb(im), size, trim), width, height, digest)
+        return Decoded(to_input(to_rgb(im), size, framing), width, height, digest)
     except ImageSkip:
         raise
     except Image.DecompressionBombError as exc:
@@ -82,58 +85,9 @@ def decode(data: bytes, size: int, digest: str | None = None, trim: bool = False
         raise ImageSkip(f"cannot decode: {exc}") from None
 
 
-def load(path: Path, size: int, trim: bool = False) -> Decoded:
+def load(path: Path, size: int, framing: Framing = Framing()) -> Decoded:
     """Read and decode one file."""
-    return decode(read_file(path), size, trim=trim)
-
-
-TRIM_TOLERANCE = 24  # max channel difference from the border colour that still counts as border
-TRIM_MIN_SIDE = 0.125  # content narrower than this share of a side is not zoomed into
-
-
-def to_input(rgb: Image.Image, size: int, trim: bool = False) -> np.ndarray:
-    """The encoder's (size, size, 3) uint8 input for an RGB image.
-
-    With `trim`, uniform borders (white margins, letterboxing, a plain backdrop around a product)
-    are cut first, so the same picture with other margins fills the frame the same way. Borders
-    are judged on the downscaled image, where sensor and JPEG noise are averaged away; an image
-    whose frame is not mostly one colour (a photo) is not trimmed."""
-    small = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    arr = np.asarray(small, dtype=np.uint8)
-    if not trim:
-        return arr
-    box = content_box(arr)
-    if box is None:
-        return arr
-    sx, sy = rgb.width / size, rgb.height / size
-    left, top, right, bottom = box
-    # an edge pixel of the box is part border, part content: put the cut in its middle
-    left, top = left + 0.5 * (left > 0), top + 0.5 * (top > 0)
-    right, bottom = right - 0.5 * (right < size), bottom - 0.5 * (bottom < size)
-    crop = (left * sx, top * sy, right * sx, bottom * sy)
-    return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR, box=crop, reducing_gap=3.0), dtype=np.uint8)
-
-
-def content_box(arr: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(left, top, right, bottom) of what differs from a uniform border colour in an (h, w, 3)
-    array, or None when there is nothing to trim (no uniform border, a blank image, or content
-    too small to zoom into)."""
-    h, w = arr.shape[:2]
-    frame = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]]).astype(np.int16)
-    colour = np.median(frame, axis=0)
-    if (np.abs(frame - colour).max(axis=1) <= TRIM_TOLERANCE).mean() < 0.6:
-        return None  # the frame is not one colour: nothing to trim
-    content = np.abs(arr.astype(np.int16) - colour).max(axis=2) > TRIM_TOLERANCE
-    rows = np.flatnonzero(content.sum(axis=1) >= 2)
-    cols = np.flatnonzero(content.sum(axis=0) >= 2)
-    if len(rows) == 0 or len(cols) == 0:
-        return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    if (left, top, right, bottom) == (0, 0, w, h):
-        return None
-    if bottom - top < TRIM_MIN_SIDE * h or right - left < TRIM_MIN_SIDE * w:
-        return None
-    return left, top, right, bottom
+    return decode(read_file(path), size, framing=framing)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

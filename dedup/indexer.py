@@ -263,7 +263,7 @@ def _prepare_one(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmb
         data = read_file(root / rec.rel)
         digest = content_hash(data)
         hit = known.by_hash.get(digest)
-        return hit if hit is not None else decode(data, spec.image_size, digest, spec.trim)
+        return hit if hit is not None else decode(data, spec.image_size, digest, spec.framing)
     except ImageSkip as exc:
         return Skipped(rec.rel, str(exc))
 

@@ -10,7 +10,7 @@ import numpy as np
 from dedup.augment import flatten
 from dedup.data import TrainSet
 from dedup.embed import embed_pixels
-from dedup.images import to_input
+from dedup.framing import to_input
 from dedup.model import Model
 
 
@@ -19,7 +19,7 @@ def class_neighbours(model: Model, ts: TrainSet, k: int, block: int = 2048) -> n
     the embedding of its first image (unedited, on white)."""
     spec = model.config
     firsts = [int(members[0]) for members in ts.by_class().values()]
-    pixels = np.stack([to_input(flatten(ts.images[i]), spec.image_size, spec.trim) for i in firsts])
+    pixels = np.stack([to_input(flatten(ts.images[i]), spec.image_size, spec.framing) for i in firsts])
     emb = embed_pixels(model, pixels)
     k = min(k, len(emb) - 1)
     out = np.empty((len(emb), k), dtype=np.int64)

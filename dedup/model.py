@@ -68,7 +68,7 @@ class Model:
     @property
     def identity(self) -> str:
         """`name:hash` where the hash covers the architecture and every weight."""
-        h = hashlib.sha256(repr(asdict(self.config)).encode())
+        h = hashlib.sha256(self.config.fingerprint().encode())
         for key, tensor in sorted(self.net.state_dict().items()):
             h.update(key.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -39,7 +39,7 @@ def embed_files(model: Model, paths: Sequence[Path]) -> tuple[np.ndarray, list[s
     good, pixels = [], []
     for k, path in enumerate(paths):
         try:
-            pixels.append(load(Path(path), model.config.image_size, model.config.trim).pixels)
+            pixels.append(load(Path(path), model.config.image_size, model.config.framing).pixels)
             good.append(k)
         except ImageSkip as exc:
             errors[k] = str(exc)

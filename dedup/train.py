@@ -52,13 +52,13 @@ class _EpochBatches(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.cfg.seed, self.epoch])
         for _ in range(self.steps):
             yield view_batch(self.ts, rng, self.cfg.batch_size, self.spec.image_size, self.cfg.augment_strength,
-                             self.neighbours, self.cfg.hard_negatives, trim=self.spec.trim)
+                             self.neighbours, self.cfg.hard_negatives, framing=self.spec.framing)
 
 
 def validation_batches(ts: TrainSet, cfg: TrainConfig, spec: ModelConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """Fixed (seeded) view batches of the validation split."""
     rng = np.random.default_rng([cfg.seed, 10_007])
-    return [view_batch(ts, rng, cfg.batch_size, spec.image_size, cfg.augment_strength, trim=spec.trim) for _ in range(cfg.val_batches)]
+    return [view_batch(ts, rng, cfg.batch_size, spec.image_size, cfg.augment_strength, framing=spec.framing) for _ in range(cfg.val_batches)]
 
 
 def batch_pair_distances(model: Model, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

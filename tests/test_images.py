@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dedup.images import ImageSkip, content_box, decode, load, to_input
-from dedup.synth import scene
+from dedup.images import ImageSkip, decode, load
 
 
 def encoded(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -109,41 +108,3 @@ def test_decompression_bomb_refused():
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     with pytest.raises(ImageSkip, match="bomb|too large"):
         decode(png, 8)
-
-
-def framed(im: Image.Image, left: int, top: int, right: int, bottom: int, colour) -> Image.Image:
-    out = Image.new("RGB", (im.width + left + right, im.height + top + bottom), colour)
-    out.paste(im, (left, top))
-    return out
-
-
-def test_trim_cuts_uniform_borders_so_margins_do_not_matter():
-    pic = scene(3, (160, 120))
-    plain = to_input(pic, 64, trim=True)
-    for left, top, right, bottom, colour in [(80, 10, 5, 60, "white"), (0, 40, 0, 40, "black"), (30, 30, 30, 30, (200, 30, 90))]:
-        boxed = framed(pic, left, top, right, bottom, colour)
-        assert np.abs(to_input(boxed, 64, trim=True).astype(int) - plain).mean() < 6
-        assert np.abs(to_input(boxed, 64, trim=False).astype(int) - plain).mean() > 20
-
-
-def test_trim_is_robust_to_noise_and_leaves_photos_and_blanks_alone():
-    pic = scene(4, (160, 120))
-    boxed = np.asarray(framed(pic, 60, 20, 60, 20, "white"), dtype=np.float32)
-    noisy = np.clip(boxed + np.random.default_rng(0).normal(0, 18, boxed.shape), 0, 255).astype(np.uint8)
-    clean = to_input(Image.fromarray(boxed.astype(np.uint8)), 64, trim=True)
-    assert np.abs(to_input(Image.fromarray(noisy), 64, trim=True).astype(int) - clean).mean() < 8
-    photo = scene(5)  # a gradient backdrop: no uniform frame
-    assert np.array_equal(to_input(photo, 64, trim=True), to_input(photo, 64, trim=False))
-    blank = Image.new("RGB", (100, 80), (240, 240, 240))
-    assert np.array_equal(to_input(blank, 64, trim=True), to_input(blank, 64, trim=False))
-    speck = blank.copy()
-    speck.putpixel((50, 40), (0, 0, 0))
-    assert content_box(to_input(speck, 64)) is None  # too small to zoom into
-
-
-def test_decode_applies_trim_when_asked():
-    data = io.BytesIO()
-    framed(scene(6, (160, 120)), 100, 0, 0, 50, "white").save(data, "PNG")
-    trimmed = decode(data.getvalue(), 64, trim=True).pixels
-    assert np.abs(trimmed.astype(int) - to_input(scene(6, (160, 120)), 64)).mean() < 6
-    assert decode(data.getvalue(), 64).pixels.shape == trimmed.shape

@@ -27,11 +27,12 @@ from dedup.config import LOSSES
 @click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
 @click.option("--trim/--no-trim", default=True, show_default=True, help="Cut uniform borders (margins, letterboxing) before resizing, here and wherever the model is used.")
+@click.option("--backdrop/--no-backdrop", default=True, show_default=True, help="Repaint a plain backdrop around an object white, here and wherever the model is used.")
 @click.option("--hard-negatives", type=float, default=0.0, show_default=True, help="Share of each batch drawn as groups of look-alike items, re-mined every 5 epochs (0 = random batches).")
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
 @QUIET_OPT
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
-              image_size, augment, workers, trim, hard_negatives, resume, quiet):
+              image_size, augment, workers, trim, backdrop, hard_negatives, resume, quiet):
     """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
     from dedup.config import TrainConfig
     from dedup.data import load_folder, split
@@ -47,7 +48,7 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
     cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                       steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
                       augment_strength=augment, hard_negatives=hard_negatives)
-    model = new_model(ModelConfig(image_size=image_size, trim=trim), seed=seed, name=out.stem)
+    model = new_model(ModelConfig(image_size=image_size, trim=trim, backdrop=backdrop), seed=seed, name=out.stem)
     checkpoint = out.with_suffix(".ckpt")
     with rich_training(not quiet, epochs) as (on_step, on_epoch):
         train(model, train_set, val_set if len(val_set.labels) else None, cfg, checkpoint=checkpoint, resume=resume,

@@ -1,0 +1,99 @@
+"""Frame a decoded picture for the encoder: the (size, size, 3) input, with the model's `Framing`.
+
+Catalog copies of one picture often differ only in what surrounds it: white margins, letterboxing, a
+product cut out and placed on another backdrop colour. Borders and backdrops are judged on the
+downscaled image, where sensor and JPEG noise are averaged away; a picture whose frame is not mostly
+one colour (a photo) is left as it is."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from dedup.config import Framing
+
+TRIM_TOLERANCE = 24  # max channel difference from the border colour that still counts as border
+TRIM_MIN_SIDE = 0.125  # content narrower than this share of a side is not zoomed into
+UNIFORM_FRAME = 0.6  # share of the frame within tolerance of its median colour for a one-colour frame
+BACKDROP_FRAME = 0.3  # share of the framed input's edge still showing the backdrop for it to be repainted
+BACKDROP_BLEND = 80  # colour distance over which anti-aliased edges blend from backdrop into the object
+
+
+def to_input(rgb: Image.Image, size: int, framing: Framing = Framing()) -> np.ndarray:
+    """The encoder's (size, size, 3) uint8 input for an RGB image.
+
+    `framing.trim` cuts uniform borders first, so the same picture with other margins fills the
+    frame the same way. `framing.backdrop` then repaints a plain backdrop white (`whiten_backdrop`)."""
+    small = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(small, dtype=np.uint8)
+    if not (framing.trim or framing.backdrop):
+        return arr
+    colour = border_colour(arr)
+    if colour is None:
+        return arr
+    if framing.trim:
+        box = content_box(arr, colour)
+        if box is not None:
+            arr = _crop(rgb, size, box)
+    if framing.backdrop:
+        arr = whiten_backdrop(arr, colour)
+    return arr
+
+
+def border_colour(arr: np.ndarray) -> np.ndarray | None:
+    """The median colour of an (h, w, 3) array's outer frame, or None when the frame is not mostly
+    that one colour."""
+    frame = _frame(arr).astype(np.int16)
+    colour = np.median(frame, axis=0)
+    if (np.abs(frame - colour).max(axis=1) <= TRIM_TOLERANCE).mean() < UNIFORM_FRAME:
+        return None
+    return colour
+
+
+def content_box(arr: np.ndarray, colour: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of what differs from the border colour in an (h, w, 3) array, or
+    None when there is nothing to trim (no uniform border, a blank image, or content too small to
+    zoom into)."""
+    h, w = arr.shape[:2]
+    colour = border_colour(arr) if colour is None else colour
+    if colour is None:
+        return None
+    content = np.abs(arr.astype(np.int16) - colour).max(axis=2) > TRIM_TOLERANCE
+    rows = np.flatnonzero(content.sum(axis=1) >= 2)
+    cols = np.flatnonzero(content.sum(axis=0) >= 2)
+    if len(rows) == 0 or len(cols) == 0:
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if (left, top, right, bottom) == (0, 0, w, h):
+        return None
+    if bottom - top < TRIM_MIN_SIDE * h or right - left < TRIM_MIN_SIDE * w:
+        return None
+    return left, top, right, bottom
+
+
+def whiten_backdrop(arr: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Repaint the backdrop of colour `colour` white, blending anti-aliased edges and soft shadows
+    by their distance from it. Left alone when the input's edge hardly shows the backdrop (a
+    letterboxed photo trimmed to the photo): its dark or light areas are not a backdrop."""
+    a = arr.astype(np.float32)
+    near = np.abs(a - colour).max(axis=2)
+    edge = _frame(near[..., None])[:, 0]
+    if (edge <= TRIM_TOLERANCE).mean() < BACKDROP_FRAME:
+        return arr
+    weight = np.clip(1 - (near - TRIM_TOLERANCE) / (BACKDROP_BLEND - TRIM_TOLERANCE), 0, 1)
+    return np.clip(a + weight[..., None] * (255.0 - colour), 0, 255).round().astype(np.uint8)
+
+
+def _frame(arr: np.ndarray) -> np.ndarray:
+    """The outer rows and columns of an (h, w, c) array as (n, c)."""
+    return np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+
+
+def _crop(rgb: Image.Image, size: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Resize the part of `rgb` inside `box` (in (size, size) coordinates) to the input size."""
+    sx, sy = rgb.width / size, rgb.height / size
+    left, top, right, bottom = box
+    # an edge pixel of the box is part border, part content: put the cut in its middle
+    left, top = left + 0.5 * (left > 0), top + 0.5 * (top > 0)
+    right, bottom = right - 0.5 * (right < size), bottom - 0.5 * (bottom < size)
+    crop = (left * sx, top * sy, right * sx, bottom * sy)
+    return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR, box=crop, reducing_gap=3.0), dtype=np.uint8)
