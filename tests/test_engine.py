@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageDraw
 
+from dedup.config import Framing
 from dedup.duplicates import find_duplicates
 from dedup.index import load_index
 from dedup.indexer import index_catalog
@@ -75,21 +77,41 @@ def test_query_finds_the_original_for_an_edited_copy(planted, built_index, tmp_p
     assert res.neighbors == ()
 
 
-def test_indexing_and_query_follow_the_models_border_trimming(default_model, tmp_path):
+def with_margins(pic: Image.Image) -> Image.Image:
+    boxed = Image.new("RGB", (300, 200), "white")
+    boxed.paste(pic, (120, 10))
+    return boxed
+
+
+def cutout_on(colour):
+    """A disc cut out of a picture, placed on a plain backdrop of `colour`."""
+    def place(pic: Image.Image) -> Image.Image:
+        mask = Image.new("L", pic.size, 0)
+        ImageDraw.Draw(mask).ellipse([20, 10, pic.width - 20, pic.height - 10], fill=255)
+        out = Image.new("RGB", pic.size, colour)
+        out.paste(pic, (0, 0), mask)
+        return out
+    return place
+
+
+@pytest.mark.parametrize("plain, edit, off, on, closer", [
+    (lambda p: p, with_margins, Framing(), Framing(trim=True), 0.5),
+    (cutout_on((255, 255, 255)), cutout_on((40, 70, 190)), Framing(trim=True), Framing(trim=True, backdrop=True), 0.8),
+])
+def test_indexing_and_query_follow_the_models_framing(default_model, tmp_path, plain, edit, off, on, closer):
     pic = scene(77, (160, 120))
     cat = tmp_path / "cat"
     cat.mkdir()
-    pic.save(cat / "plain.png")
-    boxed = Image.new("RGB", (300, 200), "white")
-    boxed.paste(pic, (120, 10))
-    boxed.save(cat / "margins.png")
+    plain(pic).save(cat / "plain.png")
+    edit(pic).save(cat / "edited.png")
     gaps = {}
-    for trim in (False, True):
-        model = Model(default_model.net, replace(default_model.config, trim=trim), dict(default_model.meta), "t")
-        idx = tmp_path / f"idx{trim}"
+    for framing in (off, on):
+        config = replace(default_model.config, trim=framing.trim, backdrop=framing.backdrop)
+        model = Model(default_model.net, config, dict(default_model.meta), "t")
+        idx = tmp_path / f"idx{framing}"
         index_catalog(cat, idx, model)
         emb = read_embeddings(idx, read_manifest(idx))
-        gaps[trim] = float(np.linalg.norm(emb[0] - emb[1]))
-        queried = query_images(idx, [str(cat / "margins.png")], k=1, model=model)[0]
+        gaps[framing] = float(np.linalg.norm(emb[0] - emb[1]))
+        queried = query_images(idx, [str(cat / "edited.png")], k=1, model=model)[0]
         assert queried.neighbors[0].distance < 1e-4  # a query is prepared exactly as the index was
-    assert gaps[True] < 0.5 * gaps[False]
+    assert gaps[on] < closer * gaps[off]

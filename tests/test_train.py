@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from dedup.cli import cli
-from dedup.config import TrainConfig
+from dedup.config import Framing, TrainConfig
 from dedup.data import load_folder, split
 from dedup.model import ModelConfig, load_model, new_model
 from dedup.synth import scene
@@ -92,7 +92,7 @@ def test_train_command_writes_a_self_describing_model(plain_folder, tmp_path):
     raw = torch.load(out, weights_only=True)  # no pickled code
     assert raw["format"] == "dedup-model"
     model = load_model(out)
-    assert model.config.image_size == 32 and model.config.trim  # borders are cut by default
+    assert model.config.image_size == 32 and model.config.framing == Framing(trim=True, backdrop=True)  # the default framing
     assert model.meta["recipe"]["loss"] == "triplet" and len(model.meta["history"]) == 2
     assert {"auc", "f1", "threshold"} <= set(model.meta["val_metrics"])
     idx = tmp_path / "idx"
