@@ -74,6 +74,8 @@ def whiten_backdrop(arr: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Repaint the backdrop of colour `colour` white, blending anti-aliased edges and soft shadows
     by their distance from it. Left alone when the input's edge hardly shows the backdrop (a
     letterboxed photo trimmed to the photo): its dark or light areas are not a backdrop."""
+    if (colour >= 255).all():
+        return arr  # already white: repainting changes nothing
     a = arr.astype(np.float32)
     near = np.abs(a - colour).max(axis=2)
     edge = _frame(near[..., None])[:, 0]
