@@ -6,6 +6,8 @@ downscaled image, where sensor and JPEG noise are averaged away; a picture whose
 one colour (a photo) is left as it is."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from PIL import Image
 
@@ -15,14 +17,19 @@ TRIM_TOLERANCE = 24  # max channel difference from the border colour that still 
 TRIM_MIN_SIDE = 0.125  # content narrower than this share of a side is not zoomed into
 UNIFORM_FRAME = 0.6  # share of the frame within tolerance of its median colour for a one-colour frame
 BACKDROP_FRAME = 0.3  # share of the framed input's edge still showing the backdrop for it to be repainted
+SHARPER_FROM = 1.25  # enlargement of a trimmed part above which a reduced-scale JPEG is decoded again
 BACKDROP_BLEND = 80  # colour distance over which anti-aliased edges blend from backdrop into the object
 
 
-def to_input(rgb: Image.Image, size: int, framing: Framing = Framing()) -> np.ndarray:
+def to_input(rgb: Image.Image, size: int, framing: Framing = Framing(),
+             sharper: Callable[[float], Image.Image] | None = None) -> np.ndarray:
     """The encoder's (size, size, 3) uint8 input for an RGB image.
 
     `framing.trim` cuts uniform borders first, so the same picture with other margins fills the
-    frame the same way. `framing.backdrop` then repaints a plain backdrop white (`whiten_backdrop`)."""
+    frame the same way. `framing.backdrop` then repaints a plain backdrop white (`whiten_backdrop`).
+    `sharper(factor)`, where given, decodes the same picture at `factor` × `rgb`'s resolution (or
+    as close as it can): a JPEG decoded at a reduced scale is decoded again when its trimmed part
+    would otherwise be enlarged, so it is framed as sharply as the same picture in another format."""
     small = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     arr = np.asarray(small, dtype=np.uint8)
     if not (framing.trim or framing.backdrop):
@@ -33,7 +40,9 @@ def to_input(rgb: Image.Image, size: int, framing: Framing = Framing()) -> np.nd
     if framing.trim:
         box = content_box(arr, colour)
         if box is not None:
-            arr = _crop(rgb, size, box)
+            # how much the trimmed part of `rgb` would be enlarged to fill the input
+            enlarge = size / min((box[2] - box[0]) / size * rgb.width, (box[3] - box[1]) / size * rgb.height)
+            arr = _crop(sharper(enlarge) if sharper is not None and enlarge > SHARPER_FROM else rgb, size, box)
     if framing.backdrop:
         arr = whiten_backdrop(arr, colour)
     return arr

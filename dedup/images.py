@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +70,17 @@ def decode(data: bytes, size: int, digest: str | None = None, framing: Framing =
             raise ImageSkip(f"unsupported format {im.format}")
         orientation = _orientation(im)
         width, height = (im.size[1], im.size[0]) if orientation in (5, 6, 7, 8) else im.size
-        if im.format in ("JPEG", "MPO"):
-            im.draft("RGB", (size, size))  # decode at the smallest DCT scale ≥ size
-        if im.size[0] * im.size[1] > MAX_PIXELS:
-            raise ImageSkip(f"image too large to decode safely ({im.size[0]}x{im.size[1]} pixels)")
-        im.load()
-        if orientation != 1:
-            im = ImageOps.exif_transpose(im)
-        return Decoded(to_input(to_rgb(im), size, framing), width, height, digest)
+        full = im.size
+        rgb = _load_rgb(im, (size, size), orientation)
+        sharper = None
+        if rgb.size != full and rgb.size != full[::-1]:  # a JPEG decoded at a reduced DCT scale
+
+            def sharper(factor: float) -> Image.Image:
+                stored = (rgb.size[::-1] if orientation in (5, 6, 7, 8) else rgb.size)
+                again = Image.open(io.BytesIO(data))
+                return _load_rgb(again, (math.ceil(stored[0] * factor), math.ceil(stored[1] * factor)), orientation)
+
+        return Decoded(to_input(rgb, size, framing, sharper), width, height, digest)
     except ImageSkip:
         raise
     except Image.DecompressionBombError as exc:
@@ -88,6 +92,19 @@ def decode(data: bytes, size: int, digest: str | None = None, framing: Framing =
 def load(path: Path, size: int, framing: Framing = Framing()) -> Decoded:
     """Read and decode one file."""
     return decode(read_file(path), size, framing=framing)
+
+
+def _load_rgb(im: Image.Image, request: tuple[int, int], orientation: int) -> Image.Image:
+    """Decode an opened image to RGB, upright; a JPEG at the smallest DCT scale that is at least
+    `request` (stored orientation)."""
+    if im.format in ("JPEG", "MPO"):
+        im.draft("RGB", request)
+    if im.size[0] * im.size[1] > MAX_PIXELS:
+        raise ImageSkip(f"image too large to decode safely ({im.size[0]}x{im.size[1]} pixels)")
+    im.load()
+    if orientation != 1:
+        im = ImageOps.exif_transpose(im)
+    return to_rgb(im)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -91,3 +91,16 @@ def test_a_model_identity_covers_the_backdrop_option_only_when_it_is_on():
     assert "backdrop" not in off.fingerprint()  # identities of models saved before the option are unchanged
     assert "backdrop" in on_.fingerprint() and off.fingerprint() != on_.fingerprint()
     assert on_.framing == Framing(trim=False, backdrop=True)
+
+
+def test_a_jpeg_decoded_at_reduced_scale_is_decoded_again_when_its_trimmed_part_is_small():
+    page = framed(scene(8, (400, 110)), 300, 350, 300, 340, "white")  # a thin picture on a large white page
+    as_png, as_jpeg = io.BytesIO(), io.BytesIO()
+    page.save(as_png, "PNG")
+    page.save(as_jpeg, "JPEG", quality=95)
+    sharp = decode(as_png.getvalue(), 64, framing=TRIM).pixels.astype(int)
+    again = decode(as_jpeg.getvalue(), 64, framing=TRIM).pixels.astype(int)
+    reduced = Image.open(io.BytesIO(as_jpeg.getvalue()))
+    reduced.draft("RGB", (64, 64))  # the first, reduced-scale decode on its own
+    blurred = to_input(reduced.convert("RGB"), 64, TRIM).astype(int)
+    assert np.abs(again - sharp).mean() < 0.5 * np.abs(blurred - sharp).mean()
