@@ -1,6 +1,6 @@
 """Indexing throughput against the JPEG decode floor and a perceptual-hash peer, plus peak RSS.
 
-    python benchmarks/throughput.py [--images 400] [--out benchmarks/out/throughput]
+    python benchmarks/throughput.py [--images 400] [--rounds 3] [--catalog DIR] [--out benchmarks/out/throughput]
 
 Generates (deterministically) photo-sized JPEGs (1–2 megapixels, quality 85–90) and measures in
 one run, on the same files: (a) the decode-only floor (`Image.draft` + resize to the encoder's
@@ -9,12 +9,15 @@ end to end as a user runs it (fresh index, start-up included). The two-core floo
 index` are measured in `--rounds` interleaved rounds and their medians compared: on a shared
 machine one round can be several per cent off. Then peak RSS of `dedup index`
 on this catalog and on one 10× smaller, to show memory does not grow with the catalog.
+`--catalog DIR` measures on the image files of an existing folder instead (for example the
+near-duplicate benchmark's clip art, whose JPEGs are trimmed and may be decoded twice).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -78,21 +81,33 @@ def index_run(catalog: Path, index: Path) -> tuple[float, float]:
     """(images/s, peak RSS MiB) of `dedup index` in a fresh process, start-up included."""
     subprocess.run(["rm", "-rf", str(index)], check=True)
     seconds, rss, _ = run_dedup("index", str(catalog), "--index", str(index), "-q")
-    return len(os.listdir(catalog)) / seconds, rss
+    return len([p for p in catalog.iterdir() if p.is_file()]) / seconds, rss
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=3, help="Rounds of floor and dedup index, interleaved; medians reported.")
+    ap.add_argument("--catalog", type=Path, default=None, help="Measure on this folder's image files instead of generated photos.")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/throughput"))
     args = ap.parse_args()
-    big = make_photos(args.out / "catalog", args.images)
+    if args.catalog is not None:
+        catalog = args.catalog
+        big = sorted(p for p in catalog.iterdir() if p.is_file())
+        args.images = len(big)
+        what = f"{len(big)} files of {catalog}"
+    else:
+        catalog = args.out / "catalog"
+        big = make_photos(catalog, args.images)
+        what = f"{args.images} JPEGs of 1–2 MP"
+    subprocess.run(["rm", "-rf", str(args.out / "catalog_small")], check=True)
     small_dir = args.out / "catalog_small"
     small_dir.mkdir(parents=True, exist_ok=True)
     for p in big[: max(1, args.images // 10)]:
-        if not (small_dir / p.name).exists():
+        try:
             os.link(p, small_dir / p.name)
+        except OSError:  # another file system
+            shutil.copy(p, small_dir / p.name)
     for p in big:  # warm the page cache so every method reads from memory
         p.read_bytes()
     floor1 = rate(decode_one, big)
@@ -100,12 +115,12 @@ def main() -> None:
     rounds = []  # (two-core floor, dedup index, its peak RSS): interleaved so both see the same noise
     for _ in range(args.rounds):
         f2 = rate(decode_one, big, processes=2)
-        rounds.append((f2, *index_run(args.out / "catalog", args.out / "index")))
+        rounds.append((f2, *index_run(catalog, args.out / "index")))
     floor2 = float(np.median([r[0] for r in rounds]))
     ours = float(np.median([r[1] for r in rounds]))
     rss_big = max(r[2] for r in rounds)
     _, rss_small = index_run(small_dir, args.out / "index_small")
-    print(f"{args.images} JPEGs of 1–2 MP; {os.cpu_count()} CPUs\n")
+    print(f"{what}; {os.cpu_count()} CPUs\n")
     print("| method | images/s | ratio to dedup index |")
     print("|---|---|---|")
     for name, r in (("decode floor, 1 process", floor1), ("decode floor, 2 processes", floor2),
