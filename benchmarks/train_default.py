@@ -6,7 +6,8 @@ Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed wi
 missing, split by `benchmarks/pool.py` (train / val / held-out test); blank drawings and
 pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
 two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
-(InfoNCE on −d²), Adam with a cosine schedule. Hard negatives: from epoch 5 on, half of every
+(InfoNCE on −d²), Adam with a cosine schedule. Framing (`dedup.framing`): uniform borders
+trimmed, a plain backdrop repainted white (`--no-trim`, `--no-backdrop` turn them off). Hard negatives: from epoch 5 on, half of every
 batch is groups of look-alike pictures (each one's nearest neighbours under the current encoder,
 re-mined every 5 epochs, `dedup.mining`), so the loss must separate them. The default threshold is the largest threshold with
 precision ≥ 0.90 on a validation catalog (distinct val-pool pictures + `dedup.augment.duplicate` copies), never
