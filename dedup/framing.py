@@ -16,8 +16,8 @@ from dedup.config import Framing
 TRIM_TOLERANCE = 24  # max channel difference from the border colour that still counts as border
 TRIM_MIN_SIDE = 0.125  # content narrower than this share of a side is not zoomed into
 UNIFORM_FRAME = 0.6  # share of the frame within tolerance of its median colour for a one-colour frame
-BACKDROP_FRAME = 0.3  # share of the framed input's edge still showing the backdrop for it to be repainted
 SHARPER_FROM = 1.25  # enlargement of a trimmed part above which a reduced-scale JPEG is decoded again
+BACKDROP_FRAME = 0.3  # share of the framed input's edge still showing the backdrop for it to be repainted
 BACKDROP_BLEND = 80  # colour distance over which anti-aliased edges blend from backdrop into the object
 
 
@@ -51,9 +51,9 @@ def to_input(rgb: Image.Image, size: int, framing: Framing = Framing(),
 def border_colour(arr: np.ndarray) -> np.ndarray | None:
     """The median colour of an (h, w, 3) array's outer frame, or None when the frame is not mostly
     that one colour."""
-    frame = _frame(arr).astype(np.int16)
+    frame = _frame(arr)
     colour = np.median(frame, axis=0)
-    if (np.abs(frame - colour).max(axis=1) <= TRIM_TOLERANCE).mean() < UNIFORM_FRAME:
+    if (_distance(frame, colour) <= TRIM_TOLERANCE).mean() < UNIFORM_FRAME:
         return None
     return colour
 
@@ -86,8 +86,7 @@ def whiten_backdrop(arr: np.ndarray, colour: np.ndarray) -> np.ndarray:
     if (colour >= 255).all():
         return arr  # already white: repainting changes nothing
     near = _distance(arr, colour)
-    edge = _frame(near[..., None])[:, 0]
-    if (edge <= TRIM_TOLERANCE).mean() < BACKDROP_FRAME:
+    if (_frame(near) <= TRIM_TOLERANCE).mean() < BACKDROP_FRAME:
         return arr
     weight = np.clip(1 - (near - TRIM_TOLERANCE) / (BACKDROP_BLEND - TRIM_TOLERANCE), 0, 1)
     shift = weight[..., None] * (255 - colour).astype(np.float32)
@@ -95,14 +94,14 @@ def whiten_backdrop(arr: np.ndarray, colour: np.ndarray) -> np.ndarray:
 
 
 def _distance(arr: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Per pixel, the largest channel difference from `colour` (float32; a per-channel maximum is
-    several times faster than numpy's reduction over a length-3 axis)."""
+    """Per pixel of an (..., 3) array, the largest channel difference from `colour` (float32; a
+    per-channel maximum is several times faster than numpy's reduction over a length-3 axis)."""
     d = np.abs(arr.astype(np.float32) - colour.astype(np.float32))
     return np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])
 
 
 def _frame(arr: np.ndarray) -> np.ndarray:
-    """The outer rows and columns of an (h, w, c) array as (n, c)."""
+    """The outer rows and columns of an (h, w) or (h, w, c) array, as (n,) or (n, c)."""
     return np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
 
 
