@@ -7,7 +7,7 @@ missing, split by `benchmarks/pool.py` (train / val / held-out test); blank draw
 pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
 two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
 (InfoNCE on −d²), Adam with a cosine schedule. Framing (`dedup.framing`): uniform borders
-trimmed, a plain backdrop repainted white (`--no-trim`, `--no-backdrop` turn them off). Hard negatives: from epoch 5 on, half of every
+trimmed, a plain backdrop repainted white (`--no-trim`, `--no-backdrop` turn them off). Hard negatives: from epoch 5 on, three quarters of every
 batch is groups of look-alike pictures (each one's nearest neighbours under the current encoder,
 re-mined every 5 epochs, `dedup.mining`), so the loss must separate them. The default threshold is the largest threshold with
 precision ≥ 0.90 on a validation catalog (distinct val-pool pictures + `dedup.augment.duplicate` copies), never
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
-    ap.add_argument("--hard-negatives", type=float, default=0.5, help="Share of each batch drawn as look-alike groups.")
+    ap.add_argument("--hard-negatives", type=float, default=0.75, help="Share of each batch drawn as look-alike groups.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
 
