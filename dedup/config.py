@@ -69,6 +69,10 @@ class ModelConfig:
             del fields["backdrop"]
         return repr(fields)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON- and `weights_only`-safe fields (the inverse of `from_dict`)."""
+        return {**asdict(self), "channels": list(self.channels)}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def save_model(model: Model, path: str | Path) -> None:
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
         "name": model.name,
-        "config": {**asdict(model.config), "channels": list(model.config.channels)},
+        "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
         "meta": model.meta,
     }

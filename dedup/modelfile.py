@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +60,7 @@ def write_card(file: Path, config: ModelConfig, identity: str, threshold: float)
         "weights_sha256": hashlib.sha256(Path(file).read_bytes()).hexdigest(),
         "identity": identity,
         "threshold": threshold,
-        "config": {**asdict(config), "channels": list(config.channels)},
+        "config": config.to_dict(),
     }
     card_path(file).write_text(json.dumps(card, indent=2) + "\n")
 
