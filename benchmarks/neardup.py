@@ -30,8 +30,11 @@ from dedup.augment import duplicate, flatten  # noqa: E402
 from dedup.cluster import group_pairs  # noqa: E402
 from dedup.data import open_rgba  # noqa: E402
 from dedup.metrics import roc_auc  # noqa: E402
+from dedup.modelfile import shipped_model_path  # noqa: E402
 from dedup.search import Pairs  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
+
+SHIPPED = ("default", "seed")  # the shipped encoders, compared in one run by default
 
 
 def build_catalog(out: Path, originals: int, seed: int) -> dict[str, tuple[int, str]]:
@@ -136,22 +139,12 @@ def hash_scores(catalog: Path, paths: list[str], true: set, kinds=("phash", "dha
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--originals", type=int, default=700)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/neardup"))
-    ap.add_argument("--model", default=None, help="Model file to benchmark instead of the shipped default.")
-    args = ap.parse_args()
-    out = args.out.resolve()
-    if out.exists():
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-    truth = build_catalog(out, args.originals, args.seed)
-    catalog, index = out / "catalog", out / "index"
+def score_model(model: str, out: Path, truth: dict) -> dict:
+    """Index the catalog with `model` and score `find-duplicates` at its default threshold, as a user runs them."""
+    catalog, index = out / "catalog", out / f"index_{Path(model).stem}"
     dedup = [sys.executable, "-m", "dedup"]
-    model = ["--model", args.model] if args.model else []
     start = time.perf_counter()
-    subprocess.run([*dedup, "index", str(catalog), "--index", str(index), "-q", *model], check=True)
+    subprocess.run([*dedup, "index", str(catalog), "--index", str(index), "-q", "--model", model], check=True)
     index_s = time.perf_counter() - start
     found = json.loads(subprocess.run([*dedup, "find-duplicates", "--index", str(index), "--format", "json", "-q"],
                                       check=True, capture_output=True, text=True).stdout)
@@ -160,15 +153,8 @@ def main() -> None:
     pos = {p: k for k, p in enumerate(paths)}
     true = true_pairs(truth, paths)
     pred = group_pair_set([[pos[m["path"]] for m in g["members"]] for g in found["groups"]])
-    p, r, f = prf(pred, true)
-    emb = read_embeddings(index, manifest)
-    i, j, d = all_pair_distances(emb)
+    i, j, d = all_pair_distances(read_embeddings(index, manifest))
     y = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    n_dups = sum(1 for v in truth.values() if v[1] != "original")
-    print(f"catalog: {len(paths)} images ({len(paths) - n_dups} originals, {n_dups} near-duplicates), {len(true)} true pairs")
-    print(f"dedup index: {len(paths) / index_s:.0f} images/s end to end (incl. start-up)")
-    print(f"\n## dedup (default threshold {found['threshold']:.4f}, linkage {found['linkage']})")
-    print(f"precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}  pair ROC-AUC {roc_auc(d, y):.4f}")
     rank = np.arange(len(paths))
     sweep = []
     for t in np.round(np.arange(0.1, 1.01, 0.05), 2):
@@ -176,32 +162,67 @@ def main() -> None:
         for link in ("center", "single"):
             row[link] = prf(group_pair_set(groups_at(i, j, d, len(paths), t, rank, link)), true)
         sweep.append(row)
-    best = max(sweep, key=lambda r: r["center"][2])
-    print(f"best F1 over the threshold sweep (center linkage): {best['center'][2]:.4f} at {best['t']}")
-    hashes = hash_scores(catalog, paths, true)
+    return {"model": model, "paths": paths, "true": true, "prf": prf(pred, true), "auc": roc_auc(d, y),
+            "threshold": found["threshold"], "linkage": found["linkage"], "speed": len(paths) / index_s,
+            "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
+            "families": family_recall(pred, truth, paths)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--originals", type=int, default=700)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/neardup"))
+    ap.add_argument("--model", action="append", default=None,
+                    help="Encoder to benchmark (a shipped name or a file); repeat to compare several. "
+                         "Default: every shipped encoder (default, seed).")
+    args = ap.parse_args()
+    models = args.model or [m for m in SHIPPED if shipped_model_path(m).is_file()]
+    out = args.out.resolve()
+    if out.exists():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    truth = build_catalog(out, args.originals, args.seed)
+    runs = [score_model(m, out, truth) for m in models]
+    main_run, paths, true = runs[0], runs[0]["paths"], runs[0]["true"]
+    n_dups = sum(1 for v in truth.values() if v[1] != "original")
+    print(f"catalog: {len(paths)} images ({len(paths) - n_dups} originals, {n_dups} near-duplicates), {len(true)} true pairs")
+    print("\n## dedup at each encoder's default threshold (`dedup index` + `find-duplicates`, as a user runs them)")
+    print("| encoder | threshold | linkage | precision | recall | F1 | best F1 (sweep, center) | pair ROC-AUC | index images/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        p, r, f = run["prf"]
+        print(f"| {run['model']} | {run['threshold']:.4f} | {run['linkage']} | {p:.4f} | {r:.4f} | {f:.4f} | "
+              f"{run['best']['center'][2]:.4f} at {run['best']['t']} | {run['auc']:.4f} | {run['speed']:.0f} |")
+    hashes = hash_scores(out / "catalog", paths, true)
     print("\n## per edit family recall (original–duplicate pairs)")
-    fams = family_recall(pred, truth, paths)
     hash_fams = {k: family_recall(v["pred"], truth, paths) for k, v in hashes.items()}
-    print("| family | pairs | dedup | " + " | ".join(f"{k} (best)" for k in hashes) + " |")
-    print("|---|---|---|" + "---|" * len(hashes))
+    print("| family | pairs | " + " | ".join(run["model"] for run in runs) + " | "
+          + " | ".join(f"{k} (best)" for k in hashes) + " |")
+    print("|---|---|" + "---|" * (len(runs) + len(hashes)))
     counts = defaultdict(int)
     for _, fam in truth.values():
         if fam != "original":
             counts[fam if "+" not in fam else "combination"] += 1
-    for fam, rec in fams.items():
-        print(f"| {fam} | {counts[fam]} | {rec:.3f} | " + " | ".join(f"{hash_fams[k][fam]:.3f}" for k in hashes) + " |")
+    for fam in main_run["families"]:
+        print(f"| {fam} | {counts[fam]} | " + " | ".join(f"{run['families'][fam]:.3f}" for run in runs) + " | "
+              + " | ".join(f"{hash_fams[k][fam]:.3f}" for k in hashes) + " |")
     print("\n## perceptual hashes (best Hamming threshold of 1..32, same set closing)")
     print("| method | threshold | precision | recall | F1 | pair ROC-AUC | images/s |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| dedup (default threshold) | {found['threshold']:.3f} | {p:.4f} | {r:.4f} | {f:.4f} | {roc_auc(d, y):.4f} | {len(paths) / index_s:.0f} (index) |")
+    for run in runs:
+        p, r, f = run["prf"]
+        print(f"| dedup {run['model']} (default threshold) | {run['threshold']:.3f} | {p:.4f} | {r:.4f} | {f:.4f} | "
+              f"{run['auc']:.4f} | {run['speed']:.0f} (index) |")
     for k, v in hashes.items():
         print(f"| {k} | {v['hamming']} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['auc']:.4f} | {v['images_per_s']:.0f} |")
     best_hash = max(v["f1"] for v in hashes.values())
-    print(f"\nF1 margin over the best perceptual hash: {f - best_hash:+.4f}")
-    print("\n## linkage: pair precision / recall / F1 by threshold")
+    print()
+    for run in runs:
+        print(f"F1 margin over the best perceptual hash ({run['model']}): {run['prf'][2] - best_hash:+.4f}")
+    print(f"\n## linkage ({main_run['model']}): pair precision / recall / F1 by threshold")
     print("| threshold | center P | center R | center F1 | single P | single R | single F1 |")
     print("|---|---|---|---|---|---|---|")
-    for row in sweep:
+    for row in main_run["sweep"]:
         c, s = row["center"], row["single"]
         print(f"| {row['t']:.2f} | {c[0]:.4f} | {c[1]:.4f} | {c[2]:.4f} | {s[0]:.4f} | {s[1]:.4f} | {s[2]:.4f} |")
 

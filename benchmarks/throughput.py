@@ -1,6 +1,6 @@
 """Indexing throughput against the JPEG decode floor and a perceptual-hash peer, plus peak RSS.
 
-    python benchmarks/throughput.py [--images 400] [--rounds 3] [--catalog DIR] [--out benchmarks/out/throughput]
+    python benchmarks/throughput.py [--images 400] [--rounds 3] [--catalog DIR] [--model M ...] [--out benchmarks/out/throughput]
 
 Generates (deterministically) photo-sized JPEGs (1–2 megapixels, quality 85–90) and measures in
 one run, on the same files: (a) the decode-only floor (`Image.draft` + resize to the encoder's
@@ -11,6 +11,7 @@ machine one round can be several per cent off. Then peak RSS of `dedup index`
 on this catalog and on one 10× smaller, to show memory does not grow with the catalog.
 `--catalog DIR` measures on the image files of an existing folder instead (for example the
 near-duplicate benchmark's clip art, whose JPEGs are trimmed and may be decoded twice).
+`--model` (repeatable) measures other encoders in the same interleaved rounds.
 """
 from __future__ import annotations
 
@@ -77,10 +78,10 @@ def rate(fn, paths, processes: int = 1) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def index_run(catalog: Path, index: Path) -> tuple[float, float]:
+def index_run(catalog: Path, index: Path, model: str = "default") -> tuple[float, float]:
     """(images/s, peak RSS MiB) of `dedup index` in a fresh process, start-up included."""
     subprocess.run(["rm", "-rf", str(index)], check=True)
-    seconds, rss, _ = run_dedup("index", str(catalog), "--index", str(index), "-q")
+    seconds, rss, _ = run_dedup("index", str(catalog), "--index", str(index), "-q", "--model", model)
     return len([p for p in catalog.iterdir() if p.is_file()]) / seconds, rss
 
 
@@ -90,7 +91,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="Rounds of floor and dedup index, interleaved; medians reported.")
     ap.add_argument("--catalog", type=Path, default=None, help="Measure on this folder's image files instead of generated photos.")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/throughput"))
+    ap.add_argument("--model", action="append", default=None,
+                    help="Encoder for `dedup index` (a shipped name or a file); repeat to compare several in the same "
+                         "rounds. Default: the default encoder.")
     args = ap.parse_args()
+    models = args.model or ["default"]
     if args.catalog is not None:
         catalog = args.catalog
         big = sorted(p for p in catalog.iterdir() if p.is_file())
@@ -112,23 +117,29 @@ def main() -> None:
         p.read_bytes()
     floor1 = rate(decode_one, big)
     phash = rate(phash_one, big)
-    rounds = []  # (two-core floor, dedup index, its peak RSS): interleaved so both see the same noise
+    rounds = []  # (two-core floor, then images/s and peak RSS of each model): interleaved, so all see the same noise
     for _ in range(args.rounds):
         f2 = rate(decode_one, big, processes=2)
-        rounds.append((f2, *index_run(catalog, args.out / "index")))
+        rounds.append((f2, [index_run(catalog, args.out / "index", m) for m in models]))
     floor2 = float(np.median([r[0] for r in rounds]))
-    ours = float(np.median([r[1] for r in rounds]))
-    rss_big = max(r[2] for r in rounds)
-    _, rss_small = index_run(small_dir, args.out / "index_small")
+    ours = [float(np.median([r[1][k][0] for r in rounds])) for k in range(len(models))]
+    rss_big = max(r[1][0][1] for r in rounds)
+    _, rss_small = index_run(small_dir, args.out / "index_small", models[0])
     print(f"{what}; {os.cpu_count()} CPUs\n")
     print("| method | images/s | ratio to dedup index |")
     print("|---|---|---|")
     for name, r in (("decode floor, 1 process", floor1), ("decode floor, 2 processes", floor2),
-                    ("imagehash pHash, 1 process", phash), ("dedup index (end to end)", ours)):
-        print(f"| {name} | {r:.1f} | {ours / r:.2f} |")
-    print("\nrounds (two-core floor, dedup index, ratio): " + "; ".join(f"{f:.0f}, {o:.0f}, {o / f:.3f}" for f, o, _ in rounds))
-    print(f"targets (medians): dedup/pHash = {ours / phash:.2f} (≥ 3), dedup/two-core floor = {ours / floor2:.3f} (≥ 0.5)")
-    print(f"peak RSS: {rss_small:.0f} MiB for {len(os.listdir(small_dir))} images, {rss_big:.0f} MiB for {args.images} images")
+                    ("imagehash pHash, 1 process", phash)):
+        print(f"| {name} | {r:.1f} | {ours[0] / r:.2f} |")
+    for m, r in zip(models, ours):
+        print(f"| dedup index --model {m} (end to end) | {r:.1f} | {ours[0] / r:.2f} |")
+    for k, m in enumerate(models):
+        print(f"\n{m}: rounds (two-core floor, dedup index, ratio): "
+              + "; ".join(f"{f:.0f}, {o[k][0]:.0f}, {o[k][0] / f:.3f}" for f, o in rounds))
+        print(f"{m}: targets (medians): dedup/pHash = {ours[k] / phash:.2f} (≥ 3), "
+              f"dedup/two-core floor = {ours[k] / floor2:.3f} (≥ 0.5)")
+    print(f"\npeak RSS ({models[0]}): {rss_small:.0f} MiB for {len(os.listdir(small_dir))} images, "
+          f"{rss_big:.0f} MiB for {args.images} images")
     print(f"(self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 

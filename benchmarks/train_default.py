@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128],
+                    help="Convolution widths, one 3x3 block each (32 64 128 = the seed CNN).")
     ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
@@ -96,7 +98,7 @@ def main() -> None:
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
     )
-    model = new_model(ModelConfig(image_size=args.image_size, pooling=args.pooling, trim=args.trim, backdrop=args.backdrop), seed=args.seed, name="default")
+    model = new_model(ModelConfig(channels=tuple(args.channels), image_size=args.image_size, pooling=args.pooling, trim=args.trim, backdrop=args.backdrop), seed=args.seed, name="default")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = args.out.with_suffix(".ckpt")
     start = time.time()

@@ -95,9 +95,17 @@ def train(
     history: list[dict[str, Any]] = []
     first_epoch = 0
     neighbours: np.ndarray | None = None  # look-alike classes for hard-negative batches
+    run = _run_key(model, cfg)
     if resume and checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        model.net.load_state_dict(state["net"])
+        if state.get("run", run) != run:
+            raise UsageError(f"checkpoint {str(checkpoint)!r} was written by a run with another model or recipe; "
+                             "remove it to start afresh, or resume with the same options")
+        try:
+            model.net.load_state_dict(state["net"])
+        except RuntimeError:
+            raise UsageError(f"checkpoint {str(checkpoint)!r} holds weights of another architecture; remove it "
+                             "to start afresh") from None
         loss_fn.load_state_dict(state["loss"])
         opt.load_state_dict(state["opt"])
         history = list(state["history"])
@@ -140,7 +148,7 @@ def train(
         report = EpochReport(epoch + 1, total / steps, *_validate(model, loss_fn, val), time.perf_counter() - started)
         history.append(asdict(report))
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, loss_fn, opt, epoch + 1, history, neighbours)
+            _save_checkpoint(checkpoint, run, model, loss_fn, opt, epoch + 1, history, neighbours)
         if on_epoch:
             on_epoch(report)
     model.meta = {
@@ -168,8 +176,15 @@ def _validate(model: Model, loss_fn: torch.nn.Module, val) -> tuple[float | None
     return float(np.mean(losses)), roc_auc(d, y)
 
 
-def _save_checkpoint(path: Path, model: Model, loss_fn, opt, epoch: int, history: list, neighbours: np.ndarray | None) -> None:
-    state = {"net": model.net.state_dict(), "loss": loss_fn.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+def _run_key(model: Model, cfg: TrainConfig) -> str:
+    """What a checkpoint must have been written by to be resumed: the same architecture, input spec and recipe
+    (the number of epochs aside: a run may be resumed to train longer)."""
+    return repr((model.config.fingerprint(), {k: v for k, v in asdict(cfg).items() if k != "epochs"}))
+
+
+def _save_checkpoint(path: Path, run: str, model: Model, loss_fn, opt, epoch: int, history: list,
+                     neighbours: np.ndarray | None) -> None:
+    state = {"run": run, "net": model.net.state_dict(), "loss": loss_fn.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
              "history": history, "neighbours": None if neighbours is None else torch.from_numpy(neighbours)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)

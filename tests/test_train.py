@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from dedup.cli import cli
 from dedup.config import Framing, TrainConfig
+from dedup.errors import UsageError
 from dedup.data import load_folder, split
 from dedup.model import ModelConfig, load_model, new_model
 from dedup.synth import scene
@@ -59,6 +61,19 @@ def test_resume_matches_an_uninterrupted_run(plain_folder, tmp_path, hard):
     assert [h["epoch"] for h in resumed.meta["history"]] == [1, 2, 3]
 
 
+def test_resume_refuses_a_checkpoint_of_another_run(plain_folder, tmp_path):
+    ts, _ = load_folder(plain_folder, max_side=64)
+    recipe = dict(batch_size=8, steps_per_epoch=2, seed=1)
+    ckpt = tmp_path / "m.ckpt"
+    run(ts, TrainConfig(epochs=1, **recipe), checkpoint=ckpt)
+    with pytest.raises(UsageError, match="another model or recipe"):
+        run(ts, TrainConfig(epochs=2, lr=0.01, **recipe), checkpoint=ckpt, resume=True)
+    wider = new_model(replace(TINY, channels=(8, 8)), seed=1)
+    with pytest.raises(UsageError, match="another model or recipe"):
+        train(wider, ts, None, TrainConfig(epochs=2, **recipe), checkpoint=ckpt, resume=True)
+    assert ckpt.is_file()  # left for the user to remove
+
+
 @pytest.mark.parametrize("loss", ["contrastive", "triplet", "bce", "infonce"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_every_loss_and_optimizer_trains(plain_folder, loss, optimizer):
@@ -86,15 +101,25 @@ def test_folder_labels_split_by_class(tmp_path):
 def test_train_command_writes_a_self_describing_model(plain_folder, tmp_path):
     out = tmp_path / "m.pt"
     result = CliRunner().invoke(cli, ["train", str(plain_folder), "--out", str(out), "--epochs", "2", "--batch-size", "6",
-                                      "--image-size", "32", "--loss", "triplet", "--val-fraction", "0.25", "-q"])
+                                      "--image-size", "32", "--channels", "8,16,16,32", "--loss", "triplet",
+                                      "--val-fraction", "0.25", "-q"])
     assert result.exit_code == 0, result.output
     assert out.with_suffix(".loss.png").is_file() and not out.with_suffix(".ckpt").exists()
     raw = torch.load(out, weights_only=True)  # no pickled code
     assert raw["format"] == "dedup-model"
     model = load_model(out)
+    assert model.config.channels == (8, 16, 16, 32)
     assert model.config.image_size == 32 and model.config.framing == Framing(trim=True, backdrop=True)  # the default framing
     assert model.meta["recipe"]["loss"] == "triplet" and len(model.meta["history"]) == 2
     assert {"auc", "f1", "threshold"} <= set(model.meta["val_metrics"])
     idx = tmp_path / "idx"
     assert CliRunner().invoke(cli, ["index", str(plain_folder), "--index", str(idx), "--model", str(out), "-q"]).exit_code == 0
     assert json.loads((idx / "manifest.json").read_text())["model"]["identity"] == model.identity
+
+
+@pytest.mark.parametrize("channels", ["", "32,,64", "0,8", "8,16,x", "8,8,8,8,8,8"])
+def test_train_rejects_bad_channels_in_one_line(plain_folder, tmp_path, channels):
+    result = CliRunner().invoke(cli, ["train", str(plain_folder), "--out", str(tmp_path / "m.pt"), "--image-size", "32",
+                                      "--channels", channels, "-q"])
+    assert result.exit_code != 0 and "--channels" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.pt").exists()

@@ -24,6 +24,7 @@ from dedup.config import LOSSES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Items (or classes) held out for validation.")
 @click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--channels", default="32,64,128", show_default=True, help="Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed CNN; the default encoder is 24,64,128,256).")
 @click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
 @click.option("--trim/--no-trim", default=True, show_default=True, help="Cut uniform borders (margins, letterboxing) before resizing, here and wherever the model is used.")
@@ -32,7 +33,7 @@ from dedup.config import LOSSES
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
 @QUIET_OPT
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
-              image_size, augment, workers, trim, backdrop, hard_negatives, resume, quiet):
+              image_size, channels, augment, workers, trim, backdrop, hard_negatives, resume, quiet):
     """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
     from dedup.config import TrainConfig
     from dedup.data import load_folder, split
@@ -43,12 +44,13 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
 
     if epochs < 1 or batch_size < 2 or lr <= 0 or image_size < 16 or not 0 <= hard_negatives <= 1:
         raise UsageError("--epochs ≥ 1, --batch-size ≥ 2, --lr > 0, --image-size ≥ 16 and 0 ≤ --hard-negatives ≤ 1 are required")
+    widths = parse_channels(channels, image_size)
     full, skipped = load_folder(data, labels, max_side=2 * image_size)
     train_set, val_set = split(full, val_fraction, seed)
     cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                       steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
                       augment_strength=augment, hard_negatives=hard_negatives)
-    model = new_model(ModelConfig(image_size=image_size, trim=trim, backdrop=backdrop), seed=seed, name=out.stem)
+    model = new_model(ModelConfig(channels=widths, image_size=image_size, trim=trim, backdrop=backdrop), seed=seed, name=out.stem)
     checkpoint = out.with_suffix(".ckpt")
     with rich_training(not quiet, epochs) as (on_step, on_epoch):
         train(model, train_set, val_set if len(val_set.labels) else None, cfg, checkpoint=checkpoint, resume=resume,
@@ -63,6 +65,20 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
                + (f"; loss curves in {png}" if png else ""))
     if val:
         click.echo(f"Validation: AUC {val['auc']:.4f}, best F1 {val['f1']:.4f} at threshold {val['threshold']:.4f}")
+
+
+def parse_channels(text: str, image_size: int) -> tuple[int, ...]:
+    """`--channels 24,64,128,256` → (24, 64, 128, 256); a one-line UsageError for anything else."""
+    from dedup.errors import UsageError
+
+    try:
+        widths = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or not all(1 <= c <= 1024 for c in widths) or image_size >> (len(widths) - 1) < 2:
+        raise UsageError(f"--channels {text!r}: give 1 to {image_size.bit_length() - 1} comma-separated widths of 1..1024, "
+                         "e.g. 32,64,128 (each block after the first halves the image)")
+    return widths
 
 
 @cli.command("evaluate")
