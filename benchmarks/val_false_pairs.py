@@ -1,0 +1,79 @@
+"""Which different pictures an encoder confuses on the validation calibration catalog.
+
+    python benchmarks/val_false_pairs.py [--model M ...] [--threshold T] [--top 15]
+
+Builds `train_default.py`'s calibration catalog (distinct validation-pool pictures plus edited
+copies; never the test pool) for each model's input spec and prints, at the model's calibrated
+threshold (or `--threshold`): true and false pairs, the precision, which pool folders the false
+pairs come from, and the closest different-picture pairs by file name. Use it to see what holds
+the precision-first default threshold down.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pool import SOURCES, distinct, pool_files  # noqa: E402
+from train_default import calibration_catalog, load_set  # noqa: E402
+
+from dedup.embed import embed_pixels  # noqa: E402
+from dedup.model import load_model  # noqa: E402
+
+
+def short(path: str) -> str:
+    """The path inside its pool source."""
+    for src in SOURCES:
+        if path.startswith(str(src) + "/"):
+            return path[len(str(src)) + 1:]
+    return path
+
+
+def report(ref: str | None, val, threshold: float | None, top: int) -> None:
+    model = load_model(ref)
+    t = model.threshold if threshold is None else threshold
+    pixels, labels = calibration_catalog(val, model.config, seed=1)  # the catalog train_default calibrates on
+    emb = embed_pixels(model, pixels)
+    i, j = np.triu_indices(len(emb), 1)
+    d = np.sqrt(np.maximum(((emb[i] - emb[j]) ** 2).sum(1), 0))
+    same = labels[i] == labels[j]
+    tp, fp = int((same & (d < t)).sum()), int((~same & (d < t)).sum())
+    print(f"\n## {model.identity} at {t:.4f}: {tp} true pairs, {fp} false pairs, precision "
+          f"{tp / max(tp + fp, 1):.3f} ({len(emb)} images, {int(same.sum())} true pairs in all)")
+    folders = Counter()
+    for k in np.flatnonzero(~same & (d < t)):
+        a, b = (str(Path(short(val.paths[labels[x]])).parent) for x in (i[k], j[k]))
+        folders[a if a == b else f"{a} / {b}"] += 1
+    print("| false pairs | folder(s) |\n|---|---|")
+    for name, n in folders.most_common():
+        print(f"| {n} | {name} |")
+    print(f"\nclosest different pictures (each pair of pictures once, up to {top}):")
+    shown: set[tuple[int, int]] = set()
+    for k in np.flatnonzero(~same)[np.argsort(d[~same])]:
+        pair = tuple(sorted((int(labels[i[k]]), int(labels[j[k]]))))
+        if pair in shown:
+            continue
+        shown.add(pair)
+        print(f"  {d[k]:.3f}  {short(val.paths[pair[0]])}  |  {short(val.paths[pair[1]])}")
+        if len(shown) == top:
+            break
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", default=None, help="Model (shipped name or file); repeatable.")
+    ap.add_argument("--threshold", type=float, default=None, help="Default: each model's calibrated threshold.")
+    ap.add_argument("--top", type=int, default=15)
+    args = ap.parse_args()
+    val = load_set(pool_files()["val"])
+    val = val.subset(np.array(distinct(val.images)))
+    for ref in args.model or [None]:
+        report(ref, val, args.threshold, args.top)
+
+
+if __name__ == "__main__":
+    main()
