@@ -24,7 +24,7 @@ from dedup.config import LOSSES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Items (or classes) held out for validation.")
 @click.option("--image-size", type=int, default=64, show_default=True)
-@click.option("--channels", default="32,64,128", show_default=True, help="Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed CNN; the default encoder is 24,64,128,256).")
+@click.option("--channels", default="32,64,128", show_default=True, help="Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed CNN, the shape of the default encoder).")
 @click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
 @click.option("--trim/--no-trim", default=True, show_default=True, help="Cut uniform borders (margins, letterboxing) before resizing, here and wherever the model is used.")
