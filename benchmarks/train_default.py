@@ -39,6 +39,7 @@ from dedup.train import plot_history, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PRECISION = 0.90
+CALIBRATION_SEED = 1  # one calibration catalog for every encoder, whatever its training seed
 
 
 def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
@@ -53,7 +54,7 @@ def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
     return TrainSet(images, np.arange(len(images), dtype=np.int64), kept)
 
 
-def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int = CALIBRATION_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Originals plus 1–3 edited copies of 60% of them: (pixels, source labels)."""
     rng = np.random.default_rng(seed)
     pixels, labels = [], []
@@ -112,7 +113,7 @@ def main() -> None:
 def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     """Choose the default threshold on the validation pool (distinct pictures only) and save."""
     val_set = val_set.subset(np.array(distinct(val_set.images)))
-    pixels, labels = calibration_catalog(val_set, model.config, seed=args.seed + 1)
+    pixels, labels = calibration_catalog(val_set, model.config)
     emb = embed_pixels(model, pixels)
     iu = np.triu_indices(len(emb), 1)
     d = np.sqrt(np.maximum(((emb[iu[0]] - emb[iu[1]]) ** 2).sum(1), 0))

@@ -1,6 +1,6 @@
 """How much the validation figures that pick an encoder move with the sample of validation pictures.
 
-    python benchmarks/val_bootstrap.py --model A [--model B ...] [--rounds 500]
+    python benchmarks/val_bootstrap.py --model A [--model B ...] [--rounds 500] [--copy-seeds 6]
 
 Scores each model on `train_default.py`'s calibration catalog (distinct validation-pool pictures
 plus edited copies) the way the default threshold is chosen: F1 at the largest threshold with
@@ -8,7 +8,9 @@ precision ≥ 0.90, and the best F1. Then resamples the validation pictures (a P
 picture, the same weights for every model in a round; a pair of copies weighs the product of its
 pictures' weights, a pair within one picture that picture's weight) and prints 90% intervals,
 and for each model after the first its paired difference from the first. A difference whose
-interval spans 0 is within the noise of a 330-picture validation pool.
+interval spans 0 is within the noise of a 330-picture validation pool. `--copy-seeds K` also
+calibrates each model on K catalogs whose edited copies are drawn with seeds 1..K (the same
+pictures), and on all K pooled: how much the drawn copies alone move the default threshold.
 """
 from __future__ import annotations
 
@@ -23,13 +25,15 @@ from pool import distinct, pool_files  # noqa: E402
 from train_default import TARGET_PRECISION, calibration_catalog, load_set  # noqa: E402
 
 from dedup.embed import embed_pixels  # noqa: E402
+from dedup.metrics import at_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model  # noqa: E402
 
 
-def pair_distances(ref: str | None, val) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pair_distances(ref: str | None, val, copy_seed: int | None = None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(identity, distances, same?, source of each pair's first and second image) of every pair."""
     model = load_model(ref)
-    pixels, labels = calibration_catalog(val, model.config, seed=1)
+    pixels, labels = (calibration_catalog(val, model.config) if copy_seed is None
+                      else calibration_catalog(val, model.config, seed=copy_seed))
     emb = embed_pixels(model, pixels)
     i, j = np.triu_indices(len(emb), 1)
     d = np.sqrt(np.maximum(((emb[i] - emb[j]) ** 2).sum(1), 0))
@@ -56,6 +60,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True, help="Model (shipped name or file); repeatable.")
     ap.add_argument("--rounds", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--copy-seeds", type=int, default=0, help="Also calibrate on this many catalogs of other copies.")
     args = ap.parse_args()
     val = load_set(pool_files()["val"])
     val = val.subset(np.array(distinct(val.images)))
@@ -80,6 +85,24 @@ def main() -> None:
         print(f"\n{args.model[k]} − {args.model[0]}: F1 at the default {point[k][0] - point[0][0]:+.3f} "
               f"{interval(diff[:, 0])} (higher in {np.mean(diff[:, 0] > 0):.0%} of resamples); best F1 "
               f"{point[k][1] - point[0][1]:+.3f} {interval(diff[:, 1])} (higher in {np.mean(diff[:, 1] > 0):.0%})")
+
+    for ref in args.model if args.copy_seeds else []:
+        copy_seed_spread(ref, val, args.copy_seeds)
+
+
+def copy_seed_spread(ref: str, val, k: int) -> None:
+    """The precision-first threshold and F1 there on catalogs of copies drawn with seeds 1..k, and pooled."""
+    ds, ys, cells = [], [], []
+    for seed in range(1, k + 1):
+        _, d, same, _, _ = pair_distances(ref, val, seed)
+        t = precision_threshold(d, same, TARGET_PRECISION)
+        cells.append(f"{seed}: {t:.4f} (F1 {at_threshold(d, same, t).f1:.3f})")
+        ds.append(d)
+        ys.append(same)
+    d, same = np.concatenate(ds), np.concatenate(ys)
+    t = precision_threshold(d, same, TARGET_PRECISION)
+    print(f"\n{ref}: precision-first threshold by copy seed: " + "; ".join(cells)
+          + f"; pooled: {t:.4f} (F1 {at_threshold(d, same, t).f1:.3f})")
 
 
 if __name__ == "__main__":
