@@ -139,9 +139,10 @@ def hash_scores(catalog: Path, paths: list[str], true: set, kinds=("phash", "dha
     return out
 
 
-def score_model(model: str, out: Path, truth: dict) -> dict:
-    """Index the catalog with `model` and score `find-duplicates` at its default threshold, as a user runs them."""
-    catalog, index = out / "catalog", out / f"index_{Path(model).stem}"
+def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
+    """Index the catalog with `model` into `index` and score `find-duplicates` at its default threshold, as a user
+    runs them."""
+    catalog = out / "catalog"
     dedup = [sys.executable, "-m", "dedup"]
     start = time.perf_counter()
     subprocess.run([*dedup, "index", str(catalog), "--index", str(index), "-q", "--model", model], check=True)
@@ -182,7 +183,7 @@ def main() -> None:
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
     truth = build_catalog(out, args.originals, args.seed)
-    runs = [score_model(m, out, truth) for m in models]
+    runs = [score_model(m, out, truth, out / ("index" if k == 0 else f"index_{k}")) for k, m in enumerate(models)]
     main_run, paths, true = runs[0], runs[0]["paths"], runs[0]["true"]
     n_dups = sum(1 for v in truth.values() if v[1] != "original")
     print(f"catalog: {len(paths)} images ({len(paths) - n_dups} originals, {n_dups} near-duplicates), {len(true)} true pairs")
