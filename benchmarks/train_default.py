@@ -69,6 +69,15 @@ def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int = CALIBRATION
     return np.stack(pixels), np.array(labels)
 
 
+def calibration_pairs(model, val_set: TrainSet, seed: int = CALIBRATION_SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every pair of the calibration catalog: (distances, same picture?, picture of each side, images)."""
+    pixels, labels = calibration_catalog(val_set, model.config, seed)
+    emb = embed_pixels(model, pixels)
+    i, j = np.triu_indices(len(emb), 1)
+    d = np.sqrt(np.maximum(((emb[i] - emb[j]) ** 2).sum(1), 0))
+    return d, labels[i] == labels[j], labels[i], labels[j], len(emb)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=90)
@@ -113,11 +122,7 @@ def main() -> None:
 def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     """Choose the default threshold on the validation pool (distinct pictures only) and save."""
     val_set = val_set.subset(np.array(distinct(val_set.images)))
-    pixels, labels = calibration_catalog(val_set, model.config)
-    emb = embed_pixels(model, pixels)
-    iu = np.triu_indices(len(emb), 1)
-    d = np.sqrt(np.maximum(((emb[iu[0]] - emb[iu[1]]) ** 2).sum(1), 0))
-    y = labels[iu[0]] == labels[iu[1]]
+    d, y, _, _, n_images = calibration_pairs(model, val_set)
     # Precision first: a wrong set can lead a user to act on a file that is not a duplicate.
     # The default is the largest threshold whose validation precision is ≥ TARGET_PRECISION.
     thr = precision_threshold(d, y, TARGET_PRECISION) or best_f1_threshold(d, y)
@@ -127,7 +132,7 @@ def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     calib["best_f1"] = at_threshold(d, y, calib["best_f1_threshold"]).f1
     model.meta.update(
         threshold=round(thr, 4),
-        calibration={"catalog_images": int(len(emb)), "positive_pairs": int(y.sum()), **calib},
+        calibration={"catalog_images": n_images, "positive_pairs": int(y.sum()), **calib},
         data={"sources": ["openclipart-png (CC0)", "gnome-backgrounds", "mate-backgrounds"],
               "split": "benchmarks/pool.py: sha256(base name) % 100 → <15 test, <20 val, else train",
               "train_images": model.meta.get("train_items"), "val_images": len(val_set.images)},

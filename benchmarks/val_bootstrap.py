@@ -22,22 +22,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pool import distinct, pool_files  # noqa: E402
-from train_default import TARGET_PRECISION, calibration_catalog, load_set  # noqa: E402
+from train_default import CALIBRATION_SEED, TARGET_PRECISION, calibration_pairs, load_set  # noqa: E402
 
-from dedup.embed import embed_pixels  # noqa: E402
 from dedup.metrics import at_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model  # noqa: E402
 
 
-def pair_distances(ref: str | None, val, copy_seed: int | None = None) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(identity, distances, same?, source of each pair's first and second image) of every pair."""
+def pair_distances(ref: str | None, val, copy_seed: int = CALIBRATION_SEED) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(identity, distances, same?, picture of each pair's first and second image) of every pair."""
     model = load_model(ref)
-    pixels, labels = (calibration_catalog(val, model.config) if copy_seed is None
-                      else calibration_catalog(val, model.config, seed=copy_seed))
-    emb = embed_pixels(model, pixels)
-    i, j = np.triu_indices(len(emb), 1)
-    d = np.sqrt(np.maximum(((emb[i] - emb[j]) ** 2).sum(1), 0))
-    return model.identity, d, labels[i] == labels[j], labels[i], labels[j]
+    d, same, a, b, _ = calibration_pairs(model, val, copy_seed)
+    return model.identity, d, same, a, b
 
 
 def scores(d: np.ndarray, same: np.ndarray, w: np.ndarray) -> tuple[float, float]:

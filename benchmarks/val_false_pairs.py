@@ -19,9 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pool import SOURCES, distinct, pool_files  # noqa: E402
-from train_default import calibration_catalog, load_set  # noqa: E402
+from train_default import calibration_pairs, load_set  # noqa: E402
 
-from dedup.embed import embed_pixels  # noqa: E402
 from dedup.model import load_model  # noqa: E402
 
 
@@ -36,25 +35,21 @@ def short(path: str) -> str:
 def report(ref: str | None, val, threshold: float | None, top: int) -> None:
     model = load_model(ref)
     t = model.threshold if threshold is None else threshold
-    pixels, labels = calibration_catalog(val, model.config)  # the catalog train_default calibrates on
-    emb = embed_pixels(model, pixels)
-    i, j = np.triu_indices(len(emb), 1)
-    d = np.sqrt(np.maximum(((emb[i] - emb[j]) ** 2).sum(1), 0))
-    same = labels[i] == labels[j]
+    d, same, a, b, n_images = calibration_pairs(model, val)  # the catalog train_default calibrates on
     tp, fp = int((same & (d < t)).sum()), int((~same & (d < t)).sum())
     print(f"\n## {model.identity} at {t:.4f}: {tp} true pairs, {fp} false pairs, precision "
-          f"{tp / max(tp + fp, 1):.3f} ({len(emb)} images, {int(same.sum())} true pairs in all)")
+          f"{tp / max(tp + fp, 1):.3f} ({n_images} images, {int(same.sum())} true pairs in all)")
     folders = Counter()
     for k in np.flatnonzero(~same & (d < t)):
-        a, b = (str(Path(short(val.paths[labels[x]])).parent) for x in (i[k], j[k]))
-        folders[a if a == b else f"{a} / {b}"] += 1
+        fa, fb = (str(Path(short(val.paths[x])).parent) for x in (a[k], b[k]))
+        folders[fa if fa == fb else f"{fa} / {fb}"] += 1
     print("| false pairs | folder(s) |\n|---|---|")
     for name, n in folders.most_common():
         print(f"| {n} | {name} |")
     print(f"\nclosest different pictures (each pair of pictures once, up to {top}):")
     shown: set[tuple[int, int]] = set()
     for k in np.flatnonzero(~same)[np.argsort(d[~same])]:
-        pair = tuple(sorted((int(labels[i[k]]), int(labels[j[k]]))))
+        pair = tuple(sorted((int(a[k]), int(b[k]))))
         if pair in shown:
             continue
         shown.add(pair)
