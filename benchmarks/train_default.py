@@ -54,6 +54,11 @@ def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
     return TrainSet(images, np.arange(len(images), dtype=np.int64), kept)
 
 
+def distinct_set(ts: TrainSet) -> TrainSet:
+    """`ts` without blank drawings and pixel-identical look-alikes (`pool.distinct`)."""
+    return ts.subset(np.array(distinct(ts.images)))
+
+
 def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int = CALIBRATION_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Originals plus 1–3 edited copies of 60% of them: (pixels, source labels)."""
     rng = np.random.default_rng(seed)
@@ -101,7 +106,7 @@ def main() -> None:
         calibrate(load_model(args.out), load_set(parts["val"]), args, None)
         return
     train_set, val_set = load_set(parts["train"]), load_set(parts["val"])
-    train_set = train_set.subset(np.array(distinct(train_set.images)))  # no look-alike "negatives"
+    train_set = distinct_set(train_set)  # no look-alike "negatives"
     train_set.labels = np.arange(len(train_set.images), dtype=np.int64)
     print(f"{len(train_set.images)} distinct training images", flush=True)
     cfg = TrainConfig(
@@ -121,7 +126,7 @@ def main() -> None:
 
 def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     """Choose the default threshold on the validation pool (distinct pictures only) and save."""
-    val_set = val_set.subset(np.array(distinct(val_set.images)))
+    val_set = distinct_set(val_set)
     d, y, _, _, n_images = calibration_pairs(model, val_set)
     # Precision first: a wrong set can lead a user to act on a file that is not a duplicate.
     # The default is the largest threshold whose validation precision is ≥ TARGET_PRECISION.

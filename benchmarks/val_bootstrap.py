@@ -21,17 +21,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pool import distinct, pool_files  # noqa: E402
-from train_default import CALIBRATION_SEED, TARGET_PRECISION, calibration_pairs, load_set  # noqa: E402
+from pool import pool_files  # noqa: E402
+from train_default import CALIBRATION_SEED, TARGET_PRECISION, calibration_pairs, distinct_set, load_set  # noqa: E402
 
 from dedup.metrics import at_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model  # noqa: E402
 
 
-def pair_distances(ref: str | None, val, copy_seed: int = CALIBRATION_SEED) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pair_distances(ref: str | None, val) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(identity, distances, same?, picture of each pair's first and second image) of every pair."""
     model = load_model(ref)
-    d, same, a, b, _ = calibration_pairs(model, val, copy_seed)
+    d, same, a, b, _ = calibration_pairs(model, val)
     return model.identity, d, same, a, b
 
 
@@ -57,8 +57,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--copy-seeds", type=int, default=0, help="Also calibrate on this many catalogs of other copies.")
     args = ap.parse_args()
-    val = load_set(pool_files()["val"])
-    val = val.subset(np.array(distinct(val.images)))
+    val = distinct_set(load_set(pool_files()["val"]))
     runs = [pair_distances(ref, val) for ref in args.model]
     _, _, same, a, b = runs[0]
     rng = np.random.default_rng(args.seed)
@@ -81,15 +80,17 @@ def main() -> None:
               f"{interval(diff[:, 0])} (higher in {np.mean(diff[:, 0] > 0):.0%} of resamples); best F1 "
               f"{point[k][1] - point[0][1]:+.3f} {interval(diff[:, 1])} (higher in {np.mean(diff[:, 1] > 0):.0%})")
 
-    for ref in args.model if args.copy_seeds else []:
-        copy_seed_spread(ref, val, args.copy_seeds)
+    for ref, (_, d, same, _, _) in zip(args.model, runs) if args.copy_seeds else []:
+        copy_seed_spread(ref, val, args.copy_seeds, d, same)
 
 
-def copy_seed_spread(ref: str, val, k: int) -> None:
-    """The precision-first threshold and F1 there on catalogs of copies drawn with seeds 1..k, and pooled."""
+def copy_seed_spread(ref: str, val, k: int, d_calib: np.ndarray, same_calib: np.ndarray) -> None:
+    """The precision-first threshold and F1 there on catalogs of copies drawn with seeds 1..k, and pooled
+    (`d_calib`, `same_calib`: the pairs of the calibration seed's catalog, already computed)."""
+    model = load_model(ref)
     ds, ys, cells = [], [], []
     for seed in range(1, k + 1):
-        _, d, same, _, _ = pair_distances(ref, val, seed)
+        d, same = (d_calib, same_calib) if seed == CALIBRATION_SEED else calibration_pairs(model, val, seed)[:2]
         t = precision_threshold(d, same, TARGET_PRECISION)
         cells.append(f"{seed}: {t:.4f} (F1 {at_threshold(d, same, t).f1:.3f})")
         ds.append(d)

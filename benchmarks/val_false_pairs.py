@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pool import SOURCES, distinct, pool_files  # noqa: E402
-from train_default import calibration_pairs, load_set  # noqa: E402
+from pool import SOURCES, pool_files  # noqa: E402
+from train_default import calibration_pairs, distinct_set, load_set  # noqa: E402
 
 from dedup.model import load_model  # noqa: E402
 
@@ -64,8 +64,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=None, help="Default: each model's calibrated threshold.")
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
-    val = load_set(pool_files()["val"])
-    val = val.subset(np.array(distinct(val.images)))
+    val = distinct_set(load_set(pool_files()["val"]))
     for ref in args.model or [None]:
         report(ref, val, args.threshold, args.top)
 
