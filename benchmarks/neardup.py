@@ -37,11 +37,11 @@ from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
 SHIPPED = ("default", "seed")  # the shipped encoders, compared in one run by default
 
 
-def build_catalog(out: Path, originals: int, seed: int) -> dict[str, tuple[int, str]]:
-    """Write the catalog; return {relative path: (source id, family or "original")}."""
+def build_catalog(out: Path, originals: int, seed: int, part: str = "test") -> dict[str, tuple[int, str]]:
+    """Write the catalog from pool `part`; return {relative path: (source id, family or "original")}."""
     rng = np.random.default_rng(seed)
     loaded = []
-    for k, path in enumerate(pool_files()["test"]):
+    for k, path in enumerate(pool_files()[part]):
         try:
             loaded.append((k, open_rgba(path.read_bytes(), 512)))
         except Exception:  # noqa: BLE001 - a pool file PIL refuses is simply not used
@@ -147,13 +147,19 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
     start = time.perf_counter()
     subprocess.run([*dedup, "index", str(catalog), "--index", str(index), "-q", "--model", model], check=True)
     index_s = time.perf_counter() - start
-    found = json.loads(subprocess.run([*dedup, "find-duplicates", "--index", str(index), "--format", "json", "-q"],
-                                      check=True, capture_output=True, text=True).stdout)
     manifest = read_manifest(index)
     paths = [str(p) for p in read_rows(index, manifest)["path"]]
     pos = {p: k for k, p in enumerate(paths)}
     true = true_pairs(truth, paths)
-    pred = group_pair_set([[pos[m["path"]] for m in g["members"]] for g in found["groups"]])
+
+    def find(*extra: str) -> tuple[dict, set, float]:
+        start = time.perf_counter()
+        found = json.loads(subprocess.run([*dedup, "find-duplicates", "--index", str(index), "--format", "json", "-q", *extra],
+                                          check=True, capture_output=True, text=True).stdout)
+        return found, group_pair_set([[pos[m["path"]] for m in g["members"]] for g in found["groups"]]), time.perf_counter() - start
+
+    found, pred, find_s = find()
+    plain, plain_pred, plain_s = find("--no-verify")
     i, j, d = all_pair_distances(read_embeddings(index, manifest))
     y = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     rank = np.arange(len(paths))
@@ -165,6 +171,9 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
         sweep.append(row)
     return {"model": model, "paths": paths, "true": true, "prf": prf(pred, true), "auc": roc_auc(d, y),
             "threshold": found["threshold"], "linkage": found["linkage"], "speed": len(paths) / index_s,
+            "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s,
+            "plain": {"prf": prf(plain_pred, true), "threshold": plain["threshold"],
+                      "families": family_recall(plain_pred, truth, paths)},
             "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
             "families": family_recall(pred, truth, paths)}
 
@@ -185,6 +194,14 @@ def main() -> None:
     truth = build_catalog(out, args.originals, args.seed)
     runs = [score_model(m, out, truth, out / ("index" if k == 0 else f"index_{k}")) for k, m in enumerate(models)]
     main_run, paths, true = runs[0], runs[0]["paths"], runs[0]["true"]
+    for run in runs:
+        v = run["verified"]
+        print(f"{run['model']}: find-duplicates {run['find_s']:.1f} s with the keypoint check "
+              + (f"({v['confirmed']} of {v['candidates']} close pairs confirmed, {v['unreadable']} unreadable)"
+                 if v else "(not calibrated for this encoder: not run)")
+              + f", {run['plain_s']:.1f} s with --no-verify")
+    # one row per encoder and mode: the default (with the keypoint check) and --no-verify
+    runs = [row for run in runs for row in (run, {**run, **run["plain"], "model": f"{run['model']} --no-verify"})]
     n_dups = sum(1 for v in truth.values() if v[1] != "original")
     print(f"catalog: {len(paths)} images ({len(paths) - n_dups} originals, {n_dups} near-duplicates), {len(true)} true pairs")
     print("\n## dedup at each encoder's default threshold (`dedup index` + `find-duplicates`, as a user runs them)")
@@ -220,7 +237,7 @@ def main() -> None:
     print()
     for run in runs:
         print(f"F1 margin over the best perceptual hash ({run['model']}): {run['prf'][2] - best_hash:+.4f}")
-    print(f"\n## linkage ({main_run['model']}): pair precision / recall / F1 by threshold")
+    print(f"\n## linkage ({main_run['model']}, embedding distance alone): pair precision / recall / F1 by threshold")
     print("| threshold | center P | center R | center F1 | single P | single R | single F1 |")
     print("|---|---|---|---|---|---|---|")
     for row in main_run["sweep"]:

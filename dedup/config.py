@@ -79,3 +79,35 @@ class ModelConfig:
         if "channels" in known:
             known["channels"] = tuple(int(c) for c in known["channels"])
         return cls(**known)
+
+
+VERIFY_FEATURES: tuple[str, ...] = ("distance", "log_inliers", "inlier_share", "log_keypoints")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """The second look at candidate pairs (`dedup.verify`), calibrated for one encoder.
+
+    A pair closer than `candidates` is a duplicate when the logistic model over `VERIFY_FEATURES`
+    (embedding distance; keypoint matches that agree on one affine map, as a count and as a share
+    of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept`."""
+
+    candidates: float
+    weights: tuple[float, ...]
+    bias: float
+    accept: float = 0.5
+    side: int = 256  # longer side of the greyscale image keypoints are found on
+    keypoints: int = 500  # at most, per image
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(VERIFY_FEATURES):
+            raise ValueError(f"VerifyConfig needs {len(VERIFY_FEATURES)} weights, got {len(self.weights)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "weights": list(self.weights), "features": list(VERIFY_FEATURES)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VerifyConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        known["weights"] = tuple(float(w) for w in known["weights"])
+        return cls(**known)

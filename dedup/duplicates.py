@@ -9,11 +9,12 @@ import numpy as np
 from dedup.cluster import Linkage, group_pairs
 from dedup.index import load_index
 from dedup.keep import KeepPolicy, keep_rank
-from dedup.config import FALLBACK_THRESHOLD
+from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
-from dedup.search import Neighbor, QueryResult, check_threshold, cross_range_pairs, range_pairs
+from dedup.search import Neighbor, Pairs, QueryResult, check_threshold, cross_range_pairs, range_pairs
 from dedup.store import read_embeddings, read_manifest, read_rows
+from dedup.verify import verify_pairs
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,15 @@ class Group:
     members: tuple[Member, ...]
 
 
+@dataclass(frozen=True)
+class Verified:
+    """What the second look (`dedup.verify`) did with the range search's candidate pairs."""
+
+    candidates: int
+    confirmed: int
+    unreadable: int  # pairs with a file that could not be read, judged on distance alone
+
+
 @dataclass
 class DuplicateReport:
     index: Path
@@ -42,6 +52,7 @@ class DuplicateReport:
     images: int
     groups: list[Group] = field(default_factory=list)
     pairs: int = 0  # close pairs found by the range search
+    verified: Verified | None = None  # the second look at those pairs, when it ran
 
     @property
     def duplicates(self) -> int:
@@ -55,25 +66,41 @@ def find_duplicates(
     *,
     linkage: Linkage = "center",
     keep: KeepPolicy = "largest",
+    verify: bool = True,
     on_progress: ProgressFn = silent,
 ) -> DuplicateReport:
     """Group the indexed images closer than `threshold` (Euclidean, unit vectors) into sets.
 
-    Without a threshold, the one calibrated for the index's model (recorded in the manifest).
+    When the index's model carries a calibrated second look and `verify` is on, pairs closer
+    than `threshold` are only candidates: each is confirmed or rejected by matching keypoints
+    in the two files (`dedup.verify`), and the default threshold is the second look's
+    candidate distance. Otherwise the default is the model's calibrated threshold (both are
+    recorded in the manifest).
 
     Groups are sorted largest first, then by keeper path; members keeper first, then by
     distance to the keeper and path.
     """
     manifest = read_manifest(index_dir)
-    threshold = check_threshold(manifest.get("threshold", FALLBACK_THRESHOLD) if threshold is None else threshold)
+    model_threshold = float(manifest.get("threshold", FALLBACK_THRESHOLD))
+    second = VerifyConfig.from_dict(manifest["verify"]) if verify and manifest.get("verify") else None
+    default = second.candidates if second else model_threshold
+    threshold = check_threshold(default if threshold is None else threshold)
     embeddings = read_embeddings(index_dir, manifest)
     rows = read_rows(index_dir, manifest)
     index = load_index(index_dir, manifest)
     pairs = range_pairs(index, embeddings, threshold, on_progress=lambda d, t: on_progress("searching", d, t))
+    found, verified = len(pairs), None
+    if second is not None:
+        root, paths = Path(manifest["catalog"]), rows["path"]
+        verdicts = verify_pairs(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),
+                                on_progress=lambda d, t: on_progress("verifying", d, t))
+        pairs = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
+        verified = Verified(found, len(pairs), verdicts.unreadable)
     rank = keep_rank(rows, keep)
     groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
-    return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups, len(pairs))
+    return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups, found,
+                           verified)
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: dict[str, np.ndarray], rank: np.ndarray) -> Group:

@@ -94,6 +94,23 @@ def load(path: Path, size: int, framing: Framing = Framing()) -> Decoded:
     return decode(read_file(path), size, framing=framing)
 
 
+def load_grey(path: Path, side: int) -> np.ndarray:
+    """A file as an upright greyscale array whose longer side is at most `side` (for keypoints);
+    raise `ImageSkip` with a reason."""
+    data = read_file(path)
+    try:
+        im = Image.open(io.BytesIO(data))
+        orientation = _orientation(im)
+        grey = _load_rgb(im, (side, side), orientation).convert("L")
+        grey.thumbnail((side, side), Image.Resampling.BILINEAR)
+        return np.asarray(grey)
+    except ImageSkip:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDivisionError, UnidentifiedImageError,
+            Image.DecompressionBombError) as exc:
+        raise ImageSkip(f"cannot decode: {exc}") from None
+
+
 def _load_rgb(im: Image.Image, request: tuple[int, int], orientation: int) -> Image.Image:
     """Decode an opened image to RGB, upright; a JPEG at the smallest DCT scale that is at least
     `request` (stored orientation)."""

@@ -186,6 +186,7 @@ def index_catalog(
             "dim": spec.embedding_dim,
             "metric": "l2",
             "threshold": model.threshold,
+            "verify": model.verify,
             "hash": HASH_NAME,
             "count": count,
             "shards": shards,

@@ -66,6 +66,11 @@ class Model:
         return float(self.meta.get("threshold", FALLBACK_THRESHOLD))
 
     @property
+    def verify(self) -> dict[str, Any] | None:
+        """The calibrated second look at candidate pairs (`dedup.config.VerifyConfig` as a dict), if any."""
+        return self.meta.get("verify")
+
+    @property
     def identity(self) -> str:
         """`name:hash` where the hash covers the architecture and every weight."""
         h = hashlib.sha256(self.config.fingerprint().encode())
@@ -100,7 +105,7 @@ def save_model(model: Model, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
-    write_card(path, model.config, model.identity, model.threshold)
+    write_card(path, model.config, model.identity, model.threshold, model.verify)
 
 
 def load_model(path: str | Path | None = None) -> Model:

@@ -52,7 +52,8 @@ def card_path(file: Path) -> Path:
     return Path(file).with_suffix(".json")
 
 
-def write_card(file: Path, config: ModelConfig, identity: str, threshold: float) -> None:
+def write_card(file: Path, config: ModelConfig, identity: str, threshold: float,
+               verify: dict[str, Any] | None = None) -> None:
     """Describe the model file `file` (already written) in the card beside it."""
     card = {
         "format": CARD_FORMAT,
@@ -62,6 +63,8 @@ def write_card(file: Path, config: ModelConfig, identity: str, threshold: float)
         "threshold": threshold,
         "config": config.to_dict(),
     }
+    if verify is not None:
+        card["verify"] = verify
     card_path(file).write_text(json.dumps(card, indent=2) + "\n")
 
 
@@ -89,6 +92,7 @@ class PendingModel:
         self.config = ModelConfig.from_dict(card["config"])
         self.identity: str = card["identity"]
         self.threshold = float(card.get("threshold", FALLBACK_THRESHOLD))
+        self.verify: dict[str, Any] | None = card.get("verify")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
         self._future: Future[Model] = self._pool.submit(_load, file)
         self._pool.shutdown(wait=False)

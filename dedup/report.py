@@ -24,6 +24,7 @@ def duplicates_dict(report: DuplicateReport) -> dict[str, Any]:
         "linkage": report.linkage,
         "keep_policy": report.keep_policy,
         "images": report.images,
+        "verified": asdict(report.verified) if report.verified else None,
         "groups": [
             {
                 "keep": g.keep,
@@ -59,11 +60,17 @@ def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
 
 def duplicates_summary(report: DuplicateReport) -> str:
     exact = sum(1 for g in report.groups if g.exact)
-    return (
+    text = (
         f"{len(report.groups)} duplicate sets ({exact} exact, {len(report.groups) - exact} near) covering "
         f"{report.duplicates + len(report.groups)} of {report.images} images; {report.duplicates} could be "
         f"removed (threshold {report.threshold}, linkage {report.linkage}, keep {report.keep_policy})"
     )
+    v = report.verified
+    if v is not None:
+        text += f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs"
+        if v.unreadable:
+            text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
+    return text
 
 
 def render_query(results: Sequence[QueryResult], fmt: Format) -> str:

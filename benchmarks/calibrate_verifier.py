@@ -1,0 +1,123 @@
+"""Calibrate an encoder's second look at candidate pairs (`dedup.verify`) on validation catalogs.
+
+    python benchmarks/calibrate_verifier.py [--model dedup/weights/default.pt] [--seeds 1 2]
+                                            [--candidates 0.8] [--out MODEL] [--dry-run]
+
+Writes `neardup.py`-style catalogs from the validation pool (never the test pool; one per seed),
+indexes each with the model as a user would, and takes every pair closer than `--candidates` as
+a candidate. For each candidate, `dedup.verify` matches keypoints in the two files. A logistic
+model over (distance, matches, share of keypoints matched, keypoints) is fitted to say which
+candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
+threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
+picture). The fitted model is stored in the model file (`meta["verify"]`); the weights and the
+model's identity do not change.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+sys.path.insert(0, str(Path(__file__).parent))
+from neardup import all_pair_distances, build_catalog, true_pairs  # noqa: E402
+from train_default import TARGET_PRECISION  # noqa: E402
+
+from dedup.config import VerifyConfig  # noqa: E402
+from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
+from dedup.model import load_model, model_file, save_model  # noqa: E402
+from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
+from dedup.verify import KeypointCache, features, matched  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def candidate_table(model: Path, seed: int, originals: int, candidates: float, out: Path, side: int, count: int) -> dict:
+    """Candidate pairs of one validation catalog with their keypoint matches and labels."""
+    if out.exists():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    truth = build_catalog(out, originals, seed, part="val")
+    subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"),
+                    "-q", "--model", str(model)], check=True)
+    manifest = read_manifest(out / "index")
+    paths = [str(p) for p in read_rows(out / "index", manifest)["path"]]
+    true = true_pairs(truth, paths)
+    i, j, d = all_pair_distances(read_embeddings(out / "index", manifest))
+    near = d < candidates
+    i, j, d = i[near], j[near], d[near]
+    cache = KeypointCache(lambda r: out / "catalog" / paths[r], side, count, size=len(paths))
+    inliers, sparser = np.zeros(len(d)), np.zeros(len(d))
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        ka, kb = cache(a), cache(b)
+        inliers[k] = matched(ka, kb) if len(ka) <= len(kb) else matched(kb, ka)
+        sparser[k] = min(len(ka), len(kb))
+    source = np.array([truth[p][0] for p in paths])
+    return {"d": d, "inliers": inliers, "sparser": sparser, "same": np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())]),
+            "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
+    ap.add_argument("--out", type=Path, default=None, help="Model file to write (default: --model itself).")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="One validation catalog per seed.")
+    ap.add_argument("--originals", type=int, default=400)
+    ap.add_argument("--candidates", type=float, default=0.8, help="Embedding distance under which pairs are checked.")
+    ap.add_argument("--work", type=Path, default=Path("benchmarks/out/verify"))
+    ap.add_argument("--dry-run", action="store_true", help="Report only; do not write the model file.")
+    args = ap.parse_args()
+
+    model = load_model(model_file(args.model))
+    side, count = VerifyConfig.__dataclass_fields__["side"].default, VerifyConfig.__dataclass_fields__["keypoints"].default
+    tables = [candidate_table(args.model, s, args.originals, args.candidates, args.work / f"seed{s}", side, count)
+              for s in args.seeds]
+    cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "inliers", "sparser", "same", "fold")}
+    x, y = features(cat["d"], cat["inliers"], cat["sparser"]), cat["same"]
+    n_true = sum(t["true_pairs"] for t in tables)
+    print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
+          f"{len(y)} candidates under {args.candidates} ({int(y.sum())} true)")
+
+    held_out = np.zeros(len(y))
+    for f in (0, 1):
+        fit = LogisticRegression(max_iter=1000).fit(x[cat["fold"] != f], y[cat["fold"] != f])
+        held_out[cat["fold"] == f] = fit.predict_proba(x[cat["fold"] == f])[:, 1]
+    # As distances (small = same) so the threshold helpers apply; recall counts every true pair.
+    d_prob = 1.0 - held_out
+    cut = precision_threshold(d_prob, y, TARGET_PRECISION) or best_f1_threshold(d_prob, y)
+    accept = round(float(1.0 - cut), 4)
+
+    def scores(pred: np.ndarray) -> dict:
+        tp = int((pred & y).sum())
+        p, r = tp / max(int(pred.sum()), 1), tp / n_true
+        return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4)}
+
+    report = {
+        "encoder alone at its threshold": scores(cat["d"] < model.threshold),
+        "encoder alone, best threshold": scores(cat["d"] < best_f1_threshold(cat["d"], y)),
+        "with the keypoint check (out of fold)": scores(held_out >= accept),
+    }
+    print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {accept}")
+    print(json.dumps(report, indent=2))
+
+    final = LogisticRegression(max_iter=1000).fit(x, y)
+    config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
+                          bias=round(float(final.intercept_[0]), 5), accept=accept, side=side, keypoints=count)
+    print("verify config:", json.dumps(config.to_dict()))
+    if args.dry_run:
+        return
+    identity = model.identity
+    model.meta["verify"] = config.to_dict()
+    model.meta["verify_calibration"] = {"catalog_seeds": args.seeds, "images": sum(t["images"] for t in tables),
+                                        "true_pairs": n_true, "candidates": len(y), **report}
+    out = args.out or model_file(args.model)
+    save_model(model, out)
+    assert load_model(out).identity == identity
+    print(f"wrote {out} ({identity})")
+
+
+if __name__ == "__main__":
+    main()

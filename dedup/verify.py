@@ -1,0 +1,158 @@
+"""A second look at candidate pairs: keypoints matched under one affine map (`verify_pairs`).
+
+The encoder sees a 64-pixel picture; two different drawings that share most of their strokes
+land as close as a cropped or rotated copy. This stage reopens both files of each candidate pair,
+finds ORB keypoints on a larger greyscale picture (and on its mirror image, since a flipped copy
+is a duplicate), keeps the matches that agree on one affine map (RANSAC), and combines the match
+counts with the embedding distance in a logistic model calibrated for the encoder
+(`VerifyConfig`). Files are decoded once while they stay in a bounded cache.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dedup.config import VerifyConfig
+from dedup.images import ImageSkip, load_grey
+from dedup.search import Pairs
+
+RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
+REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
+CACHE_IMAGES = 2048  # keypoint sets kept between pairs (about 40 kB each)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """ORB keypoints of a picture and of its mirror image."""
+
+    points: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 32) uint8
+    mirror_points: np.ndarray
+    mirror_descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Per candidate pair: kept?, probability, matched keypoints; `unreadable` pairs were judged
+    on the embedding distance alone."""
+
+    keep: np.ndarray  # (m,) bool
+    probability: np.ndarray  # (m,) float32; NaN where a file could not be read
+    inliers: np.ndarray  # (m,) int32; -1 where a file could not be read
+    unreadable: int
+
+
+def _orb(count: int) -> cv2.ORB:
+    # Small patches and a low corner threshold: clip art has few, sharp corners.
+    return cv2.ORB_create(nfeatures=count, fastThreshold=10, edgeThreshold=15, patchSize=15)
+
+
+def keypoints(grey: np.ndarray, count: int = 500) -> Keypoints:
+    """ORB keypoints of a greyscale uint8 picture and of its mirror image."""
+    orb = _orb(count)
+
+    def detect(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kps, desc = orb.detectAndCompute(np.ascontiguousarray(a), None)
+        if desc is None:
+            return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+        return np.array([k.pt for k in kps], np.float32).reshape(-1, 2), desc
+
+    pts, desc = detect(grey)
+    mpts, mdesc = detect(grey[:, ::-1])
+    return Keypoints(pts, desc, mpts, mdesc)
+
+
+def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray, matcher: cv2.BFMatcher) -> int:
+    """Ratio-test matches from picture 1 to picture 2 that fit one affine map."""
+    if len(d1) < 2 or len(d2) < 2:
+        return 0
+    good = [m[0] for m in matcher.knnMatch(d1, d2, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    if len(good) < 4:
+        return 0
+    src = p1[[m.queryIdx for m in good]]
+    dst = p2[[m.trainIdx for m in good]]
+    _, inlier = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
+    return 0 if inlier is None else int(inlier.sum())
+
+
+def matched(a: Keypoints, b: Keypoints) -> int:
+    """Keypoints of `a` matched in `b` or in `b`'s mirror image under one affine map (the larger)."""
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    return max(_agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher),
+               _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
+
+
+def features(distance: np.ndarray, inliers: np.ndarray, sparser: np.ndarray) -> np.ndarray:
+    """The logistic model's inputs (`config.VERIFY_FEATURES`), one row per pair."""
+    inliers = np.asarray(inliers, np.float64)
+    sparser = np.asarray(sparser, np.float64)
+    return np.column_stack([np.asarray(distance, np.float64), np.log1p(inliers),
+                            inliers / np.maximum(sparser, 1.0), np.log1p(sparser)])
+
+
+def probability(config: VerifyConfig, distance, inliers, sparser) -> np.ndarray:
+    """P(duplicate) of pairs under `config`'s logistic model."""
+    z = features(distance, inliers, sparser) @ np.asarray(config.weights) + config.bias
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class KeypointCache:
+    """Keypoints of catalog files by row, decoded on demand and kept for the most recent
+    `size` rows; None for a file that cannot be read."""
+
+    def __init__(self, files: Callable[[int], Path], side: int, count: int, size: int = CACHE_IMAGES):
+        self.files, self.side, self.count, self.size = files, side, count, size
+        self._cache: OrderedDict[int, Keypoints | None] = OrderedDict()
+
+    def __call__(self, row: int) -> Keypoints | None:
+        if row in self._cache:
+            self._cache.move_to_end(row)
+            return self._cache[row]
+        try:
+            kp: Keypoints | None = keypoints(load_grey(self.files(row), self.side), self.count)
+        except ImageSkip:
+            kp = None
+        self._cache[row] = kp
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return kp
+
+
+def verify_pairs(
+    pairs: Pairs,
+    config: VerifyConfig,
+    files: Callable[[int], Path],
+    fallback_threshold: float,
+    on_progress: Callable[[int, int], None] | None = None,
+    cache_size: int = CACHE_IMAGES,
+) -> Verdicts:
+    """Judge each candidate pair by keypoint matching and distance (`config`).
+
+    `files(row)` is the path of an indexed row. A pair with a file that is gone or unreadable is
+    kept when its distance is under `fallback_threshold` (the encoder's own threshold)."""
+    cache = KeypointCache(files, config.side, config.keypoints, cache_size)
+    m = len(pairs)
+    inliers = np.full(m, -1, np.int32)
+    sparser = np.zeros(m, np.int32)
+    step = max(1, m // 100)
+    for k, (i, j) in enumerate(zip(pairs.i.tolist(), pairs.j.tolist())):
+        a, b = cache(i), cache(j)
+        if a is not None and b is not None:
+            inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
+            sparser[k] = min(len(a), len(b))
+        if on_progress and (k % step == 0 or k == m - 1):
+            on_progress(k + 1, m)
+    readable = inliers >= 0
+    prob = np.full(m, math.nan, np.float32)
+    prob[readable] = probability(config, pairs.d[readable], inliers[readable], sparser[readable])
+    keep = np.where(readable, prob >= config.accept, pairs.d < fallback_threshold)
+    return Verdicts(keep, prob, inliers, int((~readable).sum()))

@@ -1,0 +1,129 @@
+"""The second look at candidate pairs: keypoint matching, the logistic verdict, fallbacks, and
+find-duplicates with and without it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dedup.config import VerifyConfig
+from dedup.duplicates import find_duplicates
+from dedup.images import ImageSkip, load_grey
+from dedup.indexer import index_catalog
+from dedup.model import load_model, save_model
+from dedup.search import Pairs
+from dedup.synth import scene
+from dedup.verify import keypoints, matched, probability, verify_pairs
+
+# P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
+BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5)
+
+
+def grey(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("L"))
+
+
+def edited(im: Image.Image) -> Image.Image:
+    """Cropped to 80% of each side, rotated 12°, resized: a near-duplicate a hash misses."""
+    w, h = im.size
+    crop = im.crop((w // 10, h // 10, w - w // 10, h - h // 10)).rotate(12, expand=True, fillcolor="white")
+    return crop.resize((crop.width * 3 // 4, crop.height * 3 // 4))
+
+
+@pytest.mark.parametrize("edit", [edited, lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+@pytest.mark.parametrize("seed", [5, 8])
+def test_an_edited_or_mirrored_copy_matches_far_more_keypoints_than_another_picture(edit, seed):
+    original = keypoints(grey(scene(seed)))
+    copy = keypoints(grey(edit(scene(seed))))
+    other = keypoints(grey(scene(4)))
+    assert len(original) > 50
+    assert matched(copy, original) >= 25
+    assert matched(other, original) < 10
+
+
+def test_a_blank_picture_has_no_keypoints_and_matches_nothing():
+    blank = keypoints(np.full((64, 64), 255, np.uint8))
+    assert len(blank) == 0
+    assert matched(blank, keypoints(grey(scene(1)))) == 0
+
+
+def test_probability_rises_with_matches_and_falls_with_distance():
+    cfg = VerifyConfig(candidates=0.8, weights=(-5.0, 1.5, 1.0, -1.0), bias=3.0)
+    more = probability(cfg, [0.5, 0.5], [5, 50], [200, 200])
+    closer = probability(cfg, [0.2, 0.7], [20, 20], [200, 200])
+    assert more[1] > more[0] and closer[0] > closer[1]
+
+
+def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
+    cfg = VerifyConfig(candidates=0.8, weights=(-5.0, 1.5, 1.0, -1.0), bias=3.0, accept=0.55)
+    assert VerifyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError):
+        VerifyConfig(candidates=0.8, weights=(1.0, 2.0), bias=0.0)
+
+
+def test_load_grey_orients_fits_the_side_and_refuses_a_broken_file(tmp_path):
+    scene(2, (400, 100)).save(tmp_path / "wide.png")
+    assert load_grey(tmp_path / "wide.png", 256).shape == (64, 256)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ImageSkip):
+        load_grey(tmp_path / "broken.jpg", 256)
+
+
+def test_pairs_with_an_unreadable_file_fall_back_on_the_distance(tmp_path):
+    scene(4).save(tmp_path / "a.png")
+    edited(scene(4)).save(tmp_path / "b.png")
+    files = {0: tmp_path / "a.png", 1: tmp_path / "b.png", 2: tmp_path / "gone.png", 3: tmp_path / "gone2.png"}
+    pairs = Pairs(np.array([0, 0, 2]), np.array([1, 2, 3]), np.array([0.6, 0.2, 0.5], np.float32))
+    v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, fallback_threshold=0.3)
+    assert v.keep.tolist() == [True, True, False]  # matched; gone but close; gone and far
+    assert v.unreadable == 2 and v.inliers[0] >= 20 and np.isnan(v.probability[1:]).all()
+
+
+@pytest.fixture()
+def look_alike_index(tmp_path, tiny_model_file):
+    """Two pictures and an edited copy of the first, indexed by a tiny model given `BY_MATCHES`."""
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    scene(4).save(catalog / "a.png")  # scenes 4, 5 and 8 have over 100 keypoints; most have fewer
+    edited(scene(4)).save(catalog / "a_copy.png")
+    scene(8).save(catalog / "b.png")
+    model = load_model(tiny_model_file)
+    model.meta["verify"] = BY_MATCHES.to_dict()
+    save_model(model, tmp_path / "tiny_verify.pt")
+    index_catalog(catalog, tmp_path / "idx", load_model(tmp_path / "tiny_verify.pt"))
+    return tmp_path / "idx"
+
+
+def test_find_duplicates_keeps_only_the_candidates_the_keypoints_confirm(look_alike_index):
+    every_pair = find_duplicates(look_alike_index, 2.0, linkage="single", verify=False)
+    assert [sorted(m.path for m in g.members) for g in every_pair.groups] == [["a.png", "a_copy.png", "b.png"]]
+    checked = find_duplicates(look_alike_index, linkage="single")
+    assert checked.threshold == 2.0  # the second look's candidate distance is the default
+    assert [sorted(m.path for m in g.members) for g in checked.groups] == [["a.png", "a_copy.png"]]
+    assert (checked.verified.candidates, checked.verified.confirmed, checked.verified.unreadable) == (3, 1, 0)
+
+
+def test_find_duplicates_judges_a_moved_file_on_distance_alone(look_alike_index, tmp_path):
+    (tmp_path / "cat" / "a_copy.png").rename(tmp_path / "moved.png")
+    report = find_duplicates(look_alike_index, linkage="single")
+    assert (report.verified.unreadable, report.verified.confirmed) == (2, 2)
+    # the untrained model puts everything within its threshold (0.5), so both pairs with the moved
+    # file are kept on distance alone; the readable pair a–b is still rejected by its keypoints
+    assert [sorted(m.path for m in g.members) for g in report.groups] == [["a.png", "a_copy.png", "b.png"]]
+
+
+def test_cli_no_verify_and_the_json_record_of_the_check(look_alike_index):
+    from click.testing import CliRunner
+
+    from dedup.cli import cli
+
+    runner = CliRunner()
+    on = runner.invoke(cli, ["find-duplicates", "--index", str(look_alike_index), "--format", "json", "-q"])
+    off = runner.invoke(cli, ["find-duplicates", "--index", str(look_alike_index), "--format", "json", "-q",
+                              "--no-verify", "-t", "2.0", "--linkage", "single"])
+    assert on.exit_code == 0 and off.exit_code == 0, on.output + off.output
+    assert json.loads(on.output)["verified"]["candidates"] == 3
+    doc = json.loads(off.output)
+    assert doc["verified"] is None and len(doc["groups"][0]["members"]) == 3
