@@ -31,7 +31,8 @@ from dedup.config import VerifyConfig  # noqa: E402
 from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model, model_file, save_model  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
-from dedup.verify import KeypointCache, features, matched  # noqa: E402
+from dedup.search import Pairs  # noqa: E402
+from dedup.verify import features, match_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,14 +50,10 @@ def candidate_table(model: Path, seed: int, originals: int, candidates: float, o
     i, j, d = all_pair_distances(read_embeddings(out / "index", manifest))
     near = d < candidates
     i, j, d = i[near], j[near], d[near]
-    cache = KeypointCache(lambda r: out / "catalog" / paths[r], side, count, size=len(paths))
-    inliers, sparser = np.zeros(len(d)), np.zeros(len(d))
-    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
-        ka, kb = cache(a), cache(b)
-        inliers[k] = matched(ka, kb) if len(ka) <= len(kb) else matched(kb, ka)
-        sparser[k] = min(len(ka), len(kb))
+    inliers, sparser = match_pairs(Pairs(i, j, d), lambda r: out / "catalog" / paths[r], side, count)
     source = np.array([truth[p][0] for p in paths])
-    return {"d": d, "inliers": inliers, "sparser": sparser, "same": np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())]),
+    same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
+    return {"d": d, "inliers": inliers, "sparser": sparser, "same": same,
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths)}
 
 

@@ -67,6 +67,7 @@ def find_duplicates(
     linkage: Linkage = "center",
     keep: KeepPolicy = "largest",
     verify: bool = True,
+    workers: int = 2,
     on_progress: ProgressFn = silent,
 ) -> DuplicateReport:
     """Group the indexed images closer than `threshold` (Euclidean, unit vectors) into sets.
@@ -74,7 +75,7 @@ def find_duplicates(
     When the index's model carries a calibrated second look and `verify` is on, pairs closer
     than `threshold` are only candidates: each is confirmed or rejected by matching keypoints
     in the two files (`dedup.verify`), and the default threshold is the second look's
-    candidate distance. Otherwise the default is the model's calibrated threshold (both are
+    candidate distance (`workers` threads decode the files). Otherwise the default is the model's calibrated threshold (both are
     recorded in the manifest).
 
     Groups are sorted largest first, then by keeper path; members keeper first, then by
@@ -93,7 +94,7 @@ def find_duplicates(
     if second is not None:
         root, paths = Path(manifest["catalog"]), rows["path"]
         verdicts = verify_pairs(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),
-                                on_progress=lambda d, t: on_progress("verifying", d, t))
+                                on_progress=lambda d, t: on_progress("verifying", d, t), workers=workers)
         pairs = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
         verified = Verified(found, len(pairs), verdicts.unreadable)
     rank = keep_rank(rows, keep)

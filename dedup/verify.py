@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from dedup.search import Pairs
 
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
-CACHE_IMAGES = 2048  # keypoint sets kept between pairs (about 40 kB each)
+CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (about 20 kB each)
 
 
 @dataclass(frozen=True)
@@ -113,18 +114,62 @@ class KeypointCache:
         self.files, self.side, self.count, self.size = files, side, count, size
         self._cache: OrderedDict[int, Keypoints | None] = OrderedDict()
 
+    def _load(self, row: int) -> Keypoints | None:
+        try:
+            return keypoints(load_grey(self.files(row), self.side), self.count)
+        except ImageSkip:
+            return None
+
+    def _put(self, row: int, kp: Keypoints | None) -> None:
+        self._cache[row] = kp
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+    def prefetch(self, rows: Iterable[int], pool: Executor) -> None:
+        """Load the missing ones of `rows` on `pool`'s threads (OpenCV and PIL release the GIL)."""
+        missing = [r for r in rows if r not in self._cache]
+        for row, kp in zip(missing, pool.map(self._load, missing)):
+            self._put(row, kp)
+
     def __call__(self, row: int) -> Keypoints | None:
         if row in self._cache:
             self._cache.move_to_end(row)
             return self._cache[row]
-        try:
-            kp: Keypoints | None = keypoints(load_grey(self.files(row), self.side), self.count)
-        except ImageSkip:
-            kp = None
-        self._cache[row] = kp
-        if len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+        kp = self._load(row)
+        self._put(row, kp)
         return kp
+
+
+def match_pairs(
+    pairs: Pairs,
+    files: Callable[[int], Path],
+    side: int = 256,
+    count: int = 500,
+    workers: int = 2,
+    block: int = 1024,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: keypoints matched under one affine map (-1 where a file cannot be read) and the
+    keypoints of the sparser picture.
+
+    `files(row)` is the path of an indexed row. Pairs are taken `block` at a time: the files of a
+    block are decoded on `workers` threads, then its pairs are matched; at most
+    `max(CACHE_IMAGES, 2 * block)` files' keypoints are held."""
+    cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block))
+    m = len(pairs)
+    inliers = np.full(m, -1, np.int32)
+    sparser = np.zeros(m, np.int32)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="keypoints") as pool:
+        for start in range(0, m, block):
+            i, j = pairs.i[start:start + block].tolist(), pairs.j[start:start + block].tolist()
+            cache.prefetch(dict.fromkeys(i + j), pool)
+            for k, (a, b) in enumerate(zip(map(cache, i), map(cache, j)), start):
+                if a is not None and b is not None:
+                    inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
+                    sparser[k] = min(len(a), len(b))
+            if on_progress:
+                on_progress(min(start + block, m), m)
+    return inliers, sparser
 
 
 def verify_pairs(
@@ -133,26 +178,15 @@ def verify_pairs(
     files: Callable[[int], Path],
     fallback_threshold: float,
     on_progress: Callable[[int, int], None] | None = None,
-    cache_size: int = CACHE_IMAGES,
+    workers: int = 2,
 ) -> Verdicts:
-    """Judge each candidate pair by keypoint matching and distance (`config`).
+    """Judge each candidate pair by keypoint matching (`match_pairs`) and distance (`config`).
 
-    `files(row)` is the path of an indexed row. A pair with a file that is gone or unreadable is
-    kept when its distance is under `fallback_threshold` (the encoder's own threshold)."""
-    cache = KeypointCache(files, config.side, config.keypoints, cache_size)
-    m = len(pairs)
-    inliers = np.full(m, -1, np.int32)
-    sparser = np.zeros(m, np.int32)
-    step = max(1, m // 100)
-    for k, (i, j) in enumerate(zip(pairs.i.tolist(), pairs.j.tolist())):
-        a, b = cache(i), cache(j)
-        if a is not None and b is not None:
-            inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
-            sparser[k] = min(len(a), len(b))
-        if on_progress and (k % step == 0 or k == m - 1):
-            on_progress(k + 1, m)
+    A pair with a file that is gone or unreadable is kept when its distance is under
+    `fallback_threshold` (the encoder's own threshold)."""
+    inliers, sparser = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress)
     readable = inliers >= 0
-    prob = np.full(m, math.nan, np.float32)
+    prob = np.full(len(pairs), math.nan, np.float32)
     prob[readable] = probability(config, pairs.d[readable], inliers[readable], sparser[readable])
     keep = np.where(readable, prob >= config.accept, pairs.d < fallback_threshold)
     return Verdicts(keep, prob, inliers, int((~readable).sum()))

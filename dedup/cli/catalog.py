@@ -68,6 +68,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 @INDEX_OPT
 @click.option("--threshold", "-t", default=None, type=float, help="Group images closer than this distance (0..2); with the keypoint check, pairs this close are candidates. Default: the model's calibrated threshold.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Check every close pair by matching keypoints in the two files (when the model is calibrated for it).")
+@click.option("--workers", default=2, show_default=True, help="Threads decoding files for the keypoint check.")
 @click.option("--linkage", type=click.Choice(LINKAGES), default="center", show_default=True, help="center: every member close to the set's centre; complete: all members close to each other; single: connected components (chains).")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
@@ -79,7 +80,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 @click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first).")
 @click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, linkage, keep, fmt, output, against, action, to_dir, protect, do_apply, yes, quiet):
+def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect, do_apply, yes, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
@@ -97,7 +98,7 @@ def find_duplicates_cmd(index_path, threshold, verify, linkage, keep, fmt, outpu
         _against(folder, resolve_index(against), threshold, fmt, output, quiet)
         return
     with rich_progress(not quiet) as progress:
-        report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, verify=verify, on_progress=progress)
+        report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers, on_progress=progress)
     if action is None:
         _emit(render_duplicates(report, fmt), output)
         if not quiet:
