@@ -39,8 +39,9 @@ bench: install
 	$(BIN)/python benchmarks/seed_digits.py
 
 train-default: install
-	$(BIN)/pip install -q -e ".[train]"
+	$(BIN)/pip install -q -e ".[train,bench]"
 	$(BIN)/python benchmarks/train_default.py
+	$(BIN)/python benchmarks/calibrate_verifier.py
 
 clean:
 	rm -rf $(SAMPLE) indexes/$(SAMPLE) .pytest_cache .hypothesis

@@ -40,6 +40,19 @@ def main() -> None:
         f"{cal.get('recall', 0):.4f}, F1 {cal.get('f1', 0):.4f}, pair ROC-AUC {cal.get('auc', 0):.4f} "
         f"(best F1 {cal.get('best_f1', 0):.4f} at {cal.get('best_f1_threshold', 0):.4f}).",
     ]
+    v, vc = model.verify, m.get("verify_calibration", {})
+    if v:
+        alone = vc.get("encoder alone at its threshold", {})
+        checked = vc.get("with the keypoint check (out of fold)", {})
+        lines.append(
+            f"- **Keypoint check** (`dedup.verify`, `benchmarks/calibrate_verifier.py`): pairs closer than "
+            f"{v['candidates']} are candidates; one is kept when the logistic model over "
+            f"({', '.join(v.get('features', []))}) gives ≥ {v['accept']} (the lowest cut with out-of-fold pair precision "
+            f"≥ 0.90). Fitted on {vc.get('candidates', '?')} candidate pairs of {vc.get('images', '?')} images in "
+            f"validation catalogs (seeds {vc.get('catalog_seeds', '?')}, {vc.get('true_pairs', '?')} true pairs); there, "
+            f"out of fold: precision {checked.get('precision', 0):.4f}, recall {checked.get('recall', 0):.4f}, F1 "
+            f"{checked.get('f1', 0):.4f}, against {alone.get('precision', 0):.4f} / {alone.get('recall', 0):.4f} / "
+            f"{alone.get('f1', 0):.4f} for the encoder alone at its threshold.")
     print("\n".join(lines))
 
 
