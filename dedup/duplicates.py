@@ -12,6 +12,7 @@ from dedup.keep import KeepPolicy, keep_rank
 from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
+from dedup.modelfile import model_file, read_card
 from dedup.search import Neighbor, Pairs, QueryResult, check_threshold, cross_range_pairs, range_pairs
 from dedup.store import read_embeddings, read_manifest, read_rows
 from dedup.verify import verify_pairs
@@ -83,7 +84,7 @@ def find_duplicates(
     """
     manifest = read_manifest(index_dir)
     model_threshold = float(manifest.get("threshold", FALLBACK_THRESHOLD))
-    second = VerifyConfig.from_dict(manifest["verify"]) if verify and manifest.get("verify") else None
+    second = _second_look(manifest) if verify else None
     default = second.candidates if second else model_threshold
     threshold = check_threshold(default if threshold is None else threshold)
     embeddings = read_embeddings(index_dir, manifest)
@@ -102,6 +103,21 @@ def find_duplicates(
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups, found,
                            verified)
+
+
+def _second_look(manifest: dict) -> VerifyConfig | None:
+    """The keypoint check of the index's model: from the manifest, or for an index written before
+    manifests recorded it, from the card of the same model."""
+    if "verify" in manifest:
+        return VerifyConfig.from_dict(manifest["verify"]) if manifest["verify"] else None
+    model = manifest.get("model", {})
+    try:
+        card = read_card(model_file(model["ref"]))
+    except (KeyError, TypeError, OSError):
+        return None
+    if card is None or card.get("identity") != model.get("identity") or not card.get("verify"):
+        return None
+    return VerifyConfig.from_dict(card["verify"])
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: dict[str, np.ndarray], rank: np.ndarray) -> Group:

@@ -127,3 +127,14 @@ def test_cli_no_verify_and_the_json_record_of_the_check(look_alike_index):
     assert json.loads(on.output)["verified"]["candidates"] == 3
     doc = json.loads(off.output)
     assert doc["verified"] is None and len(doc["groups"][0]["members"]) == 3
+
+
+def test_an_index_written_before_manifests_recorded_the_check_takes_it_from_the_models_card(look_alike_index):
+    from dedup.store import read_manifest, write_manifest
+
+    manifest = read_manifest(look_alike_index)
+    manifest["model"]["ref"] = str(look_alike_index.parent / "tiny_verify.pt")
+    write_manifest(look_alike_index, {k: v for k, v in manifest.items() if k != "verify"})
+    assert find_duplicates(look_alike_index, linkage="single").verified.confirmed == 1
+    write_manifest(look_alike_index, {**manifest, "verify": None})  # a model without a check
+    assert find_duplicates(look_alike_index, linkage="single").verified is None
