@@ -4,8 +4,9 @@
                                             [--candidates 0.8] [--out MODEL] [--dry-run]
 
 Writes `neardup.py`-style catalogs from the validation pool (never the test pool; one per seed),
-indexes each with the model as a user would, and takes every pair closer than `--candidates` as
-a candidate. For each candidate, `dedup.verify` matches keypoints in the two files. A logistic
+indexes each with the model as a user would, and takes the pairs find-duplicates would check:
+every pair under the encoder's threshold and each image's 20 nearest under `--candidates`
+(`VerifyConfig.neighbours`). For each candidate, `dedup.verify` matches keypoints in the two files. A logistic
 model over (distance, matches, share of keypoints matched, keypoints) is fitted to say which
 candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
 threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
@@ -24,20 +25,22 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).parent))
-from neardup import all_pair_distances, build_catalog, true_pairs  # noqa: E402
+from neardup import build_catalog, true_pairs  # noqa: E402
 from train_default import TARGET_PRECISION  # noqa: E402
 
 from dedup.config import VerifyConfig  # noqa: E402
 from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model, model_file, save_model  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
-from dedup.search import Pairs  # noqa: E402
+from dedup.index import load_index  # noqa: E402
+from dedup.search import knn_pairs, range_pairs, union_pairs  # noqa: E402
 from dedup.verify import features, match_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def candidate_table(model: Path, seed: int, originals: int, candidates: float, out: Path, side: int, count: int) -> dict:
+def candidate_table(model: Path, threshold: float, seed: int, originals: int, candidates: float, out: Path,
+                    neighbours: int, side: int, count: int) -> dict:
     """Candidate pairs of one validation catalog with their keypoint matches and labels."""
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
@@ -47,10 +50,12 @@ def candidate_table(model: Path, seed: int, originals: int, candidates: float, o
     manifest = read_manifest(out / "index")
     paths = [str(p) for p in read_rows(out / "index", manifest)["path"]]
     true = true_pairs(truth, paths)
-    i, j, d = all_pair_distances(read_embeddings(out / "index", manifest))
-    near = d < candidates
-    i, j, d = i[near], j[near], d[near]
-    inliers, sparser = match_pairs(Pairs(i, j, d), lambda r: out / "catalog" / paths[r], side, count)
+    # the candidates find-duplicates checks: every pair under the encoder's threshold, and each
+    # image's nearest under `candidates`
+    emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
+    pairs = union_pairs(range_pairs(index, emb, min(threshold, candidates)), knn_pairs(index, emb, neighbours, candidates))
+    i, j, d = pairs.i, pairs.j, pairs.d
+    inliers, sparser = match_pairs(pairs, lambda r: out / "catalog" / paths[r], side, count)
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     return {"d": d, "inliers": inliers, "sparser": sparser, "same": same,
@@ -69,14 +74,15 @@ def main() -> None:
     args = ap.parse_args()
 
     model = load_model(model_file(args.model))
-    side, count = VerifyConfig.__dataclass_fields__["side"].default, VerifyConfig.__dataclass_fields__["keypoints"].default
-    tables = [candidate_table(args.model, s, args.originals, args.candidates, args.work / f"seed{s}", side, count)
-              for s in args.seeds]
+    fields = VerifyConfig.__dataclass_fields__
+    neighbours, side, count = fields["neighbours"].default, fields["side"].default, fields["keypoints"].default
+    tables = [candidate_table(args.model, model.threshold, s, args.originals, args.candidates, args.work / f"seed{s}",
+                              neighbours, side, count) for s in args.seeds]
     cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "inliers", "sparser", "same", "fold")}
     x, y = features(cat["d"], cat["inliers"], cat["sparser"]), cat["same"]
     n_true = sum(t["true_pairs"] for t in tables)
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
-          f"{len(y)} candidates under {args.candidates} ({int(y.sum())} true)")
+          f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
     held_out = np.zeros(len(y))
     for f in (0, 1):
@@ -102,7 +108,8 @@ def main() -> None:
 
     final = LogisticRegression(max_iter=1000).fit(x, y)
     config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
-                          bias=round(float(final.intercept_[0]), 5), accept=accept, side=side, keypoints=count)
+                          bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=neighbours,
+                          side=side, keypoints=count)
     print("verify config:", json.dumps(config.to_dict()))
     if args.dry_run:
         return

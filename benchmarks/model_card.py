@@ -45,8 +45,8 @@ def main() -> None:
         alone = vc.get("encoder alone at its threshold", {})
         checked = vc.get("with the keypoint check (out of fold)", {})
         lines.append(
-            f"- **Keypoint check** (`dedup.verify`, `benchmarks/calibrate_verifier.py`): pairs closer than "
-            f"{v['candidates']} are candidates; one is kept when the logistic model over "
+            f"- **Keypoint check** (`dedup.verify`, `benchmarks/calibrate_verifier.py`): candidates are every pair "
+            f"under the threshold and each image's {v.get('neighbours', 20)} nearest under {v['candidates']}; one is kept when the logistic model over "
             f"({', '.join(v.get('features', []))}) gives ≥ {v['accept']} (the lowest cut with out-of-fold pair precision "
             f"≥ 0.90). Fitted on {vc.get('candidates', '?')} candidate pairs of {vc.get('images', '?')} images in "
             f"validation catalogs (seeds {vc.get('catalog_seeds', '?')}, {vc.get('true_pairs', '?')} true pairs); there, "

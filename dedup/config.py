@@ -88,7 +88,8 @@ VERIFY_FEATURES: tuple[str, ...] = ("distance", "log_inliers", "inlier_share", "
 class VerifyConfig:
     """The second look at candidate pairs (`dedup.verify`), calibrated for one encoder.
 
-    A pair closer than `candidates` is a duplicate when the logistic model over `VERIFY_FEATURES`
+    A pair closer than the encoder's threshold, or closer than `candidates` and among either
+    image's `neighbours` nearest, is a candidate; it is a duplicate when the logistic model over `VERIFY_FEATURES`
     (embedding distance; keypoint matches that agree on one affine map, as a count and as a share
     of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept`."""
 
@@ -96,6 +97,7 @@ class VerifyConfig:
     weights: tuple[float, ...]
     bias: float
     accept: float = 0.5
+    neighbours: int = 20  # per image, the nearest candidates checked beyond the encoder's own threshold
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
 

@@ -13,7 +13,8 @@ from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
 from dedup.modelfile import model_file, read_card
-from dedup.search import Neighbor, Pairs, QueryResult, check_threshold, cross_range_pairs, range_pairs
+from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_range_pairs, knn_pairs, range_pairs,
+                          union_pairs)
 from dedup.store import read_embeddings, read_manifest, read_rows
 from dedup.verify import verify_pairs
 
@@ -74,7 +75,8 @@ def find_duplicates(
     """Group the indexed images closer than `threshold` (Euclidean, unit vectors) into sets.
 
     When the index's model carries a calibrated second look and `verify` is on, pairs closer
-    than `threshold` are only candidates: each is confirmed or rejected by matching keypoints
+    than `threshold` are only candidates (all those under the model's own threshold, and beyond
+    it each image's `VerifyConfig.neighbours` nearest, so the work stays linear in the catalog): each is confirmed or rejected by matching keypoints
     in the two files (`dedup.verify`), and the default threshold is the second look's
     candidate distance (`workers` threads decode the files). Otherwise the default is the model's calibrated threshold (both are
     recorded in the manifest).
@@ -90,7 +92,12 @@ def find_duplicates(
     embeddings = read_embeddings(index_dir, manifest)
     rows = read_rows(index_dir, manifest)
     index = load_index(index_dir, manifest)
-    pairs = range_pairs(index, embeddings, threshold, on_progress=lambda d, t: on_progress("searching", d, t))
+    searching = lambda d, t: on_progress("searching", d, t)  # noqa: E731
+    if second is None:
+        pairs = range_pairs(index, embeddings, threshold, on_progress=searching)
+    else:  # every pair the encoder alone would group, and each image's nearest beyond that
+        pairs = range_pairs(index, embeddings, min(model_threshold, threshold), on_progress=searching)
+        pairs = union_pairs(pairs, knn_pairs(index, embeddings, second.neighbours, threshold))
     found, verified = len(pairs), None
     if second is not None:
         root, paths = Path(manifest["catalog"]), rows["path"]

@@ -78,6 +78,35 @@ def range_pairs(
     return _sorted_pairs(parts_i, parts_j, parts_d, unique=True)
 
 
+def knn_pairs(
+    index: faiss.Index,
+    embeddings: np.ndarray,
+    k: int,
+    threshold: float,
+    block: int = 8192,
+) -> Pairs:
+    """Pairs of each indexed row with its `k` nearest other rows, where closer than `threshold`.
+
+    At most n·k pairs however dense the catalog, unlike `range_pairs` (row i has id i)."""
+    threshold = check_threshold(threshold)
+    parts_i, parts_j, parts_d = [], [], []
+    for start in range(0, len(embeddings), block):
+        q = embeddings[start : start + block]
+        dist, ids = knn(index, q, k + 1)  # the row itself is usually its own nearest
+        rows = np.repeat(np.arange(start, start + len(q), dtype=np.int64), dist.shape[1])
+        dist, ids = dist.ravel(), ids.ravel()
+        keep = (ids >= 0) & (ids != rows) & (dist < threshold)
+        parts_i.append(np.minimum(rows, ids)[keep])
+        parts_j.append(np.maximum(rows, ids)[keep])
+        parts_d.append(dist[keep])
+    return _sorted_pairs(parts_i, parts_j, parts_d, unique=True)
+
+
+def union_pairs(a: Pairs, b: Pairs) -> Pairs:
+    """Pairs in `a` or `b`, each once, sorted by (i, j)."""
+    return _sorted_pairs([a.i, b.i], [a.j, b.j], [a.d, b.d], unique=True)
+
+
 def cross_range_pairs(index: faiss.Index, queries: np.ndarray, threshold: float, block: int = 8192) -> Pairs:
     """Pairs (query row i, indexed row j) closer than `threshold`; i and j index different sets."""
     threshold = check_threshold(threshold)

@@ -25,6 +25,8 @@ from dedup.search import Pairs
 
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
+MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste pictures small)
+MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (about 20 kB each)
 
 
@@ -81,8 +83,22 @@ def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray, ma
         return 0
     src = p1[[m.queryIdx for m in good]]
     dst = p2[[m.trainIdx for m in good]]
-    _, inlier = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
-    return 0 if inlier is None else int(inlier.sum())
+    affine, inlier = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
+    if affine is None or inlier is None or not plausible(affine):
+        return 0
+    return int(inlier.sum())
+
+
+def plausible(affine: np.ndarray) -> bool:
+    """Could an edit have made this map? No mirroring (the mirror image is matched separately),
+    scaling within `MAX_SCALE`× either way, stretching one axis at most `MAX_STRETCH`× the other.
+    Chance agreements among a few similar corners (the four corners of two rectangles) often need
+    a map no edit makes."""
+    a = affine[:, :2]
+    if np.linalg.det(a) <= 0:
+        return False
+    big, small = np.linalg.svd(a, compute_uv=False)
+    return bool(small > 1 / MAX_SCALE and big < MAX_SCALE and big / small <= MAX_STRETCH)
 
 
 def matched(a: Keypoints, b: Keypoints) -> int:

@@ -6,7 +6,7 @@ import pytest
 
 from dedup.errors import UsageError
 from dedup.index import build_index, choose_factory
-from dedup.search import check_threshold, cross_range_pairs, knn, range_pairs
+from dedup.search import check_threshold, cross_range_pairs, knn, knn_pairs, range_pairs, union_pairs
 
 
 def unit_vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -70,3 +70,32 @@ def test_factory_by_size():
 def test_bad_threshold(t):
     with pytest.raises(UsageError):
         check_threshold(t)
+
+
+@pytest.mark.parametrize("block", [7, 8192])
+def test_knn_pairs_equal_brute_force_nearest_under_the_threshold(block):
+    x = unit_vectors(200, dim=4, seed=5)  # dense: many neighbours under 1.0
+    d = np.sqrt(np.maximum(((x[:, None] - x[None]) ** 2).sum(-1), 0))
+    np.fill_diagonal(d, np.inf)
+    k, t = 5, 1.0
+    expected = set()
+    for r in range(len(x)):
+        for c in np.argsort(d[r], kind="stable")[:k]:
+            if d[r, c] < t:
+                expected.add((min(r, int(c)), max(r, int(c))))
+    pairs = knn_pairs(build_index(x, "Flat", {}), x, k, t, block=block)
+    got = set(zip(pairs.i.tolist(), pairs.j.tolist()))
+    assert len(got) == len(pairs) <= len(x) * k
+    assert len(got ^ expected) <= 2  # ties at the k-th neighbour may go either way
+    np.testing.assert_allclose(pairs.d, d[pairs.i, pairs.j], atol=1e-4)
+    assert len(brute_pairs(x, t)) > 3 * len(got)  # the cap matters here
+
+
+def test_union_pairs_keeps_each_pair_once_in_order():
+    x = unit_vectors(100, dim=4, seed=6)
+    index = build_index(x, "Flat", {})
+    a, b = range_pairs(index, x, 0.5), knn_pairs(index, x, 3, 0.9)
+    u = union_pairs(a, b)
+    assert set(zip(u.i.tolist(), u.j.tolist())) == set(zip(a.i.tolist(), a.j.tolist())) | set(zip(b.i.tolist(), b.j.tolist()))
+    assert len(set(zip(u.i.tolist(), u.j.tolist()))) == len(u)
+    assert np.all(np.diff(u.i * len(x) + u.j) > 0)

@@ -138,3 +138,16 @@ def test_an_index_written_before_manifests_recorded_the_check_takes_it_from_the_
     assert find_duplicates(look_alike_index, linkage="single").verified.confirmed == 1
     write_manifest(look_alike_index, {**manifest, "verify": None})  # a model without a check
     assert find_duplicates(look_alike_index, linkage="single").verified is None
+
+
+@pytest.mark.parametrize("affine, ok", [
+    ([[0.9, 0.1, 5], [-0.1, 0.9, 3]], True),  # small rotation and scale
+    ([[1.6, 0.0, 0], [0.0, 1.0, 0]], True),  # aspect-ratio change
+    ([[-1.0, 0.0, 0], [0.0, 1.0, 0]], False),  # a mirror (matched against the mirror image instead)
+    ([[4.0, 0.0, 0], [0.0, 1.0, 0]], False),  # one axis stretched 4x
+    ([[0.05, 0.0, 0], [0.0, 0.05, 0]], False),  # shrunk 20x
+])
+def test_only_maps_an_edit_could_make_count_as_agreement(affine, ok):
+    from dedup.verify import plausible
+
+    assert plausible(np.array(affine, np.float64)) is ok
