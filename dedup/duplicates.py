@@ -74,12 +74,13 @@ def find_duplicates(
 ) -> DuplicateReport:
     """Group the indexed images closer than `threshold` (Euclidean, unit vectors) into sets.
 
-    When the index's model carries a calibrated second look and `verify` is on, pairs closer
-    than `threshold` are only candidates (all those under the model's own threshold, and beyond
-    it each image's `VerifyConfig.neighbours` nearest, so the work stays linear in the catalog): each is confirmed or rejected by matching keypoints
-    in the two files (`dedup.verify`), and the default threshold is the second look's
-    candidate distance (`workers` threads decode the files). Otherwise the default is the model's calibrated threshold (both are
-    recorded in the manifest).
+    When the index's model carries a calibrated second look and `verify` is on, close pairs are
+    only candidates: every pair under the model's own threshold, and beyond it each image's
+    `VerifyConfig.neighbours` nearest under `threshold` (so the work stays linear in the
+    catalog). Each candidate is confirmed or rejected by matching keypoints in the two files
+    (`dedup.verify`, files decoded on `workers` threads), and the default threshold is the second
+    look's candidate distance. Otherwise the default is the model's calibrated threshold. Both
+    are recorded in the manifest.
 
     Groups are sorted largest first, then by keeper path; members keeper first, then by
     distance to the keeper and path.
@@ -92,24 +93,33 @@ def find_duplicates(
     embeddings = read_embeddings(index_dir, manifest)
     rows = read_rows(index_dir, manifest)
     index = load_index(index_dir, manifest)
-    searching = lambda d, t: on_progress("searching", d, t)  # noqa: E731
+
+    def searching(done: int, total: int) -> None:
+        on_progress("searching", done, total)
+
     if second is None:
-        pairs = range_pairs(index, embeddings, threshold, on_progress=searching)
+        pairs, verified = range_pairs(index, embeddings, threshold, on_progress=searching), None
+        found = len(pairs)
     else:  # every pair the encoder alone would group, and each image's nearest beyond that
         pairs = range_pairs(index, embeddings, min(model_threshold, threshold), on_progress=searching)
         pairs = union_pairs(pairs, knn_pairs(index, embeddings, second.neighbours, threshold))
-    found, verified = len(pairs), None
-    if second is not None:
-        root, paths = Path(manifest["catalog"]), rows["path"]
-        verdicts = verify_pairs(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),
-                                on_progress=lambda d, t: on_progress("verifying", d, t), workers=workers)
-        pairs = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
-        verified = Verified(found, len(pairs), verdicts.unreadable)
+        found = len(pairs)
+        pairs, verified = _checked(pairs, second, Path(manifest["catalog"]), rows["path"],
+                                   min(model_threshold, threshold), workers, on_progress)
     rank = keep_rank(rows, keep)
     groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index_dir, manifest["catalog"], threshold, linkage, keep, len(embeddings), groups, found,
                            verified)
+
+
+def _checked(pairs: Pairs, second: VerifyConfig, root: Path, paths, fallback: float, workers: int,
+             on_progress: ProgressFn) -> tuple[Pairs, Verified]:
+    """The candidate pairs the keypoint check confirms, and what it did."""
+    verdicts = verify_pairs(pairs, second, lambda r: root / str(paths[r]), fallback, workers=workers,
+                            on_progress=lambda d, t: on_progress("verifying", d, t))
+    kept = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
+    return kept, Verified(len(pairs), len(kept), verdicts.unreadable)
 
 
 def _second_look(manifest: dict) -> VerifyConfig | None:
