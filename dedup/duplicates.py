@@ -66,7 +66,7 @@ def find_duplicates(
     index_dir: Path,
     threshold: float | None = None,
     *,
-    linkage: Linkage = "center",
+    linkage: Linkage | None = None,
     keep: KeepPolicy = "largest",
     verify: bool = True,
     workers: int = 2,
@@ -82,6 +82,9 @@ def find_duplicates(
     look's candidate distance. Otherwise the default is the model's calibrated threshold. Both
     are recorded in the manifest.
 
+    `linkage` defaults to "complete" with the keypoint check (every two members of a set were
+    confirmed) and to "center" without it (`dedup.cluster`).
+
     Groups are sorted largest first, then by keeper path; members keeper first, then by
     distance to the keeper and path.
     """
@@ -90,6 +93,7 @@ def find_duplicates(
     second = _second_look(manifest) if verify else None
     default = second.candidates if second else model_threshold
     threshold = check_threshold(default if threshold is None else threshold)
+    linkage = linkage or ("complete" if second else "center")
     embeddings = read_embeddings(index_dir, manifest)
     rows = read_rows(index_dir, manifest)
     index = load_index(index_dir, manifest)

@@ -95,14 +95,20 @@ def load(path: Path, size: int, framing: Framing = Framing()) -> Decoded:
 
 
 def load_grey(path: Path, side: int) -> np.ndarray:
-    """A file as an upright greyscale array whose longer side is at most `side` (for keypoints);
-    raise `ImageSkip` with a reason."""
+    """A file as an upright greyscale array whose longer side is `side` (for keypoints: a small
+    copy is enlarged, so that both pictures of a pair are seen at one scale); raise `ImageSkip`
+    with a reason."""
     data = read_file(path)
     try:
         im = Image.open(io.BytesIO(data))
         orientation = _orientation(im)
         grey = _load_rgb(im, (side, side), orientation).convert("L")
-        grey.thumbnail((side, side), Image.Resampling.BILINEAR)
+        w, h = grey.size
+        if max(w, h) > side:
+            grey.thumbnail((side, side), Image.Resampling.BILINEAR)
+        elif max(w, h) < side:
+            f = side / max(w, h)
+            grey = grey.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BICUBIC)
         return np.asarray(grey)
     except ImageSkip:
         raise

@@ -21,6 +21,12 @@ from dedup.verify import keypoints, matched, probability, verify_pairs
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5)
 
 
+def _orientation_exif(value: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif
+
+
 def grey(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("L"))
 
@@ -63,9 +69,13 @@ def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
         VerifyConfig(candidates=0.8, weights=(1.0, 2.0), bias=0.0)
 
 
-def test_load_grey_orients_fits_the_side_and_refuses_a_broken_file(tmp_path):
+def test_load_grey_orients_brings_the_longer_side_to_side_and_refuses_a_broken_file(tmp_path):
     scene(2, (400, 100)).save(tmp_path / "wide.png")
     assert load_grey(tmp_path / "wide.png", 256).shape == (64, 256)
+    scene(2, (50, 100)).save(tmp_path / "small.png")
+    assert load_grey(tmp_path / "small.png", 256).shape == (256, 128)
+    scene(2, (60, 100)).save(tmp_path / "turned.jpg", exif=_orientation_exif(6))  # stored sideways
+    assert load_grey(tmp_path / "turned.jpg", 256).shape == (154, 256)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(ImageSkip):
         load_grey(tmp_path / "broken.jpg", 256)
@@ -151,3 +161,9 @@ def test_only_maps_an_edit_could_make_count_as_agreement(affine, ok):
     from dedup.verify import plausible
 
     assert plausible(np.array(affine, np.float64)) is ok
+
+
+def test_sets_default_to_complete_linkage_with_the_check_and_center_without(look_alike_index):
+    assert find_duplicates(look_alike_index).linkage == "complete"
+    assert find_duplicates(look_alike_index, verify=False).linkage == "center"
+    assert find_duplicates(look_alike_index, linkage="single").linkage == "single"

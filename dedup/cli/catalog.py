@@ -69,7 +69,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 @click.option("--threshold", "-t", default=None, type=float, help="Group images closer than this distance (0..2); with the keypoint check, pairs this close are candidates. Default: the model's calibrated threshold.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Check every close pair by matching keypoints in the two files (when the model is calibrated for it).")
 @click.option("--workers", default=2, show_default=True, help="Threads decoding files for the keypoint check.")
-@click.option("--linkage", type=click.Choice(LINKAGES), default="center", show_default=True, help="center: every member close to the set's centre; complete: all members close to each other; single: connected components (chains).")
+@click.option("--linkage", type=click.Choice(LINKAGES), default=None, help="center: every member close to the set's centre; complete: all members close to each other; single: connected components (chains). Default: complete with the keypoint check, else center.")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the result to a file instead of stdout.")
