@@ -10,7 +10,8 @@ every pair under the encoder's threshold and each image's 20 nearest under `--ca
 model over (distance, matches, share of keypoints matched, keypoints) is fitted to say which
 candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
 threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
-picture). The fitted model is stored in the model file (`meta["verify"]`); the weights and the
+picture). Beyond the encoder's own threshold only pairs with at least `VerifyConfig.min_inliers`
+agreeing keypoints can be accepted, so the model is fitted and cut on the pairs that can. The fitted model is stored in the model file (`meta["verify"]`); the weights and the
 model's identity do not change.
 """
 from __future__ import annotations
@@ -28,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from neardup import build_catalog, true_pairs  # noqa: E402
 from train_default import TARGET_PRECISION  # noqa: E402
 
-from dedup.config import VerifyConfig  # noqa: E402
+from dedup.config import VERIFY_FEATURES, VerifyConfig  # noqa: E402
 from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model, model_file, save_model  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
 from dedup.index import load_index  # noqa: E402
 from dedup.search import knn_pairs, range_pairs, union_pairs  # noqa: E402
-from dedup.verify import features, match_pairs  # noqa: E402
+from dedup.verify import Matches, evidence, features, match_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,10 +56,10 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ca
     emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
     pairs = union_pairs(range_pairs(index, emb, min(threshold, candidates)), knn_pairs(index, emb, neighbours, candidates))
     i, j, d = pairs.i, pairs.j, pairs.d
-    inliers, sparser = match_pairs(pairs, lambda r: out / "catalog" / paths[r], side, count)
+    matches = match_pairs(pairs, lambda r: out / "catalog" / paths[r], side, count)
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    return {"d": d, "inliers": inliers, "sparser": sparser, "same": same,
+    return {"d": d, "inliers": matches.inliers, "sparser": matches.sparser, "same": same,
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths)}
 
 
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="One validation catalog per seed.")
     ap.add_argument("--originals", type=int, default=400)
     ap.add_argument("--candidates", type=float, default=0.8, help="Embedding distance under which pairs are checked.")
+    ap.add_argument("--min-inliers", type=int, default=VerifyConfig.__dataclass_fields__["min_inliers"].default,
+                    help="Agreeing keypoints needed beyond the encoder's threshold.")
     ap.add_argument("--work", type=Path, default=Path("benchmarks/out/verify"))
     ap.add_argument("--dry-run", action="store_true", help="Report only; do not write the model file.")
     args = ap.parse_args()
@@ -79,15 +82,21 @@ def main() -> None:
     tables = [candidate_table(args.model, model.threshold, s, args.originals, args.candidates, args.work / f"seed{s}",
                               neighbours, side, count) for s in args.seeds]
     cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "inliers", "sparser", "same", "fold")}
-    x, y = features(cat["d"], cat["inliers"], cat["sparser"]), cat["same"]
+    matches = Matches(cat["inliers"], cat["sparser"])
+    x, y = features(cat["d"], matches), cat["same"]
     n_true = sum(t["true_pairs"] for t in tables)
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
           f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
+    # Only pairs with evidence can be accepted (`verify.evidence`); the model is fitted and cut on those.
+    gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
+                        min_inliers=args.min_inliers)
+    eligible = evidence(gate, cat["d"], matches, model.threshold)
     held_out = np.zeros(len(y))
     for f in (0, 1):
-        fit = LogisticRegression(max_iter=1000).fit(x[cat["fold"] != f], y[cat["fold"] != f])
-        held_out[cat["fold"] == f] = fit.predict_proba(x[cat["fold"] == f])[:, 1]
+        train, test = eligible & (cat["fold"] != f), cat["fold"] == f
+        held_out[test] = LogisticRegression(max_iter=1000).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+    held_out[~eligible] = 0.0
     # As distances (small = same) so the threshold helpers apply; recall counts every true pair.
     d_prob = 1.0 - held_out
     cut = precision_threshold(d_prob, y, TARGET_PRECISION) or best_f1_threshold(d_prob, y)
@@ -101,15 +110,15 @@ def main() -> None:
     report = {
         "encoder alone at its threshold": scores(cat["d"] < model.threshold),
         "encoder alone, best threshold": scores(cat["d"] < best_f1_threshold(cat["d"], y)),
-        "with the keypoint check (out of fold)": scores(held_out >= accept),
+        "with the keypoint check (out of fold)": scores(eligible & (held_out >= accept)),
     }
     print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {accept}")
     print(json.dumps(report, indent=2))
 
-    final = LogisticRegression(max_iter=1000).fit(x, y)
+    final = LogisticRegression(max_iter=1000).fit(x[eligible], y[eligible])
     config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
                           bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=neighbours,
-                          side=side, keypoints=count)
+                          min_inliers=args.min_inliers, side=side, keypoints=count)
     print("verify config:", json.dumps(config.to_dict()))
     if args.dry_run:
         return

@@ -172,7 +172,7 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
     return {"model": model, "paths": paths, "true": true, "prf": prf(pred, true), "auc": roc_auc(d, y),
             "threshold": found["threshold"], "linkage": found["linkage"], "speed": len(paths) / index_s,
             "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s,
-            "plain": {"prf": prf(plain_pred, true), "threshold": plain["threshold"],
+            "plain": {"prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
                       "families": family_recall(plain_pred, truth, paths)},
             "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
             "families": family_recall(pred, truth, paths)}

@@ -91,13 +91,15 @@ class VerifyConfig:
     A pair closer than the encoder's threshold, or closer than `candidates` and among either
     image's `neighbours` nearest, is a candidate; it is a duplicate when the logistic model over `VERIFY_FEATURES`
     (embedding distance; keypoint matches that agree on one affine map, as a count and as a share
-    of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept`."""
+    of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept` and,
+    beyond the encoder's own threshold, at least `min_inliers` keypoints agree."""
 
     candidates: float
     weights: tuple[float, ...]
     bias: float
     accept: float = 0.5
     neighbours: int = 20  # per image, the nearest candidates checked beyond the encoder's own threshold
+    min_inliers: int = 20  # agreeing keypoints needed to accept a pair beyond the encoder's own threshold
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
 

@@ -34,7 +34,7 @@ CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (about 20 kB e
 class Keypoints:
     """ORB keypoints of a picture and of its mirror image."""
 
-    points: np.ndarray  # (n, 2) float32
+    points: np.ndarray  # (n, 2) float32, in pixels of the keypoint picture
     descriptors: np.ndarray  # (n, 32) uint8
     mirror_points: np.ndarray
     mirror_descriptors: np.ndarray
@@ -74,8 +74,9 @@ def keypoints(grey: np.ndarray, count: int = 500) -> Keypoints:
     return Keypoints(pts, desc, mpts, mdesc)
 
 
-def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray, matcher: cv2.BFMatcher) -> int:
-    """Ratio-test matches from picture 1 to picture 2 that fit one affine map."""
+def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray,
+              matcher: cv2.BFMatcher) -> int:
+    """Ratio-test matches from picture 1 to picture 2 that fit one plausible affine map."""
     if len(d1) < 2 or len(d2) < 2:
         return 0
     good = [m[0] for m in matcher.knnMatch(d1, d2, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
@@ -108,18 +109,53 @@ def matched(a: Keypoints, b: Keypoints) -> int:
                _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
 
 
-def features(distance: np.ndarray, inliers: np.ndarray, sparser: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Matches:
+    """Per pair: keypoints agreeing on one affine map (-1 where a file cannot be read) and
+    keypoints of the sparser picture."""
+
+    inliers: np.ndarray  # (m,) int32
+    sparser: np.ndarray  # (m,) int32
+
+    def __len__(self) -> int:
+        return len(self.inliers)
+
+    def __getitem__(self, sel) -> Matches:
+        return Matches(self.inliers[sel], self.sparser[sel])
+
+    @property
+    def readable(self) -> np.ndarray:
+        return self.inliers >= 0
+
+
+def features(distance: np.ndarray, m: Matches) -> np.ndarray:
     """The logistic model's inputs (`config.VERIFY_FEATURES`), one row per pair."""
-    inliers = np.asarray(inliers, np.float64)
-    sparser = np.asarray(sparser, np.float64)
-    return np.column_stack([np.asarray(distance, np.float64), np.log1p(inliers),
-                            inliers / np.maximum(sparser, 1.0), np.log1p(sparser)])
+    inliers = np.asarray(m.inliers, np.float64)
+    sparser = np.asarray(m.sparser, np.float64)
+    return np.column_stack([np.asarray(distance, np.float64), np.log1p(inliers), inliers / np.maximum(sparser, 1.0),
+                            np.log1p(sparser)])
 
 
-def probability(config: VerifyConfig, distance, inliers, sparser) -> np.ndarray:
+def probability(config: VerifyConfig, distance, m: Matches) -> np.ndarray:
     """P(duplicate) of pairs under `config`'s logistic model."""
-    z = features(distance, inliers, sparser) @ np.asarray(config.weights) + config.bias
+    z = features(distance, m) @ np.asarray(config.weights) + config.bias
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float) -> np.ndarray:
+    """The verdict on readable pairs: probability ≥ `config.accept`, and beyond the encoder's own
+    threshold only with evidence (`evidence`)."""
+    d = np.asarray(distance)
+    return evidence(config, d, m, encoder_threshold) & (probability(config, d, m) >= config.accept)
+
+
+def evidence(config: VerifyConfig, distance, m: Matches, encoder_threshold: float) -> np.ndarray:
+    """Pairs the check may accept: under the encoder's own threshold, or with at least
+    `config.min_inliers` keypoints agreeing. Without that, a pair of texture-poor pictures (few
+    keypoints, so few matches either way) would be judged on distance alone, more leniently than
+    the encoder's threshold; and among a few similar corners (the corners of two rectangles) ten
+    chance agreements are common."""
+    return (np.asarray(distance) < encoder_threshold) | (m.inliers >= config.min_inliers)
 
 
 class KeypointCache:
@@ -164,45 +200,44 @@ def match_pairs(
     workers: int = 2,
     block: int = 1024,
     on_progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per pair: keypoints matched under one affine map (-1 where a file cannot be read) and the
-    keypoints of the sparser picture.
+) -> Matches:
+    """Keypoint matches of each pair (`matched`).
 
     `files(row)` is the path of an indexed row. Pairs are taken `block` at a time: the files of a
     block are decoded on `workers` threads, then its pairs are matched; at most
     `max(CACHE_IMAGES, 2 * block)` files' keypoints are held."""
     cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block))
     m = len(pairs)
-    inliers = np.full(m, -1, np.int32)
-    sparser = np.zeros(m, np.int32)
+    out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="keypoints") as pool:
         for start in range(0, m, block):
             i, j = pairs.i[start:start + block].tolist(), pairs.j[start:start + block].tolist()
             cache.prefetch(dict.fromkeys(i + j), pool)
             for k, (a, b) in enumerate(zip(map(cache, i), map(cache, j)), start):
                 if a is not None and b is not None:
-                    inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
-                    sparser[k] = min(len(a), len(b))
+                    out.inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
+                    out.sparser[k] = min(len(a), len(b))
             if on_progress:
                 on_progress(min(start + block, m), m)
-    return inliers, sparser
+    return out
 
 
 def verify_pairs(
     pairs: Pairs,
     config: VerifyConfig,
     files: Callable[[int], Path],
-    fallback_threshold: float,
+    encoder_threshold: float,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
 ) -> Verdicts:
-    """Judge each candidate pair by keypoint matching (`match_pairs`) and distance (`config`).
+    """Judge each candidate pair by keypoint matching (`match_pairs`) and distance (`accepted`).
 
     A pair with a file that is gone or unreadable is kept when its distance is under
-    `fallback_threshold` (the encoder's own threshold)."""
-    inliers, sparser = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress)
-    readable = inliers >= 0
+    `encoder_threshold` (the encoder's own threshold), as without the check."""
+    m = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress)
+    readable = m.readable
     prob = np.full(len(pairs), math.nan, np.float32)
-    prob[readable] = probability(config, pairs.d[readable], inliers[readable], sparser[readable])
-    keep = np.where(readable, prob >= config.accept, pairs.d < fallback_threshold)
-    return Verdicts(keep, prob, inliers, int((~readable).sum()))
+    prob[readable] = probability(config, pairs.d[readable], m[readable])
+    keep = pairs.d < encoder_threshold
+    keep[readable] = accepted(config, pairs.d[readable], m[readable], encoder_threshold)
+    return Verdicts(keep, prob, m.inliers, int((~readable).sum()))

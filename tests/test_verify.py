@@ -15,10 +15,10 @@ from dedup.indexer import index_catalog
 from dedup.model import load_model, save_model
 from dedup.search import Pairs
 from dedup.synth import scene
-from dedup.verify import keypoints, matched, probability, verify_pairs
+from dedup.verify import Matches, accepted, keypoints, matched, probability, verify_pairs
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
-BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5)
+BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)
 
 
 def _orientation_exif(value: int) -> Image.Exif:
@@ -57,9 +57,16 @@ def test_a_blank_picture_has_no_keypoints_and_matches_nothing():
 
 def test_probability_rises_with_matches_and_falls_with_distance():
     cfg = VerifyConfig(candidates=0.8, weights=(-5.0, 1.5, 1.0, -1.0), bias=3.0)
-    more = probability(cfg, [0.5, 0.5], [5, 50], [200, 200])
-    closer = probability(cfg, [0.2, 0.7], [20, 20], [200, 200])
+    more = probability(cfg, [0.5, 0.5], Matches(np.array([5, 50]), np.array([200, 200])))
+    closer = probability(cfg, [0.2, 0.7], Matches(np.array([20, 20]), np.array([200, 200])))
     assert more[1] > more[0] and closer[0] > closer[1]
+
+
+def test_beyond_the_encoders_threshold_only_pairs_with_enough_agreeing_keypoints_are_accepted():
+    lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, min_inliers=20)  # P ≈ 0.99
+    m = Matches(np.array([0, 0, 19, 20]), np.array([30, 30, 30, 30]))
+    d = np.array([0.2, 0.5, 0.5, 0.5])
+    assert accepted(lenient, d, m, encoder_threshold=0.3).tolist() == [True, False, False, True]
 
 
 def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
@@ -86,7 +93,7 @@ def test_pairs_with_an_unreadable_file_fall_back_on_the_distance(tmp_path):
     edited(scene(4)).save(tmp_path / "b.png")
     files = {0: tmp_path / "a.png", 1: tmp_path / "b.png", 2: tmp_path / "gone.png", 3: tmp_path / "gone2.png"}
     pairs = Pairs(np.array([0, 0, 2]), np.array([1, 2, 3]), np.array([0.6, 0.2, 0.5], np.float32))
-    v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, fallback_threshold=0.3)
+    v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, encoder_threshold=0.3)
     assert v.keep.tolist() == [True, True, False]  # matched; gone but close; gone and far
     assert v.unreadable == 2 and v.inliers[0] >= 20 and np.isnan(v.probability[1:]).all()
 
