@@ -1,6 +1,7 @@
 """Index → close pairs → duplicate groups with a keeper and distances (`find_duplicates`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
 from dedup.modelfile import model_file, read_card
-from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_range_pairs, knn_pairs, range_pairs,
-                          union_pairs)
+from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_knn_pairs, cross_range_pairs, knn_pairs,
+                          range_pairs, union_pairs)
 from dedup.store import read_embeddings, read_manifest, read_rows
 from dedup.verify import verify_pairs
 
@@ -108,8 +109,9 @@ def find_duplicates(
         pairs = range_pairs(index, embeddings, min(model_threshold, threshold), on_progress=searching)
         pairs = union_pairs(pairs, knn_pairs(index, embeddings, second.neighbours, threshold))
         found = len(pairs)
-        pairs, verified = _checked(pairs, second, Path(manifest["catalog"]), rows["path"],
-                                   min(model_threshold, threshold), workers, on_progress)
+        root, paths = Path(manifest["catalog"]), rows["path"]
+        pairs, verified = _checked(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),
+                                   workers, on_progress)
     rank = keep_rank(rows, keep)
     groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
@@ -117,10 +119,11 @@ def find_duplicates(
                            verified)
 
 
-def _checked(pairs: Pairs, second: VerifyConfig, root: Path, paths, fallback: float, workers: int,
-             on_progress: ProgressFn) -> tuple[Pairs, Verified]:
-    """The candidate pairs the keypoint check confirms, and what it did."""
-    verdicts = verify_pairs(pairs, second, lambda r: root / str(paths[r]), fallback, workers=workers,
+def _checked(pairs: Pairs, second: VerifyConfig, files: Callable[[int], Path], encoder_threshold: float,
+             workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified]:
+    """The candidate pairs the keypoint check confirms (`files(row)`: the file of a row), and what
+    it did."""
+    verdicts = verify_pairs(pairs, second, files, encoder_threshold, workers=workers,
                             on_progress=lambda d, t: on_progress("verifying", d, t))
     kept = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
     return kept, Verified(len(pairs), len(kept), verdicts.unreadable)
@@ -169,22 +172,56 @@ def diameter(emb: np.ndarray, block: int = 2048) -> float:
     return float(np.sqrt(max(best, 0.0)))
 
 
+@dataclass
+class AgainstReport:
+    """Images of one index that match images of a reference index."""
+
+    threshold: float
+    results: list[QueryResult]
+    verified: Verified | None = None  # the keypoint check, when it ran
+
+
 def find_against(
-    index_dir: Path, against_dir: Path, threshold: float | None = None
-) -> tuple[float, list[QueryResult]]:
+    index_dir: Path,
+    against_dir: Path,
+    threshold: float | None = None,
+    *,
+    verify: bool = True,
+    workers: int = 2,
+    on_progress: ProgressFn = silent,
+) -> AgainstReport:
     """Images of `index_dir` (e.g. incoming uploads) that match images of `against_dir` (the
-    catalog): only new-vs-catalog pairs, nearest first. Both indexes must share a model."""
+    catalog): only new-vs-catalog pairs, nearest first. Both indexes must share a model.
+
+    Candidates and the keypoint check work as in `find_duplicates`, with the reference index's
+    calibration; each image of `index_dir` is checked against its nearest catalog images."""
     mine, theirs = read_manifest(index_dir), read_manifest(against_dir)
     if mine["model"]["identity"] != theirs["model"]["identity"]:
         raise ModelError(
             f"{index_dir} was built by {mine['model']['identity']} but {against_dir} by "
             f"{theirs['model']['identity']}; index both with the same --model"
         )
-    threshold = check_threshold(theirs.get("threshold", FALLBACK_THRESHOLD) if threshold is None else threshold)
-    pairs = cross_range_pairs(load_index(against_dir, theirs), read_embeddings(index_dir, mine), threshold)
+    model_threshold = float(theirs.get("threshold", FALLBACK_THRESHOLD))
+    second = _second_look(theirs) if verify else None
+    threshold = check_threshold((second.candidates if second else model_threshold) if threshold is None else threshold)
+    index, queries = load_index(against_dir, theirs), read_embeddings(index_dir, mine)
     new_paths, ref_paths = read_rows(index_dir, mine)["path"], read_rows(against_dir, theirs)["path"]
+    verified = None
+    if second is None:
+        pairs = cross_range_pairs(index, queries, threshold)
+    else:
+        pairs = union_pairs(cross_range_pairs(index, queries, min(model_threshold, threshold)),
+                            cross_knn_pairs(index, queries, second.neighbours, threshold))
+        n, new_root, ref_root = len(queries), Path(mine["catalog"]), Path(theirs["catalog"])
+
+        def files(row: int) -> Path:  # rows of `index_dir`, then rows of `against_dir` shifted by n
+            return new_root / str(new_paths[row]) if row < n else ref_root / str(ref_paths[row - n])
+
+        kept, verified = _checked(Pairs(pairs.i, pairs.j + n, pairs.d), second, files,
+                                  min(model_threshold, threshold), workers, on_progress)
+        pairs = Pairs(kept.i, kept.j - n, kept.d)
     found: dict[int, list[Neighbor]] = {}
     for i, j, d in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()):
         found.setdefault(i, []).append(Neighbor(str(ref_paths[j]), round(float(d), 6)))
     results = [QueryResult(str(new_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path)))) for i, m in sorted(found.items())]
-    return threshold, results
+    return AgainstReport(threshold, results, verified)

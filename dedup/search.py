@@ -88,18 +88,26 @@ def knn_pairs(
     """Pairs of each indexed row with its `k` nearest other rows, where closer than `threshold`.
 
     At most n·k pairs however dense the catalog, unlike `range_pairs` (row i has id i)."""
+    near = cross_knn_pairs(index, embeddings, k + 1, threshold, block)  # a row is usually its own nearest
+    keep = near.i != near.j
+    return _sorted_pairs([np.minimum(near.i, near.j)[keep]], [np.maximum(near.i, near.j)[keep]], [near.d[keep]],
+                         unique=True)
+
+
+def cross_knn_pairs(index: faiss.Index, queries: np.ndarray, k: int, threshold: float, block: int = 8192) -> Pairs:
+    """Pairs (query row i, indexed row j) of each query's `k` nearest indexed rows closer than
+    `threshold`; i and j index different sets."""
     threshold = check_threshold(threshold)
     parts_i, parts_j, parts_d = [], [], []
-    for start in range(0, len(embeddings), block):
-        q = embeddings[start : start + block]
-        dist, ids = knn(index, q, k + 1)  # the row itself is usually its own nearest
-        rows = np.repeat(np.arange(start, start + len(q), dtype=np.int64), dist.shape[1])
+    for start in range(0, len(queries), block):
+        dist, ids = knn(index, queries[start : start + block], k)
+        rows = np.repeat(np.arange(start, start + len(dist), dtype=np.int64), dist.shape[1])
         dist, ids = dist.ravel(), ids.ravel()
-        keep = (ids >= 0) & (ids != rows) & (dist < threshold)
-        parts_i.append(np.minimum(rows, ids)[keep])
-        parts_j.append(np.maximum(rows, ids)[keep])
+        keep = (ids >= 0) & (dist < threshold)
+        parts_i.append(rows[keep])
+        parts_j.append(ids[keep].astype(np.int64))
         parts_d.append(dist[keep])
-    return _sorted_pairs(parts_i, parts_j, parts_d, unique=True)
+    return _sorted_pairs(parts_i, parts_j, parts_d)
 
 
 def union_pairs(a: Pairs, b: Pairs) -> Pairs:

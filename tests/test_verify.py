@@ -174,3 +174,19 @@ def test_sets_default_to_complete_linkage_with_the_check_and_center_without(look
     assert find_duplicates(look_alike_index).linkage == "complete"
     assert find_duplicates(look_alike_index, verify=False).linkage == "center"
     assert find_duplicates(look_alike_index, linkage="single").linkage == "single"
+
+
+def test_incoming_images_against_a_catalog_are_checked_by_keypoints_too(look_alike_index, tmp_path):
+    from dedup.duplicates import find_against
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    edited(scene(4)).rotate(-8, expand=True, fillcolor="white").save(incoming / "upload_of_a.png")
+    scene(5).save(incoming / "new_picture.png")
+    index_catalog(incoming, tmp_path / "incoming_idx", load_model(tmp_path / "tiny_verify.pt"))
+    checked = find_against(tmp_path / "incoming_idx", look_alike_index)
+    assert [(r.query, sorted(n.path for n in r.neighbors)) for r in checked.results] == [
+        ("upload_of_a.png", ["a.png", "a_copy.png"])]
+    assert checked.verified.candidates == 6 and checked.verified.confirmed == 2
+    every = find_against(tmp_path / "incoming_idx", look_alike_index, 2.0, verify=False)
+    assert every.verified is None and sum(len(r.neighbors) for r in every.results) == 6

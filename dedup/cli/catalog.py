@@ -95,7 +95,7 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
         check_threshold(threshold)
     folder = resolve_index(index_path)
     if against is not None:
-        _against(folder, resolve_index(against), threshold, fmt, output, quiet)
+        _against(folder, resolve_index(against), threshold, verify, workers, fmt, output, quiet)
         return
     with rich_progress(not quiet) as progress:
         report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers, on_progress=progress)
@@ -107,14 +107,19 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
     _act(folder, report, action, to_dir, protect, do_apply, yes)
 
 
-def _against(folder, against, threshold, fmt, output, quiet):
+def _against(folder, against, threshold, verify, workers, fmt, output, quiet):
     from dedup.duplicates import find_against
+    from dedup.progress import rich_progress
     from dedup.report import render_query
 
-    used, results = find_against(folder, against, threshold)
-    _emit(render_query(results, fmt) if results or fmt != "table" else "", output)
+    with rich_progress(not quiet) as progress:
+        report = find_against(folder, against, threshold, verify=verify, workers=workers, on_progress=progress)
+    _emit(render_query(report.results, fmt) if report.results or fmt != "table" else "", output)
     if not quiet:
-        click.echo(f"{len(results)} images of {folder} match {against} (threshold {used:g})", err=True)
+        v = report.verified
+        check = f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs" if v else ""
+        click.echo(f"{len(report.results)} images of {folder} match {against} (threshold {report.threshold:g}{check})",
+                   err=True)
 
 
 def _act(folder, report, action, to_dir, protect, do_apply, yes):
