@@ -7,13 +7,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dedup.config import VerifyConfig
 from dedup.embed import distance, embed_pixels
 from dedup.errors import DedupError, ModelError
 from dedup.images import ImageSkip, load
 from dedup.index import load_index
 from dedup.model import Model, load_model
-from dedup.search import Neighbor, QueryResult, check_threshold, knn
+from dedup.search import Neighbor, Pairs, QueryResult, check_threshold, knn
 from dedup.store import read_manifest, read_rows
+from dedup.verify import verify_pairs
 
 
 def model_for_index(manifest: dict[str, Any], model: Model | None = None) -> Model:
@@ -84,24 +86,37 @@ def query_images(
 
 @dataclass(frozen=True)
 class Comparison:
-    distance: float
-    threshold: float
+    """Two images' distance and verdict; with the keypoint check, what it found."""
 
-    @property
-    def same(self) -> bool:
-        return self.distance < self.threshold
+    distance: float
+    threshold: float  # with the check: the candidate distance
+    same: bool
+    inliers: int | None = None  # agreeing keypoints, when the check ran
+    probability: float | None = None  # the check's P(same), when it ran
+    needed: int | None = None  # agreeing keypoints required, when the pair is beyond the encoder's threshold
 
     @property
     def cosine(self) -> float:
         return 1.0 - self.distance**2 / 2.0
 
 
-def compare_images(a: Path, b: Path, model: Model, threshold: float | None = None) -> Comparison:
-    """Distance between two images and the same/different verdict at `threshold`
-    (default: the model's calibrated threshold)."""
-    threshold = check_threshold(model.threshold if threshold is None else threshold)
+def compare_images(a: Path, b: Path, model: Model, threshold: float | None = None, verify: bool = True) -> Comparison:
+    """Distance between two images and the same/different verdict, as `find_duplicates` would
+    judge the pair: with the model's keypoint check when it has one and `verify` is on (then
+    `threshold` is the candidate distance), else closer than `threshold` (default: the model's
+    calibrated threshold)."""
+    second = VerifyConfig.from_dict(model.verify) if verify and model.verify else None
+    threshold = check_threshold((second.candidates if second else model.threshold) if threshold is None else threshold)
     emb, errors = embed_files(model, [a, b])
     for path, err in zip((a, b), errors):
         if err:
             raise DedupError(f"cannot read {str(path)!r}: {err}")
-    return Comparison(round(float(distance(emb[0], emb[1])), 6), threshold)
+    d = round(float(distance(emb[0], emb[1])), 6)
+    if second is None:
+        return Comparison(d, threshold, d < threshold)
+    pair = Pairs(np.array([0]), np.array([1]), np.array([d], np.float32))
+    verdict = verify_pairs(pair, second, (a, b).__getitem__, min(model.threshold, threshold), workers=1)
+    inliers, prob = int(verdict.inliers[0]), float(verdict.probability[0])
+    return Comparison(d, threshold, bool(d < threshold and verdict.keep[0]), inliers if inliers >= 0 else None,
+                      None if np.isnan(prob) else round(prob, 4),
+                      second.min_inliers if d >= min(model.threshold, threshold) else None)

@@ -190,3 +190,15 @@ def test_incoming_images_against_a_catalog_are_checked_by_keypoints_too(look_ali
     assert checked.verified.candidates == 6 and checked.verified.confirmed == 2
     every = find_against(tmp_path / "incoming_idx", look_alike_index, 2.0, verify=False)
     assert every.verified is None and sum(len(r.neighbors) for r in every.results) == 6
+
+
+def test_compare_judges_a_pair_as_find_duplicates_does(look_alike_index, tmp_path):
+    from dedup.query import compare_images
+
+    model, cat = load_model(tmp_path / "tiny_verify.pt"), tmp_path / "cat"
+    copy = compare_images(cat / "a.png", cat / "a_copy.png", model)
+    other = compare_images(cat / "a.png", cat / "b.png", model)
+    assert copy.same and copy.inliers >= 20 and copy.threshold == 2.0
+    assert not other.same and other.inliers < 20
+    plain = compare_images(cat / "a.png", cat / "b.png", model, verify=False)
+    assert plain.same and plain.inliers is None and plain.threshold == 0.5  # the untrained model's distances are tiny

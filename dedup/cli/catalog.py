@@ -194,17 +194,23 @@ def query_cmd(images, index_path, model_path, k, threshold, fmt):
 @click.argument("image_a", type=click.Path(path_type=Path))
 @click.argument("image_b", type=click.Path(path_type=Path))
 @MODEL_OPT
-@click.option("--threshold", "-t", default=None, type=float, help="Same if closer than this distance; default: the model's calibrated threshold.")
+@click.option("--threshold", "-t", default=None, type=float, help="Same if closer than this distance (with the keypoint check: compared if closer). Default: the model's calibrated threshold.")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Also match keypoints in the two files, as find-duplicates does (when the model is calibrated for it).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def compare_cmd(image_a, image_b, model_path, threshold, fmt):
+def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
     """Distance between two images and the verdict: same or different."""
     from dedup.query import compare_images
 
-    result = compare_images(image_a, image_b, _load_model(model_path), threshold)
+    result = compare_images(image_a, image_b, _load_model(model_path), threshold, verify=verify)
     verdict = "same" if result.same else "different"
     if fmt == "json":
         doc = {"a": str(image_a), "b": str(image_b), "distance": result.distance,
-               "cosine": round(result.cosine, 6), "threshold": result.threshold, "same": result.same}
+               "cosine": round(result.cosine, 6), "threshold": result.threshold, "same": result.same,
+               "keypoints_agreeing": result.inliers, "probability": result.probability}
         click.echo(json.dumps(doc, indent=2))
+    elif result.probability is not None:
+        needed = f" ({result.needed} needed this far apart)" if result.needed else ""
+        click.echo(f"distance {result.distance:.4f} (cosine {result.cosine:.4f}); keypoint check: {result.inliers} "
+                   f"keypoints agree{needed}, P(same) {result.probability:.2f} → {verdict}")
     else:
         click.echo(f"distance {result.distance:.4f} (cosine {result.cosine:.4f}) → {verdict} at threshold {result.threshold:g}")
