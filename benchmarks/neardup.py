@@ -171,7 +171,7 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
         sweep.append(row)
     return {"model": model, "paths": paths, "true": true, "prf": prf(pred, true), "auc": roc_auc(d, y),
             "threshold": found["threshold"], "linkage": found["linkage"], "speed": len(paths) / index_s,
-            "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s,
+            "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s, "index_s": index_s,
             "plain": {"prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
                       "families": family_recall(plain_pred, truth, paths)},
             "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
@@ -199,7 +199,8 @@ def main() -> None:
         print(f"{run['model']}: find-duplicates {run['find_s']:.1f} s with the keypoint check "
               + (f"({v['confirmed']} of {v['candidates']} close pairs confirmed, {v['unreadable']} unreadable)"
                  if v else "(not calibrated for this encoder: not run)")
-              + f", {run['plain_s']:.1f} s with --no-verify")
+              + f", {run['plain_s']:.1f} s with --no-verify; dedup index {run['index_s']:.1f} s "
+              f"(ratios {run['find_s'] / run['index_s']:.2f} and {run['plain_s'] / run['index_s']:.2f})")
     # one row per encoder and mode: the default (with the keypoint check) and --no-verify
     runs = [row for run in runs for row in (run, {**run, **run["plain"], "model": f"{run['model']} --no-verify"})]
     n_dups = sum(1 for v in truth.values() if v[1] != "original")
