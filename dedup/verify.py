@@ -5,7 +5,8 @@ land as close as a cropped or rotated copy. This stage reopens both files of eac
 finds ORB keypoints on a larger greyscale picture (and on its mirror image, since a flipped copy
 is a duplicate), keeps the matches that agree on one affine map (RANSAC), and combines the match
 counts with the embedding distance in a logistic model calibrated for the encoder
-(`VerifyConfig`). Files are decoded once while they stay in a bounded cache.
+(`VerifyConfig`). Beyond the encoder's own threshold a pair is only accepted on enough agreeing
+keypoints (`evidence`). Files are decoded once while they stay in a bounded cache.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
 MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste pictures small)
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
-CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (about 20 kB each)
+CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,14 @@ def plausible(affine: np.ndarray) -> bool:
 
 
 def matched(a: Keypoints, b: Keypoints) -> int:
-    """Keypoints of `a` matched in `b` or in `b`'s mirror image under one affine map (the larger)."""
+    """Keypoints of `a` matched in `b` or in `b`'s mirror image under one affine map (the larger);
+    0 if OpenCV cannot match them (degenerate keypoints)."""
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    return max(_agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher),
-               _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
+    try:
+        return max(_agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher),
+                   _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
+    except cv2.error:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ class KeypointCache:
     def _load(self, row: int) -> Keypoints | None:
         try:
             return keypoints(load_grey(self.files(row), self.side), self.count)
-        except ImageSkip:
+        except (ImageSkip, cv2.error):  # judged on distance alone (`verify_pairs`)
             return None
 
     def _put(self, row: int, kp: Keypoints | None) -> None:

@@ -202,3 +202,14 @@ def test_compare_judges_a_pair_as_find_duplicates_does(look_alike_index, tmp_pat
     assert not other.same and other.inliers < 20
     plain = compare_images(cat / "a.png", cat / "b.png", model, verify=False)
     assert plain.same and plain.inliers is None and plain.threshold == 0.5  # the untrained model's distances are tiny
+
+
+def test_tiny_and_degenerate_pictures_never_stop_the_check(tmp_path):
+    Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
+    Image.new("L", (3, 200), 0).save(tmp_path / "sliver.png")
+    scene(4).save(tmp_path / "a.png")
+    (tmp_path / "text.png").write_text("not an image")
+    files = [tmp_path / n for n in ("dot.png", "sliver.png", "a.png", "text.png")]
+    pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 2, 3]), np.array([0.1, 0.1, 0.1, 0.1], np.float32))
+    v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, encoder_threshold=0.3)
+    assert v.inliers[:3].tolist() == [0, 0, 0] and v.inliers[3] == -1 and v.unreadable == 1
