@@ -13,11 +13,10 @@ from dedup.keep import KeepPolicy, keep_rank
 from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
-from dedup.modelfile import model_file, read_card
 from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_knn_pairs, cross_range_pairs, knn_pairs,
                           range_pairs, union_pairs)
 from dedup.store import read_embeddings, read_manifest, read_rows
-from dedup.verify import verify_pairs
+from dedup.verify import manifest_check, verify_pairs
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def find_duplicates(
     """
     manifest = read_manifest(index_dir)
     model_threshold = float(manifest.get("threshold", FALLBACK_THRESHOLD))
-    second = _second_look(manifest) if verify else None
+    second = manifest_check(manifest) if verify else None
     default = second.candidates if second else model_threshold
     threshold = check_threshold(default if threshold is None else threshold)
     linkage = linkage or ("complete" if second else "center")
@@ -127,21 +126,6 @@ def _checked(pairs: Pairs, second: VerifyConfig, files: Callable[[int], Path], e
                             on_progress=lambda d, t: on_progress("verifying", d, t))
     kept = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
     return kept, Verified(len(pairs), len(kept), verdicts.unreadable)
-
-
-def _second_look(manifest: dict) -> VerifyConfig | None:
-    """The keypoint check of the index's model: from the manifest, or for an index written before
-    manifests recorded it, from the card of the same model."""
-    if "verify" in manifest:
-        return VerifyConfig.from_dict(manifest["verify"]) if manifest["verify"] else None
-    model = manifest.get("model", {})
-    try:
-        card = read_card(model_file(model["ref"]))
-    except (KeyError, TypeError, OSError):
-        return None
-    if card is None or card.get("identity") != model.get("identity") or not card.get("verify"):
-        return None
-    return VerifyConfig.from_dict(card["verify"])
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: dict[str, np.ndarray], rank: np.ndarray) -> Group:
@@ -202,7 +186,7 @@ def find_against(
             f"{theirs['model']['identity']}; index both with the same --model"
         )
     model_threshold = float(theirs.get("threshold", FALLBACK_THRESHOLD))
-    second = _second_look(theirs) if verify else None
+    second = manifest_check(theirs) if verify else None
     threshold = check_threshold((second.candidates if second else model_threshold) if threshold is None else threshold)
     index, queries = load_index(against_dir, theirs), read_embeddings(index_dir, mine)
     new_paths, ref_paths = read_rows(index_dir, mine)["path"], read_rows(against_dir, theirs)["path"]

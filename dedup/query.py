@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dedup.config import VerifyConfig
+from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.embed import distance, embed_pixels
 from dedup.errors import DedupError, ModelError
 from dedup.images import ImageSkip, load
@@ -15,7 +15,7 @@ from dedup.index import load_index
 from dedup.model import Model, load_model
 from dedup.search import Neighbor, Pairs, QueryResult, check_threshold, knn
 from dedup.store import read_manifest, read_rows
-from dedup.verify import verify_pairs
+from dedup.verify import manifest_check, verify_pairs
 
 
 def model_for_index(manifest: dict[str, Any], model: Model | None = None) -> Model:
@@ -56,8 +56,13 @@ def query_images(
     k: int = 10,
     threshold: float | None = None,
     model: Model | None = None,
+    verify: bool = False,
 ) -> list[QueryResult]:
-    """The `k` nearest catalog images of each query image (only those under `threshold` if set)."""
+    """The `k` nearest catalog images of each query image (only those under `threshold` if set).
+
+    With `verify`, each neighbour also gets the verdict `find_duplicates` would give the pair
+    (`Neighbor.same`): closer than the keypoint check's candidate distance and confirmed by it,
+    or, for a model without a check, closer than the model's threshold."""
     if threshold is not None:
         threshold = check_threshold(threshold)
     manifest = read_manifest(index_dir)
@@ -73,15 +78,34 @@ def query_images(
         dist = np.full((len(images), d_ok.shape[1]), np.inf, dtype=np.float32)
         ids = np.full((len(images), d_ok.shape[1]), -1, dtype=np.int64)
         dist[ok], ids[ok] = d_ok, i_ok
+    same = _verdicts(manifest, images, paths, dist, ids) if verify else None
     results = []
     for q, image in enumerate(images):
         neighbors = tuple(
-            Neighbor(str(paths[i]), round(float(d), 6))
-            for d, i in zip(dist[q], ids[q])
+            Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]))
+            for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         )
         results.append(QueryResult(str(image), neighbors, errors[q]))
     return results
+
+
+def _verdicts(manifest: dict[str, Any], images: Sequence[Path], paths, dist: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(queries, k) bool: is each query–neighbour pair a duplicate, as `find_duplicates` judges it."""
+    model_threshold = float(manifest.get("threshold", FALLBACK_THRESHOLD))
+    second = manifest_check(manifest)
+    if second is None:
+        return dist < model_threshold
+    q, r = np.nonzero((ids >= 0) & (dist < second.candidates))
+    nq, root = len(images), Path(manifest["catalog"])
+
+    def files(row: int) -> Path:  # query images, then catalog rows shifted by nq
+        return Path(images[row]) if row < nq else root / str(paths[row - nq])
+
+    verdict = verify_pairs(Pairs(q, ids[q, r] + nq, dist[q, r]), second, files, model_threshold, workers=2)
+    same = np.zeros(dist.shape, dtype=bool)
+    same[q, r] = verdict.keep
+    return same
 
 
 @dataclass(frozen=True)

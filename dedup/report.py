@@ -10,7 +10,7 @@ from typing import Any, Literal, Sequence
 
 from dedup.duplicates import DuplicateReport
 from dedup.files import Skipped
-from dedup.search import QueryResult
+from dedup.search import Neighbor, QueryResult
 
 Format = Literal["table", "json", "csv"]
 
@@ -77,7 +77,7 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
     if fmt == "json":
         doc = []
         for r in results:
-            item: dict[str, Any] = {"query": r.query, "neighbors": [asdict(n) for n in r.neighbors]}
+            item: dict[str, Any] = {"query": r.query, "neighbors": [_neighbor(n) for n in r.neighbors]}
             if r.error:
                 item["error"] = r.error
             doc.append(item)
@@ -85,19 +85,29 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["query", "rank", "path", "distance"])
+        checked = any(n.same is not None for r in results for n in r.neighbors)
+        w.writerow(["query", "rank", "path", "distance"] + (["same"] if checked else []))
         for r in results:
             for k, n in enumerate(r.neighbors, 1):
-                w.writerow([r.query, k, n.path, f"{n.distance:.6f}"])
+                w.writerow([r.query, k, n.path, f"{n.distance:.6f}"] + ([int(bool(n.same))] if checked else []))
         return buf.getvalue()
     lines = []
     for r in results:
         lines.append(f"{r.query}" + (f"  (skipped: {r.error})" if r.error else ""))
         for k, n in enumerate(r.neighbors, 1):
-            lines.append(f"  {k:>3}. {n.distance:.3f}  {n.path}")
+            verdict = "" if n.same is None else ("  same" if n.same else "  different")
+            lines.append(f"  {k:>3}. {n.distance:.3f}  {n.path}{verdict}")
         if not r.neighbors and not r.error:
             lines.append("  (no neighbours under the threshold)")
     return "\n".join(lines) + "\n"
+
+
+def _neighbor(n: Neighbor) -> dict[str, Any]:
+    """A neighbour's JSON: path and distance, and the verdict when the keypoint check ran."""
+    doc = asdict(n)
+    if n.same is None:
+        del doc["same"]
+    return doc
 
 
 def skipped_summary(skipped: Sequence[Skipped], limit: int = 20) -> list[str]:

@@ -18,6 +18,7 @@ class Neighbor:
 
     path: str
     distance: float
+    same: bool | None = None  # the keypoint check's verdict, when it ran
 
 
 @dataclass(frozen=True)

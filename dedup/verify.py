@@ -22,6 +22,7 @@ import numpy as np
 
 from dedup.config import VerifyConfig
 from dedup.images import ImageSkip, load_grey
+from dedup.modelfile import model_file, read_card
 from dedup.search import Pairs
 
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
@@ -246,3 +247,18 @@ def verify_pairs(
     keep = pairs.d < encoder_threshold
     keep[readable] = accepted(config, pairs.d[readable], m[readable], encoder_threshold)
     return Verdicts(keep, prob, m.inliers, int((~readable).sum()))
+
+
+def manifest_check(manifest: dict) -> VerifyConfig | None:
+    """The keypoint check of the index's model: from the manifest, or for an index written before
+    manifests recorded it, from the card of the same model."""
+    if "verify" in manifest:
+        return VerifyConfig.from_dict(manifest["verify"]) if manifest["verify"] else None
+    model = manifest.get("model", {})
+    try:
+        card = read_card(model_file(model["ref"]))
+    except (KeyError, TypeError, OSError):
+        return None
+    if card is None or card.get("identity") != model.get("identity") or not card.get("verify"):
+        return None
+    return VerifyConfig.from_dict(card["verify"])

@@ -213,3 +213,23 @@ def test_tiny_and_degenerate_pictures_never_stop_the_check(tmp_path):
     pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 2, 3]), np.array([0.1, 0.1, 0.1, 0.1], np.float32))
     v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, encoder_threshold=0.3)
     assert v.inliers[:3].tolist() == [0, 0, 0] and v.inliers[3] == -1 and v.unreadable == 1
+
+
+def test_query_verify_judges_each_neighbour_and_plain_query_output_is_unchanged(look_alike_index, tmp_path):
+    from click.testing import CliRunner
+
+    from dedup.cli import cli
+    from dedup.query import query_images
+
+    upload = tmp_path / "upload.png"
+    edited(scene(4)).rotate(-8, expand=True, fillcolor="white").save(upload)
+    model = load_model(tmp_path / "tiny_verify.pt")
+    [result] = query_images(look_alike_index, [upload], k=3, model=model, verify=True)
+    assert {n.path: n.same for n in result.neighbors} == {"a.png": True, "a_copy.png": True, "b.png": False}
+    runner = CliRunner()
+    base = ["query", str(upload), "--index", str(look_alike_index), "--model", str(tmp_path / "tiny_verify.pt"),
+            "--format", "json"]
+    plain = json.loads(runner.invoke(cli, base).output)
+    checked = json.loads(runner.invoke(cli, [*base, "--verify"]).output)
+    assert all(set(n) == {"path", "distance"} for n in plain[0]["neighbors"])
+    assert sorted(n["same"] for n in checked[0]["neighbors"]) == [False, True, True]

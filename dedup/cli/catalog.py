@@ -171,8 +171,9 @@ def undo_cmd(manifest):
 @MODEL_OPT
 @click.option("-k", default=10, show_default=True, help="Neighbours per query image.")
 @click.option("--threshold", "-t", type=float, default=None, help="Only neighbours closer than this distance.")
+@click.option("--verify", is_flag=True, help="Judge each neighbour as find-duplicates would (keypoint check): same or different.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def query_cmd(images, index_path, model_path, k, threshold, fmt):
+def query_cmd(images, index_path, model_path, k, threshold, verify, fmt):
     """Find the catalog images nearest to each IMAGE (which need not be in the catalog).
 
     An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
@@ -184,7 +185,7 @@ def query_cmd(images, index_path, model_path, k, threshold, fmt):
 
     folder = resolve_index(index_path)
     model = _load_model(model_path) if model_path else None
-    results = query_images(folder, expand_folders(images), k=k, threshold=threshold, model=model)
+    results = query_images(folder, expand_folders(images), k=k, threshold=threshold, model=model, verify=verify)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
