@@ -29,6 +29,7 @@ RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
 MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste pictures small)
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
+PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
 
 
@@ -243,9 +244,11 @@ def verify_pairs(
     m = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress)
     readable = m.readable
     prob = np.full(len(pairs), math.nan, np.float32)
-    prob[readable] = probability(config, pairs.d[readable], m[readable])
-    keep = pairs.d < encoder_threshold
-    keep[readable] = accepted(config, pairs.d[readable], m[readable], encoder_threshold)
+    rows = np.flatnonzero(readable)
+    for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
+        prob[part] = probability(config, pairs.d[part], m[part])
+    checked = evidence(config, pairs.d, m, encoder_threshold) & (prob >= config.accept)
+    keep = np.where(readable, checked, pairs.d < encoder_threshold)
     return Verdicts(keep, prob, m.inliers, int((~readable).sum()))
 
 
