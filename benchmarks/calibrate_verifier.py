@@ -34,8 +34,7 @@ from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model, model_file, save_model  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
 from dedup.index import load_index  # noqa: E402
-from dedup.search import knn_pairs, range_pairs, union_pairs  # noqa: E402
-from dedup.verify import Matches, evidence, features, match_pairs  # noqa: E402
+from dedup.verify import Matches, candidate_pairs, evidence, features, match_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +53,8 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ca
     # the candidates find-duplicates checks: every pair under the encoder's threshold, and each
     # image's nearest under `candidates`
     emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
-    pairs = union_pairs(range_pairs(index, emb, min(threshold, candidates)), knn_pairs(index, emb, neighbours, candidates))
+    spec = VerifyConfig(candidates=candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0, neighbours=neighbours)
+    pairs = candidate_pairs(index, emb, spec, threshold, candidates)
     i, j, d = pairs.i, pairs.j, pairs.d
     matches = match_pairs(pairs, lambda r: out / "catalog" / paths[r], side, count)
     source = np.array([truth[p][0] for p in paths])

@@ -13,10 +13,10 @@ from dedup.keep import KeepPolicy, keep_rank
 from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
 from dedup.errors import ModelError
-from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_knn_pairs, cross_range_pairs, knn_pairs,
-                          range_pairs, union_pairs)
+from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_knn_pairs, cross_range_pairs, range_pairs,
+                          union_pairs)
 from dedup.store import read_embeddings, read_manifest, read_rows
-from dedup.verify import manifest_check, verify_pairs
+from dedup.verify import candidate_pairs, manifest_check, verify_pairs
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,7 @@ def find_duplicates(
         pairs, verified = range_pairs(index, embeddings, threshold, on_progress=searching), None
         found = len(pairs)
     else:  # every pair the encoder alone would group, and each image's nearest beyond that
-        pairs = range_pairs(index, embeddings, min(model_threshold, threshold), on_progress=searching)
-        pairs = union_pairs(pairs, knn_pairs(index, embeddings, second.neighbours, threshold))
+        pairs = candidate_pairs(index, embeddings, second, model_threshold, threshold, on_progress=searching)
         found = len(pairs)
         root, paths = Path(manifest["catalog"]), rows["path"]
         pairs, verified = _checked(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),

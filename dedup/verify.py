@@ -23,7 +23,7 @@ import numpy as np
 from dedup.config import VerifyConfig
 from dedup.images import ImageSkip, load_grey
 from dedup.modelfile import model_file, read_card
-from dedup.search import Pairs
+from dedup.search import Pairs, knn_pairs, range_pairs, union_pairs
 
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
@@ -227,6 +227,15 @@ def match_pairs(
             if on_progress:
                 on_progress(min(start + block, m), m)
     return out
+
+
+def candidate_pairs(index, embeddings: np.ndarray, config: VerifyConfig, encoder_threshold: float, threshold: float,
+                    on_progress: Callable[[int, int], None] | None = None) -> Pairs:
+    """The pairs the check looks at: every pair under the encoder's own threshold, and each
+    indexed row's `config.neighbours` nearest under `threshold` (at most n·neighbours however
+    crowded the catalog)."""
+    near = range_pairs(index, embeddings, min(encoder_threshold, threshold), on_progress=on_progress)
+    return union_pairs(near, knn_pairs(index, embeddings, config.neighbours, threshold))
 
 
 def verify_pairs(
