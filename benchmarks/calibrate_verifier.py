@@ -53,8 +53,7 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ca
     # the candidates find-duplicates checks: every pair under the encoder's threshold, and each
     # image's nearest under `candidates`
     emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
-    spec = VerifyConfig(candidates=candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0, neighbours=neighbours)
-    pairs = candidate_pairs(index, emb, spec, threshold, candidates)
+    pairs = candidate_pairs(index, emb, neighbours, threshold, candidates)
     i, j, d = pairs.i, pairs.j, pairs.d
     matches = match_pairs(pairs, lambda r: out / "catalog" / paths[r], side, count)
     source = np.array([truth[p][0] for p in paths])

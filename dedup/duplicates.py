@@ -105,7 +105,8 @@ def find_duplicates(
         pairs, verified = range_pairs(index, embeddings, threshold, on_progress=searching), None
         found = len(pairs)
     else:  # every pair the encoder alone would group, and each image's nearest beyond that
-        pairs = candidate_pairs(index, embeddings, second, model_threshold, threshold, on_progress=searching)
+        pairs = candidate_pairs(index, embeddings, second.neighbours, model_threshold, threshold,
+                                on_progress=searching)
         found = len(pairs)
         root, paths = Path(manifest["catalog"]), rows["path"]
         pairs, verified = _checked(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),

@@ -17,6 +17,7 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_PIXELS = 200_000_000  # after JPEG draft reduction; larger images are refused as bombs
 HASH_NAME = "blake3-128"
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDivisionError)  # PIL on broken data
 
 
 class ImageSkip(Exception):
@@ -85,7 +86,7 @@ def decode(data: bytes, size: int, digest: str | None = None, framing: Framing =
         raise
     except Image.DecompressionBombError as exc:
         raise ImageSkip(f"decompression bomb refused: {exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDivisionError) as exc:
+    except DECODE_ERRORS as exc:
         raise ImageSkip(f"cannot decode: {exc}") from None
 
 
@@ -112,8 +113,7 @@ def load_grey(path: Path, side: int) -> np.ndarray:
         return np.asarray(grey)
     except ImageSkip:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDivisionError, UnidentifiedImageError,
-            Image.DecompressionBombError) as exc:
+    except (*DECODE_ERRORS, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageSkip(f"cannot decode: {exc}") from None
 
 

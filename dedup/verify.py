@@ -229,13 +229,13 @@ def match_pairs(
     return out
 
 
-def candidate_pairs(index, embeddings: np.ndarray, config: VerifyConfig, encoder_threshold: float, threshold: float,
+def candidate_pairs(index, embeddings: np.ndarray, neighbours: int, encoder_threshold: float, threshold: float,
                     on_progress: Callable[[int, int], None] | None = None) -> Pairs:
     """The pairs the check looks at: every pair under the encoder's own threshold, and each
-    indexed row's `config.neighbours` nearest under `threshold` (at most n·neighbours however
-    crowded the catalog)."""
+    indexed row's `neighbours` nearest under `threshold` (`VerifyConfig.neighbours`; at most
+    n·neighbours however crowded the catalog)."""
     near = range_pairs(index, embeddings, min(encoder_threshold, threshold), on_progress=on_progress)
-    return union_pairs(near, knn_pairs(index, embeddings, config.neighbours, threshold))
+    return union_pairs(near, knn_pairs(index, embeddings, neighbours, threshold))
 
 
 def verify_pairs(
