@@ -211,19 +211,25 @@ def match_pairs(
     """Keypoint matches of each pair (`matched`).
 
     `files(row)` is the path of an indexed row. Pairs are taken `block` at a time: the files of a
-    block are decoded on `workers` threads, then its pairs are matched; at most
+    block are decoded, then its pairs are matched, both on `workers` threads; at most
     `max(CACHE_IMAGES, 2 * block)` files' keypoints are held."""
     cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block))
-    m = len(pairs)
+    m, workers = len(pairs), max(1, workers)
     out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="keypoints") as pool:
+
+    def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:
+        for k, a, b in ks:
+            if a is not None and b is not None:
+                out.inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
+                out.sparser[k] = min(len(a), len(b))
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="keypoints") as pool:
         for start in range(0, m, block):
             i, j = pairs.i[start:start + block].tolist(), pairs.j[start:start + block].tolist()
             cache.prefetch(dict.fromkeys(i + j), pool)
-            for k, (a, b) in enumerate(zip(map(cache, i), map(cache, j)), start):
-                if a is not None and b is not None:
-                    out.inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
-                    out.sparser[k] = min(len(a), len(b))
+            # OpenCV releases the GIL while matching, so a block's pairs are matched on the pool too
+            todo = list(zip(range(start, start + len(i)), map(cache, i), map(cache, j)))
+            list(pool.map(match, [todo[w::workers] for w in range(workers)]))
             if on_progress:
                 on_progress(min(start + block, m), m)
     return out
