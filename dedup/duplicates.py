@@ -16,7 +16,7 @@ from dedup.errors import ModelError
 from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_knn_pairs, cross_range_pairs, range_pairs,
                           union_pairs)
 from dedup.store import read_embeddings, read_manifest, read_rows
-from dedup.verify import candidate_pairs, manifest_check, verify_pairs
+from dedup.verify import candidate_pairs, locality_regions, manifest_check, verify_pairs
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def find_duplicates(
         found = len(pairs)
         root, paths = Path(manifest["catalog"]), rows["path"]
         pairs, verified = _checked(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),
-                                   workers, on_progress)
+                                   workers, on_progress, locality_regions(embeddings))
     rank = keep_rank(rows, keep)
     groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
@@ -119,11 +119,11 @@ def find_duplicates(
 
 
 def _checked(pairs: Pairs, second: VerifyConfig, files: Callable[[int], Path], encoder_threshold: float,
-             workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified]:
-    """The candidate pairs the keypoint check confirms (`files(row)`: the file of a row), and what
-    it did."""
+             workers: int, on_progress: ProgressFn, regions: np.ndarray | None = None) -> tuple[Pairs, Verified]:
+    """The candidate pairs the keypoint check confirms (`files(row)`: the file of a row; `regions`:
+    the order to check them in, `verify.locality_regions`), and what it did."""
     verdicts = verify_pairs(pairs, second, files, encoder_threshold, workers=workers,
-                            on_progress=lambda d, t: on_progress("verifying", d, t))
+                            on_progress=lambda d, t: on_progress("verifying", d, t), regions=regions)
     kept = Pairs(pairs.i[verdicts.keep], pairs.j[verdicts.keep], pairs.d[verdicts.keep])
     return kept, Verified(len(pairs), len(kept), verdicts.unreadable)
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import faiss
+
 from dedup.config import VerifyConfig
 from dedup.images import ImageSkip, load_grey
 from dedup.modelfile import model_file, read_card
@@ -31,6 +33,7 @@ MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
+REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,22 @@ class KeypointCache:
         return kp
 
 
+def locality_regions(embeddings: np.ndarray, size: int = REGION_IMAGES, seed: int = 0) -> np.ndarray | None:
+    """Per row, a region of the embedding space (coarse k-means, about `size` rows each); None
+    when the catalog fits in the keypoint cache.
+
+    A candidate pair joins two near neighbours, so checking the pairs region by region
+    (`match_pairs`) reuses the cached keypoints of a file instead of decoding it again for
+    each of its pairs scattered through the catalog."""
+    n = len(embeddings)
+    if n <= CACHE_IMAGES:
+        return None
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    kmeans = faiss.Kmeans(x.shape[1], math.ceil(n / size), niter=10, seed=seed, max_points_per_centroid=64)
+    kmeans.train(x)
+    return kmeans.index.search(x, 1)[1].ravel()
+
+
 def match_pairs(
     pairs: Pairs,
     files: Callable[[int], Path],
@@ -207,14 +226,22 @@ def match_pairs(
     workers: int = 2,
     block: int = 1024,
     on_progress: Callable[[int, int], None] | None = None,
+    regions: np.ndarray | None = None,
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
     `files(row)` is the path of an indexed row. Pairs are taken `block` at a time: the files of a
     block are decoded, then its pairs are matched, both on `workers` threads; at most
-    `max(CACHE_IMAGES, 2 * block)` files' keypoints are held."""
+    `max(CACHE_IMAGES, 2 * block)` files' keypoints are held. With `regions` (a label per row,
+    `locality_regions`), pairs are taken region pair by region pair, so that a file's keypoints
+    are still cached for most of its pairs."""
     cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block))
     m, workers = len(pairs), max(1, workers)
+    if regions is None:
+        sequence = np.arange(m)
+    else:
+        a, b = regions[pairs.i], regions[pairs.j]
+        sequence = np.lexsort((pairs.j, pairs.i, np.maximum(a, b), np.minimum(a, b)))
     out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))
 
     def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:
@@ -225,10 +252,11 @@ def match_pairs(
 
     with ThreadPoolExecutor(workers, thread_name_prefix="keypoints") as pool:
         for start in range(0, m, block):
-            i, j = pairs.i[start:start + block].tolist(), pairs.j[start:start + block].tolist()
+            ks = sequence[start:start + block]
+            i, j = pairs.i[ks].tolist(), pairs.j[ks].tolist()
             cache.prefetch(dict.fromkeys(i + j), pool)
             # OpenCV releases the GIL while matching, so a block's pairs are matched on the pool too
-            todo = list(zip(range(start, start + len(i)), map(cache, i), map(cache, j)))
+            todo = list(zip(ks.tolist(), map(cache, i), map(cache, j)))
             list(pool.map(match, [todo[w::workers] for w in range(workers)]))
             if on_progress:
                 on_progress(min(start + block, m), m)
@@ -251,12 +279,14 @@ def verify_pairs(
     encoder_threshold: float,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
+    regions: np.ndarray | None = None,
 ) -> Verdicts:
-    """Judge each candidate pair by keypoint matching (`match_pairs`) and distance (`accepted`).
+    """Judge each candidate pair by keypoint matching (`match_pairs`, in `regions` order when
+    given) and distance (`accepted`).
 
     A pair with a file that is gone or unreadable is kept when its distance is under
     `encoder_threshold` (the encoder's own threshold), as without the check."""
-    m = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress)
+    m = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress, regions=regions)
     readable = m.readable
     prob = np.full(len(pairs), math.nan, np.float32)
     rows = np.flatnonzero(readable)

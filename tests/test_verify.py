@@ -15,7 +15,8 @@ from dedup.indexer import index_catalog
 from dedup.model import load_model, save_model
 from dedup.search import Pairs
 from dedup.synth import scene
-from dedup.verify import Matches, accepted, keypoints, matched, probability, verify_pairs
+from dedup import verify
+from dedup.verify import Matches, accepted, keypoints, locality_regions, match_pairs, matched, probability, verify_pairs
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)
@@ -96,6 +97,40 @@ def test_pairs_with_an_unreadable_file_fall_back_on_the_distance(tmp_path):
     v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, encoder_threshold=0.3)
     assert v.keep.tolist() == [True, True, False]  # matched; gone but close; gone and far
     assert v.unreadable == 2 and v.inliers[0] >= 20 and np.isnan(v.probability[1:]).all()
+
+
+def test_regions_keep_near_neighbours_together_and_are_skipped_when_the_catalog_fits_the_cache(monkeypatch):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 16))
+    x = np.repeat(centres, 40, axis=0) + 0.02 * rng.normal(size=(320, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    assert locality_regions(x) is None  # 320 rows fit in the cache
+    monkeypatch.setattr(verify, "CACHE_IMAGES", 100)
+    labels = locality_regions(x, size=40)
+    truth = np.repeat(np.arange(8), 40)
+    same = truth[:, None] == truth[None, :]
+    assert (labels[:, None] == labels[None, :])[same].mean() > 0.8
+    assert len(np.unique(labels)) >= 6
+
+
+def test_pairs_checked_region_by_region_match_the_same_and_decode_each_file_once(tmp_path, monkeypatch):
+    for k in range(12):
+        scene(k).resize((96, 96)).save(tmp_path / f"{k}.png")
+    regions = np.arange(12) % 3  # rows of one region are scattered through the catalog
+    pairs = [(a, b) for a in range(12) for b in range(a + 1, 12) if regions[a] == regions[b]]
+    pairs = Pairs(np.array([a for a, _ in pairs]), np.array([b for _, b in pairs]), np.full(len(pairs), 0.5, np.float32))
+    loads = []
+
+    def files(row: int):
+        loads.append(row)
+        return tmp_path / f"{row}.png"
+
+    monkeypatch.setattr(verify, "CACHE_IMAGES", 4)
+    in_order = match_pairs(pairs, files, block=2)
+    order_loads, loads[:] = len(loads), []
+    by_region = match_pairs(pairs, files, block=2, regions=regions)
+    assert np.array_equal(in_order.inliers, by_region.inliers) and np.array_equal(in_order.sparser, by_region.sparser)
+    assert sorted(loads) == list(range(12)) and order_loads > 12
 
 
 @pytest.fixture()
