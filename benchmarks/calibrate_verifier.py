@@ -59,7 +59,24 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ca
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     return {"d": d, "inliers": matches.inliers, "sparser": matches.sparser, "same": same,
-            "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths)}
+            "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
+            "i": i, "j": j, "source": source}
+
+
+def fit_check(x: np.ndarray, y: np.ndarray, eligible: np.ndarray, fold: np.ndarray
+              ) -> tuple[LogisticRegression, float, np.ndarray]:
+    """The logistic model on the `eligible` pairs, its acceptance cut (the lowest probability whose
+    out-of-fold pair precision is ≥ `TARGET_PRECISION`, 2 folds) and the out-of-fold
+    probabilities (0 where not eligible)."""
+    held_out = np.zeros(len(y))
+    for f in (0, 1):
+        train, test = eligible & (fold != f), fold == f
+        held_out[test] = LogisticRegression(max_iter=1000).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+    held_out[~eligible] = 0.0
+    # As distances (small = same) so the threshold helpers apply; recall counts every true pair.
+    d_prob = 1.0 - held_out
+    cut = precision_threshold(d_prob, y, TARGET_PRECISION) or best_f1_threshold(d_prob, y)
+    return LogisticRegression(max_iter=1000).fit(x[eligible], y[eligible]), round(float(1.0 - cut), 4), held_out
 
 
 def main() -> None:
@@ -91,15 +108,7 @@ def main() -> None:
     gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
                         min_inliers=args.min_inliers)
     eligible = evidence(gate, cat["d"], matches, model.threshold)
-    held_out = np.zeros(len(y))
-    for f in (0, 1):
-        train, test = eligible & (cat["fold"] != f), cat["fold"] == f
-        held_out[test] = LogisticRegression(max_iter=1000).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
-    held_out[~eligible] = 0.0
-    # As distances (small = same) so the threshold helpers apply; recall counts every true pair.
-    d_prob = 1.0 - held_out
-    cut = precision_threshold(d_prob, y, TARGET_PRECISION) or best_f1_threshold(d_prob, y)
-    accept = round(float(1.0 - cut), 4)
+    final, accept, held_out = fit_check(x, y, eligible, cat["fold"])
 
     def scores(pred: np.ndarray) -> dict:
         tp = int((pred & y).sum())
@@ -114,7 +123,6 @@ def main() -> None:
     print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {accept}")
     print(json.dumps(report, indent=2))
 
-    final = LogisticRegression(max_iter=1000).fit(x[eligible], y[eligible])
     config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
                           bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=neighbours,
                           min_inliers=args.min_inliers, side=side, keypoints=count)
