@@ -34,6 +34,7 @@ MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
+MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ def locality_regions(embeddings: np.ndarray, size: int = REGION_IMAGES, seed: in
     if n <= CACHE_IMAGES:
         return None
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    kmeans = faiss.Kmeans(x.shape[1], math.ceil(n / size), niter=10, seed=seed, max_points_per_centroid=64)
+    regions = min(math.ceil(n / size), MAX_REGIONS)
+    kmeans = faiss.Kmeans(x.shape[1], regions, niter=10, seed=seed, max_points_per_centroid=64)
     kmeans.train(x)
     return kmeans.index.search(x, 1)[1].ravel()
 
