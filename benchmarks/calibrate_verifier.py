@@ -10,9 +10,10 @@ every pair under the encoder's threshold and each image's 20 nearest under `--ca
 model over (distance, matches, share of keypoints matched, keypoints) is fitted to say which
 candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
 threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
-picture). Beyond the encoder's own threshold only pairs with at least `VerifyConfig.min_inliers`
-agreeing keypoints can be accepted, so the model is fitted and cut on the pairs that can. The fitted model is stored in the model file (`meta["verify"]`); the weights and the
-model's identity do not change.
+picture). Only pairs with enough agreeing keypoints can be accepted (`verify.required_inliers`:
+`--min-inliers` beyond the encoder's own threshold, one for a close pair whose sparser picture has
+`--veto-keypoints`), so the model is fitted and cut on the pairs that can. The fitted model is
+stored in the model file (`meta["verify"]`); the weights and the model's identity do not change.
 """
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ def main() -> None:
     ap.add_argument("--candidates", type=float, default=0.8, help="Embedding distance under which pairs are checked.")
     ap.add_argument("--min-inliers", type=int, default=VerifyConfig.__dataclass_fields__["min_inliers"].default,
                     help="Agreeing keypoints needed beyond the encoder's threshold.")
+    ap.add_argument("--veto-keypoints", type=int, default=VerifyConfig.__dataclass_fields__["veto_keypoints"].default,
+                    help="Keypoints of the sparser picture from which a close pair needs one agreeing (0: never).")
     ap.add_argument("--work", type=Path, default=Path("benchmarks/out/verify"))
     ap.add_argument("--dry-run", action="store_true", help="Report only; do not write the model file.")
     args = ap.parse_args()
@@ -106,7 +109,7 @@ def main() -> None:
 
     # Only pairs with evidence can be accepted (`verify.evidence`); the model is fitted and cut on those.
     gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
-                        min_inliers=args.min_inliers)
+                        min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
     eligible = evidence(gate, cat["d"], matches, model.threshold)
     final, accept, held_out = fit_check(x, y, eligible, cat["fold"])
 
@@ -125,7 +128,7 @@ def main() -> None:
 
     config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
                           bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=neighbours,
-                          min_inliers=args.min_inliers, side=side, keypoints=count)
+                          min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints, side=side, keypoints=count)
     print("verify config:", json.dumps(config.to_dict()))
     if args.dry_run:
         return

@@ -73,7 +73,7 @@ def main() -> None:
                                  args.work / f"seed{s}", shipped.neighbours, shipped.side, shipped.keypoints)
               for s in dict.fromkeys(args.fit_seeds + args.eval_seeds)}
     gate = VerifyConfig(candidates=shipped.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
-                        min_inliers=shipped.min_inliers)
+                        min_inliers=shipped.min_inliers, veto_keypoints=shipped.veto_keypoints)
 
     def columns(t: dict) -> tuple[np.ndarray, np.ndarray, Matches]:
         m = Matches(t["inliers"], t["sparser"])

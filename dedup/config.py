@@ -91,8 +91,10 @@ class VerifyConfig:
     A pair closer than the encoder's threshold, or closer than `candidates` and among either
     image's `neighbours` nearest, is a candidate; it is a duplicate when the logistic model over `VERIFY_FEATURES`
     (embedding distance; keypoint matches that agree on one affine map, as a count and as a share
-    of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept` and,
-    beyond the encoder's own threshold, at least `min_inliers` keypoints agree."""
+    of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept` and
+    enough keypoints agree (`verify.required_inliers`): `min_inliers` beyond the encoder's own
+    threshold; at least one between half of it and it when the sparser image has
+    `veto_keypoints` or more."""
 
     candidates: float
     weights: tuple[float, ...]
@@ -100,6 +102,7 @@ class VerifyConfig:
     accept: float = 0.5
     neighbours: int = 20  # per image, the nearest candidates checked beyond the encoder's own threshold
     min_inliers: int = 20  # agreeing keypoints needed to accept a pair beyond the encoder's own threshold
+    veto_keypoints: int = 12  # keypoints of the sparser image from which a close pair needs one agreeing (0: never)
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
 
@@ -114,4 +117,5 @@ class VerifyConfig:
     def from_dict(cls, d: dict[str, Any]) -> VerifyConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known["weights"] = tuple(float(w) for w in known["weights"])
+        known.setdefault("veto_keypoints", 0)  # checks calibrated before the rule existed keep their verdicts
         return cls(**known)

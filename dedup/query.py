@@ -15,7 +15,7 @@ from dedup.index import load_index
 from dedup.model import Model, load_model
 from dedup.search import Neighbor, Pairs, QueryResult, check_threshold, knn
 from dedup.store import read_manifest, read_rows
-from dedup.verify import manifest_check, verify_pairs
+from dedup.verify import manifest_check, required_inliers, verify_pairs
 
 
 def model_for_index(manifest: dict[str, Any], model: Model | None = None) -> Model:
@@ -117,7 +117,7 @@ class Comparison:
     same: bool
     inliers: int | None = None  # agreeing keypoints, when the check ran
     probability: float | None = None  # the check's P(same), when it ran
-    needed: int | None = None  # agreeing keypoints required, when the pair is beyond the encoder's threshold
+    needed: int | None = None  # agreeing keypoints the pair needs (`verify.required_inliers`), when any
 
     @property
     def cosine(self) -> float:
@@ -141,6 +141,6 @@ def compare_images(a: Path, b: Path, model: Model, threshold: float | None = Non
     pair = Pairs(np.array([0]), np.array([1]), np.array([d], np.float32))
     verdict = verify_pairs(pair, second, (a, b).__getitem__, min(model.threshold, threshold), workers=1)
     inliers, prob = int(verdict.inliers[0]), float(verdict.probability[0])
+    needed = int(required_inliers(second, pair.d, verdict.sparser, min(model.threshold, threshold))[0])
     return Comparison(d, threshold, bool(d < threshold and verdict.keep[0]), inliers if inliers >= 0 else None,
-                      None if np.isnan(prob) else round(prob, 4),
-                      second.min_inliers if d >= min(model.threshold, threshold) else None)
+                      None if np.isnan(prob) else round(prob, 4), needed or None)

@@ -59,6 +59,7 @@ class Verdicts:
     probability: np.ndarray  # (m,) float32; NaN where a file could not be read
     inliers: np.ndarray  # (m,) int32; -1 where a file could not be read
     unreadable: int
+    sparser: np.ndarray  # (m,) int32; keypoints of the sparser picture
 
 
 def _orb(count: int) -> cv2.ORB:
@@ -154,19 +155,35 @@ def probability(config: VerifyConfig, distance, m: Matches) -> np.ndarray:
 
 
 def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float) -> np.ndarray:
-    """The verdict on readable pairs: probability ≥ `config.accept`, and beyond the encoder's own
-    threshold only with evidence (`evidence`)."""
+    """The verdict on readable pairs: probability ≥ `config.accept`, and enough agreeing keypoints
+    (`evidence`)."""
     d = np.asarray(distance)
     return evidence(config, d, m, encoder_threshold) & (probability(config, d, m) >= config.accept)
 
 
+def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
+    """Agreeing keypoints a pair needs before the logistic model may accept it.
+
+    - Beyond the encoder's own threshold, `config.min_inliers`. Without that, a pair of
+      texture-poor pictures (few keypoints, so few matches either way) would be judged on
+      distance alone, more leniently than the encoder's threshold; and among a few similar
+      corners (the corners of two rectangles) ten chance agreements are common.
+    - Within the threshold but not within half of it, one when the sparser picture has at least
+      `config.veto_keypoints`: a copy with that many keypoints agrees on some, while the model,
+      fitted on clip art where a flat icon and its copy often share none, would otherwise take
+      two different flat pictures the encoder puts close (shapes on similar gradients) as the same.
+    - Otherwise none: the encoder's verdict stands unless the model overrules it."""
+    d = np.asarray(distance)
+    need = np.where(d >= encoder_threshold, config.min_inliers, 0)
+    if config.veto_keypoints:
+        silent = (d >= encoder_threshold / 2) & (np.asarray(sparser) >= config.veto_keypoints)
+        need = np.maximum(need, silent.astype(need.dtype))
+    return need
+
+
 def evidence(config: VerifyConfig, distance, m: Matches, encoder_threshold: float) -> np.ndarray:
-    """Pairs the check may accept: under the encoder's own threshold, or with at least
-    `config.min_inliers` keypoints agreeing. Without that, a pair of texture-poor pictures (few
-    keypoints, so few matches either way) would be judged on distance alone, more leniently than
-    the encoder's threshold; and among a few similar corners (the corners of two rectangles) ten
-    chance agreements are common."""
-    return (np.asarray(distance) < encoder_threshold) | (m.inliers >= config.min_inliers)
+    """Pairs the check may accept: enough keypoints agree (`required_inliers`)."""
+    return m.inliers >= required_inliers(config, distance, m.sparser, encoder_threshold)
 
 
 class KeypointCache:
@@ -296,7 +313,7 @@ def verify_pairs(
         prob[part] = probability(config, pairs.d[part], m[part])
     checked = evidence(config, pairs.d, m, encoder_threshold) & (prob >= config.accept)
     keep = np.where(readable, checked, pairs.d < encoder_threshold)
-    return Verdicts(keep, prob, m.inliers, int((~readable).sum()))
+    return Verdicts(keep, prob, m.inliers, int((~readable).sum()), m.sparser)
 
 
 def manifest_check(manifest: dict) -> VerifyConfig | None:

@@ -3,6 +3,7 @@ find-duplicates with and without it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from dedup.model import load_model, save_model
 from dedup.search import Pairs
 from dedup.synth import scene
 from dedup import verify
-from dedup.verify import Matches, accepted, keypoints, locality_regions, match_pairs, matched, probability, verify_pairs
+from dedup.verify import (Matches, accepted, keypoints, locality_regions, match_pairs, matched, probability,
+                          required_inliers, verify_pairs)
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)
@@ -66,8 +68,22 @@ def test_probability_rises_with_matches_and_falls_with_distance():
 def test_beyond_the_encoders_threshold_only_pairs_with_enough_agreeing_keypoints_are_accepted():
     lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, min_inliers=20)  # P ≈ 0.99
     m = Matches(np.array([0, 0, 19, 20]), np.array([30, 30, 30, 30]))
-    d = np.array([0.2, 0.5, 0.5, 0.5])
+    d = np.array([0.1, 0.5, 0.5, 0.5])
     assert accepted(lenient, d, m, encoder_threshold=0.3).tolist() == [True, False, False, True]
+
+
+def test_a_close_pair_with_keypoints_to_spare_and_none_agreeing_is_rejected_unless_very_close():
+    lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, veto_keypoints=12)
+    m = Matches(np.array([0, 0, 1, 0]), np.array([30, 30, 30, 5]))
+    d = np.array([0.1, 0.2, 0.2, 0.2])  # encoder threshold 0.3: within half of it, then beyond
+    assert accepted(lenient, d, m, encoder_threshold=0.3).tolist() == [True, False, True, True]
+    assert required_inliers(lenient, d, m.sparser, 0.3).tolist() == [0, 1, 1, 0]
+    assert accepted(replace(lenient, veto_keypoints=0), d, m, encoder_threshold=0.3).all()
+
+
+def test_a_check_calibrated_before_the_close_pair_rule_keeps_its_verdicts():
+    old = {"candidates": 0.8, "weights": [0.0, 0.0, 0.0, 0.0], "bias": 5.0, "accept": 0.5}
+    assert VerifyConfig.from_dict(old).veto_keypoints == 0
 
 
 def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
