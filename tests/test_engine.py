@@ -25,9 +25,14 @@ def truth_sets(truth: dict[str, list[str]]) -> set[frozenset[str]]:
 def test_planted_duplicates_are_found(planted, built_index):
     _, truth = planted
     # distinct generated scenes sit ≥ 0.45 apart under the shipped encoder, edited copies ≤ 0.3
-    report = find_duplicates(built_index, 0.4)
+    report = find_duplicates(built_index, 0.4, verify=False)
     found = {frozenset(m.path for m in g.members) for g in report.groups}
     assert found == truth_sets(truth)
+    # the keypoint check may leave out a copy of a flat scene that agrees with another copy on no
+    # keypoint (complete linkage), but never puts two scenes in one set
+    checked = [frozenset(m.path for m in g.members) for g in find_duplicates(built_index, 0.4).groups]
+    assert all(any(g <= t for t in truth_sets(truth)) for g in checked)
+    assert sum(map(len, checked)) >= sum(map(len, truth_sets(truth))) - 2
     # the default (precision-first) threshold may miss copies but never merges different scenes
     default = find_duplicates(built_index)
     assert default.groups and all(any(frozenset(m.path for m in g.members) <= t for t in truth_sets(truth)) for g in default.groups)
