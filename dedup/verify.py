@@ -5,8 +5,10 @@ land as close as a cropped or rotated copy. This stage reopens both files of eac
 finds ORB keypoints on a larger greyscale picture (and on its mirror image, since a flipped copy
 is a duplicate), keeps the matches that agree on one affine map (RANSAC), and combines the match
 counts with the embedding distance in a logistic model calibrated for the encoder
-(`VerifyConfig`). Beyond the encoder's own threshold a pair is only accepted on enough agreeing
-keypoints (`evidence`). Files are decoded once while they stay in a bounded cache.
+(`VerifyConfig`). A pair is only accepted on enough agreeing keypoints (`required_inliers`):
+many beyond the encoder's own threshold, one for a close pair with keypoints to spare. Files are
+decoded once while they stay in a bounded cache; in a large catalog pairs are checked region by
+region of the embedding space (`locality_regions`) so that they mostly do.
 """
 from __future__ import annotations
 
@@ -18,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
-
 import faiss
+import numpy as np
 
 from dedup.config import VerifyConfig
 from dedup.images import ImageSkip, load_grey
@@ -259,8 +260,8 @@ def match_pairs(
     if regions is None:
         sequence = np.arange(m)
     else:
-        a, b = regions[pairs.i], regions[pairs.j]
-        sequence = np.lexsort((pairs.j, pairs.i, np.maximum(a, b), np.minimum(a, b)))
+        ri, rj = regions[pairs.i], regions[pairs.j]
+        sequence = np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
     out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))
 
     def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:
