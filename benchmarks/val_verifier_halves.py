@@ -75,26 +75,23 @@ def main() -> None:
     gate = VerifyConfig(candidates=shipped.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
                         min_inliers=shipped.min_inliers, veto_keypoints=shipped.veto_keypoints)
 
-    def columns(t: dict) -> tuple[np.ndarray, np.ndarray, Matches]:
-        m = Matches(t["inliers"], t["sparser"])
-        return features(t["d"], m), evidence(gate, t["d"], m, model.threshold), m
+    for t in tables.values():  # the check's inputs, and whether it may accept the pair at all
+        t["matches"] = Matches(t["inliers"], t["sparser"])
+        t["x"], t["eligible"] = features(t["d"], t["matches"]), evidence(gate, t["d"], t["matches"], model.threshold)
 
     fitted, reference, rows = np.zeros(3, np.int64), np.zeros(3, np.int64), []
     for half in (0, 1):
         fit = [tables[s] for s in args.fit_seeds]
-        within = [half_of(t["source"])[t["i"]] == half for t in fit]
-        within = [w & (half_of(t["source"])[t["j"]] == half) for w, t in zip(within, fit)]
-        x = np.concatenate([columns(t)[0][w] for t, w in zip(fit, within)])
-        eligible = np.concatenate([columns(t)[1][w] for t, w in zip(fit, within)])
-        y = np.concatenate([t["same"][w] for t, w in zip(fit, within)])
-        fold = np.concatenate([(t["source"][t["i"]] // (2 * RUN)) % 2 for t in fit])[np.concatenate(within)]
+        within = [(half_of(t["source"])[t["i"]] == half) & (half_of(t["source"])[t["j"]] == half) for t in fit]
+        x, eligible, y, fold = (np.concatenate([col[w] for col, w in zip(cols, within)]) for cols in (
+            [t["x"] for t in fit], [t["eligible"] for t in fit], [t["same"] for t in fit],
+            [(t["source"][t["i"]] // (2 * RUN)) % 2 for t in fit]))
         check, accept, _ = fit_check(x, y, eligible, fold)
         mine, theirs = np.zeros(3, np.int64), np.zeros(3, np.int64)
         for s in args.eval_seeds:
             t = tables[s]
-            x_eval, eligible_eval, m = columns(t)
-            mine += set_scores(t, eligible_eval & (check.predict_proba(x_eval)[:, 1] >= accept), 1 - half)
-            theirs += set_scores(t, accepted(shipped, t["d"], m, model.threshold), 1 - half)
+            mine += set_scores(t, t["eligible"] & (check.predict_proba(t["x"])[:, 1] >= accept), 1 - half)
+            theirs += set_scores(t, accepted(shipped, t["d"], t["matches"], model.threshold), 1 - half)
         rows.append(f"| fitted on half {half} ({len(y)} candidates, {int(y.sum())} true; cut {accept}), "
                     f"judged on half {1 - half} {prf(mine)}")
         rows.append(f"| shipped, judged on half {1 - half} {prf(theirs)}")
