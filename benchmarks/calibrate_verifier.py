@@ -35,14 +35,14 @@ from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model, model_file, save_model  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
 from dedup.index import load_index  # noqa: E402
-from dedup.verify import Matches, candidate_pairs, evidence, features, match_pairs  # noqa: E402
+from dedup.verify import Matches, candidate_pairs, closer_look, evidence, features, match_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def candidate_table(model: Path, threshold: float, seed: int, originals: int, candidates: float, out: Path,
-                    neighbours: int, side: int, count: int) -> dict:
-    """Candidate pairs of one validation catalog with their keypoint matches and labels."""
+def candidate_table(model: Path, threshold: float, seed: int, originals: int, out: Path, check: VerifyConfig) -> dict:
+    """Candidate pairs of one validation catalog with their keypoint matches and labels (`check`:
+    the candidates, keypoint settings and gates; its weights are not used)."""
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
     truth = build_catalog(out, originals, seed, part="val")
@@ -54,12 +54,15 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ca
     # the candidates find-duplicates checks: every pair under the encoder's threshold, and each
     # image's nearest under `candidates`
     emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
-    pairs = candidate_pairs(index, emb, neighbours, threshold, candidates)
+    pairs = candidate_pairs(index, emb, check.neighbours, threshold, check.candidates)
     i, j, d = pairs.i, pairs.j, pairs.d
-    matches = match_pairs(pairs, lambda r: out / "catalog" / paths[r], side, count)
+    files = lambda r: out / "catalog" / paths[r]  # noqa: E731
+    matches = match_pairs(pairs, files, check.side, check.keypoints)
+    look = closer_look(pairs, matches, check, files, threshold)
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     return {"d": d, "inliers": matches.inliers, "sparser": matches.sparser, "same": same,
+            "look": look,
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
             "i": i, "j": j, "source": source}
 
@@ -96,21 +99,21 @@ def main() -> None:
     args = ap.parse_args()
 
     model = load_model(model_file(args.model))
-    fields = VerifyConfig.__dataclass_fields__
-    neighbours, side, count = fields["neighbours"].default, fields["side"].default, fields["keypoints"].default
-    tables = [candidate_table(args.model, model.threshold, s, args.originals, args.candidates, args.work / f"seed{s}",
-                              neighbours, side, count) for s in args.seeds]
+    # Only pairs with enough agreeing keypoints can be accepted (`verify.evidence`, with `closer_look`);
+    # the model is fitted and cut on those.
+    gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
+                        min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
+    tables = [candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", gate)
+              for s in args.seeds]
     cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "inliers", "sparser", "same", "fold")}
     matches = Matches(cat["inliers"], cat["sparser"])
+    look = Matches(*(np.concatenate([getattr(t["look"], k) for t in tables]) for k in ("inliers", "sparser")))
     x, y = features(cat["d"], matches), cat["same"]
     n_true = sum(t["true_pairs"] for t in tables)
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
           f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
-    # Only pairs with evidence can be accepted (`verify.evidence`); the model is fitted and cut on those.
-    gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
-                        min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
-    eligible = evidence(gate, cat["d"], matches, model.threshold)
+    eligible = evidence(gate, cat["d"], look, model.threshold)
     final, accept, held_out = fit_check(x, y, eligible, cat["fold"])
 
     def scores(pred: np.ndarray) -> dict:
@@ -127,8 +130,9 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
     config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
-                          bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=neighbours,
-                          min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints, side=side, keypoints=count)
+                          bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=gate.neighbours,
+                          min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints, side=gate.side,
+                          keypoints=gate.keypoints)
     print("verify config:", json.dumps(config.to_dict()))
     if args.dry_run:
         return

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from calibrate_verifier import ROOT, candidate_table, fit_check  # noqa: E402
 
 from dedup.cluster import group_pairs  # noqa: E402
-from dedup.config import VERIFY_FEATURES, VerifyConfig  # noqa: E402
+from dedup.config import VerifyConfig  # noqa: E402
 from dedup.model import load_model, model_file  # noqa: E402
 from dedup.search import Pairs  # noqa: E402
-from dedup.verify import Matches, accepted, evidence, features  # noqa: E402
+from dedup.verify import Matches, evidence, features, probability  # noqa: E402
 
 RUN = 25  # consecutive pool files per block of the split
 
@@ -69,15 +69,12 @@ def main() -> None:
 
     model = load_model(model_file(args.model))
     shipped = VerifyConfig.from_dict(model.meta["verify"])
-    tables = {s: candidate_table(args.model, model.threshold, s, args.originals, shipped.candidates,
-                                 args.work / f"seed{s}", shipped.neighbours, shipped.side, shipped.keypoints)
+    tables = {s: candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", shipped)
               for s in dict.fromkeys(args.fit_seeds + args.eval_seeds)}
-    gate = VerifyConfig(candidates=shipped.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
-                        min_inliers=shipped.min_inliers, veto_keypoints=shipped.veto_keypoints)
-
-    for t in tables.values():  # the check's inputs, and whether it may accept the pair at all
+    for t in tables.values():  # the check's inputs, whether it may accept the pair at all, the shipped verdict
         t["matches"] = Matches(t["inliers"], t["sparser"])
-        t["x"], t["eligible"] = features(t["d"], t["matches"]), evidence(gate, t["d"], t["matches"], model.threshold)
+        t["x"], t["eligible"] = features(t["d"], t["matches"]), evidence(shipped, t["d"], t["look"], model.threshold)
+        t["shipped"] = t["eligible"] & (probability(shipped, t["d"], t["matches"]) >= shipped.accept)
 
     fitted, reference, rows = np.zeros(3, np.int64), np.zeros(3, np.int64), []
     for half in (0, 1):
@@ -91,7 +88,7 @@ def main() -> None:
         for s in args.eval_seeds:
             t = tables[s]
             mine += set_scores(t, t["eligible"] & (check.predict_proba(t["x"])[:, 1] >= accept), 1 - half)
-            theirs += set_scores(t, accepted(shipped, t["d"], t["matches"], model.threshold), 1 - half)
+            theirs += set_scores(t, t["shipped"], 1 - half)
         rows.append(f"| fitted on half {half} ({len(y)} candidates, {int(y.sum())} true; cut {accept}), "
                     f"judged on half {1 - half} {prf(mine)}")
         rows.append(f"| shipped, judged on half {1 - half} {prf(theirs)}")

@@ -34,6 +34,8 @@ MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
+CORNER_THRESHOLD = 10  # FAST threshold: clip art has few, sharp corners
+CLOSER_CORNER_THRESHOLD = 5  # `closer_look`, on a picture twice the side
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
 
@@ -58,19 +60,19 @@ class Verdicts:
 
     keep: np.ndarray  # (m,) bool
     probability: np.ndarray  # (m,) float32; NaN where a file could not be read
-    inliers: np.ndarray  # (m,) int32; -1 where a file could not be read
+    inliers: np.ndarray  # (m,) int32; agreeing keypoints (`closer_look`'s where it looked); -1: unreadable
     unreadable: int
-    sparser: np.ndarray  # (m,) int32; keypoints of the sparser picture
+    sparser: np.ndarray  # (m,) int32; keypoints of the sparser picture, likewise
 
 
-def _orb(count: int) -> cv2.ORB:
+def _orb(count: int, corner: int) -> cv2.ORB:
     # Small patches and a low corner threshold: clip art has few, sharp corners.
-    return cv2.ORB_create(nfeatures=count, fastThreshold=10, edgeThreshold=15, patchSize=15)
+    return cv2.ORB_create(nfeatures=count, fastThreshold=corner, edgeThreshold=15, patchSize=15)
 
 
-def keypoints(grey: np.ndarray, count: int = 500) -> Keypoints:
-    """ORB keypoints of a greyscale uint8 picture and of its mirror image."""
-    orb = _orb(count)
+def keypoints(grey: np.ndarray, count: int = 500, corner: int = CORNER_THRESHOLD) -> Keypoints:
+    """ORB keypoints (FAST threshold `corner`) of a greyscale uint8 picture and of its mirror image."""
+    orb = _orb(count, corner)
 
     def detect(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kps, desc = orb.detectAndCompute(np.ascontiguousarray(a), None)
@@ -170,7 +172,8 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
       distance alone, more leniently than the encoder's threshold; and among a few similar
       corners (the corners of two rectangles) ten chance agreements are common.
     - Within the threshold but not within half of it, one when the sparser picture has at least
-      `config.veto_keypoints`: a copy with that many keypoints agrees on some, while the model,
+      `config.veto_keypoints` (at the finer look `closer_look` takes when it has fewer): a copy
+      with that many keypoints agrees on some, while the model,
       fitted on clip art where a flat icon and its copy often share none, would otherwise take
       two different flat pictures the encoder puts close (shapes on similar gradients) as the same.
     - Otherwise none: the encoder's verdict stands unless the model overrules it."""
@@ -191,13 +194,14 @@ class KeypointCache:
     """Keypoints of catalog files by row, decoded on demand and kept for the most recent
     `size` rows; None for a file that cannot be read."""
 
-    def __init__(self, files: Callable[[int], Path], side: int, count: int, size: int = CACHE_IMAGES):
-        self.files, self.side, self.count, self.size = files, side, count, size
+    def __init__(self, files: Callable[[int], Path], side: int, count: int, size: int = CACHE_IMAGES,
+                 corner: int = CORNER_THRESHOLD):
+        self.files, self.side, self.count, self.size, self.corner = files, side, count, size, corner
         self._cache: OrderedDict[int, Keypoints | None] = OrderedDict()
 
     def _load(self, row: int) -> Keypoints | None:
         try:
-            return keypoints(load_grey(self.files(row), self.side), self.count)
+            return keypoints(load_grey(self.files(row), self.side), self.count, self.corner)
         except (ImageSkip, cv2.error):  # judged on distance alone (`verify_pairs`)
             return None
 
@@ -247,6 +251,7 @@ def match_pairs(
     block: int = 1024,
     on_progress: Callable[[int, int], None] | None = None,
     regions: np.ndarray | None = None,
+    corner: int = CORNER_THRESHOLD,
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
@@ -254,8 +259,8 @@ def match_pairs(
     block are decoded, then its pairs are matched, both on `workers` threads; at most
     `max(CACHE_IMAGES, 2 * block)` files' keypoints are held. With `regions` (a label per row,
     `locality_regions`), pairs are taken region pair by region pair, so that a file's keypoints
-    are still cached for most of its pairs."""
-    cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block))
+    are still cached for most of its pairs. `corner` is ORB's FAST threshold."""
+    cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block), corner)
     m, workers = len(pairs), max(1, workers)
     if regions is None:
         sequence = np.arange(m)
@@ -280,6 +285,31 @@ def match_pairs(
             list(pool.map(match, [todo[w::workers] for w in range(workers)]))
             if on_progress:
                 on_progress(min(start + block, m), m)
+    return out
+
+
+def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Callable[[int], Path],
+                encoder_threshold: float, workers: int = 2) -> Matches:
+    """`m`, with the pairs the close-pair rule (`required_inliers`) would judge but for too few
+    keypoints matched again on finer keypoints: twice the side, half the corner threshold.
+
+    A flat picture (shapes on a gradient) can have a handful of keypoints at `config.side`, too
+    few for no agreement to mean anything, and the encoder puts many such pictures close together;
+    the finer look finds enough on both pictures of most such pairs to tell a copy (some agree)
+    from a different picture (none do). Only pairs between half the encoder's threshold and the
+    threshold are looked at again, so the cost is small."""
+    if not config.veto_keypoints:
+        return m
+    d = np.asarray(pairs.d)
+    again = np.flatnonzero(m.readable & (m.sparser < config.veto_keypoints)
+                           & (d >= encoder_threshold / 2) & (d < encoder_threshold))
+    if len(again) == 0:
+        return m
+    finer = match_pairs(Pairs(pairs.i[again], pairs.j[again], pairs.d[again]), files, 2 * config.side,
+                        config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
+    seen = finer.readable
+    out = Matches(m.inliers.copy(), m.sparser.copy())
+    out.inliers[again[seen]], out.sparser[again[seen]] = finer.inliers[seen], finer.sparser[seen]
     return out
 
 
@@ -312,9 +342,10 @@ def verify_pairs(
     rows = np.flatnonzero(readable)
     for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
         prob[part] = probability(config, pairs.d[part], m[part])
-    checked = evidence(config, pairs.d, m, encoder_threshold) & (prob >= config.accept)
+    look = closer_look(pairs, m, config, files, encoder_threshold, workers)
+    checked = evidence(config, pairs.d, look, encoder_threshold) & (prob >= config.accept)
     keep = np.where(readable, checked, pairs.d < encoder_threshold)
-    return Verdicts(keep, prob, m.inliers, int((~readable).sum()), m.sparser)
+    return Verdicts(keep, prob, look.inliers, int((~readable).sum()), look.sparser)
 
 
 def manifest_check(manifest: dict) -> VerifyConfig | None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from dedup.config import VerifyConfig
 from dedup.duplicates import find_duplicates
@@ -79,6 +79,36 @@ def test_a_close_pair_with_keypoints_to_spare_and_none_agreeing_is_rejected_unle
     assert accepted(lenient, d, m, encoder_threshold=0.3).tolist() == [True, False, True, True]
     assert required_inliers(lenient, d, m.sparser, 0.3).tolist() == [0, 1, 1, 0]
     assert accepted(replace(lenient, veto_keypoints=0), d, m, encoder_threshold=0.3).all()
+
+
+def flat_photo(seed: int, w: int = 1200, h: int = 900) -> Image.Image:
+    """Two flat shapes on a gradient with sensor noise: a handful of keypoints at 256 px."""
+    rng = np.random.default_rng(seed)
+    top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    g = np.linspace(0, 1, h)[:, None, None]
+    im = Image.fromarray(((top * (1 - g) + bottom * g) * np.ones((1, w, 1))).astype(np.uint8))
+    draw = ImageDraw.Draw(im)
+    for _ in range(2):
+        x, y, side = int(rng.integers(0, w - 300)), int(rng.integers(0, h - 300)), int(rng.integers(120, 300))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+        shape([x, y, x + side, y + int(side * rng.uniform(0.5, 1))], fill=colour)
+    noisy = np.asarray(im, np.float32) + rng.normal(0, 6, (h, w, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def test_too_few_keypoints_for_the_close_pair_rule_get_a_closer_look(tmp_path):
+    flat_photo(3).save(tmp_path / "a.jpg", quality=88)
+    flat_photo(53).save(tmp_path / "b.jpg", quality=88)
+    flat_photo(3).crop((40, 30, 1160, 870)).save(tmp_path / "a_crop.jpg", quality=80)
+    files = [tmp_path / n for n in ("a.jpg", "b.jpg", "a_crop.jpg")]
+    pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.2, 0.2], np.float32))  # both close
+    assert (match_pairs(pairs, files.__getitem__).sparser < 12).all()  # too few to judge at 256 px
+    lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, veto_keypoints=12)
+    v = verify_pairs(pairs, lenient, files.__getitem__, encoder_threshold=0.3)
+    assert v.keep.tolist() == [False, True]  # the other picture agrees on none of its keypoints, the crop on some
+    assert v.sparser[0] >= 12 and v.inliers[0] == 0 and v.inliers[1] >= 1
+    assert verify_pairs(pairs, replace(lenient, veto_keypoints=0), files.__getitem__, 0.3).keep.all()
 
 
 def test_a_check_calibrated_before_the_close_pair_rule_keeps_its_verdicts():
