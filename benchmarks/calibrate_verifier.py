@@ -56,7 +56,9 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
     pairs = candidate_pairs(index, emb, check.neighbours, threshold, check.candidates)
     i, j, d = pairs.i, pairs.j, pairs.d
-    files = lambda r: out / "catalog" / paths[r]  # noqa: E731
+    def files(row: int) -> Path:
+        return out / "catalog" / paths[row]
+
     matches = match_pairs(pairs, files, check.side, check.keypoints)
     look = closer_look(pairs, matches, check, files, threshold)
     source = np.array([truth[p][0] for p in paths])
