@@ -63,8 +63,7 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     look = closer_look(pairs, matches, check, files, threshold)
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    return {"d": d, "inliers": matches.inliers, "sparser": matches.sparser, "same": same,
-            "look": look,
+    return {"d": d, "matches": matches, "look": look, "same": same,
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
             "i": i, "j": j, "source": source}
 
@@ -107,9 +106,9 @@ def main() -> None:
                         min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
     tables = [candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", gate)
               for s in args.seeds]
-    cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "inliers", "sparser", "same", "fold")}
-    matches = Matches(cat["inliers"], cat["sparser"])
-    look = Matches(*(np.concatenate([getattr(t["look"], k) for t in tables]) for k in ("inliers", "sparser")))
+    cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold")}
+    matches, look = (Matches(*(np.concatenate([getattr(t[k], f) for t in tables]) for f in ("inliers", "sparser")))
+                     for k in ("matches", "look"))
     x, y = features(cat["d"], matches), cat["same"]
     n_true = sum(t["true_pairs"] for t in tables)
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "

@@ -29,7 +29,7 @@ from dedup.cluster import group_pairs  # noqa: E402
 from dedup.config import VerifyConfig  # noqa: E402
 from dedup.model import load_model, model_file  # noqa: E402
 from dedup.search import Pairs  # noqa: E402
-from dedup.verify import Matches, evidence, features, probability  # noqa: E402
+from dedup.verify import accepted, evidence, features  # noqa: E402
 
 RUN = 25  # consecutive pool files per block of the split
 
@@ -72,9 +72,8 @@ def main() -> None:
     tables = {s: candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", shipped)
               for s in dict.fromkeys(args.fit_seeds + args.eval_seeds)}
     for t in tables.values():  # the check's inputs, whether it may accept the pair at all, the shipped verdict
-        t["matches"] = Matches(t["inliers"], t["sparser"])
         t["x"], t["eligible"] = features(t["d"], t["matches"]), evidence(shipped, t["d"], t["look"], model.threshold)
-        t["shipped"] = t["eligible"] & (probability(shipped, t["d"], t["matches"]) >= shipped.accept)
+        t["shipped"] = accepted(shipped, t["d"], t["matches"], model.threshold, t["look"])
 
     fitted, reference, rows = np.zeros(3, np.int64), np.zeros(3, np.int64), []
     for half in (0, 1):

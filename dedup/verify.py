@@ -157,11 +157,13 @@ def probability(config: VerifyConfig, distance, m: Matches) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float) -> np.ndarray:
+def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float,
+             look: Matches | None = None) -> np.ndarray:
     """The verdict on readable pairs: probability ≥ `config.accept`, and enough agreeing keypoints
-    (`evidence`)."""
+    (`evidence`, judged on `look` when given: `m` after `closer_look`)."""
     d = np.asarray(distance)
-    return evidence(config, d, m, encoder_threshold) & (probability(config, d, m) >= config.accept)
+    enough = evidence(config, d, m if look is None else look, encoder_threshold)
+    return enough & (probability(config, d, m) >= config.accept)
 
 
 def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
