@@ -1,143 +1,197 @@
-"""Safe actions on duplicate sets: plan (default, changes nothing), apply with an undo manifest
-written first, and undo.
+"""Safe actions on duplicate sets: a plan whose dry run checks every step, apply with an undo
+manifest written first, and undo.
 
-Rules: the keeper and `--protect`ed files are never touched; a set whose keeper is missing or
-changed since indexing is left alone (so the last copy is never removed); every file's content
-hash is checked again right before acting, and a changed file is left alone and reported.
-`symlink`/`hardlink` first move the duplicate into the backup folder, so undo can restore it.
+Rules: every file is reached through `dedup.confine` (inside the real catalog or the `to`
+folder, no symlink followed below either); a keeper and its duplicate must be two different
+regular files whose content hashes still match the index, read with a size bound, else the step
+is left alone and reported (so the last copy is never removed); protected paths are never
+touched; nothing replaces an existing file. `symlink`/`hardlink` make the link first, then move
+the duplicate into the `to` folder, so a link that cannot be made changes nothing and undo can
+restore every file that was replaced. Undo manifests are bound to their index (`dedup.undo`).
 """
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
-import shutil
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+import posixpath
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 from dedup.config import ACTIONS, ActionName
+from dedup.confine import (Refused, Tree, drop_temp, finish_link, identity, link_target, move_file, parts_of,
+                           place_hardlink, place_symlink, unlink_entry)
 from dedup.duplicates import DuplicateReport
 from dedup.errors import UsageError
-from dedup.images import content_hash
-from dedup.store import atomic_write_bytes
-
-UNDO_FORMAT = "dedup-undo"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One planned change to one duplicate file (absolute paths)."""
-
-    action: str
-    path: str  # the duplicate
-    keeper: str
-    content_hash: str  # the duplicate's hash at indexing time
-    keeper_hash: str
-    backup: str | None  # where the file goes (move target, or backup before linking)
+from dedup.images import HASH_NAME
+from dedup.indexdir import index_lock
+from dedup.steps import Outcome, Plan, Step
+from dedup.store import read_manifest, read_rows
+from dedup.undo import undo_path, write_manifest
 
 
-@dataclass(frozen=True)
-class Outcome:
-    step: Step
-    status: Literal["done", "skipped", "planned"]
-    reason: str = ""
+def plan_for_index(index_dir: Path, report: DuplicateReport, action: ActionName, to: Path | None,
+                   protect: Sequence[str] = ()) -> Plan:
+    """The plan for `report` (found in `index_dir`), with the hashes and sizes the index holds."""
+    manifest = read_manifest(index_dir)
+    if manifest.get("hash") != HASH_NAME:
+        raise UsageError(f"index {str(index_dir)!r} holds {manifest.get('hash')} content hashes; "
+                         f"run `dedup index` again before acting on it")
+    rows = read_rows(index_dir, manifest)
+    facts = {p: (h, int(s)) for p, h, s in zip(rows["path"].tolist(), rows["content_hash"].tolist(), rows["size"].tolist())}
+    return plan(report, facts, action, to, protect)
 
 
-def plan(report: DuplicateReport, hashes: dict[str, str], action: ActionName, to: Path | None,
-         protect: Sequence[str] = ()) -> tuple[list[Step], list[tuple[str, str]]]:
-    """Steps for every non-keeper member, and (path, reason) for members left alone by rule.
+def plan(report: DuplicateReport, facts: dict[str, tuple[str, int]], action: ActionName, to: Path | None,
+         protect: Sequence[str] = ()) -> Plan:
+    """Steps for every non-keeper member; members matching a `protect` glob are left alone.
 
-    `to` is where `move` puts duplicates (mirroring their catalog paths) and where `symlink` and
-    `hardlink` keep the originals they replace; `protect` holds glob patterns of catalog paths.
+    `facts` maps each indexed path to its (content hash, size). `to` is where `move` puts
+    duplicates (mirroring their catalog paths) and where `symlink` and `hardlink` keep the
+    originals they replace. A protect pattern may be relative to the catalog (`keep/*`,
+    `./keep/*`), absolute inside it, or a folder (`keep/`).
     """
     if action not in ACTIONS:
         raise UsageError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
     if action != "delete" and to is None:
-        raise UsageError(f"--action {action} needs --to DIR (where duplicates are moved or backed up)")
-    root = Path(report.catalog)
-    dest = to.resolve() if to is not None else None
-    if dest is not None and dest.is_relative_to(root):
-        raise UsageError(f"--to {str(to)!r} is inside the catalog; choose a folder outside it")
-    steps, left = [], []
+        raise UsageError(f"the {action} action needs a folder for the files it moves or replaces")
+    root = Path(os.path.realpath(report.catalog))
+    dest = _check_to(to, root) if action != "delete" else None
+    patterns = [_pattern(p, root) for p in protect]
+    result = Plan(root, dest, unmatched=[raw for raw, p in zip(protect, patterns) if not any(_matches(f, p) for f in facts)])
     for group in report.groups:
         for m in group.members[1:]:
-            if any(fnmatch.fnmatch(m.path, pattern) for pattern in protect):
-                left.append((m.path, "protected"))
+            if any(_matches(m.path, p) for p in patterns):
+                result.left.append((m.path, "protected"))
                 continue
-            backup = str(dest / m.path) if dest is not None and action != "delete" else None
-            steps.append(Step(action, str(root / m.path), str(root / group.keep), hashes[m.path], hashes[group.keep], backup))
-    return steps, left
+            (digest, size), (keeper_digest, keeper_size) = facts[m.path], facts[group.keep]
+            result.steps.append(Step(action, m.path, group.keep, digest, keeper_digest, size, keeper_size,
+                                     m.path if dest is not None else None))
+    return result
 
 
-def undo_path(index_dir: Path) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return index_dir / f"undo-{stamp}.json"
+def _check_to(to: Path, root: Path) -> Path:
+    dest = Path(os.path.realpath(to))
+    if dest == root or dest.is_relative_to(root):
+        raise UsageError(f"folder {str(to)!r} is inside the catalog; choose a folder outside it")
+    if root.is_relative_to(dest):
+        raise UsageError(f"folder {str(to)!r} holds the catalog; choose a folder outside it")
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{str(to)!r} is a file, not a folder")
+    return dest
 
 
-def apply(steps: Sequence[Step], manifest: Path) -> list[Outcome]:
-    """Carry out `steps`, writing the undo manifest first; returns one outcome per step."""
-    doc = {"format": UNDO_FORMAT, "version": 1, "created": datetime.now(timezone.utc).isoformat(),
-           "steps": [asdict(s) for s in steps]}
-    atomic_write_bytes(manifest, json.dumps(doc, indent=2).encode())
-    return [_apply_one(s) for s in steps]
+def _pattern(raw: str, root: Path) -> str:
+    """A protect pattern as a glob relative to the catalog."""
+    text = raw.strip()
+    if os.path.isabs(text):
+        norm = posixpath.normpath(text)
+        for base in {str(root), os.path.abspath(root)}:
+            if norm == base or norm.startswith(base + "/"):
+                text = norm[len(base) + 1:] or "*"
+                break
+        else:
+            raise UsageError(f"protect pattern {raw!r} lies outside the catalog {str(root)!r}")
+    folder = text.endswith("/")
+    text = posixpath.normpath(text) if text not in ("", "/") else "*"
+    if text.startswith("../") or text == "..":
+        raise UsageError(f"protect pattern {raw!r} lies outside the catalog {str(root)!r}")
+    text = "*" if text == "." else text
+    return text + "/" if folder else text
 
 
-def _hash_of(path: str) -> str | None:
-    try:
-        return content_hash(Path(path).read_bytes())
-    except OSError:
-        return None
+def _matches(path: str, pattern: str) -> bool:
+    """A pattern matches a path, or a folder the path lies in."""
+    base = pattern.rstrip("/")
+    return fnmatch.fnmatchcase(path, base) or fnmatch.fnmatchcase(path, base + "/*")
 
 
-def _apply_one(step: Step) -> Outcome:
-    if _hash_of(step.keeper) != step.keeper_hash:
-        return Outcome(step, "skipped", "keeper missing or changed since indexing")
-    if os.path.islink(step.path) or _hash_of(step.path) != step.content_hash:
-        return Outcome(step, "skipped", "file missing or changed since indexing")
-    try:
-        if step.action == "delete":
-            os.unlink(step.path)
-            return Outcome(step, "done")
-        backup = Path(step.backup)
-        if backup.exists():
-            return Outcome(step, "skipped", f"{backup} already exists")
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(step.path, backup)
-        if step.action == "symlink":
-            os.symlink(os.path.relpath(step.keeper, os.path.dirname(step.path)), step.path)
-        elif step.action == "hardlink":
-            os.link(step.keeper, step.path)
-        return Outcome(step, "done")
-    except OSError as exc:
-        return Outcome(step, "skipped", f"{exc.strerror or exc}")
-
-
-def undo(manifest: Path) -> list[Outcome]:
-    """Restore every file an `apply` moved or replaced by a link (deleted files cannot come back)."""
-    try:
-        doc = json.loads(Path(manifest).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read undo manifest {str(manifest)!r}: {exc}") from None
-    if doc.get("format") != UNDO_FORMAT:
-        raise UsageError(f"{str(manifest)!r} is not a dedup undo manifest")
+def preview(p: Plan) -> list[Outcome]:
+    """The dry run: every check `apply` would make, nothing changed."""
+    cat, to = Tree(p.catalog), _tree_or_none(p.to)
     outcomes = []
-    for raw in reversed(doc["steps"]):
-        step = Step(**raw)
-        if step.action == "delete" or step.backup is None:
-            outcomes.append(Outcome(step, "skipped", "deleted files cannot be restored"))
-            continue
-        backup, path = Path(step.backup), Path(step.path)
-        if not backup.exists():
-            outcomes.append(Outcome(step, "skipped", "nothing to restore (never applied or already undone)"))
-            continue
-        if path.is_symlink() or (step.action == "hardlink" and path.exists() and _hash_of(str(path)) == step.keeper_hash):
-            path.unlink()  # the link that replaced the file
-        if path.exists():
-            outcomes.append(Outcome(step, "skipped", f"{path} exists; restore {backup} by hand"))
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(backup), path)
-        outcomes.append(Outcome(step, "done"))
+    for step in p.steps:
+        try:
+            _check(step, cat, to)
+            outcomes.append(Outcome(step, "planned"))
+        except Refused as exc:
+            outcomes.append(Outcome(step, "skipped", str(exc)))
     return outcomes
+
+
+def apply(p: Plan, index_dir: Path) -> tuple[list[Outcome], Path]:
+    """Carry out the plan holding the index lock, after writing its undo manifest into the
+    index folder; returns one outcome per step and the manifest's path."""
+    with index_lock(index_dir):
+        if p.to is not None:
+            try:
+                p.to.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create folder {str(p.to)!r}: {exc.strerror}") from None
+        manifest = undo_path(index_dir)
+        write_manifest(manifest, index_dir, p)
+        cat, to = Tree(p.catalog), _tree_or_none(p.to)
+        return [_apply_one(step, cat, to) for step in p.steps], manifest
+
+
+def _tree_or_none(path: Path | None) -> Tree | None:
+    return Tree(path) if path is not None else None
+
+
+def _check(step: Step, cat: Tree, to: Tree | None) -> tuple[os.stat_result, os.stat_result]:
+    """The keeper's and the duplicate's status if the step may go ahead, else `Refused`."""
+    for rel in (step.path, step.keeper) + ((step.backup,) if step.backup else ()):
+        parts_of(rel)
+    try:
+        digest, keeper_st = cat.hash_regular(step.keeper, step.keeper_size)
+    except Refused as exc:
+        raise Refused(f"keeper missing or changed since indexing: {step.keeper}: {exc}") from None
+    if digest != step.keeper_hash:
+        raise Refused(f"keeper missing or changed since indexing: {step.keeper}: other content")
+    try:
+        digest, st = cat.hash_regular(step.path, step.size)
+    except Refused as exc:
+        raise Refused(f"file missing or changed since indexing: {exc}") from None
+    if digest != step.content_hash:
+        raise Refused("file missing or changed since indexing: other content")
+    if identity(st) == identity(keeper_st):
+        raise Refused("same file as its keeper (a hard link of it)")
+    if step.action == "hardlink" and st.st_dev != keeper_st.st_dev:
+        raise Refused("on another filesystem than its keeper; cannot hard-link")
+    if step.backup is not None:
+        if to is None:
+            raise Refused("no folder to move the file to")
+        if to.lstat(step.backup) is not None:
+            raise Refused(f"{str(to.root / step.backup)!r} already exists")
+    return keeper_st, st
+
+
+def _apply_one(step: Step, cat: Tree, to: Tree | None) -> Outcome:
+    try:
+        keeper_st, st = _check(step, cat, to)
+        if step.action == "delete":
+            unlink_entry(cat, step.path, st)
+            return Outcome(step, "done")
+        assert to is not None and step.backup is not None
+        if step.action == "move":
+            move_file(cat, step.path, to, step.backup, st, step.content_hash)
+            return Outcome(step, "done")
+        tmp = (place_symlink(cat, step.path, link_target(step.path, step.keeper)) if step.action == "symlink"
+               else place_hardlink(cat, step.path, step.keeper, keeper_st))
+        try:
+            move_file(cat, step.path, to, step.backup, st, step.content_hash)
+        except BaseException:
+            drop_temp(cat, step.path, tmp)
+            raise
+        try:
+            finish_link(cat, step.path, tmp)
+        except (Refused, OSError) as exc:
+            drop_temp(cat, step.path, tmp)
+            return Outcome(step, "skipped", f"moved to the backup folder, but the link could not be made "
+                                            f"({_why(exc)}); `dedup undo` puts the file back")
+        return Outcome(step, "done")
+    except (Refused, OSError) as exc:
+        return Outcome(step, "skipped", _why(exc))
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, Refused) else (exc.strerror or str(exc))

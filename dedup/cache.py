@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -34,16 +35,18 @@ class KnownEmbeddings:
     by_key: dict[tuple[str, int, int], Known] = field(default_factory=dict)
     by_hash: dict[str, Known] = field(default_factory=dict)
     previous: dict[str, tuple[int, int]] = field(default_factory=dict)  # committed path → (size, mtime)
+    committed_keys: list[tuple[str, int, int]] = field(default_factory=list)  # committed rows, in order
+    committed_hashes: list[str] = field(default_factory=list)
 
     def add(self, path: str, size: int, mtime_ns: int, known: Known) -> None:
         self.by_key[(path, size, mtime_ns)] = known
         self.by_hash.setdefault(known.content_hash, known)
 
 
-def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
-    """Everything reusable in `folder` for this model and content hash: committed rows and
-    uncommitted shards. Rows hashed with another algorithm are embedded again (their hashes
-    could not be compared with new ones)."""
+def load_known(folder: Path, model_identity: str, owned: Sequence[str] = ()) -> KnownEmbeddings:
+    """Everything reusable in `folder` for this model and content hash: committed rows and the
+    uncommitted shards of this index's own shard folders (`owned`). Rows hashed with another
+    algorithm are embedded again (their hashes could not be compared with new ones)."""
     known = KnownEmbeddings()
     if not folder.is_dir():
         return known
@@ -55,12 +58,15 @@ def load_known(folder: Path, model_identity: str) -> KnownEmbeddings:
     reusable = bool(manifest) and manifest["model"]["identity"] == model_identity and manifest.get("hash") == HASH_NAME
     for table in _tables(committed):
         rows = _rows(table)
-        for path, size, mtime, *_ in rows:
+        for path, size, mtime, digest, *_ in rows:
             known.previous[path] = (size, mtime)
+            known.committed_keys.append((path, size, mtime))
+            known.committed_hashes.append(digest)
         if reusable:
             _add_all(known, table, rows)
     done = set(committed)
-    leftovers = [p for d in sorted(folder.glob("shards-*")) for p in sorted(d.glob("*.parquet")) if p not in done]
+    own_dirs = [folder / n for n in sorted(owned) if n.startswith("shards-") and (folder / n).is_dir()]
+    leftovers = [p for d in own_dirs for p in sorted(d.glob("shard-*.parquet")) if p not in done]
     for table in _tables([p for p in leftovers if _made_by(p) == (model_identity, HASH_NAME)]):
         _add_all(known, table, _rows(table))
     return known

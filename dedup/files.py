@@ -66,6 +66,9 @@ def _walk(root: Path, folder: Path, follow: bool, exclude: Path | None, visited:
         rel = _rel(root, path)
         if exclude is not None and path == exclude:
             continue
+        if not _utf8(entry.name):
+            yield Skipped(shown_name(rel), "name is not valid UTF-8; rename it (e.g. with convmv) to index it")
+            continue
         try:
             if entry.is_symlink():
                 if not follow:
@@ -87,6 +90,19 @@ def _walk(root: Path, folder: Path, follow: bool, exclude: Path | None, visited:
                 yield Skipped(rel, "not a regular file")
         except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop in resolve()
             yield Skipped(rel, f"cannot stat: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+
+
+def shown_name(rel: str) -> str:
+    """A path that may hold undecodable bytes, as valid text (those bytes as `\\xNN`)."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def _rel(root: Path, path: Path) -> str:

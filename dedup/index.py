@@ -9,6 +9,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from dedup.atomic import atomic_write
 from dedup.errors import IndexFormatError, IndexNotFoundError
 from dedup.store import MANIFEST
 
@@ -51,9 +52,7 @@ def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:
 
 def save_index(index: faiss.Index, folder: Path, name: str = FAISS_FILE) -> None:
     """Write the FAISS index atomically."""
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, folder / name)
+    atomic_write(folder / name, lambda tmp: faiss.write_index(index, str(tmp)))
 
 
 def load_index(folder: Path, manifest: dict[str, Any]) -> faiss.Index:

@@ -1,17 +1,16 @@
 """Catalog folder → decoded images → embeddings → Parquet shards → FAISS index (a full build)."""
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import shutil
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -24,22 +23,15 @@ from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import build_index, choose_factory, save_index
+from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
 from dedup.modelfile import DEFAULT_MODEL, PendingModel
 from dedup.progress import ProgressFn, silent
-from dedup.store import (
-    INDEX_FORMAT,
-    INDEX_VERSION,
-    Row,
-    ShardWriter,
-    read_manifest,
-    write_manifest,
-)
+from dedup.store import INDEX_FORMAT, INDEX_VERSION, MANIFEST, Row, ShardWriter, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     from dedup.model import Model
 
 log = logging.getLogger(__name__)
-LOCK_FILE = "lock"
 
 
 @dataclass
@@ -78,20 +70,6 @@ class IndexSummary:
 
 
 @contextmanager
-def index_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the index folder; a second writer gets a clear error."""
-    fh = open(folder / LOCK_FILE, "a")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DedupError(f"another `dedup index` is writing {str(folder)!r}; wait for it to finish") from None
-        yield
-    finally:
-        fh.close()
-
-
-@contextmanager
 def _inference_threads(n: int) -> Iterator[None]:
     """Give the encoder half the cores while decoding threads use the rest (on 2 cores,
     1 inference thread + 2 decode threads measured ~15% faster than 2 + 2; benchmarks/RESULTS.md)."""
@@ -121,58 +99,73 @@ def index_catalog(
 
     Incremental: files whose path, size and mtime match the committed index (or shards that an
     interrupted run already wrote) are not read again; files whose bytes match an embedded file
-    reuse its embedding. Files that cannot be read or decoded are skipped with a reason; the run
-    never stops for one file. The manifest is written last, so an interrupted run leaves the
-    previous index intact and the next run picks up the work it had flushed.
+    reuse its embedding; a run that finds nothing changed commits nothing and never loads the
+    encoder. Files that cannot be read or decoded are skipped with a reason; the run never stops
+    for one file. The manifest is written last, so an interrupted run leaves the previous index
+    intact and the next run picks up the work it had flushed.
 
-    With a `PendingModel` (`dedup.modelfile.open_model`), reading and decoding start while the
-    weights are still loading.
+    `index_dir` must be new, empty, or an index dedup wrote (`dedup.indexdir.claim`); only files
+    this index created are ever removed. With a `PendingModel` (`dedup.modelfile.open_model`),
+    the weights load in the background while files are read, and only if something needs them.
     """
     start = time.perf_counter()
     root = check_catalog(catalog)
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
     spec, identity = model.config, model.identity  # known before the weights have loaded
+    records: list[FileRecord] = []
+    skipped: list[Skipped] = []
+    for item in walk_catalog(root, follow_symlinks=follow_symlinks, exclude=index_dir):
+        (records if isinstance(item, FileRecord) else skipped).append(item)
+    if not records:
+        raise CatalogError(f"catalog {str(root)!r} holds no files to index; point dedup at a folder of images")
+    claim(index_dir, root)
     with index_lock(index_dir):
-        records: list[FileRecord] = []
-        skipped: list[Skipped] = []
-        for item in walk_catalog(root, follow_symlinks=follow_symlinks, exclude=index_dir):
-            (records if isinstance(item, FileRecord) else skipped).append(item)
-        if not records:
-            raise CatalogError(f"catalog {str(root)!r} holds no files to index; point dedup at a folder of images")
-        known = load_known(index_dir, identity)
-        previous_generation = _committed_generation(index_dir)
-        generation = previous_generation + 1
-        shard_dir = index_dir / f"shards-{generation:04d}"
-        writer = ShardWriter(shard_dir, spec.embedding_dim, rows_per_shard, metadata={"dedup.model": identity, "dedup.hash": HASH_NAME})
+        owner = ensure_claim(index_dir)
+        known = load_known(index_dir, identity, owner.owned)
+        committed = _committed(index_dir)
+        meta = _model_meta(model, model_ref)
+        if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None for r in records):
+            model.start()  # something may need embedding: load while the files are read
+        if committed is not None and _unchanged(root, records, skipped, spec, known, committed, meta):
+            return _summary(index_dir, root, committed["count"], committed_skips(committed), start,
+                            committed["faiss"]["factory"], Counter(unchanged=len(known.committed_keys)),
+                            hashes=Counter(known.committed_hashes), removed=0)
+        previous_generation = int(committed["generation"]) if committed else 0
+        generation = _next_generation(index_dir, owner.owned, previous_generation)
+        shard_name, faiss_file = f"shards-{generation:04d}", f"index-{generation:04d}.faiss"
+        owner.own(shard_name, faiss_file, MANIFEST, LOCK_FILE)
+        writer = ShardWriter(index_dir / shard_name, spec.embedding_dim, rows_per_shard,
+                             metadata={"dedup.model": identity, "dedup.hash": HASH_NAME})
         parts: list[np.ndarray] = []
         counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()
         done = 0
-        batches = _prepared_batches(root, records, spec, batch_size, workers, known)
-        try:
-            first = next(batches)  # decoding is under way
-            model = model.result() if isinstance(model, PendingModel) else model
-            with _inference_threads(max(1, (os.cpu_count() or 2) // 2)):
-                for batch in chain([first], batches):
-                    rows, emb = _embed_batch(batch, model, known, skipped, counts, hashes, batch_size)
-                    if rows:
-                        writer.add(rows, emb)
-                        parts.append(emb)
-                    done += len(batch)
-                    on_progress("indexing", done, len(records))
-        finally:
-            batches.close()
+        with ExitStack() as stack:
+
+            def encoder() -> Model:  # resolved (and torch configured) the first time it is needed
+                nonlocal model
+                if isinstance(model, PendingModel):
+                    model = model.result()
+                    stack.enter_context(_inference_threads(max(1, (os.cpu_count() or 2) // 2)))
+                return model
+
+            batches = stack.enter_context(closing(_prepared_batches(root, records, spec, batch_size, workers, known)))
+            for batch in batches:
+                rows, emb = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes, batch_size)
+                if rows:
+                    writer.add(rows, emb)
+                    parts.append(emb)
+                done += len(batch)
+                on_progress("indexing", done, len(records))
         shards = writer.close()
         skipped.sort(key=lambda s: s.rel)
         count = sum(s["rows"] for s in shards)
         if count == 0:
-            shutil.rmtree(shard_dir, ignore_errors=True)
+            owner.remove_owned(shard_name)
             reasons = "; ".join(f"{s.rel}: {s.reason}" for s in skipped[:3])
             raise CatalogError(f"no readable images in {str(root)!r} ({len(skipped)} files skipped: {reasons})")
         embeddings = np.concatenate(parts)
         factory, params = choose_factory(count)
-        faiss_file = f"index-{generation:04d}.faiss"
         save_index(build_index(embeddings, factory, params), index_dir, faiss_file)
         manifest = {
             "format": INDEX_FORMAT,
@@ -181,12 +174,10 @@ def index_catalog(
             "generation": generation,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "catalog": str(root),
-            "model": {"identity": identity, "ref": model_ref or DEFAULT_MODEL},
+            **meta,
             "image_size": spec.image_size,
             "dim": spec.embedding_dim,
             "metric": "l2",
-            "threshold": model.threshold,
-            "verify": model.verify,
             "hash": HASH_NAME,
             "count": count,
             "shards": shards,
@@ -194,8 +185,14 @@ def index_catalog(
             "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
         }
         write_manifest(index_dir, manifest)
-        _remove_stale(index_dir, keep={generation, previous_generation})
+        _remove_stale(owner, committed, keep={generation, previous_generation})
     indexed = {r.rel for r in records} - {s.rel for s in skipped}
+    return _summary(index_dir, root, count, skipped, start, factory, counts, hashes,
+                    removed=len(set(known.previous) - indexed))
+
+
+def _summary(index_dir: Path, root: Path, count: int, skipped: list[Skipped], start: float, factory: str,
+             counts: Counter[str], hashes: Counter[str], removed: int) -> IndexSummary:
     return IndexSummary(
         index=index_dir,
         catalog=root,
@@ -207,14 +204,60 @@ def index_catalog(
         added=counts["added"],
         changed=counts["changed"],
         unchanged=counts["unchanged"],
-        removed=len(set(known.previous) - indexed),
+        removed=removed,
         embedded=counts["embedded"],
     )
 
 
+def _key(rec: FileRecord) -> tuple[str, int, int]:
+    return rec.rel, rec.size, rec.mtime_ns
+
+
+def _model_meta(model: Model | PendingModel, ref: str | None) -> dict:
+    """The manifest entries that describe the model (known without loading its weights)."""
+    return {"model": {"identity": model.identity, "ref": ref or DEFAULT_MODEL},
+            "threshold": model.threshold, "verify": model.verify}
+
+
+def _committed(folder: Path) -> dict | None:
+    try:
+        return read_manifest(folder)
+    except DedupError:
+        return None
+
+
+def committed_skips(manifest: dict) -> list[Skipped]:
+    return [Skipped(s["path"], s["reason"]) for s in manifest.get("skipped", [])]
+
+
+def _unchanged(root: Path, records: list[FileRecord], walk_skips: list[Skipped], spec: ModelConfig,
+               known: KnownEmbeddings, committed: dict, meta: dict) -> bool:
+    """Whether the committed index already says everything this run would: the same model
+    entries and content hashes, the same rows in the same order, and the same skipped files (a
+    file skipped before is tried again, without the encoder)."""
+    if committed.get("hash") != HASH_NAME or any(committed.get(k) != v for k, v in meta.items()):
+        return False
+    if committed.get("image_size") != spec.image_size or committed.get("dim") != spec.embedding_dim:
+        return False
+    before = {s["path"]: s["reason"] for s in committed.get("skipped", [])}
+    rows, skips = [], {s.rel: s.reason for s in walk_skips}
+    for rec in records:
+        if rec.rel in before:
+            result = _prepare_one(root, rec, spec, KnownEmbeddings())
+            if not isinstance(result, Skipped):
+                return False
+            skips[rec.rel] = result.reason
+        elif known.by_key.get(_key(rec)) is None:
+            return False
+        else:
+            rows.append(_key(rec))
+    return skips == before and rows == known.committed_keys
+
+
 def _embed_batch(
     batch: list[tuple[FileRecord, Known | Decoded | Skipped]],
-    model: Model,
+    encoder: Callable[[], Model],
+    dim: int,
     known: KnownEmbeddings,
     skipped: list[Skipped],
     counts: Counter[str],
@@ -222,10 +265,11 @@ def _embed_batch(
     batch_size: int,
 ) -> tuple[list[Row], np.ndarray]:
     """Rows and (rows, dim) embeddings of one prepared batch: known embeddings are reused, each
-    new content hash is embedded once; skipped files, change counts and hashes are recorded."""
+    new content hash is embedded once (`encoder()` gives the model, loading it on first use);
+    skipped files, change counts and hashes are recorded."""
     from dedup.embed import embed_pixels  # torch: imported once the model has loaded
 
-    rows, emb = [], np.empty((len(batch), model.config.embedding_dim), np.float32)
+    rows, emb = [], np.empty((len(batch), dim), np.float32)
     fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
     for rec, result in batch:
         if isinstance(result, Skipped):
@@ -241,7 +285,7 @@ def _embed_batch(
         hashes[result.content_hash] += 1
         counts[_change(known.previous, rec)] += 1
     if fresh:
-        new = embed_pixels(model, np.stack([d.pixels for d, _ in fresh.values()]), batch_size)
+        new = embed_pixels(encoder(), np.stack([d.pixels for d, _ in fresh.values()]), batch_size)
         for (d, slots), vector in zip(fresh.values(), new):
             emb[slots] = vector
             known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)
@@ -294,21 +338,23 @@ def _prepared_batches(
             yield [(r, f.result()) for r, f in batch]
 
 
-def _committed_generation(folder: Path) -> int:
-    try:
-        return int(read_manifest(folder).get("generation", 0))
-    except DedupError:
-        return 0
+def _next_generation(folder: Path, owned: list[str], committed: int) -> int:
+    """The next generation number whose names are free or already this index's own."""
+    generation = committed + 1
+    while any((folder / n).exists() and n not in owned for n in (f"shards-{generation:04d}", f"index-{generation:04d}.faiss")):
+        generation += 1
+    return generation
 
 
-def _remove_stale(folder: Path, keep: set[int]) -> None:
-    """Delete files of generations other than `keep` (the new one, and the previous one that
-    readers which opened the old manifest may still be reading), and temporary files."""
+def _remove_stale(owner: Claim, previous: dict | None, keep: set[int]) -> None:
+    """Delete this index's own files of generations other than `keep` (the new one, and the
+    previous one that readers which opened the old manifest may still be reading)."""
     names = {f"shards-{g:04d}" for g in keep} | {f"index-{g:04d}.faiss" for g in keep}
-    for path in folder.iterdir():
-        if path.name.startswith("shards-") and path.name not in names:
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.name.startswith("index-") and path.suffix == ".faiss" and path.name not in names:
-            path.unlink(missing_ok=True)
-        elif path.name.startswith(".") and path.name.endswith(".tmp"):
-            path.unlink(missing_ok=True)
+    for name in list(owner.owned):
+        if (name.startswith("shards-") or name.startswith("index-")) and name not in names:
+            owner.remove_owned(name, files=_shard_files(owner.folder / name))
+
+
+def _shard_files(folder: Path) -> tuple[str, ...]:
+    """The shard files the writer names inside one of its shard folders."""
+    return tuple(p.name for p in folder.glob("shard-*.parquet")) if folder.is_dir() else ()

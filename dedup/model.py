@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dedup.atomic import atomic_write
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig
 from dedup.errors import ModelError
 from dedup.modelfile import DEFAULT_MODEL, model_file, model_ref, shipped_model_path, write_card
@@ -102,9 +103,7 @@ def save_model(model: Model, path: str | Path) -> None:
         "meta": model.meta,
     }
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     write_card(path, model.config, model.identity, model.threshold, model.verify)
 
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dedup.atomic import atomic_write_text
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig
 from dedup.errors import ModelError
 
@@ -65,7 +66,7 @@ def write_card(file: Path, config: ModelConfig, identity: str, threshold: float,
     }
     if verify is not None:
         card["verify"] = verify
-    card_path(file).write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_text(card_path(file), json.dumps(card, indent=2) + "\n")
 
 
 def read_card(file: Path) -> dict[str, Any] | None:
@@ -84,8 +85,9 @@ def read_card(file: Path) -> dict[str, Any] | None:
 class PendingModel:
     """A model whose weights load in a background thread while its spec is already known.
 
-    `config` and `identity` come from the card; `result()` waits for the loaded `Model` and
-    checks it is the model the card describes."""
+    `config` and `identity` come from the card; nothing loads until `start()` (a run with no
+    image to embed never imports torch); `result()` waits for the loaded `Model` and checks it
+    is the model the card describes."""
 
     def __init__(self, file: Path, card: dict[str, Any]):
         self.file = file
@@ -93,11 +95,18 @@ class PendingModel:
         self.identity: str = card["identity"]
         self.threshold = float(card.get("threshold", FALLBACK_THRESHOLD))
         self.verify: dict[str, Any] | None = card.get("verify")
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
-        self._future: Future[Model] = self._pool.submit(_load, file)
-        self._pool.shutdown(wait=False)
+        self._future: Future[Model] | None = None
+
+    def start(self) -> None:
+        """Begin loading torch and the weights in the background (once)."""
+        if self._future is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+            self._future = pool.submit(_load, self.file)
+            pool.shutdown(wait=False)
 
     def result(self) -> Model:
+        self.start()
+        assert self._future is not None
         model = self._future.result()
         if model.identity != self.identity or model.config != self.config:
             raise ModelError(f"model card {str(card_path(self.file))!r} does not describe its weights; save the model again")
@@ -111,7 +120,7 @@ def _load(file: Path) -> Model:
 
 
 def open_model(ref: str | Path | None) -> Model | PendingModel:
-    """The model of `ref`: loading in the background when its card allows, else loaded now."""
+    """The model of `ref`: loaded on demand, in the background, when its card allows; else now."""
     file = model_file(ref)
     card = read_card(file) if file.is_file() else None
     if card is None:

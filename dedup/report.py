@@ -13,6 +13,27 @@ from dedup.files import Skipped
 from dedup.search import Neighbor, QueryResult
 
 Format = Literal["table", "json", "csv"]
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control characters and undecodable bytes as escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # an undecodable byte kept by surrogateescape
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def csv_cell(text: str) -> str:
+    """A text cell that a spreadsheet will not run as a formula (OWASP's leading quote)."""
+    return "'" + text if text.startswith(_FORMULA) else text
 
 
 def duplicates_dict(report: DuplicateReport) -> dict[str, Any]:
@@ -46,7 +67,7 @@ def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
         w.writerow(["group", "path", "keep", "distance", "max_distance", "exact"])
         for n, g in enumerate(report.groups, 1):
             for m in g.members:
-                w.writerow([n, m.path, int(m.path == g.keep), f"{m.distance:.6f}", f"{g.max_distance:.6f}", int(g.exact)])
+                w.writerow([n, csv_cell(m.path), int(m.path == g.keep), f"{m.distance:.6f}", f"{g.max_distance:.6f}", int(g.exact)])
         return buf.getvalue()
     lines = []
     for n, g in enumerate(report.groups, 1):
@@ -54,7 +75,7 @@ def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
         lines.append(f"Set {n}: {len(g.members)} images, {kind}")
         for m in g.members:
             tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
-            lines.append(f"  {tag:>6}  {m.path}")
+            lines.append(f"  {tag:>6}  {printable(m.path)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -89,14 +110,14 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
         w.writerow(["query", "rank", "path", "distance"] + (["same"] if checked else []))
         for r in results:
             for k, n in enumerate(r.neighbors, 1):
-                w.writerow([r.query, k, n.path, f"{n.distance:.6f}"] + ([int(bool(n.same))] if checked else []))
+                w.writerow([csv_cell(r.query), k, csv_cell(n.path), f"{n.distance:.6f}"] + ([int(bool(n.same))] if checked else []))
         return buf.getvalue()
     lines = []
     for r in results:
-        lines.append(f"{r.query}" + (f"  (skipped: {r.error})" if r.error else ""))
+        lines.append(printable(r.query) + (f"  (skipped: {printable(r.error)})" if r.error else ""))
         for k, n in enumerate(r.neighbors, 1):
             verdict = "" if n.same is None else ("  same" if n.same else "  different")
-            lines.append(f"  {k:>3}. {n.distance:.3f}  {n.path}{verdict}")
+            lines.append(f"  {k:>3}. {n.distance:.3f}  {printable(n.path)}{verdict}")
         if not r.neighbors and not r.error:
             lines.append("  (no neighbours under the threshold)")
     return "\n".join(lines) + "\n"
@@ -115,7 +136,7 @@ def skipped_summary(skipped: Sequence[Skipped], limit: int = 20) -> list[str]:
     if not skipped:
         return []
     lines = [f"Skipped {len(skipped)} files:"]
-    lines += [f"  {s.rel or '.'}: {s.reason}" for s in skipped[:limit]]
+    lines += [f"  {printable(s.rel) or '.'}: {printable(s.reason)}" for s in skipped[:limit]]
     if len(skipped) > limit:
         counts = Counter(s.reason.split(":")[0] for s in skipped)
         lines.append(f"  ... and {len(skipped) - limit} more (" + ", ".join(f"{c}× {r}" for r, c in counts.most_common()) + ")")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -11,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedup.atomic import atomic_write, atomic_write_bytes
 from dedup.errors import IndexFormatError, IndexNotFoundError
 
 INDEX_FORMAT = "dedup-index"
@@ -46,16 +46,6 @@ class Row:
     height: int
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file, fsync and rename, so readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray, metadata: dict[str, str] | None = None) -> None:
     """Write one shard atomically; `metadata` goes into the Parquet schema (e.g. the model)."""
     dim = embeddings.shape[1]
@@ -72,11 +62,7 @@ def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray, metadat
         ],
         schema=schema(dim).with_metadata(metadata or {}),
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 class ShardWriter:
@@ -131,11 +117,41 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise IndexFormatError(f"index manifest {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
-    if manifest.get("format") != INDEX_FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
         raise IndexFormatError(f"{str(path)!r} is not a dedup index manifest")
-    if manifest.get("version", 0) > INDEX_VERSION:
-        raise IndexFormatError(f"index {str(folder)!r} has format version {manifest['version']}; upgrade dedup")
+    version = manifest.get("version", 0)
+    if not isinstance(version, int) or version > INDEX_VERSION:
+        raise IndexFormatError(f"index {str(folder)!r} has format version {version!r}; upgrade dedup")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexFormatError(f"index manifest {str(path)!r} is damaged ({problem}); rebuild with `dedup index`")
     return manifest
+
+
+_REQUIRED = {"catalog": str, "count": int, "dim": int, "shards": list, "faiss": dict, "model": dict}
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's shape, or None."""
+    for key, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"{key!r} missing or not a {kind.__name__}"
+    shards = manifest["shards"]
+    if not all(isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("rows"), int) for s in shards):
+        return "a shard entry lacks its file or row count"
+    if sum(s["rows"] for s in shards) != manifest["count"]:
+        return "shard rows do not add up to the count"
+    names = [s["file"] for s in shards] + [manifest["faiss"].get("file")]
+    if not all(isinstance(n, str) and _inside(n) for n in names):
+        return "a file name leaves the index folder"
+    if not isinstance(manifest["model"].get("identity"), str):
+        return "model identity missing"
+    return None
+
+
+def _inside(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
 def iter_shards(folder: Path, manifest: dict[str, Any], columns: list[str] | None = None) -> Iterator[pa.Table]:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from dedup.atomic import atomic_write
 from dedup.config import TrainConfig
 from dedup.data import TrainSet, view_batch
 from dedup.embed import to_tensor
@@ -186,9 +187,7 @@ def _save_checkpoint(path: Path, run: str, model: Model, loss_fn, opt, epoch: in
                      neighbours: np.ndarray | None) -> None:
     state = {"run": run, "net": model.net.state_dict(), "loss": loss_fn.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
              "history": history, "neighbours": None if neighbours is None else torch.from_numpy(neighbours)}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def plot_history(history: list[dict[str, Any]], path: Path) -> bool:

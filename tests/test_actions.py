@@ -7,7 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from dedup.actions import apply, plan
+from dedup.actions import apply, plan_for_index
 from dedup.cli import cli
 from dedup.duplicates import find_duplicates
 from dedup.images import HASH_NAME
@@ -64,7 +64,7 @@ def test_move_protect_and_undo(cat, tmp_path):
     dest = tmp_path / "moved"
     result = run("--index", idx, "--action", "move", "--to", dest, "--protect", "keep/*", "--apply")
     assert result.exit_code == 0, result.output
-    assert "leave  keep/2.jpg  (protected)" in result.output
+    assert "leave    keep/2.jpg  (protected)" in result.output
     assert sorted(tree(root)) == ["a/1.jpg", "a/2.jpg", "a/solo.jpg", "keep/2.jpg"]
     assert sorted(tree(dest)) == ["b/1.jpg", "c/1.jpg"]
     (manifest,) = idx.glob("undo-*.json")
@@ -103,25 +103,22 @@ def test_interrupted_apply_can_be_undone(cat, tmp_path, monkeypatch):
 
     root, idx = cat
     before = tree(root)
-    report = find_duplicates(idx, 0.01)
-    from dedup.store import read_manifest, read_rows
-
-    rows = read_rows(idx, read_manifest(idx))
-    steps, _ = plan(report, dict(zip(rows["path"], rows["content_hash"])), "move", tmp_path / "m")
+    p = plan_for_index(idx, find_duplicates(idx, 0.01), "move", tmp_path / "m")
     real, calls = actions._apply_one, []
 
-    def crash_after_two(step):
+    def crash_after_two(*args):
         if len(calls) == 2:
             raise KeyboardInterrupt
-        calls.append(step)
-        return real(step)
+        calls.append(args)
+        return real(*args)
 
     monkeypatch.setattr(actions, "_apply_one", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
-        apply(steps, idx / "undo-test.json")
+        apply(p, idx)
     assert tree(root) != before
     monkeypatch.undo()
-    assert CliRunner().invoke(cli, ["undo", str(idx / "undo-test.json")]).exit_code == 0
+    (manifest,) = idx.glob("undo-*.json")
+    assert CliRunner().invoke(cli, ["undo", str(manifest)]).exit_code == 0
     assert tree(root) == before
 
 

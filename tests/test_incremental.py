@@ -96,10 +96,10 @@ def test_a_second_writer_is_refused(planted, default_model, tmp_path):
 
     root, _ = planted
     idx = tmp_path / "idx"
-    idx.mkdir()
+    index_catalog(root, idx, default_model)
     with open(idx / "lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        with pytest.raises(DedupError, match="another `dedup index`"):
+        with pytest.raises(DedupError, match="another dedup command"):
             index_catalog(root, idx, default_model)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from dedup.atomic import atomic_write_text
 from dedup.errors import DedupError
 
 FORMATS = click.Choice(["table", "json", "csv"])
@@ -29,6 +30,9 @@ class DedupGroup(click.Group):
             return super().invoke(ctx)
         except DedupError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a full disk, an unwritable folder: say which, no traceback
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
         except KeyboardInterrupt:
             click.echo("Interrupted; the last committed index is intact.", err=True)
             ctx.exit(130)
@@ -53,7 +57,7 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        atomic_write_text(output, text, durable=False)
         click.echo(f"Wrote {output}", err=True)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from dedup.atomic import atomic_write_text
 from dedup.cli import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, _emit, _load_model, cli
 from dedup.cluster import LINKAGES
 from dedup.config import ACTIONS
@@ -47,7 +48,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
         )
     doc = summary.as_dict()
     if report:
-        report.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(report, json.dumps(doc, indent=2) + "\n", durable=False)
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2))
         return
@@ -123,45 +124,53 @@ def _against(folder, against, threshold, verify, workers, fmt, output, quiet):
 
 
 def _act(folder, report, action, to_dir, protect, do_apply, yes):
-    from dedup.actions import apply, plan, undo_path
+    from dedup.actions import apply, plan_for_index, preview
     from dedup.errors import UsageError
-    from dedup.images import HASH_NAME
-    from dedup.store import read_manifest, read_rows
+    from dedup.report import printable
 
     if action == "delete" and do_apply and not yes:
         raise UsageError("--action delete --apply also needs --yes (deleted files cannot be restored)")
     if to_dir is None and action in ("symlink", "hardlink"):
         to_dir = folder / "backup"
-    manifest = read_manifest(folder)
-    if manifest.get("hash") != HASH_NAME:
-        raise UsageError(f"index {str(folder)!r} holds {manifest.get('hash')} content hashes; run `dedup index` again before acting on it")
-    rows = read_rows(folder, manifest)
-    hashes = dict(zip(rows["path"].tolist(), rows["content_hash"].tolist()))
-    steps, left = plan(report, hashes, action, to_dir, protect)
-    for path, reason in left:
-        click.echo(f"leave  {path}  ({reason})")
+    if to_dir is None and action == "move":
+        raise UsageError("--action move needs --to DIR (where duplicates are moved)")
+    p = plan_for_index(folder, report, action, to_dir, protect)
+    for pattern in p.unmatched:
+        click.echo(f"warning: --protect {printable(pattern)!s} matches no indexed file", err=True)
+    for path, reason in p.left:
+        click.echo(f"leave    {printable(path)}  ({reason})")
     if not do_apply:
-        for s in steps:
-            click.echo(f"{s.action:<8} {s.path}" + (f"  →  {s.backup}" if s.backup and s.action == "move" else ""))
-        click.echo(f"Dry run: {len(steps)} files would be changed; add --apply to do it.", err=True)
+        outcomes = preview(p)
+        for o in outcomes:
+            target = f"  →  {printable(str(p.to / o.step.backup))}" if o.step.action == "move" and o.status == "planned" else ""
+            word = o.step.action if o.status == "planned" else "leave"
+            click.echo(f"{word:<8} {printable(o.step.path)}{target}" + (f"  ({printable(o.reason)})" if o.reason else ""))
+        ready = sum(o.status == "planned" for o in outcomes)
+        click.echo(f"Dry run: {ready} files would be changed ({len(outcomes) - ready} left alone); add --apply to do it.", err=True)
         return
-    manifest = undo_path(folder)
-    outcomes = apply(steps, manifest)
+    outcomes, manifest = apply(p, folder)
     for o in outcomes:
-        click.echo(f"{o.status:<8} {o.step.action} {o.step.path}" + (f"  ({o.reason})" if o.reason else ""))
+        click.echo(f"{o.status:<8} {o.step.action} {printable(o.step.path)}" + (f"  ({printable(o.reason)})" if o.reason else ""))
     done = sum(o.status == "done" for o in outcomes)
-    click.echo(f"{done} of {len(steps)} files changed; undo with: dedup undo {manifest}", err=True)
+    click.echo(f"{done} of {len(outcomes)} files changed; undo with: dedup undo {printable(str(manifest))}", err=True)
 
 
 @cli.command("undo")
 @click.argument("manifest", type=click.Path(path_type=Path))
-def undo_cmd(manifest):
-    """Restore the files that `find-duplicates --action ... --apply` moved or replaced by links."""
-    from dedup.actions import undo
+@click.option("--index", "index_path", type=click.Path(path_type=Path), default=None,
+              help="Index folder that wrote MANIFEST (default: the folder MANIFEST lies in).")
+def undo_cmd(manifest, index_path):
+    """Restore the files that `find-duplicates --action ... --apply` moved or replaced by links.
 
-    outcomes = undo(manifest)
+    The whole manifest is checked first (written and signed by this index, every path inside the
+    catalog or the backup folder); nothing is ever overwritten.
+    """
+    from dedup.report import printable
+    from dedup.undo import undo
+
+    outcomes = undo(manifest, index_path)
     for o in outcomes:
-        click.echo(f"{o.status:<8} {o.step.path}" + (f"  ({o.reason})" if o.reason else ""))
+        click.echo(f"{o.status:<8} {printable(o.step.path)}" + (f"  ({printable(o.reason)})" if o.reason else ""))
     click.echo(f"{sum(o.status == 'done' for o in outcomes)} files restored.", err=True)
 
 
