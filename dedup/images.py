@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +45,24 @@ def content_hash(data: bytes) -> str:
 def read_file(path: Path) -> bytes:
     """Read a whole file, refusing ones too large to be an image worth decoding."""
     try:
-        size = path.stat().st_size
-        if size == 0:
-            raise ImageSkip("empty file (0 bytes)")
-        if size > MAX_FILE_BYTES:
-            raise ImageSkip(f"file too large ({size} bytes)")
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens without blocking
     except OSError as exc:
         raise ImageSkip(f"cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageSkip("not a regular file")
+            if st.st_size == 0:
+                raise ImageSkip("empty file (0 bytes)")
+            if st.st_size > MAX_FILE_BYTES:
+                raise ImageSkip(f"file too large ({st.st_size} bytes)")
+            data = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ImageSkip(f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageSkip("file too large (grew while read)")
+    return data
 
 
 def decode(data: bytes, size: int, digest: str | None = None, framing: Framing = Framing()) -> Decoded:

@@ -95,15 +95,15 @@ EXPECTED_SKIPS = {
 
 
 def test_hostile_catalog(hostile, tmp_path, monkeypatch):
-    if os.geteuid() == 0:  # root reads mode-000 files; make the read fail the way it does for users
-        real = type(hostile).read_bytes
+    if os.geteuid() == 0:  # root reads mode-000 files; make the open fail the way it does for users
+        real = os.open
 
-        def read_bytes(self):
-            if self.name == "unreadable.jpg":
+        def fake_open(path, flags, *args, **kwargs):
+            if str(path).endswith("unreadable.jpg"):
                 raise PermissionError(13, "Permission denied")
-            return real(self)
+            return real(path, flags, *args, **kwargs)
 
-        monkeypatch.setattr(type(hostile), "read_bytes", read_bytes)
+        monkeypatch.setattr(os, "open", fake_open)
     before = snapshot(tmp_path)
     report = tmp_path / "idx" / "report.json"
     result = CliRunner().invoke(cli, ["index", str(hostile), "--index", str(tmp_path / "idx"), "-q", "--report", str(report)])
