@@ -26,6 +26,23 @@ def run(catalog: Path, index: Path) -> tuple[float, dict]:
     return time.perf_counter() - start, json.loads(out.stdout)
 
 
+PROBE = """import sys
+from dedup.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="dedup")
+except SystemExit:
+    pass
+print("torch" in sys.modules, file=sys.stderr)
+"""
+
+
+def loads_torch(catalog: Path, index: Path) -> bool:
+    """Whether a `dedup index` run imports torch (it should not when nothing changed)."""
+    out = subprocess.run([sys.executable, "-c", PROBE, "index", str(catalog), "--index", str(index), "-q"],
+                         check=True, capture_output=True, text=True)
+    return out.stderr.strip().splitlines()[-1] == "True"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=10_000)
@@ -41,6 +58,7 @@ def main() -> None:
             path.write_bytes(jpeg_bytes(scene(k, (640, 480)), 88))
     first, s1 = run(catalog, index)
     second, s2 = run(catalog, index)
+    torch_again = loads_torch(catalog, index)
     step = 100
     for k in range(0, args.images, step * 3):
         (catalog / f"{k // 1000:02d}" / f"img_{k:06d}.jpg").write_bytes(jpeg_bytes(scene(10**7 + k, (640, 480)), 88))
@@ -49,7 +67,7 @@ def main() -> None:
     for k in range(2 * step, args.images, step * 3):
         (catalog / f"{k // 1000:02d}" / f"new_{k:06d}.jpg").write_bytes(jpeg_bytes(scene(2 * 10**7 + k, (640, 480)), 88))
     third, s3 = run(catalog, index)
-    print(f"{args.images} JPEGs of 640×480\n")
+    print(f"{args.images} JPEGs of 640×480; the unchanged run imports torch: {torch_again}\n")
     print("| run | seconds | ratio to first | embedded | added | changed | removed | unchanged |")
     print("|---|---|---|---|---|---|---|---|")
     for name, t, s in (("first (full)", first, s1), ("second (unchanged)", second, s2), ("third (1% changed)", third, s3)):

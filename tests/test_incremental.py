@@ -130,3 +130,21 @@ def test_rows_hashed_with_another_algorithm_are_not_reused(planted, default_mode
     again = index_catalog(root, idx, default_model)
     assert again.embedded == 58 and again.unchanged == 59
     assert read_manifest(idx)["hash"] == HASH_NAME
+
+
+def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path):
+    """No torch import, no weights, no new generation: the run only compares path, size, mtime."""
+    import subprocess
+    import sys
+
+    root, _ = planted
+    idx = tmp_path / "idx"
+    cmd = ["index", str(root), "--index", str(idx), "-q"]
+    probe = ("import sys\nfrom dedup.cli import cli\ntry:\n    cli(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
+    assert first.stdout.splitlines()[-1] == "True"
+    before = read_manifest(idx)
+    again = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
+    assert again.stdout.splitlines()[-1] == "False"
+    assert read_manifest(idx) == before  # nothing committed
