@@ -144,7 +144,7 @@ def _legacy_index(folder: Path) -> list[str] | None:
 
 
 @contextmanager
-def index_lock(folder: Path, doing: str = "writing") -> Iterator[None]:
+def index_lock(folder: Path) -> Iterator[None]:
     """Hold the folder's exclusive lock (index, find-duplicates --apply and undo all take it);
     a second one gets a clear error instead of waiting."""
     try:

@@ -124,10 +124,12 @@ def index_catalog(
         known = load_known(index_dir, identity, owner.owned)
         committed = _committed(index_dir)
         meta = _model_meta(model, model_ref)
-        if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None for r in records):
+        skipped_before = {s.rel for s in _committed_skips(committed)} if committed else set()
+        if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None and r.rel not in skipped_before
+                                                   for r in records):
             model.start()  # something may need embedding: load while the files are read
         if committed is not None and _unchanged(root, records, skipped, spec, known, committed, meta):
-            return _summary(index_dir, root, committed["count"], committed_skips(committed), start,
+            return _summary(index_dir, root, committed["count"], _committed_skips(committed), start,
                             committed["faiss"]["factory"], Counter(unchanged=len(known.committed_keys)),
                             hashes=Counter(known.committed_hashes), removed=0)
         previous_generation = int(committed["generation"]) if committed else 0
@@ -226,7 +228,7 @@ def _committed(folder: Path) -> dict | None:
         return None
 
 
-def committed_skips(manifest: dict) -> list[Skipped]:
+def _committed_skips(manifest: dict) -> list[Skipped]:
     return [Skipped(s["path"], s["reason"]) for s in manifest.get("skipped", [])]
 
 
