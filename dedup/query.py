@@ -70,6 +70,13 @@ def query_images(
     index = load_index(index_dir, manifest)
     paths = read_rows(index_dir, manifest)["path"]
     emb, errors = embed_files(model, images)
+    return neighbours(manifest, index, paths, images, emb, errors, k, threshold, verify)
+
+
+def neighbours(manifest: dict[str, Any], index, paths, images: Sequence[Path], emb: np.ndarray,
+               errors: Sequence[str | None], k: int, threshold: float | None, verify: bool) -> list[QueryResult]:
+    """Query results for embedded images (`errors[q]` set where image q could not be read): the
+    `k` nearest rows under `threshold`, with the pair check's verdict when `verify`."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -81,12 +88,12 @@ def query_images(
     same = _verdicts(manifest, images, paths, dist, ids) if verify else None
     results = []
     for q, image in enumerate(images):
-        neighbors = tuple(
+        found = tuple(
             Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         )
-        results.append(QueryResult(str(image), neighbors, errors[q]))
+        results.append(QueryResult(str(image), found, errors[q]))
     return results
 
 

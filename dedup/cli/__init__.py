@@ -77,4 +77,4 @@ def main() -> None:
     os._exit(code)
 
 
-from dedup.cli import catalog, learn  # noqa: E402,F401  (registers the commands)
+from dedup.cli import catalog, learn, serve  # noqa: E402,F401  (registers the commands)

@@ -1,0 +1,186 @@
+"""The core of `dedup serve`, without any web framework: one model, the index's current
+generation (switched when `dedup index` commits a new one, while requests on the old one
+finish), and query images embedded and searched in small dynamic batches on one thread."""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from dedup.errors import DedupError
+from dedup.images import ImageSkip, decode
+from dedup.index import load_index
+from dedup.model import Model
+from dedup.query import Comparison, compare_images, model_for_index, neighbours
+from dedup.search import Neighbor, check_threshold
+from dedup.store import MANIFEST, read_manifest, read_rows
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 16  # images embedded together
+BATCH_WAIT_S = 0.0  # how long a batch waits for company: none; requests queued meanwhile join it
+WATCH_S = 0.5  # how often the manifest is checked for a new generation
+MAX_K = 1000
+
+
+class BadImage(DedupError):
+    """An uploaded file that is not a decodable image (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One committed generation of the index, fully in memory."""
+
+    number: int
+    manifest: dict[str, Any]
+    index: Any  # faiss.Index
+    paths: np.ndarray  # (rows,) object: catalog-relative paths
+
+
+def load_generation(folder: Path, model: Model) -> Generation:
+    manifest = read_manifest(folder)
+    model_for_index(manifest, model)  # refuses an index of another model
+    return Generation(int(manifest.get("generation", 0)), manifest, load_index(folder, manifest),
+                      read_rows(folder, manifest)["path"])
+
+
+@dataclass
+class _Job:
+    pixels: np.ndarray  # (size, size, 3) uint8
+    k: int
+    done: Future
+
+
+class Service:
+    """Queries against one index; safe to call from many threads."""
+
+    def __init__(self, index_dir: Path, model: Model | None = None, *, max_batch: int = MAX_BATCH,
+                 batch_wait_s: float = BATCH_WAIT_S, watch_s: float = WATCH_S):
+        self.folder = Path(index_dir)
+        self.model = model_for_index(read_manifest(self.folder), model)
+        self.current = load_generation(self.folder, self.model)
+        self._stamp = self._manifest_stamp()
+        self._max_batch, self._wait = max_batch, batch_wait_s
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._embed_loop, name="dedup-embed", daemon=True),
+                         threading.Thread(target=self._watch_loop, args=(watch_s,), name="dedup-watch", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._jobs.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def health(self) -> dict[str, Any]:
+        gen = self.current
+        return {"status": "ok", "rows": int(gen.index.ntotal), "generation": gen.number, "model": self.model.identity}
+
+    def decode(self, data: bytes):
+        try:
+            return decode(data, self.model.config.image_size, framing=self.model.config.framing)
+        except ImageSkip as exc:
+            raise BadImage(f"not a decodable image: {exc}") from None
+
+    def query(self, data: bytes, k: int = 10, threshold: float | None = None, verify: bool = False) -> list[Neighbor]:
+        """The neighbours `dedup query` reports for an image with these bytes."""
+        if not 1 <= k <= MAX_K:
+            raise DedupError(f"k must be between 1 and {MAX_K}, got {k}")
+        if threshold is not None:
+            threshold = check_threshold(threshold)
+        pixels = self.decode(data).pixels
+        job = _Job(pixels, k, Future())
+        self._jobs.put(job)
+        gen, emb = job.done.result()
+        with _as_file(data) if verify else _no_file() as path:
+            (result,) = neighbours(gen.manifest, gen.index, gen.paths, [path], emb[None], [None], k, threshold, verify)
+        return list(result.neighbors)
+
+    def compare(self, a: bytes, b: bytes) -> Comparison:
+        """Distance and verdict of two images, as `dedup compare` gives them."""
+        for data in (a, b):
+            self.decode(data)
+        with _as_file(a) as pa, _as_file(b) as pb:
+            return compare_images(pa, pb, self.model)
+
+    def _embed_loop(self) -> None:
+        import faiss
+        import torch
+
+        from dedup.embed import embed_pixels
+
+        torch.set_num_threads(1)  # one encoder thread; the others decode and answer requests
+        faiss.omp_set_num_threads(1)
+
+        while not self._stop.is_set():
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.perf_counter() + self._wait
+            while len(batch) < self._max_batch:
+                try:
+                    left = deadline - time.perf_counter()
+                    job = self._jobs.get(timeout=left) if left > 0 else self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._stop.set()
+                    break
+                batch.append(job)
+            try:
+                emb = embed_pixels(self.model, np.stack([j.pixels for j in batch]), self._max_batch)
+                gen = self.current
+                for j, vector in zip(batch, emb):
+                    j.done.set_result((gen, vector))
+            except Exception as exc:  # reported to each waiting request, the loop goes on
+                for j in batch:
+                    j.done.set_exception(exc)
+
+    def _manifest_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.folder / MANIFEST)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _watch_loop(self, every: float) -> None:
+        while not self._stop.wait(every):
+            stamp = self._manifest_stamp()
+            if stamp is None or stamp == self._stamp:
+                continue
+            try:
+                new = load_generation(self.folder, self.model)
+            except DedupError as exc:
+                log.warning("keeping generation %d: %s", self.current.number, exc)
+                self._stamp = stamp
+                continue
+            self._stamp = stamp
+            if new.number != self.current.number:
+                log.info("switched to generation %d (%d rows)", new.number, new.index.ntotal)
+                self.current = new
+
+
+@contextmanager
+def _as_file(data: bytes) -> Iterator[Path]:
+    """Uploaded bytes as a temporary file (the pair check reads files)."""
+    with tempfile.NamedTemporaryFile(prefix="dedup-upload-", suffix=".img") as fh:
+        fh.write(data)
+        fh.flush()
+        yield Path(fh.name)
+
+
+@contextmanager
+def _no_file() -> Iterator[Path]:
+    yield Path("upload")
