@@ -123,6 +123,8 @@ def index_catalog(
         owner = ensure_claim(index_dir)
         known = load_known(index_dir, identity, owner.owned)
         committed = _committed(index_dir)
+        if committed is not None and committed["catalog"] != str(root):
+            known.by_key.clear()  # another (or a moved) catalog: every file is read and hashed again
         meta = _model_meta(model, model_ref)
         skipped_before = {s.rel for s in _committed_skips(committed)} if committed else set()
         if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None and r.rel not in skipped_before

@@ -148,3 +148,22 @@ def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path
     again = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
     assert again.stdout.splitlines()[-1] == "False"
     assert read_manifest(idx) == before  # nothing committed
+
+
+def test_an_index_reused_for_another_catalog_reads_every_file_again(default_model, tmp_path):
+    """Same relative path, size and mtime in another catalog say nothing about its bytes."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first, second = jpeg_bytes(scene(31)), jpeg_bytes(scene(32))
+    (a / "x.jpg").write_bytes(first)
+    (b / "x.jpg").write_bytes(second[: len(first)].ljust(len(first), b"\0"))
+    st = os.stat(a / "x.jpg")
+    os.utime(b / "x.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    idx = tmp_path / "idx"
+    index_catalog(a, idx, default_model)
+    index_catalog(b, idx, default_model)
+    rows = read_rows(idx, read_manifest(idx))
+    from dedup.images import content_hash
+
+    assert list(rows["content_hash"]) == [content_hash((b / "x.jpg").read_bytes())]
