@@ -7,7 +7,8 @@ random unit vectors around them, in the index format `dedup index` writes, for t
 encoder), starts `dedup serve` on a free loopback port, sends 200 warm-up requests and then
 `--requests` queries (k=10) from `--clients` threads on keep-alive connections, each a JPEG of
 one of 100 generated pictures, for each `--workers` count. Prints p50/p99 latency, queries/s,
-the server's RSS (all its processes) after the warm-up and at the end, and the cost split of one query measured in-process (decode, embed,
+the server's RSS (all its processes) after the warm-up and at the end, latency when the same
+clients are paced to `--rate` queries/s together (arrivals as a service meets them), and the cost split of one query measured in-process (decode, embed,
 search) against the single-client HTTP latency.
 """
 from __future__ import annotations
@@ -71,8 +72,11 @@ def body_of(data: bytes) -> tuple[bytes, str]:
     return head.encode() + data + f"\r\n--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
 
 
-def load(port: int, bodies: list[tuple[bytes, str]], total: int, clients: int) -> tuple[np.ndarray, float, int]:
-    """Latencies (s) of `total` requests spread over `clients` threads, wall seconds, failures."""
+def load(port: int, bodies: list[tuple[bytes, str]], total: int, clients: int,
+         rate: float | None = None) -> tuple[np.ndarray, float, int]:
+    """Latencies (s) of `total` requests spread over `clients` threads, wall seconds, failures.
+    Closed loop (each client sends as soon as its last answer came) unless `rate` (queries/s,
+    all clients together) paces request n to start at n / rate."""
     lat: list[float] = []
     failures = [0]
     counter = iter(range(total))
@@ -86,6 +90,8 @@ def load(port: int, bodies: list[tuple[bytes, str]], total: int, clients: int) -
             if n is None:
                 break
             body, kind = bodies[n % len(bodies)]
+            if rate:
+                time.sleep(max(0.0, start + n / rate - time.perf_counter()))
             t0 = time.perf_counter()
             conn.request("POST", "/query?k=10", body, {"Content-Type": kind})
             resp = conn.getresponse()
@@ -96,8 +102,8 @@ def load(port: int, bodies: list[tuple[bytes, str]], total: int, clients: int) -
                 failures[0] += resp.status != 200
         conn.close()
 
-    start = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
@@ -134,6 +140,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     ap.add_argument("--requests", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=100.0, help="offered queries/s of the paced run")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server processes (`dedup serve --workers`)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/serve"))
     args = ap.parse_args()
@@ -141,8 +148,8 @@ def main() -> None:
     images = [jpeg_bytes(scene(10_000 + k)) for k in range(100)]
     bodies = [body_of(d) for d in images]
     print("| rows | workers | clients | requests | p50 ms | p99 ms | queries/s | failed | RSS after warm-up MB | RSS at end MB "
-          "| 1-client p50 ms | decode ms | embed ms | search ms | HTTP + framework ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| 1-client p50 ms | decode ms | embed ms | search ms | HTTP + framework ms | paced p50 ms | paced p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for rows, workers in ((r, w) for r in args.rows for w in args.workers):
         folder = args.out / f"index-{rows}"
         if not (folder / "manifest.json").exists():
@@ -167,6 +174,7 @@ def main() -> None:
             single, _, _ = load(port, bodies, 300, 1)
             lat, wall, failed = load(port, bodies, args.requests, args.clients)
             end_rss = tree_rss_mb(proc.pid)
+            paced, _, paced_failed = load(port, bodies, min(args.requests, int(30 * args.rate)), args.clients, args.rate)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -175,7 +183,8 @@ def main() -> None:
         http_ms = p50_single - sum(split.values())
         print(f"| {rows:,} | {workers} | {args.clients} | {args.requests:,} | {1000 * np.percentile(lat, 50):.1f} | "
               f"{1000 * np.percentile(lat, 99):.1f} | {len(lat) / wall:.0f} | {failed} | {warm_rss:.0f} | {end_rss:.0f} | "
-              f"{p50_single:.1f} | {split['decode']:.2f} | {split['embed']:.2f} | {split['search']:.2f} | {http_ms:.1f} |",
+              f"{p50_single:.1f} | {split['decode']:.2f} | {split['embed']:.2f} | {split['search']:.2f} | {http_ms:.1f} | "
+              f"{1000 * np.percentile(paced, 50):.1f} | {1000 * np.percentile(paced, 99):.1f}{' (failed)' if paced_failed else ''} |",
               flush=True)
 
 

@@ -54,7 +54,10 @@ def plan(report: DuplicateReport, facts: dict[str, tuple[str, int]], action: Act
         raise UsageError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
     if action != "delete" and to is None:
         raise UsageError(f"the {action} action needs a folder for the files it moves or replaces")
-    root = Path(os.path.realpath(report.catalog))
+    try:
+        root = Tree.exact(report.catalog).root
+    except Refused as exc:
+        raise UsageError(f"catalog {exc}; index the catalog where it now is before acting") from None
     dest = _check_to(to, root) if action != "delete" else None
     patterns = [_pattern(p, root) for p in protect]
     result = Plan(root, dest, unmatched=[raw for raw, p in zip(protect, patterns) if not any(_matches(f, p) for f in facts)])

@@ -57,6 +57,15 @@ class Tree:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(os.path.realpath(root))
 
+    @classmethod
+    def exact(cls, root: str | os.PathLike) -> Tree:
+        """The folder recorded as `root` (a real path when it was recorded), refused if it has
+        become a symlink, or lies behind one, since."""
+        tree = cls(root)
+        if str(tree.root) != os.path.abspath(root):
+            raise Refused(f"{str(root)!r} is now a symlink (to {str(tree.root)!r}); it is not followed")
+        return tree
+
     def __str__(self) -> str:
         return str(self.root)
 

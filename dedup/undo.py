@@ -107,8 +107,11 @@ def undo(manifest: Path, index_dir: Path | None = None) -> list[Outcome]:
     holding the index lock."""
     folder, p = load(manifest, index_dir)
     with index_lock(folder):
-        cat = Tree(p.catalog)
-        to = Tree(p.to) if p.to is not None else None
+        try:
+            cat = Tree.exact(p.catalog)
+            to = Tree.exact(p.to) if p.to is not None else None
+        except Refused as exc:
+            raise UsageError(f"nothing was restored: {exc}") from None
         return [_undo_one(step, cat, to) for step in reversed(p.steps)]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -378,3 +379,17 @@ def test_apply_and_undo_take_the_index_lock(pair, tmp_path):
         assert "another dedup command" in one_line(CliRunner().invoke(cli, ["undo", str(manifest)]))
         assert "another dedup command" in one_line(find("--index", idx, "--action", "delete", "--apply", "--yes"))
     assert not (root / "b" / "1.jpg").exists()
+
+
+def test_a_catalog_swapped_for_a_link_is_not_followed(pair, tmp_path):
+    root, idx, outside = pair
+    assert find("--index", idx, "--action", "move", "--to", tmp_path / "moved", "--apply").exit_code == 0
+    manifest = _undo_manifest(idx)
+    twin = tmp_path / "twin"
+    os.rename(root, twin)
+    shutil.copytree(twin, tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", root)  # same bytes at the same names, behind a link
+    before = tree(tmp_path / "elsewhere")
+    assert "symlink" in one_line(find("--index", idx, "--action", "delete", "--apply", "--yes"))
+    assert "symlink" in one_line(CliRunner().invoke(cli, ["undo", str(manifest)]))
+    assert tree(tmp_path / "elsewhere") == before
