@@ -53,6 +53,8 @@ def load(manifest: Path, index_dir: Path | None = None) -> tuple[Path, Plan]:
     `UsageError` with one line for a malformed, edited or foreign manifest."""
     manifest = Path(manifest)
     shown = str(manifest)
+    if not manifest.is_file():
+        raise UsageError(f"undo manifest {shown!r} is not a file")
     try:
         doc = json.loads(manifest.read_text())
     except (OSError, ValueError) as exc:
