@@ -146,12 +146,13 @@ def index_catalog(
         done = 0
         with ExitStack() as stack:
 
+            ready: list[Model] = []
+
             def encoder() -> Model:  # resolved (and torch configured) the first time it is needed
-                nonlocal model
-                if isinstance(model, PendingModel):
-                    model = model.result()
+                if not ready:
+                    ready.append(model.result() if isinstance(model, PendingModel) else model)
                     stack.enter_context(_inference_threads(max(1, (os.cpu_count() or 2) // 2)))
-                return model
+                return ready[0]
 
             batches = stack.enter_context(closing(_prepared_batches(root, records, spec, batch_size, workers, known)))
             for batch in batches:
@@ -189,7 +190,7 @@ def index_catalog(
             "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
         }
         write_manifest(index_dir, manifest)
-        _remove_stale(owner, committed, keep={generation, previous_generation})
+        _remove_stale(owner, keep={generation, previous_generation})
     indexed = {r.rel for r in records} - {s.rel for s in skipped}
     return _summary(index_dir, root, count, skipped, start, factory, counts, hashes,
                     removed=len(set(known.previous) - indexed))
@@ -350,7 +351,7 @@ def _next_generation(folder: Path, owned: list[str], committed: int) -> int:
     return generation
 
 
-def _remove_stale(owner: Claim, previous: dict | None, keep: set[int]) -> None:
+def _remove_stale(owner: Claim, keep: set[int]) -> None:
     """Delete this index's own files of generations other than `keep` (the new one, and the
     previous one that readers which opened the old manifest may still be reading)."""
     names = {f"shards-{g:04d}" for g in keep} | {f"index-{g:04d}.faiss" for g in keep}

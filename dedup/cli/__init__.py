@@ -1,6 +1,6 @@
 """The `dedup` command line: parse options, call one library function, render the result.
 
-Commands live in `catalog.py` (index, find-duplicates, query, compare) and `learn.py`
+Commands live in `catalog.py` (index, find-duplicates, undo, query, compare), `serve.py` and `learn.py`
 (train, evaluate); this module holds the group, shared options and error handling."""
 from __future__ import annotations
 
