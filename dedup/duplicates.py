@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dedup import judgements
 from dedup.cluster import Linkage, group_pairs
 from dedup.index import load_index
 from dedup.keep import KeepPolicy, keep_rank
@@ -85,8 +86,9 @@ def find_duplicates(
     `linkage` defaults to "complete" with the keypoint check (every two members of a set were
     confirmed) and to "center" without it (`dedup.cluster`).
 
-    Groups are sorted largest first, then by keeper path; members keeper first, then by
-    distance to the keeper and path.
+    Pairs the user judged "not duplicates" (`dedup.judgements`) are dropped. Groups are sorted
+    largest first, then by keeper path; members keeper first, then by distance to the keeper and
+    path.
     """
     manifest = read_manifest(index_dir)
     model_threshold = float(manifest.get("threshold", FALLBACK_THRESHOLD))
@@ -111,6 +113,8 @@ def find_duplicates(
         root, paths = Path(manifest["catalog"]), rows["path"]
         pairs, verified = _checked(pairs, second, lambda r: root / str(paths[r]), min(model_threshold, threshold),
                                    workers, on_progress, locality_regions(embeddings))
+    hashes = rows["content_hash"]
+    pairs = judgements.drop(pairs, hashes[pairs.i], hashes[pairs.j], judgements.load(index_dir))
     rank = keep_rank(rows, keep)
     groups = [describe_group(ids, embeddings, rows, rank) for ids in group_pairs(len(embeddings), pairs, rank, linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
@@ -189,7 +193,8 @@ def find_against(
     second = manifest_check(theirs) if verify else None
     threshold = check_threshold((second.candidates if second else model_threshold) if threshold is None else threshold)
     index, queries = load_index(against_dir, theirs), read_embeddings(index_dir, mine)
-    new_paths, ref_paths = read_rows(index_dir, mine)["path"], read_rows(against_dir, theirs)["path"]
+    new_rows, ref_rows = read_rows(index_dir, mine), read_rows(against_dir, theirs)
+    new_paths, ref_paths = new_rows["path"], ref_rows["path"]
     verified = None
     if second is None:
         pairs = cross_range_pairs(index, queries, threshold)
@@ -204,6 +209,8 @@ def find_against(
         kept, verified = _checked(Pairs(pairs.i, pairs.j + n, pairs.d), second, files,
                                   min(model_threshold, threshold), workers, on_progress)
         pairs = Pairs(kept.i, kept.j - n, kept.d)
+    judged = judgements.load(index_dir) | judgements.load(against_dir)
+    pairs = judgements.drop(pairs, new_rows["content_hash"][pairs.i], ref_rows["content_hash"][pairs.j], judged)
     found: dict[int, list[Neighbor]] = {}
     for i, j, d in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()):
         found.setdefault(i, []).append(Neighbor(str(ref_paths[j]), round(float(d), 6)))

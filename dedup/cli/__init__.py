@@ -1,7 +1,7 @@
 """The `dedup` command line: parse options, call one library function, render the result.
 
-Commands live in `catalog.py` (index, find-duplicates, undo, query, compare), `serve.py` and `learn.py`
-(train, evaluate); this module holds the group, shared options and error handling."""
+Commands live in `catalog.py` (index, find-duplicates, undo, query, compare), `review.py` (review,
+apply), `serve.py` and `learn.py` (train, evaluate); this module holds the group, shared options and error handling."""
 from __future__ import annotations
 
 import os
@@ -77,4 +77,4 @@ def main() -> None:
     os._exit(code)
 
 
-from dedup.cli import catalog, learn, serve  # noqa: E402,F401  (registers the commands)
+from dedup.cli import catalog, learn, review, serve  # noqa: E402,F401  (registers the commands)

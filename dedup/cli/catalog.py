@@ -80,8 +80,9 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 @click.option("--protect", multiple=True, help="Glob of catalog paths never acted on (repeatable).")
 @click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first).")
 @click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
+@click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect, do_apply, yes, quiet):
+def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect, do_apply, yes, forget_judgements, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
@@ -95,6 +96,10 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
     if threshold is not None:
         check_threshold(threshold)
     folder = resolve_index(index_path)
+    if forget_judgements:
+        from dedup import judgements
+
+        click.echo(f"Forgot {judgements.forget(folder)} pairs judged not duplicates.", err=True)
     if against is not None:
         _against(folder, resolve_index(against), threshold, verify, workers, fmt, output, quiet)
         return

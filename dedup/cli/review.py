@@ -1,0 +1,72 @@
+"""Review commands: review (a static page of the duplicate sets) and apply (act on its decisions)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dedup.cli import INDEX_OPT, QUIET_OPT, cli
+from dedup.cli.catalog import _act
+from dedup.cluster import LINKAGES
+from dedup.config import ACTIONS
+from dedup.keep import KEEP_POLICIES
+
+
+@cli.command("review")
+@INDEX_OPT
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Folder for the page and thumbnails (default: INDEX/review).")
+@click.option("--threshold", "-t", default=None, type=float, help="As for find-duplicates.")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="As for find-duplicates.")
+@click.option("--workers", default=4, show_default=True, help="Threads for the keypoint check and the thumbnails.")
+@click.option("--linkage", type=click.Choice(LINKAGES), default=None, help="As for find-duplicates.")
+@click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
+@QUIET_OPT
+def review_cmd(index_path, out, threshold, verify, workers, linkage, keep, quiet):
+    """Write a review page of the duplicate sets: look, choose per set, export decisions.json.
+
+    Open OUT/index.html in a browser (no server, no network). Export the decisions and act on
+    them with `dedup apply decisions.json --action ...`.
+    """
+    from dedup.duplicates import find_duplicates
+    from dedup.index import resolve_index
+    from dedup.progress import rich_progress
+    from dedup.review import build_review
+    from dedup.search import check_threshold
+
+    if threshold is not None:
+        check_threshold(threshold)
+    folder = resolve_index(index_path)
+    with rich_progress(not quiet) as progress:
+        report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
+                                 on_progress=progress)
+        summary = build_review(report, out or folder / "review", workers=workers, on_progress=progress)
+    failed = f"; {summary.failed} files could not be previewed" if summary.failed else ""
+    click.echo(f"Wrote {summary.page} ({summary.sets} sets, {summary.thumbnails} thumbnails{failed}) in "
+               f"{summary.seconds:.1f}s; open it in a browser.", err=True)
+    click.echo(summary.page.resolve().as_uri())
+
+
+@cli.command("apply")
+@click.argument("decisions", type=click.Path(path_type=Path))
+@INDEX_OPT
+@click.option("--action", type=click.Choice(ACTIONS), required=True, help="What to do with every file in a set's remove list.")
+@click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None, help="move: destination folder; symlink/hardlink: where replaced files are kept (default: INDEX/backup).")
+@click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first) and record the not-duplicates judgements.")
+@click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
+def apply_cmd(decisions, index_path, action, to_dir, do_apply, yes):
+    """Act on the decisions exported by `dedup review` (dry run unless --apply).
+
+    Only the files in each set's remove list are acted on, with every safety rule of
+    find-duplicates --action. With --apply, members marked "not a duplicate" are remembered, so
+    find-duplicates, review and --against do not propose those pairs again.
+    """
+    from dedup import judgements
+    from dedup.decisions import judged_pairs, load
+    from dedup.index import resolve_index
+
+    folder = resolve_index(index_path)
+    report, chosen, hashes = load(decisions, folder)
+    _act(folder, report, action, to_dir, (), do_apply, yes)
+    if do_apply:
+        new = judgements.record(folder, judged_pairs(chosen, hashes))
+        click.echo(f"{new} pairs recorded as not duplicates.", err=True)

@@ -1,0 +1,87 @@
+"""Decisions exported by the review page (`decisions.json`): read, checked against the index,
+and turned into the duplicate sets an action acts on and the pairs judged "not duplicates"."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dedup.duplicates import DuplicateReport, Group, Member
+from dedup.errors import UsageError
+from dedup.store import read_manifest, read_rows
+
+FORMAT = "dedup-decisions"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    keep: str
+    remove: tuple[str, ...]
+    not_duplicates: tuple[str, ...]
+
+
+def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], dict[str, str]]:
+    """The decisions in `path`, checked against `index_dir`: (the sets to act on as a report,
+    the decisions, each indexed path's content hash). One-line `UsageError` when the file is
+    malformed, names another catalog or unknown paths, or puts a path in two sets."""
+    shown = str(path)
+    if not Path(path).is_file():
+        raise UsageError(f"decisions file {shown!r} does not exist or is not a file")
+    try:
+        doc = json.loads(Path(path).read_text())
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+        if doc.get("version") != VERSION:
+            raise ValueError(f"version {doc.get('version')!r}, expected {VERSION}")
+        decisions = [_decision(raw) for raw in doc["sets"]]
+        catalog = doc["catalog"]
+        if not isinstance(catalog, str):
+            raise ValueError("catalog is not text")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"decisions file {shown!r} is malformed: {exc}") from None
+    manifest = read_manifest(index_dir)
+    if os.path.realpath(catalog) != os.path.realpath(manifest["catalog"]):
+        raise UsageError(f"decisions file {shown!r} is for the catalog {catalog!r}, but the index "
+                         f"{str(index_dir)!r} holds {manifest['catalog']!r}")
+    rows = read_rows(index_dir, manifest)
+    hashes = dict(zip(rows["path"].tolist(), rows["content_hash"].tolist()))
+    seen: set[str] = set()
+    for d in decisions:
+        members = (d.keep, *d.remove, *d.not_duplicates)
+        unknown = [p for p in members if p not in hashes]
+        if unknown:
+            raise UsageError(f"decisions file {shown!r} names {unknown[0]!r}, which the index does not hold; "
+                             f"review the index again")
+        twice = [p for p in members if p in seen] or [p for p in set(members) if members.count(p) > 1]
+        if twice:
+            raise UsageError(f"decisions file {shown!r} puts {twice[0]!r} in two places; nothing was changed")
+        seen.update(members)
+    groups = [Group(d.keep, 0.0, False, (Member(d.keep, 0.0), *(Member(p, 0.0) for p in d.remove)))
+              for d in decisions if d.remove]
+    report = DuplicateReport(Path(index_dir), manifest["catalog"], 0.0, "decisions", "decisions", len(hashes), groups)
+    return report, decisions, hashes
+
+
+def _decision(raw: Any) -> Decision:
+    if not isinstance(raw, dict):
+        raise ValueError("a set is not an object")
+    keep, remove, nots = raw["keep"], raw.get("remove", []), raw.get("not_duplicates", [])
+    if not isinstance(keep, str) or not all(isinstance(p, str) for p in (*remove, *nots)):
+        raise ValueError("a set holds a path that is not text")
+    return Decision(keep, tuple(remove), tuple(nots))
+
+
+def judged_pairs(decisions: list[Decision], hashes: dict[str, str]) -> set[tuple[str, str]]:
+    """Content-hash pairs judged "not duplicates": each such member with every other member of
+    its set."""
+    pairs = set()
+    for d in decisions:
+        members = (d.keep, *d.remove, *d.not_duplicates)
+        for m in d.not_duplicates:
+            for other in members:
+                if other != m and hashes[other] != hashes[m]:
+                    pairs.add(tuple(sorted((hashes[m], hashes[other]))))
+    return pairs

@@ -1,0 +1,122 @@
+"""Duplicate sets → a self-contained static review site: `index.html` (data, script and style
+inline; no request leaves `file://`) and one thumbnail per distinct file (≤ 256 px, draft
+decoding, made in parallel)."""
+from __future__ import annotations
+
+import html
+import io
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from dedup.atomic import atomic_write_text
+from dedup.duplicates import DuplicateReport
+from dedup.errors import UsageError
+from dedup.images import DECODE_ERRORS, ImageSkip, read_file
+from dedup.progress import ProgressFn, silent
+from dedup.store import read_manifest, read_rows
+
+THUMB_SIDE = 256
+THUMBS = "thumbs"
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    page: Path
+    sets: int
+    thumbnails: int
+    failed: int  # files whose thumbnail could not be made
+    seconds: float
+    page_bytes: int
+
+
+def thumbnail(path: Path, out: Path) -> str | None:
+    """Write a ≤ 256 px JPEG of the image at `path` to `out`; returns the image's format name,
+    or raises `ImageSkip`."""
+    data = read_file(path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format or "?"
+            im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))
+            im = ImageOps.exif_transpose(im)
+            im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            if im.mode not in ("RGB", "L"):
+                im = im.convert("RGBA")
+                flat = Image.new("RGB", im.size, (255, 255, 255))
+                flat.paste(im, mask=im.getchannel("A"))
+                im = flat
+            im.save(out, "JPEG", quality=82)
+        return fmt
+    except (Image.DecompressionBombError, *DECODE_ERRORS) as exc:
+        raise ImageSkip(f"cannot decode: {exc}") from None
+
+
+def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_progress: ProgressFn = silent) -> ReviewSummary:
+    """Write the review site for `report` into `out` (created; an existing page there is replaced)."""
+    start = time.perf_counter()
+    out = Path(out)
+    root = Path(report.catalog)
+    if out.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"review folder {str(out)!r} is inside the catalog; choose a folder outside it")
+    (out / THUMBS).mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(report.index)
+    rows = read_rows(report.index, manifest)
+    facts = {p: k for k, p in enumerate(rows["path"].tolist())}
+    wanted: dict[str, str] = {}  # content hash → a catalog path with those bytes
+    for g in report.groups:
+        for m in g.members:
+            wanted.setdefault(rows["content_hash"][facts[m.path]], m.path)
+    formats: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+
+    def make(item: tuple[str, str]) -> None:
+        digest, rel = item
+        target = out / THUMBS / f"{digest}.jpg"
+        try:
+            formats[digest] = thumbnail(root / rel, target)
+        except ImageSkip as exc:
+            errors[digest] = str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for n, _ in enumerate(pool.map(make, wanted.items()), 1):
+            on_progress("thumbnails", n, len(wanted))
+    checked = report.verified is not None
+    sets = []
+    for n, g in enumerate(report.groups, 1):
+        members = []
+        for m in g.members:
+            k = facts[m.path]
+            digest = rows["content_hash"][k]
+            members.append({
+                "path": m.path, "thumb": f"{THUMBS}/{digest}.jpg" if digest in formats else None,
+                "original": (root / m.path).as_uri(), "width": int(rows["width"][k]), "height": int(rows["height"][k]),
+                "size": int(rows["size"][k]), "mtime": _iso(int(rows["mtime_ns"][k])), "format": formats.get(digest),
+                "distance": m.distance, "hash": digest, "error": errors.get(digest),
+                "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
+            })
+        sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance, "members": members})
+    data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
+            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sets": sets}
+    page = _page(data)
+    atomic_write_text(out / "index.html", page, durable=False)
+    return ReviewSummary(out / "index.html", len(sets), len(formats), len(errors), time.perf_counter() - start,
+                         len(page.encode()))
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+
+
+def _page(data: dict[str, Any]) -> str:
+    template = (resources.files("dedup") / "assets" / "review.html").read_text()
+    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")  # cannot close the script element
+    return template.replace("{{TITLE}}", html.escape(f"dedup review: {os.path.basename(data['catalog'])}")).replace(
+        "{{DATA}}", blob)
