@@ -79,6 +79,8 @@ class Tree:
         parts = parts_of(rel)
         try:
             fd = os.open(self.root, _DIR & ~os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise Missing(f"folder {str(self.root)!r} does not exist yet") from None
         except OSError as exc:
             raise Refused(f"folder {str(self.root)!r} cannot be opened: {exc.strerror}") from None
         try:

@@ -393,3 +393,10 @@ def test_a_catalog_swapped_for_a_link_is_not_followed(pair, tmp_path):
     assert "symlink" in one_line(find("--index", idx, "--action", "delete", "--apply", "--yes"))
     assert "symlink" in one_line(CliRunner().invoke(cli, ["undo", str(manifest)]))
     assert tree(tmp_path / "elsewhere") == before
+
+
+def test_a_dry_run_into_a_folder_not_made_yet_plans_every_step(pair, tmp_path):
+    root, idx, _ = pair
+    result = find("--index", idx, "--action", "move", "--to", tmp_path / "not" / "yet")
+    assert result.exit_code == 0 and "Dry run: 1 files would be changed (0 left alone)" in result.output
+    assert not (tmp_path / "not").exists()
