@@ -103,8 +103,11 @@ def _pattern(raw: str, root: Path) -> str:
 
 
 def _matches(path: str, pattern: str) -> bool:
-    """A pattern matches a path, or a folder the path lies in."""
+    """A pattern matches a path, or a folder the path lies in; a leading `**/` also matches no
+    folder at all (as in .gitignore)."""
     base = pattern.rstrip("/")
+    if base.startswith("**/") and _matches(path, base[3:]):
+        return True
     return fnmatch.fnmatchcase(path, base) or fnmatch.fnmatchcase(path, base + "/*")
 
 

@@ -257,7 +257,7 @@ def test_a_name_that_is_not_utf8_is_skipped_and_the_run_goes_on(tmp_path, defaul
     assert doc["skipped"] == [{"path": "caf\\xe9.jpg", "reason": "name is not valid UTF-8; rename it (e.g. with convmv) to index it"}]
 
 
-@pytest.mark.parametrize("pattern", ["./b/*", "b/", "b", "{root}/b/*", "{root}/b/"])
+@pytest.mark.parametrize("pattern", ["./b/*", "b/", "b", "{root}/b/*", "{root}/b/", "**/b/*", "*.jpg"])
 def test_protect_patterns_as_users_write_them(pair, pattern):
     root, idx, _ = pair
     result = find("--index", idx, "--action", "delete", "--protect", pattern.format(root=root), "--apply", "--yes")
