@@ -18,8 +18,19 @@ from pathlib import Path
 from typing import Sequence
 
 from dedup.config import ACTIONS, ActionName
-from dedup.confine import (Refused, Tree, drop_temp, finish_link, identity, link_target, move_file, parts_of,
-                           place_hardlink, place_symlink, unlink_entry)
+from dedup.confine import (
+    Refused,
+    Tree,
+    drop_temp,
+    finish_link,
+    identity,
+    link_target,
+    move_file,
+    parts_of,
+    place_hardlink,
+    place_symlink,
+    unlink_entry,
+)
 from dedup.duplicates import DuplicateReport
 from dedup.errors import UsageError
 from dedup.images import HASH_NAME

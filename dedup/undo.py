@@ -16,7 +16,16 @@ from typing import Any
 
 from dedup.atomic import atomic_write_text
 from dedup.config import ACTIONS
-from dedup.confine import Refused, Tree, identity, link_target, move_file, parts_of, read_link, unlink_entry
+from dedup.confine import (
+    Refused,
+    Tree,
+    identity,
+    link_target,
+    move_file,
+    parts_of,
+    read_link,
+    unlink_entry,
+)
 from dedup.errors import UsageError
 from dedup.indexdir import ensure_claim, index_lock, read_claim
 from dedup.steps import Outcome, Plan, Step
