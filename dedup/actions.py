@@ -124,7 +124,7 @@ def _matches(path: str, pattern: str) -> bool:
 
 def preview(p: Plan) -> list[Outcome]:
     """The dry run: every check `apply` would make, nothing changed."""
-    cat, to = Tree(p.catalog), _tree_or_none(p.to)
+    cat, to = _trees(p)
     outcomes = []
     for step in p.steps:
         try:
@@ -146,12 +146,16 @@ def apply(p: Plan, index_dir: Path) -> tuple[list[Outcome], Path]:
                 raise UsageError(f"cannot create folder {str(p.to)!r}: {exc.strerror}") from None
         manifest = undo_path(index_dir)
         write_manifest(manifest, index_dir, p)
-        cat, to = Tree(p.catalog), _tree_or_none(p.to)
+        cat, to = _trees(p)
         return [_apply_one(step, cat, to) for step in p.steps], manifest
 
 
-def _tree_or_none(path: Path | None) -> Tree | None:
-    return Tree(path) if path is not None else None
+def _trees(p: Plan) -> tuple[Tree, Tree | None]:
+    """The catalog and `to` folder as recorded in the plan (refused if either became a link)."""
+    try:
+        return Tree.exact(p.catalog), (Tree.exact(p.to) if p.to is not None else None)
+    except Refused as exc:
+        raise UsageError(f"nothing was changed: {exc}") from None
 
 
 def _check(step: Step, cat: Tree, to: Tree | None) -> tuple[os.stat_result, os.stat_result]:

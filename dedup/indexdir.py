@@ -84,6 +84,7 @@ def read_claim(folder: Path) -> Claim | None:
         key, owned = doc["key"], doc["owned"]
         if not isinstance(key, str) or not isinstance(owned, list) or not all(isinstance(n, str) for n in owned):
             raise ValueError("bad field types")
+        bytes.fromhex(key)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexFormatError(f"claim file {str(path)!r} is damaged ({exc}); move the folder aside and index again") from None
     return Claim(Path(folder), key, owned)
