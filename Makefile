@@ -35,6 +35,7 @@ demo: install
 test: dev
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "warning: chromium could not be installed; the browser tests will be skipped"
+	$(BIN)/ruff check dedup tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -31,11 +31,18 @@ from neardup import build_catalog, true_pairs  # noqa: E402
 from train_default import TARGET_PRECISION  # noqa: E402
 
 from dedup.config import VERIFY_FEATURES, VerifyConfig  # noqa: E402
+from dedup.index import load_index  # noqa: E402
 from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model, model_file, save_model  # noqa: E402
 from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
-from dedup.index import load_index  # noqa: E402
-from dedup.verify import Matches, candidate_pairs, closer_look, evidence, features, match_pairs  # noqa: E402
+from dedup.verify import (  # noqa: E402
+    Matches,
+    candidate_pairs,
+    closer_look,
+    evidence,
+    features,
+    match_pairs,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,15 @@ from measure import run_dedup  # noqa: E402
 from dedup.duplicates import find_duplicates
 from dedup.errors import DedupError
 from dedup.index import build_index, choose_factory, load_index, save_index
-from dedup.store import INDEX_FORMAT, INDEX_VERSION, Row, ShardWriter, read_embeddings, read_manifest, write_manifest
+from dedup.store import (
+    INDEX_FORMAT,
+    INDEX_VERSION,
+    Row,
+    ShardWriter,
+    read_embeddings,
+    read_manifest,
+    write_manifest,
+)
 
 DIM = 64
 THRESHOLD = 0.4
@@ -95,10 +103,10 @@ def cli_run(folder: Path) -> tuple[float, float]:
 def query_latency(folder: Path, repeats: int = 50) -> tuple[float, float]:
     """(cold start s: model + index load, warm ms per single-image query)."""
     from dedup.embed import embed_pixels
+    from dedup.images import decode
     from dedup.model import load_model
     from dedup.search import knn
     from dedup.synth import jpeg_bytes, scene
-    from dedup.images import decode
 
     start = time.perf_counter()
     model = load_model()

@@ -30,7 +30,14 @@ from dedup.images import decode
 from dedup.index import build_index, choose_factory, load_index, save_index
 from dedup.model import load_model
 from dedup.search import knn
-from dedup.store import INDEX_FORMAT, INDEX_VERSION, Row, ShardWriter, read_manifest, write_manifest
+from dedup.store import (
+    INDEX_FORMAT,
+    INDEX_VERSION,
+    Row,
+    ShardWriter,
+    read_manifest,
+    write_manifest,
+)
 from dedup.synth import jpeg_bytes, scene
 
 

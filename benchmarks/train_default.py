@@ -113,7 +113,9 @@ def main() -> None:
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
     )
-    model = new_model(ModelConfig(channels=tuple(args.channels), image_size=args.image_size, pooling=args.pooling, trim=args.trim, backdrop=args.backdrop), seed=args.seed, name="default")
+    config = ModelConfig(channels=tuple(args.channels), image_size=args.image_size, pooling=args.pooling, trim=args.trim,
+                         backdrop=args.backdrop)
+    model = new_model(config, seed=args.seed, name="default")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = args.out.with_suffix(".ckpt")
     start = time.time()

@@ -22,7 +22,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pool import pool_files  # noqa: E402
-from train_default import CALIBRATION_SEED, TARGET_PRECISION, calibration_pairs, distinct_set, load_set  # noqa: E402
+from train_default import (  # noqa: E402
+    CALIBRATION_SEED,
+    TARGET_PRECISION,
+    calibration_pairs,
+    distinct_set,
+    load_set,
+)
 
 from dedup.metrics import at_threshold, precision_threshold  # noqa: E402
 from dedup.model import load_model  # noqa: E402

@@ -9,13 +9,21 @@ import numpy as np
 
 from dedup import judgements
 from dedup.cluster import Linkage, group_pairs
+from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
+from dedup.errors import ModelError
 from dedup.index import load_index
 from dedup.keep import KeepPolicy, keep_rank
-from dedup.config import FALLBACK_THRESHOLD, VerifyConfig
 from dedup.progress import ProgressFn, silent
-from dedup.errors import ModelError
-from dedup.search import (Neighbor, Pairs, QueryResult, check_threshold, cross_knn_pairs, cross_range_pairs, range_pairs,
-                          union_pairs)
+from dedup.search import (
+    Neighbor,
+    Pairs,
+    QueryResult,
+    check_threshold,
+    cross_knn_pairs,
+    cross_range_pairs,
+    range_pairs,
+    union_pairs,
+)
 from dedup.store import read_embeddings, read_manifest, read_rows
 from dedup.verify import candidate_pairs, locality_regions, manifest_check, verify_pairs
 

@@ -5,8 +5,8 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,16 +17,24 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from dedup import __version__
+from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.config import ModelConfig
 from dedup.errors import CatalogError, DedupError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
-from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import build_index, choose_factory, save_index
 from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
 from dedup.modelfile import DEFAULT_MODEL, PendingModel
 from dedup.progress import ProgressFn, silent
-from dedup.store import INDEX_FORMAT, INDEX_VERSION, MANIFEST, Row, ShardWriter, read_manifest, write_manifest
+from dedup.store import (
+    INDEX_FORMAT,
+    INDEX_VERSION,
+    MANIFEST,
+    Row,
+    ShardWriter,
+    read_manifest,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     from dedup.model import Model

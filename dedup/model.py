@@ -12,7 +12,13 @@ from torch import nn
 from dedup.atomic import atomic_write
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig
 from dedup.errors import ModelError
-from dedup.modelfile import DEFAULT_MODEL, model_file, model_ref, shipped_model_path, write_card
+from dedup.modelfile import (
+    DEFAULT_MODEL,
+    model_file,
+    model_ref,
+    shipped_model_path,
+    write_card,
+)
 
 __all__ = ["DEFAULT_MODEL", "Model", "ModelConfig", "SeedCNN", "load_model", "model_file", "model_ref", "new_model",
            "save_model", "shipped_model_path"]

@@ -11,7 +11,13 @@ import pytest
 from dedup.errors import ModelError
 from dedup.indexer import index_catalog
 from dedup.model import load_model, save_model
-from dedup.modelfile import PendingModel, card_path, open_model, read_card, shipped_model_path
+from dedup.modelfile import (
+    PendingModel,
+    card_path,
+    open_model,
+    read_card,
+    shipped_model_path,
+)
 from dedup.store import read_embeddings, read_manifest, read_rows
 
 

@@ -6,7 +6,14 @@ import pytest
 
 from dedup.errors import UsageError
 from dedup.index import build_index, choose_factory
-from dedup.search import check_threshold, cross_range_pairs, knn, knn_pairs, range_pairs, union_pairs
+from dedup.search import (
+    check_threshold,
+    cross_range_pairs,
+    knn,
+    knn_pairs,
+    range_pairs,
+    union_pairs,
+)
 
 
 def unit_vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:

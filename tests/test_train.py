@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from dedup.cli import cli
 from dedup.config import Framing, TrainConfig
-from dedup.errors import UsageError
 from dedup.data import load_folder, split
+from dedup.errors import UsageError
 from dedup.model import ModelConfig, load_model, new_model
 from dedup.synth import scene
 from dedup.train import train

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from dedup import verify
 from dedup.config import VerifyConfig
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_grey
@@ -16,9 +17,17 @@ from dedup.indexer import index_catalog
 from dedup.model import load_model, save_model
 from dedup.search import Pairs
 from dedup.synth import scene
-from dedup import verify
-from dedup.verify import (Matches, accepted, keypoints, locality_regions, match_pairs, matched, probability,
-                          required_inliers, verify_pairs)
+from dedup.verify import (
+    Matches,
+    accepted,
+    keypoints,
+    locality_regions,
+    match_pairs,
+    matched,
+    probability,
+    required_inliers,
+    verify_pairs,
+)
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)

@@ -4,6 +4,7 @@ Commands live in `catalog.py` (index, find-duplicates, undo, query, compare), `r
 apply), `serve.py` and `learn.py` (train, evaluate); this module holds the group, shared options and error handling."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ class DedupGroup(click.Group):
         except DedupError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # a full disk, an unwritable folder: say which, no traceback
+            if exc.errno == errno.EPIPE:  # `dedup ... | head`: click leaves quietly
+                raise
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
         except KeyboardInterrupt:

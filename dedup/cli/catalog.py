@@ -67,22 +67,34 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 
 @cli.command("find-duplicates")
 @INDEX_OPT
-@click.option("--threshold", "-t", default=None, type=float, help="Group images closer than this distance (0..2); with the keypoint check, pairs this close are candidates. Default: the model's calibrated threshold.")
-@click.option("--verify/--no-verify", default=True, show_default=True, help="Check every close pair by matching keypoints in the two files (when the model is calibrated for it).")
+@click.option("--threshold", "-t", default=None, type=float,
+    help=("Group images closer than this distance (0..2); with the keypoint check, pairs this close "
+          "are candidates. Default: the model's calibrated threshold."))
+@click.option("--verify/--no-verify", default=True, show_default=True,
+    help=("Check every close pair by matching keypoints in the two files (when the model is "
+          "calibrated for it)."))
 @click.option("--workers", default=2, show_default=True, help="Threads decoding files for the keypoint check.")
-@click.option("--linkage", type=click.Choice(LINKAGES), default=None, help="center: every member close to the set's centre; complete: all members close to each other; single: connected components (chains). Default: complete with the keypoint check, else center.")
+@click.option("--linkage", type=click.Choice(LINKAGES), default=None,
+    help=("center: every member close to the set's centre; complete: all members close to each other; "
+          "single: connected components (chains). Default: complete with the keypoint check, else "
+          "center."))
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the result to a file instead of stdout.")
-@click.option("--against", "against", type=click.Path(path_type=Path), default=None, help="Reference index: report only images of --index that match it (e.g. new uploads vs the catalog).")
+@click.option("--against", "against", type=click.Path(path_type=Path), default=None,
+    help=("Reference index: report only images of --index that match it (e.g. new uploads vs the "
+          "catalog)."))
 @click.option("--action", type=click.Choice(ACTIONS), default=None, help="Plan an action on every non-keeper (dry run unless --apply).")
-@click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None, help="move: destination folder; symlink/hardlink: where replaced files are kept (default: INDEX/backup).")
+@click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None,
+    help=("move: destination folder; symlink/hardlink: where replaced files are kept (default: "
+          "INDEX/backup)."))
 @click.option("--protect", multiple=True, help="Glob of catalog paths never acted on (repeatable).")
 @click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first).")
 @click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
 @click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect, do_apply, yes, forget_judgements, quiet):
+def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect,
+                        do_apply, yes, forget_judgements, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
@@ -209,8 +221,12 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, fmt):
 @click.argument("image_a", type=click.Path(path_type=Path))
 @click.argument("image_b", type=click.Path(path_type=Path))
 @MODEL_OPT
-@click.option("--threshold", "-t", default=None, type=float, help="Same if closer than this distance (with the keypoint check: compared if closer). Default: the model's calibrated threshold.")
-@click.option("--verify/--no-verify", default=True, show_default=True, help="Also match keypoints in the two files, as find-duplicates does (when the model is calibrated for it).")
+@click.option("--threshold", "-t", default=None, type=float,
+    help=("Same if closer than this distance (with the keypoint check: compared if closer). Default: "
+          "the model's calibrated threshold."))
+@click.option("--verify/--no-verify", default=True, show_default=True,
+    help=("Also match keypoints in the two files, as find-duplicates does (when the model is "
+          "calibrated for it)."))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
     """Distance between two images and the verdict: same or different."""

@@ -13,7 +13,8 @@ from dedup.config import LOSSES
 @cli.command("train")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model file to write (.pt).")
-@click.option("--labels", type=click.Choice(["none", "folders"]), default="none", show_default=True, help="none: positives are two augmentations of one image; folders: one sub-folder per class.")
+@click.option("--labels", type=click.Choice(["none", "folders"]), default="none", show_default=True,
+    help=("none: positives are two augmentations of one image; folders: one sub-folder per class."))
 @click.option("--loss", type=click.Choice(LOSSES), default="contrastive", show_default=True)
 @click.option("--margin", type=float, default=None, help="Margin of the contrastive (default 1.0) or triplet (0.5) loss.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Adam, or SGD with momentum 0.9.")
@@ -24,12 +25,19 @@ from dedup.config import LOSSES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Items (or classes) held out for validation.")
 @click.option("--image-size", type=int, default=64, show_default=True)
-@click.option("--channels", default="32,64,128", show_default=True, help="Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed CNN, the shape of the default encoder).")
+@click.option("--channels", default="32,64,128", show_default=True,
+    help=("Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed "
+          "CNN, the shape of the default encoder)."))
 @click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
-@click.option("--trim/--no-trim", default=True, show_default=True, help="Cut uniform borders (margins, letterboxing) before resizing, here and wherever the model is used.")
-@click.option("--backdrop/--no-backdrop", default=True, show_default=True, help="Repaint a plain backdrop around an object white, here and wherever the model is used.")
-@click.option("--hard-negatives", type=float, default=0.0, show_default=True, help="Share of each batch drawn as groups of look-alike items, re-mined every 5 epochs (0 = random batches).")
+@click.option("--trim/--no-trim", default=True, show_default=True,
+    help=("Cut uniform borders (margins, letterboxing) before resizing, here and wherever the model "
+          "is used."))
+@click.option("--backdrop/--no-backdrop", default=True, show_default=True,
+    help=("Repaint a plain backdrop around an object white, here and wherever the model is used."))
+@click.option("--hard-negatives", type=float, default=0.0, show_default=True,
+    help=("Share of each batch drawn as groups of look-alike items, re-mined every 5 epochs (0 = "
+          "random batches)."))
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
 @QUIET_OPT
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
@@ -117,7 +125,8 @@ def evaluate_cmd(data, model_path, pairs_csv, num_pairs, threshold, target_preci
         return
     c = result["confusion"]
     click.echo(f"pairs: {result['pairs']['positive']} same, {result['pairs']['negative']} different; threshold {threshold:.4f}")
-    click.echo(f"confusion matrix:   predicted different | predicted same\n  actual different  {c['tn']:>10} | {c['fp']:>10}\n  actual same       {c['fn']:>10} | {c['tp']:>10}")
+    click.echo(f"confusion matrix:   predicted different | predicted same\n"
+               f"  actual different  {c['tn']:>10} | {c['fp']:>10}\n  actual same       {c['fn']:>10} | {c['tp']:>10}")
     for key in ("accuracy", "precision", "recall", "f1", "auc", "far", "frr", "eer_threshold", "best_f1_threshold"):
         click.echo(f"  {key:<18} {result[key]:.4f}")
     if result.get("target_precision_threshold") is not None:

@@ -50,7 +50,9 @@ def review_cmd(index_path, out, threshold, verify, workers, linkage, keep, quiet
 @click.argument("decisions", type=click.Path(path_type=Path))
 @INDEX_OPT
 @click.option("--action", type=click.Choice(ACTIONS), required=True, help="What to do with every file in a set's remove list.")
-@click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None, help="move: destination folder; symlink/hardlink: where replaced files are kept (default: INDEX/backup).")
+@click.option("--to", "to_dir", type=click.Path(path_type=Path), default=None,
+    help=("move: destination folder; symlink/hardlink: where replaced files are kept (default: "
+          "INDEX/backup)."))
 @click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first) and record the not-duplicates judgements.")
 @click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
 def apply_cmd(decisions, index_path, action, to_dir, do_apply, yes):
