@@ -11,9 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.errors import DedupError
 from dedup.images import HASH_NAME
-from dedup.store import embeddings_of, read_manifest
+from dedup.store import embeddings_of
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +42,14 @@ class KnownEmbeddings:
         self.by_hash.setdefault(known.content_hash, known)
 
 
-def load_known(folder: Path, model_identity: str, owned: Sequence[str] = ()) -> KnownEmbeddings:
-    """Everything reusable in `folder` for this model and content hash: committed rows and the
-    uncommitted shards of this index's own shard folders (`owned`). Rows hashed with another
-    algorithm are embedded again (their hashes could not be compared with new ones)."""
+def load_known(folder: Path, manifest: dict | None, model_identity: str, owned: Sequence[str] = ()) -> KnownEmbeddings:
+    """Everything reusable in `folder` for this model and content hash: the rows of its
+    committed `manifest` (None: nothing committed) and the uncommitted shards of this index's own
+    shard folders (`owned`). Rows hashed with another algorithm are embedded again (their hashes
+    could not be compared with new ones)."""
     known = KnownEmbeddings()
     if not folder.is_dir():
         return known
-    try:
-        manifest = read_manifest(folder)
-    except DedupError:
-        manifest = None
     committed = [folder / s["file"] for s in manifest["shards"]] if manifest else []
     reusable = bool(manifest) and manifest["model"]["identity"] == model_identity and manifest.get("hash") == HASH_NAME
     for table in _tables(committed):

@@ -9,6 +9,8 @@ LossName = Literal["contrastive", "triplet", "bce", "infonce"]
 LOSSES: tuple[str, ...] = ("contrastive", "triplet", "bce", "infonce")
 OptimizerName = Literal["adam", "sgd"]
 FALLBACK_THRESHOLD = 0.5  # for models without a calibrated threshold
+MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # largest image `dedup serve` accepts
+MAX_K = 1000  # most neighbours one `dedup serve` query returns
 ActionName = Literal["move", "symlink", "hardlink", "delete"]
 ACTIONS: tuple[str, ...] = ("move", "symlink", "hardlink", "delete")
 

@@ -49,16 +49,12 @@ def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], 
     rows = read_rows(index_dir, manifest)
     hashes = dict(zip(rows["path"].tolist(), rows["content_hash"].tolist()))
     seen: set[str] = set()
-    for d in decisions:
-        members = (d.keep, *d.remove, *d.not_duplicates)
-        unknown = [p for p in members if p not in hashes]
-        if unknown:
-            raise UsageError(f"decisions file {shown!r} names {unknown[0]!r}, which the index does not hold; "
-                             f"review the index again")
-        twice = [p for p in members if p in seen] or [p for p in set(members) if members.count(p) > 1]
-        if twice:
-            raise UsageError(f"decisions file {shown!r} puts {twice[0]!r} in two places; nothing was changed")
-        seen.update(members)
+    for p in (p for d in decisions for p in (d.keep, *d.remove, *d.not_duplicates)):
+        if p not in hashes:
+            raise UsageError(f"decisions file {shown!r} names {p!r}, which the index does not hold; review the index again")
+        if p in seen:
+            raise UsageError(f"decisions file {shown!r} puts {p!r} in two places; nothing was changed")
+        seen.add(p)
     groups = [Group(d.keep, 0.0, False, (Member(d.keep, 0.0), *(Member(p, 0.0) for p in d.remove)))
               for d in decisions if d.remove]
     report = DuplicateReport(Path(index_dir), manifest["catalog"], 0.0, "decisions", "decisions", len(hashes), groups)

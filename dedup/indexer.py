@@ -129,8 +129,8 @@ def index_catalog(
     claim(index_dir, root)
     with index_lock(index_dir):
         owner = ensure_claim(index_dir)
-        known = load_known(index_dir, identity, owner.owned)
         committed = _committed(index_dir)
+        known = load_known(index_dir, committed, identity, owner.owned)
         if committed is not None and committed["catalog"] != str(root):
             known.by_key.clear()  # another (or a moved) catalog: every file is read and hashed again
         meta = _model_meta(model, model_ref)

@@ -20,9 +20,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from dedup import __version__
+from dedup.config import MAX_K, MAX_UPLOAD_BYTES
 from dedup.errors import DedupError, UsageError
 
-MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 ENV = "DEDUP_SERVE"  # how worker processes learn the options: index, model, token, limit
 
 
@@ -81,7 +81,7 @@ def create_app(service, token: str | None = None, max_upload: int = MAX_UPLOAD_B
 
     @app.post("/query", summary="The catalog images nearest to an uploaded image, as `dedup query` gives them")
     async def query(image: UploadFile = File(..., description="the query image"),
-                    k: int = Query(10, ge=1, le=1000, description="neighbours to return"),
+                    k: int = Query(10, ge=1, le=MAX_K, description="neighbours to return"),
                     threshold: float | None = Query(None, gt=0, le=2, description="only neighbours closer than this"),
                     verify: bool = Query(False, description="add the pair check's verdict `same` per neighbour")):
         found = await call(service.query, await read(image), k, threshold, verify)

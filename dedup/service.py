@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from dedup.config import MAX_K
 from dedup.errors import DedupError
 from dedup.images import ImageSkip, decode
 from dedup.index import load_index
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 16  # images embedded together
 BATCH_WAIT_S = 0.0  # how long a batch waits for company: none; requests queued meanwhile join it
 WATCH_S = 0.5  # how often the manifest is checked for a new generation
-MAX_K = 1000
 
 
 class BadImage(DedupError):

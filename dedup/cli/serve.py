@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from dedup.cli import INDEX_OPT, MODEL_OPT, cli
+from dedup.config import MAX_UPLOAD_BYTES
 
 
 @cli.command("serve")
@@ -13,7 +14,7 @@ from dedup.cli import INDEX_OPT, MODEL_OPT, cli
 @click.option("--port", default=8000, show_default=True, help="TCP port.")
 @click.option("--token", envvar="DEDUP_TOKEN", default=None, help="Require `Authorization: Bearer TOKEN` on every request (also $DEDUP_TOKEN).")
 @click.option("--workers", default=1, show_default=True, help="Server processes, each with its own model and index in memory.")
-@click.option("--max-upload", default=32 * 1024 * 1024, show_default=True, help="Largest accepted upload, in bytes (larger: 413).")
+@click.option("--max-upload", default=MAX_UPLOAD_BYTES, show_default=True, help="Largest accepted upload, in bytes (larger: 413).")
 def serve_cmd(index_path, model_path, host, port, token, workers, max_upload):
     """Serve the index over HTTP: /health, /query, /compare (JSON; API page at /docs).
 
