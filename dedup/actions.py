@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,24 +32,68 @@ from dedup.confine import (
     place_symlink,
     unlink_entry,
 )
-from dedup.duplicates import DuplicateReport
 from dedup.errors import UsageError
 from dedup.images import HASH_NAME
+from dedup.index import Index
 from dedup.indexdir import index_lock
+from dedup.results import DuplicateReport
 from dedup.steps import Outcome, Plan, Step
-from dedup.store import read_manifest, read_rows
 from dedup.undo import undo_path, write_manifest
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """What to do with every non-keeper of a report: `apply` False is the dry run; deleting
+    needs `confirmed` too (deleted files cannot be restored). `to`: where `move` puts files, and
+    where `symlink`/`hardlink` keep the originals they replace (default: the index's `backup`)."""
+
+    action: ActionName
+    to: Path | None = None
+    protect: tuple[str, ...] = ()
+    apply: bool = False
+    confirmed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise UsageError(f"unknown action {self.action!r}; choose one of {', '.join(ACTIONS)}", option="action")
+        if self.action == "delete" and self.apply and not self.confirmed:
+            raise UsageError("deleting files cannot be undone; confirm it to go ahead", option="yes")
+        if self.action == "move" and self.to is None:
+            raise UsageError("moving duplicates needs a destination folder", option="to")
+
+    def destination(self, index_dir: Path) -> Path | None:
+        if self.to is None and self.action in ("symlink", "hardlink"):
+            return Path(index_dir) / "backup"
+        return self.to
+
+
+@dataclass
+class ActResult:
+    """The plan, one outcome per step ("planned" in a dry run), and the undo manifest once applied."""
+
+    plan: Plan
+    outcomes: list[Outcome]
+    undo: Path | None = None
+
+
+def act(index_dir: Path, report: DuplicateReport, request: ActionRequest) -> ActResult:
+    """Plan `request` on `report` (found in `index_dir`), then preview it or carry it out."""
+    p = plan_for_index(index_dir, report, request.action, request.destination(index_dir), request.protect)
+    if not request.apply:
+        return ActResult(p, preview(p))
+    outcomes, manifest = apply(p, index_dir)
+    return ActResult(p, outcomes, manifest)
 
 
 def plan_for_index(index_dir: Path, report: DuplicateReport, action: ActionName, to: Path | None,
                    protect: Sequence[str] = ()) -> Plan:
     """The plan for `report` (found in `index_dir`), with the hashes and sizes the index holds."""
-    manifest = read_manifest(index_dir)
-    if manifest.get("hash") != HASH_NAME:
-        raise UsageError(f"index {str(index_dir)!r} holds {manifest.get('hash')} content hashes; "
+    index = Index.open(index_dir)
+    if index.manifest.hash != HASH_NAME:
+        raise UsageError(f"index {str(index_dir)!r} holds {index.manifest.hash} content hashes; "
                          f"run `dedup index` again before acting on it")
-    rows = read_rows(index_dir, manifest)
-    facts = {p: (h, int(s)) for p, h, s in zip(rows["path"].tolist(), rows["content_hash"].tolist(), rows["size"].tolist())}
+    rows = index.rows
+    facts = {p: (h, int(s)) for p, h, s in zip(rows.path.tolist(), rows.content_hash.tolist(), rows.size.tolist())}
     return plan(report, facts, action, to, protect)
 
 

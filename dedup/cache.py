@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.images import HASH_NAME
-from dedup.store import embeddings_of
+from dedup.manifest import Manifest
+from dedup.store import COLUMNS, embeddings_of
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class KnownEmbeddings:
         self.by_hash.setdefault(known.content_hash, known)
 
 
-def load_known(folder: Path, manifest: dict | None, model_identity: str, owned: Sequence[str] = ()) -> KnownEmbeddings:
+def load_known(folder: Path, manifest: Manifest | None, model_identity: str, owned: Sequence[str] = ()) -> KnownEmbeddings:
     """Everything reusable in `folder` for this model and content hash: the rows of its
     committed `manifest` (None: nothing committed) and the uncommitted shards of this index's own
     shard folders (`owned`). Rows hashed with another algorithm are embedded again (their hashes
@@ -50,8 +51,8 @@ def load_known(folder: Path, manifest: dict | None, model_identity: str, owned: 
     known = KnownEmbeddings()
     if not folder.is_dir():
         return known
-    committed = [folder / s["file"] for s in manifest["shards"]] if manifest else []
-    reusable = bool(manifest) and manifest["model"]["identity"] == model_identity and manifest.get("hash") == HASH_NAME
+    committed = [folder / s.file for s in manifest.shards] if manifest else []
+    reusable = manifest is not None and manifest.model.identity == model_identity and manifest.hash == HASH_NAME
     for table in _tables(committed):
         rows = _rows(table)
         for path, size, mtime, digest, *_ in rows:
@@ -69,7 +70,7 @@ def load_known(folder: Path, manifest: dict | None, model_identity: str, owned: 
 
 
 def _rows(table: pa.Table) -> list[tuple]:
-    return list(zip(*(table.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "content_hash", "width", "height"))))
+    return list(zip(*(table.column(c).to_pylist() for c in COLUMNS)))
 
 
 def _add_all(known: KnownEmbeddings, table: pa.Table, rows: list[tuple]) -> None:

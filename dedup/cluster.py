@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from dedup.errors import UsageError
-from dedup.search import Pairs
+from dedup.pairs import Pairs
 
 Linkage = Literal["center", "complete", "single"]
 LINKAGES: tuple[str, ...] = ("center", "complete", "single")

@@ -5,14 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from dedup.errors import UsageError
+
 LossName = Literal["contrastive", "triplet", "bce", "infonce"]
 LOSSES: tuple[str, ...] = ("contrastive", "triplet", "bce", "infonce")
 OptimizerName = Literal["adam", "sgd"]
 FALLBACK_THRESHOLD = 0.5  # for models without a calibrated threshold
+MAX_DISTANCE = 2.0  # between unit vectors
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # largest image `dedup serve` accepts
 MAX_K = 1000  # most neighbours one `dedup serve` query returns
 ActionName = Literal["move", "symlink", "hardlink", "delete"]
 ACTIONS: tuple[str, ...] = ("move", "symlink", "hardlink", "delete")
+
+
+def check_threshold(threshold: float) -> float:
+    """Validate a distance threshold (0 < t ≤ 2 for unit vectors)."""
+    if not (0.0 < threshold <= MAX_DISTANCE):
+        raise UsageError(f"threshold must be in (0, 2] (Euclidean distance between unit vectors), got {threshold}",
+                         option="threshold")
+    return float(threshold)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,14 @@ class TrainConfig:
     mine_every: int = 5  # epochs between re-mining look-alikes (the first mining after this many)
     mine_k: int = 10  # look-alikes kept per class
 
+    def __post_init__(self) -> None:
+        checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 2, "at least 2"),
+                  ("lr", self.lr > 0, "positive"), ("hard_negatives", 0 <= self.hard_negatives <= 1, "in [0, 1]"),
+                  ("augment_strength", self.augment_strength >= 0, "at least 0"),
+                  ("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
+                  ("optimizer", self.optimizer in ("adam", "sgd"), "adam or sgd")]
+        _refuse_bad(self, checks)
+
 
 @dataclass(frozen=True)
 class Framing:
@@ -58,6 +77,16 @@ class ModelConfig:
     # avg+grid2: global average concatenated with a 2×2 grid of averages (keeps coarse layout)
     trim: bool = False  # `Framing.trim`
     backdrop: bool = False  # `Framing.backdrop`
+
+    def __post_init__(self) -> None:
+        widths = self.channels
+        checks = [("image_size", self.image_size >= 16, "at least 16"),
+                  ("channels", bool(widths) and all(1 <= c <= 1024 for c in widths),
+                   "1 or more widths of 1..1024 (e.g. 32,64,128)"),
+                  ("channels", self.image_size >> max(len(widths) - 1, 0) >= 2,
+                   f"at most {max(self.image_size.bit_length() - 1, 1)} widths for this image size (each block after the first halves it)"),
+                  ("embedding_dim", self.embedding_dim >= 2, "at least 2")]
+        _refuse_bad(self, checks)
 
     @property
     def framing(self) -> Framing:
@@ -81,6 +110,13 @@ class ModelConfig:
         if "channels" in known:
             known["channels"] = tuple(int(c) for c in known["channels"])
         return cls(**known)
+
+
+def _refuse_bad(config: Any, checks: list[tuple[str, bool, str]]) -> None:
+    """A one-line `UsageError` naming the first field whose check fails."""
+    for name, ok, expected in checks:
+        if not ok:
+            raise UsageError(f"{name.replace('_', ' ')} must be {expected}, got {getattr(config, name)!r}", option=name)
 
 
 VERIFY_FEATURES: tuple[str, ...] = ("distance", "log_inliers", "inlier_share", "log_keypoints")

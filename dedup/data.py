@@ -13,7 +13,7 @@ from dedup.config import Framing
 from dedup.errors import CatalogError, UsageError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.framing import to_input
-from dedup.images import ImageSkip, read_file, to_rgb
+from dedup.images import ImageSkip, read_file, to_rgb, upright
 from dedup.progress import ProgressFn, silent
 
 LabelMode = Literal["none", "folders"]
@@ -43,12 +43,12 @@ class TrainSet:
 
 
 def open_rgba(data: bytes, max_side: int) -> Image.Image:
-    """Decode to RGBA (alpha kept when present), longest side ≤ `max_side`."""
+    """Decode to RGBA (alpha kept when present), upright as `dedup.images` decodes for indexing
+    (EXIF orientation applied), longest side ≤ `max_side`."""
     import io
 
     im = Image.open(io.BytesIO(data))
-    im.draft("RGB", (max_side, max_side))
-    im.load()
+    im = upright(im, (max_side, max_side))
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     im = im.convert("RGBA") if has_alpha else to_rgb(im).convert("RGBA")
     im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
@@ -61,7 +61,7 @@ def load_folder(
 ) -> tuple[TrainSet, list[Skipped]]:
     """Load every image under `root`; with `labels="folders"` the first path part is the class."""
     if labels not in ("none", "folders"):
-        raise UsageError(f"--labels must be 'none' or 'folders', got {labels!r}")
+        raise UsageError(f"labels must be 'none' or 'folders', got {labels!r}", option="labels")
     base = check_catalog(root)
     records = [r for r in walk_catalog(base) if isinstance(r, FileRecord)][:limit]
     images, names, paths, skipped = [], [], [], []
@@ -78,14 +78,14 @@ def load_folder(
         raise CatalogError(f"{str(root)!r} holds {len(images)} readable images; training needs at least 2")
     _, label_ids = np.unique(np.array(names), return_inverse=True)
     if labels == "folders" and len(np.unique(label_ids)) < 2:
-        raise CatalogError(f"{str(root)!r} has fewer than 2 class folders; use --labels none for a plain folder")
+        raise CatalogError(f"{str(root)!r} has fewer than 2 class folders; train on it without labels", option="labels")
     return TrainSet(images, label_ids.astype(np.int64), paths), skipped
 
 
 def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, TrainSet]:
     """Split by label (no class is in both parts), deterministic for `seed`."""
     if not 0.0 <= val_fraction < 1.0:
-        raise UsageError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+        raise UsageError(f"the validation fraction must be in [0, 1), got {val_fraction}", option="val_fraction")
     classes = ts.classes
     rng = np.random.default_rng(seed)
     n_val = int(round(len(classes) * val_fraction))

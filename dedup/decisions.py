@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dedup.duplicates import DuplicateReport, Group, Member
+from dedup import judgements
+from dedup.actions import ActionRequest, ActResult, act
 from dedup.errors import UsageError
-from dedup.store import read_manifest, read_rows
+from dedup.index import Index
+from dedup.results import DuplicateReport, Group, Member
 
 FORMAT = "dedup-decisions"
 VERSION = 1
@@ -42,12 +44,11 @@ def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], 
             raise ValueError("catalog is not text")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"decisions file {shown!r} is malformed: {exc}") from None
-    manifest = read_manifest(index_dir)
-    if os.path.realpath(catalog) != os.path.realpath(manifest["catalog"]):
+    index = Index.open(index_dir)
+    if os.path.realpath(catalog) != os.path.realpath(index.manifest.catalog):
         raise UsageError(f"decisions file {shown!r} is for the catalog {catalog!r}, but the index "
-                         f"{str(index_dir)!r} holds {manifest['catalog']!r}")
-    rows = read_rows(index_dir, manifest)
-    hashes = dict(zip(rows["path"].tolist(), rows["content_hash"].tolist()))
+                         f"{str(index_dir)!r} holds {index.manifest.catalog!r}")
+    hashes = dict(zip(index.rows.path.tolist(), index.rows.content_hash.tolist()))
     seen: set[str] = set()
     for p in (p for d in decisions for p in (d.keep, *d.remove, *d.not_duplicates)):
         if p not in hashes:
@@ -57,7 +58,7 @@ def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], 
         seen.add(p)
     groups = [Group(d.keep, 0.0, False, (Member(d.keep, 0.0), *(Member(p, 0.0) for p in d.remove)))
               for d in decisions if d.remove]
-    report = DuplicateReport(Path(index_dir), manifest["catalog"], 0.0, "decisions", "decisions", len(hashes), groups)
+    report = DuplicateReport(Path(index_dir), index.manifest.catalog, 0.0, "decisions", "decisions", len(hashes), groups)
     return report, decisions, hashes
 
 
@@ -81,3 +82,13 @@ def judged_pairs(decisions: list[Decision], hashes: dict[str, str]) -> set[tuple
                 if other != m and hashes[other] != hashes[m]:
                     pairs.add(tuple(sorted((hashes[m], hashes[other]))))
     return pairs
+
+
+def apply_decisions(path: Path, index_dir: Path, request: ActionRequest) -> tuple[ActResult, int]:
+    """Act on the remove lists of the decisions in `path` (`dedup.actions.act`); once applied,
+    record the pairs judged "not duplicates" so no search proposes them again. Returns the
+    action's result and how many pairs were newly recorded."""
+    report, decisions, hashes = load(path, index_dir)
+    result = act(index_dir, report, request)
+    recorded = judgements.record(index_dir, judged_pairs(decisions, hashes)) if request.apply else 0
+    return result, recorded

@@ -1,9 +1,13 @@
-"""Image batches → float32 (n, dim) unit vectors; no file I/O."""
+"""Images → float32 (n, dim) unit vectors: pixel batches, or image files (`embed_files`)."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from dedup.images import ImageSkip, load
 from dedup.model import Model
 
 
@@ -30,3 +34,19 @@ def embed_pixels(model: Model, pixels: np.ndarray, batch_size: int = 256) -> np.
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distance between rows of unit vectors (0 = identical, 2 = opposite)."""
     return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=-1), 0.0))
+
+
+def embed_files(model: Model, paths: Sequence[Path]) -> tuple[np.ndarray, list[str | None]]:
+    """Embed image files; rows of unreadable files are NaN and their reason is returned."""
+    out = np.full((len(paths), model.config.embedding_dim), np.nan, dtype=np.float32)
+    errors: list[str | None] = [None] * len(paths)
+    good, pixels = [], []
+    for k, path in enumerate(paths):
+        try:
+            pixels.append(load(Path(path), model.config.image_size, model.config.framing).pixels)
+            good.append(k)
+        except ImageSkip as exc:
+            errors[k] = str(exc)
+    if good:
+        out[good] = embed_pixels(model, np.stack(pixels))
+    return out, errors

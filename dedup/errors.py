@@ -3,7 +3,15 @@ from __future__ import annotations
 
 
 class DedupError(Exception):
-    """Base class for errors a user can act on; the CLI prints them as one line."""
+    """Base class for errors a user can act on; the CLI prints them as one line.
+
+    `option` names the library parameter the error is about (e.g. "model", "threshold"), so a
+    front end can point at its own spelling of it (the CLI adds the flag) while library messages
+    stay free of command-line syntax."""
+
+    def __init__(self, message: str, *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class CatalogError(DedupError):

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from dedup.config import check_threshold
+from dedup.embed import embed_files
 from dedup.errors import CatalogError, UsageError
 from dedup.files import FileRecord, check_catalog, walk_catalog
 from dedup.metrics import summary
 from dedup.model import Model
-from dedup.query import embed_files
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def one_shot(model: Model, root: str | Path, ways: int, trials: int = 400, seed:
     files, labels = labelled_files(root)
     classes = np.unique(labels)
     if ways < 2 or ways > len(classes):
-        raise UsageError(f"--one-shot needs 2..{len(classes)} ways for this data, got {ways}")
+        raise UsageError(f"one-shot trials need 2..{len(classes)} ways for this data, got {ways}", option="ways")
     emb, errors = embed_files(model, files)
     usable = np.array([e is None for e in errors])
     by_class = {int(c): np.flatnonzero((labels == c) & usable) for c in classes}
@@ -140,6 +141,39 @@ def one_shot(model: Model, root: str | Path, ways: int, trials: int = 400, seed:
         d = np.linalg.norm(emb[supports] - emb[int(query)], axis=1)
         correct += int(np.argmin(d) == target)
     return {"ways": ways, "trials": trials, "accuracy": correct / trials, "chance": 1 / ways}
+
+
+def evaluate(
+    model: Model | str | Path | None,
+    data: str | Path | None = None,
+    *,
+    pairs_csv: str | Path | None = None,
+    num_pairs: int = 2000,
+    threshold: float | None = None,
+    target_precision: float | None = None,
+    ways: int | None = None,
+    trials: int = 400,
+    seed: int = 0,
+    plots: Path | None = None,
+) -> dict[str, Any]:
+    """The seed's table for `model` on balanced pairs sampled from `data`'s class folders (or the
+    pairs of `pairs_csv`) at `threshold` (default: the model's calibrated one; the result says
+    which it used), with N-way one-shot trials and ROC/histogram plots when asked."""
+    from dedup.loading import as_model
+
+    model = as_model(model)
+    source = "given" if threshold is not None else ("model" if "threshold" in model.meta else "fallback")
+    threshold = check_threshold(model.threshold if threshold is None else threshold)
+    if pairs_csv is None and data is None:
+        raise UsageError("evaluation needs labelled data or a pairs file", option="pairs_csv")
+    pairs = csv_pairs(pairs_csv) if pairs_csv else folder_pairs(data, num_pairs, seed)
+    result, d, same = verify(model, pairs, threshold, target_precision)
+    result["threshold_source"] = source
+    if ways:
+        result["one_shot"] = one_shot(model, data, ways, trials, seed)
+    if plots:
+        result["plots"] = [str(p) for p in plot_roc_and_histogram(d, same, threshold, plots)]
+    return result
 
 
 def plot_roc_and_histogram(d: np.ndarray, same: np.ndarray, threshold: float, prefix: Path) -> list[Path]:

@@ -72,7 +72,7 @@ def _walk(root: Path, folder: Path, follow: bool, exclude: Path | None, visited:
         try:
             if entry.is_symlink():
                 if not follow:
-                    yield Skipped(rel, "symlink not followed (use --follow-symlinks)")
+                    yield Skipped(rel, "symlink not followed (following symlinks is off)")
                     continue
                 target = path.resolve()
                 if not target.exists():

@@ -129,17 +129,21 @@ def load_grey(path: Path, side: int) -> np.ndarray:
         raise ImageSkip(f"cannot decode: {exc}") from None
 
 
-def _load_rgb(im: Image.Image, request: tuple[int, int], orientation: int) -> Image.Image:
-    """Decode an opened image to RGB, upright; a JPEG at the smallest DCT scale that is at least
-    `request` (stored orientation)."""
+def upright(im: Image.Image, request: tuple[int, int], orientation: int | None = None) -> Image.Image:
+    """Decode an opened image in its own mode, upright (EXIF orientation applied); a JPEG at the
+    smallest DCT scale that is at least `request` (stored orientation)."""
+    orientation = _orientation(im) if orientation is None else orientation
     if im.format in ("JPEG", "MPO"):
         im.draft("RGB", request)
     if im.size[0] * im.size[1] > MAX_PIXELS:
         raise ImageSkip(f"image too large to decode safely ({im.size[0]}x{im.size[1]} pixels)")
     im.load()
-    if orientation != 1:
-        im = ImageOps.exif_transpose(im)
-    return to_rgb(im)
+    return ImageOps.exif_transpose(im) if orientation != 1 else im
+
+
+def _load_rgb(im: Image.Image, request: tuple[int, int], orientation: int) -> Image.Image:
+    """`upright`, as RGB."""
+    return to_rgb(upright(im, request, orientation))
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -1,76 +1,82 @@
-"""Embeddings → a FAISS index chosen by size; save, load, and find the index folder."""
+"""An index on disk as one handle (`Index.open`): its manifest, rows, vectors, FAISS index and
+the catalog its paths are relative to; and where indexes live by default."""
 from __future__ import annotations
 
-import math
 import os
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Union
 
-import faiss
 import numpy as np
 
-from dedup.atomic import atomic_write
-from dedup.errors import IndexFormatError, IndexNotFoundError
-from dedup.store import MANIFEST
+from dedup import manifest as manifest_file
+from dedup.errors import IndexNotFoundError, ModelError
+from dedup.manifest import Manifest
+from dedup.store import Rows, read_embeddings, read_rows
 
-FAISS_FILE = "index.faiss"
-FLAT_LIMIT = 20_000  # exact search up to this many rows (all-pairs range search ~1 s); IVF beyond
+if TYPE_CHECKING:
+    import faiss
+
 DEFAULT_INDEX_HOME = "indexes"
 
 
-def choose_factory(n: int) -> tuple[str, dict[str, Any]]:
-    """FAISS factory string and search parameters for an index of `n` rows."""
-    if n <= FLAT_LIMIT:
-        return "Flat", {}
-    # measured on planted near-duplicates (benchmarks/scale.py): at 1M rows, IVF4096 with
-    # nprobe 8 found 0.976 of the exact pairs, nprobe 16 all of them (cost ~ n · nprobe / nlist)
-    nlist = min(16384, max(256, int(2 ** round(math.log2(4 * math.sqrt(n))))))
-    return f"IVF{nlist},Flat", {"nprobe": 16}
+class Index:
+    """A committed index. Rows, vectors and the FAISS index are read on first use; each reflects
+    the generation whose manifest was read when the handle was opened."""
+
+    def __init__(self, folder: Path, manifest: Manifest):
+        self.folder = Path(folder)
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> Index:
+        return cls(Path(folder), Manifest.load(Path(folder)))
+
+    def __len__(self) -> int:
+        return self.manifest.count
+
+    @property
+    def catalog(self) -> Path:
+        return Path(self.manifest.catalog)
+
+    @cached_property
+    def rows(self) -> Rows:
+        return read_rows(self.folder, self.manifest)
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """(rows, dim) float32 unit vectors, row k = indexed row k."""
+        return read_embeddings(self.folder, self.manifest)
+
+    @cached_property
+    def faiss(self) -> faiss.Index:
+        from dedup.ann import load_index
+
+        return load_index(self.folder, self.manifest)
+
+    def file(self, row: int) -> Path:
+        """The catalog file of indexed row `row`."""
+        return self.catalog / str(self.rows.path[row])
+
+    def same_model(self, other: Index) -> None:
+        """Refuse to compare with an index built by another model."""
+        mine, theirs = self.manifest.model.identity, other.manifest.model.identity
+        if mine != theirs:
+            raise ModelError(f"{self.folder} was built by {mine} but {other.folder} by {theirs}; "
+                             "index both with the same model", option="model")
 
 
-def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], seed: int = 0) -> faiss.Index:
-    """Build a FAISS L2 index over (n, dim) float32 rows (row i has id i)."""
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_L2)
-    if not index.is_trained:
-        rng = np.random.default_rng(seed)
-        cap = 64 * index.nlist  # k-means on a sample: enough points per centroid, bounded time
-        sample = x if len(x) <= cap else x[np.sort(rng.choice(len(x), cap, replace=False))]
-        index.cp.seed = seed
-        index.cp.niter = 10
-        index.train(sample)
-    index.add(x)
-    apply_params(index, params)
-    return index
+IndexLike = Union[Index, str, os.PathLike, None]
 
 
-def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:
-    """Set search-time parameters (e.g. nprobe) recorded in the manifest."""
-    if "nprobe" in params:
-        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
-
-
-def save_index(index: faiss.Index, folder: Path, name: str = FAISS_FILE) -> None:
-    """Write the FAISS index atomically."""
-    atomic_write(folder / name, lambda tmp: faiss.write_index(index, str(tmp)))
-
-
-def load_index(folder: Path, manifest: dict[str, Any]) -> faiss.Index:
-    """Load the FAISS index named by the manifest and check it against it."""
-    info = manifest["faiss"]
-    path = folder / info["file"]
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise IndexFormatError(f"FAISS index {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
-    if index.ntotal != manifest["count"] or index.d != manifest["dim"]:
-        raise IndexFormatError(f"FAISS index {str(path)!r} does not match its manifest; rebuild with `dedup index`")
-    apply_params(index, info.get("params", {}))
-    return index
+def as_index(index: IndexLike) -> Index:
+    """An open `Index`: `index` itself, the index in that folder, or for None the only index
+    under ./indexes (`resolve_index`)."""
+    return index if isinstance(index, Index) else Index.open(resolve_index(index))
 
 
 def default_index_path(catalog: Path, home: Path | None = None) -> Path:
-    """Where `dedup index CATALOG` puts its index when `--index` is not given."""
+    """Where an index of `catalog` goes when no folder is given."""
     return (home or Path.cwd() / DEFAULT_INDEX_HOME) / (catalog.name or "catalog")
 
 
@@ -78,14 +84,14 @@ def resolve_index(path: str | os.PathLike | None, home: Path | None = None) -> P
     """The index folder to use: `path` if given, else the only index under `./indexes`."""
     if path is not None:
         folder = Path(path)
-        if not (folder / MANIFEST).is_file():
-            raise IndexNotFoundError(f"no index at {str(path)!r}; build one with `dedup index CATALOG --index {path}`")
+        if not manifest_file.exists(folder):
+            raise IndexNotFoundError(f"no index at {str(path)!r}; build one with `dedup index CATALOG`", option="index")
         return folder
     home = home or Path.cwd() / DEFAULT_INDEX_HOME
-    found = sorted(p for p in home.iterdir() if (p / MANIFEST).is_file()) if home.is_dir() else []
+    found = sorted(p for p in home.iterdir() if manifest_file.exists(p)) if home.is_dir() else []
     if not found:
-        raise IndexNotFoundError(f"no index found under {str(home)!r}; run `dedup index CATALOG` first or pass --index")
+        raise IndexNotFoundError(f"no index found under {str(home)!r}; run `dedup index CATALOG` first", option="index")
     if len(found) > 1:
         names = ", ".join(str(p) for p in found)
-        raise IndexNotFoundError(f"several indexes found ({names}); choose one with --index")
+        raise IndexNotFoundError(f"several indexes found ({names}); choose one", option="index")
     return found[0]

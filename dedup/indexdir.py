@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dedup import manifest as manifest_file
 from dedup.atomic import atomic_write
 from dedup.errors import DedupError, IndexFormatError, UsageError
-from dedup.store import MANIFEST, read_manifest
+from dedup.manifest import Manifest
 
 CLAIM = ".dedup-index"
 CLAIM_FORMAT = "dedup-index-folder"
@@ -136,12 +137,10 @@ def _legacy_index(folder: Path) -> list[str] | None:
     """The files a pre-claim index's manifest names (plus its lock), or None if the folder does
     not hold a dedup index."""
     try:
-        manifest = read_manifest(folder)
+        manifest = Manifest.load(folder)
     except DedupError:
         return None
-    named = {s["file"].split("/")[0] for s in manifest.get("shards", [])}
-    named.add(manifest.get("faiss", {}).get("file", ""))
-    return sorted(n for n in named | {MANIFEST, LOCK_FILE} if n)
+    return sorted(set(manifest.files()) | {manifest_file.FILE, LOCK_FILE})
 
 
 @contextmanager

@@ -17,24 +17,21 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from dedup import __version__
+from dedup import manifest as manifest_file
+from dedup.ann import build_index, choose_factory, save_index
 from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.config import ModelConfig
 from dedup.errors import CatalogError, DedupError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
-from dedup.index import build_index, choose_factory, save_index
+from dedup.index import default_index_path
 from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
-from dedup.modelfile import DEFAULT_MODEL, PendingModel
+from dedup.loading import PendingModel, open_model
+from dedup.manifest import FaissFile, Manifest, ModelRef
+from dedup.modelfile import DEFAULT_MODEL
+from dedup.modelfile import model_ref as reference
 from dedup.progress import ProgressFn, silent
-from dedup.store import (
-    INDEX_FORMAT,
-    INDEX_VERSION,
-    MANIFEST,
-    Row,
-    ShardWriter,
-    read_manifest,
-    write_manifest,
-)
+from dedup.store import Row, ShardWriter
 
 if TYPE_CHECKING:
     from dedup.model import Model
@@ -93,8 +90,8 @@ def _inference_threads(n: int) -> Iterator[None]:
 
 def index_catalog(
     catalog: str | os.PathLike,
-    index_dir: Path,
-    model: Model | PendingModel,
+    index_dir: str | os.PathLike | None = None,
+    model: Model | PendingModel | str | Path | None = None,
     *,
     model_ref: str | None = None,
     batch_size: int = 64,
@@ -103,7 +100,10 @@ def index_catalog(
     follow_symlinks: bool = False,
     on_progress: ProgressFn = silent,
 ) -> IndexSummary:
-    """Index every image under `catalog` into `index_dir` and return a summary.
+    """Index every image under `catalog` into `index_dir` (default: `dedup.index.default_index_path`)
+    and return a summary. `model`: a loaded model, or a model file or shipped model's name
+    (default: the shipped encoder), opened with `dedup.loading.open_model`; `model_ref` is how
+    the manifest records a loaded one.
 
     Incremental: files whose path, size and mtime match the committed index (or shards that an
     interrupted run already wrote) are not read again; files whose bytes match an embedded file
@@ -113,12 +113,14 @@ def index_catalog(
     intact and the next run picks up the work it had flushed.
 
     `index_dir` must be new, empty, or an index dedup wrote (`dedup.indexdir.claim`); only files
-    this index created are ever removed. With a `PendingModel` (`dedup.modelfile.open_model`),
+    this index created are ever removed. With a `PendingModel` (`dedup.loading.open_model`),
     the weights load in the background while files are read, and only if something needs them.
     """
     start = time.perf_counter()
     root = check_catalog(catalog)
-    index_dir = Path(index_dir)
+    index_dir = Path(index_dir) if index_dir is not None else default_index_path(root)
+    if model is None or isinstance(model, (str, Path)):
+        model, model_ref = open_model(model), reference(model)  # weights load in the background while decoding starts
     spec, identity = model.config, model.identity  # known before the weights have loaded
     records: list[FileRecord] = []
     skipped: list[Skipped] = []
@@ -131,21 +133,21 @@ def index_catalog(
         owner = ensure_claim(index_dir)
         committed = _committed(index_dir)
         known = load_known(index_dir, committed, identity, owner.owned)
-        if committed is not None and committed["catalog"] != str(root):
+        if committed is not None and committed.catalog != str(root):
             known.by_key.clear()  # another (or a moved) catalog: every file is read and hashed again
-        meta = _model_meta(model, model_ref)
-        skipped_before = {s.rel for s in _committed_skips(committed)} if committed else set()
+        ref = ModelRef(model.identity, model_ref or DEFAULT_MODEL)
+        skipped_before = {s.rel for s in committed.skipped} if committed else set()
         if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None and r.rel not in skipped_before
                                                    for r in records):
             model.start()  # something may need embedding: load while the files are read
-        if committed is not None and _unchanged(root, records, skipped, spec, known, committed, meta):
-            return _summary(index_dir, root, committed["count"], _committed_skips(committed), start,
-                            committed["faiss"]["factory"], Counter(unchanged=len(known.committed_keys)),
+        if committed is not None and _unchanged(root, records, skipped, spec, known, committed, model, ref):
+            return _summary(index_dir, root, committed.count, list(committed.skipped), start,
+                            committed.faiss.factory, Counter(unchanged=len(known.committed_keys)),
                             hashes=Counter(known.committed_hashes), removed=0)
-        previous_generation = int(committed["generation"]) if committed else 0
+        previous_generation = committed.generation if committed else 0
         generation = _next_generation(index_dir, owner.owned, previous_generation)
         shard_name, faiss_file = f"shards-{generation:04d}", f"index-{generation:04d}.faiss"
-        owner.own(shard_name, faiss_file, MANIFEST, LOCK_FILE)
+        owner.own(shard_name, faiss_file, manifest_file.FILE, LOCK_FILE)
         writer = ShardWriter(index_dir / shard_name, spec.embedding_dim, rows_per_shard,
                              metadata={"dedup.model": identity, "dedup.hash": HASH_NAME})
         parts: list[np.ndarray] = []
@@ -172,7 +174,7 @@ def index_catalog(
                 on_progress("indexing", done, len(records))
         shards = writer.close()
         skipped.sort(key=lambda s: s.rel)
-        count = sum(s["rows"] for s in shards)
+        count = sum(s.rows for s in shards)
         if count == 0:
             owner.remove_owned(shard_name)
             reasons = "; ".join(f"{s.rel}: {s.reason}" for s in skipped[:3])
@@ -180,24 +182,12 @@ def index_catalog(
         embeddings = np.concatenate(parts)
         factory, params = choose_factory(count)
         save_index(build_index(embeddings, factory, params), index_dir, faiss_file)
-        manifest = {
-            "format": INDEX_FORMAT,
-            "version": INDEX_VERSION,
-            "dedup_version": __version__,
-            "generation": generation,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "catalog": str(root),
-            **meta,
-            "image_size": spec.image_size,
-            "dim": spec.embedding_dim,
-            "metric": "l2",
-            "hash": HASH_NAME,
-            "count": count,
-            "shards": shards,
-            "faiss": {"file": faiss_file, "factory": factory, "params": params},
-            "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
-        }
-        write_manifest(index_dir, manifest)
+        Manifest(
+            catalog=str(root), model=ref, image_size=spec.image_size, dim=spec.embedding_dim, hash=HASH_NAME,
+            shards=tuple(shards), faiss=FaissFile(faiss_file, factory, params), threshold=model.threshold,
+            verify=model.check, skipped=tuple(skipped), generation=generation,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), dedup_version=__version__,
+        ).save(index_dir)
         _remove_stale(owner, keep={generation, previous_generation})
     indexed = {r.rel for r in records} - {s.rel for s in skipped}
     return _summary(index_dir, root, count, skipped, start, factory, counts, hashes,
@@ -226,33 +216,23 @@ def _key(rec: FileRecord) -> tuple[str, int, int]:
     return rec.rel, rec.size, rec.mtime_ns
 
 
-def _model_meta(model: Model | PendingModel, ref: str | None) -> dict:
-    """The manifest entries that describe the model (known without loading its weights)."""
-    return {"model": {"identity": model.identity, "ref": ref or DEFAULT_MODEL},
-            "threshold": model.threshold, "verify": model.verify}
-
-
-def _committed(folder: Path) -> dict | None:
+def _committed(folder: Path) -> Manifest | None:
     try:
-        return read_manifest(folder)
+        return Manifest.load(folder)
     except DedupError:
         return None
 
 
-def _committed_skips(manifest: dict) -> list[Skipped]:
-    return [Skipped(s["path"], s["reason"]) for s in manifest.get("skipped", [])]
-
-
 def _unchanged(root: Path, records: list[FileRecord], walk_skips: list[Skipped], spec: ModelConfig,
-               known: KnownEmbeddings, committed: dict, meta: dict) -> bool:
-    """Whether the committed index already says everything this run would: the same model
-    entries and content hashes, the same rows in the same order, and the same skipped files (a
-    file skipped before is tried again, without the encoder)."""
-    if committed.get("hash") != HASH_NAME or any(committed.get(k) != v for k, v in meta.items()):
+               known: KnownEmbeddings, committed: Manifest, model: Model | PendingModel, ref: ModelRef) -> bool:
+    """Whether the committed index already says everything this run would: the same model,
+    calibration and content hashes, the same rows in the same order, and the same skipped files
+    (a file skipped before is tried again, without the encoder)."""
+    if (committed.hash, committed.model, committed.threshold, committed.verify) != (HASH_NAME, ref, model.threshold, model.check):
         return False
-    if committed.get("image_size") != spec.image_size or committed.get("dim") != spec.embedding_dim:
+    if committed.image_size != spec.image_size or committed.dim != spec.embedding_dim:
         return False
-    before = {s["path"]: s["reason"] for s in committed.get("skipped", [])}
+    before = {s.rel: s.reason for s in committed.skipped}
     rows, skips = [], {s.rel: s.reason for s in walk_skips}
     for rec in records:
         if rec.rel in before:

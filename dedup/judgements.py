@@ -12,7 +12,7 @@ import numpy as np
 from dedup.atomic import atomic_write_text
 from dedup.errors import IndexFormatError
 from dedup.indexdir import ensure_claim
-from dedup.search import Pairs
+from dedup.pairs import Pairs
 
 FILE = "judgements.json"
 FORMAT = "dedup-judgements"
@@ -29,8 +29,8 @@ def load(folder: Path) -> set[tuple[str, str]]:
             raise ValueError("not a judgements file")
         return {(str(a), str(b)) for a, b in doc["pairs"]}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise IndexFormatError(f"judgements file {str(path)!r} is damaged ({exc}); clear it with "
-                               f"find-duplicates --forget-judgements") from None
+        raise IndexFormatError(f"judgements file {str(path)!r} is damaged ({exc}); forget the judgements to clear it",
+                               option="forget_judgements") from None
 
 
 def record(folder: Path, pairs: Iterable[tuple[str, str]]) -> int:
@@ -61,4 +61,4 @@ def drop(pairs: Pairs, hash_i: np.ndarray, hash_j: np.ndarray, judged: set[tuple
     if not judged or not len(pairs):
         return pairs
     keep = np.array([tuple(sorted((a, b))) not in judged for a, b in zip(hash_i.tolist(), hash_j.tolist())], bool)
-    return Pairs(pairs.i[keep], pairs.j[keep], pairs.d[keep])
+    return pairs[keep]

@@ -10,18 +10,9 @@ import torch
 from torch import nn
 
 from dedup.atomic import atomic_write
-from dedup.config import FALLBACK_THRESHOLD, ModelConfig
+from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
 from dedup.errors import ModelError
-from dedup.modelfile import (
-    DEFAULT_MODEL,
-    model_file,
-    model_ref,
-    shipped_model_path,
-    write_card,
-)
-
-__all__ = ["DEFAULT_MODEL", "Model", "ModelConfig", "SeedCNN", "load_model", "model_file", "model_ref", "new_model",
-           "save_model", "shipped_model_path"]
+from dedup.modelfile import model_file, write_card
 
 MODEL_FORMAT = "dedup-model"
 MODEL_VERSION = 1
@@ -78,6 +69,11 @@ class Model:
         return self.meta.get("verify")
 
     @property
+    def check(self) -> VerifyConfig | None:
+        """`verify` as a `VerifyConfig`."""
+        return VerifyConfig.from_dict(self.verify) if self.verify else None
+
+    @property
     def identity(self) -> str:
         """`name:hash` where the hash covers the architecture and every weight."""
         h = hashlib.sha256(self.config.fingerprint().encode())
@@ -117,7 +113,7 @@ def load_model(path: str | Path | None = None) -> Model:
     """Load a model file, or a shipped model by name (the default when `path` is None)."""
     file = model_file(path)
     if not file.is_file():
-        raise ModelError(f"model file {str(file)!r} not found; pass --model with a file made by `dedup train`")
+        raise ModelError(f"model file {str(file)!r} not found; give a model file made by `dedup train`", option="model")
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file

@@ -1,25 +1,20 @@
-"""Model files without torch: where a model reference points, the JSON card beside each file,
-and loading in the background.
+"""Model files without torch: where a model reference points, and the JSON card beside each file.
 
 The card (`MODEL.json`, written with every model file) holds the model's input spec and
 identity and the SHA-256 of the weights file it describes, so `dedup index` can start reading
-and decoding images while torch is still being imported and the weights loaded.
+and decoding images while torch is still being imported and the weights loaded
+(`dedup.loading`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dedup.atomic import atomic_write_text
-from dedup.config import FALLBACK_THRESHOLD, ModelConfig
-from dedup.errors import ModelError
-
-if TYPE_CHECKING:
-    from dedup.model import Model
+from dedup.config import ModelConfig
 
 DEFAULT_MODEL = "default"
 CARD_FORMAT = "dedup-model-card"
@@ -80,49 +75,3 @@ def read_card(file: Path) -> dict[str, Any] | None:
         return card
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-class PendingModel:
-    """A model whose weights load in a background thread while its spec is already known.
-
-    `config` and `identity` come from the card; nothing loads until `start()` (a run with no
-    image to embed never imports torch); `result()` waits for the loaded `Model` and checks it
-    is the model the card describes."""
-
-    def __init__(self, file: Path, card: dict[str, Any]):
-        self.file = file
-        self.config = ModelConfig.from_dict(card["config"])
-        self.identity: str = card["identity"]
-        self.threshold = float(card.get("threshold", FALLBACK_THRESHOLD))
-        self.verify: dict[str, Any] | None = card.get("verify")
-        self._future: Future[Model] | None = None
-
-    def start(self) -> None:
-        """Begin loading torch and the weights in the background (once)."""
-        if self._future is None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
-            self._future = pool.submit(_load, self.file)
-            pool.shutdown(wait=False)
-
-    def result(self) -> Model:
-        self.start()
-        assert self._future is not None
-        model = self._future.result()
-        if model.identity != self.identity or model.config != self.config:
-            raise ModelError(f"model card {str(card_path(self.file))!r} does not describe its weights; save the model again")
-        return model
-
-
-def _load(file: Path) -> Model:
-    from dedup.model import load_model
-
-    return load_model(file)
-
-
-def open_model(ref: str | Path | None) -> Model | PendingModel:
-    """The model of `ref`: loaded on demand, in the background, when its card allows; else now."""
-    file = model_file(ref)
-    card = read_card(file) if file.is_file() else None
-    if card is None:
-        return _load(file)
-    return PendingModel(file, card)

@@ -8,9 +8,8 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any, Literal, Sequence
 
-from dedup.duplicates import DuplicateReport
 from dedup.files import Skipped
-from dedup.search import Neighbor, QueryResult
+from dedup.results import DuplicateReport, Neighbor, QueryResult
 
 Format = Literal["table", "json", "csv"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -18,11 +18,13 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from dedup.atomic import atomic_write_text
-from dedup.duplicates import DuplicateReport
+from dedup.cluster import Linkage
 from dedup.errors import UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
+from dedup.index import Index, IndexLike, as_index
+from dedup.keep import KeepPolicy
 from dedup.progress import ProgressFn, silent
-from dedup.store import read_manifest, read_rows
+from dedup.results import DuplicateReport
 
 THUMB_SIDE = 256
 THUMBS = "thumbs"
@@ -59,6 +61,19 @@ def thumbnail(path: Path, out: Path) -> str | None:
         raise ImageSkip(f"cannot decode: {exc}") from None
 
 
+def review_index(index: IndexLike = None, out: Path | None = None, *, threshold: float | None = None,
+                 linkage: Linkage | None = None, keep: KeepPolicy = "largest", verify: bool = True, workers: int = 4,
+                 on_progress: ProgressFn = silent) -> ReviewSummary:
+    """Find the duplicate sets of `index` (`dedup.duplicates.find_duplicates`) and write their
+    review page into `out` (default: the index's `review` folder)."""
+    from dedup.duplicates import find_duplicates
+
+    index = as_index(index)
+    report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
+                             on_progress=on_progress)
+    return build_review(report, out or index.folder / "review", workers=workers, on_progress=on_progress)
+
+
 def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_progress: ProgressFn = silent) -> ReviewSummary:
     """Write the review site for `report` into `out` (created; an existing page there is replaced)."""
     start = time.perf_counter()
@@ -67,13 +82,12 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_pro
     if out.resolve().is_relative_to(root.resolve()):
         raise UsageError(f"review folder {str(out)!r} is inside the catalog; choose a folder outside it")
     (out / THUMBS).mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(report.index)
-    rows = read_rows(report.index, manifest)
-    facts = {p: k for k, p in enumerate(rows["path"].tolist())}
+    rows = Index.open(report.index).rows
+    facts = {p: k for k, p in enumerate(rows.path.tolist())}
     wanted: dict[str, str] = {}  # content hash → a catalog path with those bytes
     for g in report.groups:
         for m in g.members:
-            wanted.setdefault(rows["content_hash"][facts[m.path]], m.path)
+            wanted.setdefault(rows.content_hash[facts[m.path]], m.path)
     formats: dict[str, str | None] = {}
     errors: dict[str, str] = {}
 
@@ -94,11 +108,11 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_pro
         members = []
         for m in g.members:
             k = facts[m.path]
-            digest = rows["content_hash"][k]
+            digest = rows.content_hash[k]
             members.append({
                 "path": m.path, "thumb": f"{THUMBS}/{digest}.jpg" if digest in formats else None,
-                "original": (root / m.path).as_uri(), "width": int(rows["width"][k]), "height": int(rows["height"][k]),
-                "size": int(rows["size"][k]), "mtime": _iso(int(rows["mtime_ns"][k])), "format": formats.get(digest),
+                "original": (root / m.path).as_uri(), "width": int(rows.width[k]), "height": int(rows.height[k]),
+                "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest),
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
             })

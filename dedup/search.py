@@ -1,52 +1,14 @@
 """Range and k-nearest-neighbour queries against a FAISS index → pair arrays; pure."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import faiss
 import numpy as np
 
+from dedup.config import check_threshold
 from dedup.errors import UsageError
-
-MAX_DISTANCE = 2.0  # between unit vectors
-
-
-@dataclass(frozen=True)
-class Neighbor:
-    """A catalog image found for a query, with its distance."""
-
-    path: str
-    distance: float
-    same: bool | None = None  # the keypoint check's verdict, when it ran
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The catalog images found for one query image."""
-
-    query: str
-    neighbors: tuple[Neighbor, ...]
-    error: str | None = None  # the query image could not be read
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """Undirected pairs (i < j) with Euclidean distances, sorted by (i, j)."""
-
-    i: np.ndarray  # (m,) int64
-    j: np.ndarray  # (m,) int64
-    d: np.ndarray  # (m,) float32
-
-    def __len__(self) -> int:
-        return len(self.i)
-
-
-def check_threshold(threshold: float) -> float:
-    """Validate a distance threshold (0 < t ≤ 2 for unit vectors)."""
-    if not (0.0 < threshold <= MAX_DISTANCE):
-        raise UsageError(f"threshold must be in (0, 2] (Euclidean distance between unit vectors), got {threshold}")
-    return float(threshold)
+from dedup.pairs import Pairs, sorted_pairs
 
 
 def range_pairs(
@@ -76,7 +38,7 @@ def range_pairs(
         parts_d.append(np.sqrt(np.maximum(dist[keep], 0.0)).astype(np.float32))
         if on_progress:
             on_progress(min(start + block, n), n)
-    return _sorted_pairs(parts_i, parts_j, parts_d, unique=True)
+    return sorted_pairs(parts_i, parts_j, parts_d, unique=True)
 
 
 def knn_pairs(
@@ -91,7 +53,7 @@ def knn_pairs(
     At most n·k pairs however dense the catalog, unlike `range_pairs` (row i has id i)."""
     near = cross_knn_pairs(index, embeddings, k + 1, threshold, block)  # a row is usually its own nearest
     keep = near.i != near.j
-    return _sorted_pairs([np.minimum(near.i, near.j)[keep]], [np.maximum(near.i, near.j)[keep]], [near.d[keep]],
+    return sorted_pairs([np.minimum(near.i, near.j)[keep]], [np.maximum(near.i, near.j)[keep]], [near.d[keep]],
                          unique=True)
 
 
@@ -108,12 +70,7 @@ def cross_knn_pairs(index: faiss.Index, queries: np.ndarray, k: int, threshold: 
         parts_i.append(rows[keep])
         parts_j.append(ids[keep].astype(np.int64))
         parts_d.append(dist[keep])
-    return _sorted_pairs(parts_i, parts_j, parts_d)
-
-
-def union_pairs(a: Pairs, b: Pairs) -> Pairs:
-    """Pairs in `a` or `b`, each once, sorted by (i, j)."""
-    return _sorted_pairs([a.i, b.i], [a.j, b.j], [a.d, b.d], unique=True)
+    return sorted_pairs(parts_i, parts_j, parts_d)
 
 
 def cross_range_pairs(index: faiss.Index, queries: np.ndarray, threshold: float, block: int = 8192) -> Pairs:
@@ -126,29 +83,15 @@ def cross_range_pairs(index: faiss.Index, queries: np.ndarray, threshold: float,
         parts_i.append(np.repeat(np.arange(start, start + len(q), dtype=np.int64), np.diff(lims).astype(np.int64)))
         parts_j.append(ids.astype(np.int64))
         parts_d.append(np.sqrt(np.maximum(dist, 0.0)).astype(np.float32))
-    return _sorted_pairs(parts_i, parts_j, parts_d)
+    return sorted_pairs(parts_i, parts_j, parts_d)
 
 
 def knn(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """k nearest indexed rows per query: (distances (q, k) float32, ids (q, k) int64; -1 = none)."""
     if k < 1:
-        raise UsageError(f"-k must be at least 1, got {k}")
+        raise UsageError(f"the number of neighbours must be at least 1, got {k}", option="k")
     k = min(k, index.ntotal) or 1
     d2, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     dist = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
     dist[ids < 0] = np.inf
     return dist, ids
-
-
-def _sorted_pairs(parts_i: list, parts_j: list, parts_d: list, unique: bool = False) -> Pairs:
-    if not parts_i:
-        empty = np.empty(0, dtype=np.int64)
-        return Pairs(empty, empty.copy(), np.empty(0, dtype=np.float32))
-    i, j, d = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_d)
-    order = np.lexsort((j, i))
-    i, j, d = i[order], j[order], d[order]
-    if unique and len(i):
-        first = np.ones(len(i), dtype=bool)
-        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-        i, j, d = i[first], j[first], d[first]
-    return Pairs(i, j, d)

@@ -120,7 +120,7 @@ class _Guard:
 
 def app_from_env():
     """The app of one worker process, built from the options `serve` put in the environment."""
-    from dedup.model import load_model
+    from dedup.loading import load_model
     from dedup.service import Service
 
     opts = json.loads(os.environ[ENV])
@@ -133,10 +133,10 @@ def serve(index_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, token: 
     """Run the service until interrupted; each of `workers` processes loads model and index once."""
     check_bind(host, token)
     if workers < 1:
-        raise UsageError(f"workers must be at least 1, got {workers}")
-    from dedup.store import read_manifest
+        raise UsageError(f"workers must be at least 1, got {workers}", option="workers")
+    from dedup.manifest import Manifest
 
-    read_manifest(index_dir)  # a missing or damaged index is a one-line error before any worker starts
+    Manifest.load(index_dir)  # a missing or damaged index is a one-line error before any worker starts
     os.environ[ENV] = json.dumps({"index": str(Path(index_dir).resolve()), "model": model, "token": token,
                                   "max_upload": max_upload})
     uvicorn.run("dedup.server:app_from_env", factory=True, host=host, port=port, workers=workers,

@@ -17,14 +17,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from dedup.config import MAX_K
+from dedup import manifest
+from dedup.config import MAX_K, check_threshold
+from dedup.duplicates import index_policy
 from dedup.errors import DedupError
 from dedup.images import ImageSkip, decode
-from dedup.index import load_index
+from dedup.index import Index
+from dedup.loading import model_for_index
+from dedup.manifest import Manifest
 from dedup.model import Model
-from dedup.query import Comparison, compare_images, model_for_index, neighbours
-from dedup.search import Neighbor, check_threshold
-from dedup.store import MANIFEST, read_manifest, read_rows
+from dedup.query import compare_images, neighbours
+from dedup.results import Comparison, Neighbor
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 16  # images embedded together
@@ -36,21 +39,12 @@ class BadImage(DedupError):
     """An uploaded file that is not a decodable image (the message says why)."""
 
 
-@dataclass(frozen=True)
-class Generation:
-    """One committed generation of the index, fully in memory."""
-
-    number: int
-    manifest: dict[str, Any]
-    index: Any  # faiss.Index
-    paths: np.ndarray  # (rows,) object: catalog-relative paths
-
-
-def load_generation(folder: Path, model: Model) -> Generation:
-    manifest = read_manifest(folder)
-    model_for_index(manifest, model)  # refuses an index of another model
-    return Generation(int(manifest.get("generation", 0)), manifest, load_index(folder, manifest),
-                      read_rows(folder, manifest)["path"])
+def load_generation(folder: Path, model: Model) -> Index:
+    """The index's committed generation, fully in memory (FAISS index and rows)."""
+    index = Index.open(folder)
+    model_for_index(index.manifest, model)  # refuses an index of another model
+    index.faiss, index.rows  # noqa: B018  (read now, not during a request)
+    return index
 
 
 @dataclass
@@ -66,7 +60,7 @@ class Service:
     def __init__(self, index_dir: Path, model: Model | None = None, *, max_batch: int = MAX_BATCH,
                  batch_wait_s: float = BATCH_WAIT_S, watch_s: float = WATCH_S):
         self.folder = Path(index_dir)
-        self.model = model_for_index(read_manifest(self.folder), model)
+        self.model = model_for_index(Manifest.load(self.folder), model)
         self.current = load_generation(self.folder, self.model)
         self._stamp = self._manifest_stamp()
         self._max_batch, self._wait = max_batch, batch_wait_s
@@ -85,7 +79,7 @@ class Service:
 
     def health(self) -> dict[str, Any]:
         gen = self.current
-        return {"status": "ok", "rows": int(gen.index.ntotal), "generation": gen.number, "model": self.model.identity}
+        return {"status": "ok", "rows": len(gen), "generation": gen.manifest.generation, "model": self.model.identity}
 
     def decode(self, data: bytes):
         try:
@@ -96,7 +90,7 @@ class Service:
     def query(self, data: bytes, k: int = 10, threshold: float | None = None, verify: bool = False) -> list[Neighbor]:
         """The neighbours `dedup query` reports for an image with these bytes."""
         if not 1 <= k <= MAX_K:
-            raise DedupError(f"k must be between 1 and {MAX_K}, got {k}")
+            raise DedupError(f"k must be between 1 and {MAX_K}, got {k}", option="k")
         if threshold is not None:
             threshold = check_threshold(threshold)
         pixels = self.decode(data).pixels
@@ -104,7 +98,7 @@ class Service:
         self._jobs.put(job)
         gen, emb = job.done.result()
         with _as_file(data) if verify else _no_file() as path:
-            (result,) = neighbours(gen.manifest, gen.index, gen.paths, [path], emb[None], [None], k, threshold, verify)
+            (result,) = neighbours(gen, [path], emb[None], [None], k, threshold, index_policy(gen) if verify else None)
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:
@@ -150,7 +144,7 @@ class Service:
 
     def _manifest_stamp(self) -> tuple[int, int, int] | None:
         try:
-            st = os.stat(self.folder / MANIFEST)
+            st = os.stat(self.folder / manifest.FILE)
         except OSError:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
@@ -163,12 +157,12 @@ class Service:
             try:
                 new = load_generation(self.folder, self.model)
             except DedupError as exc:
-                log.warning("keeping generation %d: %s", self.current.number, exc)
+                log.warning("keeping generation %d: %s", self.current.manifest.generation, exc)
                 self._stamp = stamp
                 continue
             self._stamp = stamp
-            if new.number != self.current.number:
-                log.info("switched to generation %d (%d rows)", new.number, new.index.ntotal)
+            if new.manifest.generation != self.current.manifest.generation:
+                log.info("switched to generation %d (%d rows)", new.manifest.generation, len(new))
                 self.current = new
 
 

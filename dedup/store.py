@@ -1,22 +1,20 @@
-"""Parquet shards of embeddings with an explicit schema, and the manifest that commits them."""
+"""Parquet shards of embeddings with an explicit schema: writing them in bounded batches, reading
+them back in the order a manifest commits them."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.atomic import atomic_write, atomic_write_bytes
-from dedup.errors import IndexFormatError, IndexNotFoundError
+from dedup.atomic import atomic_write
+from dedup.errors import IndexFormatError
+from dedup.manifest import Manifest, Shard
 
-INDEX_FORMAT = "dedup-index"
-INDEX_VERSION = 1
-MANIFEST = "manifest.json"
-SHARD_DIR = "shards"
+COLUMNS = ("path", "size", "mtime_ns", "content_hash", "width", "height")
 
 
 def schema(dim: int) -> pa.Schema:
@@ -75,7 +73,7 @@ class ShardWriter:
         self.metadata = metadata
         self.rows_per_shard = rows_per_shard
         self.prefix = prefix
-        self.shards: list[dict[str, Any]] = []
+        self.shards: list[Shard] = []
         self._rows: list[Row] = []
         self._emb: list[np.ndarray] = []
         folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +85,7 @@ class ShardWriter:
         while len(self._rows) >= self.rows_per_shard:
             self._flush(self.rows_per_shard)
 
-    def close(self) -> list[dict[str, Any]]:
+    def close(self) -> list[Shard]:
         """Flush what is left; return the shard list for the manifest."""
         if self._rows:
             self._flush(len(self._rows))
@@ -97,73 +95,40 @@ class ShardWriter:
         emb = np.concatenate(self._emb) if len(self._emb) > 1 else self._emb[0]
         name = f"{self.prefix}-{len(self.shards):05d}.parquet"
         write_shard(self.folder / name, self._rows[:n], emb[:n], self.metadata)
-        self.shards.append({"file": f"{self.folder.name}/{name}", "rows": n})
+        self.shards.append(Shard(f"{self.folder.name}/{name}", n))
         self._rows = self._rows[n:]
         self._emb = [emb[n:]] if len(self._rows) else []
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """Commit an index: the manifest names the only shards and FAISS file that count."""
-    data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    atomic_write_bytes(folder / MANIFEST, data)
+@dataclass(frozen=True)
+class Rows:
+    """The metadata columns of an index, in row order (row k of each array is indexed row k)."""
+
+    path: np.ndarray  # (n,) object: catalog-relative POSIX paths
+    size: np.ndarray  # (n,) int64
+    mtime_ns: np.ndarray  # (n,) int64
+    content_hash: np.ndarray  # (n,) object
+    width: np.ndarray  # (n,) int32
+    height: np.ndarray  # (n,) int32
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def row(self, k: int) -> Row:
+        return Row(str(self.path[k]), int(self.size[k]), int(self.mtime_ns[k]), str(self.content_hash[k]),
+                   int(self.width[k]), int(self.height[k]))
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """Read and check an index manifest."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise IndexNotFoundError(f"no index at {str(folder)!r} (no {MANIFEST}); run `dedup index CATALOG` first")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"index manifest {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
-        raise IndexFormatError(f"{str(path)!r} is not a dedup index manifest")
-    version = manifest.get("version", 0)
-    if not isinstance(version, int) or version > INDEX_VERSION:
-        raise IndexFormatError(f"index {str(folder)!r} has format version {version!r}; upgrade dedup")
-    problem = _manifest_problem(manifest)
-    if problem:
-        raise IndexFormatError(f"index manifest {str(path)!r} is damaged ({problem}); rebuild with `dedup index`")
-    return manifest
-
-
-_REQUIRED = {"catalog": str, "count": int, "dim": int, "shards": list, "faiss": dict, "model": dict}
-
-
-def _manifest_problem(manifest: dict[str, Any]) -> str | None:
-    """What is wrong with a manifest's shape, or None."""
-    for key, kind in _REQUIRED.items():
-        if not isinstance(manifest.get(key), kind):
-            return f"{key!r} missing or not a {kind.__name__}"
-    shards = manifest["shards"]
-    if not all(isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("rows"), int) for s in shards):
-        return "a shard entry lacks its file or row count"
-    if sum(s["rows"] for s in shards) != manifest["count"]:
-        return "shard rows do not add up to the count"
-    names = [s["file"] for s in shards] + [manifest["faiss"].get("file")]
-    if not all(isinstance(n, str) and _inside(n) for n in names):
-        return "a file name leaves the index folder"
-    if not isinstance(manifest["model"].get("identity"), str):
-        return "model identity missing"
-    return None
-
-
-def _inside(name: str) -> bool:
-    parts = name.split("/")
-    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
-
-
-def iter_shards(folder: Path, manifest: dict[str, Any], columns: list[str] | None = None) -> Iterator[pa.Table]:
+def iter_shards(folder: Path, manifest: Manifest, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
     """Yield each committed shard as a table, in index order."""
-    for shard in manifest["shards"]:
-        path = folder / shard["file"]
+    for shard in manifest.shards:
+        path = folder / shard.file
         try:
-            table = pq.read_table(path, columns=columns)
+            table = pq.read_table(path, columns=list(columns) if columns else None)
         except (OSError, pa.ArrowException) as exc:
             raise IndexFormatError(f"shard {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
-        if table.num_rows != shard["rows"]:
-            raise IndexFormatError(f"shard {str(path)!r} has {table.num_rows} rows, manifest says {shard['rows']}")
+        if table.num_rows != shard.rows:
+            raise IndexFormatError(f"shard {str(path)!r} has {table.num_rows} rows, manifest says {shard.rows}")
         yield table
 
 
@@ -174,10 +139,9 @@ def embeddings_of(table: pa.Table) -> np.ndarray:
     return col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
-def read_embeddings(folder: Path, manifest: dict[str, Any]) -> np.ndarray:
+def read_embeddings(folder: Path, manifest: Manifest) -> np.ndarray:
     """All embeddings in index order, (n, dim) float32."""
-    dim = int(manifest["dim"])
-    out = np.empty((int(manifest["count"]), dim), dtype=np.float32)
+    out = np.empty((manifest.count, manifest.dim), dtype=np.float32)
     pos = 0
     for table in iter_shards(folder, manifest, ["embedding"]):
         emb = embeddings_of(table)
@@ -186,11 +150,11 @@ def read_embeddings(folder: Path, manifest: dict[str, Any]) -> np.ndarray:
     return out
 
 
-def read_rows(folder: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
-    """All metadata columns in index order, as numpy arrays (paths as an object array)."""
-    cols = ["path", "size", "mtime_ns", "content_hash", "width", "height"]
-    parts: dict[str, list] = {c: [] for c in cols}
-    for table in iter_shards(folder, manifest, cols):
-        for c in cols:
+def read_rows(folder: Path, manifest: Manifest) -> Rows:
+    """All metadata columns in index order."""
+    parts: dict[str, list] = {c: [] for c in COLUMNS}
+    for table in iter_shards(folder, manifest, COLUMNS):
+        for c in COLUMNS:
             parts[c].append(table.column(c).to_numpy(zero_copy_only=False))
-    return {c: (np.concatenate(v) if v else np.array([], dtype=object)) for c, v in parts.items()}
+    empty = {"path": object, "content_hash": object, "width": np.int32, "height": np.int32}
+    return Rows(**{c: (np.concatenate(v) if v else np.array([], dtype=empty.get(c, np.int64))) for c, v in parts.items()})

@@ -15,13 +15,14 @@ import torch
 
 from dedup.atomic import atomic_write
 from dedup.config import TrainConfig
-from dedup.data import TrainSet, view_batch
+from dedup.data import LabelMode, TrainSet, load_folder, split, view_batch
 from dedup.embed import to_tensor
 from dedup.errors import UsageError
+from dedup.files import Skipped
 from dedup.losses import make_loss, pairwise_distance
 from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
 from dedup.mining import class_neighbours
-from dedup.model import Model, ModelConfig, save_model
+from dedup.model import Model, ModelConfig, new_model, save_model
 
 
 @dataclass(frozen=True)
@@ -218,3 +219,50 @@ def save_trained(model: Model, out: Path) -> Path | None:
     save_model(model, out)
     png = out.with_suffix(".loss.png")
     return png if plot_history(model.meta.get("history", []), png) else None
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What `train_folder` made."""
+
+    model: Model
+    out: Path
+    images: int  # training images
+    skipped: list[Skipped]
+    curves: Path | None  # the loss-curve PNG, when matplotlib is installed
+
+    @property
+    def validation(self) -> dict[str, Any] | None:
+        return self.model.meta.get("val_metrics")
+
+
+def train_folder(
+    data: str | Path,
+    out: str | Path,
+    *,
+    labels: LabelMode = "none",
+    spec: ModelConfig | None = None,
+    cfg: TrainConfig | None = None,
+    val_fraction: float = 0.1,
+    resume: bool = False,
+    on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> TrainSummary:
+    """Train an encoder of shape `spec` on the images under `data` with recipe `cfg` and save it
+    to `out` (with its card and loss curves). `labels="folders"`: one sub-folder per class;
+    "none": positives are two edits of one image. Validation holds out `val_fraction` of the
+    classes; the model's threshold is calibrated on it. A checkpoint beside `out` lets an
+    interrupted run `resume`."""
+    spec, cfg, out = spec or ModelConfig(), cfg or TrainConfig(), Path(out)
+    full, skipped = load_folder(data, labels, max_side=2 * spec.image_size)
+    train_set, val_set = split(full, val_fraction, cfg.seed)
+    model = new_model(spec, seed=cfg.seed, name=out.stem)
+    checkpoint = out.with_suffix(".ckpt")
+    train(model, train_set, val_set if len(val_set.labels) else None, cfg, checkpoint=checkpoint, resume=resume,
+          on_step=on_step, on_epoch=on_epoch)
+    if "val_metrics" in model.meta:
+        model.meta["threshold"] = round(model.meta["val_metrics"]["threshold"], 4)
+    model.meta["labels"] = labels
+    curves = save_trained(model, out)
+    checkpoint.unlink(missing_ok=True)
+    return TrainSummary(model, out, len(train_set.labels), skipped, curves)

@@ -103,7 +103,7 @@ def test_default_index_location(runner, planted, tmp_path, monkeypatch):
     (tmp_path / "indexes" / "other").mkdir()
     (tmp_path / "indexes" / "other" / "manifest.json").write_text("{}")
     result = runner.invoke(cli, ["find-duplicates", "-q"])
-    assert result.exit_code != 0 and "choose one with --index" in result.output
+    assert result.exit_code != 0 and "choose one (--index)" in result.output
 
 
 def one_line_error(result) -> str:

@@ -4,9 +4,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup.ann import build_index
 from dedup.cluster import group_pairs
-from dedup.index import build_index
-from dedup.search import Pairs, range_pairs
+from dedup.pairs import Pairs
+from dedup.search import range_pairs
 
 
 def pairs_of(edges: list[tuple[int, int, float]]) -> Pairs:

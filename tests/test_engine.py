@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from dedup.ann import load_index
 from dedup.config import Framing
 from dedup.duplicates import find_duplicates
-from dedup.index import load_index
 from dedup.indexer import index_catalog
+from dedup.manifest import Manifest
 from dedup.model import Model
 from dedup.query import query_images
 from dedup.search import range_pairs
-from dedup.store import read_embeddings, read_manifest, read_rows
+from dedup.store import read_embeddings, read_rows
 from dedup.synth import scene
 
 
@@ -46,8 +47,8 @@ def test_planted_duplicates_are_found(planted, built_index):
 
 
 def test_keeper_has_the_highest_resolution_then_size_then_path(built_index):
-    rows = read_rows(built_index, read_manifest(built_index))
-    key = {p: (-int(w) * int(h), -int(s), p) for p, w, h, s in zip(rows["path"], rows["width"], rows["height"], rows["size"])}
+    rows = read_rows(built_index, Manifest.load(built_index))
+    key = {p: (-int(w) * int(h), -int(s), p) for p, w, h, s in zip(rows.path, rows.width, rows.height, rows.size)}
     report = find_duplicates(built_index)
     assert report.groups
     for g in report.groups:
@@ -55,13 +56,13 @@ def test_keeper_has_the_highest_resolution_then_size_then_path(built_index):
 
 
 def test_manifest_and_shards_agree_with_faiss(built_index, default_model):
-    manifest = read_manifest(built_index)
-    assert manifest["model"]["identity"] == default_model.identity
-    assert manifest["dim"] == 64 and manifest["faiss"]["factory"] == "Flat"
+    manifest = Manifest.load(built_index)
+    assert manifest.model.identity == default_model.identity
+    assert manifest.dim == 64 and manifest.faiss.factory == "Flat"
     emb = read_embeddings(built_index, manifest)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     rows = read_rows(built_index, manifest)
-    assert list(rows["path"]) == sorted(rows["path"])
+    assert list(rows.path) == sorted(rows.path)
     assert len(range_pairs(load_index(built_index, manifest), emb, 0.01)) >= 1  # the exact copy
 
 
@@ -75,10 +76,10 @@ def test_query_finds_the_original_for_an_edited_copy(planted, built_index, tmp_p
     probe.write_bytes(jpeg_bytes(near_duplicate(Image.open(root / "photos/img_0005.jpg").convert("RGB"), 2), 60))
     (res,) = query_images(built_index, [probe], k=3)
     assert res.neighbors[0].path in {"photos/img_0005.jpg", *truth["photos/img_0005.jpg"]}
-    assert res.neighbors[0].distance < read_manifest(built_index)["threshold"]
+    assert res.neighbors[0].distance < Manifest.load(built_index).threshold
     new = tmp_path / "new.jpg"
     new.write_bytes(jpeg_bytes(scene(999_999)))
-    (res,) = query_images(built_index, [new], k=3, threshold=read_manifest(built_index)["threshold"])
+    (res,) = query_images(built_index, [new], k=3, threshold=Manifest.load(built_index).threshold)
     assert res.neighbors == ()
 
 
@@ -115,7 +116,7 @@ def test_indexing_and_query_follow_the_models_framing(default_model, tmp_path, p
         model = Model(default_model.net, config, dict(default_model.meta), "t")
         idx = tmp_path / f"idx{framing}"
         index_catalog(cat, idx, model)
-        emb = read_embeddings(idx, read_manifest(idx))
+        emb = read_embeddings(idx, Manifest.load(idx))
         gaps[framing] = float(np.linalg.norm(emb[0] - emb[1]))
         queried = query_images(idx, [str(cat / "edited.png")], k=1, model=model)[0]
         assert queried.neighbors[0].distance < 1e-4  # a query is prepared exactly as the index was

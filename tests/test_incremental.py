@@ -15,13 +15,14 @@ import pytest
 from dedup.duplicates import find_duplicates
 from dedup.images import HASH_NAME
 from dedup.indexer import index_catalog
-from dedup.store import read_embeddings, read_manifest, read_rows
+from dedup.manifest import Manifest
+from dedup.store import read_embeddings, read_rows
 from dedup.synth import jpeg_bytes, scene
 
 
 def contents(folder):
-    m = read_manifest(folder)
-    return list(read_rows(folder, m)["path"]), read_embeddings(folder, m)
+    m = Manifest.load(folder)
+    return list(read_rows(folder, m).path), read_embeddings(folder, m)
 
 
 def test_second_run_embeds_only_what_changed(planted, default_model, tmp_path):
@@ -105,17 +106,17 @@ def test_a_second_writer_is_refused(planted, default_model, tmp_path):
 
 def test_a_reader_of_the_previous_generation_still_reads_it(planted, default_model, tmp_path):
     """A reader that loaded the manifest before an update finishes reading the same generation."""
-    from dedup.index import load_index
+    from dedup.ann import load_index
 
     root, _ = planted
     cat = tmp_path / "cat"
     shutil.copytree(root, cat)
     idx = tmp_path / "idx"
     index_catalog(cat, idx, default_model)
-    old = read_manifest(idx)
+    old = Manifest.load(idx)
     (cat / "photos/extra.jpg").write_bytes(jpeg_bytes(scene(555)))
     index_catalog(cat, idx, default_model)  # commits generation 2 while "reading" generation 1
-    assert read_manifest(idx)["generation"] == old["generation"] + 1
+    assert Manifest.load(idx).generation == old.generation + 1
     assert read_embeddings(idx, old).shape == (59, 64) and load_index(idx, old).ntotal == 59
 
 
@@ -129,7 +130,7 @@ def test_rows_hashed_with_another_algorithm_are_not_reused(planted, default_mode
     manifest_file.write_text(json.dumps(doc))
     again = index_catalog(root, idx, default_model)
     assert again.embedded == 58 and again.unchanged == 59
-    assert read_manifest(idx)["hash"] == HASH_NAME
+    assert Manifest.load(idx).hash == HASH_NAME
 
 
 def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path):
@@ -144,10 +145,10 @@ def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path
              "print('torch' in sys.modules)")
     first = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
     assert first.stdout.splitlines()[-1] == "True"
-    before = read_manifest(idx)
+    before = Manifest.load(idx)
     again = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
     assert again.stdout.splitlines()[-1] == "False"
-    assert read_manifest(idx) == before  # nothing committed
+    assert Manifest.load(idx) == before  # nothing committed
 
 
 def test_an_index_reused_for_another_catalog_reads_every_file_again(default_model, tmp_path):
@@ -163,7 +164,7 @@ def test_an_index_reused_for_another_catalog_reads_every_file_again(default_mode
     idx = tmp_path / "idx"
     index_catalog(a, idx, default_model)
     index_catalog(b, idx, default_model)
-    rows = read_rows(idx, read_manifest(idx))
+    rows = read_rows(idx, Manifest.load(idx))
     from dedup.images import content_hash
 
-    assert list(rows["content_hash"]) == [content_hash((b / "x.jpg").read_bytes())]
+    assert list(rows.content_hash) == [content_hash((b / "x.jpg").read_bytes())]

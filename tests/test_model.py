@@ -6,7 +6,8 @@ import torch
 
 from dedup.embed import embed_pixels
 from dedup.errors import ModelError
-from dedup.model import ModelConfig, load_model, model_ref, new_model, save_model
+from dedup.model import ModelConfig, load_model, new_model, save_model
+from dedup.modelfile import model_ref
 
 
 def test_shipped_default_is_trained_and_calibrated(default_model):

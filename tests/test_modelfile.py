@@ -10,15 +10,11 @@ import pytest
 
 from dedup.errors import ModelError
 from dedup.indexer import index_catalog
+from dedup.manifest import Manifest
 from dedup.model import load_model, save_model
-from dedup.modelfile import (
-    PendingModel,
-    card_path,
-    open_model,
-    read_card,
-    shipped_model_path,
-)
-from dedup.store import read_embeddings, read_manifest, read_rows
+from dedup.loading import PendingModel, open_model
+from dedup.modelfile import card_path, read_card, shipped_model_path
+from dedup.store import read_embeddings, read_rows
 
 
 def test_the_shipped_card_describes_the_shipped_weights(default_model):
@@ -57,11 +53,11 @@ def test_indexing_while_the_weights_load_gives_the_same_index(planted, default_m
     index_catalog(root, tmp_path / "a", default_model)
     index_catalog(root, tmp_path / "b", open_model(None))
     for folder in ("a", "b"):
-        assert read_manifest(tmp_path / folder)["model"]["identity"] == default_model.identity
-    assert list(read_rows(tmp_path / "a", read_manifest(tmp_path / "a"))["path"]) == \
-        list(read_rows(tmp_path / "b", read_manifest(tmp_path / "b"))["path"])
-    np.testing.assert_array_equal(read_embeddings(tmp_path / "a", read_manifest(tmp_path / "a")),
-                                  read_embeddings(tmp_path / "b", read_manifest(tmp_path / "b")))
+        assert Manifest.load(tmp_path / folder).model.identity == default_model.identity
+    assert list(read_rows(tmp_path / "a", Manifest.load(tmp_path / "a")).path) == \
+        list(read_rows(tmp_path / "b", Manifest.load(tmp_path / "b")).path)
+    np.testing.assert_array_equal(read_embeddings(tmp_path / "a", Manifest.load(tmp_path / "a")),
+                                  read_embeddings(tmp_path / "b", Manifest.load(tmp_path / "b")))
 
 
 def test_the_program_exits_with_the_commands_status_and_flushed_output(planted, tmp_path):

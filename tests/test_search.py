@@ -4,16 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dedup.ann import build_index, choose_factory
 from dedup.errors import UsageError
-from dedup.index import build_index, choose_factory
-from dedup.search import (
-    check_threshold,
-    cross_range_pairs,
-    knn,
-    knn_pairs,
-    range_pairs,
-    union_pairs,
-)
+from dedup.config import check_threshold
+from dedup.pairs import union_pairs
+from dedup.search import cross_range_pairs, knn, knn_pairs, range_pairs
 
 
 def unit_vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup.manifest import FaissFile, Manifest, ModelRef
 from dedup.store import Row, ShardWriter, read_embeddings, read_rows
 
 
@@ -18,10 +19,10 @@ def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
     for s in range(0, n, 7):
         w.add(rows[s : s + 7], emb[s : s + 7])
     shards = w.close()
-    assert [s["rows"] for s in shards] == [min(per_shard, n - k) for k in range(0, n, per_shard)]
-    manifest = {"count": n, "dim": dim, "shards": shards}
+    assert [s.rows for s in shards] == [min(per_shard, n - k) for k in range(0, n, per_shard)]
+    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, dim, "h", tuple(shards), FaissFile("f", "Flat"))
     np.testing.assert_array_equal(read_embeddings(folder, manifest), emb)
     back = read_rows(folder, manifest)
-    assert back["path"].tolist() == [r.path for r in rows]
-    assert back["mtime_ns"].tolist() == [r.mtime_ns for r in rows]
-    assert back["width"].tolist() == [r.width for r in rows]
+    assert back.path.tolist() == [r.path for r in rows]
+    assert back.mtime_ns.tolist() == [r.mtime_ns for r in rows]
+    assert back.width.tolist() == [r.width for r in rows]

@@ -1,5 +1,5 @@
-"""The second look at candidate pairs: keypoint matching, the logistic verdict, fallbacks, and
-find-duplicates with and without it."""
+"""The pair check: keypoint matching (`dedup.keypoints`), the checked policy's verdicts and
+fallbacks (`dedup.policy`), and find-duplicates, --against, query and compare with and without it."""
 from __future__ import annotations
 
 import json
@@ -9,28 +9,24 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from dedup import verify
+from dedup import keypoints as mechanism
 from dedup.config import VerifyConfig
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_grey
 from dedup.indexer import index_catalog
+from dedup.keypoints import Matches, keypoints, locality_regions, match_pairs, matched, plausible
 from dedup.model import load_model, save_model
-from dedup.search import Pairs
+from dedup.pairs import Pairs
+from dedup.policy import CheckedPolicy, accepted, closer_look, probability, required_inliers
 from dedup.synth import scene
-from dedup.verify import (
-    Matches,
-    accepted,
-    keypoints,
-    locality_regions,
-    match_pairs,
-    matched,
-    probability,
-    required_inliers,
-    verify_pairs,
-)
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)
+
+
+def judge(pairs: Pairs, config: VerifyConfig, files, encoder_threshold: float = 0.3):
+    """The checked policy's decision on pairs (all under its candidate distance 2.0)."""
+    return CheckedPolicy(config, 2.0, encoder_threshold).decide(pairs, files)
 
 
 def _orientation_exif(value: int) -> Image.Exif:
@@ -114,10 +110,12 @@ def test_too_few_keypoints_for_the_close_pair_rule_get_a_closer_look(tmp_path):
     pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.2, 0.2], np.float32))  # both close
     assert (match_pairs(pairs, files.__getitem__).sparser < 12).all()  # too few to judge at 256 px
     lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, veto_keypoints=12)
-    v = verify_pairs(pairs, lenient, files.__getitem__, encoder_threshold=0.3)
+    v = judge(pairs, lenient, files.__getitem__)
     assert v.keep.tolist() == [False, True]  # the other picture agrees on none of its keypoints, the crop on some
-    assert v.sparser[0] >= 12 and v.inliers[0] == 0 and v.inliers[1] >= 1
-    assert verify_pairs(pairs, replace(lenient, veto_keypoints=0), files.__getitem__, 0.3).keep.all()
+    assert v.inliers[0] == 0 and v.inliers[1] >= 1
+    finer = closer_look(pairs, match_pairs(pairs, files.__getitem__), lenient, files.__getitem__, 0.3)
+    assert (finer.sparser >= 12).all()
+    assert judge(pairs, replace(lenient, veto_keypoints=0), files.__getitem__).keep.all()
 
 
 def test_a_check_calibrated_before_the_close_pair_rule_keeps_its_verdicts():
@@ -149,9 +147,9 @@ def test_pairs_with_an_unreadable_file_fall_back_on_the_distance(tmp_path):
     edited(scene(4)).save(tmp_path / "b.png")
     files = {0: tmp_path / "a.png", 1: tmp_path / "b.png", 2: tmp_path / "gone.png", 3: tmp_path / "gone2.png"}
     pairs = Pairs(np.array([0, 0, 2]), np.array([1, 2, 3]), np.array([0.6, 0.2, 0.5], np.float32))
-    v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, encoder_threshold=0.3)
+    v = judge(pairs, BY_MATCHES, files.__getitem__)
     assert v.keep.tolist() == [True, True, False]  # matched; gone but close; gone and far
-    assert v.unreadable == 2 and v.inliers[0] >= 20 and np.isnan(v.probability[1:]).all()
+    assert v.verified.unreadable == 2 and v.inliers[0] >= 20 and np.isnan(v.probability[1:]).all()
 
 
 def test_regions_keep_near_neighbours_together_and_are_skipped_when_the_catalog_fits_the_cache(monkeypatch):
@@ -160,7 +158,7 @@ def test_regions_keep_near_neighbours_together_and_are_skipped_when_the_catalog_
     x = np.repeat(centres, 40, axis=0) + 0.02 * rng.normal(size=(320, 16))
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     assert locality_regions(x) is None  # 320 rows fit in the cache
-    monkeypatch.setattr(verify, "CACHE_IMAGES", 100)
+    monkeypatch.setattr(mechanism, "CACHE_IMAGES", 100)
     labels = locality_regions(x, size=40)
     truth = np.repeat(np.arange(8), 40)
     same = truth[:, None] == truth[None, :]
@@ -180,7 +178,7 @@ def test_pairs_checked_region_by_region_match_the_same_and_decode_each_file_once
         loads.append(row)
         return tmp_path / f"{row}.png"
 
-    monkeypatch.setattr(verify, "CACHE_IMAGES", 4)
+    monkeypatch.setattr(mechanism, "CACHE_IMAGES", 4)
     in_order = match_pairs(pairs, files, block=2)
     order_loads, loads[:] = len(loads), []
     by_region = match_pairs(pairs, files, block=2, regions=regions)
@@ -237,13 +235,13 @@ def test_cli_no_verify_and_the_json_record_of_the_check(look_alike_index):
 
 
 def test_an_index_written_before_manifests_recorded_the_check_takes_it_from_the_models_card(look_alike_index):
-    from dedup.store import read_manifest, write_manifest
+    from dedup.manifest import FILE, Manifest
 
-    manifest = read_manifest(look_alike_index)
-    manifest["model"]["ref"] = str(look_alike_index.parent / "tiny_verify.pt")
-    write_manifest(look_alike_index, {k: v for k, v in manifest.items() if k != "verify"})
+    doc = Manifest.load(look_alike_index).to_dict()
+    doc["model"]["ref"] = str(look_alike_index.parent / "tiny_verify.pt")
+    (look_alike_index / FILE).write_text(json.dumps({k: v for k, v in doc.items() if k != "verify"}))
     assert find_duplicates(look_alike_index, linkage="single").verified.confirmed == 1
-    write_manifest(look_alike_index, {**manifest, "verify": None})  # a model without a check
+    (look_alike_index / FILE).write_text(json.dumps({**doc, "verify": None}))  # a model without a check
     assert find_duplicates(look_alike_index, linkage="single").verified is None
 
 
@@ -255,8 +253,6 @@ def test_an_index_written_before_manifests_recorded_the_check_takes_it_from_the_
     ([[0.05, 0.0, 0], [0.0, 0.05, 0]], False),  # shrunk 20x
 ])
 def test_only_maps_an_edit_could_make_count_as_agreement(affine, ok):
-    from dedup.verify import plausible
-
     assert plausible(np.array(affine, np.float64)) is ok
 
 
@@ -301,8 +297,8 @@ def test_tiny_and_degenerate_pictures_never_stop_the_check(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     files = [tmp_path / n for n in ("dot.png", "sliver.png", "a.png", "text.png")]
     pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 2, 3]), np.array([0.1, 0.1, 0.1, 0.1], np.float32))
-    v = verify_pairs(pairs, BY_MATCHES, files.__getitem__, encoder_threshold=0.3)
-    assert v.inliers[:3].tolist() == [0, 0, 0] and v.inliers[3] == -1 and v.unreadable == 1
+    v = judge(pairs, BY_MATCHES, files.__getitem__)
+    assert v.inliers[:3].tolist() == [0, 0, 0] and v.inliers[3] == -1 and v.verified.unreadable == 1
 
 
 def test_query_verify_judges_each_neighbour_and_plain_query_output_is_unchanged(look_alike_index, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dedup.atomic import atomic_write_text
-from dedup.cli import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, _emit, _load_model, cli
+from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, cli, emit, render_action
 from dedup.cluster import LINKAGES
 from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
@@ -30,22 +30,13 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
 
     Without --index the index goes to ./indexes/<catalog folder name>.
     """
-    from dedup.files import check_catalog
-    from dedup.index import default_index_path
     from dedup.indexer import index_catalog
-    from dedup.modelfile import model_ref, open_model
     from dedup.progress import rich_progress
     from dedup.report import skipped_summary
 
-    root = check_catalog(catalog)
-    model = open_model(model_path)  # weights load in the background while decoding starts
-    target = index_path or default_index_path(root)
-    ref = model_ref(model_path)
     with rich_progress(not quiet) as progress:
-        summary = index_catalog(
-            root, target, model, model_ref=ref, batch_size=batch_size, workers=workers, rows_per_shard=shard_rows,
-            follow_symlinks=follow_symlinks, on_progress=progress,
-        )
+        summary = index_catalog(catalog, index_path, model_path, batch_size=batch_size, workers=workers,
+                                rows_per_shard=shard_rows, follow_symlinks=follow_symlinks, on_progress=progress)
     doc = summary.as_dict()
     if report:
         atomic_write_text(report, json.dumps(doc, indent=2) + "\n", durable=False)
@@ -99,77 +90,39 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
     """
-    from dedup.duplicates import find_duplicates
-    from dedup.index import resolve_index
+    from dedup.actions import ActionRequest
+    from dedup.duplicates import find_against, find_duplicates
+    from dedup.index import as_index
     from dedup.progress import rich_progress
-    from dedup.report import duplicates_summary, render_duplicates
-    from dedup.search import check_threshold
+    from dedup.report import duplicates_summary, render_duplicates, render_query
 
-    if threshold is not None:
-        check_threshold(threshold)
-    folder = resolve_index(index_path)
+    request = ActionRequest(action, to_dir, tuple(protect), do_apply, yes) if action else None
+    index = as_index(index_path)
     if forget_judgements:
         from dedup import judgements
 
-        click.echo(f"Forgot {judgements.forget(folder)} pairs judged not duplicates.", err=True)
-    if against is not None:
-        _against(folder, resolve_index(against), threshold, verify, workers, fmt, output, quiet)
-        return
+        click.echo(f"Forgot {judgements.forget(index.folder)} pairs judged not duplicates.", err=True)
     with rich_progress(not quiet) as progress:
-        report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers, on_progress=progress)
-    if action is None:
-        _emit(render_duplicates(report, fmt), output)
+        if against is not None:
+            found = find_against(index, as_index(against), threshold, verify=verify, workers=workers, on_progress=progress)
+        else:
+            report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
+                                     on_progress=progress)
+    if against is not None:
+        emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)
+        if not quiet:
+            v = found.verified
+            check = f"; pair check confirmed {v.confirmed} of {v.candidates} close pairs" if v else ""
+            click.echo(f"{len(found.results)} images of {index.folder} match {against} (threshold {found.threshold:g}{check})",
+                       err=True)
+    elif request is None:
+        emit(render_duplicates(report, fmt), output)
         if not quiet:
             click.echo(duplicates_summary(report), err=True)
-        return
-    _act(folder, report, action, to_dir, protect, do_apply, yes)
+    else:
+        from dedup.actions import act
 
-
-def _against(folder, against, threshold, verify, workers, fmt, output, quiet):
-    from dedup.duplicates import find_against
-    from dedup.progress import rich_progress
-    from dedup.report import render_query
-
-    with rich_progress(not quiet) as progress:
-        report = find_against(folder, against, threshold, verify=verify, workers=workers, on_progress=progress)
-    _emit(render_query(report.results, fmt) if report.results or fmt != "table" else "", output)
-    if not quiet:
-        v = report.verified
-        check = f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs" if v else ""
-        click.echo(f"{len(report.results)} images of {folder} match {against} (threshold {report.threshold:g}{check})",
-                   err=True)
-
-
-def _act(folder, report, action, to_dir, protect, do_apply, yes):
-    from dedup.actions import apply, plan_for_index, preview
-    from dedup.errors import UsageError
-    from dedup.report import printable
-
-    if action == "delete" and do_apply and not yes:
-        raise UsageError("--action delete --apply also needs --yes (deleted files cannot be restored)")
-    if to_dir is None and action in ("symlink", "hardlink"):
-        to_dir = folder / "backup"
-    if to_dir is None and action == "move":
-        raise UsageError("--action move needs --to DIR (where duplicates are moved)")
-    p = plan_for_index(folder, report, action, to_dir, protect)
-    for pattern in p.unmatched:
-        click.echo(f"warning: --protect {printable(pattern)!s} matches no indexed file", err=True)
-    for path, reason in p.left:
-        click.echo(f"leave    {printable(path)}  ({reason})")
-    if not do_apply:
-        outcomes = preview(p)
-        for o in outcomes:
-            target = f"  →  {printable(str(p.to / o.step.backup))}" if o.step.action == "move" and o.status == "planned" else ""
-            word = o.step.action if o.status == "planned" else "leave"
-            click.echo(f"{word:<8} {printable(o.step.path)}{target}" + (f"  ({printable(o.reason)})" if o.reason else ""))
-        ready = sum(o.status == "planned" for o in outcomes)
-        click.echo(f"Dry run: {ready} files would be changed ({len(outcomes) - ready} left alone); add --apply to do it.", err=True)
-        return
-    outcomes, manifest = apply(p, folder)
-    for o in outcomes:
-        click.echo(f"{o.status:<8} {o.step.action} {printable(o.step.path)}" + (f"  ({printable(o.reason)})" if o.reason else ""))
-    done = sum(o.status == "done" for o in outcomes)
-    click.echo(f"{done} of {len(outcomes)} files changed; undo with: dedup undo {printable(str(manifest))}", err=True)
+        render_action(act(index.folder, report, request))
 
 
 @cli.command("undo")
@@ -204,14 +157,10 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, fmt):
 
     An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
     """
-    from dedup.files import expand_folders
-    from dedup.index import resolve_index
     from dedup.query import query_images
     from dedup.report import render_query
 
-    folder = resolve_index(index_path)
-    model = _load_model(model_path) if model_path else None
-    results = query_images(folder, expand_folders(images), k=k, threshold=threshold, model=model, verify=verify)
+    results = query_images(index_path, list(images), k=k, threshold=threshold, model=model_path, verify=verify)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
@@ -232,7 +181,7 @@ def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
     """Distance between two images and the verdict: same or different."""
     from dedup.query import compare_images
 
-    result = compare_images(image_a, image_b, _load_model(model_path), threshold, verify=verify)
+    result = compare_images(image_a, image_b, model_path, threshold, verify=verify)
     verdict = "same" if result.same else "different"
     if fmt == "json":
         doc = {"a": str(image_a), "b": str(image_b), "distance": result.distance,

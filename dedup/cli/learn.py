@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dedup.cli import MODEL_OPT, QUIET_OPT, _load_model, cli
+from dedup.cli.base import MODEL_OPT, QUIET_OPT, cli
 from dedup.config import LOSSES
 
 
@@ -43,50 +43,30 @@ from dedup.config import LOSSES
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
               image_size, channels, augment, workers, trim, backdrop, hard_negatives, resume, quiet):
     """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
-    from dedup.config import TrainConfig
-    from dedup.data import load_folder, split
-    from dedup.errors import UsageError
-    from dedup.model import ModelConfig, new_model
+    from dedup.config import ModelConfig, TrainConfig
     from dedup.progress import rich_training
-    from dedup.train import save_trained, train
+    from dedup.train import train_folder
 
-    if epochs < 1 or batch_size < 2 or lr <= 0 or image_size < 16 or not 0 <= hard_negatives <= 1:
-        raise UsageError("--epochs ≥ 1, --batch-size ≥ 2, --lr > 0, --image-size ≥ 16 and 0 ≤ --hard-negatives ≤ 1 are required")
-    widths = parse_channels(channels, image_size)
-    full, skipped = load_folder(data, labels, max_side=2 * image_size)
-    train_set, val_set = split(full, val_fraction, seed)
     cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                       steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
                       augment_strength=augment, hard_negatives=hard_negatives)
-    model = new_model(ModelConfig(channels=widths, image_size=image_size, trim=trim, backdrop=backdrop), seed=seed, name=out.stem)
-    checkpoint = out.with_suffix(".ckpt")
+    spec = ModelConfig(channels=parse_channels(channels), image_size=image_size, trim=trim, backdrop=backdrop)
     with rich_training(not quiet, epochs) as (on_step, on_epoch):
-        train(model, train_set, val_set if len(val_set.labels) else None, cfg, checkpoint=checkpoint, resume=resume,
-              on_step=on_step, on_epoch=on_epoch)
-    if "val_metrics" in model.meta:
-        model.meta["threshold"] = round(model.meta["val_metrics"]["threshold"], 4)
-    model.meta["labels"] = labels
-    png = save_trained(model, out)
-    checkpoint.unlink(missing_ok=True)
-    val = model.meta.get("val_metrics")
-    click.echo(f"Wrote {out} ({len(train_set.labels)} training images, {len(skipped)} skipped)"
-               + (f"; loss curves in {png}" if png else ""))
+        done = train_folder(data, out, labels=labels, spec=spec, cfg=cfg, val_fraction=val_fraction, resume=resume,
+                            on_step=on_step, on_epoch=on_epoch)
+    click.echo(f"Wrote {out} ({done.images} training images, {len(done.skipped)} skipped)"
+               + (f"; loss curves in {done.curves}" if done.curves else ""))
+    val = done.validation
     if val:
         click.echo(f"Validation: AUC {val['auc']:.4f}, best F1 {val['f1']:.4f} at threshold {val['threshold']:.4f}")
 
 
-def parse_channels(text: str, image_size: int) -> tuple[int, ...]:
-    """`--channels 24,64,128,256` → (24, 64, 128, 256); a one-line UsageError for anything else."""
-    from dedup.errors import UsageError
-
+def parse_channels(text: str) -> tuple[int, ...]:
+    """`--channels 24,64,128,256` → (24, 64, 128, 256)."""
     try:
-        widths = tuple(int(c) for c in text.split(","))
+        return tuple(int(c) for c in text.split(","))
     except ValueError:
-        widths = ()
-    if not widths or not all(1 <= c <= 1024 for c in widths) or image_size >> (len(widths) - 1) < 2:
-        raise UsageError(f"--channels {text!r}: give 1 to {image_size.bit_length() - 1} comma-separated widths of 1..1024, "
-                         "e.g. 32,64,128 (each block after the first halves the image)")
-    return widths
+        raise click.BadParameter(f"{text!r}: give comma-separated widths, e.g. 32,64,128", param_hint="--channels") from None
 
 
 @cli.command("evaluate")
@@ -103,28 +83,18 @@ def parse_channels(text: str, image_size: int) -> tuple[int, ...]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def evaluate_cmd(data, model_path, pairs_csv, num_pairs, threshold, target_precision, ways, trials, seed, plots, fmt):
     """Measure an encoder on labelled DATA (class sub-folders) or a pairs CSV: the seed's table."""
-    from dedup.evaluate import (
-        csv_pairs,
-        folder_pairs,
-        one_shot,
-        plot_roc_and_histogram,
-        verify,
-    )
-    from dedup.search import check_threshold
+    from dedup.evaluate import evaluate
 
-    model = _load_model(model_path)
-    threshold = check_threshold(model.threshold if threshold is None else threshold)
-    pairs = csv_pairs(pairs_csv) if pairs_csv else folder_pairs(data, num_pairs, seed)
-    result, d, same = verify(model, pairs, threshold, target_precision)
-    if ways:
-        result["one_shot"] = one_shot(model, data, ways, trials, seed)
-    if plots:
-        result["plots"] = [str(p) for p in plot_roc_and_histogram(d, same, threshold, plots)]
+    result = evaluate(model_path, data, pairs_csv=pairs_csv, num_pairs=num_pairs, threshold=threshold,
+                      target_precision=target_precision, ways=ways, trials=trials, seed=seed, plots=plots)
+    threshold = result["threshold"]
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
     c = result["confusion"]
-    click.echo(f"pairs: {result['pairs']['positive']} same, {result['pairs']['negative']} different; threshold {threshold:.4f}")
+    source = {"given": "given", "model": "the model's calibrated threshold", "fallback": "no calibrated threshold in the model: the fallback"}
+    click.echo(f"pairs: {result['pairs']['positive']} same, {result['pairs']['negative']} different; "
+               f"threshold {threshold:.4f} ({source[result['threshold_source']]})")
     click.echo(f"confusion matrix:   predicted different | predicted same\n"
                f"  actual different  {c['tn']:>10} | {c['fp']:>10}\n  actual same       {c['fn']:>10} | {c['tp']:>10}")
     for key in ("accuracy", "precision", "recall", "f1", "auc", "far", "frr", "eer_threshold", "best_f1_threshold"):

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import click
 
-from dedup.cli import INDEX_OPT, QUIET_OPT, cli
-from dedup.cli.catalog import _act
+from dedup.cli.base import INDEX_OPT, QUIET_OPT, cli, render_action
 from dedup.cluster import LINKAGES
 from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
@@ -27,19 +26,12 @@ def review_cmd(index_path, out, threshold, verify, workers, linkage, keep, quiet
     Open OUT/index.html in a browser (no server, no network). Export the decisions and act on
     them with `dedup apply decisions.json --action ...`.
     """
-    from dedup.duplicates import find_duplicates
-    from dedup.index import resolve_index
     from dedup.progress import rich_progress
-    from dedup.review import build_review
-    from dedup.search import check_threshold
+    from dedup.review import review_index
 
-    if threshold is not None:
-        check_threshold(threshold)
-    folder = resolve_index(index_path)
     with rich_progress(not quiet) as progress:
-        report = find_duplicates(folder, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
-                                 on_progress=progress)
-        summary = build_review(report, out or folder / "review", workers=workers, on_progress=progress)
+        summary = review_index(index_path, out, threshold=threshold, linkage=linkage, keep=keep, verify=verify,
+                               workers=workers, on_progress=progress)
     failed = f"; {summary.failed} files could not be previewed" if summary.failed else ""
     click.echo(f"Wrote {summary.page} ({summary.sets} sets, {summary.thumbnails} thumbnails{failed}) in "
                f"{summary.seconds:.1f}s; open it in a browser.", err=True)
@@ -62,13 +54,12 @@ def apply_cmd(decisions, index_path, action, to_dir, do_apply, yes):
     find-duplicates --action. With --apply, members marked "not a duplicate" are remembered, so
     find-duplicates, review and --against do not propose those pairs again.
     """
-    from dedup import judgements
-    from dedup.decisions import judged_pairs, load
+    from dedup.actions import ActionRequest
+    from dedup.decisions import apply_decisions
     from dedup.index import resolve_index
 
-    folder = resolve_index(index_path)
-    report, chosen, hashes = load(decisions, folder)
-    _act(folder, report, action, to_dir, (), do_apply, yes)
+    request = ActionRequest(action, to_dir, (), do_apply, yes)
+    result, recorded = apply_decisions(decisions, resolve_index(index_path), request)
+    render_action(result)
     if do_apply:
-        new = judgements.record(folder, judged_pairs(chosen, hashes))
-        click.echo(f"{new} pairs recorded as not duplicates.", err=True)
+        click.echo(f"{recorded} pairs recorded as not duplicates.", err=True)

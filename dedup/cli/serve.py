@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from dedup.cli import INDEX_OPT, MODEL_OPT, cli
+from dedup.cli.base import INDEX_OPT, MODEL_OPT, cli
 from dedup.config import MAX_UPLOAD_BYTES
 
 

@@ -1,14 +1,10 @@
-"""A second look at candidate pairs: keypoints matched under one affine map (`verify_pairs`).
+"""Keypoint matching between two pictures: ORB keypoints on a greyscale picture and on its mirror
+image, ratio-test matches, and the matches that agree on one plausible affine map (RANSAC).
 
-The encoder sees a 64-pixel picture; two different drawings that share most of their strokes
-land as close as a cropped or rotated copy. This stage reopens both files of each candidate pair,
-finds ORB keypoints on a larger greyscale picture (and on its mirror image, since a flipped copy
-is a duplicate), keeps the matches that agree on one affine map (RANSAC), and combines the match
-counts with the embedding distance in a logistic model calibrated for the encoder
-(`VerifyConfig`). A pair is only accepted on enough agreeing keypoints (`required_inliers`):
-many beyond the encoder's own threshold, one for a close pair with keypoints to spare. Files are
-decoded once while they stay in a bounded cache; in a large catalog pairs are checked region by
-region of the embedding space (`locality_regions`) so that they mostly do.
+A mechanism with no verdict in it: it counts agreeing keypoints (`match_pairs`) and leaves the
+judgement to `dedup.policy`. Files are decoded once while they stay in a bounded cache; in a
+large catalog pairs are matched region by region of the embedding space (`locality_regions`) so
+that they mostly do.
 """
 from __future__ import annotations
 
@@ -23,19 +19,15 @@ import cv2
 import faiss
 import numpy as np
 
-from dedup.config import VerifyConfig
 from dedup.images import ImageSkip, load_grey
-from dedup.modelfile import model_file, read_card
-from dedup.search import Pairs, knn_pairs, range_pairs, union_pairs
+from dedup.pairs import Pairs
 
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
 MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste pictures small)
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
-PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
 CORNER_THRESHOLD = 10  # FAST threshold: clip art has few, sharp corners
-CLOSER_CORNER_THRESHOLD = 5  # `closer_look`, on a picture twice the side
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
 
@@ -51,18 +43,6 @@ class Keypoints:
 
     def __len__(self) -> int:
         return len(self.points)
-
-
-@dataclass(frozen=True)
-class Verdicts:
-    """Per candidate pair: kept?, probability, matched keypoints; `unreadable` pairs were judged
-    on the embedding distance alone."""
-
-    keep: np.ndarray  # (m,) bool
-    probability: np.ndarray  # (m,) float32; NaN where a file could not be read
-    inliers: np.ndarray  # (m,) int32; agreeing keypoints (`closer_look`'s where it looked); -1: unreadable
-    unreadable: int
-    sparser: np.ndarray  # (m,) int32; keypoints of the sparser picture, likewise
 
 
 def _orb(count: int, corner: int) -> cv2.ORB:
@@ -143,55 +123,6 @@ class Matches:
         return self.inliers >= 0
 
 
-def features(distance: np.ndarray, m: Matches) -> np.ndarray:
-    """The logistic model's inputs (`config.VERIFY_FEATURES`), one row per pair."""
-    inliers = np.asarray(m.inliers, np.float64)
-    sparser = np.asarray(m.sparser, np.float64)
-    return np.column_stack([np.asarray(distance, np.float64), np.log1p(inliers), inliers / np.maximum(sparser, 1.0),
-                            np.log1p(sparser)])
-
-
-def probability(config: VerifyConfig, distance, m: Matches) -> np.ndarray:
-    """P(duplicate) of pairs under `config`'s logistic model."""
-    z = features(distance, m) @ np.asarray(config.weights) + config.bias
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float,
-             look: Matches | None = None) -> np.ndarray:
-    """The verdict on readable pairs: probability ≥ `config.accept`, and enough agreeing keypoints
-    (`evidence`, judged on `look` when given: `m` after `closer_look`)."""
-    d = np.asarray(distance)
-    enough = evidence(config, d, m if look is None else look, encoder_threshold)
-    return enough & (probability(config, d, m) >= config.accept)
-
-
-def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
-    """Agreeing keypoints a pair needs before the logistic model may accept it.
-
-    - Beyond the encoder's own threshold, `config.min_inliers`. Without that, a pair of
-      texture-poor pictures (few keypoints, so few matches either way) would be judged on
-      distance alone, more leniently than the encoder's threshold; and among a few similar
-      corners (the corners of two rectangles) ten chance agreements are common.
-    - Within the threshold but not within half of it, one when the sparser picture has at least
-      `config.veto_keypoints` (at the finer look `closer_look` takes when it has fewer): a copy
-      with that many keypoints agrees on some, while the model,
-      fitted on clip art where a flat icon and its copy often share none, would otherwise take
-      two different flat pictures the encoder puts close (shapes on similar gradients) as the same.
-    - Otherwise none: the encoder's verdict stands unless the model overrules it."""
-    d = np.asarray(distance)
-    need = np.where(d >= encoder_threshold, config.min_inliers, 0)
-    if config.veto_keypoints:
-        silent = (d >= encoder_threshold / 2) & (np.asarray(sparser) >= config.veto_keypoints)
-        need = np.maximum(need, silent.astype(need.dtype))
-    return need
-
-
-def evidence(config: VerifyConfig, distance, m: Matches, encoder_threshold: float) -> np.ndarray:
-    """Pairs the check may accept: enough keypoints agree (`required_inliers`)."""
-    return m.inliers >= required_inliers(config, distance, m.sparser, encoder_threshold)
-
-
 class KeypointCache:
     """Keypoints of catalog files by row, decoded on demand and kept for the most recent
     `size` rows; None for a file that cannot be read."""
@@ -204,7 +135,7 @@ class KeypointCache:
     def _load(self, row: int) -> Keypoints | None:
         try:
             return keypoints(load_grey(self.files(row), self.side), self.count, self.corner)
-        except (ImageSkip, cv2.error):  # judged on distance alone (`verify_pairs`)
+        except (ImageSkip, cv2.error):  # the policy judges such pairs on distance alone
             return None
 
     def _put(self, row: int, kp: Keypoints | None) -> None:
@@ -288,78 +219,3 @@ def match_pairs(
             if on_progress:
                 on_progress(min(start + block, m), m)
     return out
-
-
-def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Callable[[int], Path],
-                encoder_threshold: float, workers: int = 2) -> Matches:
-    """`m`, with the pairs the close-pair rule (`required_inliers`) would judge but for too few
-    keypoints matched again on finer keypoints: twice the side, half the corner threshold.
-
-    A flat picture (shapes on a gradient) can have a handful of keypoints at `config.side`, too
-    few for no agreement to mean anything, and the encoder puts many such pictures close together;
-    the finer look finds enough on both pictures of most such pairs to tell a copy (some agree)
-    from a different picture (none do). Only pairs between half the encoder's threshold and the
-    threshold are looked at again, so the cost is small."""
-    if not config.veto_keypoints:
-        return m
-    d = np.asarray(pairs.d)
-    again = np.flatnonzero(m.readable & (m.sparser < config.veto_keypoints)
-                           & (d >= encoder_threshold / 2) & (d < encoder_threshold))
-    if len(again) == 0:
-        return m
-    finer = match_pairs(Pairs(pairs.i[again], pairs.j[again], pairs.d[again]), files, 2 * config.side,
-                        config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
-    seen = finer.readable
-    out = Matches(m.inliers.copy(), m.sparser.copy())
-    out.inliers[again[seen]], out.sparser[again[seen]] = finer.inliers[seen], finer.sparser[seen]
-    return out
-
-
-def candidate_pairs(index, embeddings: np.ndarray, neighbours: int, encoder_threshold: float, threshold: float,
-                    on_progress: Callable[[int, int], None] | None = None) -> Pairs:
-    """The pairs the check looks at: every pair under the encoder's own threshold, and each
-    indexed row's `neighbours` nearest under `threshold` (`VerifyConfig.neighbours`; at most
-    n·neighbours however crowded the catalog)."""
-    near = range_pairs(index, embeddings, min(encoder_threshold, threshold), on_progress=on_progress)
-    return union_pairs(near, knn_pairs(index, embeddings, neighbours, threshold))
-
-
-def verify_pairs(
-    pairs: Pairs,
-    config: VerifyConfig,
-    files: Callable[[int], Path],
-    encoder_threshold: float,
-    on_progress: Callable[[int, int], None] | None = None,
-    workers: int = 2,
-    regions: np.ndarray | None = None,
-) -> Verdicts:
-    """Judge each candidate pair by keypoint matching (`match_pairs`, in `regions` order when
-    given) and distance (`accepted`).
-
-    A pair with a file that is gone or unreadable is kept when its distance is under
-    `encoder_threshold` (the encoder's own threshold), as without the check."""
-    m = match_pairs(pairs, files, config.side, config.keypoints, workers, on_progress=on_progress, regions=regions)
-    readable = m.readable
-    prob = np.full(len(pairs), math.nan, np.float32)
-    rows = np.flatnonzero(readable)
-    for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
-        prob[part] = probability(config, pairs.d[part], m[part])
-    look = closer_look(pairs, m, config, files, encoder_threshold, workers)
-    checked = evidence(config, pairs.d, look, encoder_threshold) & (prob >= config.accept)
-    keep = np.where(readable, checked, pairs.d < encoder_threshold)
-    return Verdicts(keep, prob, look.inliers, int((~readable).sum()), look.sparser)
-
-
-def manifest_check(manifest: dict) -> VerifyConfig | None:
-    """The keypoint check of the index's model: from the manifest, or for an index written before
-    manifests recorded it, from the card of the same model."""
-    if "verify" in manifest:
-        return VerifyConfig.from_dict(manifest["verify"]) if manifest["verify"] else None
-    model = manifest.get("model", {})
-    try:
-        card = read_card(model_file(model["ref"]))
-    except (KeyError, TypeError, OSError):
-        return None
-    if card is None or card.get("identity") != model.get("identity") or not card.get("verify"):
-        return None
-    return VerifyConfig.from_dict(card["verify"])

@@ -1,0 +1,95 @@
+"""The command group, options shared by several commands, error handling and shared rendering."""
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import click
+
+from dedup.atomic import atomic_write_text
+from dedup.errors import DedupError
+
+FORMATS = click.Choice(["table", "json", "csv"])
+INDEX_OPT = click.option(
+    "--index", "index_path", type=click.Path(path_type=Path),
+    help="Index folder (default: the only index under ./indexes).",
+)
+MODEL_OPT = click.option("--model", "model_path", default=None, help="Model file from `dedup train` (default: the shipped encoder, also named `default`).")
+QUIET_OPT = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary on stderr.")
+
+
+def flag_for(command: click.Command, option: str | None) -> str | None:
+    """The command's flag for a library parameter name (`model` → `--model`), if it has one."""
+    if option is None:
+        return None
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name in (option, f"{option}_path", f"{option}_dir",
+                                                              option.rsplit("_", 1)[0]):
+            return max(param.opts, key=len)
+    return None
+
+
+class DedupCommand(click.Command):
+    """Turns library errors into one-line `Error: ...` messages (naming the flag the error is
+    about) with a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DedupError as exc:
+            flag = flag_for(self, exc.option)
+            raise click.ClickException(f"{exc} ({flag})" if flag else str(exc)) from None
+        except OSError as exc:  # a full disk, an unwritable folder: say which, no traceback
+            if exc.errno == errno.EPIPE:  # `dedup ... | head`: click leaves quietly
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted; the last committed index is intact.", err=True)
+            ctx.exit(130)
+
+
+class DedupGroup(click.Group):
+    command_class = DedupCommand
+
+
+@click.group(cls=DedupGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dedup-images", prog_name="dedup")
+def cli() -> None:
+    """Find duplicate and near-duplicate images with a Siamese encoder and a FAISS index.
+
+    Distances are Euclidean between L2-normalised embeddings: 0 = identical, 2 = opposite.
+    """
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Write a result to stdout, or to `output` (saying so on stderr)."""
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write_text(output, text, durable=False)
+        click.echo(f"Wrote {output}", err=True)
+
+
+def render_action(result) -> None:
+    """Print an action's plan and its outcomes (`dedup.actions.ActResult`)."""
+    from dedup.report import printable
+
+    p = result.plan
+    for pattern in p.unmatched:
+        click.echo(f"warning: --protect {printable(pattern)!s} matches no indexed file", err=True)
+    for path, reason in p.left:
+        click.echo(f"leave    {printable(path)}  ({reason})")
+    if result.undo is None:
+        for o in result.outcomes:
+            target = f"  →  {printable(str(p.to / o.step.backup))}" if o.step.action == "move" and o.status == "planned" else ""
+            word = o.step.action if o.status == "planned" else "leave"
+            click.echo(f"{word:<8} {printable(o.step.path)}{target}" + (f"  ({printable(o.reason)})" if o.reason else ""))
+        ready = sum(o.status == "planned" for o in result.outcomes)
+        click.echo(f"Dry run: {ready} files would be changed ({len(result.outcomes) - ready} left alone); add --apply to do it.",
+                   err=True)
+        return
+    for o in result.outcomes:
+        click.echo(f"{o.status:<8} {o.step.action} {printable(o.step.path)}" + (f"  ({printable(o.reason)})" if o.reason else ""))
+    done = sum(o.status == "done" for o in result.outcomes)
+    click.echo(f"{done} of {len(result.outcomes)} files changed; undo with: dedup undo {printable(str(result.undo))}", err=True)

@@ -1,0 +1,82 @@
+"""Which model to use, and loading it: in the background while its card already tells its input
+spec (`open_model`), or the one an index was built with (`model_for_index`)."""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
+from dedup.errors import ModelError
+from dedup.manifest import Manifest
+from dedup.modelfile import card_path, model_file, read_card
+
+if TYPE_CHECKING:
+    from dedup.model import Model
+
+
+def load_model(path: str | Path | None = None) -> Model:
+    """`dedup.model.load_model`, importing torch only when called."""
+    from dedup.model import load_model as load
+
+    return load(path)
+
+
+class PendingModel:
+    """A model whose weights load in a background thread while its spec is already known.
+
+    `config` and `identity` come from the card; nothing loads until `start()` (a run with no
+    image to embed never imports torch); `result()` waits for the loaded `Model` and checks it
+    is the model the card describes."""
+
+    def __init__(self, file: Path, card: dict[str, Any]):
+        self.file = file
+        self.config = ModelConfig.from_dict(card["config"])
+        self.identity: str = card["identity"]
+        self.threshold = float(card.get("threshold", FALLBACK_THRESHOLD))
+        self.check = VerifyConfig.from_dict(card["verify"]) if card.get("verify") else None
+        self._future: Future[Model] | None = None
+
+    def start(self) -> None:
+        """Begin loading torch and the weights in the background (once)."""
+        if self._future is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+            self._future = pool.submit(load_model, self.file)
+            pool.shutdown(wait=False)
+
+    def result(self) -> Model:
+        self.start()
+        model = self._future.result()  # type: ignore[union-attr]  (set by start)
+        if model.identity != self.identity or model.config != self.config:
+            raise ModelError(f"model card {str(card_path(self.file))!r} does not describe its weights; save the model again")
+        return model
+
+
+def open_model(ref: str | Path | None) -> Model | PendingModel:
+    """The model of `ref`: loaded on demand, in the background, when its card allows; else now."""
+    file = model_file(ref)
+    card = read_card(file) if file.is_file() else None
+    if card is None:
+        return load_model(file)
+    return PendingModel(file, card)
+
+
+def as_model(model: Model | str | Path | None) -> Model:
+    """`model` itself, or the model file (or shipped model name) it names; None: the default."""
+    return load_model(model) if model is None or isinstance(model, (str, Path)) else model
+
+
+def model_for_index(manifest: Manifest, model: Model | str | Path | None = None) -> Model:
+    """The model that built the index: `model` if given and it matches, else the recorded one."""
+    wanted = manifest.model.identity
+    if model is not None:
+        model = as_model(model)
+    if model is None:
+        try:
+            model = load_model(manifest.model.ref)
+        except ModelError as exc:
+            raise ModelError(f"{exc} (the index was built with {wanted}; give that model file)", option="model") from None
+    if model.identity != wanted:
+        raise ModelError(f"index was built by model {wanted} but the model is {model.identity}; "
+                         "use the matching model or rebuild the index with `dedup index`", option="model")
+    return model

@@ -1,0 +1,46 @@
+"""Undirected pairs of rows with their distances (`Pairs`), and how pair lists combine; numpy only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Pairs (i, j) with Euclidean distances, sorted by (i, j). Within one set of rows i < j;
+    across two sets (queries against an index) i is a query row and j an indexed row."""
+
+    i: np.ndarray  # (m,) int64
+    j: np.ndarray  # (m,) int64
+    d: np.ndarray  # (m,) float32
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def __getitem__(self, sel) -> Pairs:
+        """The pairs selected by a boolean mask or an index array (order kept)."""
+        return Pairs(self.i[sel], self.j[sel], self.d[sel])
+
+    @classmethod
+    def empty(cls) -> Pairs:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+
+
+def sorted_pairs(parts_i: list, parts_j: list, parts_d: list, unique: bool = False) -> Pairs:
+    """Concatenate pair parts and sort them by (i, j); with `unique`, each pair once."""
+    if not parts_i:
+        return Pairs.empty()
+    i, j, d = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_d)
+    order = np.lexsort((j, i))
+    i, j, d = i[order].astype(np.int64), j[order].astype(np.int64), d[order].astype(np.float32)
+    if unique and len(i):
+        first = np.ones(len(i), dtype=bool)
+        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+        i, j, d = i[first], j[first], d[first]
+    return Pairs(i, j, d)
+
+
+def union_pairs(a: Pairs, b: Pairs) -> Pairs:
+    """Pairs in `a` or `b`, each once, sorted by (i, j)."""
+    return sorted_pairs([a.i, b.i], [a.j, b.j], [a.d, b.d], unique=True)

@@ -1,0 +1,210 @@
+"""Is this pair a duplicate? One policy object per kind of decision, used by every command that
+judges pairs (find-duplicates, `--against`, `query --verify`, compare, the server).
+
+- `DistancePolicy`: closer than the threshold.
+- `CheckedPolicy`: the pair check. Candidates are every pair under the encoder's own threshold
+  and each image's `neighbours` nearest under the candidate distance; each is judged by keypoint
+  matches (`dedup.keypoints`) and distance in a logistic model calibrated for the encoder
+  (`VerifyConfig`), and needs enough agreeing keypoints (`required_inliers`).
+
+`policy_for` is the one place a threshold is resolved from the model's calibration.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+
+from dedup.config import VerifyConfig, check_threshold
+from dedup.keypoints import Matches, locality_regions, match_pairs
+from dedup.pairs import Pairs, union_pairs
+from dedup.results import Verified
+from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, range_pairs
+
+PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
+CLOSER_CORNER_THRESHOLD = 5  # `closer_look`, on a picture twice the side
+Files = Callable[[int], Path]  # row → its image file
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on each pair, and with the pair check what it found."""
+
+    keep: np.ndarray  # (m,) bool: a duplicate
+    verified: Verified | None = None  # with the pair check: what it did
+    probability: np.ndarray | None = None  # (m,) float32, the check's P(same); NaN: not looked at or unreadable
+    inliers: np.ndarray | None = None  # (m,) int32, agreeing keypoints; -1: not looked at or unreadable
+    needed: np.ndarray | None = None  # (m,) int32, agreeing keypoints the pair needs
+
+
+@dataclass(frozen=True)
+class DistancePolicy:
+    """A pair is a duplicate when closer than `threshold`."""
+
+    threshold: float
+    kind: Literal["distance"] = "distance"
+    linkage: str = "center"  # every member close to the set's centre (`dedup.cluster`)
+
+    @property
+    def encoder_threshold(self) -> float:
+        return self.threshold
+
+    def candidates(self, index, queries: np.ndarray, *, within: bool, on_progress: Progress | None = None) -> Pairs:
+        """The pairs to judge: every pair closer than the threshold. `within`: `queries` are the
+        indexed rows themselves (row k has id k), so pairs are (i < j) within one set."""
+        if within:
+            return range_pairs(index, queries, self.threshold, on_progress=on_progress)
+        return cross_range_pairs(index, queries, self.threshold)
+
+    def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
+               workers: int = 2, on_progress: Progress | None = None) -> Decision:
+        return Decision(np.asarray(pairs.d) < self.threshold)
+
+
+@dataclass(frozen=True)
+class CheckedPolicy:
+    """A pair is a duplicate when closer than `threshold` (the candidate distance) and the pair
+    check confirms it; a pair whose file cannot be read is judged by the encoder's own threshold."""
+
+    check: VerifyConfig
+    threshold: float
+    encoder_threshold: float  # the model's calibrated threshold (at most `threshold`)
+    kind: Literal["checked"] = "checked"
+    linkage: str = "complete"  # every two members were confirmed
+
+    def candidates(self, index, queries: np.ndarray, *, within: bool, on_progress: Progress | None = None) -> Pairs:
+        """Every pair the encoder alone would call the same, and each query's `check.neighbours`
+        nearest under the threshold (at most n·neighbours beyond, however crowded the catalog)."""
+        if within:
+            near = range_pairs(index, queries, self.encoder_threshold, on_progress=on_progress)
+            return union_pairs(near, knn_pairs(index, queries, self.check.neighbours, self.threshold))
+        return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),
+                           cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
+
+    def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
+               workers: int = 2, on_progress: Progress | None = None) -> Decision:
+        """Judge each pair closer than the threshold. `files(row)` is the image of a row; with
+        `other`, `pairs.j` are rows of a second set whose images are `other(row)`. `vectors` (of
+        the rows, one set) let a large catalog be matched region by region."""
+        look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
+        todo = pairs[look_at]
+        if other is None:
+            both, regions = todo, locality_regions(vectors) if vectors is not None else None
+        else:  # the second set's rows after the first's
+            shift = int(todo.i.max()) + 1 if len(todo) else 0
+            both, regions = Pairs(todo.i, todo.j + shift, todo.d), None
+            files = _joined(files, other, shift)
+        m = match_pairs(both, files, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions)
+        readable = m.readable
+        prob = np.full(len(todo), math.nan, np.float32)
+        rows = np.flatnonzero(readable)
+        for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
+            prob[part] = probability(self.check, todo.d[part], m[part])
+        look = closer_look(both, m, self.check, files, self.encoder_threshold, workers)
+        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
+        verdict_ = np.where(readable, same, todo.d < self.encoder_threshold)
+        n = len(pairs)
+        keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
+        inl, need = np.full(n, -1, np.int32), np.zeros(n, np.int32)
+        keep[look_at], p_all[look_at], inl[look_at], need[look_at] = verdict_, prob, look.inliers, needed
+        summary = Verified(len(todo), int(verdict_.sum()), int((~readable).sum()))
+        return Decision(keep, summary, p_all, inl, need)
+
+
+Policy = Union[DistancePolicy, CheckedPolicy]
+
+
+def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: float | None = None,
+               verify: bool = True) -> Policy:
+    """The duplicate policy of a model (its calibrated threshold and pair check, from the model
+    or an index's manifest): with the check when the model has one and `verify` is on, and then
+    `threshold` (default: the check's candidate distance) bounds the candidates; else `threshold`
+    (default: the model's) alone decides."""
+    if verify and check is not None:
+        t = check_threshold(check.candidates if threshold is None else threshold)
+        return CheckedPolicy(check, t, min(float(model_threshold), t))
+    return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
+
+
+def _joined(a: Files, b: Files, shift: int) -> Files:
+    def files(row: int) -> Path:
+        return a(row) if row < shift else b(row - shift)
+
+    return files
+
+
+def features(distance: np.ndarray, m: Matches) -> np.ndarray:
+    """The logistic model's inputs (`config.VERIFY_FEATURES`), one row per pair."""
+    inliers = np.asarray(m.inliers, np.float64)
+    sparser = np.asarray(m.sparser, np.float64)
+    return np.column_stack([np.asarray(distance, np.float64), np.log1p(inliers), inliers / np.maximum(sparser, 1.0),
+                            np.log1p(sparser)])
+
+
+def probability(config: VerifyConfig, distance, m: Matches) -> np.ndarray:
+    """P(duplicate) of pairs under `config`'s logistic model."""
+    z = features(distance, m) @ np.asarray(config.weights) + config.bias
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
+    """Agreeing keypoints a pair needs before the logistic model may accept it.
+
+    - Beyond the encoder's own threshold, `config.min_inliers`. Without that, a pair of
+      texture-poor pictures (few keypoints, so few matches either way) would be judged on
+      distance alone, more leniently than the encoder's threshold; and among a few similar
+      corners (the corners of two rectangles) ten chance agreements are common.
+    - Within the threshold but not within half of it, one when the sparser picture has at least
+      `config.veto_keypoints` (at the finer look `closer_look` takes when it has fewer): a copy
+      with that many keypoints agrees on some, while the model, fitted on clip art where a flat
+      icon and its copy often share none, would otherwise take two different flat pictures the
+      encoder puts close (shapes on similar gradients) as the same.
+    - Otherwise none: the encoder's verdict stands unless the model overrules it."""
+    d = np.asarray(distance)
+    need = np.where(d >= encoder_threshold, config.min_inliers, 0)
+    if config.veto_keypoints:
+        silent = (d >= encoder_threshold / 2) & (np.asarray(sparser) >= config.veto_keypoints)
+        need = np.maximum(need, silent.astype(need.dtype))
+    return need
+
+
+def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The check's rule on readable pairs, and the agreeing keypoints each needs: probability
+    `prob` ≥ `config.accept` and enough agreeing keypoints in `look` (`required_inliers`)."""
+    needed = required_inliers(config, distance, look.sparser, encoder_threshold)
+    return (look.inliers >= needed) & (np.asarray(prob) >= config.accept), needed
+
+
+def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float, look: Matches | None = None) -> np.ndarray:
+    """`verdict` on matches `m` (and `look`: `m` after `closer_look`, when given)."""
+    return verdict(config, distance, probability(config, distance, m), m if look is None else look, encoder_threshold)[0]
+
+
+def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Files, encoder_threshold: float,
+                workers: int = 2) -> Matches:
+    """`m`, with the pairs the close-pair rule (`required_inliers`) would judge but for too few
+    keypoints matched again on finer keypoints: twice the side, half the corner threshold.
+
+    A flat picture (shapes on a gradient) can have a handful of keypoints at `config.side`, too
+    few for no agreement to mean anything, and the encoder puts many such pictures close together;
+    the finer look finds enough on both pictures of most such pairs to tell a copy (some agree)
+    from a different picture (none do). Only pairs between half the encoder's threshold and the
+    threshold are looked at again, so the cost is small."""
+    if not config.veto_keypoints:
+        return m
+    d = np.asarray(pairs.d)
+    again = np.flatnonzero(m.readable & (m.sparser < config.veto_keypoints)
+                           & (d >= encoder_threshold / 2) & (d < encoder_threshold))
+    if len(again) == 0:
+        return m
+    finer = match_pairs(pairs[again], files, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
+    seen = finer.readable
+    out = Matches(m.inliers.copy(), m.sparser.copy())
+    out.inliers[again[seen]], out.sparser[again[seen]] = finer.inliers[seen], finer.sparser[seen]
+    return out

@@ -1,0 +1,94 @@
+"""What the engine's commands return: duplicate sets, query results, comparisons. Plain data,
+importable without faiss, OpenCV or torch (`dedup.report` renders them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    distance: float  # to the keeper
+
+
+@dataclass(frozen=True)
+class Group:
+    """One duplicate set: the keeper is `members[0]`."""
+
+    keep: str
+    max_distance: float  # largest distance between any two members
+    exact: bool  # every member has the same bytes
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What the pair check did with the candidate pairs."""
+
+    candidates: int
+    confirmed: int
+    unreadable: int  # pairs with a file that could not be read, judged on distance alone
+
+
+@dataclass
+class DuplicateReport:
+    """The duplicate sets of one index."""
+
+    index: Path
+    catalog: str
+    threshold: float
+    linkage: str
+    keep_policy: str
+    images: int
+    groups: list[Group] = field(default_factory=list)
+    pairs: int = 0  # candidate pairs found by the search
+    verified: Verified | None = None  # the pair check, when it ran
+
+    @property
+    def duplicates(self) -> int:
+        """Images that are not their group's keeper."""
+        return sum(len(g.members) - 1 for g in self.groups)
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A catalog image found for a query, with its distance."""
+
+    path: str
+    distance: float
+    same: bool | None = None  # the duplicate policy's verdict, when asked for
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The catalog images found for one query image."""
+
+    query: str
+    neighbors: tuple[Neighbor, ...]
+    error: str | None = None  # the query image could not be read
+
+
+@dataclass
+class AgainstReport:
+    """Images of one index that match images of a reference index."""
+
+    threshold: float
+    results: list[QueryResult]
+    verified: Verified | None = None  # the pair check, when it ran
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two images' distance and verdict; with the pair check, what it found."""
+
+    distance: float
+    threshold: float  # with the pair check: the candidate distance
+    same: bool
+    inliers: int | None = None  # agreeing keypoints, when the check ran
+    probability: float | None = None  # the check's P(same), when it ran
+    needed: int | None = None  # agreeing keypoints the pair needs, when any
+
+    @property
+    def cosine(self) -> float:
+        return 1.0 - self.distance**2 / 2.0

@@ -1,0 +1,34 @@
+"""A small deterministic fake encoder for tests whose subject is not the shipped weights.
+
+A real `SeedCNN` (so it saves, loads, indexes and serves like any model) whose weights are set by
+hand instead of trained: one convolution (centre tap only) passes each colour channel through as +x and -x
+(ReLU keeps both halves), pooling keeps the global and 2x2-grid colour averages, and a fixed
+orthogonal projection maps them to 16 dimensions. Resized, blurred, re-encoded or slightly
+cropped copies land close together; pictures with other colours or layouts land apart.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dedup.config import ModelConfig
+from dedup.model import Model, SeedCNN
+
+FAKE_CONFIG = ModelConfig(channels=(6,), embedding_dim=16, image_size=32, pooling="avg+grid2")
+
+
+def fake_model(name: str = "fake", seed: int = 0) -> Model:
+    """A fresh fake encoder (each call builds its own: no test shares a mutable model)."""
+    net = SeedCNN(FAKE_CONFIG)
+    conv, head = net.features[0], net.head
+    with torch.no_grad():
+        conv.weight.zero_()
+        for c in range(3):
+            conv.weight[2 * c, c, 1, 1] = 4.0
+            conv.weight[2 * c + 1, c, 1, 1] = -4.0
+        conv.bias.zero_()
+        q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((head.in_features, head.in_features)))
+        head.weight.copy_(torch.from_numpy(q[: head.out_features].astype(np.float32)))
+        head.bias.zero_()
+    net.eval()
+    return Model(net, FAKE_CONFIG, {"threshold": 0.22}, name)
