@@ -35,17 +35,19 @@ demo: install
 test: dev
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "warning: chromium could not be installed; the browser tests will be skipped"
-	$(BIN)/ruff check dedup tests benchmarks
+	$(BIN)/ruff check dedup tests benchmarks recipes
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/seed_digits.py
+	$(BIN)/python -m benchmarks.seed_digits
 
 train-default: install
 	$(BIN)/pip install -q -e ".[train,bench]"
-	$(BIN)/python benchmarks/train_default.py
-	$(BIN)/python benchmarks/calibrate_verifier.py
+	$(BIN)/python -m recipes.train_default
+	$(BIN)/python -m recipes.calibrate_verifier
+	$(BIN)/python -m benchmarks.neardup --model default
+	$(BIN)/python -m recipes.model_card
 
 clean:
 	rm -rf $(SAMPLE) indexes/$(SAMPLE) .pytest_cache .hypothesis

@@ -1,6 +1,6 @@
 """Re-indexing an unchanged catalog against the first full run, and after a few changes.
 
-    python benchmarks/incremental.py [--images 10000] [--out benchmarks/out/incremental]
+    python -m benchmarks.incremental [--images 10000] [--out benchmarks/out/incremental]
 
 Generates (deterministically) a catalog of 640×480 JPEGs, then times three `dedup index` runs
 as a user runs them: the first (everything embedded), a second on the unchanged catalog (only

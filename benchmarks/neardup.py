@@ -1,8 +1,8 @@
 """Near-duplicate benchmark: the default encoder against perceptual hashes on a held-out catalog.
 
-    python benchmarks/neardup.py [--originals 700] [--seed 0] [--out benchmarks/out/neardup]
+    python -m benchmarks.neardup [--originals 700] [--seed 0] [--out benchmarks/out/neardup]
 
-Builds a catalog from the held-out test pool (`benchmarks/pool.py`; never used in training or
+Builds a catalog from the held-out test pool (`recipes/pool.py`; never used in training or
 calibration), without blank drawings and pictures that are pixel-identical to another pool image
 (`pool.distinct`; they would be duplicates labelled as different): every original is written once, about half get 1–3 near-duplicates made with
 `dedup.augment.duplicate` (each labelled with its edit family), the rest are distractors. Then
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,53 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from pool import distinct, pool_files  # noqa: E402
-
-from dedup.augment import duplicate, flatten  # noqa: E402
-from dedup.cluster import group_pairs  # noqa: E402
-from dedup.data import open_rgba  # noqa: E402
-from dedup.metrics import roc_auc  # noqa: E402
-from dedup.modelfile import shipped_model_path  # noqa: E402
-from dedup.search import Pairs  # noqa: E402
-from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
+from dedup.cluster import group_pairs
+from dedup.index import Index
+from dedup.metrics import roc_auc
+from dedup.modelfile import shipped_model_path
+from dedup.pairs import Pairs
+from recipes.pool import build_catalog, true_pairs
 
 SHIPPED = ("default", "seed")  # the shipped encoders, compared in one run by default
-
-
-def build_catalog(out: Path, originals: int, seed: int, part: str = "test") -> dict[str, tuple[int, str]]:
-    """Write the catalog from pool `part`; return {relative path: (source id, family or "original")}."""
-    rng = np.random.default_rng(seed)
-    loaded = []
-    for k, path in enumerate(pool_files()[part]):
-        try:
-            loaded.append((k, open_rgba(path.read_bytes(), 512)))
-        except Exception:  # noqa: BLE001 - a pool file PIL refuses is simply not used
-            continue
-    usable = [loaded[i] for i in distinct([im for _, im in loaded])]
-    picks = sorted(rng.choice(len(usable), size=min(originals, len(usable)), replace=False).tolist())
-    truth: dict[str, tuple[int, str]] = {}
-    (out / "catalog").mkdir(parents=True, exist_ok=True)
-    for pick in picks:
-        src, im = usable[pick]
-        name = f"o{src:05d}"
-        flatten(im).save(out / "catalog" / f"{name}.jpg", quality=92)
-        truth[f"{name}.jpg"] = (src, "original")
-        if rng.random() < 0.5:
-            for k in range(int(rng.integers(1, 4))):
-                dup, family = duplicate(im, rng)
-                ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
-                rel = f"{name}_d{k}.{ext}"
-                dup.save(out / "catalog" / rel, **({"quality": 85} if ext != "png" else {}))
-                truth[rel] = (src, family)
-    return truth
-
-
-def true_pairs(truth: dict[str, tuple[int, str]], paths: list[str]) -> set[tuple[int, int]]:
-    by_src = defaultdict(list)
-    for k, p in enumerate(paths):
-        by_src[truth[p][0]].append(k)
-    return {(a, b) for ids in by_src.values() for i, a in enumerate(ids) for b in ids[i + 1 :]}
 
 
 def group_pair_set(groups: list[list[int]]) -> set[tuple[int, int]]:
@@ -147,8 +109,8 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
     start = time.perf_counter()
     subprocess.run([*dedup, "index", str(catalog), "--index", str(index), "-q", "--model", model], check=True)
     index_s = time.perf_counter() - start
-    manifest = read_manifest(index)
-    paths = [str(p) for p in read_rows(index, manifest)["path"]]
+    opened = Index.open(index)
+    paths = [str(p) for p in opened.rows.path]
     pos = {p: k for k, p in enumerate(paths)}
     true = true_pairs(truth, paths)
 
@@ -160,7 +122,7 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
 
     found, pred, find_s = find()
     plain, plain_pred, plain_s = find("--no-verify")
-    i, j, d = all_pair_distances(read_embeddings(index, manifest))
+    i, j, d = all_pair_distances(opened.vectors)
     y = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     rank = np.arange(len(paths))
     sweep = []
@@ -183,6 +145,8 @@ def main() -> None:
     ap.add_argument("--originals", type=int, default=700)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/neardup"))
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/neardup.json"),
+                    help="Where the headline figures go (the model card and README are generated from them).")
     ap.add_argument("--model", action="append", default=None,
                     help="Encoder to benchmark (a shipped name or a file); repeat to compare several. "
                          "Default: every shipped encoder (default, seed).")
@@ -244,6 +208,31 @@ def main() -> None:
     for row in main_run["sweep"]:
         c, s = row["center"], row["single"]
         print(f"| {row['t']:.2f} | {c[0]:.4f} | {c[1]:.4f} | {c[2]:.4f} | {s[0]:.4f} | {s[1]:.4f} | {s[2]:.4f} |")
+    write_figures(args, main_run, runs[1], hashes, paths, n_dups, len(true))
+
+
+def write_figures(args, checked: dict, plain: dict, hashes: dict, paths: list, n_dups: int, n_true: int) -> None:
+    """The headline figures of the first encoder, for `python -m recipes.model_card`."""
+    def scores(prf3) -> dict:
+        return dict(zip(("precision", "recall", "f1"), (round(v, 4) for v in prf3)))
+
+    best = max(hashes, key=lambda k: hashes[k]["f1"])
+    doc = {
+        "benchmark": "neardup", "command": "python -m benchmarks.neardup" + (f" --originals {args.originals}" if args.originals != 700 else "")
+        + (f" --seed {args.seed}" if args.seed else ""),
+        "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU", "model": checked["model"],
+        "catalog": {"images": len(paths), "originals": len(paths) - n_dups, "near_duplicates": n_dups, "true_pairs": n_true},
+        "threshold": round(checked["threshold"], 4), "pair_auc": round(checked["auc"], 4),
+        "with_check": {**scores(checked["prf"]), "linkage": checked["linkage"]},
+        "encoder_alone": {**scores(plain["prf"]), "threshold": round(plain["threshold"], 4)},
+        "families": {k: round(v, 3) for k, v in checked["families"].items()},
+        "best_hash": {"method": best, "hamming": hashes[best]["hamming"], **scores((hashes[best][k] for k in ("precision", "recall", "f1")))},
+        "index_images_per_s": round(checked["speed"]),
+        "find_over_index_time": round(checked["find_s"] / checked["index_s"], 2),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.json}", file=sys.stderr)
 
 
 if __name__ == "__main__":

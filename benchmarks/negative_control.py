@@ -1,6 +1,6 @@
 """False duplicates on a catalog with none, and what the keypoint check costs.
 
-    python benchmarks/negative_control.py [--images 1000] [--seed 1] [--out benchmarks/out/negative_control]
+    python -m benchmarks.negative_control [--images 1000] [--seed 1] [--out benchmarks/out/negative_control]
 
 Generates photo-sized JPEGs of distinct pictures (`throughput.make_photos`: flat shapes on a
 gradient with sensor noise; the throughput benchmark's catalog is seed 0). Texture-poor pictures
@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure import run_dedup  # noqa: E402
-from throughput import make_photos  # noqa: E402
+from benchmarks.measure import run_dedup
+from benchmarks.throughput import make_photos
 
 
 def main() -> None:

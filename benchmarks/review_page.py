@@ -1,7 +1,7 @@
 """The review page: generation time and thumbnails/s on 2,000 photos, page size, and the
 browser's time to the first screen for 5,000 sets; also writes the README's screenshot.
 
-    python benchmarks/review_page.py [--out benchmarks/out/review] [--screenshot docs/review.png]
+    python -m benchmarks.review_page [--out benchmarks/out/review] [--screenshot docs/review.png]
 
 Generates 1,400 distinct 640×480 JPEG photos and 600 edited copies of some of them, indexes
 them with the shipped encoder, then times `find_duplicates` and `build_review` (thumbnails on
@@ -17,11 +17,12 @@ import shutil
 import time
 from pathlib import Path
 
-from dedup.duplicates import DuplicateReport, Group, Member, find_duplicates
+from dedup.duplicates import find_duplicates
+from dedup.index import Index
 from dedup.indexer import index_catalog
 from dedup.model import load_model
+from dedup.results import DuplicateReport, Group, Member
 from dedup.review import build_review
-from dedup.store import read_manifest, read_rows
 from dedup.synth import jpeg_bytes, near_duplicate, scene
 
 FIRST_SCREEN = """() => [...document.images].filter(i => { const r = i.getBoundingClientRect();
@@ -43,14 +44,14 @@ def catalog(root: Path) -> None:
 
 
 def synthetic_report(index: Path, sets: int) -> DuplicateReport:
-    manifest = read_manifest(index)
-    paths = read_rows(index, manifest)["path"].tolist()
+    opened = Index.open(index)
+    paths = opened.rows.path.tolist()
     rng = random.Random(0)
     groups = []
     for _ in range(sets):
         a, b, c = rng.sample(paths, 3)
         groups.append(Group(a, 0.3, False, (Member(a, 0.0), Member(b, 0.12), Member(c, 0.25))))
-    return DuplicateReport(index, manifest["catalog"], 0.5, "complete", "largest", len(paths), groups)
+    return DuplicateReport(index, opened.manifest.catalog, 0.5, "complete", "largest", len(paths), groups)
 
 
 def first_screen_ms(page_file: Path, shot: Path | None) -> list[float]:

@@ -1,6 +1,6 @@
 """Duplicate search at scale on synthetic stored embeddings, through the CLI's store/index code.
 
-    python benchmarks/scale.py [--sizes 100000 1000000] [--out benchmarks/out/scale]
+    python -m benchmarks.scale [--sizes 100000 1000000] [--out benchmarks/out/scale]
 
 For each size: writes unit vectors with planted near-duplicate clusters (5% of rows are centres
 with 1–3 copies at distance ~0.05–0.35) as Parquet shards + manifest + the FAISS index chosen by
@@ -19,21 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from measure import run_dedup  # noqa: E402
-
+from benchmarks.measure import run_dedup
+from dedup.ann import build_index, choose_factory, load_index, save_index
 from dedup.duplicates import find_duplicates
 from dedup.errors import DedupError
-from dedup.index import build_index, choose_factory, load_index, save_index
-from dedup.store import (
-    INDEX_FORMAT,
-    INDEX_VERSION,
-    Row,
-    ShardWriter,
-    read_embeddings,
-    read_manifest,
-    write_manifest,
-)
+from dedup.manifest import FaissFile, Manifest, ModelRef
+from dedup.store import Row, ShardWriter, read_embeddings
 
 DIM = 64
 THRESHOLD = 0.4
@@ -69,17 +60,13 @@ def write_index(folder: Path, emb: np.ndarray) -> float:
     shards = writer.close()
     factory, params = choose_factory(len(emb))
     save_index(build_index(emb, factory, params), folder, "index-0001.faiss")
-    write_manifest(folder, {
-        "format": INDEX_FORMAT, "version": INDEX_VERSION, "generation": 1, "catalog": "/synthetic",
-        "model": {"identity": "synthetic", "ref": "default"}, "dim": DIM, "metric": "l2", "threshold": THRESHOLD,
-        "count": len(emb), "shards": shards, "skipped": [],
-        "faiss": {"file": "index-0001.faiss", "factory": factory, "params": params},
-    })
+    Manifest("/synthetic", ModelRef("synthetic", "default"), 64, DIM, "blake3-128", tuple(shards),
+             FaissFile("index-0001.faiss", factory, params), threshold=THRESHOLD, generation=1).save(folder)
     return time.perf_counter() - start
 
 
 def recall(folder: Path, emb: np.ndarray, sample: int = 500) -> float:
-    manifest = read_manifest(folder)
+    manifest = Manifest.load(folder)
     index = load_index(folder, manifest)
     rng = np.random.default_rng(1)
     rows = np.sort(rng.choice(len(emb), sample, replace=False))
@@ -110,7 +97,7 @@ def query_latency(folder: Path, repeats: int = 50) -> tuple[float, float]:
 
     start = time.perf_counter()
     model = load_model()
-    index = load_index(folder, read_manifest(folder))
+    index = load_index(folder, Manifest.load(folder))
     cold = time.perf_counter() - start
     data = jpeg_bytes(scene(5))
     times = []
@@ -137,7 +124,7 @@ def main() -> None:
             build = "reused"
         else:
             build = f"{write_index(folder, planted(n)):.1f}"
-        emb = read_embeddings(folder, read_manifest(folder))
+        emb = read_embeddings(folder, Manifest.load(folder))
         print(f"{n}: index {build}", file=sys.stderr, flush=True)
         lib_s = pairs = "–"
         if not args.cli_only:
@@ -150,14 +137,14 @@ def main() -> None:
         print(f"{n}: CLI {cli_s:.1f}s, {rss:.0f} MiB", file=sys.stderr, flush=True)
         rec = recall(folder, emb)
         cold, warm = query_latency(folder)
-        factory = read_manifest(folder)["faiss"]
-        print(f"| {n:,} | {factory['factory']} {factory['params']} | {build} | {lib_s} | {pairs} | {sets:,} | "
+        factory = Manifest.load(folder).faiss
+        print(f"| {n:,} | {factory.factory} {factory.params} | {build} | {lib_s} | {pairs} | {sets:,} | "
               f"{cli_s:.1f} | {rss:.0f} | {rec:.4f} | {cold:.2f} | {warm:.1f} |", flush=True)
 
 
 def _count(folder: Path) -> int | None:
     try:
-        return int(read_manifest(folder)["count"])
+        return Manifest.load(folder).count
     except (DedupError, KeyError, ValueError):
         return None
 

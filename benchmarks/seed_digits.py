@@ -1,6 +1,6 @@
 """The seed experiment on scikit-learn's bundled handwritten digits, reproduced.
 
-    python benchmarks/seed_digits.py [--epochs 15] [--out benchmarks/out/digits]
+    python -m benchmarks.seed_digits [--epochs 15] [--out benchmarks/out/digits]
 
 1. All ten digits: 70% of each class's images train the seed CNN, pairs sampled from the other
    30% are scored (confusion matrix, accuracy, precision, recall, F1, AUC, FAR, FRR at the

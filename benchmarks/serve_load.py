@@ -1,6 +1,6 @@
 """Load on `dedup serve`: warm `POST /query` latency, throughput and memory, client on this machine.
 
-    python benchmarks/serve_load.py [--rows 10000 1000000] [--requests 10000] [--clients 8]
+    python -m benchmarks.serve_load [--rows 10000 1000000] [--requests 10000] [--clients 8]
 
 For each size, writes an index of that many rows (the embeddings of 200 generated pictures and
 random unit vectors around them, in the index format `dedup index` writes, for the shipped
@@ -25,19 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dedup.ann import build_index, choose_factory, load_index, save_index
 from dedup.embed import embed_pixels
-from dedup.images import decode
-from dedup.index import build_index, choose_factory, load_index, save_index
+from dedup.images import HASH_NAME, decode
+from dedup.manifest import FaissFile, Manifest, ModelRef
 from dedup.model import load_model
 from dedup.search import knn
-from dedup.store import (
-    INDEX_FORMAT,
-    INDEX_VERSION,
-    Row,
-    ShardWriter,
-    read_manifest,
-    write_manifest,
-)
+from dedup.store import Row, ShardWriter
 from dedup.synth import jpeg_bytes, scene
 
 
@@ -64,13 +58,9 @@ def write_index(folder: Path, rows: int, model) -> None:
                    emb[s : s + 100_000])
     factory, params = choose_factory(rows)
     save_index(build_index(emb, factory, params), folder, "index-0001.faiss")
-    write_manifest(folder, {
-        "format": INDEX_FORMAT, "version": INDEX_VERSION, "generation": 1, "catalog": "/synthetic",
-        "model": {"identity": model.identity, "ref": "default"}, "image_size": model.config.image_size,
-        "dim": int(emb.shape[1]), "metric": "l2", "threshold": model.threshold, "verify": model.verify,
-        "hash": "blake3-128", "count": rows, "shards": writer.close(), "skipped": [],
-        "faiss": {"file": "index-0001.faiss", "factory": factory, "params": params},
-    })
+    Manifest("/synthetic", ModelRef(model.identity, "default"), model.config.image_size, int(emb.shape[1]), HASH_NAME,
+             tuple(writer.close()), FaissFile("index-0001.faiss", factory, params), threshold=model.threshold,
+             verify=model.check, generation=1).save(folder)
 
 
 def body_of(data: bytes) -> tuple[bytes, str]:
@@ -126,7 +116,7 @@ def tree_rss_mb(pid: int) -> float:
 
 def cost_split(folder: Path, model, images: list[bytes], repeats: int = 200) -> dict[str, float]:
     """Milliseconds per query of each in-process stage, one image at a time."""
-    index = load_index(folder, read_manifest(folder))
+    index = load_index(folder, Manifest.load(folder))
     t = {"decode": 0.0, "embed": 0.0, "search": 0.0}
     for n in range(repeats):
         t0 = time.perf_counter()

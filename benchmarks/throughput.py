@@ -1,6 +1,6 @@
 """Indexing throughput against the JPEG decode floor and a perceptual-hash peer, plus peak RSS.
 
-    python benchmarks/throughput.py [--images 400] [--rounds 3] [--catalog DIR] [--model M ...] [--out benchmarks/out/throughput]
+    python -m benchmarks.throughput [--images 400] [--rounds 3] [--catalog DIR] [--model M ...] [--out benchmarks/out/throughput]
 
 Generates (deterministically) photo-sized JPEGs (1–2 megapixels, quality 85–90) and measures in
 one run, on the same files: (a) the decode-only floor (`Image.draft` + resize to the encoder's
@@ -20,7 +20,6 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -28,10 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.measure import run_dedup
 from dedup.synth import scene
-
-sys.path.insert(0, str(Path(__file__).parent))
-from measure import run_dedup  # noqa: E402
 
 SIZE = 64
 

@@ -10,9 +10,9 @@ import pytest
 
 from dedup.errors import ModelError
 from dedup.indexer import index_catalog
+from dedup.loading import PendingModel, open_model
 from dedup.manifest import Manifest
 from dedup.model import load_model, save_model
-from dedup.loading import PendingModel, open_model
 from dedup.modelfile import card_path, read_card, shipped_model_path
 from dedup.store import read_embeddings, read_rows
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dedup.ann import build_index, choose_factory
-from dedup.errors import UsageError
 from dedup.config import check_threshold
+from dedup.errors import UsageError
 from dedup.pairs import union_pairs
 from dedup.search import cross_range_pairs, knn, knn_pairs, range_pairs
 

@@ -33,8 +33,9 @@ def review_cmd(index_path, out, threshold, verify, workers, linkage, keep, quiet
         summary = review_index(index_path, out, threshold=threshold, linkage=linkage, keep=keep, verify=verify,
                                workers=workers, on_progress=progress)
     failed = f"; {summary.failed} files could not be previewed" if summary.failed else ""
-    click.echo(f"Wrote {summary.page} ({summary.sets} sets, {summary.thumbnails} thumbnails{failed}) in "
-               f"{summary.seconds:.1f}s; open it in a browser.", err=True)
+    if not quiet:
+        click.echo(f"Wrote {summary.page} ({summary.sets} sets, {summary.thumbnails} thumbnails{failed}) in "
+                   f"{summary.seconds:.1f}s; open it in a browser.", err=True)
     click.echo(summary.page.resolve().as_uri())
 
 

@@ -1,16 +1,16 @@
-"""Calibrate an encoder's second look at candidate pairs (`dedup.verify`) on validation catalogs.
+"""Calibrate an encoder's second look at candidate pairs (`dedup.policy.CheckedPolicy`) on validation catalogs.
 
-    python benchmarks/calibrate_verifier.py [--model dedup/weights/default.pt] [--seeds 1 2]
+    python -m recipes.calibrate_verifier [--model dedup/weights/default.pt] [--seeds 1 2]
                                             [--candidates 0.8] [--out MODEL] [--dry-run]
 
 Writes `neardup.py`-style catalogs from the validation pool (never the test pool; one per seed),
 indexes each with the model as a user would, and takes the pairs find-duplicates would check:
 every pair under the encoder's threshold and each image's 20 nearest under `--candidates`
-(`VerifyConfig.neighbours`). For each candidate, `dedup.verify` matches keypoints in the two files. A logistic
+(`VerifyConfig.neighbours`). For each candidate, `dedup.keypoints` matches keypoints in the two files. A logistic
 model over (distance, matches, share of keypoints matched, keypoints) is fitted to say which
 candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
 threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
-picture). Only pairs with enough agreeing keypoints can be accepted (`verify.required_inliers`:
+picture). Only pairs with enough agreeing keypoints can be accepted (`policy.required_inliers`:
 `--min-inliers` beyond the encoder's own threshold, one for a close pair whose sparser picture has
 `--veto-keypoints`), so the model is fitted and cut on the pairs that can. The fitted model is
 stored in the model file (`meta["verify"]`); the weights and the model's identity do not change.
@@ -26,23 +26,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-sys.path.insert(0, str(Path(__file__).parent))
-from neardup import build_catalog, true_pairs  # noqa: E402
-from train_default import TARGET_PRECISION  # noqa: E402
-
-from dedup.config import VERIFY_FEATURES, VerifyConfig  # noqa: E402
-from dedup.index import load_index  # noqa: E402
-from dedup.metrics import best_f1_threshold, precision_threshold  # noqa: E402
-from dedup.model import load_model, model_file, save_model  # noqa: E402
-from dedup.store import read_embeddings, read_manifest, read_rows  # noqa: E402
-from dedup.verify import (  # noqa: E402
-    Matches,
-    candidate_pairs,
-    closer_look,
-    evidence,
-    features,
-    match_pairs,
-)
+from dedup.config import VERIFY_FEATURES, VerifyConfig
+from dedup.index import Index
+from dedup.keypoints import Matches, match_pairs
+from dedup.metrics import best_f1_threshold, precision_threshold
+from dedup.model import load_model, save_model
+from dedup.modelfile import model_file
+from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
+from recipes.pool import build_catalog, true_pairs
+from recipes.train_default import TARGET_PRECISION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,14 +47,14 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     truth = build_catalog(out, originals, seed, part="val")
     subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"),
                     "-q", "--model", str(model)], check=True)
-    manifest = read_manifest(out / "index")
-    paths = [str(p) for p in read_rows(out / "index", manifest)["path"]]
+    index = Index.open(out / "index")
+    paths = [str(p) for p in index.rows.path]
     true = true_pairs(truth, paths)
-    # the candidates find-duplicates checks: every pair under the encoder's threshold, and each
-    # image's nearest under `candidates`
-    emb, index = read_embeddings(out / "index", manifest), load_index(out / "index", manifest)
-    pairs = candidate_pairs(index, emb, check.neighbours, threshold, check.candidates)
+    # the candidates find-duplicates checks (`CheckedPolicy.candidates`)
+    policy = CheckedPolicy(check, check.candidates, min(threshold, check.candidates))
+    pairs = policy.candidates(index.faiss, index.vectors, within=True)
     i, j, d = pairs.i, pairs.j, pairs.d
+
     def files(row: int) -> Path:
         return out / "catalog" / paths[row]
 
@@ -107,8 +99,8 @@ def main() -> None:
     args = ap.parse_args()
 
     model = load_model(model_file(args.model))
-    # Only pairs with enough agreeing keypoints can be accepted (`verify.evidence`, with `closer_look`);
-    # the model is fitted and cut on those.
+    # Only pairs with enough agreeing keypoints can be accepted (`policy.required_inliers`, after
+    # `closer_look`); the model is fitted and cut on those.
     gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
                         min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
     tables = [candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", gate)
@@ -121,7 +113,7 @@ def main() -> None:
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
           f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
-    eligible = evidence(gate, cat["d"], look, model.threshold)
+    eligible = look.inliers >= required_inliers(gate, cat["d"], look.sparser, model.threshold)
     final, accept, held_out = fit_check(x, y, eligible, cat["fold"])
 
     def scores(pred: np.ndarray) -> dict:

@@ -1,4 +1,5 @@
-"""The image pool for the default encoder: Debian's free clip art and wallpapers, split once.
+"""The image pool for the default encoder: Debian's free clip art and wallpapers, split once, and
+the labelled near-duplicate catalogs drawn from it (`build_catalog`).
 
 Split rule (recorded in the model card): each image's base name (the same clip art appears under
 several categories) is hashed; 15% of names are the held-out test pool (benchmarks only),
@@ -9,7 +10,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
+
+from dedup.augment import duplicate, flatten
+from dedup.data import open_rgba
 
 APT_PACKAGES = ("openclipart-png", "gnome-backgrounds", "mate-backgrounds")
 SOURCES = (Path("/usr/share/openclipart/png"), Path("/usr/share/backgrounds"))
@@ -75,3 +82,38 @@ def distinct(images, rms: float = 10.0, min_std: float = 6.0) -> list[int]:
             continue
         keep.append(k)
     return keep
+
+
+def build_catalog(out: Path, originals: int, seed: int, part: str = "test") -> dict[str, tuple[int, str]]:
+    """Write the catalog from pool `part`; return {relative path: (source id, family or "original")}."""
+    rng = np.random.default_rng(seed)
+    loaded = []
+    for k, path in enumerate(pool_files()[part]):
+        try:
+            loaded.append((k, open_rgba(path.read_bytes(), 512)))
+        except Exception:  # noqa: BLE001 - a pool file PIL refuses is simply not used
+            continue
+    usable = [loaded[i] for i in distinct([im for _, im in loaded])]
+    picks = sorted(rng.choice(len(usable), size=min(originals, len(usable)), replace=False).tolist())
+    truth: dict[str, tuple[int, str]] = {}
+    (out / "catalog").mkdir(parents=True, exist_ok=True)
+    for pick in picks:
+        src, im = usable[pick]
+        name = f"o{src:05d}"
+        flatten(im).save(out / "catalog" / f"{name}.jpg", quality=92)
+        truth[f"{name}.jpg"] = (src, "original")
+        if rng.random() < 0.5:
+            for k in range(int(rng.integers(1, 4))):
+                dup, family = duplicate(im, rng)
+                ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
+                rel = f"{name}_d{k}.{ext}"
+                dup.save(out / "catalog" / rel, **({"quality": 85} if ext != "png" else {}))
+                truth[rel] = (src, family)
+    return truth
+
+
+def true_pairs(truth: dict[str, tuple[int, str]], paths: list[str]) -> set[tuple[int, int]]:
+    by_src = defaultdict(list)
+    for k, p in enumerate(paths):
+        by_src[truth[p][0]].append(k)
+    return {(a, b) for ids in by_src.values() for i, a in enumerate(ids) for b in ids[i + 1 :]}

@@ -1,9 +1,9 @@
 """Train the shipped default encoder (dedup/weights/default.pt) and calibrate its threshold.
 
-    python benchmarks/train_default.py [--epochs 90] [--out dedup/weights/default.pt]
+    python -m recipes.train_default [--epochs 90] [--out dedup/weights/default.pt]
 
 Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed with apt if
-missing, split by `benchmarks/pool.py` (train / val / held-out test); blank drawings and
+missing, split by `recipes/pool.py` (train / val / held-out test); blank drawings and
 pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
 two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
 (InfoNCE on −d²), Adam with a cosine schedule. Framing (`dedup.framing`): uniform borders
@@ -17,7 +17,6 @@ Resumable: rerun the same command after an interruption.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -25,17 +24,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from pool import distinct, pool_files  # noqa: E402
-
-from dedup.augment import duplicate, flatten  # noqa: E402
-from dedup.config import TrainConfig  # noqa: E402
-from dedup.data import TrainSet, open_rgba  # noqa: E402
-from dedup.embed import embed_pixels  # noqa: E402
-from dedup.framing import to_input  # noqa: E402
-from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc  # noqa: E402
-from dedup.model import ModelConfig, load_model, new_model, save_model  # noqa: E402
-from dedup.train import plot_history, train  # noqa: E402
+from dedup.augment import duplicate, flatten
+from dedup.config import ModelConfig, TrainConfig
+from dedup.data import TrainSet, open_rgba
+from dedup.embed import embed_pixels
+from dedup.framing import to_input
+from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc
+from dedup.model import load_model, new_model, save_model
+from dedup.train import plot_history, train
+from recipes.pool import distinct, pool_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PRECISION = 0.90
