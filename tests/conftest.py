@@ -1,17 +1,37 @@
-"""Shared fixtures: generated catalogs and models (no downloads)."""
+"""Shared fixtures: generated catalogs and models (no downloads).
+
+`encoder` (a fresh deterministic fake, `fakes.fake_model`) serves every test whose subject is
+not the shipped weights; `default_model` (a fresh copy of the shipped encoder) only those that
+are about it."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from fakes import fake_model
 
 from dedup.model import ModelConfig, load_model, new_model, save_model
 from dedup.synth import make_catalog
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def default_model():
+    """The shipped encoder, loaded afresh for each test (no test can change another's model)."""
     return load_model()
+
+
+@pytest.fixture()
+def encoder():
+    """The fake encoder, built afresh for each test."""
+    return fake_model()
+
+
+@pytest.fixture(scope="session")
+def encoder_file(tmp_path_factory) -> Path:
+    """The fake encoder saved as a model file (with its card), for CLI tests and subprocesses."""
+    path = tmp_path_factory.mktemp("models") / "fake.pt"
+    save_model(fake_model(), path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +51,11 @@ def planted(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
 
 
 @pytest.fixture(scope="session")
-def built_index(planted, default_model, tmp_path_factory) -> Path:
+def built_index(planted, tmp_path_factory) -> Path:
+    """The planted catalog indexed with the shipped encoder (for tests about it)."""
     from dedup.indexer import index_catalog
 
     root, _ = planted
     folder = tmp_path_factory.mktemp("idx") / "shop"
-    index_catalog(root, folder, default_model)
+    index_catalog(root, folder, load_model())
     return folder

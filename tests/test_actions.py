@@ -25,7 +25,7 @@ def tree(root):
 
 
 @pytest.fixture()
-def cat(tmp_path, default_model):
+def cat(tmp_path, encoder):
     root = tmp_path / "cat"
     for k, names in enumerate([["a/1.jpg", "b/1.jpg", "c/1.jpg"], ["a/2.jpg", "keep/2.jpg"]]):
         data = jpeg_bytes(scene(900 + k))
@@ -33,7 +33,7 @@ def cat(tmp_path, default_model):
             (root / n).parent.mkdir(parents=True, exist_ok=True)
             (root / n).write_bytes(data)
     (root / "a/solo.jpg").write_bytes(jpeg_bytes(scene(950)))
-    index_catalog(root, tmp_path / "idx", default_model)
+    index_catalog(root, tmp_path / "idx", encoder)
     return root, tmp_path / "idx"
 
 

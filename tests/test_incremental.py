@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -25,22 +24,22 @@ def contents(folder):
     return list(read_rows(folder, m).path), read_embeddings(folder, m)
 
 
-def test_second_run_embeds_only_what_changed(planted, default_model, tmp_path):
+def test_second_run_embeds_only_what_changed(planted, encoder, tmp_path):
     root, _ = planted
     cat = tmp_path / "cat"
     shutil.copytree(root, cat)
     idx = tmp_path / "idx"
-    first = index_catalog(cat, idx, default_model)
+    first = index_catalog(cat, idx, encoder)
     assert (first.added, first.embedded) == (59, 58)  # the byte-identical copy is embedded once
-    again = index_catalog(cat, idx, default_model)
+    again = index_catalog(cat, idx, encoder)
     assert (again.unchanged, again.embedded, again.added, again.removed) == (59, 0, 0, 0)
     (cat / "photos/img_0001.jpg").write_bytes(jpeg_bytes(scene(4242)))  # changed content
     (cat / "photos/img_0002.jpg").unlink()
     (cat / "photos/brand_new.jpg").write_bytes(jpeg_bytes(scene(4343)))
-    third = index_catalog(cat, idx, default_model)
+    third = index_catalog(cat, idx, encoder)
     assert (third.added, third.changed, third.removed, third.embedded) == (1, 1, 1, 2)
     fresh = tmp_path / "fresh"
-    index_catalog(cat, fresh, default_model)
+    index_catalog(cat, fresh, encoder)
     paths, emb = contents(idx)
     paths2, emb2 = contents(fresh)
     assert paths == paths2
@@ -48,40 +47,53 @@ def test_second_run_embeds_only_what_changed(planted, default_model, tmp_path):
     assert len(list(idx.glob("shards-*"))) <= 2 and len(list(idx.glob("index-*.faiss"))) <= 2
 
 
-def test_byte_identical_files_form_an_exact_set(default_model, tmp_path):
+def test_byte_identical_files_form_an_exact_set(encoder, tmp_path):
     cat = tmp_path / "cat"
     cat.mkdir()
     data = jpeg_bytes(scene(77))
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         (cat / name).write_bytes(data)
     (cat / "other.jpg").write_bytes(jpeg_bytes(scene(78)))
-    summary = index_catalog(cat, tmp_path / "idx", default_model)
+    summary = index_catalog(cat, tmp_path / "idx", encoder)
     assert summary.embedded == 2 and summary.exact_duplicates == 2
     report = find_duplicates(tmp_path / "idx", 0.01)
     assert [(g.exact, len(g.members)) for g in report.groups] == [(True, 3)]
 
 
-@pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_gives_the_same_index(tmp_path):
+KILL_AFTER_THIRD_SHARD = """
+import os, signal, sys
+from dedup import store
+flush, flushed = store.ShardWriter._flush, []
+def killing(self, n):
+    flush(self, n)
+    flushed.append(n)
+    if len(flushed) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+store.ShardWriter._flush = killing
+from dedup.cli import main
+sys.argv = ["dedup", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_same_index(tmp_path, encoder_file):
+    """Killed (SIGKILL, no clean-up) right after its third shard is on disk, a run leaves no
+    manifest; the next run keeps the flushed shards and ends with the index a clean run makes."""
     cat = tmp_path / "cat"
     cat.mkdir()
-    for k in range(400):
-        scene(k, (320, 240)).save(cat / f"{k:04d}.png")
-    cmd = [sys.executable, "-m", "dedup", "index", str(cat), "--index", str(tmp_path / "idx"),
-           "--shard-rows", "16", "--batch-size", "16", "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((tmp_path / "idx").glob("shards-*/*.parquet"))) < 3:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "idx" / "manifest.json").exists(), "killed too late to test anything"
-    out = subprocess.run([*cmd[:-1], "--format", "json"], check=True, capture_output=True, text=True)
-    import json
-
+    for k in range(120):
+        scene(k, (160, 120)).save(cat / f"{k:04d}.png")
+    args = ["index", str(cat), "--index", str(tmp_path / "idx"), "--model", str(encoder_file), "--shard-rows", "16",
+            "--batch-size", "16", "-q"]
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_THIRD_SHARD, *args], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(list((tmp_path / "idx").glob("shards-*/*.parquet"))) == 3
+    assert not (tmp_path / "idx" / "manifest.json").exists()
+    out = subprocess.run([sys.executable, "-m", "dedup", *args[:-1], "--format", "json"], check=True, capture_output=True, text=True)
     summary = json.loads(out.stdout)
-    assert summary["indexed"] == 400 and summary["embedded"] < 400  # flushed work was kept
-    subprocess.run([*cmd[:6], str(tmp_path / "clean"), *cmd[7:]], check=True)
+    assert summary["indexed"] == 120 and summary["embedded"] == 120 - 3 * 16  # the flushed work was kept
+    clean = [*args[:3], str(tmp_path / "clean"), *args[4:]]
+    subprocess.run([sys.executable, "-m", "dedup", *clean], check=True)
     paths, emb = contents(tmp_path / "idx")
     paths2, emb2 = contents(tmp_path / "clean")
     assert paths == paths2
@@ -90,21 +102,21 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_index(tmp_path):
     assert groups(tmp_path / "idx") == groups(tmp_path / "clean")
 
 
-def test_a_second_writer_is_refused(planted, default_model, tmp_path):
+def test_a_second_writer_is_refused(planted, encoder, tmp_path):
     import fcntl
 
     from dedup.errors import DedupError
 
     root, _ = planted
     idx = tmp_path / "idx"
-    index_catalog(root, idx, default_model)
+    index_catalog(root, idx, encoder)
     with open(idx / "lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         with pytest.raises(DedupError, match="another dedup command"):
-            index_catalog(root, idx, default_model)
+            index_catalog(root, idx, encoder)
 
 
-def test_a_reader_of_the_previous_generation_still_reads_it(planted, default_model, tmp_path):
+def test_a_reader_of_the_previous_generation_still_reads_it(planted, encoder, tmp_path):
     """A reader that loaded the manifest before an update finishes reading the same generation."""
     from dedup.ann import load_index
 
@@ -112,23 +124,23 @@ def test_a_reader_of_the_previous_generation_still_reads_it(planted, default_mod
     cat = tmp_path / "cat"
     shutil.copytree(root, cat)
     idx = tmp_path / "idx"
-    index_catalog(cat, idx, default_model)
+    index_catalog(cat, idx, encoder)
     old = Manifest.load(idx)
     (cat / "photos/extra.jpg").write_bytes(jpeg_bytes(scene(555)))
-    index_catalog(cat, idx, default_model)  # commits generation 2 while "reading" generation 1
+    index_catalog(cat, idx, encoder)  # commits generation 2 while "reading" generation 1
     assert Manifest.load(idx).generation == old.generation + 1
-    assert read_embeddings(idx, old).shape == (59, 64) and load_index(idx, old).ntotal == 59
+    assert read_embeddings(idx, old).shape == (59, 16) and load_index(idx, old).ntotal == 59
 
 
-def test_rows_hashed_with_another_algorithm_are_not_reused(planted, default_model, tmp_path):
+def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp_path):
     root, _ = planted
     idx = tmp_path / "idx"
-    index_catalog(root, idx, default_model)
+    index_catalog(root, idx, encoder)
     manifest_file = idx / "manifest.json"
     doc = json.loads(manifest_file.read_text())
     doc["hash"] = "blake2b-128"  # as written by an older version
     manifest_file.write_text(json.dumps(doc))
-    again = index_catalog(root, idx, default_model)
+    again = index_catalog(root, idx, encoder)
     assert again.embedded == 58 and again.unchanged == 59
     assert Manifest.load(idx).hash == HASH_NAME
 
@@ -151,7 +163,7 @@ def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path
     assert Manifest.load(idx) == before  # nothing committed
 
 
-def test_an_index_reused_for_another_catalog_reads_every_file_again(default_model, tmp_path):
+def test_an_index_reused_for_another_catalog_reads_every_file_again(encoder, tmp_path):
     """Same relative path, size and mtime in another catalog say nothing about its bytes."""
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -162,8 +174,8 @@ def test_an_index_reused_for_another_catalog_reads_every_file_again(default_mode
     st = os.stat(a / "x.jpg")
     os.utime(b / "x.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
     idx = tmp_path / "idx"
-    index_catalog(a, idx, default_model)
-    index_catalog(b, idx, default_model)
+    index_catalog(a, idx, encoder)
+    index_catalog(b, idx, encoder)
     rows = read_rows(idx, Manifest.load(idx))
     from dedup.images import content_hash
 

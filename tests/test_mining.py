@@ -18,9 +18,9 @@ def twins(n: int) -> TrainSet:
     return TrainSet(images, np.arange(2 * n, dtype=np.int64), [f"{k}" for k in range(2 * n)])
 
 
-def test_each_class_finds_its_look_alike_first(default_model):
+def test_each_class_finds_its_look_alike_first(encoder):
     ts = twins(20)
-    near = class_neighbours(default_model, ts, k=3)
+    near = class_neighbours(encoder, ts, k=3)
     assert near.shape == (40, 3)
     assert all(k not in near[k] for k in range(40))  # never itself
     first = near[:, 0]

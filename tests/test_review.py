@@ -21,11 +21,11 @@ def tree(root: Path) -> set[str]:
 
 
 @pytest.fixture()
-def reviewed(planted, default_model, tmp_path):
+def reviewed(planted, encoder, tmp_path):
     root, _ = planted
     cat, idx, out = tmp_path / "cat", tmp_path / "idx", tmp_path / "review"
     shutil.copytree(root, cat)
-    index_catalog(cat, idx, default_model)
+    index_catalog(cat, idx, encoder)
     result = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
     return cat, idx, out
@@ -47,7 +47,7 @@ def browser():
         b.close()
 
 
-def test_the_page_in_a_browser_and_apply_of_its_export(reviewed, browser, tmp_path, default_model):
+def test_the_page_in_a_browser_and_apply_of_its_export(reviewed, browser, tmp_path, encoder):
     cat, idx, out = reviewed
     page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     requests, errors = [], []
@@ -100,7 +100,7 @@ def test_the_page_in_a_browser_and_apply_of_its_export(reviewed, browser, tmp_pa
     assert tree(tmp_path / "moved") == removed and tree(cat) == before - removed
     assert new_keeper in tree(cat) and rejected in tree(cat)
 
-    index_catalog(cat, idx, default_model)  # the moved files leave the index; the judgement stays
+    index_catalog(cat, idx, encoder)  # the moved files leave the index; the judgement stays
     assert not any({rejected, doc["sets"][1]["keep"]} <= s for s in sets_of(idx))
 
 

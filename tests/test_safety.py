@@ -63,7 +63,7 @@ def no_hang():
 
 
 @pytest.fixture()
-def pair(tmp_path, default_model):
+def pair(tmp_path, encoder):
     """A catalog with one byte-identical pair (keeper a/1.jpg, duplicate b/1.jpg), a distinct
     image, and a folder outside it holding the same bytes; indexed."""
     root, outside = tmp_path / "cat", tmp_path / "outside"
@@ -74,17 +74,17 @@ def pair(tmp_path, default_model):
     (root / "solo.jpg").write_bytes(jpeg_bytes(scene(901)))
     outside.mkdir()
     (outside / "1.jpg").write_bytes(data)
-    index_catalog(root, tmp_path / "idx", default_model)
+    index_catalog(root, tmp_path / "idx", encoder)
     return root, tmp_path / "idx", outside
 
 
-def test_a_symlink_keeper_never_costs_the_real_file(tmp_path, default_model):
+def test_a_symlink_keeper_never_costs_the_real_file(tmp_path, encoder):
     root = tmp_path / "cat"
     root.mkdir()
     (root / "real.jpg").write_bytes(jpeg_bytes(scene(5)))
     os.symlink("real.jpg", root / "a_link.jpg")  # sorts first: the keeper by path
     (root / "other.jpg").write_bytes(jpeg_bytes(scene(6)))
-    index_catalog(root, tmp_path / "idx", default_model, follow_symlinks=True)
+    index_catalog(root, tmp_path / "idx", encoder, follow_symlinks=True)
     before = tree(root)
     for action in ("delete", "hardlink", "symlink", "move"):
         result = find("--index", tmp_path / "idx", "--keep", "first", "--action", action, "--to", tmp_path / "to",
@@ -94,7 +94,7 @@ def test_a_symlink_keeper_never_costs_the_real_file(tmp_path, default_model):
         assert tree(root) == before, action
 
 
-def test_the_index_writer_refuses_a_folder_of_user_files(tmp_path, default_model, pair):
+def test_the_index_writer_refuses_a_folder_of_user_files(tmp_path, encoder, pair):
     root, _, _ = pair
     mine = tmp_path / "mine"
     (mine / "shards-0001").mkdir(parents=True)
@@ -109,7 +109,7 @@ def test_the_index_writer_refuses_a_folder_of_user_files(tmp_path, default_model
     assert tree(mine) == before
 
 
-def test_the_index_writer_removes_only_its_own_files(tmp_path, default_model, pair):
+def test_the_index_writer_removes_only_its_own_files(tmp_path, encoder, pair):
     root, idx, _ = pair
     (idx / "shards-0007").mkdir()
     (idx / "shards-0007" / "keep.txt").write_text("user")
@@ -117,7 +117,7 @@ def test_the_index_writer_removes_only_its_own_files(tmp_path, default_model, pa
     (idx / ".notes.tmp").write_text("user")
     for k in range(3):  # three more generations: the first ones' own files go
         (root / f"new{k}.jpg").write_bytes(jpeg_bytes(scene(950 + k)))
-        index_catalog(root, idx, default_model)
+        index_catalog(root, idx, encoder)
     assert (idx / "shards-0007" / "keep.txt").read_text() == "user"
     assert (idx / "index-0009.faiss").read_text() == "user" and (idx / ".notes.tmp").exists()
     assert not (idx / "shards-0001").exists() and not (idx / "index-0001.faiss").exists()
@@ -167,11 +167,11 @@ def test_an_edited_undo_manifest_changes_nothing(pair, tmp_path, edit):
     assert tree(tmp_path) == before
 
 
-def test_a_manifest_of_another_index_is_refused(pair, tmp_path, default_model):
+def test_a_manifest_of_another_index_is_refused(pair, tmp_path, encoder):
     root, idx, _ = pair
     assert find("--index", idx, "--action", "move", "--to", tmp_path / "moved", "--apply").exit_code == 0
     other = tmp_path / "other"
-    index_catalog(root, other, default_model)
+    index_catalog(root, other, encoder)
     foreign = other / "undo-foreign.json"
     foreign.write_text(_undo_manifest(idx).read_text())
     before = tree(tmp_path)
@@ -231,19 +231,19 @@ def test_a_duplicate_swapped_for_a_fifo_is_left_alone(pair, no_hang):
     assert (root / "b" / "1.jpg").is_fifo()
 
 
-def test_hard_links_of_one_file_are_not_a_set_to_act_on(tmp_path, default_model):
+def test_hard_links_of_one_file_are_not_a_set_to_act_on(tmp_path, encoder):
     root = tmp_path / "cat"
     root.mkdir()
     (root / "a.jpg").write_bytes(jpeg_bytes(scene(3)))
     os.link(root / "a.jpg", root / "b.jpg")
     (root / "c.jpg").write_bytes(jpeg_bytes(scene(4)))
-    index_catalog(root, tmp_path / "idx", default_model)
+    index_catalog(root, tmp_path / "idx", encoder)
     result = find("--index", tmp_path / "idx", "--action", "delete", "--apply", "--yes")
     assert result.exit_code == 0 and "same file as its keeper" in result.output
     assert (root / "b.jpg").exists()
 
 
-def test_a_name_that_is_not_utf8_is_skipped_and_the_run_goes_on(tmp_path, default_model):
+def test_a_name_that_is_not_utf8_is_skipped_and_the_run_goes_on(tmp_path, encoder):
     root = tmp_path / "cat"
     root.mkdir()
     (root / "good.jpg").write_bytes(jpeg_bytes(scene(1)))
@@ -355,13 +355,13 @@ def test_an_unwritable_index_folder_and_a_full_disk_are_one_line_errors(pair, tm
     assert "No space left" in one_line(CliRunner().invoke(cli, ["index", str(root), "--index", str(tmp_path / "new"), "-q"]))
 
 
-def test_csv_cells_are_not_formulas_and_control_characters_are_not_printed(tmp_path, default_model):
+def test_csv_cells_are_not_formulas_and_control_characters_are_not_printed(tmp_path, encoder):
     root = tmp_path / "cat"
     root.mkdir()
     data = jpeg_bytes(scene(8))
     for name in ("=HYPERLINK(1).jpg", "\x1b[2Jclear.jpg"):
         (root / name).write_bytes(data)
-    index_catalog(root, tmp_path / "idx", default_model)
+    index_catalog(root, tmp_path / "idx", encoder)
     csv = find("--index", tmp_path / "idx", "--format", "csv").output
     assert "'=HYPERLINK" in csv and "\n1,=" not in csv
     table = find("--index", tmp_path / "idx").output

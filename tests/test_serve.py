@@ -62,12 +62,12 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def served(planted, default_model, tmp_path_factory):
+def served(planted, encoder_file, tmp_path_factory):
     root, _ = planted
     base = tmp_path_factory.mktemp("serve")
     cat, idx = base / "cat", base / "idx"
     shutil.copytree(root, cat)
-    index_catalog(cat, idx, default_model)
+    index_catalog(cat, idx, encoder_file)  # the index records the file: the server loads it by itself
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dedup", "serve", "--index", str(idx), "--port", str(port),
                              "--token", TOKEN, "--max-upload", "200000"],
@@ -89,33 +89,34 @@ def served(planted, default_model, tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def test_health(served, default_model):
+def test_health(served, encoder):
     client, _, _ = served
     status, doc = client.call("/health")
     assert status == 200
-    assert doc == {"status": "ok", "rows": 59, "generation": 1, "model": default_model.identity}
+    assert doc == {"status": "ok", "rows": 59, "generation": 1, "model": encoder.identity}
 
 
 @pytest.mark.parametrize("verify", [False, True])
-def test_query_returns_what_dedup_query_returns(served, default_model, verify):
+def test_query_returns_what_dedup_query_returns(served, encoder, verify):
     client, cat, idx = served
     image = cat / "copies" / "img_0001_copy0.jpg"
     status, doc = client.call(f"/query?k=5&verify={str(verify).lower()}", {"image": image.read_bytes()})
     assert status == 200, doc
-    (expected,) = query_images(idx, [image], k=5, model=default_model, verify=verify)
+    (expected,) = query_images(idx, [image], k=5, model=encoder, verify=verify)
     want = [{"path": n.path, "distance": n.distance, **({"same": n.same} if verify else {})} for n in expected.neighbors]
     assert [n["path"] for n in doc["neighbors"]] == [n["path"] for n in want]
     for got, exp in zip(doc["neighbors"], want):
         assert abs(got["distance"] - exp["distance"]) < 1e-5 and got.get("same") == exp.get("same")
-    status, doc = client.call("/query?k=5&threshold=0.09", {"image": image.read_bytes()})
-    assert status == 200 and all(n["distance"] < 0.09 for n in doc["neighbors"]) and len(doc["neighbors"]) == 2
+    cut = (want[1]["distance"] + want[2]["distance"]) / 2  # between the second and the third neighbour
+    status, doc = client.call(f"/query?k=5&threshold={cut}", {"image": image.read_bytes()})
+    assert status == 200 and [n["path"] for n in doc["neighbors"]] == [n["path"] for n in want[:2]]
 
 
-def test_compare_returns_what_dedup_compare_returns(served, default_model):
+def test_compare_returns_what_dedup_compare_returns(served, encoder):
     client, cat, _ = served
     a, b = cat / "copies" / "img_0001_copy0.jpg", cat / "photos" / "img_0001.jpg"
     status, doc = client.call("/compare", {"a": a.read_bytes(), "b": b.read_bytes()})
-    expected = compare_images(a, b, default_model)
+    expected = compare_images(a, b, encoder)
     assert status == 200 and doc["same"] == expected.same and abs(doc["distance"] - expected.distance) < 1e-5
 
 
@@ -146,7 +147,7 @@ def test_errors_are_json_and_the_service_stays_up(served, case, status):
     assert client.call("/health")[0] == 200
 
 
-def test_concurrent_queries_during_a_generation_switch(served, default_model):
+def test_concurrent_queries_during_a_generation_switch(served, encoder):
     """Clients keep querying while `dedup index` commits a new generation: no request fails and
     the service moves to the new generation without a restart."""
     client, cat, idx = served
@@ -165,7 +166,7 @@ def test_concurrent_queries_during_a_generation_switch(served, default_model):
         t.start()
     new = jpeg_bytes(scene(4242))
     (cat / "photos" / "brand_new.jpg").write_bytes(new)
-    index_catalog(cat, idx, default_model)
+    index_catalog(cat, idx, encoder)
     deadline = time.time() + 30
     while time.time() < deadline and client.call("/health")[1]["generation"] != 2:
         time.sleep(0.2)
@@ -174,7 +175,7 @@ def test_concurrent_queries_during_a_generation_switch(served, default_model):
     for t in threads:
         t.join()
     assert not failures and done[0] > 10
-    assert client.call("/health")[1] == {"status": "ok", "rows": 60, "generation": 2, "model": default_model.identity}
+    assert client.call("/health")[1] == {"status": "ok", "rows": 60, "generation": 2, "model": encoder.identity}
     status, doc = client.call("/query?k=1", {"image": new})
     assert doc["neighbors"][0] == {"path": "photos/brand_new.jpg", "distance": 0.0}
 
