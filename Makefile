@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 SAMPLE := sample-catalog
 
-.PHONY: demo test install dev bench train-default clean
+.PHONY: demo test test-slow install dev bench train-default clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ test: dev
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "warning: chromium could not be installed; the browser tests will be skipped"
 	$(BIN)/ruff check dedup tests benchmarks recipes
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The long tests (a process killed mid-run, the stateful safety property); CI runs them after `make test`.
+test-slow: dev
+	$(BIN)/python -m pytest -q -m slow
 
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"

@@ -135,7 +135,7 @@ def index_catalog(
         known = load_known(index_dir, committed, identity, owner.owned)
         if committed is not None and committed.catalog != str(root):
             known.by_key.clear()  # another (or a moved) catalog: every file is read and hashed again
-        ref = ModelRef(model.identity, model_ref or DEFAULT_MODEL)
+        ref = ModelRef(model.identity, model_ref or getattr(model, "source", None) or DEFAULT_MODEL)
         skipped_before = {s.rel for s in committed.skipped} if committed else set()
         if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None and r.rel not in skipped_before
                                                    for r in records):

@@ -12,7 +12,7 @@ from torch import nn
 from dedup.atomic import atomic_write
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
 from dedup.errors import ModelError
-from dedup.modelfile import model_file, write_card
+from dedup.modelfile import model_file, model_ref, write_card
 
 MODEL_FORMAT = "dedup-model"
 MODEL_VERSION = 1
@@ -57,6 +57,7 @@ class Model:
     config: ModelConfig
     meta: dict[str, Any] = field(default_factory=dict)
     name: str = "custom"
+    source: str | None = None  # how an index records it (`modelfile.model_ref`), when it was loaded from a file
 
     @property
     def threshold(self) -> float:
@@ -129,4 +130,4 @@ def load_model(path: str | Path | None = None) -> Model:
     except RuntimeError as exc:
         raise ModelError(f"model {str(file)!r} weights do not match its config: {exc}") from None
     net.eval()
-    return Model(net, config, dict(payload.get("meta", {})), str(payload.get("name", "custom")))
+    return Model(net, config, dict(payload.get("meta", {})), str(payload.get("name", "custom")), model_ref(path))

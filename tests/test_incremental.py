@@ -76,6 +76,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_gives_the_same_index(tmp_path, encoder_file):
     """Killed (SIGKILL, no clean-up) right after its third shard is on disk, a run leaves no
     manifest; the next run keeps the flushed shards and ends with the index a clean run makes."""

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -171,4 +172,4 @@ class History(RuleBasedStateMachine):
 
 History.TestCase.settings = settings(max_examples=100, stateful_step_count=8, deadline=None,
                                      suppress_health_check=[HealthCheck.too_slow])
-test_history = History.TestCase
+test_history = pytest.mark.slow(History.TestCase)

@@ -1,0 +1,88 @@
+"""One duplicate policy per kind: the threshold each resolves to, the candidates each looks at
+(checked against brute force), and the errors a front end turns into its own flags."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dedup.actions import ActionRequest
+from dedup.ann import build_index
+from dedup.cli import cli
+from dedup.config import VerifyConfig
+from dedup.errors import UsageError
+from dedup.policy import CheckedPolicy, DistancePolicy, policy_for
+
+CHECK = VerifyConfig(candidates=0.9, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, neighbours=3)
+
+
+def test_the_threshold_resolves_in_one_place():
+    assert policy_for(0.35, None) == DistancePolicy(0.35)
+    assert policy_for(0.35, CHECK, verify=False) == DistancePolicy(0.35)
+    assert policy_for(0.35, None, 0.6) == DistancePolicy(0.6)
+    checked = policy_for(0.35, CHECK)
+    assert isinstance(checked, CheckedPolicy) and (checked.threshold, checked.encoder_threshold) == (0.9, 0.35)
+    assert policy_for(0.35, CHECK, 0.2).encoder_threshold == 0.2  # a stricter threshold bounds both
+    assert (DistancePolicy(0.3).linkage, checked.linkage) == ("center", "complete")
+    with pytest.raises(UsageError) as err:
+        policy_for(0.35, None, 2.5)
+    assert err.value.option == "threshold"
+
+
+def unit(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a[:, None] - b[None], axis=2)
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_candidates_match_brute_force(within):
+    base = unit(300, 0)
+    queries = base if within else unit(40, 1)
+    index = build_index(base, "Flat", {})
+    d = brute(queries, base)
+    policy = CheckedPolicy(CHECK, 0.9, 0.5)
+    got = {(int(i), int(j)) for i, j in zip(*(lambda p: (p.i, p.j))(policy.candidates(index, queries, within=within)))}
+    want = set()
+    for i in range(len(queries)):
+        order = [j for j in np.argsort(d[i]) if not (within and j == i)]
+        near = {j for j in order if d[i, j] < 0.5} | {j for j in order[: CHECK.neighbours] if d[i, j] < 0.9}
+        want |= {(min(i, j), max(i, j)) if within else (i, int(j)) for j in near}
+    assert got == want
+    plain = DistancePolicy(0.6).candidates(index, queries, within=within)
+    assert len(plain) == (int((np.triu(d < 0.6, 1)).sum()) if within else int((d < 0.6).sum()))
+
+
+def test_a_distance_policy_decides_by_distance_alone():
+    from dedup.pairs import Pairs
+
+    pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.2, 0.4], np.float32))
+    decision = DistancePolicy(0.3).decide(pairs, lambda row: None)
+    assert decision.keep.tolist() == [True, False] and decision.verified is None
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"action": "move"}, "to"),
+    ({"action": "delete", "apply": True}, "yes"),
+    ({"action": "shred"}, "action"),
+])
+def test_action_requests_are_validated_in_the_library(kwargs, option):
+    with pytest.raises(UsageError) as err:
+        ActionRequest(**kwargs)
+    assert err.value.option == option and "--" not in str(err.value)
+
+
+def test_the_cli_names_the_flag_of_a_library_error(tmp_path):
+    runner = CliRunner()
+    cases = [
+        (["find-duplicates", "--index", str(tmp_path), "--action", "move"], "(--to)"),
+        (["find-duplicates", "--index", str(tmp_path / "none")], "(--index)"),
+        (["train", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--epochs", "0"], "(--epochs)"),
+        (["train", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--channels", "8,8,8,8,8,8,8"], "(--channels)"),
+    ]
+    for args, flag in cases:
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1 and result.output.startswith("Error:") and result.output.rstrip().endswith(flag), result.output
