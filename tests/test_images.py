@@ -108,3 +108,26 @@ def test_decompression_bomb_refused():
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     with pytest.raises(ImageSkip, match="bomb|too large"):
         decode(png, 8)
+
+
+def test_training_sees_pictures_upright_as_indexing_does(tmp_path):
+    """An EXIF-rotated JPEG: the training loader and the indexer both turn it upright."""
+    import io
+
+    from PIL import Image
+
+    from dedup.data import open_rgba
+    from dedup.images import decode
+    from dedup.synth import scene
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated 90°
+    buf = io.BytesIO()
+    scene(3, (120, 60)).save(buf, "JPEG", exif=exif)
+    data = buf.getvalue()
+    trained = open_rgba(data, 256)
+    indexed = decode(data, 64)
+    assert trained.size == (60, 120) and (indexed.width, indexed.height) == (60, 120)
+    upright = Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_270).convert("RGB")
+    diff = abs(np.asarray(trained.convert("RGB"), np.int16) - np.asarray(upright, np.int16)).mean()
+    assert diff < 3
