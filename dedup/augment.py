@@ -218,6 +218,42 @@ def random_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0
     return flatten(out)
 
 
+def label_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0) -> Image.Image:
+    """A training view of a labelled picture that keeps what it shows: a small shift, scale and
+    rotation (the uncovered corners take the picture's border colour, so light-on-dark stays
+    light-on-dark), contrast and brightness, blur, noise. No flips, overlays or crops that could
+    cut the subject (a mirrored 2 is not a 2). `strength` scales every edit (0 = unchanged)."""
+    out = flatten(im)
+    if strength <= 0:
+        return out
+    arr = np.asarray(out)
+    edge = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    fill = tuple(int(v) for v in np.median(edge, axis=0))
+    w, h = out.size
+    angle = np.deg2rad(rng.uniform(-12, 12) * strength)
+    scale = 1.0 + rng.uniform(-0.12, 0.12) * strength
+    tx, ty = rng.uniform(-0.08, 0.08, 2) * strength * np.array([w, h])
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    cx, cy = w / 2, h / 2  # inverse map of: rotate and scale about the centre, then shift
+    matrix = (cos, sin, cx - cos * (cx + tx) - sin * (cy + ty), -sin, cos, cy + sin * (cx + tx) - cos * (cy + ty))
+    out = out.transform((w, h), Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=fill)
+    if rng.random() < 0.5 * strength:
+        out = ImageEnhance.Contrast(out).enhance(1.0 + rng.uniform(-0.25, 0.25) * strength)
+        out = ImageEnhance.Brightness(out).enhance(1.0 + rng.uniform(-0.15, 0.15) * strength)
+    if rng.random() < 0.2 * strength:
+        out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8) * max(w, h) / 64))
+    if rng.random() < 0.2 * strength:
+        noisy = np.asarray(out, np.float32) + rng.normal(0, rng.uniform(2, 8), (h, w, 3))
+        out = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    return out
+
+
+VIEWS: dict[str, Callable[[Image.Image, np.random.Generator, float], Image.Image]] = {
+    "copies": random_view,  # an unlabelled catalog: the edits catalogs make to copies
+    "labelled": label_view,  # labelled classes: edits that keep the label true
+}
+
+
 DUPLICATE_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 
 

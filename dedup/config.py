@@ -47,13 +47,15 @@ class TrainConfig:
     hard_negatives: float = 0.0  # share of each batch drawn as groups of look-alike classes
     mine_every: int = 5  # epochs between re-mining look-alikes (the first mining after this many)
     mine_k: int = 10  # look-alikes kept per class
+    edits: Literal["copies", "labelled"] = "copies"  # the views (`dedup.augment.VIEWS`)
 
     def __post_init__(self) -> None:
         checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 2, "at least 2"),
                   ("lr", self.lr > 0, "positive"), ("hard_negatives", 0 <= self.hard_negatives <= 1, "in [0, 1]"),
                   ("augment_strength", self.augment_strength >= 0, "at least 0"),
                   ("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
-                  ("optimizer", self.optimizer in ("adam", "sgd"), "adam or sgd")]
+                  ("optimizer", self.optimizer in ("adam", "sgd"), "adam or sgd"),
+                  ("edits", self.edits in ("copies", "labelled"), "copies or labelled")]
         _refuse_bad(self, checks)
 
 
@@ -85,7 +87,8 @@ class ModelConfig:
                    "1 or more widths of 1..1024 (e.g. 32,64,128)"),
                   ("channels", self.image_size >> max(len(widths) - 1, 0) >= 2,
                    f"at most {max(self.image_size.bit_length() - 1, 1)} widths for this image size (each block after the first halves it)"),
-                  ("embedding_dim", self.embedding_dim >= 2, "at least 2")]
+                  ("embedding_dim", self.embedding_dim >= 2, "at least 2"),
+                  ("pooling", self.pooling in ("avg", "avg+grid2"), "avg or avg+grid2")]
         _refuse_bad(self, checks)
 
     @property

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from dedup.augment import random_view
+from dedup.augment import VIEWS
 from dedup.config import Framing
 from dedup.errors import CatalogError, UsageError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
@@ -82,30 +82,59 @@ def load_folder(
     return TrainSet(images, label_ids.astype(np.int64), paths), skipped
 
 
-def split(ts: TrainSet, val_fraction: float, seed: int) -> tuple[TrainSet, TrainSet]:
-    """Split by label (no class is in both parts), deterministic for `seed`."""
+SplitMode = Literal["items", "per-class", "whole-classes"]
+WHOLE_CLASSES_FROM = 10  # labelled classes from which validation holds out whole classes (one-shot)
+
+
+def split(ts: TrainSet, val_fraction: float, seed: int, labels: LabelMode = "none") -> tuple[TrainSet, TrainSet, SplitMode]:
+    """Hold out a validation part, deterministic for `seed`, that always has same and different pairs.
+
+    - Unlabelled (every image its own item): whole items ("items"; positives are two edits of one).
+    - Labelled, with `WHOLE_CLASSES_FROM` classes or more: whole classes ("whole-classes", at
+      least 3), so validation measures what the model does on items it never saw (one-shot).
+    - Labelled, fewer classes: `val_fraction` of each class's images ("per-class", at least 2 of
+      a class with 4 or more), so validation has pairs of every class and across classes.
+    """
     if not 0.0 <= val_fraction < 1.0:
         raise UsageError(f"the validation fraction must be in [0, 1), got {val_fraction}", option="val_fraction")
-    classes = ts.classes
     rng = np.random.default_rng(seed)
-    n_val = int(round(len(classes) * val_fraction))
-    if val_fraction > 0 and len(classes) >= 4:
-        n_val = max(2, n_val)
-    val_classes = set(rng.permutation(classes)[:n_val].tolist())
-    is_val = np.array([lab in val_classes for lab in ts.labels])
-    return ts.subset(np.flatnonzero(~is_val)), ts.subset(np.flatnonzero(is_val))
+    classes = ts.classes
+    if labels == "folders" and len(classes) < WHOLE_CLASSES_FROM:
+        is_val = np.zeros(len(ts.labels), bool)
+        if val_fraction > 0:
+            for members in ts.by_class().values():
+                if len(members) >= 4:
+                    take = min(max(2, int(round(val_fraction * len(members)))), len(members) - 2)
+                    is_val[rng.permutation(members)[:take]] = True
+        mode: SplitMode = "per-class"
+    else:
+        n_val = int(round(len(classes) * val_fraction))
+        if val_fraction > 0 and len(classes) >= 4:
+            n_val = max(3 if labels == "folders" else 2, n_val)
+        val_classes = set(rng.permutation(classes)[:n_val].tolist())
+        is_val = np.array([lab in val_classes for lab in ts.labels])
+        mode = "whole-classes" if labels == "folders" else "items"
+    return ts.subset(np.flatnonzero(~is_val)), ts.subset(np.flatnonzero(is_val)), mode
+
+
+def fitting_size(ts: TrainSet, largest: int = 64, smallest: int = 16) -> int:
+    """An encoder input no larger than the pictures need: their median longer side, rounded up to
+    a multiple of 16, within [`smallest`, `largest`]."""
+    side = float(np.median([max(im.size) for im in ts.images]))
+    return int(min(largest, max(smallest, 16 * np.ceil(side / 16))))
 
 
 def view_batch(
     ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0,
     neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4, framing: Framing = Framing(),
+    edits: str = "copies",
 ) -> tuple[np.ndarray, np.ndarray]:
     """`batch_size` items (distinct unless there are fewer classes), two augmented views each (two
     images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels).
 
     With `neighbours` (from `dedup.mining.class_neighbours`), `hard_fraction` of the items come in
     groups of `group`: a random class and look-alikes drawn from its nearest classes. `framing` is the
-    model's (`dedup.framing.to_input`)."""
+    model's (`dedup.framing.to_input`); `edits` names the views (`dedup.augment.VIEWS`)."""
     classes = ts.classes
     by_class = ts.by_class()
     pixels, labels = [], []
@@ -113,7 +142,7 @@ def view_batch(
         members = by_class[int(c)]
         picks = rng.choice(members, size=2, replace=len(members) < 2)
         for i in picks:
-            view = random_view(ts.images[int(i)], rng, strength)
+            view = VIEWS[edits](ts.images[int(i)], rng, strength)
             pixels.append(to_input(view, image_size, framing))
             labels.append(int(c))
     return np.stack(pixels), np.array(labels, dtype=np.int64)

@@ -80,6 +80,15 @@ def best_f1_threshold(distances: np.ndarray, same: np.ndarray) -> float:
     return float(thr[int(np.argmax(f1))])
 
 
+def balanced_threshold(distances: np.ndarray, same: np.ndarray) -> float:
+    """Threshold with the best balanced accuracy (true accept rate minus false accept rate, Youden's
+    J): the accuracy-optimal one on pairs drawn half same, half different."""
+    d, y = np.asarray(distances, dtype=np.float64), np.asarray(same, dtype=bool)
+    thr, tp, fp, _ = _sweep(d, y)
+    j = tp / max(1, y.sum()) - fp / max(1, (~y).sum())
+    return float(thr[int(np.argmax(j))])
+
+
 def eer_threshold(distances: np.ndarray, same: np.ndarray) -> float:
     """Threshold where the false accept and false reject rates are closest."""
     d, y = np.asarray(distances, dtype=np.float64), np.asarray(same, dtype=bool)

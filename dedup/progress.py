@@ -67,7 +67,8 @@ def rich_progress(enabled: bool = True) -> Iterator[ProgressFn]:
 
 @contextmanager
 def rich_training(enabled: bool = True, epochs: int = 1) -> Iterator[tuple[Callable, Callable]]:
-    """Yield (on_step, on_epoch) callbacks drawing a per-epoch bar with the running loss."""
+    """Yield (on_step, on_epoch) callbacks drawing the run's bar (epochs, time left) and the
+    epoch's bar (steps, running loss), and a line per epoch with its losses and validation AUC."""
     if not enabled:
         yield (lambda *a: None), (lambda *a: None)
         return
@@ -78,23 +79,30 @@ def rich_training(enabled: bool = True, epochs: int = 1) -> Iterator[tuple[Calla
         Progress,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     console = Console(stderr=True)
     state: dict = {"task": None, "epoch": 1, "sum": 0.0}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console) as bar:
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=console) as bar:
+        run = bar.add_task("training", total=epochs, info="")
 
         def on_step(step: int, steps: int, loss: float) -> None:
             if state["task"] is None:
-                state["task"] = bar.add_task(f"epoch {state['epoch']}/{epochs}", total=steps, loss="-")
+                state["task"] = bar.add_task(f"epoch {state['epoch']}/{epochs}", total=steps, info="loss -")
                 state["sum"] = 0.0
             state["sum"] += loss
-            bar.update(state["task"], completed=step, loss=f"{state['sum'] / step:.4f}")
+            bar.update(state["task"], completed=step, info=f"loss {state['sum'] / step:.4f}")
 
         def on_epoch(report) -> None:
             val = f", val loss {report.val_loss:.4f}, val AUC {report.val_auc:.4f}" if report.val_loss is not None else ""
             bar.console.print(f"epoch {report.epoch}: train loss {report.train_loss:.4f}{val} ({report.seconds:.1f}s)")
+            if state["task"] is not None:
+                bar.remove_task(state["task"])
+            auc = f"val AUC {report.val_auc:.4f}" if report.val_auc is not None else ""
+            bar.update(run, completed=report.epoch, info=auc)
             state["task"], state["epoch"] = None, report.epoch + 1
 
         yield on_step, on_epoch

@@ -14,15 +14,16 @@ import numpy as np
 import torch
 
 from dedup.atomic import atomic_write
+from dedup.augment import VIEWS
 from dedup.config import TrainConfig
-from dedup.data import LabelMode, TrainSet, load_folder, split, view_batch
+from dedup.data import TrainSet, view_batch
 from dedup.embed import to_tensor
 from dedup.errors import UsageError
-from dedup.files import Skipped
+from dedup.framing import to_input
 from dedup.losses import make_loss, pairwise_distance
-from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
+from dedup.metrics import at_threshold, balanced_threshold, best_f1_threshold, roc_auc
 from dedup.mining import class_neighbours
-from dedup.model import Model, ModelConfig, new_model, save_model
+from dedup.model import Model, ModelConfig, save_model
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,24 @@ class _EpochBatches(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.cfg.seed, self.epoch])
         for _ in range(self.steps):
             yield view_batch(self.ts, rng, self.cfg.batch_size, self.spec.image_size, self.cfg.augment_strength,
-                             self.neighbours, self.cfg.hard_negatives, framing=self.spec.framing)
+                             self.neighbours, self.cfg.hard_negatives, framing=self.spec.framing, edits=self.cfg.edits)
+
+
+VAL_IMAGES = 1024  # labelled validation: at most this many pictures, every pair among them scored
 
 
 def validation_batches(ts: TrainSet, cfg: TrainConfig, spec: ModelConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fixed (seeded) view batches of the validation split."""
+    """Fixed (seeded) validation batches, scored on every in-batch pair. Labelled data: the
+    validation pictures themselves, unedited, framed as at indexing time (pairs of real pictures
+    of one class are the positives). Unlabelled: view batches (two edits of one picture)."""
     rng = np.random.default_rng([cfg.seed, 10_007])
-    return [view_batch(ts, rng, cfg.batch_size, spec.image_size, cfg.augment_strength, framing=spec.framing) for _ in range(cfg.val_batches)]
+    if cfg.edits == "labelled":
+        pick = np.sort(rng.permutation(len(ts.labels))[:VAL_IMAGES])
+        pixels = np.stack([to_input(VIEWS["labelled"](ts.images[int(i)], rng, 0.0), spec.image_size, spec.framing)
+                           for i in pick])
+        return [(pixels, ts.labels[pick])]
+    return [view_batch(ts, rng, cfg.batch_size, spec.image_size, cfg.augment_strength, framing=spec.framing)
+            for _ in range(cfg.val_batches)]
 
 
 def batch_pair_distances(model: Model, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +146,7 @@ def train(
             persistent_workers=False,
         )
         total = 0.0
+        diverged = False
         for step, (pixels, labels) in enumerate(loader):
             pixels = pixels.numpy() if isinstance(pixels, torch.Tensor) else pixels
             labels = torch.as_tensor(labels)
@@ -142,6 +155,9 @@ def train(
             loss.backward()
             opt.step()
             value = float(loss.detach())
+            if not math.isfinite(value):  # diverged: the epoch ends, and the run with it
+                total, diverged = math.nan, True
+                break
             total += value
             if on_step:
                 on_step(step + 1, steps, value)
@@ -153,6 +169,8 @@ def train(
             _save_checkpoint(checkpoint, run, model, loss_fn, opt, epoch + 1, history, neighbours)
         if on_epoch:
             on_epoch(report)
+        if diverged:
+            break
     model.meta = {
         "recipe": {**asdict(cfg), "image_size": size},
         "history": history,
@@ -161,8 +179,10 @@ def train(
     }
     if val is not None:
         d, y = batch_pair_distances(model, val)
-        thr = best_f1_threshold(d, y)
-        model.meta["val_metrics"] = at_threshold(d, y, thr).as_dict()
+        if y.any() and not y.all() and np.isfinite(d).all():
+            auc = roc_auc(d, y)
+            model.meta["val_metrics"] = at_threshold(d, y, best_f1_threshold(d, y), auc).as_dict()
+            model.meta["val_balanced"] = at_threshold(d, y, balanced_threshold(d, y), auc).as_dict()
     return model
 
 
@@ -175,7 +195,7 @@ def _validate(model: Model, loss_fn: torch.nn.Module, val) -> tuple[float | None
         for pixels, labels in val:
             losses.append(float(loss_fn(model.net(to_tensor(pixels)), torch.as_tensor(labels))))
     d, y = batch_pair_distances(model, val)
-    return float(np.mean(losses)), roc_auc(d, y)
+    return float(np.mean(losses)), (roc_auc(d, y) if np.isfinite(d).all() else math.nan)
 
 
 def _run_key(model: Model, cfg: TrainConfig) -> str:
@@ -219,50 +239,3 @@ def save_trained(model: Model, out: Path) -> Path | None:
     save_model(model, out)
     png = out.with_suffix(".loss.png")
     return png if plot_history(model.meta.get("history", []), png) else None
-
-
-@dataclass(frozen=True)
-class TrainSummary:
-    """What `train_folder` made."""
-
-    model: Model
-    out: Path
-    images: int  # training images
-    skipped: list[Skipped]
-    curves: Path | None  # the loss-curve PNG, when matplotlib is installed
-
-    @property
-    def validation(self) -> dict[str, Any] | None:
-        return self.model.meta.get("val_metrics")
-
-
-def train_folder(
-    data: str | Path,
-    out: str | Path,
-    *,
-    labels: LabelMode = "none",
-    spec: ModelConfig | None = None,
-    cfg: TrainConfig | None = None,
-    val_fraction: float = 0.1,
-    resume: bool = False,
-    on_step: Callable[[int, int, float], None] | None = None,
-    on_epoch: Callable[[EpochReport], None] | None = None,
-) -> TrainSummary:
-    """Train an encoder of shape `spec` on the images under `data` with recipe `cfg` and save it
-    to `out` (with its card and loss curves). `labels="folders"`: one sub-folder per class;
-    "none": positives are two edits of one image. Validation holds out `val_fraction` of the
-    classes; the model's threshold is calibrated on it. A checkpoint beside `out` lets an
-    interrupted run `resume`."""
-    spec, cfg, out = spec or ModelConfig(), cfg or TrainConfig(), Path(out)
-    full, skipped = load_folder(data, labels, max_side=2 * spec.image_size)
-    train_set, val_set = split(full, val_fraction, cfg.seed)
-    model = new_model(spec, seed=cfg.seed, name=out.stem)
-    checkpoint = out.with_suffix(".ckpt")
-    train(model, train_set, val_set if len(val_set.labels) else None, cfg, checkpoint=checkpoint, resume=resume,
-          on_step=on_step, on_epoch=on_epoch)
-    if "val_metrics" in model.meta:
-        model.meta["threshold"] = round(model.meta["val_metrics"]["threshold"], 4)
-    model.meta["labels"] = labels
-    curves = save_trained(model, out)
-    checkpoint.unlink(missing_ok=True)
-    return TrainSummary(model, out, len(train_set.labels), skipped, curves)

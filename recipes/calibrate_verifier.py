@@ -7,7 +7,8 @@ Writes `neardup.py`-style catalogs from the validation pool (never the test pool
 indexes each with the model as a user would, and takes the pairs find-duplicates would check:
 every pair under the encoder's threshold and each image's 20 nearest under `--candidates`
 (`VerifyConfig.neighbours`). For each candidate, `dedup.keypoints` matches keypoints in the two files. A logistic
-model over (distance, matches, share of keypoints matched, keypoints) is fitted to say which
+model over (distance, matches, share of keypoints matched, keypoints) is fitted (`dedup.calibrate`,
+numpy) to say which
 candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
 threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
 picture). Only pairs with enough agreeing keypoints can be accepted (`policy.required_inliers`:
@@ -24,12 +25,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
+from dedup.calibrate import fit_check
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
 from dedup.keypoints import Matches, match_pairs
-from dedup.metrics import best_f1_threshold, precision_threshold
+from dedup.metrics import best_f1_threshold
 from dedup.model import load_model, save_model
 from dedup.modelfile import model_file
 from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
@@ -67,22 +68,6 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
             "i": i, "j": j, "source": source}
 
 
-def fit_check(x: np.ndarray, y: np.ndarray, eligible: np.ndarray, fold: np.ndarray
-              ) -> tuple[LogisticRegression, float, np.ndarray]:
-    """The logistic model on the `eligible` pairs, its acceptance cut (the lowest probability whose
-    out-of-fold pair precision is ≥ `TARGET_PRECISION`, 2 folds) and the out-of-fold
-    probabilities (0 where not eligible)."""
-    held_out = np.zeros(len(y))
-    for f in (0, 1):
-        train, test = eligible & (fold != f), fold == f
-        held_out[test] = LogisticRegression(max_iter=1000).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
-    held_out[~eligible] = 0.0
-    # As distances (small = same) so the threshold helpers apply; recall counts every true pair.
-    d_prob = 1.0 - held_out
-    cut = precision_threshold(d_prob, y, TARGET_PRECISION) or best_f1_threshold(d_prob, y)
-    return LogisticRegression(max_iter=1000).fit(x[eligible], y[eligible]), round(float(1.0 - cut), 4), held_out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
@@ -114,7 +99,7 @@ def main() -> None:
           f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
     eligible = look.inliers >= required_inliers(gate, cat["d"], look.sparser, model.threshold)
-    final, accept, held_out = fit_check(x, y, eligible, cat["fold"])
+    weights, bias, accept, held_out = fit_check(x, y, eligible, cat["fold"], TARGET_PRECISION)
 
     def scores(pred: np.ndarray) -> dict:
         tp = int((pred & y).sum())
@@ -129,8 +114,8 @@ def main() -> None:
     print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {accept}")
     print(json.dumps(report, indent=2))
 
-    config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in final.coef_[0]),
-                          bias=round(float(final.intercept_[0]), 5), accept=accept, neighbours=gate.neighbours,
+    config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in weights),
+                          bias=round(float(bias), 5), accept=accept, neighbours=gate.neighbours,
                           min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints, side=gate.side,
                           keypoints=gate.keypoints)
     print("verify config:", json.dumps(config.to_dict()))

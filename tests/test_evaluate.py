@@ -45,8 +45,12 @@ def test_evaluate_json_and_one_shot(labelled, tmp_path):
     assert c["tn"] + c["fp"] + c["fn"] + c["tp"] == 200
     assert doc["one_shot"]["ways"] == 3 and 0 <= doc["one_shot"]["accuracy"] <= 1
     assert (tmp_path / "ev.roc.png").is_file() and (tmp_path / "ev.hist.png").is_file()
+    assert doc["threshold_source"] == "model" and doc["plots"] == [str(tmp_path / "ev.roc.png"), str(tmp_path / "ev.hist.png")]
     table = CliRunner().invoke(cli, ["evaluate", str(labelled), "--num-pairs", "40"])
     assert table.exit_code == 0 and "confusion matrix" in table.stdout
+    assert "(the model's calibrated threshold)" in table.stdout
+    given = CliRunner().invoke(cli, ["evaluate", str(labelled), "--num-pairs", "40", "-t", "0.4"])
+    assert "threshold 0.4000 (given)" in given.stdout
 
 
 def test_evaluate_pairs_csv(labelled, tmp_path):

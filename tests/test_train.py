@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from dedup.cli import cli
 from dedup.config import Framing, TrainConfig
-from dedup.data import load_folder, split
+from dedup.data import fitting_size, load_folder, split
 from dedup.errors import UsageError
 from dedup.model import ModelConfig, load_model, new_model
 from dedup.synth import scene
@@ -78,7 +78,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(plain_folder, tmp_path):
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_every_loss_and_optimizer_trains(plain_folder, loss, optimizer):
     ts, _ = load_folder(plain_folder, max_side=64)
-    tr, va = split(ts, 0.25, 0)
+    tr, va, _ = split(ts, 0.25, 0)
     model = new_model(TINY)
     before = weights(model).clone()
     train(model, tr, va, TrainConfig(loss=loss, optimizer=optimizer, lr=0.01, epochs=1, batch_size=6, steps_per_epoch=2))
@@ -87,15 +87,29 @@ def test_every_loss_and_optimizer_trains(plain_folder, loss, optimizer):
     assert 0.0 <= model.meta["val_metrics"]["auc"] <= 1.0
 
 
-def test_folder_labels_split_by_class(tmp_path):
-    for c in range(5):
-        (tmp_path / f"class{c}").mkdir()
-        for k in range(3):
-            scene(c * 10 + k, (40, 40)).save(tmp_path / f"class{c}" / f"{k}.png")
-    ts, _ = load_folder(tmp_path, "folders", max_side=32)
-    assert len(ts.classes) == 5
-    tr, va = split(ts, 0.4, 0)
-    assert not set(tr.labels.tolist()) & set(va.labels.tolist())
+def labelled(root, classes: int, per_class: int, size: int = 40):
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for k in range(per_class):
+            scene(c * 100 + k, (size, size)).save(root / f"class{c}" / f"{k}.png")
+    return root
+
+
+def test_few_classes_hold_out_pictures_of_every_class(tmp_path):
+    ts, _ = load_folder(labelled(tmp_path, 5, 8), "folders", max_side=32)
+    tr, va, mode = split(ts, 0.25, 0, "folders")
+    assert mode == "per-class" and set(va.labels.tolist()) == set(tr.labels.tolist()) == set(range(5))
+    assert all((va.labels == c).sum() >= 2 for c in range(5))  # same pairs in every class, different across
+    assert not set(tr.paths) & set(va.paths)
+
+
+def test_many_classes_hold_out_whole_classes_and_unlabelled_items(tmp_path):
+    ts, _ = load_folder(labelled(tmp_path / "many", 12, 3), "folders", max_side=32)
+    tr, va, mode = split(ts, 0.1, 0, "folders")
+    assert mode == "whole-classes" and len(va.classes) >= 3 and not set(tr.labels.tolist()) & set(va.labels.tolist())
+    plain, _ = load_folder(tmp_path / "many", "none", max_side=32)
+    _, va, mode = split(plain, 0.1, 0, "none")
+    assert mode == "items" and len(va.labels) >= 2
 
 
 def test_train_command_writes_a_self_describing_model(plain_folder, tmp_path):
@@ -123,3 +137,56 @@ def test_train_rejects_bad_channels_in_one_line(plain_folder, tmp_path, channels
                                       "--channels", channels, "-q"])
     assert result.exit_code != 0 and "--channels" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_labelled_training_defaults_fit_small_pictures(tmp_path):
+    data = labelled(tmp_path / "data", 4, 10, size=24)
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(cli, ["train", str(data), "--labels", "folders", "--out", str(out), "--epochs", "3",
+                                      "--channels", "8,16", "--no-check", "-q"])
+    assert "Traceback" not in result.output
+    model = load_model(out)
+    assert model.config.image_size == 32 and model.config.framing == Framing()  # no trimming, no backdrop repaint
+    assert model.config.pooling == "avg+grid2" and model.meta["recipe"]["edits"] == "labelled"
+    assert model.meta["recipe"]["margin"] == 0.5 and model.meta["validation"]["split"] == "per-class"
+    assert model.meta["validation"]["threshold_rule"] == "balanced accuracy"
+    assert model.threshold == round(model.meta["validation"]["at_threshold"]["threshold"], 4)
+
+
+def test_a_run_that_learns_nothing_warns_and_fails(tmp_path):
+    """Both classes hold the same pictures: nothing tells them apart."""
+    data = tmp_path / "data"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for k in range(10):
+            scene(k, (32, 32)).save(data / c / f"{k}.png")
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(cli, ["train", str(data), "--labels", "folders", "--out", str(out), "--epochs", "3",
+                                      "--channels", "8,16", "--val-fraction", "0.3", "-q"])
+    assert result.exit_code == 1 and "Warning: validation AUC" in result.output and "Traceback" not in result.output
+    assert out.is_file()  # kept, to look at
+
+
+def test_the_input_size_follows_the_pictures():
+    from PIL import Image
+
+    from dedup.data import TrainSet
+
+    def sized(side):
+        return TrainSet([Image.new("RGBA", (side, side))] * 3, np.arange(3), ["x"] * 3)
+
+    assert [fitting_size(sized(s)) for s in (8, 24, 32, 40, 200)] == [16, 32, 32, 48, 64]
+
+
+def test_labelled_views_keep_a_light_on_dark_picture_light_on_dark():
+    from PIL import Image
+
+    from dedup.augment import label_view
+
+    dark = Image.new("RGB", (32, 32), (0, 0, 0))
+    dark.paste((255, 255, 255), (10, 8, 22, 24))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        view = np.asarray(label_view(dark, rng, 1.0), np.float32)
+        assert view[[0, -1]].mean() < 40 and view[:, [0, -1]].mean() < 40  # borders stay dark
+        assert view.max() > 150  # the mark is still there

@@ -1,4 +1,4 @@
-"""Model commands: train, evaluate."""
+"""Model commands: train, calibrate, evaluate."""
 from __future__ import annotations
 
 import json
@@ -14,51 +14,70 @@ from dedup.config import LOSSES
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model file to write (.pt).")
 @click.option("--labels", type=click.Choice(["none", "folders"]), default="none", show_default=True,
-    help=("none: positives are two augmentations of one image; folders: one sub-folder per class."))
+    help=("none: positives are two edits of one image; folders: one sub-folder per class."))
 @click.option("--loss", type=click.Choice(LOSSES), default="contrastive", show_default=True)
-@click.option("--margin", type=float, default=None, help="Margin of the contrastive (default 1.0) or triplet (0.5) loss.")
+@click.option("--margin", type=float, default=None,
+    help="Margin of the contrastive loss (default 1.0; 0.5 with --labels folders) or the triplet loss (0.5).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Adam, or SGD with momentum 0.9.")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Items per batch (two views each).")
+@click.option("--lr", type=float, default=None, help="Learning rate (default 0.001).")
+@click.option("--epochs", type=int, default=None, help="Default: 30 with --labels folders, else 10.")
+@click.option("--batch-size", type=int, default=None, help="Items per batch, two views each (default 64).")
 @click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over the training items.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Items (or classes) held out for validation.")
-@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+    help="Held out for validation: images of each class (few classes), whole classes (10 or more), or items.")
+@click.option("--image-size", type=int, default=None,
+    help="Encoder input side. Default: 64, or with --labels folders the pictures' median size (16 to 64).")
 @click.option("--channels", default="32,64,128", show_default=True,
     help=("Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed "
           "CNN, the shape of the default encoder)."))
-@click.option("--augment", type=float, default=1.0, show_default=True, help="Strength of the random edits applied to views (0 = none).")
+@click.option("--pooling", type=click.Choice(["avg", "avg+grid2"]), default=None,
+    help="avg: global average (the seed CNN); avg+grid2: also a 2x2 grid of averages. Default: avg+grid2 with --labels folders.")
+@click.option("--augment", type=float, default=None,
+    help="Strength of the random edits applied to views (0 = none; default 1). Labelled data gets edits that keep the label.")
 @click.option("--workers", type=int, default=0, show_default=True, help="Background processes preparing batches.")
-@click.option("--trim/--no-trim", default=True, show_default=True,
-    help=("Cut uniform borders (margins, letterboxing) before resizing, here and wherever the model "
-          "is used."))
-@click.option("--backdrop/--no-backdrop", default=True, show_default=True,
-    help=("Repaint a plain backdrop around an object white, here and wherever the model is used."))
-@click.option("--hard-negatives", type=float, default=0.0, show_default=True,
-    help=("Share of each batch drawn as groups of look-alike items, re-mined every 5 epochs (0 = "
+@click.option("--trim/--no-trim", default=None,
+    help="Cut uniform borders before resizing, here and wherever the model is used. Default: on, off with --labels folders.")
+@click.option("--backdrop/--no-backdrop", default=None,
+    help="Repaint a plain backdrop around an object white, here and wherever the model is used. Default as --trim.")
+@click.option("--hard-negatives", type=float, default=None,
+    help=("Share of each batch drawn as groups of look-alike items, re-mined every 5 epochs (default 0: "
           "random batches)."))
+@click.option("--check/--no-check", default=True, show_default=True,
+    help="Calibrate the pair check on the validation pictures (kept when it beats the encoder alone).")
 @click.option("--resume", is_flag=True, help="Continue from OUT's checkpoint after an interruption.")
 @QUIET_OPT
 def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size, steps_per_epoch, seed, val_fraction,
-              image_size, channels, augment, workers, trim, backdrop, hard_negatives, resume, quiet):
-    """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders)."""
-    from dedup.config import ModelConfig, TrainConfig
-    from dedup.progress import rich_training
-    from dedup.train import train_folder
+              image_size, channels, pooling, augment, workers, trim, backdrop, hard_negatives, check, resume, quiet):
+    """Train a Siamese encoder on DATA (a plain folder, or class sub-folders with --labels folders).
 
-    cfg = TrainConfig(loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-                      steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
-                      augment_strength=augment, hard_negatives=hard_negatives)
-    spec = ModelConfig(channels=parse_channels(channels), image_size=image_size, trim=trim, backdrop=backdrop)
-    with rich_training(not quiet, epochs) as (on_step, on_epoch):
-        done = train_folder(data, out, labels=labels, spec=spec, cfg=cfg, val_fraction=val_fraction, resume=resume,
-                            on_step=on_step, on_epoch=on_epoch)
-    click.echo(f"Wrote {out} ({done.images} training images, {len(done.skipped)} skipped)"
-               + (f"; loss curves in {done.curves}" if done.curves else ""))
+    Exits 1 with a warning when validation shows that the model did not learn.
+    """
+    from dedup.fit import recipe, train_folder
+    from dedup.progress import rich_training
+
+    cfg = recipe(labels, loss=loss, margin=margin, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+                 steps_per_epoch=steps_per_epoch, seed=seed, workers=workers, augment_strength=augment,
+                 hard_negatives=hard_negatives)
+    with rich_training(not quiet, cfg.epochs) as (on_step, on_epoch):
+        done = train_folder(data, out, labels=labels, image_size=image_size, channels=parse_channels(channels),
+                            pooling=pooling, trim=trim, backdrop=backdrop, cfg=cfg, val_fraction=val_fraction,
+                            resume=resume, on_step=on_step, on_epoch=on_epoch, check=check)
+    spec = done.model.config
+    click.echo(f"Wrote {out} ({done.images} training images, {done.val_images} held out ({done.split}), "
+               f"{len(done.skipped)} skipped; input {spec.image_size} px)" + (f"; loss curves in {done.curves}" if done.curves else ""))
     val = done.validation
     if val:
-        click.echo(f"Validation: AUC {val['auc']:.4f}, best F1 {val['f1']:.4f} at threshold {val['threshold']:.4f}")
+        rule = done.model.meta["validation"]["threshold_rule"]
+        click.echo(f"Validation: AUC {val['auc']:.4f}, accuracy {val['accuracy']:.4f}, F1 {val['f1']:.4f} at threshold "
+                   f"{val['threshold']:.4f} (stored; chosen for {rule})")
+    if done.calibration is not None:
+        kept = "calibrated and kept" if done.calibration.check else "not kept"
+        click.echo(f"Pair check: {kept} ({done.calibration.reason})")
+    for problem in done.problems:
+        click.echo(f"Warning: {problem}", err=True)
+    if done.problems:
+        raise SystemExit(1)
 
 
 def parse_channels(text: str) -> tuple[int, ...]:
@@ -67,6 +86,34 @@ def parse_channels(text: str) -> tuple[int, ...]:
         return tuple(int(c) for c in text.split(","))
     except ValueError:
         raise click.BadParameter(f"{text!r}: give comma-separated widths, e.g. 32,64,128", param_hint="--channels") from None
+
+
+@cli.command("calibrate")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Model file to write (default: MODEL itself).")
+@click.option("--workers", default=2, show_default=True, help="Threads reading files for keypoints.")
+def calibrate_cmd(model_path, data, out, workers):
+    """Calibrate MODEL's pair check on DATA (class sub-folders: pictures in one are the same item).
+
+    The check is kept when, on held-out folds, it does better than the encoder alone; weights and
+    identity do not change, so indexes built with MODEL stay valid (re-index to record the check).
+    """
+    from dedup.calibrate import calibrate
+    from dedup.errors import UsageError
+    from dedup.loading import load_model
+    from dedup.model import save_model
+    from dedup.modelfile import model_file
+
+    target = out or model_file(model_path)
+    if out is None and not Path(model_path).is_file():
+        raise UsageError(f"{model_path!r} is a shipped model; write the calibrated copy elsewhere", option="out")
+    model = load_model(model_path)
+    found = calibrate(model, data, workers=workers)
+    save_model(model, target)
+    kept = "calibrated and kept" if found.check else "not kept"
+    click.echo(f"Pair check of {target}: {kept} ({found.reason}; {found.pairs} candidate pairs of "
+               f"{found.images} pictures)")
 
 
 @cli.command("evaluate")
@@ -104,5 +151,7 @@ def evaluate_cmd(data, model_path, pairs_csv, num_pairs, threshold, target_preci
     if ways:
         o = result["one_shot"]
         click.echo(f"  {o['ways']}-way one-shot accuracy: {o['accuracy']:.4f} over {o['trials']} trials (chance {o['chance']:.3f})")
+    for path in result.get("plots", []):
+        click.echo(f"  plot: {path}")
     for line in result["skipped_files"]:
         click.echo(f"  skipped {line}", err=True)
