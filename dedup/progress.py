@@ -84,25 +84,38 @@ def rich_training(enabled: bool = True, epochs: int = 1) -> Iterator[tuple[Calla
 
     console = Console(stderr=True)
     state: dict = {"task": None, "epoch": 1, "sum": 0.0}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=console) as bar:
-        run = bar.add_task("training", total=epochs, info="")
+    shown: list[Progress] = []  # started on the first step, so an early error stays one line
 
-        def on_step(step: int, steps: int, loss: float) -> None:
-            if state["task"] is None:
-                state["task"] = bar.add_task(f"epoch {state['epoch']}/{epochs}", total=steps, info="loss -")
-                state["sum"] = 0.0
-            state["sum"] += loss
-            bar.update(state["task"], completed=step, info=f"loss {state['sum'] / step:.4f}")
+    def bars() -> Progress:
+        if not shown:
+            bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                           console=console)
+            bar.start()
+            state["run"] = bar.add_task("training", total=epochs, info="")
+            shown.append(bar)
+        return shown[0]
 
-        def on_epoch(report) -> None:
-            val = f", val loss {report.val_loss:.4f}, val AUC {report.val_auc:.4f}" if report.val_loss is not None else ""
-            bar.console.print(f"epoch {report.epoch}: train loss {report.train_loss:.4f}{val} ({report.seconds:.1f}s)")
-            if state["task"] is not None:
-                bar.remove_task(state["task"])
-            auc = f"val AUC {report.val_auc:.4f}" if report.val_auc is not None else ""
-            bar.update(run, completed=report.epoch, info=auc)
-            state["task"], state["epoch"] = None, report.epoch + 1
+    def on_step(step: int, steps: int, loss: float) -> None:
+        bar = bars()
+        if state["task"] is None:
+            state["task"] = bar.add_task(f"epoch {state['epoch']}/{epochs}", total=steps, info="loss -")
+            state["sum"] = 0.0
+        state["sum"] += loss
+        bar.update(state["task"], completed=step, info=f"loss {state['sum'] / step:.4f}")
 
+    def on_epoch(report) -> None:
+        bar = bars()
+        val = f", val loss {report.val_loss:.4f}, val AUC {report.val_auc:.4f}" if report.val_loss is not None else ""
+        bar.console.print(f"epoch {report.epoch}: train loss {report.train_loss:.4f}{val} ({report.seconds:.1f}s)")
+        if state["task"] is not None:
+            bar.remove_task(state["task"])
+        auc = f"val AUC {report.val_auc:.4f}" if report.val_auc is not None else ""
+        bar.update(state["run"], completed=report.epoch, info=auc)
+        state["task"], state["epoch"] = None, report.epoch + 1
+
+    try:
         yield on_step, on_epoch
+    finally:
+        for bar in shown:
+            bar.stop()
