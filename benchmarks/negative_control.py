@@ -5,7 +5,7 @@
 Generates photo-sized JPEGs of distinct pictures (`throughput.make_photos`: flat shapes on a
 gradient with sensor noise; the throughput benchmark's catalog is seed 0). Texture-poor pictures
 like these have few keypoints, and among a few similar corners (two rectangles) keypoint
-matches agree on one affine map by chance, so they are the hard case for `dedup.verify`. Runs
+matches agree on one affine map by chance, so they are the hard case for the pair check (`dedup.policy`). Runs
 `dedup index` and `dedup find-duplicates` with and without the keypoint check as a user would,
 and prints the false sets (every set is false here), the candidate pairs checked, and the time of
 each `find-duplicates` as a ratio to the index time measured in the same run.

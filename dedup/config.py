@@ -127,7 +127,7 @@ VERIFY_FEATURES: tuple[str, ...] = ("distance", "log_inliers", "inlier_share", "
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    """The second look at candidate pairs (`dedup.verify`), calibrated for one encoder.
+    """The pair check (`dedup.policy.CheckedPolicy`), calibrated for one encoder.
 
     A pair closer than the encoder's threshold, or closer than `candidates` and among either
     image's `neighbours` nearest, is a candidate; it is a duplicate when the logistic model over `VERIFY_FEATURES`

@@ -138,7 +138,7 @@ def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
         threshold=round(thr, 4),
         calibration={"catalog_images": n_images, "positive_pairs": int(y.sum()), **calib},
         data={"sources": ["openclipart-png (CC0)", "gnome-backgrounds", "mate-backgrounds"],
-              "split": "benchmarks/pool.py: sha256(base name) % 100 → <15 test, <20 val, else train",
+              "split": "recipes/pool.py: sha256(base name) % 100 → <15 test, <20 val, else train",
               "train_images": model.meta.get("train_items"), "val_images": len(val_set.images)},
         machine="2-core CPU",
     )
