@@ -117,7 +117,7 @@ def split(ts: TrainSet, val_fraction: float, seed: int, labels: LabelMode = "non
     return ts.subset(np.flatnonzero(~is_val)), ts.subset(np.flatnonzero(is_val)), mode
 
 
-def fitting_size(ts: TrainSet, largest: int = 64, smallest: int = 16) -> int:
+def fitting_size(ts: TrainSet, largest: int = 64, smallest: int = 32) -> int:
     """An encoder input no larger than the pictures need: their median longer side, rounded up to
     a multiple of 16, within [`smallest`, `largest`]."""
     side = float(np.median([max(im.size) for im in ts.images]))

@@ -175,7 +175,7 @@ def test_the_input_size_follows_the_pictures():
     def sized(side):
         return TrainSet([Image.new("RGBA", (side, side))] * 3, np.arange(3), ["x"] * 3)
 
-    assert [fitting_size(sized(s)) for s in (8, 24, 32, 40, 200)] == [16, 32, 32, 48, 64]
+    assert [fitting_size(sized(s)) for s in (8, 24, 32, 40, 200)] == [32, 32, 32, 48, 64]
 
 
 def test_labelled_views_keep_a_light_on_dark_picture_light_on_dark():

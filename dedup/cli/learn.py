@@ -27,7 +27,7 @@ from dedup.config import LOSSES
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
     help="Held out for validation: images of each class (few classes), whole classes (10 or more), or items.")
 @click.option("--image-size", type=int, default=None,
-    help="Encoder input side. Default: 64, or with --labels folders the pictures' median size (16 to 64).")
+    help="Encoder input side. Default: 64, or with --labels folders the pictures' median size (32 to 64).")
 @click.option("--channels", default="32,64,128", show_default=True,
     help=("Widths of the 3x3 convolution blocks, 2x2 max-pooling between them (32,64,128 = the seed "
           "CNN, the shape of the default encoder)."))
