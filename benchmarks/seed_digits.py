@@ -31,8 +31,9 @@ from dedup.train import train
 SIZE = 32
 
 
-def export(out: Path, seed: int = 0) -> None:
-    """Write digits as 32×32 PNGs: out/{train,test}/<digit>/<n>.png (70/30 split per class)."""
+def export(out: Path, seed: int = 0, polarity: str = "dark", unseen: range = range(0)) -> None:
+    """Write digits as 32×32 PNGs: out/{train,test}/<digit>/<n>.png (70/30 split per class), and
+    out/unseen/<digit>/ for the digits in `unseen`. `polarity`: dark ink on white, or light on black."""
     if (out / "train").is_dir():
         return
     digits = load_digits()
@@ -40,11 +41,13 @@ def export(out: Path, seed: int = 0) -> None:
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(digits.target == c))
         cut = int(round(0.7 * len(idx)))
-        for part, ids in (("train", idx[:cut]), ("test", idx[cut:])):
+        parts = (("unseen", idx),) if c in unseen else (("train", idx[:cut]), ("test", idx[cut:]))
+        for part, ids in parts:
             folder = out / part / str(c)
             folder.mkdir(parents=True, exist_ok=True)
             for i in ids:
-                arr = (255 - digits.images[i] * 255 / 16).astype(np.uint8)  # dark ink on white
+                ink = digits.images[i] * 255 / 16
+                arr = (255 - ink if polarity == "dark" else ink).astype(np.uint8)
                 Image.fromarray(arr, "L").resize((SIZE, SIZE), Image.Resampling.BILINEAR).save(folder / f"{i}.png")
 
 

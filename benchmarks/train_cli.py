@@ -19,30 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from sklearn.datasets import load_digits
-
-SIZE = 32
-
-
-def export(out: Path, polarity: str, seed: int = 0) -> None:
-    """out/{train,test}/<digit 0-6>/ (70/30 per class) and out/unseen/<digit 7-9>/."""
-    if (out / "unseen").is_dir():
-        return
-    digits = load_digits()
-    rng = np.random.default_rng(seed)
-    for c in range(10):
-        idx = rng.permutation(np.flatnonzero(digits.target == c))
-        cut = int(round(0.7 * len(idx)))
-        parts = (("train", idx[:cut]), ("test", idx[cut:])) if c < 7 else (("unseen", idx),)
-        for part, ids in parts:
-            folder = out / part / str(c)
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in ids:
-                ink = digits.images[i] * 255 / 16
-                arr = (255 - ink if polarity == "dark" else ink).astype(np.uint8)
-                Image.fromarray(arr, "L").resize((SIZE, SIZE), Image.Resampling.BILINEAR).save(folder / f"{i}.png")
+from benchmarks.seed_digits import export
 
 
 def dedup(*args: str) -> str:
@@ -70,7 +47,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for polarity in args.polarity:
         root = args.out / polarity
-        export(root, polarity)
+        export(root, polarity=polarity, unseen=range(7, 10))
         for loss in args.losses:
             r = run(root, loss)
             s, u = r["seen"], r["unseen"]
