@@ -167,8 +167,6 @@ def learning_problems(model: Model) -> list[str]:
     if not broken and len(history) >= 3 and history[-1]["train_loss"] > FLAT_LOSS * history[0]["train_loss"]:
         problems.append(f"the training loss did not fall ({history[0]['train_loss']:.4f} → {history[-1]['train_loss']:.4f}): "
                         "try a higher learning rate or more epochs")
-    if model.meta.get("val_metrics") is None and not broken:
-        problems.append("no validation pairs: nothing measured whether the model learned; hold out a validation fraction")
     return problems
 
 

@@ -71,6 +71,9 @@ def train_cmd(data, out, labels, loss, margin, optimizer, lr, epochs, batch_size
         rule = done.model.meta["validation"]["threshold_rule"]
         click.echo(f"Validation: AUC {val['auc']:.4f}, accuracy {val['accuracy']:.4f}, F1 {val['f1']:.4f} at threshold "
                    f"{val['threshold']:.4f} (stored; chosen for {rule})")
+    if not val:
+        click.echo("Warning: no validation pairs, so nothing measured whether the model learned; the threshold is "
+                   "the fallback 0.5 (hold out a validation fraction to calibrate it)", err=True)
     if done.calibration is not None:
         kept = "calibrated and kept" if done.calibration.check else "not kept"
         click.echo(f"Pair check: {kept} ({done.calibration.reason})")
