@@ -34,7 +34,7 @@ from dedup.confine import (
 )
 from dedup.errors import UsageError
 from dedup.images import HASH_NAME
-from dedup.index import Index
+from dedup.index import IndexLike, as_index
 from dedup.indexdir import index_lock
 from dedup.results import DuplicateReport
 from dedup.steps import Outcome, Plan, Step
@@ -76,21 +76,23 @@ class ActResult:
     undo: Path | None = None
 
 
-def act(index_dir: Path, report: DuplicateReport, request: ActionRequest) -> ActResult:
-    """Plan `request` on `report` (found in `index_dir`), then preview it or carry it out."""
-    p = plan_for_index(index_dir, report, request.action, request.destination(index_dir), request.protect)
+def act(index: IndexLike, report: DuplicateReport, request: ActionRequest) -> ActResult:
+    """Plan `request` on `report` (found in `index`: an open `Index` is reused, its rows read
+    once), then preview it or carry it out."""
+    index = as_index(index)
+    p = plan_for_index(index, report, request.action, request.destination(index.folder), request.protect)
     if not request.apply:
         return ActResult(p, preview(p))
-    outcomes, manifest = apply(p, index_dir)
+    outcomes, manifest = apply(p, index.folder)
     return ActResult(p, outcomes, manifest)
 
 
-def plan_for_index(index_dir: Path, report: DuplicateReport, action: ActionName, to: Path | None,
+def plan_for_index(index: IndexLike, report: DuplicateReport, action: ActionName, to: Path | None,
                    protect: Sequence[str] = ()) -> Plan:
-    """The plan for `report` (found in `index_dir`), with the hashes and sizes the index holds."""
-    index = Index.open(index_dir)
+    """The plan for `report` (found in `index`), with the hashes and sizes the index holds."""
+    index = as_index(index)
     if index.manifest.hash != HASH_NAME:
-        raise UsageError(f"index {str(index_dir)!r} holds {index.manifest.hash} content hashes; "
+        raise UsageError(f"index {str(index.folder)!r} holds {index.manifest.hash} content hashes; "
                          f"run `dedup index` again before acting on it")
     rows = index.rows
     facts = {p: (h, int(s)) for p, h, s in zip(rows.path.tolist(), rows.content_hash.tolist(), rows.size.tolist())}

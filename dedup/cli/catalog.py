@@ -122,7 +122,7 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
     else:
         from dedup.actions import act
 
-        render_action(act(index.folder, report, request))
+        render_action(act(index, report, request))
 
 
 @cli.command("undo")
