@@ -45,7 +45,7 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
         return
     rate = summary.indexed / summary.seconds if summary.seconds else 0.0
     click.echo(
-        f"Indexed {summary.indexed} images into {summary.index} in {summary.seconds:.1f}s ({rate:.0f} images/s); "
+        f"Indexed {summary.indexed} images into {shown(summary.index)} in {summary.seconds:.1f}s ({rate:.0f} images/s); "
         f"{len(summary.skipped)} files skipped; {summary.exact_duplicates} exact byte-duplicates."
     )
     click.echo(
@@ -54,6 +54,14 @@ def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, 
     )
     for line in skipped_summary(summary.skipped):
         click.echo(line)
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 @cli.command("find-duplicates")
