@@ -11,7 +11,7 @@ from typing import Any
 from dedup import judgements
 from dedup.actions import ActionRequest, ActResult, act
 from dedup.errors import UsageError
-from dedup.index import Index
+from dedup.index import IndexLike, as_index
 from dedup.results import DuplicateReport, Group, Member
 
 FORMAT = "dedup-decisions"
@@ -25,7 +25,7 @@ class Decision:
     not_duplicates: tuple[str, ...]
 
 
-def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], dict[str, str]]:
+def load(path: Path, index_dir: IndexLike) -> tuple[DuplicateReport, list[Decision], dict[str, str]]:
     """The decisions in `path`, checked against `index_dir`: (the sets to act on as a report,
     the decisions, each indexed path's content hash). One-line `UsageError` when the file is
     malformed, names another catalog or unknown paths, or puts a path in two sets."""
@@ -44,10 +44,10 @@ def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], 
             raise ValueError("catalog is not text")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"decisions file {shown!r} is malformed: {exc}") from None
-    index = Index.open(index_dir)
+    index = as_index(index_dir)
     if os.path.realpath(catalog) != os.path.realpath(index.manifest.catalog):
         raise UsageError(f"decisions file {shown!r} is for the catalog {catalog!r}, but the index "
-                         f"{str(index_dir)!r} holds {index.manifest.catalog!r}")
+                         f"{str(index.folder)!r} holds {index.manifest.catalog!r}")
     hashes = dict(zip(index.rows.path.tolist(), index.rows.content_hash.tolist()))
     seen: set[str] = set()
     for p in (p for d in decisions for p in (d.keep, *d.remove, *d.not_duplicates)):
@@ -58,7 +58,7 @@ def load(path: Path, index_dir: Path) -> tuple[DuplicateReport, list[Decision], 
         seen.add(p)
     groups = [Group(d.keep, 0.0, False, (Member(d.keep, 0.0), *(Member(p, 0.0) for p in d.remove)))
               for d in decisions if d.remove]
-    report = DuplicateReport(Path(index_dir), index.manifest.catalog, 0.0, "decisions", "decisions", len(hashes), groups)
+    report = DuplicateReport(index.folder, index.manifest.catalog, 0.0, "decisions", "decisions", len(hashes), groups)
     return report, decisions, hashes
 
 
@@ -84,11 +84,12 @@ def judged_pairs(decisions: list[Decision], hashes: dict[str, str]) -> set[tuple
     return pairs
 
 
-def apply_decisions(path: Path, index_dir: Path, request: ActionRequest) -> tuple[ActResult, int]:
+def apply_decisions(path: Path, index_dir: IndexLike, request: ActionRequest) -> tuple[ActResult, int]:
     """Act on the remove lists of the decisions in `path` (`dedup.actions.act`); once applied,
     record the pairs judged "not duplicates" so no search proposes them again. Returns the
     action's result and how many pairs were newly recorded."""
-    report, decisions, hashes = load(path, index_dir)
-    result = act(index_dir, report, request)
-    recorded = judgements.record(index_dir, judged_pairs(decisions, hashes)) if request.apply else 0
+    index = as_index(index_dir)  # opened once: its rows serve the check and the plan
+    report, decisions, hashes = load(path, index)
+    result = act(index, report, request)
+    recorded = judgements.record(index.folder, judged_pairs(decisions, hashes)) if request.apply else 0
     return result, recorded

@@ -114,10 +114,6 @@ class Rows:
     def __len__(self) -> int:
         return len(self.path)
 
-    def row(self, k: int) -> Row:
-        return Row(str(self.path[k]), int(self.size[k]), int(self.mtime_ns[k]), str(self.content_hash[k]),
-                   int(self.width[k]), int(self.height[k]))
-
 
 def iter_shards(folder: Path, manifest: Manifest, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
     """Yield each committed shard as a table, in index order."""
