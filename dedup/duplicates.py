@@ -41,16 +41,20 @@ def find_duplicates(
     """
     index = as_index(index)
     policy = index_policy(index, threshold, verify)
-    vectors, rows = index.vectors, index.rows
-    pairs = policy.candidates(index.faiss, vectors, within=True, on_progress=lambda d, t: on_progress("searching", d, t))
+    vectors = index.vectors
+    pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
+                              on_progress=lambda d, t: on_progress("searching", d, t))
     decision = policy.decide(pairs, index.file, vectors=vectors, workers=workers,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     kept = pairs[decision.keep]
-    hashes = rows.content_hash
-    kept = judgements.drop(kept, hashes[kept.i], hashes[kept.j], judgements.load(index.folder))
+    # from here on only the rows of some kept pair are read and ranked (ids → positions in `rows`)
+    ids = np.unique(np.concatenate([kept.i, kept.j]))
+    rows = index.rows_of(ids)
+    kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
+    kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
     rank = keep_rank(rows, keep)
-    groups = [describe_group(ids, vectors, rows, rank)
-              for ids in group_pairs(len(vectors), kept, rank, linkage or policy.linkage)]
+    groups = [describe_group(members, vectors[ids], rows, rank)
+              for members in group_pairs(len(ids), kept, rank, linkage or policy.linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(vectors), groups, len(pairs), decision.verified)
@@ -99,7 +103,7 @@ def find_against(
     mine, theirs = as_index(index), as_index(against)
     mine.same_model(theirs)
     policy = index_policy(theirs, threshold, verify)
-    pairs = policy.candidates(theirs.faiss, mine.vectors, within=False)
+    pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     decision = policy.decide(pairs, mine.file, theirs.file, workers=workers,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     pairs = pairs[decision.keep]

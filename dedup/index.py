@@ -54,6 +54,25 @@ class Index:
 
         return load_index(self.folder, self.manifest)
 
+    @cached_property
+    def cells(self) -> np.ndarray | None:
+        """(rows, probes) each row's nearest IVF cells, its own first (`dedup.selfjoin`); found
+        from the centroids when the index's build did not store them; None for a flat index."""
+        from dedup.ann import PROBES, load_cells, load_centroids
+        from dedup.selfjoin import nearest_cells
+
+        stored = load_cells(self.folder, self.manifest)
+        if stored is not None:
+            return stored
+        centroids = load_centroids(self.folder, self.manifest)
+        return None if centroids is None else nearest_cells(self.vectors, centroids, PROBES)
+
+    def rows_of(self, ids: np.ndarray) -> Rows:
+        """The metadata of rows `ids` (sorted, unique), read without holding every row's."""
+        if "rows" in self.__dict__:
+            return self.rows.take(ids)
+        return read_rows(self.folder, self.manifest, ids)
+
     def file(self, row: int) -> Path:
         """The catalog file of indexed row `row`."""
         return self.catalog / str(self.rows.path[row])

@@ -18,7 +18,7 @@ import numpy as np
 
 from dedup import __version__
 from dedup import manifest as manifest_file
-from dedup.ann import build_index, choose_factory, save_index
+from dedup.ann import build_index_cells, choose_factory, save_cells, save_index
 from dedup.cache import Known, KnownEmbeddings, load_known
 from dedup.config import ModelConfig
 from dedup.errors import CatalogError, DedupError
@@ -146,8 +146,8 @@ def index_catalog(
                             hashes=Counter(known.committed_hashes), removed=0)
         previous_generation = committed.generation if committed else 0
         generation = _next_generation(index_dir, owner.owned, previous_generation)
-        shard_name, faiss_file = f"shards-{generation:04d}", f"index-{generation:04d}.faiss"
-        owner.own(shard_name, faiss_file, manifest_file.FILE, LOCK_FILE)
+        shard_name, faiss_file, cells_file = _generation_names(generation)
+        owner.own(shard_name, faiss_file, cells_file, manifest_file.FILE, LOCK_FILE)
         writer = ShardWriter(index_dir / shard_name, spec.embedding_dim, rows_per_shard,
                              metadata={"dedup.model": identity, "dedup.hash": HASH_NAME})
         parts: list[np.ndarray] = []
@@ -181,10 +181,13 @@ def index_catalog(
             raise CatalogError(f"no readable images in {str(root)!r} ({len(skipped)} files skipped: {reasons})")
         embeddings = np.concatenate(parts)
         factory, params = choose_factory(count)
-        save_index(build_index(embeddings, factory, params), index_dir, faiss_file)
+        built, cells = build_index_cells(embeddings, factory, params)
+        save_index(built, index_dir, faiss_file)
+        if cells is not None:
+            save_cells(cells, index_dir, cells_file)
         Manifest(
             catalog=str(root), model=ref, image_size=spec.image_size, dim=spec.embedding_dim, hash=HASH_NAME,
-            shards=tuple(shards), faiss=FaissFile(faiss_file, factory, params), threshold=model.threshold,
+            shards=tuple(shards), faiss=FaissFile(faiss_file, factory, params, cells_file if cells is not None else ""), threshold=model.threshold,
             verify=model.check, skipped=tuple(skipped), generation=generation,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), dedup_version=__version__,
         ).save(index_dir)
@@ -331,10 +334,15 @@ def _prepared_batches(
             yield [(r, f.result()) for r, f in batch]
 
 
+def _generation_names(generation: int) -> tuple[str, str, str]:
+    """The shard folder, FAISS file and cell file of a generation."""
+    return f"shards-{generation:04d}", f"index-{generation:04d}.faiss", f"index-{generation:04d}.cells.npy"
+
+
 def _next_generation(folder: Path, owned: list[str], committed: int) -> int:
     """The next generation number whose names are free or already this index's own."""
     generation = committed + 1
-    while any((folder / n).exists() and n not in owned for n in (f"shards-{generation:04d}", f"index-{generation:04d}.faiss")):
+    while any((folder / n).exists() and n not in owned for n in _generation_names(generation)):
         generation += 1
     return generation
 
@@ -342,7 +350,7 @@ def _next_generation(folder: Path, owned: list[str], committed: int) -> int:
 def _remove_stale(owner: Claim, keep: set[int]) -> None:
     """Delete this index's own files of generations other than `keep` (the new one, and the
     previous one that readers which opened the old manifest may still be reading)."""
-    names = {f"shards-{g:04d}" for g in keep} | {f"index-{g:04d}.faiss" for g in keep}
+    names = {n for g in keep for n in _generation_names(g)}
     for name in list(owner.owned):
         if (name.startswith("shards-") or name.startswith("index-")) and name not in names:
             owner.remove_owned(name, files=_shard_files(owner.folder / name))

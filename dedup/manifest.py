@@ -31,6 +31,7 @@ class FaissFile:
     file: str  # relative to the index folder
     factory: str  # FAISS index factory string
     params: dict[str, Any] = field(default_factory=dict)  # search-time parameters (nprobe)
+    cells: str = ""  # relative to the index folder: each row's nearest IVF cells (.npy); "" for none
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Manifest:
 
     def files(self) -> list[str]:
         """Top-level names in the index folder this manifest refers to."""
-        return sorted({s.file.split("/")[0] for s in self.shards} | {self.faiss.file})
+        return sorted({s.file.split("/")[0] for s in self.shards} | {self.faiss.file} | ({self.faiss.cells} - {""}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +85,8 @@ class Manifest:
             "hash": self.hash,
             "count": self.count,
             "shards": [{"file": s.file, "rows": s.rows} for s in self.shards],
-            "faiss": {"file": self.faiss.file, "factory": self.faiss.factory, "params": dict(self.faiss.params)},
+            "faiss": {"file": self.faiss.file, "factory": self.faiss.factory, "params": dict(self.faiss.params),
+                      **({"cells": self.faiss.cells} if self.faiss.cells else {})},
             "skipped": [{"path": s.rel, "reason": s.reason} for s in self.skipped],
         }
 
@@ -95,7 +97,8 @@ class Manifest:
             raise ValueError("not a dedup index manifest")
         try:
             shards = tuple(Shard(_str(s["file"]), _int(s["rows"])) for s in d["shards"])
-            faiss = FaissFile(_str(d["faiss"]["file"]), _str(d["faiss"]["factory"]), dict(d["faiss"].get("params", {})))
+            faiss = FaissFile(_str(d["faiss"]["file"]), _str(d["faiss"]["factory"]), dict(d["faiss"].get("params", {})),
+                              _str(d["faiss"].get("cells", "")))
             model = ModelRef(_str(d["model"]["identity"]), _str(d["model"].get("ref", "default")))
             manifest = cls(
                 catalog=_str(d["catalog"]), model=model, image_size=_int(d.get("image_size", 64)), dim=_int(d["dim"]),
@@ -113,7 +116,7 @@ class Manifest:
             raise ValueError(f"format version {manifest.version}; upgrade dedup")
         if count != manifest.count:
             raise ValueError("shard rows do not add up to the count")
-        if not all(_inside(name) for name in [s.file for s in shards] + [faiss.file]):
+        if not all(_inside(name) for name in [s.file for s in shards] + [faiss.file] + ([faiss.cells] if faiss.cells else [])):
             raise ValueError("a file name leaves the index folder")
         return manifest
 

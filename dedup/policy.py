@@ -54,12 +54,15 @@ class DistancePolicy:
     def encoder_threshold(self) -> float:
         return self.threshold
 
-    def candidates(self, index, queries: np.ndarray, *, within: bool, on_progress: Progress | None = None) -> Pairs:
-        """The pairs to judge: every pair closer than the threshold. `within`: `queries` are the
-        indexed rows themselves (row k has id k), so pairs are (i < j) within one set."""
+    def candidates(self, index, queries: np.ndarray, *, within: bool, cells: np.ndarray | None = None,
+                   on_progress: Progress | None = None) -> Pairs:
+        """The pairs to judge: every pair closer than the threshold. `index`: a FAISS index, or a
+        function returning it (called only when needed). `within`: `queries` are the indexed rows
+        themselves (row k has id k), so pairs are (i < j) within one set; `cells`: their nearest
+        IVF cells, searched without the FAISS index (`dedup.selfjoin`)."""
         if within:
-            return range_pairs(index, queries, self.threshold, on_progress=on_progress)
-        return cross_range_pairs(index, queries, self.threshold)
+            return range_pairs(index, queries, self.threshold, cells=cells, on_progress=on_progress)
+        return cross_range_pairs(_faiss(index), queries, self.threshold)
 
     def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
                workers: int = 2, on_progress: Progress | None = None) -> Decision:
@@ -77,12 +80,15 @@ class CheckedPolicy:
     kind: Literal["checked"] = "checked"
     linkage: str = "complete"  # every two members were confirmed
 
-    def candidates(self, index, queries: np.ndarray, *, within: bool, on_progress: Progress | None = None) -> Pairs:
+    def candidates(self, index, queries: np.ndarray, *, within: bool, cells: np.ndarray | None = None,
+                   on_progress: Progress | None = None) -> Pairs:
         """Every pair the encoder alone would call the same, and each query's `check.neighbours`
-        nearest under the threshold (at most n·neighbours beyond, however crowded the catalog)."""
+        nearest under the threshold (at most n·neighbours beyond, however crowded the catalog).
+        Arguments as `DistancePolicy.candidates`."""
         if within:
-            near = range_pairs(index, queries, self.encoder_threshold, on_progress=on_progress)
-            return union_pairs(near, knn_pairs(index, queries, self.check.neighbours, self.threshold))
+            near = range_pairs(index, queries, self.encoder_threshold, cells=cells, on_progress=on_progress)
+            return union_pairs(near, knn_pairs(_faiss(index), queries, self.check.neighbours, self.threshold))
+        index = _faiss(index)
         return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),
                            cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
 
@@ -129,6 +135,11 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
         t = check_threshold(check.candidates if threshold is None else threshold)
         return CheckedPolicy(check, t, min(float(model_threshold), t))
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
+
+
+def _faiss(index):
+    """A FAISS index, from itself or from the function that loads it."""
+    return index() if callable(index) else index
 
 
 def _joined(a: Files, b: Files, shift: int) -> Files:

@@ -9,21 +9,28 @@ import numpy as np
 from dedup.config import check_threshold
 from dedup.errors import UsageError
 from dedup.pairs import Pairs, sorted_pairs
+from dedup.selfjoin import self_pairs
 
 
 def range_pairs(
-    index: faiss.Index,
+    index: faiss.Index | Callable[[], faiss.Index],
     embeddings: np.ndarray,
     threshold: float,
     block: int = 8192,
     on_progress: Callable[[int, int], None] | None = None,
+    cells: np.ndarray | None = None,
 ) -> Pairs:
-    """All pairs of indexed rows closer than `threshold`, searched in query blocks.
+    """All pairs of indexed rows closer than `threshold`.
 
-    `embeddings` are the indexed rows themselves, row i having id i. Memory grows with the
-    number of pairs found, not with n².
+    `embeddings` are the indexed rows themselves, row i having id i. With `cells` (each row's
+    nearest IVF cells) the search runs cell by cell without the FAISS index (`dedup.selfjoin`);
+    otherwise in query blocks against `index` (or the index that function returns). Memory grows
+    with the number of pairs found, not with n².
     """
     threshold = check_threshold(threshold)
+    if cells is not None:
+        return self_pairs(embeddings, cells, threshold, on_progress=on_progress)
+    index = index() if callable(index) else index
     n = len(embeddings)
     radius = threshold * threshold  # FAISS L2 works in squared distances
     parts_i, parts_j, parts_d = [], [], []

@@ -114,6 +114,10 @@ class Rows:
     def __len__(self) -> int:
         return len(self.path)
 
+    def take(self, ids: np.ndarray) -> Rows:
+        """Rows `ids`, in that order."""
+        return Rows(*(getattr(self, c)[ids] for c in COLUMNS))
+
 
 def iter_shards(folder: Path, manifest: Manifest, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
     """Yield each committed shard as a table, in index order."""
@@ -146,10 +150,19 @@ def read_embeddings(folder: Path, manifest: Manifest) -> np.ndarray:
     return out
 
 
-def read_rows(folder: Path, manifest: Manifest) -> Rows:
-    """All metadata columns in index order."""
+def read_rows(folder: Path, manifest: Manifest, ids: np.ndarray | None = None) -> Rows:
+    """All metadata columns in index order; with `ids` (sorted, unique) only those rows, read
+    shard by shard."""
     parts: dict[str, list] = {c: [] for c in COLUMNS}
+    ids = None if ids is None else np.asarray(ids, dtype=np.int64)
+    start = 0
     for table in iter_shards(folder, manifest, COLUMNS):
+        if ids is not None:
+            lo, hi = np.searchsorted(ids, [start, start + table.num_rows])
+            start += table.num_rows
+            if lo == hi:
+                continue
+            table = table.take(pa.array(ids[lo:hi] - (start - table.num_rows)))
         for c in COLUMNS:
             parts[c].append(table.column(c).to_numpy(zero_copy_only=False))
     empty = {"path": object, "content_hash": object, "width": np.int32, "height": np.int32}

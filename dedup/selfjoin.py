@@ -1,0 +1,124 @@
+"""All pairs of rows closer than a radius, searched cell by cell over an IVF index's lists.
+
+Each row lies in the cell of its nearest IVF centroid and probes its nearest cells, its own
+first (stored at build time by `dedup.ann.build_index_cells`). The cells are searched in ranges
+(`Task`s): for each cell, every row that probes it is compared with the cell's rows in one
+exhaustive range search, as faiss's `big_batch_search` does, so a pair is found when either row
+probes the other's cell, across cell borders too. Tasks are independent (rows, cells and a cell
+range in, pairs out), so they run on threads here and as Ray tasks (`dedup.engine_ray`); the
+vectors are held once, in row order.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from dedup.pairs import Pairs, sorted_pairs
+
+TASK_ENTRIES = 2_000_000  # (row, cell) probes searched per task
+PROBE_BLOCK = 65_536  # rows whose nearest cells are found at once
+
+
+@dataclass(frozen=True)
+class Task:
+    """Search the cells `lo:hi`."""
+
+    lo: int
+    hi: int
+
+
+def nearest_cells(vectors: np.ndarray, centroids: np.ndarray, probes: int, block: int = PROBE_BLOCK) -> np.ndarray:
+    """(n, probes) int32: each row's nearest cells, nearest (its own) first; for an index whose
+    build did not store them (`dedup.ann.build_index_cells` does)."""
+    import faiss
+
+    flat = faiss.IndexFlatL2(centroids.shape[1])
+    flat.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    p = min(probes, len(centroids))
+    out = np.empty((len(vectors), p), dtype=np.int32)
+    for s in range(0, len(vectors), block):
+        out[s : s + block] = flat.search(np.ascontiguousarray(vectors[s : s + block], dtype=np.float32), p)[1]
+    return out
+
+
+def plan(probes: np.ndarray, nlist: int, entries: int = TASK_ENTRIES) -> list[Task]:
+    """Cell ranges with about `entries` probes each."""
+    per_cell = np.bincount(probes.ravel(), minlength=nlist)
+    bounds = np.searchsorted(np.cumsum(per_cell), np.arange(entries, per_cell.sum(), entries), side="right")
+    edges = [0, *sorted(set(int(b) for b in bounds) - {0, nlist}), nlist]
+    return [Task(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def run_task(vectors: np.ndarray, probes: np.ndarray, task: Task, radius: float) -> Pairs:
+    """The pairs closer than `radius` between a row of a cell in `task` and a row probing it
+    (i < j; a pair may appear in two tasks)."""
+    import faiss
+
+    r2 = radius * radius
+    rows, col = np.nonzero((probes >= task.lo) & (probes < task.hi))
+    target = probes[rows, col]
+    own = col == 0
+    order = np.argsort(target, kind="stable")
+    rows, target, own = rows[order], target[order], own[order]
+    bounds = np.searchsorted(target, np.arange(task.lo, task.hi + 1))
+    parts_i, parts_j, parts_d = [], [], []
+    for k in range(task.hi - task.lo):
+        a, b = bounds[k], bounds[k + 1]
+        if b - a < 2:
+            continue
+        queries = rows[a:b]
+        members = queries[own[a:b]]
+        if len(members) == 0:
+            continue
+        flat = faiss.IndexFlatL2(vectors.shape[1])
+        flat.add(vectors[members])
+        lims, d2, found = flat.range_search(vectors[queries], r2)
+        i = np.repeat(queries, np.diff(lims).astype(np.int64))
+        j = members[found]
+        keep = i != j
+        parts_i.append(np.minimum(i, j)[keep])
+        parts_j.append(np.maximum(i, j)[keep])
+        parts_d.append(np.sqrt(np.maximum(d2[keep], 0.0)).astype(np.float32))
+    return sorted_pairs(parts_i, parts_j, parts_d, unique=True)
+
+
+Runner = Callable[[np.ndarray, np.ndarray, list[Task], float], Iterable[Pairs]]
+
+
+def threads(workers: int) -> Runner:
+    """Run tasks on `workers` threads, one FAISS thread each (its searches release the GIL)."""
+
+    def run(vectors, probes, tasks, radius):
+        import faiss
+
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max(1, workers)) as pool:
+                yield from pool.map(lambda t: run_task(vectors, probes, t, radius), tasks)
+        finally:
+            faiss.omp_set_num_threads(before)
+
+    return run
+
+
+def self_pairs(
+    vectors: np.ndarray,
+    cells: np.ndarray,
+    radius: float,
+    runner: Runner | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Pairs:
+    """All pairs (i < j) of `vectors` rows closer than `radius` where one row probes the other's
+    cell (`cells`: (n, probes) each row's nearest cells, its own first), sorted, each once."""
+    nlist = int(cells.max()) + 1 if len(cells) else 1
+    tasks = plan(cells, nlist)
+    parts = []
+    for done, found in enumerate((runner or threads(2))(vectors, cells, tasks, radius), 1):
+        parts.append(found)
+        if on_progress:
+            on_progress(done, len(tasks))
+    return sorted_pairs([p.i for p in parts], [p.j for p in parts], [p.d for p in parts], unique=True)
