@@ -26,3 +26,7 @@ def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
     assert back.path.tolist() == [r.path for r in rows]
     assert back.mtime_ns.tolist() == [r.mtime_ns for r in rows]
     assert back.width.tolist() == [r.width for r in rows]
+    some = np.sort(rng.choice(n, size=rng.integers(0, n + 1), replace=False)).astype(np.int64)
+    part = read_rows(folder, manifest, some)  # shard by shard, only those rows
+    for column in ("path", "size", "mtime_ns", "content_hash", "width", "height"):
+        assert getattr(part, column).tolist() == getattr(back.take(some), column).tolist()

@@ -1,0 +1,103 @@
+"""The cell-by-cell pair search (`dedup.selfjoin`) against brute force, and the cells an
+index stores for it."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from dedup.ann import build_index_cells, load_cells
+from dedup.duplicates import find_duplicates
+from dedup.manifest import Manifest
+from dedup.pairs import Pairs
+from dedup.search import range_pairs
+from dedup.selfjoin import Task, nearest_cells, plan, run_task, self_pairs, threads
+from tests.test_search import brute_pairs, unit_vectors
+
+
+def planted(n_centres: int = 1500, copies: int = 2, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = unit_vectors(n_centres, dim, seed)
+    near = [centres + rng.normal(scale=rng.uniform(0.01, 0.08), size=centres.shape).astype(np.float32) for _ in range(copies)]
+    x = np.concatenate([centres, *near])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True))[rng.permutation(len(x))]
+
+
+def as_set(p: Pairs) -> set[tuple[int, int]]:
+    return set(zip(p.i.tolist(), p.j.tolist()))
+
+
+def test_the_cell_search_finds_the_exact_pairs_and_only_true_ones():
+    x = planted()
+    exact = brute_pairs(x, 0.35)
+    _, cells = build_index_cells(x, "IVF32,Flat", {"nprobe": 8}, probes=6)
+    found = self_pairs(x, cells, 0.35)
+    got = as_set(found)
+    assert got <= exact  # nothing farther than the radius
+    assert len(got) / len(exact) >= 0.99
+    assert np.all(found.i < found.j) and len(got) == len(found)
+    np.testing.assert_allclose(found.d, np.linalg.norm(x[found.i] - x[found.j], axis=1), atol=1e-4)
+
+
+def test_probing_every_cell_is_exact():
+    x = planted(n_centres=600)
+    _, cells = build_index_cells(x, "IVF16,Flat", {}, probes=16)
+    assert as_set(self_pairs(x, cells, 0.5)) == brute_pairs(x, 0.5)
+
+
+def test_pairs_across_cell_borders_are_kept():
+    x = planted(n_centres=800)
+    _, cells = build_index_cells(x, "IVF32,Flat", {}, probes=4)
+    got = as_set(self_pairs(x, cells, 0.35))
+    across = {(i, j) for i, j in brute_pairs(x, 0.35) if cells[i, 0] != cells[j, 0]}
+    assert across, "the catalog should have pairs split by a cell border"
+    assert len(across & got) / len(across) >= 0.9
+
+
+@pytest.mark.parametrize("entries", [50, 1000, 10**9])
+def test_the_result_does_not_depend_on_how_the_cells_are_split_into_tasks(entries):
+    x = planted(n_centres=500)
+    _, cells = build_index_cells(x, "IVF16,Flat", {}, probes=4)
+    tasks = plan(cells, 16, entries=entries)
+    assert tasks[0].lo == 0 and tasks[-1].hi == 16 and all(a.hi == b.lo for a, b in zip(tasks, tasks[1:]))
+    parts = list(threads(2)(x, cells, tasks, 0.4))
+    joined = set().union(*(as_set(p) for p in parts))
+    assert joined == as_set(run_task(x, cells, Task(0, 16), 0.4))
+
+
+def test_stored_cells_equal_the_ones_found_from_the_centroids():
+    x = planted(n_centres=400)
+    index, cells = build_index_cells(x, "IVF16,Flat", {}, probes=5)
+    import faiss
+
+    centroids = faiss.extract_index_ivf(index).quantizer.reconstruct_n(0, 16)
+    again = nearest_cells(x, centroids, 5)
+    assert np.mean(again[:, 0] == cells[:, 0]) > 0.999  # the same nearest cell (float ties aside)
+    for list_no in range(16):  # each row lies in its own (first) cell
+        ivf = faiss.extract_index_ivf(index)
+        n = ivf.invlists.list_size(list_no)
+        ids = faiss.rev_swig_ptr(ivf.invlists.get_ids(list_no), n).copy() if n else np.empty(0, np.int64)
+        assert np.all(cells[ids, 0] == list_no)
+
+
+def test_a_large_index_stores_its_cells_and_find_duplicates_uses_them(tmp_path, monkeypatch):
+    from benchmarks.scale import write_index
+
+    monkeypatch.setattr("dedup.ann.FLAT_LIMIT", 1000)
+    x = planted(n_centres=1500, dim=64)
+    folder = tmp_path / "ix"
+    write_index(folder, x)
+    manifest = Manifest.load(folder)
+    assert manifest.faiss.factory.startswith("IVF") and manifest.faiss.cells
+    cells = load_cells(folder, manifest)
+    assert cells.shape[0] == len(x)
+    with_cells = find_duplicates(folder, 0.3, verify=False)
+    # the same index without its cell file: cells are found from the centroids, same sets
+    (folder / manifest.faiss.cells).unlink()
+    replace(manifest, faiss=replace(manifest.faiss, cells="")).save(folder)
+    without = find_duplicates(folder, 0.3, verify=False)
+    assert [g.members for g in with_cells.groups] == [g.members for g in without.groups]
+    assert len(with_cells.groups) > 1000
+    exact = range_pairs(lambda: None, x, 0.3, cells=cells)
+    assert with_cells.pairs == len(exact)
