@@ -52,8 +52,8 @@ def find_duplicates(
     rows = index.rows_of(ids)
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
-    rank = keep_rank(rows, keep)
-    groups = [describe_group(members, vectors[ids], rows, rank)
+    rank, involved = keep_rank(rows, keep), vectors[ids]
+    groups = [describe_group(members, involved, rows, rank)
               for members in group_pairs(len(ids), kept, rank, linkage or policy.linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
