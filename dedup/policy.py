@@ -23,7 +23,7 @@ from dedup.config import VerifyConfig, check_threshold
 from dedup.keypoints import Matches, locality_regions, match_pairs
 from dedup.pairs import Pairs, union_pairs
 from dedup.results import Verified
-from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, range_pairs
+from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, loaded, range_pairs
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 5  # `closer_look`, on a picture twice the side
@@ -62,7 +62,7 @@ class DistancePolicy:
         IVF cells, searched without the FAISS index (`dedup.selfjoin`)."""
         if within:
             return range_pairs(index, queries, self.threshold, cells=cells, on_progress=on_progress)
-        return cross_range_pairs(_faiss(index), queries, self.threshold)
+        return cross_range_pairs(loaded(index), queries, self.threshold)
 
     def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
                workers: int = 2, on_progress: Progress | None = None) -> Decision:
@@ -87,8 +87,8 @@ class CheckedPolicy:
         Arguments as `DistancePolicy.candidates`."""
         if within:
             near = range_pairs(index, queries, self.encoder_threshold, cells=cells, on_progress=on_progress)
-            return union_pairs(near, knn_pairs(_faiss(index), queries, self.check.neighbours, self.threshold))
-        index = _faiss(index)
+            return union_pairs(near, knn_pairs(loaded(index), queries, self.check.neighbours, self.threshold))
+        index = loaded(index)
         return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),
                            cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
 
@@ -135,11 +135,6 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
         t = check_threshold(check.candidates if threshold is None else threshold)
         return CheckedPolicy(check, t, min(float(model_threshold), t))
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
-
-
-def _faiss(index):
-    """A FAISS index, from itself or from the function that loads it."""
-    return index() if callable(index) else index
 
 
 def _joined(a: Files, b: Files, shift: int) -> Files:

@@ -30,7 +30,7 @@ def range_pairs(
     threshold = check_threshold(threshold)
     if cells is not None:
         return self_pairs(embeddings, cells, threshold, on_progress=on_progress)
-    index = index() if callable(index) else index
+    index = loaded(index)
     n = len(embeddings)
     radius = threshold * threshold  # FAISS L2 works in squared distances
     parts_i, parts_j, parts_d = [], [], []
@@ -91,6 +91,11 @@ def cross_range_pairs(index: faiss.Index, queries: np.ndarray, threshold: float,
         parts_j.append(ids.astype(np.int64))
         parts_d.append(np.sqrt(np.maximum(dist, 0.0)).astype(np.float32))
     return sorted_pairs(parts_i, parts_j, parts_d)
+
+
+def loaded(index):
+    """A FAISS index, from itself or from the function that loads it."""
+    return index() if callable(index) else index
 
 
 def knn(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
