@@ -5,7 +5,7 @@ first (stored at build time by `dedup.ann.build_index_cells`). The cells are sea
 (`Task`s): for each cell, every row that probes it is compared with the cell's rows in one
 exhaustive range search, as faiss's `big_batch_search` does, so a pair is found when either row
 probes the other's cell, across cell borders too. Tasks are independent (rows, cells and a cell
-range in, pairs out), so they run on threads here and as Ray tasks (`dedup.engine_ray`); the
+range in, pairs out): they run on threads (`threads`), and any other `Runner` can map them; the
 vectors are held once, in row order.
 """
 from __future__ import annotations
