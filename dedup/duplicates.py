@@ -52,8 +52,8 @@ def find_duplicates(
     rows = index.rows_of(ids)
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
-    rank, involved = keep_rank(rows, keep), vectors[ids]
-    groups = [describe_group(members, involved, rows, rank)
+    rank = keep_rank(rows, keep)
+    groups = [describe_group(members, vectors[ids[members]], rows, rank)
               for members in group_pairs(len(ids), kept, rank, linkage or policy.linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
@@ -61,15 +61,17 @@ def find_duplicates(
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: Rows, rank: np.ndarray) -> Group:
-    """Keeper (lowest rank), members' distances to it and the group's diameter."""
+    """Keeper (lowest rank), members' distances to it and the group's diameter (`embeddings`:
+    the members' vectors, row k being member `ids[k]`)."""
     ids = np.asarray(ids)
-    keeper = ids[np.argmin(rank[ids])]
-    emb = embeddings[ids].astype(np.float64)
-    to_keeper = np.sqrt(np.maximum(((emb - embeddings[keeper]) ** 2).sum(axis=1), 0.0))
-    paths = rows.path[ids].astype(str)
-    order = np.lexsort((paths, to_keeper, ids != keeper))
+    at = int(np.argmin(rank[ids]))
+    keeper = ids[at]
+    emb = np.asarray(embeddings, dtype=np.float64)
+    to_keeper = np.sqrt(np.maximum(((emb - emb[at]) ** 2).sum(axis=1), 0.0))
+    paths = rows.path[ids]  # the rows' own str objects, shared by the report
+    order = sorted(range(len(ids)), key=lambda k: (ids[k] != keeper, to_keeper[k], paths[k]))
     hashes = rows.content_hash[ids]
-    members = tuple(Member(str(paths[k]), round(float(to_keeper[k]), 6)) for k in order)
+    members = tuple(Member(paths[k], round(float(to_keeper[k]), 6)) for k in order)
     return Group(
         keep=str(rows.path[keeper]),
         max_distance=round(diameter(emb), 6),

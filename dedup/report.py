@@ -4,12 +4,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections import Counter
 from dataclasses import asdict
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 from dedup.files import Skipped
-from dedup.results import DuplicateReport, Neighbor, QueryResult
+from dedup.results import DuplicateReport, Group, Neighbor, QueryResult
 
 Format = Literal["table", "json", "csv"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -37,6 +38,10 @@ def csv_cell(text: str) -> str:
 
 def duplicates_dict(report: DuplicateReport) -> dict[str, Any]:
     """The stable JSON document of `find-duplicates`."""
+    return {**_duplicates_head(report), "groups": [_group_dict(g) for g in report.groups]}
+
+
+def _duplicates_head(report: DuplicateReport) -> dict[str, Any]:
     return {
         "index": str(report.index),
         "catalog": report.catalog,
@@ -45,37 +50,55 @@ def duplicates_dict(report: DuplicateReport) -> dict[str, Any]:
         "keep_policy": report.keep_policy,
         "images": report.images,
         "verified": asdict(report.verified) if report.verified else None,
-        "groups": [
-            {
-                "keep": g.keep,
-                "max_distance": g.max_distance,
-                "exact": g.exact,
-                "members": [asdict(m) for m in g.members],
-            }
-            for g in report.groups
-        ],
     }
 
 
+def _group_dict(g: Group) -> dict[str, Any]:
+    return {"keep": g.keep, "max_distance": g.max_distance, "exact": g.exact,
+            "members": [{"path": m.path, "distance": m.distance} for m in g.members]}
+
+
 def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
+    """`find-duplicates` output as one string (`iter_duplicates` streams it)."""
+    return "".join(iter_duplicates(report, fmt))
+
+
+def iter_duplicates(report: DuplicateReport, fmt: Format, sets_per_chunk: int = 1000) -> Iterator[str]:
+    """`find-duplicates` output in chunks of `sets_per_chunk` sets, so that millions of sets are
+    written without holding the whole text (JSON: the same text as `duplicates_dict` dumped
+    with indent 2)."""
+    groups = report.groups
+    chunks = range(0, len(groups), sets_per_chunk)
     if fmt == "json":
-        return json.dumps(duplicates_dict(report), indent=2) + "\n"
+        head = json.dumps({**_duplicates_head(report), "groups": []}, indent=2)
+        if not groups:
+            yield head + "\n"
+            return
+        yield head[: head.rindex("[]")] + "[\n"
+        for s in chunks:
+            last = s + sets_per_chunk >= len(groups)
+            body = ",\n".join(textwrap.indent(json.dumps(_group_dict(g), indent=2), "    ") for g in groups[s : s + sets_per_chunk])
+            yield body + ("\n  ]\n}\n" if last else ",\n")
+        return
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["group", "path", "keep", "distance", "max_distance", "exact"])
-        for n, g in enumerate(report.groups, 1):
+        yield "group,path,keep,distance,max_distance,exact\n"
+        for s in chunks:
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            for n, g in enumerate(groups[s : s + sets_per_chunk], s + 1):
+                for m in g.members:
+                    w.writerow([n, csv_cell(m.path), int(m.path == g.keep), f"{m.distance:.6f}", f"{g.max_distance:.6f}", int(g.exact)])
+            yield buf.getvalue()
+        return
+    for s in chunks:
+        lines = []
+        for n, g in enumerate(groups[s : s + sets_per_chunk], s + 1):
+            kind = "exact duplicates" if g.exact else f"max distance {g.max_distance:.3f}"
+            lines.append(f"Set {n}: {len(g.members)} images, {kind}")
             for m in g.members:
-                w.writerow([n, csv_cell(m.path), int(m.path == g.keep), f"{m.distance:.6f}", f"{g.max_distance:.6f}", int(g.exact)])
-        return buf.getvalue()
-    lines = []
-    for n, g in enumerate(report.groups, 1):
-        kind = "exact duplicates" if g.exact else f"max distance {g.max_distance:.3f}"
-        lines.append(f"Set {n}: {len(g.members)} images, {kind}")
-        for m in g.members:
-            tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
-            lines.append(f"  {tag:>6}  {printable(m.path)}")
-    return "\n".join(lines) + ("\n" if lines else "")
+                tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
+                lines.append(f"  {tag:>6}  {printable(m.path)}")
+        yield "\n".join(lines) + "\n"
 
 
 def duplicates_summary(report: DuplicateReport) -> str:

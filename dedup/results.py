@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     path: str
     distance: float  # to the keeper
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     """One duplicate set: the keeper is `members[0]`."""
 
@@ -51,7 +51,7 @@ class DuplicateReport:
         return sum(len(g.members) - 1 for g in self.groups)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Neighbor:
     """A catalog image found for a query, with its distance."""
 

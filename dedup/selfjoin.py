@@ -18,16 +18,20 @@ import numpy as np
 
 from dedup.pairs import Pairs, sorted_pairs
 
-TASK_ENTRIES = 2_000_000  # (row, cell) probes searched per task
+TASK_ENTRIES = 1_000_000  # (row, cell) probes searched per task
 PROBE_BLOCK = 65_536  # rows whose nearest cells are found at once
+SCAN_BLOCK = 1 << 20  # rows whose probes are scanned at once (bounds a task's temporary arrays)
 
 
 @dataclass(frozen=True)
 class Task:
-    """Search the cells `lo:hi`."""
+    """Search the cells `lo:hi`; a cell probed by more rows than one task holds is searched in
+    `parts` tasks, task `part` taking every `parts`-th of the rows probing it."""
 
     lo: int
     hi: int
+    part: int = 0
+    parts: int = 1
 
 
 def nearest_cells(vectors: np.ndarray, centroids: np.ndarray, probes: int, block: int = PROBE_BLOCK) -> np.ndarray:
@@ -45,11 +49,43 @@ def nearest_cells(vectors: np.ndarray, centroids: np.ndarray, probes: int, block
 
 
 def plan(probes: np.ndarray, nlist: int, entries: int = TASK_ENTRIES) -> list[Task]:
-    """Cell ranges with about `entries` probes each."""
-    per_cell = np.bincount(probes.ravel(), minlength=nlist)
-    bounds = np.searchsorted(np.cumsum(per_cell), np.arange(entries, per_cell.sum(), entries), side="right")
-    edges = [0, *sorted(set(int(b) for b in bounds) - {0, nlist}), nlist]
-    return [Task(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    """Tasks of about `entries` probes each: runs of whole cells, and a cell probed more than
+    `entries` times split into parts of its probing rows."""
+    per_cell = np.zeros(nlist, np.int64)
+    for s in range(0, len(probes), SCAN_BLOCK):
+        per_cell += np.bincount(probes[s : s + SCAN_BLOCK].ravel(), minlength=nlist)
+    tasks: list[Task] = []
+    lo, held = 0, 0
+    for cell, count in enumerate(per_cell.tolist()):
+        if count > entries:
+            if lo < cell:
+                tasks.append(Task(lo, cell))
+            parts = -(-count // entries)
+            tasks.extend(Task(cell, cell + 1, k, parts) for k in range(parts))
+            lo, held = cell + 1, 0
+            continue
+        if held + count > entries and lo < cell:
+            tasks.append(Task(lo, cell))
+            lo, held = cell, 0
+        held += count
+    if lo < nlist or not tasks:
+        tasks.append(Task(lo, nlist))
+    return tasks
+
+
+def probing(probes: np.ndarray, lo: int, hi: int, block: int = SCAN_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows probing cells `lo:hi`, the cell each probes and whether it is the row's own,
+    sorted by cell (stable in row order); scanned `block` rows at a time."""
+    rows, target, own = [], [], []
+    for s in range(0, len(probes), block):
+        part = probes[s : s + block]
+        r, c = np.nonzero((part >= lo) & (part < hi))
+        rows.append(r.astype(np.int64) + s)
+        target.append(part[r, c].astype(np.int32))
+        own.append(c == 0)
+    rows_, target_, own_ = np.concatenate(rows), np.concatenate(target), np.concatenate(own)
+    order = np.argsort(target_, kind="stable")
+    return rows_[order], target_[order], own_[order]
 
 
 def run_task(vectors: np.ndarray, probes: np.ndarray, task: Task, radius: float) -> Pairs:
@@ -58,24 +94,20 @@ def run_task(vectors: np.ndarray, probes: np.ndarray, task: Task, radius: float)
     import faiss
 
     r2 = radius * radius
-    rows, col = np.nonzero((probes >= task.lo) & (probes < task.hi))
-    target = probes[rows, col]
-    own = col == 0
-    order = np.argsort(target, kind="stable")
-    rows, target, own = rows[order], target[order], own[order]
+    rows, target, own = probing(probes, task.lo, task.hi)
     bounds = np.searchsorted(target, np.arange(task.lo, task.hi + 1))
     parts_i, parts_j, parts_d = [], [], []
     for k in range(task.hi - task.lo):
         a, b = bounds[k], bounds[k + 1]
         if b - a < 2:
             continue
-        queries = rows[a:b]
-        members = queries[own[a:b]]
-        if len(members) == 0:
+        members = rows[a:b][own[a:b]]
+        queries = rows[a:b][task.part :: task.parts]
+        if len(members) == 0 or len(queries) == 0:
             continue
         flat = faiss.IndexFlatL2(vectors.shape[1])
-        flat.add(vectors[members])
-        lims, d2, found = flat.range_search(vectors[queries], r2)
+        flat.add(np.ascontiguousarray(vectors[members], dtype=np.float32))
+        lims, d2, found = flat.range_search(np.ascontiguousarray(vectors[queries], dtype=np.float32), r2)
         i = np.repeat(queries, np.diff(lims).astype(np.int64))
         j = members[found]
         keep = i != j

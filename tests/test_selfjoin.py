@@ -60,7 +60,12 @@ def test_the_result_does_not_depend_on_how_the_cells_are_split_into_tasks(entrie
     x = planted(n_centres=500)
     _, cells = build_index_cells(x, "IVF16,Flat", {}, probes=4)
     tasks = plan(cells, 16, entries=entries)
-    assert tasks[0].lo == 0 and tasks[-1].hi == 16 and all(a.hi == b.lo for a, b in zip(tasks, tasks[1:]))
+    assert tasks[0].lo == 0 and tasks[-1].hi == 16
+    for cell in range(16):  # each cell is searched whole once, or in parts 0..parts-1
+        covering = [t for t in tasks if t.lo <= cell < t.hi]
+        assert sorted(t.part for t in covering) == list(range(covering[0].parts))
+    if entries == 50:
+        assert any(t.parts > 1 for t in tasks), "crowded cells should be split into parts"
     parts = list(threads(2)(x, cells, tasks, 0.4))
     joined = set().union(*(as_set(p) for p in parts))
     assert joined == as_set(run_task(x, cells, Task(0, 16), 0.4))

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
-from dedup.atomic import atomic_write_text
+from dedup.atomic import atomic_write
 from dedup.errors import DedupError
 
 FORMATS = click.Choice(["table", "json", "csv"])
@@ -62,13 +63,21 @@ def cli() -> None:
     """
 
 
-def emit(text: str, output: Path | None) -> None:
-    """Write a result to stdout, or to `output` (saying so on stderr)."""
+def emit(text: str | Iterable[str], output: Path | None) -> None:
+    """Write a result (a string, or its chunks) to stdout, or to `output` (saying so on stderr)."""
+    chunks = [text] if isinstance(text, str) else text
     if output is None:
-        click.echo(text, nl=False)
-    else:
-        atomic_write_text(output, text, durable=False)
-        click.echo(f"Wrote {output}", err=True)
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+        return
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(chunk)
+
+    atomic_write(output, write, durable=False)
+    click.echo(f"Wrote {output}", err=True)
 
 
 def render_action(result) -> None:

@@ -102,7 +102,7 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
     from dedup.duplicates import find_against, find_duplicates
     from dedup.index import as_index
     from dedup.progress import rich_progress
-    from dedup.report import duplicates_summary, render_duplicates, render_query
+    from dedup.report import duplicates_summary, iter_duplicates, render_query
 
     request = ActionRequest(action, to_dir, tuple(protect), do_apply, yes) if action else None
     index = as_index(index_path)
@@ -124,7 +124,7 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
             click.echo(f"{len(found.results)} images of {index.folder} match {against} (threshold {found.threshold:g}{check})",
                        err=True)
     elif request is None:
-        emit(render_duplicates(report, fmt), output)
+        emit(iter_duplicates(report, fmt), output)
         if not quiet:
             click.echo(duplicates_summary(report), err=True)
     else:
