@@ -28,6 +28,12 @@ class Known:
     embedding: np.ndarray  # (dim,) float32
 
 
+@dataclass(frozen=True)
+class Embedded(Known):
+    """A file this run embedded elsewhere (on a Ray worker): new, unlike a `Known` from an
+    earlier run."""
+
+
 @dataclass
 class KnownEmbeddings:
     """Lookups by (path, size, mtime) — no file read needed — and by content hash."""

@@ -1,6 +1,8 @@
 """Index → candidate pairs → the policy's verdicts → duplicate groups with a keeper and distances."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from dedup import judgements
@@ -12,6 +14,9 @@ from dedup.policy import Policy, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult
 from dedup.store import Rows
+
+if TYPE_CHECKING:
+    from dedup.engine import Engine
 
 
 def index_policy(index: Index, threshold: float | None = None, verify: bool = True) -> Policy:
@@ -27,6 +32,7 @@ def find_duplicates(
     keep: KeepPolicy = "largest",
     verify: bool = True,
     workers: int = 2,
+    engine: Engine | None = None,
     on_progress: ProgressFn = silent,
 ) -> DuplicateReport:
     """Group the indexed images that the index's duplicate policy (`index_policy`) judges the
@@ -37,13 +43,14 @@ def find_duplicates(
     it, `threshold` (default: the model's calibrated one) decides and `linkage` defaults to
     "center" (`dedup.cluster`). Pairs the user judged "not duplicates" (`dedup.judgements`)
     are dropped. Groups are sorted largest first, then by keeper path; members keeper first,
-    then by distance to the keeper and path.
+    then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
+    pair search's tasks; the sets do not depend on it.
     """
     index = as_index(index)
     policy = index_policy(index, threshold, verify)
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
-                              on_progress=lambda d, t: on_progress("searching", d, t))
+                              runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     decision = policy.decide(pairs, index.file, vectors=vectors, workers=workers,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     kept = pairs[decision.keep]

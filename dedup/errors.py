@@ -32,3 +32,7 @@ class ModelError(DedupError):
 
 class UsageError(DedupError):
     """An option value is out of range or inconsistent with another."""
+
+
+class EngineError(DedupError):
+    """The engine asked for cannot run: Ray is not installed, or its cluster cannot be reached."""

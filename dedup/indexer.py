@@ -19,7 +19,7 @@ import numpy as np
 from dedup import __version__
 from dedup import manifest as manifest_file
 from dedup.ann import build_index_cells, choose_factory, save_cells, save_index
-from dedup.cache import Known, KnownEmbeddings, load_known
+from dedup.cache import Embedded, Known, KnownEmbeddings, load_known
 from dedup.config import ModelConfig
 from dedup.errors import CatalogError, DedupError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
@@ -34,6 +34,7 @@ from dedup.progress import ProgressFn, silent
 from dedup.store import Row, ShardWriter
 
 if TYPE_CHECKING:
+    from dedup.engine import Engine
     from dedup.model import Model
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def index_catalog(
     workers: int = 2,
     rows_per_shard: int = 10_000,
     follow_symlinks: bool = False,
+    engine: Engine | None = None,
     on_progress: ProgressFn = silent,
 ) -> IndexSummary:
     """Index every image under `catalog` into `index_dir` (default: `dedup.index.default_index_path`)
@@ -115,6 +117,8 @@ def index_catalog(
     `index_dir` must be new, empty, or an index dedup wrote (`dedup.indexdir.claim`); only files
     this index created are ever removed. With a `PendingModel` (`dedup.loading.open_model`),
     the weights load in the background while files are read, and only if something needs them.
+    `engine` (e.g. `dedup.onray.RayEngine`) reads, decodes and embeds the files elsewhere; what is
+    written, and the incremental rules, stay the same.
     """
     start = time.perf_counter()
     root = check_catalog(catalog)
@@ -164,7 +168,10 @@ def index_catalog(
                     stack.enter_context(_inference_threads(max(1, (os.cpu_count() or 2) // 2)))
                 return ready[0]
 
-            batches = stack.enter_context(closing(_prepared_batches(root, records, spec, batch_size, workers, known)))
+            if engine is None:
+                batches = stack.enter_context(closing(_prepared_batches(root, records, spec, batch_size, workers, known)))
+            else:
+                batches = engine.index_batches()(root, records, spec, known, encoder, batch_size)
             for batch in batches:
                 rows, emb = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes, batch_size)
                 if rows:
@@ -239,7 +246,7 @@ def _unchanged(root: Path, records: list[FileRecord], walk_skips: list[Skipped],
     rows, skips = [], {s.rel: s.reason for s in walk_skips}
     for rec in records:
         if rec.rel in before:
-            result = _prepare_one(root, rec, spec, KnownEmbeddings())
+            result = prepare(root, rec, spec, KnownEmbeddings())
             if not isinstance(result, Skipped):
                 return False
             skips[rec.rel] = result.reason
@@ -271,12 +278,15 @@ def _embed_batch(
         if isinstance(result, Skipped):
             skipped.append(result)
             continue
-        if isinstance(result, Decoded):  # bytes seen earlier in this run are not embedded again
+        if isinstance(result, (Decoded, Embedded)):  # bytes seen earlier in this run are not embedded again
             result = known.by_hash.get(result.content_hash, result)
         if isinstance(result, Decoded):
             fresh.setdefault(result.content_hash, [result, []])[1].append(len(rows))
         else:
             emb[len(rows)] = result.embedding
+        if isinstance(result, Embedded):  # embedded by the engine: known from now on, as a local embedding is
+            known.by_hash[result.content_hash] = Known(result.content_hash, result.width, result.height, result.embedding)
+            counts["embedded"] += 1
         rows.append(Row(rec.rel, rec.size, rec.mtime_ns, result.content_hash, result.width, result.height))
         hashes[result.content_hash] += 1
         counts[_change(known.previous, rec)] += 1
@@ -295,8 +305,9 @@ def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:
     return "unchanged" if previous[rec.rel] == (rec.size, rec.mtime_ns) else "changed"
 
 
-def _prepare_one(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmbeddings) -> Known | Decoded | Skipped:
-    """A known embedding (same path, size and mtime, or same bytes), else the decoded image."""
+def prepare(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmbeddings) -> Known | Decoded | Skipped:
+    """A known embedding (same path, size and mtime, or same bytes), else the decoded image, or
+    why the file is skipped."""
     hit = known.by_key.get((rec.rel, rec.size, rec.mtime_ns))
     if hit is not None:
         return hit
@@ -324,7 +335,7 @@ def _prepared_batches(
         def submit() -> None:
             chunk = list(islice(it, batch_size))
             if chunk:
-                pending.append([(r, pool.submit(_prepare_one, root, r, spec, known)) for r in chunk])
+                pending.append([(r, pool.submit(prepare, root, r, spec, known)) for r in chunk])
 
         for _ in range(AHEAD):
             submit()

@@ -24,6 +24,7 @@ from dedup.keypoints import Matches, locality_regions, match_pairs
 from dedup.pairs import Pairs, union_pairs
 from dedup.results import Verified
 from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, loaded, range_pairs
+from dedup.selfjoin import Runner
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 5  # `closer_look`, on a picture twice the side
@@ -55,13 +56,13 @@ class DistancePolicy:
         return self.threshold
 
     def candidates(self, index, queries: np.ndarray, *, within: bool, cells: np.ndarray | None = None,
-                   on_progress: Progress | None = None) -> Pairs:
+                   runner: Runner | None = None, on_progress: Progress | None = None) -> Pairs:
         """The pairs to judge: every pair closer than the threshold. `index`: a FAISS index, or a
         function returning it (called only when needed). `within`: `queries` are the indexed rows
         themselves (row k has id k), so pairs are (i < j) within one set; `cells`: their nearest
-        IVF cells, searched without the FAISS index (`dedup.selfjoin`)."""
+        IVF cells, searched without the FAISS index (`dedup.selfjoin`) by `runner`'s tasks."""
         if within:
-            return range_pairs(index, queries, self.threshold, cells=cells, on_progress=on_progress)
+            return range_pairs(index, queries, self.threshold, cells=cells, runner=runner, on_progress=on_progress)
         return cross_range_pairs(loaded(index), queries, self.threshold)
 
     def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
@@ -81,12 +82,12 @@ class CheckedPolicy:
     linkage: str = "complete"  # every two members were confirmed
 
     def candidates(self, index, queries: np.ndarray, *, within: bool, cells: np.ndarray | None = None,
-                   on_progress: Progress | None = None) -> Pairs:
+                   runner: Runner | None = None, on_progress: Progress | None = None) -> Pairs:
         """Every pair the encoder alone would call the same, and each query's `check.neighbours`
         nearest under the threshold (at most n·neighbours beyond, however crowded the catalog).
         Arguments as `DistancePolicy.candidates`."""
         if within:
-            near = range_pairs(index, queries, self.encoder_threshold, cells=cells, on_progress=on_progress)
+            near = range_pairs(index, queries, self.encoder_threshold, cells=cells, runner=runner, on_progress=on_progress)
             return union_pairs(near, knn_pairs(loaded(index), queries, self.check.neighbours, self.threshold))
         index = loaded(index)
         return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),

@@ -9,7 +9,7 @@ import numpy as np
 from dedup.config import check_threshold
 from dedup.errors import UsageError
 from dedup.pairs import Pairs, sorted_pairs
-from dedup.selfjoin import self_pairs
+from dedup.selfjoin import Runner, self_pairs
 
 
 def range_pairs(
@@ -19,17 +19,18 @@ def range_pairs(
     block: int = 8192,
     on_progress: Callable[[int, int], None] | None = None,
     cells: np.ndarray | None = None,
+    runner: Runner | None = None,
 ) -> Pairs:
     """All pairs of indexed rows closer than `threshold`.
 
     `embeddings` are the indexed rows themselves, row i having id i. With `cells` (each row's
     nearest IVF cells) the search runs cell by cell without the FAISS index (`dedup.selfjoin`);
-    otherwise in query blocks against `index` (or the index that function returns). Memory grows
+    (its tasks run by `runner`, default two threads); otherwise in query blocks against `index` (or the index that function returns). Memory grows
     with the number of pairs found, not with n².
     """
     threshold = check_threshold(threshold)
     if cells is not None:
-        return self_pairs(embeddings, cells, threshold, on_progress=on_progress)
+        return self_pairs(embeddings, cells, threshold, runner=runner, on_progress=on_progress)
     index = loaded(index)
     n = len(embeddings)
     radius = threshold * threshold  # FAISS L2 works in squared distances

@@ -19,6 +19,16 @@ MODEL_OPT = click.option("--model", "model_path", default=None, help="Model file
 QUIET_OPT = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary on stderr.")
 
 
+def engine_options(command):
+    """`--engine` and `--address`: where the heavy stages run (docs/cluster.md)."""
+    from dedup.engine import ENGINES
+
+    command = click.option("--address", default=None,
+                           help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray instance).")(command)
+    return click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+                        help="local: this machine's threads; ray: a Ray cluster (pip install 'dedup-images[ray]').")(command)
+
+
 def flag_for(command: click.Command, option: str | None) -> str | None:
     """The command's flag for a library parameter name (`model` → `--model`), if it has one."""
     if option is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dedup.atomic import atomic_write_text
-from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, cli, emit, render_action
+from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, cli, emit, engine_options, render_action
 from dedup.cluster import LINKAGES
 from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
@@ -24,19 +24,22 @@ from dedup.keep import KEEP_POLICIES
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that stay inside the catalog.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write a JSON summary (with every skipped file) here.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format on stdout.")
+@engine_options
 @QUIET_OPT
-def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, follow_symlinks, report, fmt, quiet):
+def index_cmd(catalog, index_path, model_path, batch_size, workers, shard_rows, follow_symlinks, report, fmt, engine, address, quiet):
     """Embed every image under CATALOG into an index (Parquet shards + FAISS).
 
     Without --index the index goes to ./indexes/<catalog folder name>.
     """
+    from dedup.engine import engine_for
     from dedup.indexer import index_catalog
     from dedup.progress import rich_progress
     from dedup.report import skipped_summary
 
     with rich_progress(not quiet) as progress:
         summary = index_catalog(catalog, index_path, model_path, batch_size=batch_size, workers=workers,
-                                rows_per_shard=shard_rows, follow_symlinks=follow_symlinks, on_progress=progress)
+                                rows_per_shard=shard_rows, follow_symlinks=follow_symlinks,
+                                engine=engine_for(engine, address), on_progress=progress)
     doc = summary.as_dict()
     if report:
         atomic_write_text(report, json.dumps(doc, indent=2) + "\n", durable=False)
@@ -91,15 +94,17 @@ def shown(path: Path) -> str:
 @click.option("--apply", "do_apply", is_flag=True, help="Carry out the action (writes an undo manifest first).")
 @click.option("--yes", is_flag=True, help="Required with --apply for --action delete.")
 @click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
+@engine_options
 @QUIET_OPT
 def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect,
-                        do_apply, yes, forget_judgements, quiet):
+                        do_apply, yes, forget_judgements, engine, address, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
     """
     from dedup.actions import ActionRequest
     from dedup.duplicates import find_against, find_duplicates
+    from dedup.engine import engine_for
     from dedup.index import as_index
     from dedup.progress import rich_progress
     from dedup.report import duplicates_summary, iter_duplicates, render_query
@@ -115,7 +120,7 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
             found = find_against(index, as_index(against), threshold, verify=verify, workers=workers, on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
-                                     on_progress=progress)
+                                     engine=engine_for(engine, address), on_progress=progress)
     if against is not None:
         emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)
         if not quiet:
