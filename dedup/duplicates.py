@@ -9,6 +9,7 @@ from dedup import judgements
 from dedup.cluster import Linkage, group_pairs
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank
+from dedup.keypoints import match_pairs
 from dedup.pairs import Pairs
 from dedup.policy import Policy, policy_for
 from dedup.progress import ProgressFn, silent
@@ -52,6 +53,7 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     decision = policy.decide(pairs, index.file, vectors=vectors, workers=workers,
+                             match=engine.matcher() if engine is not None else match_pairs,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     kept = pairs[decision.keep]
     # from here on only the rows of some kept pair are read and ranked (ids → positions in `rows`)

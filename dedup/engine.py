@@ -14,6 +14,7 @@ from dedup.files import FileRecord, Skipped
 from dedup.selfjoin import Runner
 
 if TYPE_CHECKING:
+    from dedup.keypoints import Matcher
     from dedup.model import Model
 
 ENGINES = ("local", "ray")
@@ -31,6 +32,9 @@ class Engine(Protocol):
 
     def runner(self) -> Runner:
         """Runs the pair search's tasks (`dedup.selfjoin.Runner`)."""
+
+    def matcher(self) -> Matcher:
+        """Counts the pair check's agreeing keypoints (`dedup.keypoints.match_pairs`' signature)."""
 
 
 def engine_for(name: EngineName = "local", address: str | None = None) -> Engine | None:

@@ -175,6 +175,18 @@ def locality_regions(embeddings: np.ndarray, size: int = REGION_IMAGES, seed: in
     return kmeans.index.search(x, 1)[1].ravel()
 
 
+def match_order(pairs: Pairs, regions: np.ndarray | None = None) -> np.ndarray:
+    """The order in which to match `pairs`: as given, or region pair by region pair
+    (`locality_regions`), so that a file's keypoints stay cached for most of its pairs."""
+    if regions is None:
+        return np.arange(len(pairs))
+    ri, rj = regions[pairs.i], regions[pairs.j]
+    return np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
+
+
+Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, files, side, count, workers, *, on_progress, regions, corner)
+
+
 def match_pairs(
     pairs: Pairs,
     files: Callable[[int], Path],
@@ -195,11 +207,7 @@ def match_pairs(
     are still cached for most of its pairs. `corner` is ORB's FAST threshold."""
     cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block), corner)
     m, workers = len(pairs), max(1, workers)
-    if regions is None:
-        sequence = np.arange(m)
-    else:
-        ri, rj = regions[pairs.i], regions[pairs.j]
-        sequence = np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
+    sequence = match_order(pairs, regions)
     out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))
 
     def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:

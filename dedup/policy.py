@@ -20,7 +20,7 @@ from typing import Literal, Union
 import numpy as np
 
 from dedup.config import VerifyConfig, check_threshold
-from dedup.keypoints import Matches, locality_regions, match_pairs
+from dedup.keypoints import Matcher, Matches, locality_regions, match_pairs
 from dedup.pairs import Pairs, union_pairs
 from dedup.results import Verified
 from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, loaded, range_pairs
@@ -66,7 +66,7 @@ class DistancePolicy:
         return cross_range_pairs(loaded(index), queries, self.threshold)
 
     def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
-               workers: int = 2, on_progress: Progress | None = None) -> Decision:
+               workers: int = 2, match: Matcher = match_pairs, on_progress: Progress | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -94,10 +94,11 @@ class CheckedPolicy:
                            cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
 
     def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
-               workers: int = 2, on_progress: Progress | None = None) -> Decision:
+               workers: int = 2, match: Matcher = match_pairs, on_progress: Progress | None = None) -> Decision:
         """Judge each pair closer than the threshold. `files(row)` is the image of a row; with
         `other`, `pairs.j` are rows of a second set whose images are `other(row)`. `vectors` (of
-        the rows, one set) let a large catalog be matched region by region."""
+        the rows, one set) let a large catalog be matched region by region. `match` counts the
+        agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's distributed one)."""
         look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
         todo = pairs[look_at]
         if other is None:
@@ -106,13 +107,13 @@ class CheckedPolicy:
             shift = int(todo.i.max()) + 1 if len(todo) else 0
             both, regions = Pairs(todo.i, todo.j + shift, todo.d), None
             files = _joined(files, other, shift)
-        m = match_pairs(both, files, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions)
+        m = match(both, files, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions)
         readable = m.readable
         prob = np.full(len(todo), math.nan, np.float32)
         rows = np.flatnonzero(readable)
         for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
             prob[part] = probability(self.check, todo.d[part], m[part])
-        look = closer_look(both, m, self.check, files, self.encoder_threshold, workers)
+        look = closer_look(both, m, self.check, files, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
         verdict_ = np.where(readable, same, todo.d < self.encoder_threshold)
         n = len(pairs)
@@ -194,7 +195,7 @@ def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: floa
 
 
 def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Files, encoder_threshold: float,
-                workers: int = 2) -> Matches:
+                workers: int = 2, match: Matcher = match_pairs) -> Matches:
     """`m`, with the pairs the close-pair rule (`required_inliers`) would judge but for too few
     keypoints matched again on finer keypoints: twice the side, half the corner threshold.
 
@@ -210,7 +211,7 @@ def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Files, en
                            & (d >= encoder_threshold / 2) & (d < encoder_threshold))
     if len(again) == 0:
         return m
-    finer = match_pairs(pairs[again], files, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
+    finer = match(pairs[again], files, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
     seen = finer.readable
     out = Matches(m.inliers.copy(), m.sparser.copy())
     out.inliers[again[seen]], out.sparser[again[seen]] = finer.inliers[seen], finer.sparser[seen]

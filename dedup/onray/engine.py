@@ -27,3 +27,9 @@ class RayEngine:
         from dedup.onray.search import ray_runner
 
         return ray_runner(connect(self.address))
+
+    def matcher(self):
+        """The pair check's keypoint matching (`dedup.onray.matching.ray_matcher`)."""
+        from dedup.onray.matching import ray_matcher
+
+        return ray_matcher(connect(self.address))
