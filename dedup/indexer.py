@@ -34,7 +34,7 @@ from dedup.progress import ProgressFn, silent
 from dedup.store import Row, ShardWriter
 
 if TYPE_CHECKING:
-    from dedup.engine import Engine
+    from dedup.engine import Engine, IndexBatches
     from dedup.model import Model
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,8 @@ def index_catalog(
                     stack.enter_context(_inference_threads(max(1, (os.cpu_count() or 2) // 2)))
                 return ready[0]
 
-            if engine is None:
-                batches = stack.enter_context(closing(_prepared_batches(root, records, spec, batch_size, workers, known)))
-            else:
-                batches = engine.index_batches()(root, records, spec, known, encoder, batch_size)
+            stage = engine.index_batches() if engine is not None else _local_stage(workers)
+            batches = stack.enter_context(closing(stage(root, records, spec, known, encoder, batch_size)))
             for batch in batches:
                 rows, emb = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes, batch_size)
                 if rows:
@@ -321,6 +319,16 @@ def prepare(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmbeddin
 
 
 AHEAD = 8
+
+
+def _local_stage(workers: int) -> IndexBatches:
+    """The index stage on this machine: `_prepared_batches` on `workers` threads (the model is
+    applied by `_embed_batch`)."""
+
+    def stage(root, records, spec, known, model, batch_size):
+        return _prepared_batches(root, records, spec, batch_size, workers, known)
+
+    return stage
 
 
 def _prepared_batches(
