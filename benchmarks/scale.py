@@ -112,9 +112,9 @@ def write_index(folder: Path, emb: np.ndarray) -> float:
     index, cells = build_index_cells(emb, factory, params)
     save_index(index, folder, "index-0001.faiss")
     if cells is not None:
-        save_cells(cells, folder, "index-0001.cells.npy")
+        save_cells(cells, folder, "index-0001.cells.npz")
     Manifest("/synthetic", ModelRef("synthetic", "default"), 64, DIM, "blake3-128", tuple(shards),
-             FaissFile("index-0001.faiss", factory, params, "index-0001.cells.npy" if cells is not None else ""),
+             FaissFile("index-0001.faiss", factory, params, "index-0001.cells.npz" if cells is not None else ""),
              threshold=THRESHOLD, generation=1).save(folder)
     return time.perf_counter() - start
 
@@ -216,7 +216,7 @@ def main() -> None:
 
 def _crowding(cells: np.ndarray) -> float:
     """The largest IVF cell's rows over the mean cell's."""
-    sizes = np.bincount(np.asarray(cells[:, 0], dtype=np.int64))
+    sizes = np.bincount(np.asarray(cells.near[:, 0], dtype=np.int64))
     return float(sizes.max() / sizes[sizes > 0].mean())
 
 

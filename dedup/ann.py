@@ -11,9 +11,15 @@ import numpy as np
 from dedup.atomic import atomic_write
 from dedup.errors import IndexFormatError
 from dedup.manifest import Manifest
+from dedup.selfjoin import Probes
 
 FAISS_FILE = "index.faiss"
-PROBES = 8  # nearest cells stored per row; benchmarks/scale.py: pair recall 0.994 at 1M rows
+PROBES = 8  # nearest cells every row probes; benchmarks/scale.py: pair recall 0.994 at 1M uniform rows
+# further cells a row probes when their centroid is at most MARGIN farther than its own (at most
+# MOST_PROBES in all): on embeddings crowded like real ones, 8 probes found 0.61 of the pairs
+# within 0.4 at 10M rows, a margin of 0.12 0.996 (benchmarks/RESULTS.md)
+MARGIN = 0.12
+MOST_PROBES = 128
 FLAT_LIMIT = 20_000  # exact search up to this many rows (all-pairs range search ~1 s); IVF beyond
 
 
@@ -33,10 +39,12 @@ def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], se
 
 
 def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, Any], seed: int = 0,
-                      probes: int = PROBES, block: int = 65_536) -> tuple[faiss.Index, np.ndarray | None]:
-    """`build_index`, and for an IVF index each row's `probes` nearest cells, its own first
-    ((n, probes) int16 or int32; None for a flat index): what `dedup.selfjoin` searches. The
-    rows are added to the cells found, so finding them costs nothing beyond the build."""
+                      probes: int = PROBES, margin: float = MARGIN, most: int = MOST_PROBES,
+                      block: int = 65_536) -> tuple[faiss.Index, Probes | None]:
+    """`build_index`, and for an IVF index the cells each row probes (`dedup.selfjoin.Probes`;
+    None for a flat index): its `probes` nearest, its own first, and every further cell whose
+    centroid is at most `margin` farther than its own (`most` in all). The rows are added to the
+    cells found, so finding them costs nothing beyond the build."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_L2)
     if not index.is_trained:
@@ -50,16 +58,25 @@ def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, An
         index.add(x)
         apply_params(index, params)
         return index, None
-    cells = np.empty((len(x), min(probes, index.nlist)), dtype=np.int16 if index.nlist <= np.iinfo(np.int16).max else np.int32)
+    dtype = np.int16 if index.nlist <= np.iinfo(np.int16).max else np.int32
+    p, k = min(probes, index.nlist), min(max(most, probes), index.nlist)
+    near = np.empty((len(x), p), dtype=dtype)
+    counts, more = np.zeros(len(x), np.int64), []
     for s in range(0, len(x), block):
         part = x[s : s + block]
-        _, near = index.quantizer.search(part, cells.shape[1])
-        own = np.ascontiguousarray(near[:, 0], dtype=np.int64)
+        d2, found = index.quantizer.search(part, k)
+        own = np.ascontiguousarray(found[:, 0], dtype=np.int64)
         ids = np.arange(s, s + len(part), dtype=np.int64)  # held: FAISS reads it through a raw pointer
         index.add_core(len(part), faiss.swig_ptr(part), faiss.swig_ptr(ids), faiss.swig_ptr(own))
-        cells[s : s + len(part)] = near
+        near[s : s + len(part)] = found[:, :p]
+        d = np.sqrt(np.maximum(d2, 0.0))
+        close = d[:, p:] <= d[:, :1] + margin
+        counts[s : s + len(part)] = close.sum(axis=1)
+        more.append(found[:, p:][close].astype(dtype))
     apply_params(index, params)
-    return index, cells
+    start = np.zeros(len(x) + 1, np.int64)
+    np.cumsum(counts, out=start[1:])
+    return index, Probes(near, start, np.concatenate(more))
 
 
 def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:
@@ -73,23 +90,32 @@ def save_index(index: faiss.Index, folder: Path, name: str = FAISS_FILE) -> None
     atomic_write(folder / name, lambda tmp: faiss.write_index(index, str(tmp)))
 
 
-def save_cells(cells: np.ndarray, folder: Path, name: str) -> None:
-    """Write each row's nearest cells (`build_index_cells`) atomically, as a .npy file."""
-    atomic_write(folder / name, lambda tmp: _save_npy(tmp, cells))
+def save_cells(probes: Probes, folder: Path, name: str) -> None:
+    """Write the cells each row probes (`build_index_cells`) atomically, as a .npz file."""
+    start = probes.start if probes.start is not None else np.zeros(len(probes) + 1, np.int64)
+    more = probes.more if probes.more is not None else np.empty(0, probes.near.dtype)
+    atomic_write(folder / name, lambda tmp: _save_npz(tmp, near=probes.near, start=start, more=more))
 
 
-def load_cells(folder: Path, manifest: Manifest) -> np.ndarray | None:
-    """The rows' nearest cells named by the manifest, memory-mapped; None when it names none."""
+def load_cells(folder: Path, manifest: Manifest) -> Probes | None:
+    """The cells each row probes, named by the manifest (a .npz file; or a .npy file of the
+    nearest cells alone, memory-mapped, as older indexes stored them); None when it names none."""
     if not manifest.faiss.cells:
         return None
     path = folder / manifest.faiss.cells
     try:
-        cells = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        if path.suffix == ".npy":
+            probes = Probes(np.load(path, mmap_mode="r", allow_pickle=False))
+        else:
+            with np.load(path, allow_pickle=False) as f:
+                probes = Probes(f["near"], f["start"], f["more"])
+    except (OSError, ValueError, KeyError) as exc:
         raise IndexFormatError(f"cell file {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
-    if cells.ndim != 2 or len(cells) != manifest.count or cells.dtype.kind != "i":
+    near, start = probes.near, probes.start
+    if (near.ndim != 2 or len(near) != manifest.count or near.dtype.kind != "i"
+            or (start is not None and (len(start) != len(near) + 1 or int(start[-1]) != probes.extra))):
         raise IndexFormatError(f"cell file {str(path)!r} does not match its manifest; rebuild with `dedup index`")
-    return cells
+    return probes
 
 
 def load_centroids(folder: Path, manifest: Manifest) -> np.ndarray | None:
@@ -100,9 +126,9 @@ def load_centroids(folder: Path, manifest: Manifest) -> np.ndarray | None:
     return index.quantizer.reconstruct_n(0, index.nlist).astype(np.float32)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
+        np.savez(f, **arrays)
 
 
 def load_index(folder: Path, manifest: Manifest) -> faiss.Index:

@@ -42,8 +42,9 @@ def group_pairs(n: int, pairs: Pairs, rank: np.ndarray, linkage: Linkage = "cent
 
 
 def _csr(n: int, pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    src = np.concatenate([pairs.i, pairs.j])
-    dst = np.concatenate([pairs.j, pairs.i])
+    ids = np.int32 if n < np.iinfo(np.int32).max else np.int64  # half the memory for millions of pairs
+    src = np.concatenate([pairs.i, pairs.j]).astype(ids, copy=False)
+    dst = np.concatenate([pairs.j, pairs.i]).astype(ids, copy=False)
     dist = np.concatenate([pairs.d, pairs.d])
     order = np.lexsort((dst, src))
     src, dst, dist = src[order], dst[order], dist[order]
@@ -55,8 +56,7 @@ def _csr(n: int, pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _greedy(n: int, pairs: Pairs, rank: np.ndarray, complete: bool) -> list[np.ndarray]:
     indptr, nbr, dist = _csr(n, pairs)
     degree = np.diff(indptr)
-    dist_sum = np.zeros(n, dtype=np.float64)
-    np.add.at(dist_sum, np.concatenate([pairs.i, pairs.j]), np.concatenate([pairs.d, pairs.d]))
+    dist_sum = np.bincount(pairs.i, weights=pairs.d, minlength=n) + np.bincount(pairs.j, weights=pairs.d, minlength=n)
     nodes = np.flatnonzero(degree)
     # most neighbours first, then the tightest neighbourhood, then the tie-break rank
     order = nodes[np.lexsort((rank[nodes], dist_sum[nodes], -degree[nodes]))]

@@ -55,8 +55,9 @@ def find_duplicates(
     decision = policy.decide(pairs, index.file, vectors=vectors, workers=workers,
                              match=engine.matcher() if engine is not None else match_pairs,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
-    kept = pairs[decision.keep]
-    # from here on only the rows of some kept pair are read and ranked (ids → positions in `rows`)
+    candidates, kept = len(pairs), pairs[decision.keep]
+    del pairs  # from here on memory holds only kept pairs and the rows they involve
+    # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
     ids = np.unique(np.concatenate([kept.i, kept.j]))
     rows = index.rows_of(ids)
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
@@ -66,7 +67,7 @@ def find_duplicates(
               for members in group_pairs(len(ids), kept, rank, linkage or policy.linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
-                           len(vectors), groups, len(pairs), decision.verified)
+                           len(vectors), groups, candidates, decision.verified)
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: Rows, rank: np.ndarray) -> Group:

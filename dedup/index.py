@@ -17,6 +17,8 @@ from dedup.store import Rows, read_embeddings, read_rows
 if TYPE_CHECKING:
     import faiss
 
+    from dedup.selfjoin import Probes
+
 DEFAULT_INDEX_HOME = "indexes"
 
 
@@ -55,17 +57,18 @@ class Index:
         return load_index(self.folder, self.manifest)
 
     @cached_property
-    def cells(self) -> np.ndarray | None:
-        """(rows, probes) each row's nearest IVF cells, its own first (`dedup.selfjoin`); found
-        from the centroids when the index's build did not store them; None for a flat index."""
+    def cells(self) -> Probes | None:
+        """The IVF cells each row probes, its own first (`dedup.selfjoin.Probes`); its nearest
+        ones found from the centroids when the index's build did not store them; None for a
+        flat index."""
         from dedup.ann import PROBES, load_cells, load_centroids
-        from dedup.selfjoin import nearest_cells
+        from dedup.selfjoin import Probes, nearest_cells
 
         stored = load_cells(self.folder, self.manifest)
         if stored is not None:
             return stored
         centroids = load_centroids(self.folder, self.manifest)
-        return None if centroids is None else nearest_cells(self.vectors, centroids, PROBES)
+        return None if centroids is None else Probes(nearest_cells(self.vectors, centroids, PROBES))
 
     def rows_of(self, ids: np.ndarray) -> Rows:
         """The metadata of rows `ids` (sorted, unique), read without holding every row's."""

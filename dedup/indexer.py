@@ -355,7 +355,7 @@ def _prepared_batches(
 
 def _generation_names(generation: int) -> tuple[str, str, str]:
     """The shard folder, FAISS file and cell file of a generation."""
-    return f"shards-{generation:04d}", f"index-{generation:04d}.faiss", f"index-{generation:04d}.cells.npy"
+    return f"shards-{generation:04d}", f"index-{generation:04d}.faiss", f"index-{generation:04d}.cells.npz"
 
 
 def _next_generation(folder: Path, owned: list[str], committed: int) -> int:

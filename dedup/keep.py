@@ -21,7 +21,7 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest") -> np.ndarray:
         raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")
     pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
     size = rows.size.astype(np.int64)
-    path_order = np.argsort(np.argsort(rows.path.astype(str), kind="stable"), kind="stable")
+    path_order = np.argsort(np.argsort(np.asarray(rows.path, dtype=object), kind="stable"), kind="stable")  # the rows' own strings, no copy
     primary = {
         "largest": -pixels,
         "smallest": pixels,

@@ -31,7 +31,7 @@ def sorted_pairs(parts_i: list, parts_j: list, parts_d: list, unique: bool = Fal
     """Concatenate pair parts and sort them by (i, j); with `unique`, each pair once."""
     if not parts_i:
         return Pairs.empty()
-    i, j, d = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_d)
+    i, j, d = (p[0] if len(p) == 1 else np.concatenate(p) for p in (parts_i, parts_j, parts_d))
     order = np.lexsort((j, i))
     i, j, d = i[order].astype(np.int64), j[order].astype(np.int64), d[order].astype(np.float32)
     if unique and len(i):

@@ -1,7 +1,8 @@
 """All pairs of rows closer than a radius, searched cell by cell over an IVF index's lists.
 
 Each row lies in the cell of its nearest IVF centroid and probes its nearest cells, its own
-first (stored at build time by `dedup.ann.build_index_cells`). The cells are searched in ranges
+first, and in crowded places every further cell almost as near (`Probes`, stored at build time
+by `dedup.ann.build_index_cells`). The cells are searched in ranges
 (`Task`s): for each cell, every row that probes it is compared with the cell's rows in one
 exhaustive range search, as faiss's `big_batch_search` does, so a pair is found when either row
 probes the other's cell, across cell borders too. Tasks are independent (rows, cells and a cell
@@ -21,6 +22,62 @@ from dedup.pairs import Pairs, sorted_pairs
 TASK_ENTRIES = 1_000_000  # (row, cell) probes searched per task
 PROBE_BLOCK = 65_536  # rows whose nearest cells are found at once
 SCAN_BLOCK = 1 << 20  # rows whose probes are scanned at once (bounds a task's temporary arrays)
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The cells each row probes: its `near` nearest, its own first, and for rows in crowded
+    places further cells, `more[start[r]:start[r + 1]]` for row r (none for most rows)."""
+
+    near: np.ndarray  # (n, p) int16 or int32
+    start: np.ndarray | None = None  # (n + 1,) offsets into `more`
+    more: np.ndarray | None = None  # (m,) int16 or int32
+
+    @classmethod
+    def of(cls, cells: Probes | np.ndarray) -> Probes:
+        """`cells` as `Probes` (an (n, p) array probes its p cells only)."""
+        return cells if isinstance(cells, Probes) else cls(cells)
+
+    def __len__(self) -> int:
+        return len(self.near)
+
+    @property
+    def extra(self) -> int:
+        """Probes beyond the `near` ones."""
+        return 0 if self.more is None else len(self.more)
+
+    def nlist(self) -> int:
+        """One more than the highest cell probed."""
+        top = int(self.near.max()) if len(self.near) else 0
+        return max(top, int(self.more.max()) if self.extra else 0) + 1
+
+    def per_cell(self, nlist: int) -> np.ndarray:
+        """(nlist,) how many rows probe each cell (counted in blocks of rows)."""
+        counts = np.zeros(nlist, np.int64)
+        for s in range(0, len(self.near), SCAN_BLOCK):
+            counts += np.bincount(np.asarray(self.near[s : s + SCAN_BLOCK]).ravel(), minlength=nlist)
+        if self.extra:
+            counts += np.bincount(self.more, minlength=nlist)
+        return counts
+
+    def probing(self, lo: int, hi: int, block: int = SCAN_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows probing cells `lo:hi`, the cell each probes and whether it is the row's own,
+        sorted by cell (stable in row order); scanned `block` rows at a time."""
+        rows, target, own = [], [], []
+        for s in range(0, len(self.near), block):
+            part = np.asarray(self.near[s : s + block])
+            r, c = np.nonzero((part >= lo) & (part < hi))
+            rows.append(r.astype(np.int64) + s)
+            target.append(part[r, c].astype(np.int32))
+            own.append(c == 0)
+        if self.extra:
+            k = np.flatnonzero((self.more >= lo) & (self.more < hi))
+            rows.append(np.searchsorted(self.start, k, side="right").astype(np.int64) - 1)
+            target.append(self.more[k].astype(np.int32))
+            own.append(np.zeros(len(k), bool))
+        rows_, target_, own_ = np.concatenate(rows), np.concatenate(target), np.concatenate(own)
+        order = np.argsort(target_, kind="stable")
+        return rows_[order], target_[order], own_[order]
 
 
 @dataclass(frozen=True)
@@ -48,12 +105,10 @@ def nearest_cells(vectors: np.ndarray, centroids: np.ndarray, probes: int, block
     return out
 
 
-def plan(probes: np.ndarray, nlist: int, entries: int = TASK_ENTRIES) -> list[Task]:
+def plan(probes: Probes | np.ndarray, nlist: int, entries: int = TASK_ENTRIES) -> list[Task]:
     """Tasks of about `entries` probes each: runs of whole cells, and a cell probed more than
     `entries` times split into parts of its probing rows."""
-    per_cell = np.zeros(nlist, np.int64)
-    for s in range(0, len(probes), SCAN_BLOCK):
-        per_cell += np.bincount(probes[s : s + SCAN_BLOCK].ravel(), minlength=nlist)
+    per_cell = Probes.of(probes).per_cell(nlist)
     tasks: list[Task] = []
     lo, held = 0, 0
     for cell, count in enumerate(per_cell.tolist()):
@@ -73,28 +128,13 @@ def plan(probes: np.ndarray, nlist: int, entries: int = TASK_ENTRIES) -> list[Ta
     return tasks
 
 
-def probing(probes: np.ndarray, lo: int, hi: int, block: int = SCAN_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows probing cells `lo:hi`, the cell each probes and whether it is the row's own,
-    sorted by cell (stable in row order); scanned `block` rows at a time."""
-    rows, target, own = [], [], []
-    for s in range(0, len(probes), block):
-        part = probes[s : s + block]
-        r, c = np.nonzero((part >= lo) & (part < hi))
-        rows.append(r.astype(np.int64) + s)
-        target.append(part[r, c].astype(np.int32))
-        own.append(c == 0)
-    rows_, target_, own_ = np.concatenate(rows), np.concatenate(target), np.concatenate(own)
-    order = np.argsort(target_, kind="stable")
-    return rows_[order], target_[order], own_[order]
-
-
-def run_task(vectors: np.ndarray, probes: np.ndarray, task: Task, radius: float) -> Pairs:
+def run_task(vectors: np.ndarray, probes: Probes | np.ndarray, task: Task, radius: float) -> Pairs:
     """The pairs closer than `radius` between a row of a cell in `task` and a row probing it
     (i < j; a pair may appear in two tasks)."""
     import faiss
 
     r2 = radius * radius
-    rows, target, own = probing(probes, task.lo, task.hi)
+    rows, target, own = Probes.of(probes).probing(task.lo, task.hi)
     bounds = np.searchsorted(target, np.arange(task.lo, task.hi + 1))
     parts_i, parts_j, parts_d = [], [], []
     for k in range(task.hi - task.lo):
@@ -117,7 +157,7 @@ def run_task(vectors: np.ndarray, probes: np.ndarray, task: Task, radius: float)
     return sorted_pairs(parts_i, parts_j, parts_d, unique=True)
 
 
-Runner = Callable[[np.ndarray, np.ndarray, list[Task], float], Iterable[Pairs]]
+Runner = Callable[[np.ndarray, Probes, list[Task], float], Iterable[Pairs]]
 
 
 def threads(workers: int) -> Runner:
@@ -139,18 +179,22 @@ def threads(workers: int) -> Runner:
 
 def self_pairs(
     vectors: np.ndarray,
-    cells: np.ndarray,
+    cells: Probes | np.ndarray,
     radius: float,
     runner: Runner | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Pairs:
     """All pairs (i < j) of `vectors` rows closer than `radius` where one row probes the other's
-    cell (`cells`: (n, probes) each row's nearest cells, its own first), sorted, each once."""
-    nlist = int(cells.max()) + 1 if len(cells) else 1
-    tasks = plan(cells, nlist)
+    cell (`cells`: the `Probes`, or (n, p) each row's nearest cells, its own first), sorted,
+    each once."""
+    probes = Probes.of(cells)
+    tasks = plan(probes, probes.nlist())
+    ids = np.int32 if len(vectors) < np.iinfo(np.int32).max else np.int64  # parts held compactly until merged
     parts = []
-    for done, found in enumerate((runner or threads(2))(vectors, cells, tasks, radius), 1):
-        parts.append(found)
+    for done, found in enumerate((runner or threads(2))(vectors, probes, tasks, radius), 1):
+        parts.append(Pairs(found.i.astype(ids), found.j.astype(ids), found.d))
         if on_progress:
             on_progress(done, len(tasks))
-    return sorted_pairs([p.i for p in parts], [p.j for p in parts], [p.d for p in parts], unique=True)
+    i, j, d = (np.concatenate([getattr(p, c) for p in parts]) if parts else np.empty(0) for c in "ijd")
+    parts.clear()  # the parts' memory goes before the merge's
+    return sorted_pairs([i], [j], [d], unique=True)

@@ -50,7 +50,7 @@ def test_pairs_across_cell_borders_are_kept():
     x = planted(n_centres=800)
     _, cells = build_index_cells(x, "IVF32,Flat", {}, probes=4)
     got = as_set(self_pairs(x, cells, 0.35))
-    across = {(i, j) for i, j in brute_pairs(x, 0.35) if cells[i, 0] != cells[j, 0]}
+    across = {(i, j) for i, j in brute_pairs(x, 0.35) if cells.near[i, 0] != cells.near[j, 0]}
     assert across, "the catalog should have pairs split by a cell border"
     assert len(across & got) / len(across) >= 0.9
 
@@ -78,12 +78,12 @@ def test_stored_cells_equal_the_ones_found_from_the_centroids():
 
     centroids = faiss.extract_index_ivf(index).quantizer.reconstruct_n(0, 16)
     again = nearest_cells(x, centroids, 5)
-    assert np.mean(again[:, 0] == cells[:, 0]) > 0.999  # the same nearest cell (float ties aside)
+    assert np.mean(again[:, 0] == cells.near[:, 0]) > 0.999  # the same nearest cell (float ties aside)
     for list_no in range(16):  # each row lies in its own (first) cell
         ivf = faiss.extract_index_ivf(index)
         n = ivf.invlists.list_size(list_no)
         ids = faiss.rev_swig_ptr(ivf.invlists.get_ids(list_no), n).copy() if n else np.empty(0, np.int64)
-        assert np.all(cells[ids, 0] == list_no)
+        assert np.all(cells.near[ids, 0] == list_no)
 
 
 def test_a_large_index_stores_its_cells_and_find_duplicates_uses_them(tmp_path, monkeypatch):
@@ -96,7 +96,7 @@ def test_a_large_index_stores_its_cells_and_find_duplicates_uses_them(tmp_path, 
     manifest = Manifest.load(folder)
     assert manifest.faiss.factory.startswith("IVF") and manifest.faiss.cells
     cells = load_cells(folder, manifest)
-    assert cells.shape[0] == len(x)
+    assert len(cells) == len(x)
     with_cells = find_duplicates(folder, 0.3, verify=False)
     # the same index without its cell file: cells are found from the centroids, same sets
     (folder / manifest.faiss.cells).unlink()
@@ -106,3 +106,52 @@ def test_a_large_index_stores_its_cells_and_find_duplicates_uses_them(tmp_path, 
     assert len(with_cells.groups) > 1000
     exact = range_pairs(lambda: None, x, 0.3, cells=cells)
     assert with_cells.pairs == len(exact)
+
+
+def crowded_vectors(n: int = 6000, hubs: int = 12, dim: int = 16, seed: int = 0) -> np.ndarray:
+    """Rows packed around a few hubs: many IVF cells fall inside one neighbourhood."""
+    rng = np.random.default_rng(seed)
+    centres = unit_vectors(hubs, dim, seed)
+    x = centres[rng.integers(hubs, size=n)] + rng.normal(scale=0.09, size=(n, dim)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_rows_in_crowded_places_probe_every_cell_almost_as_near_as_their_own():
+    x = crowded_vectors()
+    exact = brute_pairs(x, 0.3)
+    _, fixed = build_index_cells(x, "IVF64,Flat", {}, probes=2, margin=0.0)
+    _, wider = build_index_cells(x, "IVF64,Flat", {}, probes=2, margin=0.12)
+    assert fixed.extra == 0 and wider.extra > 0
+    assert np.array_equal(fixed.near, wider.near)
+    near_only = len(as_set(self_pairs(x, fixed, 0.3))) / len(exact)
+    with_margin = as_set(self_pairs(x, wider, 0.3))
+    assert with_margin <= exact
+    assert near_only < 0.95 and len(with_margin) / len(exact) >= 0.99
+
+
+def test_the_probes_of_a_task_are_every_near_and_further_cell_in_its_range():
+    x = crowded_vectors(n=2000)
+    _, probes = build_index_cells(x, "IVF32,Flat", {}, probes=3, margin=0.1)
+    listed = [(r, int(c), k == 0) for r in range(len(x)) for k, c in enumerate(probes.near[r])]
+    listed += [(r, int(c), False) for r in range(len(x)) for c in probes.more[probes.start[r] : probes.start[r + 1]]]
+    rows, target, own = probes.probing(5, 20, block=300)
+    assert sorted(zip(rows.tolist(), target.tolist(), own.tolist())) == sorted(t for t in listed if 5 <= t[1] < 20)
+    assert np.all(np.diff(target) >= 0)
+    assert probes.per_cell(32).sum() == len(listed)
+
+
+def test_an_index_with_the_older_cell_file_still_searches(tmp_path, monkeypatch):
+    from benchmarks.scale import write_index
+
+    monkeypatch.setattr("dedup.ann.FLAT_LIMIT", 1000)
+    x = planted(n_centres=1500, dim=64)
+    folder = tmp_path / "ix"
+    write_index(folder, x)
+    manifest = Manifest.load(folder)
+    stored = load_cells(folder, manifest)
+    np.save(folder / "index-0001.cells.npy", np.asarray(stored.near))  # as indexes stored them before
+    replace(manifest, faiss=replace(manifest.faiss, cells="index-0001.cells.npy")).save(folder)
+    older = load_cells(folder, Manifest.load(folder))
+    assert older.extra == 0 and np.array_equal(older.near, stored.near)
+    assert as_set(self_pairs(x, older, 0.3)) <= as_set(self_pairs(x, stored, 0.3))
+    assert len(find_duplicates(folder, 0.3, verify=False).groups) > 1000
