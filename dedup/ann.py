@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import faiss
 import numpy as np
@@ -15,10 +15,14 @@ from dedup.selfjoin import Probes
 
 FAISS_FILE = "index.faiss"
 PROBES = 8  # nearest cells every row probes; benchmarks/scale.py: pair recall 0.994 at 1M uniform rows
-# further cells a row probes when their centroid is at most MARGIN farther than its own (at most
-# MOST_PROBES in all): on embeddings crowded like real ones, 8 probes found 0.61 of the pairs
-# within 0.4 at 10M rows, a margin of 0.12 0.996 (benchmarks/RESULTS.md)
+# A row nearer than CROWDED to its own centroid sits where centroids crowd (k-means puts them where
+# rows do), and its neighbourhood spans many small cells: it also probes every cell whose centroid
+# is at most MARGIN farther than its own (MOST_PROBES in all). Farther out, as in evenly spread
+# vectors, all cells are about as far and the nearest 8 suffice. On embeddings crowded like real
+# ones at 10M rows, 8 probes found 0.66 of the pairs within 0.4 and this rule 0.99; on uniform ones
+# it adds no probes (benchmarks/RESULTS.md, "Crowded embeddings").
 MARGIN = 0.12
+CROWDED = 0.75
 MOST_PROBES = 128
 FLAT_LIMIT = 20_000  # exact search up to this many rows (all-pairs range search ~1 s); IVF beyond
 
@@ -39,12 +43,13 @@ def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], se
 
 
 def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, Any], seed: int = 0,
-                      probes: int = PROBES, margin: float = MARGIN, most: int = MOST_PROBES,
+                      probes: int = PROBES, margin: float = MARGIN, crowded: float = CROWDED, most: int = MOST_PROBES,
                       block: int = 65_536) -> tuple[faiss.Index, Probes | None]:
     """`build_index`, and for an IVF index the cells each row probes (`dedup.selfjoin.Probes`;
-    None for a flat index): its `probes` nearest, its own first, and every further cell whose
-    centroid is at most `margin` farther than its own (`most` in all). The rows are added to the
-    cells found, so finding them costs nothing beyond the build."""
+    None for a flat index): its `probes` nearest, its own first, and for a row nearer than
+    `crowded` to its own centroid every further cell whose centroid is at most `margin` farther
+    (`most` in all). The rows are added to the cells found, so finding them costs nothing beyond
+    the build."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_L2)
     if not index.is_trained:
@@ -58,25 +63,39 @@ def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, An
         index.add(x)
         apply_params(index, params)
         return index, None
-    dtype = np.int16 if index.nlist <= np.iinfo(np.int16).max else np.int32
-    p, k = min(probes, index.nlist), min(max(most, probes), index.nlist)
+
+    def add(s: int, part: np.ndarray, own: np.ndarray) -> None:
+        ids = np.arange(s, s + len(part), dtype=np.int64)  # held: FAISS reads it through a raw pointer
+        index.add_core(len(part), faiss.swig_ptr(part), faiss.swig_ptr(ids), faiss.swig_ptr(own))
+
+    found = cell_probes(index.quantizer, x, probes, margin, crowded, most, block, on_block=add)
+    apply_params(index, params)
+    return index, found
+
+
+def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, margin: float = MARGIN,
+                crowded: float = CROWDED, most: int = MOST_PROBES, block: int = 65_536,
+                on_block: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> Probes:
+    """The cells each of `x`'s rows probes under the IVF `quantizer` (rule: `build_index_cells`),
+    `block` rows at a time; `on_block(start, rows, own cells)` sees each block."""
+    nlist = quantizer.ntotal
+    dtype = np.int16 if nlist <= np.iinfo(np.int16).max else np.int32
+    p, k = min(probes, nlist), min(max(most, probes), nlist)
     near = np.empty((len(x), p), dtype=dtype)
     counts, more = np.zeros(len(x), np.int64), []
     for s in range(0, len(x), block):
-        part = x[s : s + block]
-        d2, found = index.quantizer.search(part, k)
-        own = np.ascontiguousarray(found[:, 0], dtype=np.int64)
-        ids = np.arange(s, s + len(part), dtype=np.int64)  # held: FAISS reads it through a raw pointer
-        index.add_core(len(part), faiss.swig_ptr(part), faiss.swig_ptr(ids), faiss.swig_ptr(own))
+        part = np.ascontiguousarray(x[s : s + block], dtype=np.float32)
+        d2, found = quantizer.search(part, k)
+        if on_block is not None:
+            on_block(s, part, np.ascontiguousarray(found[:, 0], dtype=np.int64))
         near[s : s + len(part)] = found[:, :p]
         d = np.sqrt(np.maximum(d2, 0.0))
-        close = d[:, p:] <= d[:, :1] + margin
+        close = (d[:, p:] <= d[:, :1] + margin) & (d[:, :1] < crowded)
         counts[s : s + len(part)] = close.sum(axis=1)
         more.append(found[:, p:][close].astype(dtype))
-    apply_params(index, params)
     start = np.zeros(len(x) + 1, np.int64)
     np.cumsum(counts, out=start[1:])
-    return index, Probes(near, start, np.concatenate(more))
+    return Probes(near, start, np.concatenate(more) if more else np.empty(0, dtype))
 
 
 def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:

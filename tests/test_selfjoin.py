@@ -155,3 +155,9 @@ def test_an_index_with_the_older_cell_file_still_searches(tmp_path, monkeypatch)
     assert older.extra == 0 and np.array_equal(older.near, stored.near)
     assert as_set(self_pairs(x, older, 0.3)) <= as_set(self_pairs(x, stored, 0.3))
     assert len(find_duplicates(folder, 0.3, verify=False).groups) > 1000
+
+
+def test_evenly_spread_rows_probe_only_their_nearest_cells():
+    x = unit_vectors(20_000, 64, 3)  # every centroid about as far: a margin would take them all
+    _, probes = build_index_cells(x, "IVF256,Flat", {})
+    assert probes.extra == 0 and probes.near.shape == (len(x), 8)
