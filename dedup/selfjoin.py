@@ -134,6 +134,7 @@ def run_task(vectors: np.ndarray, probes: Probes | np.ndarray, task: Task, radiu
     import faiss
 
     r2 = radius * radius
+    ids = np.int32 if len(vectors) < np.iinfo(np.int32).max else np.int64  # compact while the task runs
     rows, target, own = Probes.of(probes).probing(task.lo, task.hi)
     bounds = np.searchsorted(target, np.arange(task.lo, task.hi + 1))
     parts_i, parts_j, parts_d = [], [], []
@@ -141,16 +142,17 @@ def run_task(vectors: np.ndarray, probes: Probes | np.ndarray, task: Task, radiu
         a, b = bounds[k], bounds[k + 1]
         if b - a < 2:
             continue
-        members = rows[a:b][own[a:b]]
-        queries = rows[a:b][task.part :: task.parts]
+        members = rows[a:b][own[a:b]].astype(ids)
+        queries, member = rows[a:b][task.part :: task.parts].astype(ids), own[a:b][task.part :: task.parts]
         if len(members) == 0 or len(queries) == 0:
             continue
         flat = faiss.IndexFlatL2(vectors.shape[1])
         flat.add(np.ascontiguousarray(vectors[members], dtype=np.float32))
         lims, d2, found = flat.range_search(np.ascontiguousarray(vectors[queries], dtype=np.float32), r2)
-        i = np.repeat(queries, np.diff(lims).astype(np.int64))
-        j = members[found]
-        keep = i != j
+        per_query = np.diff(lims).astype(np.int64)
+        i, j = np.repeat(queries, per_query), members[found]
+        # two members find each other twice: kept once, from the lower row
+        keep = (i < j) | ((i > j) & ~np.repeat(member, per_query))
         parts_i.append(np.minimum(i, j)[keep])
         parts_j.append(np.maximum(i, j)[keep])
         parts_d.append(np.sqrt(np.maximum(d2[keep], 0.0)).astype(np.float32))
