@@ -3,6 +3,7 @@ index stores for it."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,13 +87,19 @@ def test_stored_cells_equal_the_ones_found_from_the_centroids():
         assert np.all(cells.near[ids, 0] == list_no)
 
 
-def test_a_large_index_stores_its_cells_and_find_duplicates_uses_them(tmp_path, monkeypatch):
+@pytest.fixture()
+def ivf_index(tmp_path, monkeypatch) -> tuple[np.ndarray, Path]:
+    """Planted 64-d vectors stored as `dedup index` stores them, with an IVF index."""
     from benchmarks.scale import write_index
 
     monkeypatch.setattr("dedup.ann.FLAT_LIMIT", 1000)
     x = planted(n_centres=1500, dim=64)
-    folder = tmp_path / "ix"
-    write_index(folder, x)
+    write_index(tmp_path / "ix", x)
+    return x, tmp_path / "ix"
+
+
+def test_a_large_index_stores_its_cells_and_find_duplicates_uses_them(ivf_index):
+    x, folder = ivf_index
     manifest = Manifest.load(folder)
     assert manifest.faiss.factory.startswith("IVF") and manifest.faiss.cells
     cells = load_cells(folder, manifest)
@@ -140,13 +147,8 @@ def test_the_probes_of_a_task_are_every_near_and_further_cell_in_its_range():
     assert probes.per_cell(32).sum() == len(listed)
 
 
-def test_an_index_with_the_older_cell_file_still_searches(tmp_path, monkeypatch):
-    from benchmarks.scale import write_index
-
-    monkeypatch.setattr("dedup.ann.FLAT_LIMIT", 1000)
-    x = planted(n_centres=1500, dim=64)
-    folder = tmp_path / "ix"
-    write_index(folder, x)
+def test_an_index_with_the_older_cell_file_still_searches(ivf_index):
+    x, folder = ivf_index
     manifest = Manifest.load(folder)
     stored = load_cells(folder, manifest)
     np.save(folder / "index-0001.cells.npy", np.asarray(stored.near))  # as indexes stored them before
