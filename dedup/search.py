@@ -9,7 +9,7 @@ import numpy as np
 from dedup.config import check_threshold
 from dedup.errors import UsageError
 from dedup.pairs import Pairs, sorted_pairs
-from dedup.selfjoin import Runner, self_pairs
+from dedup.selfjoin import Probes, Runner, self_pairs
 
 
 def range_pairs(
@@ -18,7 +18,7 @@ def range_pairs(
     threshold: float,
     block: int = 8192,
     on_progress: Callable[[int, int], None] | None = None,
-    cells: np.ndarray | None = None,
+    cells: Probes | np.ndarray | None = None,
     runner: Runner | None = None,
 ) -> Pairs:
     """All pairs of indexed rows closer than `threshold`.

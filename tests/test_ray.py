@@ -166,7 +166,7 @@ def test_the_engine_is_chosen_in_one_place_and_mistakes_are_one_line(monkeypatch
     assert result.exit_code != 0 and "(--address)" in result.output and "Traceback" not in result.output
     monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
     with pytest.raises(EngineError, match="dedup-images\\[ray\\]"):
-        RayEngine().runner()
+        RayEngine().index_batches()
 
 
 def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, monkeypatch):

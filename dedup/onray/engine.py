@@ -23,13 +23,23 @@ class RayEngine:
         return ray_batches(ray, self.actors or cluster_cpus(ray))
 
     def runner(self):
-        """The pair search's task runner (`dedup.onray.search.ray_runner`)."""
-        from dedup.onray.search import ray_runner
+        """The pair search's task runner (`dedup.onray.search.ray_runner`); Ray is joined when it
+        first runs (a flat index is searched without it)."""
 
-        return ray_runner(connect(self.address))
+        def run(*args):
+            from dedup.onray.search import ray_runner
+
+            return ray_runner(connect(self.address))(*args)
+
+        return run
 
     def matcher(self):
-        """The pair check's keypoint matching (`dedup.onray.matching.ray_matcher`)."""
-        from dedup.onray.matching import ray_matcher
+        """The pair check's keypoint matching (`dedup.onray.matching.ray_matcher`); Ray is joined
+        when it first runs (only when there are pairs to check)."""
 
-        return ray_matcher(connect(self.address))
+        def match(*args, **kwargs):
+            from dedup.onray.matching import ray_matcher
+
+            return ray_matcher(connect(self.address))(*args, **kwargs)
+
+        return match
