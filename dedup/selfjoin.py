@@ -56,8 +56,8 @@ class Probes:
         counts = np.zeros(nlist, np.int64)
         for s in range(0, len(self.near), SCAN_BLOCK):
             counts += np.bincount(np.asarray(self.near[s : s + SCAN_BLOCK]).ravel(), minlength=nlist)
-        if self.extra:
-            counts += np.bincount(self.more, minlength=nlist)
+        for s in range(0, self.extra, SCAN_BLOCK * 8):
+            counts += np.bincount(self.more[s : s + SCAN_BLOCK * 8], minlength=nlist)
         return counts
 
     def probing(self, lo: int, hi: int, block: int = SCAN_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,10 +70,11 @@ class Probes:
             rows.append(r.astype(np.int64) + s)
             target.append(part[r, c].astype(np.int32))
             own.append(c == 0)
-        if self.extra:
-            k = np.flatnonzero((self.more >= lo) & (self.more < hi))
-            rows.append(np.searchsorted(self.start, k, side="right").astype(np.int64) - 1)
-            target.append(self.more[k].astype(np.int32))
+        for s in range(0, self.extra, block * 8):
+            part = self.more[s : s + block * 8]
+            k = np.flatnonzero((part >= lo) & (part < hi))
+            rows.append(np.searchsorted(self.start, k + s, side="right").astype(np.int64) - 1)
+            target.append(part[k].astype(np.int32))
             own.append(np.zeros(len(k), bool))
         rows_, target_, own_ = np.concatenate(rows), np.concatenate(target), np.concatenate(own)
         order = np.argsort(target_, kind="stable")

@@ -141,7 +141,7 @@ def test_the_probes_of_a_task_are_every_near_and_further_cell_in_its_range():
     _, probes = build_index_cells(x, "IVF32,Flat", {}, probes=3, margin=0.1)
     listed = [(r, int(c), k == 0) for r in range(len(x)) for k, c in enumerate(probes.near[r])]
     listed += [(r, int(c), False) for r in range(len(x)) for c in probes.more[probes.start[r] : probes.start[r + 1]]]
-    rows, target, own = probes.probing(5, 20, block=300)
+    rows, target, own = probes.probing(5, 20, block=30)  # near rows and further cells scanned in several blocks
     assert sorted(zip(rows.tolist(), target.tolist(), own.tolist())) == sorted(t for t in listed if 5 <= t[1] < 20)
     assert np.all(np.diff(target) >= 0)
     assert probes.per_cell(32).sum() == len(listed)
