@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from dedup.errors import UsageError
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, id_dtype
 
 Linkage = Literal["center", "complete", "single"]
 LINKAGES: tuple[str, ...] = ("center", "complete", "single")
@@ -42,7 +42,7 @@ def group_pairs(n: int, pairs: Pairs, rank: np.ndarray, linkage: Linkage = "cent
 
 
 def _csr(n: int, pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ids = np.int32 if n < np.iinfo(np.int32).max else np.int64  # half the memory for millions of pairs
+    ids = id_dtype(n)
     src = np.concatenate([pairs.i, pairs.j]).astype(ids, copy=False)
     dst = np.concatenate([pairs.j, pairs.i]).astype(ids, copy=False)
     dist = np.concatenate([pairs.d, pairs.d])

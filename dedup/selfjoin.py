@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dedup.pairs import Pairs, sorted_pairs
+from dedup.pairs import Pairs, id_dtype, sorted_pairs
 
 TASK_ENTRIES = 1_000_000  # (row, cell) probes searched per task
 PROBE_BLOCK = 65_536  # rows whose nearest cells are found at once
@@ -135,7 +135,7 @@ def run_task(vectors: np.ndarray, probes: Probes | np.ndarray, task: Task, radiu
     import faiss
 
     r2 = radius * radius
-    ids = np.int32 if len(vectors) < np.iinfo(np.int32).max else np.int64  # compact while the task runs
+    ids = id_dtype(len(vectors))
     rows, target, own = Probes.of(probes).probing(task.lo, task.hi)
     bounds = np.searchsorted(target, np.arange(task.lo, task.hi + 1))
     parts_i, parts_j, parts_d = [], [], []
@@ -192,7 +192,7 @@ def self_pairs(
     each once."""
     probes = Probes.of(cells)
     tasks = plan(probes, probes.nlist())
-    ids = np.int32 if len(vectors) < np.iinfo(np.int32).max else np.int64  # parts held compactly until merged
+    ids = id_dtype(len(vectors))  # parts held compactly until merged
     parts = []
     for done, found in enumerate((runner or threads(2))(vectors, probes, tasks, radius), 1):
         parts.append(Pairs(found.i.astype(ids), found.j.astype(ids), found.d))
