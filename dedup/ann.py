@@ -16,14 +16,16 @@ from dedup.selfjoin import Probes
 FAISS_FILE = "index.faiss"
 PROBES = 8  # nearest cells every row probes; benchmarks/scale.py: pair recall 0.994 at 1M uniform rows
 # A row nearer than CROWDED to its own centroid sits where centroids crowd (k-means puts them where
-# rows do), and its neighbourhood spans many small cells: it also probes every cell whose centroid
-# is at most MARGIN farther than its own (MOST_PROBES in all). Farther out, as in evenly spread
-# vectors, all cells are about as far and the nearest 8 suffice. On embeddings crowded like real
-# ones at 10M rows, 8 probes found 0.66 of the pairs within 0.4 and this rule 0.99; on uniform ones
-# it adds no probes (benchmarks/RESULTS.md, "Crowded embeddings").
-MARGIN = 0.12
+# rows do), and its neighbourhood spans many small cells. Such a row probes its own cell and every
+# cell (of its MOST_PROBES nearest) whose border with its own lies within REACH of it: the cell's
+# rows are all beyond that border, so it bounds how near they can be. Farther out, as in evenly
+# spread vectors, all cells are about as far and the nearest PROBES suffice. On embeddings crowded
+# like real ones at 10M rows, 8 probes found 0.61 of the pairs within 0.4 and this rule 0.99 with
+# 11 probes per row (benchmarks/RESULTS.md, "Probing by the border").
+REACH = 0.115
 CROWDED = 0.75
 MOST_PROBES = 128
+CANDIDATE_BLOCK = 262_144  # centroid distances computed at once
 FLAT_LIMIT = 20_000  # exact search up to this many rows (all-pairs range search ~1 s); IVF beyond
 
 
@@ -43,13 +45,11 @@ def build_index(embeddings: np.ndarray, factory: str, params: dict[str, Any], se
 
 
 def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, Any], seed: int = 0,
-                      probes: int = PROBES, margin: float = MARGIN, crowded: float = CROWDED, most: int = MOST_PROBES,
+                      probes: int = PROBES, reach: float = REACH, crowded: float = CROWDED, most: int = MOST_PROBES,
                       block: int = 65_536) -> tuple[faiss.Index, Probes | None]:
     """`build_index`, and for an IVF index the cells each row probes (`dedup.selfjoin.Probes`;
-    None for a flat index): its `probes` nearest, its own first, and for a row nearer than
-    `crowded` to its own centroid every further cell whose centroid is at most `margin` farther
-    (`most` in all). The rows are added to the cells found, so finding them costs nothing beyond
-    the build."""
+    None for a flat index; rule: `cell_probes`). The rows are added to the cells found, so
+    finding them costs little beyond the build."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_L2)
     if not index.is_trained:
@@ -68,34 +68,91 @@ def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, An
         ids = np.arange(s, s + len(part), dtype=np.int64)  # held: FAISS reads it through a raw pointer
         index.add_core(len(part), faiss.swig_ptr(part), faiss.swig_ptr(ids), faiss.swig_ptr(own))
 
-    found = cell_probes(index.quantizer, x, probes, margin, crowded, most, block, on_block=add)
+    found = cell_probes(index.quantizer, x, probes, reach, crowded, most, block, on_block=add)
     apply_params(index, params)
     return index, found
 
 
-def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, margin: float = MARGIN,
+def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, reach: float = REACH,
                 crowded: float = CROWDED, most: int = MOST_PROBES, block: int = 65_536,
                 on_block: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> Probes:
-    """The cells each of `x`'s rows probes under the IVF `quantizer` (rule: `build_index_cells`),
-    `block` rows at a time; `on_block(start, rows, own cells)` sees each block."""
+    """The cells each of `x`'s rows probes under the IVF `quantizer`, `block` rows at a time;
+    `on_block(start, rows, own cells)` sees each block. A row probes its `probes` nearest cells;
+    a row nearer than `crowded` to its own centroid instead probes its own cell and every one of
+    its `most` nearest cells whose border with its own (the hyperplane halfway between their
+    centroids) is nearer than `reach` to it: the first `probes` in `near` (padded with -1), the
+    rest in `more`."""
     nlist = quantizer.ntotal
     dtype = np.int16 if nlist <= np.iinfo(np.int16).max else np.int32
     p, k = min(probes, nlist), min(max(most, probes), nlist)
+    separation = CentroidSeparation(quantizer.reconstruct_n(0, nlist), k)
     near = np.empty((len(x), p), dtype=dtype)
     counts, more = np.zeros(len(x), np.int64), []
     for s in range(0, len(x), block):
         part = np.ascontiguousarray(x[s : s + block], dtype=np.float32)
-        d2, found = quantizer.search(part, k)
+        d2, nearest = quantizer.search(part, k)  # one search: its cost hardly depends on k
+        crowd = np.flatnonzero(d2[:, 0] < crowded * crowded)
+        found = nearest[:, :p].copy()
+        if len(crowd):
+            cells = nearest[crowd]
+            kept = _within_reach(separation, d2[crowd], cells, reach)
+            rank = np.cumsum(kept, axis=1) - 1
+            first = np.full((len(crowd), p), -1, dtype=np.int64)
+            r, c = np.nonzero(kept & (rank < p))
+            first[r, rank[r, c]] = cells[r, c]
+            found[crowd] = first
+            later = kept & (rank >= p)
+            counts[s + crowd] = later.sum(axis=1)
+            more.append(cells[later].astype(dtype))
         if on_block is not None:
             on_block(s, part, np.ascontiguousarray(found[:, 0], dtype=np.int64))
-        near[s : s + len(part)] = found[:, :p]
-        d = np.sqrt(np.maximum(d2, 0.0))
-        close = (d[:, p:] <= d[:, :1] + margin) & (d[:, :1] < crowded)
-        counts[s : s + len(part)] = close.sum(axis=1)
-        more.append(found[:, p:][close].astype(dtype))
+        near[s : s + len(part)] = found
     start = np.zeros(len(x) + 1, np.int64)
     np.cumsum(counts, out=start[1:])
     return Probes(near, start, np.concatenate(more) if more else np.empty(0, dtype))
+
+
+def _within_reach(separation: CentroidSeparation, d2: np.ndarray, cells: np.ndarray, reach: float) -> np.ndarray:
+    """(m, k) bool: for rows whose nearest cells are `cells` at squared distances `d2`, which
+    cells' borders with the row's own (column 0, always kept) are nearer than `reach`. The
+    border of cell b lies (d_b² − d_own²) / (2 |c_b − c_own|) from the row; as that is at least
+    (d_b − d_own) / 2, only cells within 2·reach of the own distance are measured."""
+    d = np.sqrt(np.maximum(d2, 0.0))
+    kept = np.zeros(d.shape, dtype=bool)
+    kept[:, 0] = True
+    r, c = np.nonzero(d[:, 1:] - d[:, :1] < 2 * reach)
+    c += 1
+    sep = separation(cells[r, 0], cells[r, c])
+    border = (d2[r, c] - d2[r, 0]) / (2 * np.maximum(sep, 1e-12))
+    kept[r[border < reach], c[border < reach]] = True
+    return kept
+
+
+class CentroidSeparation:
+    """Distances between IVF centroids: each one's `near` nearest looked up in a table, any
+    other pair computed."""
+
+    def __init__(self, centroids: np.ndarray, near: int):
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        n = len(self.centroids)
+        flat = faiss.IndexFlatL2(self.centroids.shape[1])
+        flat.add(self.centroids)
+        d2, found = flat.search(self.centroids, min(near, n))
+        keys = np.arange(n, dtype=np.int64)[:, None] * n + found
+        order = np.argsort(keys, axis=None)
+        self.keys = keys.ravel()[order]
+        self.dist = np.sqrt(np.maximum(d2.ravel()[order], 0.0))
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """|c_a − c_b| for each pair of cells `a[k]`, `b[k]`."""
+        keys = a.astype(np.int64) * len(self.centroids) + b
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        out = self.dist[at]
+        missing = np.flatnonzero(self.keys[at] != keys)
+        for s in range(0, len(missing), CANDIDATE_BLOCK):
+            m = missing[s : s + CANDIDATE_BLOCK]
+            out[m] = np.linalg.norm(self.centroids[a[m]] - self.centroids[b[m]], axis=1)
+        return out
 
 
 def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:

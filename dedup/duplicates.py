@@ -45,7 +45,8 @@ def find_duplicates(
     "center" (`dedup.cluster`). Pairs the user judged "not duplicates" (`dedup.judgements`)
     are dropped. Groups are sorted largest first, then by keeper path; members keeper first,
     then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
-    pair search's tasks; the sets do not depend on it.
+    pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
+    are released once the pairs are found (`Index.release`).
     """
     index = as_index(index)
     policy = index_policy(index, threshold, verify)
@@ -56,18 +57,20 @@ def find_duplicates(
                              match=engine.matcher() if engine is not None else match_pairs,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept = len(pairs), pairs[decision.keep]
-    del pairs  # from here on memory holds only kept pairs and the rows they involve
+    del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
     # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
     ids = np.unique(np.concatenate([kept.i, kept.j]))
+    involved = index.vectors[ids]
+    index.release("vectors", "cells")
     rows = index.rows_of(ids)
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
     rank = keep_rank(rows, keep)
-    groups = [describe_group(members, vectors[ids[members]], rows, rank)
+    groups = [describe_group(members, involved[members], rows, rank)
               for members in group_pairs(len(ids), kept, rank, linkage or policy.linkage)]
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
-                           len(vectors), groups, candidates, decision.verified)
+                           len(index), groups, candidates, decision.verified)
 
 
 def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: Rows, rank: np.ndarray) -> Group:

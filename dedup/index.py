@@ -70,6 +70,12 @@ class Index:
         centroids = load_centroids(self.folder, self.manifest)
         return None if centroids is None else Probes(nearest_cells(self.vectors, centroids, PROBES))
 
+    def release(self, *names: str) -> None:
+        """Forget the cached attributes `names` (rows, vectors, faiss, cells) to give their memory
+        back; each is read again on next use."""
+        for name in names:
+            self.__dict__.pop(name, None)
+
     def rows_of(self, ids: np.ndarray) -> Rows:
         """The metadata of rows `ids` (sorted, unique), read without holding every row's."""
         if "rows" in self.__dict__:

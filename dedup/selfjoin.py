@@ -1,8 +1,7 @@
 """All pairs of rows closer than a radius, searched cell by cell over an IVF index's lists.
 
-Each row lies in the cell of its nearest IVF centroid and probes its nearest cells, its own
-first, and in crowded places every further cell almost as near (`Probes`, stored at build time
-by `dedup.ann.build_index_cells`). The cells are searched in ranges
+Each row lies in the cell of its nearest IVF centroid and probes its own cell and the cells its
+neighbours may lie in (`Probes`, stored at build time by `dedup.ann.build_index_cells`). The cells are searched in ranges
 (`Task`s): for each cell, every row that probes it is compared with the cell's rows in one
 exhaustive range search, as faiss's `big_batch_search` does, so a pair is found when either row
 probes the other's cell, across cell borders too. Tasks are independent (rows, cells and a cell
@@ -26,10 +25,10 @@ SCAN_BLOCK = 1 << 20  # rows whose probes are scanned at once (bounds a task's t
 
 @dataclass(frozen=True)
 class Probes:
-    """The cells each row probes: its `near` nearest, its own first, and for rows in crowded
-    places further cells, `more[start[r]:start[r + 1]]` for row r (none for most rows)."""
+    """The cells each row probes: `near[r]`, its own first (-1: no more), then for rows in
+    crowded places further cells, `more[start[r]:start[r + 1]]` (none for most rows)."""
 
-    near: np.ndarray  # (n, p) int16 or int32
+    near: np.ndarray  # (n, p) int16 or int32, -1 padded
     start: np.ndarray | None = None  # (n + 1,) offsets into `more`
     more: np.ndarray | None = None  # (m,) int16 or int32
 
@@ -55,7 +54,8 @@ class Probes:
         """(nlist,) how many rows probe each cell (counted in blocks of rows)."""
         counts = np.zeros(nlist, np.int64)
         for s in range(0, len(self.near), SCAN_BLOCK):
-            counts += np.bincount(np.asarray(self.near[s : s + SCAN_BLOCK]).ravel(), minlength=nlist)
+            part = np.asarray(self.near[s : s + SCAN_BLOCK]).ravel()
+            counts += np.bincount(part[part >= 0], minlength=nlist)
         for s in range(0, self.extra, SCAN_BLOCK * 8):
             counts += np.bincount(self.more[s : s + SCAN_BLOCK * 8], minlength=nlist)
         return counts
@@ -192,12 +192,30 @@ def self_pairs(
     each once."""
     probes = Probes.of(cells)
     tasks = plan(probes, probes.nlist())
-    ids = id_dtype(len(vectors))  # parts held compactly until merged
-    parts = []
+    n = len(vectors)
+    keys, dists = [], []  # each task's pairs as one int64 key i·n + j and a distance
     for done, found in enumerate((runner or threads(2))(vectors, probes, tasks, radius), 1):
-        parts.append(Pairs(found.i.astype(ids), found.j.astype(ids), found.d))
+        keys.append(found.i.astype(np.int64) * n + found.j)
+        dists.append(found.d)
         if on_progress:
             on_progress(done, len(tasks))
-    i, j, d = (np.concatenate([getattr(p, c) for p in parts]) if parts else np.empty(0) for c in "ijd")
-    parts.clear()  # the parts' memory goes before the merge's
-    return sorted_pairs([i], [j], [d], unique=True)
+    return _merged(keys, dists, n)
+
+
+def _merged(keys: list[np.ndarray], dists: list[np.ndarray], n: int) -> Pairs:
+    """The pairs of all tasks sorted by (i, j), each once (the first task's distance kept),
+    holding about three copies of them at most."""
+    if not keys:
+        return Pairs.empty()
+    key, d = np.concatenate(keys), np.concatenate(dists)
+    keys.clear(), dists.clear()
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    d = d[order]
+    del order
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key, d = key[first], d[first]
+    i = key // n
+    key -= i * n
+    return Pairs(i, key, d)

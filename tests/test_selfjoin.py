@@ -123,23 +123,50 @@ def crowded_vectors(n: int = 6000, hubs: int = 12, dim: int = 16, seed: int = 0)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_rows_in_crowded_places_probe_every_cell_almost_as_near_as_their_own():
+def probe_lists(probes) -> list[list[int]]:
+    """Each row's probed cells, own first (padding dropped)."""
+    return [[int(c) for c in probes.near[r] if c >= 0] + probes.more[probes.start[r] : probes.start[r + 1]].tolist()
+            for r in range(len(probes))]
+
+
+def test_rows_in_crowded_places_probe_every_cell_whose_border_is_within_reach():
     x = crowded_vectors()
     exact = brute_pairs(x, 0.3)
-    _, fixed = build_index_cells(x, "IVF64,Flat", {}, probes=2, margin=0.0)
-    _, wider = build_index_cells(x, "IVF64,Flat", {}, probes=2, margin=0.12)
-    assert fixed.extra == 0 and wider.extra > 0
-    assert np.array_equal(fixed.near, wider.near)
+    _, fixed = build_index_cells(x, "IVF64,Flat", {}, probes=2, crowded=0.0)  # no row counts as crowded
+    _, border = build_index_cells(x, "IVF64,Flat", {}, probes=2)
+    assert fixed.extra == 0 and border.extra > 0
+    assert np.array_equal(fixed.near[:, 0], border.near[:, 0])  # same own cells
     near_only = len(as_set(self_pairs(x, fixed, 0.3))) / len(exact)
-    with_margin = as_set(self_pairs(x, wider, 0.3))
-    assert with_margin <= exact
-    assert near_only < 0.95 and len(with_margin) / len(exact) >= 0.99
+    within_reach = as_set(self_pairs(x, border, 0.3))
+    assert within_reach <= exact
+    assert near_only < 0.95 and len(within_reach) / len(exact) >= 0.99
+
+
+def test_a_cell_is_probed_exactly_when_its_border_is_within_reach():
+    x = crowded_vectors(n=1500)
+    index, probes = build_index_cells(x, "IVF32,Flat", {}, probes=3, reach=0.05)
+    centroids = index.quantizer.reconstruct_n(0, 32)
+    d = np.linalg.norm(x[:, None, :] - centroids[None], axis=2)
+    own = d.argmin(axis=1)
+    sep = np.linalg.norm(centroids[:, None] - centroids[None], axis=2)
+    lists = probe_lists(probes)
+    for r in range(len(x)):
+        assert lists[r][0] == own[r]
+        if d[r, own[r]] >= 0.75:
+            assert lists[r] == np.argsort(d[r], kind="stable")[:3].tolist()
+            continue
+        others = [b for b in range(32) if b != own[r]]
+        border = {b: (d[r, b] ** 2 - d[r, own[r]] ** 2) / (2 * sep[own[r], b]) for b in others}
+        assert sorted(lists[r][1:]) == sorted(b for b in others if border[b] < 0.05 - 1e-5 or
+                                              (border[b] < 0.05 + 1e-5 and b in lists[r]))
+        assert lists[r][1:] == sorted(lists[r][1:], key=lambda b: d[r, b])  # nearest first
 
 
 def test_the_probes_of_a_task_are_every_near_and_further_cell_in_its_range():
     x = crowded_vectors(n=2000)
-    _, probes = build_index_cells(x, "IVF32,Flat", {}, probes=3, margin=0.1)
-    listed = [(r, int(c), k == 0) for r in range(len(x)) for k, c in enumerate(probes.near[r])]
+    _, probes = build_index_cells(x, "IVF32,Flat", {}, probes=3, reach=0.1)
+    assert (probes.near == -1).any() and probes.extra > 0  # some rows probe fewer than 3, some more
+    listed = [(r, int(c), k == 0) for r in range(len(x)) for k, c in enumerate(probes.near[r]) if c >= 0]
     listed += [(r, int(c), False) for r in range(len(x)) for c in probes.more[probes.start[r] : probes.start[r + 1]]]
     rows, target, own = probes.probing(5, 20, block=30)  # near rows and further cells scanned in several blocks
     assert sorted(zip(rows.tolist(), target.tolist(), own.tolist())) == sorted(t for t in listed if 5 <= t[1] < 20)
