@@ -10,7 +10,7 @@ from dedup.cluster import Linkage, group_pairs
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank
 from dedup.keypoints import match_pairs
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, rows_of
 from dedup.policy import Policy, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult
@@ -58,10 +58,11 @@ def find_duplicates(
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept = len(pairs), pairs[decision.keep]
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
+    index.release("cells")
     # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
-    ids = np.unique(np.concatenate([kept.i, kept.j]))
+    ids = rows_of(kept, len(index))
     involved = index.vectors[ids]
-    index.release("vectors", "cells")
+    index.release("vectors")
     rows = index.rows_of(ids)
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))

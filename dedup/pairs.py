@@ -47,6 +47,14 @@ def sorted_pairs(parts_i: list, parts_j: list, parts_d: list, unique: bool = Fal
     return Pairs(i, j, d)
 
 
+def rows_of(pairs: Pairs, n: int) -> np.ndarray:
+    """The rows (below `n`) of any pair, sorted, each once."""
+    seen = np.zeros(n, dtype=bool)
+    seen[pairs.i] = True
+    seen[pairs.j] = True
+    return np.flatnonzero(seen)
+
+
 def union_pairs(a: Pairs, b: Pairs) -> Pairs:
     """Pairs in `a` or `b`, each once, sorted by (i, j)."""
     return sorted_pairs([a.i, b.i], [a.j, b.j], [a.d, b.d], unique=True)
