@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.ann import build_index_cells, load_cells
+from dedup.ann import CentroidSeparation, build_index_cells, load_cells
 from dedup.duplicates import find_duplicates
 from dedup.manifest import Manifest
 from dedup.pairs import Pairs
@@ -190,3 +190,12 @@ def test_evenly_spread_rows_probe_only_their_nearest_cells():
     x = unit_vectors(20_000, 64, 3)  # every centroid about as far: a margin would take them all
     _, probes = build_index_cells(x, "IVF256,Flat", {})
     assert probes.extra == 0 and probes.near.shape == (len(x), 8)
+
+
+def test_centroid_separations_from_the_table_and_beyond_it_are_exact():
+    centroids = unit_vectors(300, 16, 5)
+    separation = CentroidSeparation(centroids, near=10)  # most pairs are not in the table
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(300, size=5000), rng.integers(300, size=5000)
+    direct = np.linalg.norm(centroids[a] - centroids[b], axis=1)
+    assert np.allclose(separation(a, b), direct, atol=1e-5)
