@@ -90,12 +90,11 @@ def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, rea
     counts, more = np.zeros(len(x), np.int64), []
     for s in range(0, len(x), block):
         part = np.ascontiguousarray(x[s : s + block], dtype=np.float32)
-        d2, nearest = quantizer.search(part, k)  # one search: its cost hardly depends on k
+        d2, found = quantizer.search(part, p)
         crowd = np.flatnonzero(d2[:, 0] < crowded * crowded)
-        found = nearest[:, :p].copy()
         if len(crowd):
-            cells = nearest[crowd]
-            kept = _within_reach(separation, d2[crowd], cells, reach)
+            d2c, cells = _widened(quantizer, part[crowd], d2[crowd], found[crowd], k, reach)
+            kept = _within_reach(separation, d2c, cells, reach)
             rank = np.cumsum(kept, axis=1) - 1
             first = np.full((len(crowd), p), -1, dtype=np.int64)
             r, c = np.nonzero(kept & (rank < p))
@@ -112,6 +111,23 @@ def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, rea
     return Probes(near, start, np.concatenate(more) if more else np.empty(0, dtype))
 
 
+def _widened(quantizer: faiss.Index, x: np.ndarray, d2: np.ndarray, cells: np.ndarray, k: int,
+             reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows' nearest cells `cells` at squared distances `d2`, widened to their `k` nearest where
+    the last one found may still lie within reach (`_within_reach`); the other rows' further
+    columns stay empty (-1, infinitely far). A search for few cells is much faster where all
+    centroids are about as near, so only these rows pay for `k`."""
+    p = d2.shape[1]
+    wide_d2 = np.full((len(x), k), np.inf, dtype=np.float32)
+    wide = np.full((len(x), k), -1, dtype=np.int64)
+    wide_d2[:, :p], wide[:, :p] = d2, cells
+    d = np.sqrt(np.maximum(d2, 0.0))
+    more = np.flatnonzero(d[:, -1] - d[:, 0] < 2 * reach) if k > p else np.empty(0, np.int64)
+    if len(more):
+        wide_d2[more], wide[more] = quantizer.search(np.ascontiguousarray(x[more]), k)
+    return wide_d2, wide
+
+
 def _within_reach(separation: CentroidSeparation, d2: np.ndarray, cells: np.ndarray, reach: float) -> np.ndarray:
     """(m, k) bool: for rows whose nearest cells are `cells` at squared distances `d2`, which
     cells' borders with the row's own (column 0, always kept) are nearer than `reach`. The
@@ -120,7 +136,7 @@ def _within_reach(separation: CentroidSeparation, d2: np.ndarray, cells: np.ndar
     d = np.sqrt(np.maximum(d2, 0.0))
     kept = np.zeros(d.shape, dtype=bool)
     kept[:, 0] = True
-    r, c = np.nonzero(d[:, 1:] - d[:, :1] < 2 * reach)
+    r, c = np.nonzero(d[:, 1:] - d[:, :1] < 2 * reach)  # never an empty column
     c += 1
     sep = separation(cells[r, 0], cells[r, c])
     border = (d2[r, c] - d2[r, 0]) / (2 * np.maximum(sep, 1e-12))

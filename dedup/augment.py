@@ -268,3 +268,50 @@ def duplicate(im: Image.Image, rng: np.random.Generator, families: tuple[str, ..
     for name in chosen:
         out = FAMILIES[name](out, rng)
     return flatten(out), "+".join(chosen)
+
+
+SERIES_KINDS: tuple[str, ...] = ("letter", "colour")
+SERIES_GLYPHS = string.ascii_uppercase + string.digits
+
+
+def series(im: Image.Image, rng: np.random.Generator, count: int = 3) -> tuple[str, list[Image.Image]]:
+    """`count` different items made from one template, as catalogs sell them in series: the same
+    drawing with a different letter or number on one badge ("letter"), or in another colourway
+    (the subject's hues turned, "colour"; only for a template with colour to turn). Returns the
+    kind and the RGBA items; none of them is a copy of another."""
+    im = im.convert("RGBA")
+    hsv = np.asarray(flatten(im).convert("HSV"))
+    alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+    subject = (alpha > 0.5) & (hsv[..., 1] > 60) & (hsv[..., 2] > 40)
+    kinds = SERIES_KINDS if subject.mean() > 0.05 else ("letter",)
+    kind = str(rng.choice(kinds))
+    if kind == "colour":
+        start = rng.uniform(0, 1.0 / count)
+        return kind, [_turn_hue(im, start + k / count) for k in range(count)]
+    ys, xs = np.nonzero(alpha > 0.5) if (alpha > 0.5).any() else np.indices(alpha.shape).reshape(2, -1)
+    centre = (float(xs.mean()), float(ys.mean()))
+    radius = max(6, int(0.13 * min(im.size)))
+    fill = _color(rng.integers(0, 256, 3))
+    ink = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
+    glyphs = rng.choice(list(SERIES_GLYPHS), size=count, replace=False)
+    return kind, [_badge(im, str(g), centre, radius, fill, ink) for g in glyphs]
+
+
+def _turn_hue(im: Image.Image, turn: float) -> Image.Image:
+    """The subject's hues turned by `turn` of a full circle; saturation, value and alpha kept."""
+    h, s, v = (np.asarray(c) for c in im.convert("RGB").convert("HSV").split())
+    h = ((h.astype(np.int32) + int(round(turn * 256))) % 256).astype(np.uint8)
+    out = Image.merge("HSV", [Image.fromarray(c) for c in (h, s, v)]).convert("RGBA")
+    out.putalpha(im.getchannel("A"))
+    return out
+
+
+def _badge(im: Image.Image, glyph: str, centre: tuple[float, float], radius: int, fill, ink) -> Image.Image:
+    """A round badge with `glyph` on it at `centre` of the subject."""
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    cx, cy = centre
+    draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=fill + (255,), outline=ink + (255,),
+                 width=max(1, radius // 8))
+    draw.text((cx, cy), glyph, fill=ink + (255,), font=_font(int(radius * 1.3)), anchor="mm")
+    return out

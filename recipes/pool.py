@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.augment import duplicate, flatten
+from dedup.augment import duplicate, flatten, series
 from dedup.data import open_rgba
 
 APT_PACKAGES = ("openclipart-png", "gnome-backgrounds", "mate-backgrounds")
@@ -84,11 +84,20 @@ def distinct(images, rms: float = 10.0, min_std: float = 6.0) -> list[int]:
     return keep
 
 
-def build_catalog(out: Path, originals: int, seed: int, part: str = "test") -> dict[str, tuple[int, str]]:
-    """Write the catalog from pool `part`; return {relative path: (source id, family or "original")}."""
+SERIES_PREFIX = "s"  # file names of series items and their duplicates
+SERIES_ID = 1_000_000  # source ids of series items start here
+
+
+def build_catalog(out: Path, originals: int, seed: int, part: str = "test", series: int = 0) -> dict[str, tuple[int, str]]:
+    """Write the catalog from pool `part`; return {relative path: (source id, family or "original")}.
+
+    With `series`, that many clip-art drawings not otherwise used also become look-alike series
+    (`dedup.augment.series`: 3 different items each, named `s…`), and each item gets a
+    near-duplicate half of the time; the rest of the catalog does not change."""
     rng = np.random.default_rng(seed)
     loaded = []
-    for k, path in enumerate(pool_files()[part]):
+    files = pool_files()[part]
+    for k, path in enumerate(files):
         try:
             loaded.append((k, open_rgba(path.read_bytes(), 512)))
         except Exception:  # noqa: BLE001 - a pool file PIL refuses is simply not used
@@ -109,7 +118,30 @@ def build_catalog(out: Path, originals: int, seed: int, part: str = "test") -> d
                 rel = f"{name}_d{k}.{ext}"
                 dup.save(out / "catalog" / rel, **({"quality": 85} if ext != "png" else {}))
                 truth[rel] = (src, family)
+    if series:
+        unused = [usable[k] for k in sorted(set(range(len(usable))) - set(picks)) if _is_clip_art(files[usable[k][0]])]
+        _add_series(out / "catalog", truth, unused, series, np.random.default_rng([seed, 1]))
     return truth
+
+
+def _is_clip_art(path: Path) -> bool:
+    return SOURCES[0] in path.parents
+
+
+def _add_series(folder: Path, truth: dict[str, tuple[int, str]], templates: list, count: int,
+                rng: np.random.Generator) -> None:
+    for t in sorted(rng.choice(len(templates), size=min(count, len(templates)), replace=False).tolist()):
+        src, im = templates[t]
+        _, items = series(im, rng)
+        for k, item in enumerate(items):
+            name, item_id = f"{SERIES_PREFIX}{src:05d}_{k}", SERIES_ID + 10 * src + k
+            flatten(item).save(folder / f"{name}.jpg", quality=92)
+            truth[f"{name}.jpg"] = (item_id, "original")
+            if rng.random() < 0.5:
+                dup, family = duplicate(item, rng)
+                ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
+                dup.save(folder / f"{name}_d0.{ext}", **({"quality": 85} if ext != "png" else {}))
+                truth[f"{name}_d0.{ext}"] = (item_id, family)
 
 
 def true_pairs(truth: dict[str, tuple[int, str]], paths: list[str]) -> set[tuple[int, int]]:
