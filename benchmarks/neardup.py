@@ -1,6 +1,6 @@
 """Near-duplicate benchmark: the default encoder against perceptual hashes on a held-out catalog.
 
-    python -m benchmarks.neardup [--originals 700] [--seed 0] [--out benchmarks/out/neardup]
+    python -m benchmarks.neardup [--originals 700] [--seed 0] [--series 35] [--out benchmarks/out/neardup]
 
 Builds a catalog from the held-out test pool (`recipes/pool.py`; never used in training or
 calibration), without blank drawings and pictures that are pixel-identical to another pool image
@@ -10,6 +10,9 @@ runs `dedup index` and `dedup find-duplicates --format json` at the default thre
 a user would, and scores pairs (two files are a true pair when they come from the same original).
 In the same run: imagehash's pHash, dHash and wHash with the Hamming threshold swept, sets closed
 the same way; and find-duplicates' pair scores for center vs single linkage across thresholds.
+The catalog also holds look-alike series (`dedup.augment.series`: one clip-art drawing as three
+different items, with another letter on a badge or in another colourway), scored on their own:
+a pair joining two items of a series is a false pair.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from dedup.index import Index
 from dedup.metrics import roc_auc
 from dedup.modelfile import shipped_model_path
 from dedup.pairs import Pairs
-from recipes.pool import build_catalog, true_pairs
+from recipes.pool import SERIES_PREFIX, build_catalog, true_pairs
 
 SHIPPED = ("default", "seed")  # the shipped encoders, compared in one run by default
 
@@ -71,6 +74,16 @@ def groups_at(i, j, d, n, threshold, rank, linkage="center") -> list[list[int]]:
     order = np.lexsort((j[keep], i[keep]))
     pairs = Pairs(i[keep][order].astype(np.int64), j[keep][order].astype(np.int64), d[keep][order].astype(np.float32))
     return [g.tolist() for g in group_pairs(n, pairs, rank, linkage)]
+
+
+def series_scores(pred: set, true: set, paths: list[str]) -> dict:
+    """Scores on the look-alike series alone: pairs between two series files (their items and
+    the items' near-duplicates); a predicted pair there that is not true joins different items."""
+    inside = {k for k, p in enumerate(paths) if p.startswith(SERIES_PREFIX)}
+    pred_s = {(a, b) for a, b in pred if a in inside and b in inside}
+    true_s = {(a, b) for a, b in true if a in inside and b in inside}
+    p, r, f = prf(pred_s, true_s)
+    return {"precision": p, "recall": r, "f1": f, "predicted": len(pred_s), "false": len(pred_s - true_s)}
 
 
 def hash_scores(catalog: Path, paths: list[str], true: set, kinds=("phash", "dhash", "whash")) -> dict:
@@ -135,15 +148,17 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
             "threshold": found["threshold"], "linkage": found["linkage"], "speed": len(paths) / index_s,
             "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s, "index_s": index_s,
             "plain": {"prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
-                      "families": family_recall(plain_pred, truth, paths)},
+                      "families": family_recall(plain_pred, truth, paths), "series": series_scores(plain_pred, true, paths)},
             "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
-            "families": family_recall(pred, truth, paths)}
+            "families": family_recall(pred, truth, paths), "series": series_scores(pred, true, paths)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--originals", type=int, default=700)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--series", type=int, default=None,
+                    help="Clip-art templates made into look-alike series of 3 different items (default: originals / 20).")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/neardup"))
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/neardup.json"),
                     help="Where the headline figures go (the model card and README are generated from them).")
@@ -155,7 +170,8 @@ def main() -> None:
     out = args.out.resolve()
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
-    truth = build_catalog(out, args.originals, args.seed)
+    args.series = args.originals // 20 if args.series is None else args.series
+    truth = build_catalog(out, args.originals, args.seed, series=args.series)
     runs = [score_model(m, out, truth, out / ("index" if k == 0 else f"index_{k}")) for k, m in enumerate(models)]
     main_run, paths, true = runs[0], runs[0]["paths"], runs[0]["true"]
     for run in runs:
@@ -189,6 +205,14 @@ def main() -> None:
     for fam in main_run["families"]:
         print(f"| {fam} | {counts[fam]} | " + " | ".join(f"{run['families'][fam]:.3f}" for run in runs) + " | "
               + " | ".join(f"{hash_fams[k][fam]:.3f}" for k in hashes) + " |")
+    n_series = sum(1 for p in paths if p.startswith(SERIES_PREFIX))
+    print(f"\n## look-alike series ({args.series} templates, 3 different items each; {n_series} files with their "
+          "near-duplicates): pairs between two series files")
+    print("| method | predicted pairs | joining different items | precision | recall |")
+    print("|---|---|---|---|---|")
+    for name, sc in [(f"dedup {run['model']}", run["series"]) for run in runs] + \
+                    [(f"{k} (best)", series_scores(v["pred"], true, paths)) for k, v in hashes.items()]:
+        print(f"| {name} | {sc['predicted']} | {sc['false']} | {sc['precision']:.4f} | {sc['recall']:.4f} |")
     print("\n## perceptual hashes (best Hamming threshold of 1..32, same set closing)")
     print("| method | threshold | precision | recall | F1 | pair ROC-AUC | images/s |")
     print("|---|---|---|---|---|---|---|")
@@ -226,6 +250,7 @@ def write_figures(args, checked: dict, plain: dict, hashes: dict, paths: list, n
         "with_check": {**scores(checked["prf"]), "linkage": checked["linkage"]},
         "encoder_alone": {**scores(plain["prf"]), "threshold": round(plain["threshold"], 4)},
         "families": {k: round(v, 3) for k, v in checked["families"].items()},
+        "series": {"templates": args.series, **{k: round(v, 4) for k, v in checked["series"].items()}},
         "best_hash": {"method": best, "hamming": hashes[best]["hamming"], **scores((hashes[best][k] for k in ("precision", "recall", "f1")))},
         "index_images_per_s": round(checked["speed"]),
         "find_over_index_time": round(checked["find_s"] / checked["index_s"], 2),

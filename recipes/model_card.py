@@ -45,6 +45,9 @@ def summary(fig: dict[str, Any]) -> str:
         f"| dedup `--no-verify` (encoder alone) | {a['precision']:.3f} | {a['recall']:.3f} | {a['f1']:.3f} |",
         f"| best perceptual hash ({h['method']}, threshold tuned on this catalog) | {h['precision']:.3f} | {h['recall']:.3f} | "
         f"{h['f1']:.3f} |",
+        *(["", f"Its look-alike series ({fig['series']['templates']} drawings as 3 different items each, another letter or "
+               f"colourway): precision {fig['series']['precision']:.3f}, {fig['series']['false']} of "
+               f"{fig['series']['predicted']} reported pairs join different items."] if "series" in fig else []),
         END,
     ])
 
@@ -108,6 +111,10 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         f"{hb['f1']:.3f}. find-duplicates took {fig['find_over_index_time']}× the index time (throughput: "
         "`benchmarks/RESULTS.md`).",
         f"- **Recall by edit family** (with the check): {fams}.",
+        *([f"- **Look-alike series** ({fig['series']['templates']} drawings made into 3 different items each: another "
+           f"letter on a badge or another colourway): precision {fig['series']['precision']:.3f} on the pairs between "
+           f"series files ({fig['series']['false']} of {fig['series']['predicted']} reported pairs join different items), "
+           f"recall {fig['series']['recall']:.3f}."] if "series" in fig else []),
         "- **Known weaknesses** (measured in `benchmarks/RESULTS.md`): the pair check needs texture, so flat pictures "
         "are judged mostly on distance; series of near-identical drawings (one template, a different letter or "
         "colour) sit as close as edited copies at a 64×64 input; screenshot-like layouts are rarely found.",

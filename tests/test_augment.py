@@ -1,0 +1,44 @@
+"""Look-alike series: different items from one template, none a copy of another."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from dedup.augment import flatten, series
+
+
+def drawing(colour: tuple[int, int, int]) -> Image.Image:
+    """A filled shape on a transparent canvas, as clip art comes."""
+    im = Image.new("RGBA", (120, 90), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(im)
+    draw.rounded_rectangle([15, 10, 105, 80], radius=12, fill=colour + (255,), outline=(0, 0, 0, 255), width=3)
+    draw.ellipse([30, 25, 50, 45], fill=(250, 250, 250, 255))
+    return im
+
+
+def rms(a: Image.Image, b: Image.Image) -> float:
+    return float(np.sqrt(((np.asarray(flatten(a), np.float32) - np.asarray(flatten(b), np.float32)) ** 2).mean()))
+
+
+def test_series_items_differ_from_each_other_in_one_place_and_keep_the_template():
+    template = drawing((200, 40, 40))
+    kinds = set()
+    for seed in range(8):
+        kind, items = series(template, np.random.default_rng(seed))
+        kinds.add(kind)
+        assert kind in ("letter", "colour") and len(items) == 3
+        assert all(i.size == template.size and i.mode == "RGBA" for i in items)
+        assert all(np.array_equal(np.asarray(i.getchannel("A")) > 0, np.asarray(template.getchannel("A")) > 0)
+                   for i in items if kind == "colour")
+        for a in range(3):
+            for b in range(a + 1, 3):
+                assert rms(items[a], items[b]) > 2.0  # never the same picture twice
+        if kind == "letter":  # only the badge differs: most pixels are the template's
+            same = np.all(np.asarray(flatten(items[0])) == np.asarray(flatten(items[1])), axis=2)
+            assert same.mean() > 0.8
+    assert kinds == {"letter", "colour"}
+
+
+def test_a_grey_template_gets_letters_not_colourways():
+    grey = drawing((128, 128, 128))
+    assert {series(grey, np.random.default_rng(s))[0] for s in range(10)} == {"letter"}
