@@ -67,31 +67,69 @@ def find_duplicates(
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
     rank = keep_rank(rows, keep)
-    groups = [describe_group(members, involved[members], rows, rank)
-              for members in group_pairs(len(ids), kept, rank, linkage or policy.linkage)]
+    groups = describe_groups(group_pairs(len(ids), kept, rank, linkage or policy.linkage), involved, rows, rank)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(index), groups, candidates, decision.verified)
 
 
-def describe_group(ids: np.ndarray, embeddings: np.ndarray, rows: Rows, rank: np.ndarray) -> Group:
-    """Keeper (lowest rank), members' distances to it and the group's diameter (`embeddings`:
-    the members' vectors, row k being member `ids[k]`)."""
-    ids = np.asarray(ids)
-    at = int(np.argmin(rank[ids]))
-    keeper = ids[at]
-    emb = np.asarray(embeddings, dtype=np.float64)
-    to_keeper = np.sqrt(np.maximum(((emb - emb[at]) ** 2).sum(axis=1), 0.0))
-    paths = rows.path[ids]  # the rows' own str objects, shared by the report
-    order = sorted(range(len(ids)), key=lambda k: (ids[k] != keeper, to_keeper[k], paths[k]))
+SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once
+GROUP_BLOCK = 65_536  # members described at once (their float64 vectors: 32 MB)
+
+
+def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray) -> list[Group]:
+    """Each group (ids into `rows`, `vectors` and `rank`) with its keeper (lowest rank), members
+    keeper first, then by distance to the keeper and path, and its diameter; `GROUP_BLOCK`
+    members at a time."""
+    path_rank = np.empty(len(rows), np.int64)
+    path_rank[np.argsort(np.asarray(rows.path, dtype=object), kind="stable")] = np.arange(len(rows))
+    out: list[Group] = []
+    start, held = 0, 0
+    for end, members in enumerate(groups, 1):
+        held += len(members)
+        if held >= GROUP_BLOCK or end == len(groups):
+            out += _describe(groups[start:end], vectors, rows, rank, path_rank)
+            start, held = end, 0
+    return out
+
+
+def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
+              path_rank: np.ndarray) -> list[Group]:
+    sizes = np.fromiter(map(len, groups), np.int64, len(groups))
+    starts = np.zeros(len(groups), np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    ids = np.concatenate(groups).astype(np.int64)
+    gid = np.repeat(np.arange(len(groups)), sizes)
+    keeper = ids[np.lexsort((rank[ids], gid))[starts]]
+    emb = vectors[ids].astype(np.float64)
+    to_keeper = np.sqrt(np.maximum(((emb - vectors[keeper].astype(np.float64)[gid]) ** 2).sum(axis=1), 0.0))
+    order = np.lexsort((path_rank[ids], to_keeper, ids != keeper[gid], gid))
     hashes = rows.content_hash[ids]
-    members = tuple(Member(paths[k], round(float(to_keeper[k]), 6)) for k in order)
-    return Group(
-        keep=str(rows.path[keeper]),
-        max_distance=round(diameter(emb), 6),
-        exact=bool(np.all(hashes == hashes[0])),
-        members=members,
-    )
+    exact = np.logical_and.reduceat(hashes == hashes[starts][gid], starts)
+    widths = _diameters(emb, sizes, starts)
+    paths = rows.path[ids[order]].tolist()  # the rows' own str objects, shared by the report
+    distances = [round(d, 6) for d in to_keeper[order].tolist()]
+    members = [Member(p, d) for p, d in zip(paths, distances)]
+    return [Group(keep=str(rows.path[k]), max_distance=round(w, 6), exact=bool(e), members=tuple(members[a : a + n]))
+            for k, w, e, a, n in zip(keeper.tolist(), widths.tolist(), exact.tolist(), starts.tolist(), sizes.tolist())]
+
+
+def _diameters(emb: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group (rows `starts[g]:starts[g] + sizes[g]` of `emb`), the largest pairwise distance."""
+    out = np.zeros(len(sizes))
+    for k in np.unique(sizes).tolist():
+        which = np.flatnonzero(sizes == k)
+        if k > SMALL_GROUP:
+            for g in which.tolist():
+                out[g] = diameter(emb[starts[g] : starts[g] + k])
+            continue
+        a, b = np.triu_indices(k, 1)
+        step = GROUP_BLOCK // k
+        for s in range(0, len(which), step):
+            part = which[s : s + step]
+            block = emb[starts[part][:, None] + np.arange(k)]  # (groups, k, dim)
+            out[part] = np.sqrt(((block[:, a] - block[:, b]) ** 2).sum(axis=2).max(axis=1))
+    return out
 
 
 def diameter(emb: np.ndarray, block: int = 2048) -> float:
