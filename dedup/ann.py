@@ -88,12 +88,19 @@ def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, rea
     separation = CentroidSeparation(quantizer.reconstruct_n(0, nlist), k)
     near = np.empty((len(x), p), dtype=dtype)
     counts, more = np.zeros(len(x), np.int64), []
+    all_k = False  # most rows of the last block needed k cells: this one searches k for all
     for s in range(0, len(x), block):
         part = np.ascontiguousarray(x[s : s + block], dtype=np.float32)
-        d2, found = quantizer.search(part, p)
+        d2, nearest = quantizer.search(part, k if all_k else p)
+        found = nearest[:, :p].copy()
         crowd = np.flatnonzero(d2[:, 0] < crowded * crowded)
+        d = np.sqrt(np.maximum(d2[crowd][:, :p], 0.0))
+        wide = d[:, -1] - d[:, 0] < 2 * reach  # a cell beyond the p nearest may be within reach
+        all_k = k > p and int(wide.sum()) > len(part) // 2
         if len(crowd):
-            d2c, cells = _widened(quantizer, part[crowd], d2[crowd], found[crowd], k, reach)
+            d2c, cells = d2[crowd], nearest[crowd]
+            if d2c.shape[1] < k:
+                d2c, cells = _widened(quantizer, part[crowd], d2c, cells, k, np.flatnonzero(wide))
             kept = _within_reach(separation, d2c, cells, reach)
             rank = np.cumsum(kept, axis=1) - 1
             first = np.full((len(crowd), p), -1, dtype=np.int64)
@@ -112,19 +119,17 @@ def cell_probes(quantizer: faiss.Index, x: np.ndarray, probes: int = PROBES, rea
 
 
 def _widened(quantizer: faiss.Index, x: np.ndarray, d2: np.ndarray, cells: np.ndarray, k: int,
-             reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows' nearest cells `cells` at squared distances `d2`, widened to their `k` nearest where
-    the last one found may still lie within reach (`_within_reach`); the other rows' further
-    columns stay empty (-1, infinitely far). A search for few cells is much faster where all
-    centroids are about as near, so only these rows pay for `k`."""
+             rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows' nearest cells `cells` at squared distances `d2`, widened to their `k` nearest for
+    `rows`; the other rows' further columns stay empty (-1, infinitely far), as none of those
+    cells can be within reach. A search for few cells is much faster where all centroids are
+    about as near, so only these rows pay for `k`."""
     p = d2.shape[1]
     wide_d2 = np.full((len(x), k), np.inf, dtype=np.float32)
     wide = np.full((len(x), k), -1, dtype=np.int64)
     wide_d2[:, :p], wide[:, :p] = d2, cells
-    d = np.sqrt(np.maximum(d2, 0.0))
-    more = np.flatnonzero(d[:, -1] - d[:, 0] < 2 * reach) if k > p else np.empty(0, np.int64)
-    if len(more):
-        wide_d2[more], wide[more] = quantizer.search(np.ascontiguousarray(x[more]), k)
+    if len(rows):
+        wide_d2[rows], wide[rows] = quantizer.search(np.ascontiguousarray(x[rows]), k)
     return wide_d2, wide
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.ann import CentroidSeparation, build_index_cells, load_cells
+from dedup.ann import CentroidSeparation, build_index_cells, cell_probes, load_cells
 from dedup.duplicates import find_duplicates
 from dedup.manifest import Manifest
 from dedup.pairs import Pairs
@@ -145,6 +145,10 @@ def test_rows_in_crowded_places_probe_every_cell_whose_border_is_within_reach():
 def test_a_cell_is_probed_exactly_when_its_border_is_within_reach():
     x = crowded_vectors(n=1500)
     index, probes = build_index_cells(x, "IVF32,Flat", {}, probes=3, reach=0.05)
+    # blocks after one where most rows needed more cells search them for every row: same probes
+    wide = dict(probes=2, reach=0.2, crowded=2.0)
+    assert probe_lists(cell_probes(index.quantizer, x, block=100, **wide)) == \
+        probe_lists(cell_probes(index.quantizer, x, block=len(x), **wide))
     centroids = index.quantizer.reconstruct_n(0, 32)
     d = np.linalg.norm(x[:, None, :] - centroids[None], axis=2)
     own = d.argmin(axis=1)
