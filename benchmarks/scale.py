@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from benchmarks.measure import run_dedup
-from dedup.ann import build_index_cells, cell_probes, choose_factory, load_cells, load_index, save_cells, save_index
+from dedup.ann import build_index_cells, cell_probes, choose_factory, load_cells, load_centroids, load_index, save_cells, save_index
 from dedup.duplicates import find_duplicates
 from dedup.errors import DedupError
 from dedup.manifest import FaissFile, Manifest, ModelRef
@@ -125,8 +125,9 @@ def refresh_cells(folder: Path) -> float:
     rebuild would store, as its cells do not change); returns the seconds."""
     manifest = Manifest.load(folder)
     start = time.perf_counter()
-    stored = faiss.read_index(str(folder / manifest.faiss.file), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-    quantizer = faiss.extract_index_ivf(stored).quantizer
+    centroids = load_centroids(folder, manifest)
+    quantizer = faiss.IndexFlatL2(centroids.shape[1])  # what the IVF index's own quantizer holds
+    quantizer.add(centroids)
     save_cells(cell_probes(quantizer, read_embeddings(folder, manifest)), folder, manifest.faiss.cells)
     return time.perf_counter() - start
 

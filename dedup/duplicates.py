@@ -8,7 +8,7 @@ import numpy as np
 from dedup import judgements
 from dedup.cluster import Linkage, group_pairs
 from dedup.index import Index, IndexLike, as_index
-from dedup.keep import KeepPolicy, keep_rank
+from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
 from dedup.pairs import Pairs, rows_of
 from dedup.policy import Policy, policy_for
@@ -66,8 +66,9 @@ def find_duplicates(
     rows = index.rows_of(ids)
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
-    rank = keep_rank(rows, keep)
-    groups = describe_groups(group_pairs(len(ids), kept, rank, linkage or policy.linkage), involved, rows, rank)
+    by_path = path_rank(rows)
+    rank = keep_rank(rows, keep, by_path)
+    groups = describe_groups(group_pairs(len(ids), kept, rank, linkage or policy.linkage), involved, rows, rank, by_path)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(index), groups, candidates, decision.verified)
@@ -77,24 +78,24 @@ SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwi
 GROUP_BLOCK = 65_536  # members described at once (their float64 vectors: 32 MB)
 
 
-def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray) -> list[Group]:
+def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
+                    by_path: np.ndarray | None = None) -> list[Group]:
     """Each group (ids into `rows`, `vectors` and `rank`) with its keeper (lowest rank), members
-    keeper first, then by distance to the keeper and path, and its diameter; `GROUP_BLOCK`
-    members at a time."""
-    path_rank = np.empty(len(rows), np.int64)
-    path_rank[np.argsort(np.asarray(rows.path, dtype=object), kind="stable")] = np.arange(len(rows))
+    keeper first, then by distance to the keeper and path (`by_path`: `dedup.keep.path_rank`,
+    computed when not given), and its diameter; `GROUP_BLOCK` members at a time."""
+    by_path = path_rank(rows) if by_path is None else by_path
     out: list[Group] = []
     start, held = 0, 0
     for end, members in enumerate(groups, 1):
         held += len(members)
         if held >= GROUP_BLOCK or end == len(groups):
-            out += _describe(groups[start:end], vectors, rows, rank, path_rank)
+            out += _describe(groups[start:end], vectors, rows, rank, by_path)
             start, held = end, 0
     return out
 
 
 def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-              path_rank: np.ndarray) -> list[Group]:
+              by_path: np.ndarray) -> list[Group]:
     sizes = np.fromiter(map(len, groups), np.int64, len(groups))
     starts = np.zeros(len(groups), np.int64)
     np.cumsum(sizes[:-1], out=starts[1:])
@@ -103,7 +104,7 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     keeper = ids[np.lexsort((rank[ids], gid))[starts]]
     emb = vectors[ids].astype(np.float64)
     to_keeper = np.sqrt(np.maximum(((emb - vectors[keeper].astype(np.float64)[gid]) ** 2).sum(axis=1), 0.0))
-    order = np.lexsort((path_rank[ids], to_keeper, ids != keeper[gid], gid))
+    order = np.lexsort((by_path[ids], to_keeper, ids != keeper[gid], gid))
     hashes = rows.content_hash[ids]
     exact = np.logical_and.reduceat(hashes == hashes[starts][gid], starts)
     widths = _diameters(emb, sizes, starts)

@@ -12,16 +12,25 @@ KeepPolicy = Literal["largest", "smallest", "oldest", "newest", "shortest-path",
 KEEP_POLICIES: tuple[str, ...] = ("largest", "smallest", "oldest", "newest", "shortest-path", "first")
 
 
-def keep_rank(rows: Rows, policy: KeepPolicy = "largest") -> np.ndarray:
+def path_rank(rows: Rows) -> np.ndarray:
+    """Each row's position in path order; a permutation of 0..n-1 (sorts the rows' own strings,
+    no copy)."""
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[np.argsort(np.asarray(rows.path, dtype=object), kind="stable")] = np.arange(len(rows))
+    return rank
+
+
+def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray | None = None) -> np.ndarray:
     """Rank of every image under `policy` (0 = most preferred keeper); a permutation of 0..n-1.
 
-    Ties are broken by resolution, then file size (both larger first), then path.
+    Ties are broken by resolution, then file size (both larger first), then path (`path_order`:
+    `path_rank(rows)`, computed when not given).
     """
     if policy not in KEEP_POLICIES:
         raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")
     pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
     size = rows.size.astype(np.int64)
-    path_order = np.argsort(np.argsort(np.asarray(rows.path, dtype=object), kind="stable"), kind="stable")  # the rows' own strings, no copy
+    path_order = path_rank(rows) if path_order is None else path_order
     primary = {
         "largest": -pixels,
         "smallest": pixels,

@@ -1,10 +1,10 @@
 """All pairs of rows closer than a radius, searched cell by cell over an IVF index's lists.
 
 Each row lies in the cell of its nearest IVF centroid and probes its own cell and the cells its
-neighbours may lie in (`Probes`, stored at build time by `dedup.ann.build_index_cells`). The cells are searched in ranges
-(`Task`s): for each cell, every row that probes it is compared with the cell's rows in one
-exhaustive range search, as faiss's `big_batch_search` does, so a pair is found when either row
-probes the other's cell, across cell borders too. Tasks are independent (rows, cells and a cell
+neighbours may lie in (`Probes`, stored at build time by `dedup.ann.build_index_cells`). The
+cells are searched in ranges (`Task`s): for each cell, every row that probes it is compared with
+the cell's rows in one exhaustive range search, as faiss's `big_batch_search` does, so a pair is
+found when either row probes the other's cell, across cell borders too. Tasks are independent (rows, cells and a cell
 range in, pairs out): they run on threads (`threads`), and any other `Runner` can map them; the
 vectors are held once, in row order.
 """

@@ -108,16 +108,8 @@ def build_catalog(out: Path, originals: int, seed: int, part: str = "test", seri
     (out / "catalog").mkdir(parents=True, exist_ok=True)
     for pick in picks:
         src, im = usable[pick]
-        name = f"o{src:05d}"
-        flatten(im).save(out / "catalog" / f"{name}.jpg", quality=92)
-        truth[f"{name}.jpg"] = (src, "original")
-        if rng.random() < 0.5:
-            for k in range(int(rng.integers(1, 4))):
-                dup, family = duplicate(im, rng)
-                ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
-                rel = f"{name}_d{k}.{ext}"
-                dup.save(out / "catalog" / rel, **({"quality": 85} if ext != "png" else {}))
-                truth[rel] = (src, family)
+        copies = int(rng.integers(1, 4)) if rng.random() < 0.5 else 0
+        _write_item(out / "catalog", truth, f"o{src:05d}", src, im, copies, rng)
     if series:
         unused = [usable[k] for k in sorted(set(range(len(usable))) - set(picks)) if _is_clip_art(files[usable[k][0]])]
         _add_series(out / "catalog", truth, unused, series, np.random.default_rng([seed, 1]))
@@ -134,14 +126,20 @@ def _add_series(folder: Path, truth: dict[str, tuple[int, str]], templates: list
         src, im = templates[t]
         _, items = series(im, rng)
         for k, item in enumerate(items):
-            name, item_id = f"{SERIES_PREFIX}{src:05d}_{k}", SERIES_ID + 10 * src + k
-            flatten(item).save(folder / f"{name}.jpg", quality=92)
-            truth[f"{name}.jpg"] = (item_id, "original")
-            if rng.random() < 0.5:
-                dup, family = duplicate(item, rng)
-                ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
-                dup.save(folder / f"{name}_d0.{ext}", **({"quality": 85} if ext != "png" else {}))
-                truth[f"{name}_d0.{ext}"] = (item_id, family)
+            copies = 1 if rng.random() < 0.5 else 0
+            _write_item(folder, truth, f"{SERIES_PREFIX}{src:05d}_{k}", SERIES_ID + 10 * src + k, item, copies, rng)
+
+
+def _write_item(folder: Path, truth: dict[str, tuple[int, str]], name: str, item_id: int, im, copies: int,
+                rng: np.random.Generator) -> None:
+    """Write an item as `name`.jpg and `copies` near-duplicates of it (`name`_d<k>), labelled in `truth`."""
+    flatten(im).save(folder / f"{name}.jpg", quality=92)
+    truth[f"{name}.jpg"] = (item_id, "original")
+    for k in range(copies):
+        dup, family = duplicate(im, rng)
+        ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
+        dup.save(folder / f"{name}_d{k}.{ext}", **({"quality": 85} if ext != "png" else {}))
+        truth[f"{name}_d{k}.{ext}"] = (item_id, family)
 
 
 def true_pairs(truth: dict[str, tuple[int, str]], paths: list[str]) -> set[tuple[int, int]]:
