@@ -13,19 +13,28 @@ import pyarrow.parquet as pq
 
 from dedup.images import HASH_NAME
 from dedup.manifest import Manifest
-from dedup.store import COLUMNS, embeddings_of
+from dedup.store import COLUMNS, PICTURE_COLUMNS, PictureRef, embeddings_of, pictures_file
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Known:
-    """A file's content hash, oriented size and embedding."""
+    """A file's content hash, oriented size and embedding, and its check picture (`dedup.pictures`)
+    where one is at hand: bytes, or where a shard stores it; None for a file embedded earlier in
+    this run (a byte-identical file is decoded again for its picture rather than keeping every
+    new picture in memory)."""
 
     content_hash: str
     width: int
     height: int
     embedding: np.ndarray  # (dim,) float32
+    picture: bytes | PictureRef | None = None
+
+    def picture_bytes(self) -> bytes | None:
+        """The check picture's bytes; None when not at hand. `OSError` when its shard's picture
+        file is gone."""
+        return self.picture.read() if isinstance(self.picture, PictureRef) else self.picture
 
 
 @dataclass(frozen=True)
@@ -53,25 +62,25 @@ def load_known(folder: Path, manifest: Manifest | None, model_identity: str, own
     """Everything reusable in `folder` for this model and content hash: the rows of its
     committed `manifest` (None: nothing committed) and the uncommitted shards of this index's own
     shard folders (`owned`). Rows hashed with another algorithm are embedded again (their hashes
-    could not be compared with new ones)."""
+    could not be compared with new ones), and so are rows of shards that store no check pictures."""
     known = KnownEmbeddings()
     if not folder.is_dir():
         return known
     committed = [folder / s.file for s in manifest.shards] if manifest else []
     reusable = manifest is not None and manifest.model.identity == model_identity and manifest.hash == HASH_NAME
-    for table in _tables(committed):
+    for shard, table in _tables(committed):
         rows = _rows(table)
         for path, size, mtime, digest, *_ in rows:
             known.previous[path] = (size, mtime)
             known.committed_keys.append((path, size, mtime))
             known.committed_hashes.append(digest)
         if reusable:
-            _add_all(known, table, rows)
+            _add_all(known, shard, table, rows)
     done = set(committed)
     own_dirs = [folder / n for n in sorted(owned) if n.startswith("shards-") and (folder / n).is_dir()]
     leftovers = [p for d in own_dirs for p in sorted(d.glob("shard-*.parquet")) if p not in done]
-    for table in _tables([p for p in leftovers if _made_by(p) == (model_identity, HASH_NAME)]):
-        _add_all(known, table, _rows(table))
+    for shard, table in _tables([p for p in leftovers if _made_by(p) == (model_identity, HASH_NAME)]):
+        _add_all(known, shard, table, _rows(table))
     return known
 
 
@@ -79,10 +88,14 @@ def _rows(table: pa.Table) -> list[tuple]:
     return list(zip(*(table.column(c).to_pylist() for c in COLUMNS)))
 
 
-def _add_all(known: KnownEmbeddings, table: pa.Table, rows: list[tuple]) -> None:
+def _add_all(known: KnownEmbeddings, shard: Path, table: pa.Table, rows: list[tuple]) -> None:
+    if not set(PICTURE_COLUMNS) <= set(table.column_names):
+        return
     emb = embeddings_of(table)
+    file = pictures_file(shard)
+    offsets, sizes = (table.column(c).to_pylist() for c in PICTURE_COLUMNS)
     for k, (path, size, mtime, digest, w, h) in enumerate(rows):
-        known.add(path, size, mtime, Known(digest, w, h, emb[k]))
+        known.add(path, size, mtime, Known(digest, w, h, emb[k], PictureRef(file, offsets[k], sizes[k])))
 
 
 def _made_by(path: Path) -> tuple[str, str] | None:
@@ -97,6 +110,6 @@ def _made_by(path: Path) -> tuple[str, str] | None:
 def _tables(paths: list[Path]):
     for path in paths:
         try:
-            yield pq.read_table(path)
+            yield path, pq.read_table(path)
         except (OSError, pa.ArrowException) as exc:  # a shard cut short by a crash: its work is redone
             log.info("ignoring unreadable shard %s: %s", path, exc)

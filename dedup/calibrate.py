@@ -14,6 +14,7 @@ from dedup.ann import build_index
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.embed import embed_files
 from dedup.errors import UsageError
+from dedup.images import load_picture
 from dedup.keypoints import match_pairs
 from dedup.metrics import best_f1_threshold, precision_threshold
 from dedup.model import Model
@@ -113,8 +114,9 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
     if y.sum() < MIN_PAIRS:
         return Calibration(None, f"too few same pairs among the candidates ({int(y.sum())})", pairs=len(pairs),
                            true_pairs=true_total, images=n)
-    m = match_pairs(pairs, lambda r: Path(files[r]), gate.side, gate.keypoints, workers)
-    look = closer_look(pairs, m, gate, lambda r: Path(files[r]), policy.encoder_threshold, workers)
+    pictures = lambda r: load_picture(Path(files[r]))  # noqa: E731
+    m = match_pairs(pairs, pictures, gate.side, gate.keypoints, workers)
+    look = closer_look(pairs, m, gate, pictures, policy.encoder_threshold, workers)
     x = features(pairs.d, m)
     eligible = m.readable & (look.inliers >= required_inliers(gate, pairs.d, look.sparser, policy.encoder_threshold))
     fold = (labels[pairs.i].astype(np.int64) * 2654435761) % 2  # by item: one item's pairs in one fold

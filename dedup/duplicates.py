@@ -53,7 +53,7 @@ def find_duplicates(
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
-    decision = policy.decide(pairs, index.file, vectors=vectors, workers=workers,
+    decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers,
                              match=engine.matcher() if engine is not None else match_pairs,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept = len(pairs), pairs[decision.keep]
@@ -159,7 +159,7 @@ def find_against(
     mine.same_model(theirs)
     policy = index_policy(theirs, threshold, verify)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
-    decision = policy.decide(pairs, mine.file, theirs.file, workers=workers,
+    decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     pairs = pairs[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)

@@ -14,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dedup.config import Framing
 from dedup.framing import to_input
+from dedup.pictures import SIDE as PICTURE_SIDE
+from dedup.pictures import picture_bytes
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -34,6 +36,7 @@ class Decoded:
     width: int  # oriented width of the original image
     height: int
     content_hash: str
+    picture: bytes = b""  # the pair check's rendition (`dedup.pictures`)
 
 
 def content_hash(data: bytes) -> str:
@@ -66,7 +69,8 @@ def read_file(path: Path) -> bytes:
 
 
 def decode(data: bytes, size: int, digest: str | None = None, framing: Framing = Framing()) -> Decoded:
-    """Decode image bytes to a (size, size, 3) uint8 array; raise `ImageSkip` with a reason.
+    """Decode image bytes to a (size, size, 3) uint8 array and the check picture
+    (`dedup.pictures`); raise `ImageSkip` with a reason.
 
     `framing` is the model's (`dedup.framing.to_input`)."""
     digest = digest or content_hash(data)
@@ -84,7 +88,8 @@ def decode(data: bytes, size: int, digest: str | None = None, framing: Framing =
         orientation = _orientation(im)
         width, height = (im.size[1], im.size[0]) if orientation in (5, 6, 7, 8) else im.size
         full = im.size
-        rgb = _load_rgb(im, (size, size), orientation)
+        request = max(size, PICTURE_SIDE)
+        rgb = _load_rgb(im, (request, request), orientation)
         sharper = None
         if rgb.size != full and rgb.size != full[::-1]:  # a JPEG decoded at a reduced DCT scale
 
@@ -93,7 +98,7 @@ def decode(data: bytes, size: int, digest: str | None = None, framing: Framing =
                 again = Image.open(io.BytesIO(data))
                 return _load_rgb(again, (math.ceil(stored[0] * factor), math.ceil(stored[1] * factor)), orientation)
 
-        return Decoded(to_input(rgb, size, framing, sharper), width, height, digest)
+        return Decoded(to_input(rgb, size, framing, sharper), width, height, digest, picture_bytes(rgb))
     except ImageSkip:
         raise
     except Image.DecompressionBombError as exc:
@@ -107,22 +112,13 @@ def load(path: Path, size: int, framing: Framing = Framing()) -> Decoded:
     return decode(read_file(path), size, framing=framing)
 
 
-def load_grey(path: Path, side: int) -> np.ndarray:
-    """A file as an upright greyscale array whose longer side is `side` (for keypoints: a small
-    copy is enlarged, so that both pictures of a pair are seen at one scale); raise `ImageSkip`
-    with a reason."""
+def load_picture(path: Path) -> bytes:
+    """The check picture (`dedup.pictures`) of an image file, as `decode` makes it while
+    indexing; raise `ImageSkip` with a reason."""
     data = read_file(path)
     try:
         im = Image.open(io.BytesIO(data))
-        orientation = _orientation(im)
-        grey = _load_rgb(im, (side, side), orientation).convert("L")
-        w, h = grey.size
-        if max(w, h) > side:
-            grey.thumbnail((side, side), Image.Resampling.BILINEAR)
-        elif max(w, h) < side:
-            f = side / max(w, h)
-            grey = grey.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BICUBIC)
-        return np.asarray(grey)
+        return picture_bytes(_load_rgb(im, (PICTURE_SIDE, PICTURE_SIDE), _orientation(im)))
     except ImageSkip:
         raise
     except (*DECODE_ERRORS, UnidentifiedImageError, Image.DecompressionBombError) as exc:

@@ -12,7 +12,8 @@ import numpy as np
 from dedup import manifest as manifest_file
 from dedup.errors import IndexNotFoundError, ModelError
 from dedup.manifest import Manifest
-from dedup.store import Rows, read_embeddings, read_rows
+from dedup.images import load_picture
+from dedup.store import Rows, StoredPictures, read_embeddings, read_rows
 
 if TYPE_CHECKING:
     import faiss
@@ -85,6 +86,17 @@ class Index:
     def file(self, row: int) -> Path:
         """The catalog file of indexed row `row`."""
         return self.catalog / str(self.rows.path[row])
+
+    @cached_property
+    def _stored(self) -> StoredPictures | None:
+        return StoredPictures(self.folder, self.manifest) if self.manifest.pictures else None
+
+    def picture(self, row: int) -> bytes:
+        """The check picture of row `row` (`dedup.pictures`): the one the index stores, or, for
+        an index built before indexes stored them, made from the catalog file."""
+        if self._stored is not None:
+            return self._stored(row)
+        return load_picture(self.file(row))
 
     def same_model(self, other: Index) -> None:
         """Refuse to compare with an index built by another model."""

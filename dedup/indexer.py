@@ -8,7 +8,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -21,9 +21,10 @@ from dedup import manifest as manifest_file
 from dedup.ann import build_index_cells, choose_factory, save_cells, save_index
 from dedup.cache import Embedded, Known, KnownEmbeddings, load_known
 from dedup.config import ModelConfig
-from dedup.errors import CatalogError, DedupError
+from dedup.errors import CatalogError, DedupError, IndexFormatError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
+from dedup.pictures import SIDE as PICTURE_SIDE
 from dedup.index import default_index_path
 from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
 from dedup.loading import PendingModel, open_model
@@ -31,7 +32,7 @@ from dedup.manifest import FaissFile, Manifest, ModelRef
 from dedup.modelfile import DEFAULT_MODEL
 from dedup.modelfile import model_ref as reference
 from dedup.progress import ProgressFn, silent
-from dedup.store import Row, ShardWriter
+from dedup.store import PICTURES_SUFFIX, Row, ShardWriter
 
 if TYPE_CHECKING:
     from dedup.engine import Engine, IndexBatches
@@ -149,11 +150,11 @@ def index_catalog(
                             committed.faiss.factory, Counter(unchanged=len(known.committed_keys)),
                             hashes=Counter(known.committed_hashes), removed=0)
         previous_generation = committed.generation if committed else 0
-        generation = _next_generation(index_dir, owner.owned, previous_generation)
+        generation = _next_generation(index_dir, previous_generation)
         shard_name, faiss_file, cells_file = _generation_names(generation)
         owner.own(shard_name, faiss_file, cells_file, manifest_file.FILE, LOCK_FILE)
         writer = ShardWriter(index_dir / shard_name, spec.embedding_dim, rows_per_shard,
-                             metadata={"dedup.model": identity, "dedup.hash": HASH_NAME})
+                             metadata={"dedup.model": identity, "dedup.hash": HASH_NAME}, pictures=True)
         parts: list[np.ndarray] = []
         counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()
@@ -171,9 +172,10 @@ def index_catalog(
             stage = engine.index_batches() if engine is not None else _local_stage(workers)
             batches = stack.enter_context(closing(stage(root, records, spec, known, encoder, batch_size)))
             for batch in batches:
-                rows, emb = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes, batch_size)
+                rows, emb, pictures = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes,
+                                                   batch_size)
                 if rows:
-                    writer.add(rows, emb)
+                    writer.add(rows, emb, pictures)
                     parts.append(emb)
                 done += len(batch)
                 on_progress("indexing", done, len(records))
@@ -193,7 +195,7 @@ def index_catalog(
         Manifest(
             catalog=str(root), model=ref, image_size=spec.image_size, dim=spec.embedding_dim, hash=HASH_NAME,
             shards=tuple(shards), faiss=FaissFile(faiss_file, factory, params, cells_file if cells is not None else ""), threshold=model.threshold,
-            verify=model.check, skipped=tuple(skipped), generation=generation,
+            verify=model.check, skipped=tuple(skipped), generation=generation, pictures=PICTURE_SIDE,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), dedup_version=__version__,
         ).save(index_dir)
         _remove_stale(owner, keep={generation, previous_generation})
@@ -238,6 +240,8 @@ def _unchanged(root: Path, records: list[FileRecord], walk_skips: list[Skipped],
     (a file skipped before is tried again, without the encoder)."""
     if (committed.hash, committed.model, committed.threshold, committed.verify) != (HASH_NAME, ref, model.threshold, model.check):
         return False
+    if committed.pictures != PICTURE_SIDE:
+        return False
     if committed.image_size != spec.image_size or committed.dim != spec.embedding_dim:
         return False
     before = {s.rel: s.reason for s in committed.skipped}
@@ -264,18 +268,19 @@ def _embed_batch(
     counts: Counter[str],
     hashes: Counter[str],
     batch_size: int,
-) -> tuple[list[Row], np.ndarray]:
-    """Rows and (rows, dim) embeddings of one prepared batch: known embeddings are reused, each
-    new content hash is embedded once (`encoder()` gives the model, loading it on first use);
-    skipped files, change counts and hashes are recorded."""
+) -> tuple[list[Row], np.ndarray, list[bytes]]:
+    """Rows, (rows, dim) embeddings and check pictures of one prepared batch: known embeddings
+    are reused, each new content hash is embedded once (`encoder()` gives the model, loading it
+    on first use); skipped files, change counts and hashes are recorded."""
     from dedup.embed import embed_pixels  # torch: imported once the model has loaded
 
-    rows, emb = [], np.empty((len(batch), dim), np.float32)
+    rows, emb, pictures = [], np.empty((len(batch), dim), np.float32), []
     fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
     for rec, result in batch:
         if isinstance(result, Skipped):
             skipped.append(result)
             continue
+        picture = result.picture if isinstance(result, Decoded) else _stored_picture(result)
         if isinstance(result, (Decoded, Embedded)):  # bytes seen earlier in this run are not embedded again
             result = known.by_hash.get(result.content_hash, result)
         if isinstance(result, Decoded):
@@ -285,6 +290,7 @@ def _embed_batch(
         if isinstance(result, Embedded):  # embedded by the engine: known from now on, as a local embedding is
             known.by_hash[result.content_hash] = Known(result.content_hash, result.width, result.height, result.embedding)
             counts["embedded"] += 1
+        pictures.append(picture)
         rows.append(Row(rec.rel, rec.size, rec.mtime_ns, result.content_hash, result.width, result.height))
         hashes[result.content_hash] += 1
         counts[_change(known.previous, rec)] += 1
@@ -294,7 +300,7 @@ def _embed_batch(
             emb[slots] = vector
             known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)
         counts["embedded"] += len(fresh)
-    return rows, emb[: len(rows)]
+    return rows, emb[: len(rows)], pictures
 
 
 def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:
@@ -306,16 +312,40 @@ def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:
 def prepare(root: Path, rec: FileRecord, spec: ModelConfig, known: KnownEmbeddings) -> Known | Decoded | Skipped:
     """A known embedding (same path, size and mtime, or same bytes), else the decoded image, or
     why the file is skipped."""
-    hit = known.by_key.get((rec.rel, rec.size, rec.mtime_ns))
+    hit = _with_picture(known.by_key.get((rec.rel, rec.size, rec.mtime_ns)))
     if hit is not None:
         return hit
     try:
         data = read_file(root / rec.rel)
         digest = content_hash(data)
-        hit = known.by_hash.get(digest)
+        hit = _with_picture(known.by_hash.get(digest))
         return hit if hit is not None else decode(data, spec.image_size, digest, spec.framing)
     except ImageSkip as exc:
         return Skipped(rec.rel, str(exc))
+
+
+def _with_picture(hit: Known | None) -> Known | None:
+    """`hit` with its check picture's bytes at hand; None when it has none (embedded earlier in
+    this run) or its stored picture is gone, so that the file is decoded again."""
+    if hit is None:
+        return None
+    try:
+        picture = hit.picture_bytes()
+    except OSError:
+        return None
+    return None if picture is None else replace(hit, picture=picture)
+
+
+def _stored_picture(hit: Known) -> bytes:
+    """The check picture of a row an engine reused without reading its file."""
+    try:
+        picture = hit.picture_bytes()
+    except OSError as exc:
+        raise IndexFormatError(f"a stored check picture is unreadable ({exc}); move the index folder aside and "
+                               "index again") from None
+    if picture is None:
+        raise IndexFormatError("a reused row has no check picture; move the index folder aside and index again")
+    return picture
 
 
 AHEAD = 8
@@ -358,10 +388,12 @@ def _generation_names(generation: int) -> tuple[str, str, str]:
     return f"shards-{generation:04d}", f"index-{generation:04d}.faiss", f"index-{generation:04d}.cells.npz"
 
 
-def _next_generation(folder: Path, owned: list[str], committed: int) -> int:
-    """The next generation number whose names are free or already this index's own."""
+def _next_generation(folder: Path, committed: int) -> int:
+    """The next generation number whose names are all free: an interrupted run's shards stay
+    where they are while this run reuses their embeddings and check pictures (`dedup.cache`),
+    and go with the stale generations once it commits."""
     generation = committed + 1
-    while any((folder / n).exists() and n not in owned for n in _generation_names(generation)):
+    while any((folder / n).exists() for n in _generation_names(generation)):
         generation += 1
     return generation
 
@@ -377,4 +409,6 @@ def _remove_stale(owner: Claim, keep: set[int]) -> None:
 
 def _shard_files(folder: Path) -> tuple[str, ...]:
     """The shard files the writer names inside one of its shard folders."""
-    return tuple(p.name for p in folder.glob("shard-*.parquet")) if folder.is_dir() else ()
+    if not folder.is_dir():
+        return ()
+    return tuple(p.name for p in folder.glob("shard-*") if p.suffix in (".parquet", PICTURES_SUFFIX))

@@ -2,9 +2,10 @@
 image, ratio-test matches, and the matches that agree on one plausible affine map (RANSAC).
 
 A mechanism with no verdict in it: it counts agreeing keypoints (`match_pairs`) and leaves the
-judgement to `dedup.policy`. Files are decoded once while they stay in a bounded cache; in a
-large catalog pairs are matched region by region of the embedding space (`locality_regions`) so
-that they mostly do.
+judgement to `dedup.policy`. Keypoints are found on each row's check picture (`dedup.pictures`:
+stored in the index, or made from a file) once while they stay in a bounded cache; in a large
+catalog pairs are matched region by region of the embedding space (`locality_regions`) so that
+they mostly do.
 """
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import faiss
 import numpy as np
 
-from dedup.images import ImageSkip, load_grey
+from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.pairs import Pairs
+from dedup.pictures import grey_at
 
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION_PX = 4.0  # RANSAC inlier tolerance, in pixels of the `side`-pixel picture
@@ -123,19 +124,22 @@ class Matches:
         return self.inliers >= 0
 
 
-class KeypointCache:
-    """Keypoints of catalog files by row, decoded on demand and kept for the most recent
-    `size` rows; None for a file that cannot be read."""
+Pictures = Callable[[int], bytes]  # row → its check picture (`dedup.pictures`); raises `ImageSkip`
 
-    def __init__(self, files: Callable[[int], Path], side: int, count: int, size: int = CACHE_IMAGES,
+
+class KeypointCache:
+    """Keypoints of rows' check pictures, found on demand and kept for the most recent `size`
+    rows; None for a row whose picture cannot be had (an unreadable file)."""
+
+    def __init__(self, pictures: Pictures, side: int, count: int, size: int = CACHE_IMAGES,
                  corner: int = CORNER_THRESHOLD):
-        self.files, self.side, self.count, self.size, self.corner = files, side, count, size, corner
+        self.pictures, self.side, self.count, self.size, self.corner = pictures, side, count, size, corner
         self._cache: OrderedDict[int, Keypoints | None] = OrderedDict()
 
     def _load(self, row: int) -> Keypoints | None:
         try:
-            return keypoints(load_grey(self.files(row), self.side), self.count, self.corner)
-        except (ImageSkip, cv2.error):  # the policy judges such pairs on distance alone
+            return keypoints(grey_at(self.pictures(row), self.side), self.count, self.corner)
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):  # the policy judges such pairs on distance alone
             return None
 
     def _put(self, row: int, kp: Keypoints | None) -> None:
@@ -184,12 +188,12 @@ def match_order(pairs: Pairs, regions: np.ndarray | None = None) -> np.ndarray:
     return np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
 
 
-Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, files, side, count, workers, *, on_progress, regions, corner)
+Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner)
 
 
 def match_pairs(
     pairs: Pairs,
-    files: Callable[[int], Path],
+    pictures: Pictures,
     side: int = 256,
     count: int = 500,
     workers: int = 2,
@@ -200,12 +204,12 @@ def match_pairs(
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
-    `files(row)` is the path of an indexed row. Pairs are taken `block` at a time: the files of a
-    block are decoded, then its pairs are matched, both on `workers` threads; at most
-    `max(CACHE_IMAGES, 2 * block)` files' keypoints are held. With `regions` (a label per row,
-    `locality_regions`), pairs are taken region pair by region pair, so that a file's keypoints
+    `pictures(row)` is a row's check picture. Pairs are taken `block` at a time: the keypoints of
+    a block's pictures are found, then its pairs are matched, both on `workers` threads; at most
+    `max(CACHE_IMAGES, 2 * block)` pictures' keypoints are held. With `regions` (a label per row,
+    `locality_regions`), pairs are taken region pair by region pair, so that a picture's keypoints
     are still cached for most of its pairs. `corner` is ORB's FAST threshold."""
-    cache = KeypointCache(files, side, count, max(CACHE_IMAGES, 2 * block), corner)
+    cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner)
     m, workers = len(pairs), max(1, workers)
     sequence = match_order(pairs, regions)
     out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))

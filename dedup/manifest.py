@@ -58,6 +58,7 @@ class Manifest:
     created: str = ""
     dedup_version: str = ""
     metric: str = "l2"
+    pictures: int = 0  # longer side of the check pictures the shards store (`dedup.pictures`); 0: none
     version: int = VERSION
 
     @property
@@ -82,6 +83,7 @@ class Manifest:
             "image_size": self.image_size,
             "dim": self.dim,
             "metric": self.metric,
+            "pictures": self.pictures,
             "hash": self.hash,
             "count": self.count,
             "shards": [{"file": s.file, "rows": s.rows} for s in self.shards],
@@ -107,7 +109,8 @@ class Manifest:
                 verify=VerifyConfig.from_dict(d["verify"]) if d.get("verify") else None if "verify" in d else _legacy_check(model),
                 skipped=tuple(Skipped(_str(s["path"]), _str(s["reason"])) for s in d.get("skipped", [])),
                 generation=_int(d.get("generation", 0)), created=str(d.get("created", "")),
-                dedup_version=str(d.get("dedup_version", "")), metric=_str(d.get("metric", "l2")), version=_int(d.get("version", 0)),
+                dedup_version=str(d.get("dedup_version", "")), metric=_str(d.get("metric", "l2")), pictures=_int(d.get("pictures", 0)),
+                version=_int(d.get("version", 0)),
             )
             count = _int(d["count"])
         except (KeyError, TypeError, AttributeError) as exc:

@@ -14,21 +14,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
 
 from dedup.config import VerifyConfig, check_threshold
-from dedup.keypoints import Matcher, Matches, locality_regions, match_pairs
+from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, union_pairs
 from dedup.results import Verified
 from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, loaded, range_pairs
 from dedup.selfjoin import Runner
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
-CLOSER_CORNER_THRESHOLD = 5  # `closer_look`, on a picture twice the side
-Files = Callable[[int], Path]  # row → its image file
+CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
 Progress = Callable[[int, int], None]
 
 
@@ -65,7 +63,7 @@ class DistancePolicy:
             return range_pairs(index, queries, self.threshold, cells=cells, runner=runner, on_progress=on_progress)
         return cross_range_pairs(loaded(index), queries, self.threshold)
 
-    def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
+    def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                workers: int = 2, match: Matcher = match_pairs, on_progress: Progress | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
@@ -93,10 +91,11 @@ class CheckedPolicy:
         return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),
                            cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
 
-    def decide(self, pairs: Pairs, files: Files, other: Files | None = None, *, vectors: np.ndarray | None = None,
+    def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                workers: int = 2, match: Matcher = match_pairs, on_progress: Progress | None = None) -> Decision:
-        """Judge each pair closer than the threshold. `files(row)` is the image of a row; with
-        `other`, `pairs.j` are rows of a second set whose images are `other(row)`. `vectors` (of
+        """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
+        row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
+        are `other(row)`. `vectors` (of
         the rows, one set) let a large catalog be matched region by region. `match` counts the
         agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's distributed one)."""
         look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
@@ -106,14 +105,14 @@ class CheckedPolicy:
         else:  # the second set's rows after the first's
             shift = int(todo.i.max()) + 1 if len(todo) else 0
             both, regions = Pairs(todo.i, todo.j + shift, todo.d), None
-            files = _joined(files, other, shift)
-        m = match(both, files, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions)
+            pictures = _joined(pictures, other, shift)
+        m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions)
         readable = m.readable
         prob = np.full(len(todo), math.nan, np.float32)
         rows = np.flatnonzero(readable)
         for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
             prob[part] = probability(self.check, todo.d[part], m[part])
-        look = closer_look(both, m, self.check, files, self.encoder_threshold, workers, match)
+        look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
         verdict_ = np.where(readable, same, todo.d < self.encoder_threshold)
         n = len(pairs)
@@ -139,11 +138,11 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
 
 
-def _joined(a: Files, b: Files, shift: int) -> Files:
-    def files(row: int) -> Path:
+def _joined(a: Pictures, b: Pictures, shift: int) -> Pictures:
+    def pictures(row: int) -> bytes:
         return a(row) if row < shift else b(row - shift)
 
-    return files
+    return pictures
 
 
 def features(distance: np.ndarray, m: Matches) -> np.ndarray:
@@ -194,10 +193,11 @@ def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: floa
     return verdict(config, distance, probability(config, distance, m), m if look is None else look, encoder_threshold)[0]
 
 
-def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Files, encoder_threshold: float,
+def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, pictures: Pictures, encoder_threshold: float,
                 workers: int = 2, match: Matcher = match_pairs) -> Matches:
     """`m`, with the pairs the close-pair rule (`required_inliers`) would judge but for too few
-    keypoints matched again on finer keypoints: twice the side, half the corner threshold.
+    keypoints matched again on finer keypoints: the check picture enlarged to twice the side, half
+    the corner threshold.
 
     A flat picture (shapes on a gradient) can have a handful of keypoints at `config.side`, too
     few for no agreement to mean anything, and the encoder puts many such pictures close together;
@@ -211,7 +211,7 @@ def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, files: Files, en
                            & (d >= encoder_threshold / 2) & (d < encoder_threshold))
     if len(again) == 0:
         return m
-    finer = match(pairs[again], files, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
+    finer = match(pairs[again], pictures, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
     seen = finer.readable
     out = Matches(m.inliers.copy(), m.sparser.copy())
     out.inliers[again[seen]], out.sparser[again[seen]] = finer.inliers[seen], finer.sparser[seen]

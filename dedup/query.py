@@ -11,7 +11,9 @@ from dedup.duplicates import index_policy
 from dedup.embed import distance, embed_files
 from dedup.errors import DedupError
 from dedup.files import expand_folders
+from dedup.images import load_picture
 from dedup.index import Index, IndexLike, as_index
+from dedup.keypoints import Pictures
 from dedup.loading import as_model, model_for_index
 from dedup.model import Model
 from dedup.pairs import Pairs
@@ -44,9 +46,11 @@ def query_images(
 
 
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
-               threshold: float | None, policy: Policy | None) -> list[QueryResult]:
+               threshold: float | None, policy: Policy | None, pictures: Pictures | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
-    `k` nearest rows under `threshold`, with `policy`'s verdict on each when given."""
+    `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
+    compares the rows' stored pictures (`Index.picture`) with `pictures(q)` (default: made from
+    the image files)."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -58,7 +62,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     same = None
     if policy is not None:
         q, r = np.nonzero(ids >= 0)
-        decision = policy.decide(Pairs(q, ids[q, r], dist[q, r]), lambda row: Path(images[row]), index.file)
+        mine = pictures or (lambda row: load_picture(Path(images[row])))
+        decision = policy.decide(Pairs(q, ids[q, r], dist[q, r]), mine, index.picture)
         same = np.zeros(dist.shape, dtype=bool)
         same[q, r] = decision.keep
     paths = index.rows.path
@@ -85,7 +90,7 @@ def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, th
             raise DedupError(f"cannot read {str(path)!r}: {err}")
     d = round(float(distance(emb[0], emb[1])), 6)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
-    decision = policy.decide(pair, lambda _: Path(a), lambda _: Path(b), workers=1)
+    decision = policy.decide(pair, lambda _: load_picture(Path(a)), lambda _: load_picture(Path(b)), workers=1)
     if decision.inliers is None or decision.inliers[0] < 0:
         return Comparison(d, policy.threshold, bool(decision.keep[0]))
     return Comparison(d, policy.threshold, bool(decision.keep[0]), int(decision.inliers[0]),

@@ -93,12 +93,12 @@ class Service:
             raise DedupError(f"k must be between 1 and {MAX_K}, got {k}", option="k")
         if threshold is not None:
             threshold = check_threshold(threshold)
-        pixels = self.decode(data).pixels
-        job = _Job(pixels, k, Future())
+        decoded = self.decode(data)
+        job = _Job(decoded.pixels, k, Future())
         self._jobs.put(job)
         gen, emb = job.done.result()
-        with _as_file(data) if verify else _no_file() as path:
-            (result,) = neighbours(gen, [path], emb[None], [None], k, threshold, index_policy(gen) if verify else None)
+        (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold,
+                               index_policy(gen) if verify else None, lambda _: decoded.picture)
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:
@@ -174,7 +174,3 @@ def _as_file(data: bytes) -> Iterator[Path]:
         fh.flush()
         yield Path(fh.name)
 
-
-@contextmanager
-def _no_file() -> Iterator[Path]:
-    yield Path("upload")

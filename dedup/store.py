@@ -1,7 +1,12 @@
 """Parquet shards of embeddings with an explicit schema: writing them in bounded batches, reading
-them back in the order a manifest commits them."""
+them back in the order a manifest commits them.
+
+A shard may carry its rows' check pictures (`dedup.pictures`): their bytes one after another in a
+file beside it (`shard-00000.pictures`), each row's offset and size in the shard, so that one
+picture is read without reading the others (`StoredPictures`)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -15,10 +20,13 @@ from dedup.errors import IndexFormatError
 from dedup.manifest import Manifest, Shard
 
 COLUMNS = ("path", "size", "mtime_ns", "content_hash", "width", "height")
+PICTURE_COLUMNS = ("picture_offset", "picture_size")
+PICTURES_SUFFIX = ".pictures"
 
 
-def schema(dim: int) -> pa.Schema:
-    """The shard schema: one row per indexed image."""
+def schema(dim: int, pictures: bool = False) -> pa.Schema:
+    """The shard schema: one row per indexed image (with `pictures`, where its check picture lies
+    in the shard's picture file)."""
     return pa.schema(
         [
             pa.field("path", pa.string(), nullable=False),  # relative to the catalog root, POSIX
@@ -29,7 +37,34 @@ def schema(dim: int) -> pa.Schema:
             pa.field("height", pa.int32(), nullable=False),
             pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
         ]
+        + ([pa.field("picture_offset", pa.int64(), nullable=False),  # bytes into the picture file
+            pa.field("picture_size", pa.int32(), nullable=False)] if pictures else [])
     )
+
+
+def pictures_file(shard: Path) -> Path:
+    """The file holding a shard's check pictures."""
+    return shard.with_suffix(PICTURES_SUFFIX)
+
+
+@dataclass(frozen=True)
+class PictureRef:
+    """Where a stored check picture lies."""
+
+    file: Path
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        """The picture's bytes; `OSError` when the file is gone or cut short."""
+        fd = os.open(self.file, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.pread(fd, self.size, self.offset)
+        finally:
+            os.close(fd)
+        if len(data) != self.size:
+            raise OSError(f"{self.file} is cut short")
+        return data
 
 
 @dataclass(frozen=True)
@@ -44,10 +79,23 @@ class Row:
     height: int
 
 
-def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray, metadata: dict[str, str] | None = None) -> None:
-    """Write one shard atomically; `metadata` goes into the Parquet schema (e.g. the model)."""
+def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray, metadata: dict[str, str] | None = None,
+                pictures: Sequence[bytes] | None = None) -> None:
+    """Write one shard atomically, and with `pictures` (one per row) its picture file first;
+    `metadata` goes into the Parquet schema (e.g. the model)."""
     dim = embeddings.shape[1]
     flat = pa.array(np.ascontiguousarray(embeddings, dtype=np.float32).ravel(), pa.float32())
+    placed = []
+    if pictures is not None:
+        sizes = np.array([len(p) for p in pictures], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                fh.writelines(pictures)
+
+        atomic_write(pictures_file(path), write)
+        placed = [pa.array(offsets, pa.int64()), pa.array(sizes, pa.int32())]
     table = pa.Table.from_arrays(
         [
             pa.array([r.path for r in rows], pa.string()),
@@ -57,30 +105,38 @@ def write_shard(path: Path, rows: Sequence[Row], embeddings: np.ndarray, metadat
             pa.array([r.width for r in rows], pa.int32()),
             pa.array([r.height for r in rows], pa.int32()),
             pa.FixedSizeListArray.from_arrays(flat, dim),
+            *placed,
         ],
-        schema=schema(dim).with_metadata(metadata or {}),
+        schema=schema(dim, pictures is not None).with_metadata(metadata or {}),
     )
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 class ShardWriter:
-    """Buffers rows and flushes a shard every `rows_per_shard` rows (bounded memory)."""
+    """Buffers rows and flushes a shard every `rows_per_shard` rows (bounded memory); with
+    `pictures`, every row comes with its check picture."""
 
     def __init__(self, folder: Path, dim: int, rows_per_shard: int = 10_000, prefix: str = "shard",
-                 metadata: dict[str, str] | None = None):
+                 metadata: dict[str, str] | None = None, pictures: bool = False):
         self.folder = folder
         self.dim = dim
         self.metadata = metadata
         self.rows_per_shard = rows_per_shard
         self.prefix = prefix
+        self.pictures = pictures
         self.shards: list[Shard] = []
         self._rows: list[Row] = []
         self._emb: list[np.ndarray] = []
+        self._pictures: list[bytes] = []
         folder.mkdir(parents=True, exist_ok=True)
 
-    def add(self, rows: Sequence[Row], embeddings: np.ndarray) -> None:
-        """Append rows with their (n, dim) embeddings."""
+    def add(self, rows: Sequence[Row], embeddings: np.ndarray, pictures: Sequence[bytes] = ()) -> None:
+        """Append rows with their (n, dim) embeddings (and, for a writer with pictures, their check
+        pictures)."""
+        if self.pictures and len(pictures) != len(rows):
+            raise ValueError(f"{len(rows)} rows but {len(pictures)} pictures")
         self._rows.extend(rows)
+        self._pictures.extend(pictures)
         self._emb.append(np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim))
         while len(self._rows) >= self.rows_per_shard:
             self._flush(self.rows_per_shard)
@@ -94,9 +150,11 @@ class ShardWriter:
     def _flush(self, n: int) -> None:
         emb = np.concatenate(self._emb) if len(self._emb) > 1 else self._emb[0]
         name = f"{self.prefix}-{len(self.shards):05d}.parquet"
-        write_shard(self.folder / name, self._rows[:n], emb[:n], self.metadata)
+        write_shard(self.folder / name, self._rows[:n], emb[:n], self.metadata,
+                    self._pictures[:n] if self.pictures else None)
         self.shards.append(Shard(f"{self.folder.name}/{name}", n))
         self._rows = self._rows[n:]
+        self._pictures = self._pictures[n:]
         self._emb = [emb[n:]] if len(self._rows) else []
 
 
@@ -167,3 +225,37 @@ def read_rows(folder: Path, manifest: Manifest, ids: np.ndarray | None = None) -
             parts[c].append(table.column(c).to_numpy(zero_copy_only=False))
     empty = {"path": object, "content_hash": object, "width": np.int32, "height": np.int32}
     return Rows(**{c: (np.concatenate(v) if v else np.array([], dtype=empty.get(c, np.int64))) for c, v in parts.items()})
+
+
+class StoredPictures:
+    """The check pictures of a committed index's rows: `pictures(row)` reads one from its shard's
+    picture file. Each shard's offsets are read when one of its rows is first asked for."""
+
+    def __init__(self, folder: Path, manifest: Manifest):
+        self.folder, self.manifest = Path(folder), manifest
+        self._starts = np.cumsum([0] + [s.rows for s in manifest.shards])
+        self._placed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def ref(self, row: int) -> PictureRef:
+        """Where row `row`'s picture lies; `IndexFormatError` when its shard stores none."""
+        s = int(np.searchsorted(self._starts, row, side="right")) - 1
+        if not 0 <= s < len(self.manifest.shards) or row < 0:
+            raise IndexError(f"row {row} is not in the index")
+        shard = self.folder / self.manifest.shards[s].file
+        if s not in self._placed:
+            try:
+                table = pq.read_table(shard, columns=list(PICTURE_COLUMNS))
+            except (OSError, pa.ArrowException, KeyError) as exc:
+                raise IndexFormatError(f"shard {str(shard)!r} holds no check pictures ({exc}); "
+                                       "rebuild with `dedup index`") from None
+            self._placed[s] = (table.column(0).to_numpy(), table.column(1).to_numpy())
+        offsets, sizes = self._placed[s]
+        k = row - int(self._starts[s])
+        return PictureRef(pictures_file(shard), int(offsets[k]), int(sizes[k]))
+
+    def __call__(self, row: int) -> bytes:
+        ref = self.ref(row)
+        try:
+            return ref.read()
+        except OSError as exc:
+            raise IndexFormatError(f"check picture of row {row} is unreadable ({exc}); rebuild with `dedup index`") from None

@@ -56,11 +56,8 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     pairs = policy.candidates(index.faiss, index.vectors, within=True)
     i, j, d = pairs.i, pairs.j, pairs.d
 
-    def files(row: int) -> Path:
-        return out / "catalog" / paths[row]
-
-    matches = match_pairs(pairs, files, check.side, check.keypoints)
-    look = closer_look(pairs, matches, check, files, threshold)
+    matches = match_pairs(pairs, index.picture, check.side, check.keypoints)  # the pictures the index stores
+    look = closer_look(pairs, matches, check, index.picture, threshold)
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     return {"d": d, "matches": matches, "look": look, "same": same,

@@ -13,6 +13,7 @@ import pytest
 
 from dedup.duplicates import find_duplicates
 from dedup.images import HASH_NAME
+from dedup.index import Index
 from dedup.indexer import index_catalog
 from dedup.manifest import Manifest
 from dedup.store import read_embeddings, read_rows
@@ -22,6 +23,11 @@ from dedup.synth import jpeg_bytes, scene
 def contents(folder):
     m = Manifest.load(folder)
     return list(read_rows(folder, m).path), read_embeddings(folder, m)
+
+
+def pictures(folder):
+    index = Index.open(folder)
+    return [index.picture(row) for row in range(len(index))]
 
 
 def test_second_run_embeds_only_what_changed(planted, encoder, tmp_path):
@@ -44,6 +50,7 @@ def test_second_run_embeds_only_what_changed(planted, encoder, tmp_path):
     paths2, emb2 = contents(fresh)
     assert paths == paths2
     np.testing.assert_allclose(emb, emb2, atol=1e-6)
+    assert pictures(idx) == pictures(fresh)  # reused rows carry their stored check pictures over
     assert len(list(idx.glob("shards-*"))) <= 2 and len(list(idx.glob("index-*.faiss"))) <= 2
 
 
@@ -99,6 +106,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_index(tmp_path, encoder_file)
     paths2, emb2 = contents(tmp_path / "clean")
     assert paths == paths2
     np.testing.assert_allclose(emb, emb2, atol=1e-6)
+    assert pictures(tmp_path / "idx") == pictures(tmp_path / "clean")
+    assert len(list((tmp_path / "idx").glob("shards-*"))) <= 2  # the interrupted run's shards went once reused
     groups = lambda f: [[m.path for m in g.members] for g in find_duplicates(f, 0.3).groups]  # noqa: E731
     assert groups(tmp_path / "idx") == groups(tmp_path / "clean")
 

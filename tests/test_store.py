@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.manifest import FaissFile, Manifest, ModelRef
-from dedup.store import Row, ShardWriter, read_embeddings, read_rows
+from dedup.store import Row, ShardWriter, StoredPictures, read_embeddings, read_rows
 
 
 @settings(max_examples=25, deadline=None)
@@ -15,13 +15,17 @@ def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
     rng = np.random.default_rng(n)
     emb = rng.normal(size=(n, dim)).astype(np.float32)
     rows = [Row(f"dir/ü {k}\n.jpg", k * 10, 1_700_000_000_000_000_000 + k, f"h{k % 3}", 100 + k, 50) for k in range(n)]
-    w = ShardWriter(folder / "shards", dim, rows_per_shard=per_shard)
+    pictures = [rng.bytes(int(rng.integers(0, 40))) for _ in range(n)]  # an empty one too
+    w = ShardWriter(folder / "shards", dim, rows_per_shard=per_shard, pictures=True)
     for s in range(0, n, 7):
-        w.add(rows[s : s + 7], emb[s : s + 7])
+        w.add(rows[s : s + 7], emb[s : s + 7], pictures[s : s + 7])
     shards = w.close()
     assert [s.rows for s in shards] == [min(per_shard, n - k) for k in range(0, n, per_shard)]
-    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, dim, "h", tuple(shards), FaissFile("f", "Flat"))
+    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, dim, "h", tuple(shards), FaissFile("f", "Flat"), pictures=256)
     np.testing.assert_array_equal(read_embeddings(folder, manifest), emb)
+    stored = StoredPictures(folder, manifest)
+    order = rng.permutation(n)
+    assert [stored(int(k)) for k in order] == [pictures[k] for k in order]
     back = read_rows(folder, manifest)
     assert back.path.tolist() == [r.path for r in rows]
     assert back.mtime_ns.tolist() == [r.mtime_ns for r in rows]
@@ -30,3 +34,20 @@ def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
     part = read_rows(folder, manifest, some)  # shard by shard, only those rows
     for column in ("path", "size", "mtime_ns", "content_hash", "width", "height"):
         assert getattr(part, column).tolist() == getattr(back.take(some), column).tolist()
+
+
+def test_a_writer_with_pictures_refuses_rows_without_them_and_a_lost_picture_file_is_a_clear_error(tmp_path):
+    import pytest
+
+    from dedup.errors import IndexFormatError
+
+    w = ShardWriter(tmp_path / "shards", 2, pictures=True)
+    with pytest.raises(ValueError):
+        w.add([Row("a", 1, 1, "h", 1, 1)], np.zeros((1, 2), np.float32))
+    w.add([Row("a", 1, 1, "h", 1, 1)], np.zeros((1, 2), np.float32), [b"jpeg"])
+    shards = w.close()
+    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, 2, "h", tuple(shards), FaissFile("f", "Flat"), pictures=256)
+    assert StoredPictures(tmp_path, manifest)(0) == b"jpeg"
+    next((tmp_path / "shards").glob("*.pictures")).unlink()
+    with pytest.raises(IndexFormatError, match="rebuild"):
+        StoredPictures(tmp_path, manifest)(0)

@@ -2,6 +2,7 @@
 fallbacks (`dedup.policy`), and find-duplicates, --against, query and compare with and without it."""
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 
@@ -12,11 +13,12 @@ from PIL import Image, ImageDraw
 from dedup import keypoints as mechanism
 from dedup.config import VerifyConfig
 from dedup.duplicates import find_duplicates
-from dedup.images import ImageSkip, load_grey
+from dedup.images import ImageSkip, load_picture
 from dedup.indexer import index_catalog
 from dedup.keypoints import Matches, keypoints, locality_regions, match_pairs, matched, plausible
 from dedup.model import load_model, save_model
 from dedup.pairs import Pairs
+from dedup.pictures import grey_at
 from dedup.policy import CheckedPolicy, accepted, closer_look, probability, required_inliers
 from dedup.synth import scene
 
@@ -27,6 +29,11 @@ BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.
 def judge(pairs: Pairs, config: VerifyConfig, files, encoder_threshold: float = 0.3):
     """The checked policy's decision on pairs (all under its candidate distance 2.0)."""
     return CheckedPolicy(config, 2.0, encoder_threshold).decide(pairs, files)
+
+
+def pictures_of(files):
+    """Row → check picture of `files[row]` (a list or dict of paths)."""
+    return lambda row: load_picture(files[row])
 
 
 def _orientation_exif(value: int) -> Image.Exif:
@@ -108,14 +115,14 @@ def test_too_few_keypoints_for_the_close_pair_rule_get_a_closer_look(tmp_path):
     flat_photo(3).crop((40, 30, 1160, 870)).save(tmp_path / "a_crop.jpg", quality=80)
     files = [tmp_path / n for n in ("a.jpg", "b.jpg", "a_crop.jpg")]
     pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.2, 0.2], np.float32))  # both close
-    assert (match_pairs(pairs, files.__getitem__).sparser < 12).all()  # too few to judge at 256 px
+    assert (match_pairs(pairs, pictures_of(files)).sparser < 12).all()  # too few to judge at 256 px
     lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, veto_keypoints=12)
-    v = judge(pairs, lenient, files.__getitem__)
+    v = judge(pairs, lenient, pictures_of(files))
     assert v.keep.tolist() == [False, True]  # the other picture agrees on none of its keypoints, the crop on some
     assert v.inliers[0] == 0 and v.inliers[1] >= 1
-    finer = closer_look(pairs, match_pairs(pairs, files.__getitem__), lenient, files.__getitem__, 0.3)
+    finer = closer_look(pairs, match_pairs(pairs, pictures_of(files)), lenient, pictures_of(files), 0.3)
     assert (finer.sparser >= 12).all()
-    assert judge(pairs, replace(lenient, veto_keypoints=0), files.__getitem__).keep.all()
+    assert judge(pairs, replace(lenient, veto_keypoints=0), pictures_of(files)).keep.all()
 
 
 def test_a_check_calibrated_before_the_close_pair_rule_keeps_its_verdicts():
@@ -130,16 +137,18 @@ def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
         VerifyConfig(candidates=0.8, weights=(1.0, 2.0), bias=0.0)
 
 
-def test_load_grey_orients_brings_the_longer_side_to_side_and_refuses_a_broken_file(tmp_path):
+def test_check_pictures_are_upright_at_most_the_stored_side_and_seen_at_the_side_asked_for(tmp_path):
     scene(2, (400, 100)).save(tmp_path / "wide.png")
-    assert load_grey(tmp_path / "wide.png", 256).shape == (64, 256)
+    assert Image.open(io.BytesIO(load_picture(tmp_path / "wide.png"))).size == (256, 64)
+    assert grey_at(load_picture(tmp_path / "wide.png"), 512).shape == (128, 512)
     scene(2, (50, 100)).save(tmp_path / "small.png")
-    assert load_grey(tmp_path / "small.png", 256).shape == (256, 128)
+    assert Image.open(io.BytesIO(load_picture(tmp_path / "small.png"))).size == (50, 100)  # never enlarged when stored
+    assert grey_at(load_picture(tmp_path / "small.png"), 256).shape == (256, 128)
     scene(2, (60, 100)).save(tmp_path / "turned.jpg", exif=_orientation_exif(6))  # stored sideways
-    assert load_grey(tmp_path / "turned.jpg", 256).shape == (154, 256)
+    assert grey_at(load_picture(tmp_path / "turned.jpg"), 256).shape == (154, 256)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(ImageSkip):
-        load_grey(tmp_path / "broken.jpg", 256)
+        load_picture(tmp_path / "broken.jpg")
 
 
 def test_pairs_with_an_unreadable_file_fall_back_on_the_distance(tmp_path):
@@ -147,7 +156,7 @@ def test_pairs_with_an_unreadable_file_fall_back_on_the_distance(tmp_path):
     edited(scene(4)).save(tmp_path / "b.png")
     files = {0: tmp_path / "a.png", 1: tmp_path / "b.png", 2: tmp_path / "gone.png", 3: tmp_path / "gone2.png"}
     pairs = Pairs(np.array([0, 0, 2]), np.array([1, 2, 3]), np.array([0.6, 0.2, 0.5], np.float32))
-    v = judge(pairs, BY_MATCHES, files.__getitem__)
+    v = judge(pairs, BY_MATCHES, pictures_of(files))
     assert v.keep.tolist() == [True, True, False]  # matched; gone but close; gone and far
     assert v.verified.unreadable == 2 and v.inliers[0] >= 20 and np.isnan(v.probability[1:]).all()
 
@@ -176,7 +185,7 @@ def test_pairs_checked_region_by_region_match_the_same_and_decode_each_file_once
 
     def files(row: int):
         loads.append(row)
-        return tmp_path / f"{row}.png"
+        return load_picture(tmp_path / f"{row}.png")
 
     monkeypatch.setattr(mechanism, "CACHE_IMAGES", 4)
     in_order = match_pairs(pairs, files, block=2)
@@ -210,7 +219,22 @@ def test_find_duplicates_keeps_only_the_candidates_the_keypoints_confirm(look_al
     assert (checked.verified.candidates, checked.verified.confirmed, checked.verified.unreadable) == (3, 1, 0)
 
 
-def test_find_duplicates_judges_a_moved_file_on_distance_alone(look_alike_index, tmp_path):
+def test_the_check_works_from_the_index_when_the_catalog_has_moved_or_is_gone(look_alike_index, tmp_path):
+    before = find_duplicates(look_alike_index, linkage="single")
+    (tmp_path / "cat").rename(tmp_path / "elsewhere")
+    after = find_duplicates(look_alike_index, linkage="single")
+    assert [sorted(m.path for m in g.members) for g in after.groups] == [["a.png", "a_copy.png"]]
+    assert after.groups == before.groups and after.verified == before.verified
+    assert after.verified.unreadable == 0
+
+
+def test_an_index_without_stored_pictures_checks_catalog_files_and_a_moved_one_on_distance_alone(
+        look_alike_index, tmp_path):
+    from dedup.manifest import FILE, Manifest
+
+    doc = Manifest.load(look_alike_index).to_dict()
+    (look_alike_index / FILE).write_text(json.dumps({k: v for k, v in doc.items() if k != "pictures"}))
+    assert Manifest.load(look_alike_index).pictures == 0
     (tmp_path / "cat" / "a_copy.png").rename(tmp_path / "moved.png")
     report = find_duplicates(look_alike_index, linkage="single")
     assert (report.verified.unreadable, report.verified.confirmed) == (2, 2)
@@ -297,7 +321,7 @@ def test_tiny_and_degenerate_pictures_never_stop_the_check(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     files = [tmp_path / n for n in ("dot.png", "sliver.png", "a.png", "text.png")]
     pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 2, 3]), np.array([0.1, 0.1, 0.1, 0.1], np.float32))
-    v = judge(pairs, BY_MATCHES, files.__getitem__)
+    v = judge(pairs, BY_MATCHES, pictures_of(files))
     assert v.inliers[:3].tolist() == [0, 0, 0] and v.inliers[3] == -1 and v.verified.unreadable == 1
 
 

@@ -42,6 +42,7 @@ class Embedder:
             "height": np.zeros(n, np.int32),
             "reason": np.full(n, "", dtype=object),
             "embedding": np.zeros((n, self.spec.embedding_dim), np.float32),
+            "picture": np.full(n, b"", dtype=object),
         }
         decoded, slots = [], []
         for k in range(n):
@@ -51,6 +52,7 @@ class Embedder:
                 out["reason"][k] = result.reason
                 continue
             out["content_hash"][k], out["width"][k], out["height"][k] = result.content_hash, result.width, result.height
+            out["picture"][k] = result.picture
             decoded.append(result.pixels)
             slots.append(k)
         if decoded:
@@ -89,7 +91,7 @@ def embedded_files(ray: Any, root: Path, records: Sequence[FileRecord], spec: Mo
                     yield Skipped(str(rel), reason)
                 else:
                     yield Embedded(str(batch["content_hash"][k]), int(batch["width"][k]), int(batch["height"][k]),
-                                   np.asarray(batch["embedding"][k], np.float32))
+                                   np.asarray(batch["embedding"][k], np.float32), bytes(batch["picture"][k]))
 
 
 def ray_batches(ray: Any, actors: int) -> Callable[..., Iterator[list[tuple[FileRecord, Known | Embedded | Skipped]]]]:
