@@ -29,6 +29,7 @@ MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
 CORNER_THRESHOLD = 10  # FAST threshold: clip art has few, sharp corners
+SURE, SURE_INLIERS = 0.25, 20  # agreeing on this share of the sparser picture's keypoints (and this many), a copy is not mirrored
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
 
@@ -87,20 +88,27 @@ def plausible(affine: np.ndarray) -> bool:
     scaling within `MAX_SCALE`× either way, stretching one axis at most `MAX_STRETCH`× the other.
     Chance agreements among a few similar corners (the four corners of two rectangles) often need
     a map no edit makes."""
-    a = affine[:, :2]
-    if np.linalg.det(a) <= 0:
+    (p, q), (r, s) = affine[0, :2].tolist(), affine[1, :2].tolist()
+    det = p * s - q * r
+    if det <= 0:
         return False
-    big, small = np.linalg.svd(a, compute_uv=False)
-    return bool(small > 1 / MAX_SCALE and big < MAX_SCALE and big / small <= MAX_STRETCH)
+    # singular values of a 2×2 matrix in closed form (numpy's svd costs more than the match)
+    half = (p * p + q * q + r * r + s * s) / 2
+    root = math.sqrt(max(half * half - det * det, 0.0))
+    big, small = math.sqrt(half + root), math.sqrt(max(half - root, 0.0))
+    return bool(small > 1 / MAX_SCALE and big < MAX_SCALE and big <= MAX_STRETCH * small)
 
 
 def matched(a: Keypoints, b: Keypoints) -> int:
-    """Keypoints of `a` matched in `b` or in `b`'s mirror image under one affine map (the larger);
-    0 if OpenCV cannot match them (degenerate keypoints)."""
+    """Keypoints of `a` matched in `b` or in `b`'s mirror image under one affine map (the larger;
+    the mirror image is not looked at when `b` itself agrees on `SURE` of them: a copy that is
+    not mirrored, or a symmetric picture); 0 if OpenCV cannot match them (degenerate keypoints)."""
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     try:
-        return max(_agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher),
-                   _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
+        direct = _agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher)
+        if direct >= max(SURE_INLIERS, SURE * min(len(a), len(b))):
+            return direct
+        return max(direct, _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
     except cv2.error:
         return 0
 

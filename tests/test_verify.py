@@ -343,3 +343,14 @@ def test_query_verify_judges_each_neighbour_and_plain_query_output_is_unchanged(
     checked = json.loads(runner.invoke(cli, [*base, "--verify"]).output)
     assert all(set(n) == {"path", "distance"} for n in plain[0]["neighbors"])
     assert sorted(n["same"] for n in checked[0]["neighbors"]) == [False, True, True]
+
+
+def test_the_closed_form_map_check_agrees_with_numpys_singular_values():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        affine = rng.normal(size=(2, 3)) * rng.choice([0.1, 1.0, 3.0])
+        a = affine[:, :2]
+        big, small = np.linalg.svd(a, compute_uv=False)
+        slow = np.linalg.det(a) > 0 and small > 1 / mechanism.MAX_SCALE and big < mechanism.MAX_SCALE \
+            and big / small <= mechanism.MAX_STRETCH
+        assert plausible(affine) is bool(slow)
