@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dedup.config import Framing
 from dedup.framing import to_input
-from dedup.pictures import SIDE as PICTURE_SIDE
+from dedup.pictures import DECODE_SIDE as PICTURE_DECODE
 from dedup.pictures import picture_bytes
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
@@ -88,8 +88,7 @@ def decode(data: bytes, size: int, digest: str | None = None, framing: Framing =
         orientation = _orientation(im)
         width, height = (im.size[1], im.size[0]) if orientation in (5, 6, 7, 8) else im.size
         full = im.size
-        request = max(size, PICTURE_SIDE)
-        rgb = _load_rgb(im, (request, request), orientation)
+        rgb = _load_rgb(im, picture_request(im.size, size), orientation)
         sharper = None
         if rgb.size != full and rgb.size != full[::-1]:  # a JPEG decoded at a reduced DCT scale
 
@@ -118,11 +117,18 @@ def load_picture(path: Path) -> bytes:
     data = read_file(path)
     try:
         im = Image.open(io.BytesIO(data))
-        return picture_bytes(_load_rgb(im, (PICTURE_SIDE, PICTURE_SIDE), _orientation(im)))
+        return picture_bytes(_load_rgb(im, picture_request(im.size), _orientation(im)))
     except ImageSkip:
         raise
     except (*DECODE_ERRORS, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageSkip(f"cannot decode: {exc}") from None
+
+
+def picture_request(stored: tuple[int, int], size: int = 0) -> tuple[int, int]:
+    """The size to decode a picture stored at `stored` at: each side at least `size` (the
+    encoder's input) and the longer side at least `pictures.DECODE_SIDE` (the check picture)."""
+    longer = max(stored)
+    return tuple(max(size, math.ceil(PICTURE_DECODE * s / longer)) for s in stored)
 
 
 def upright(im: Image.Image, request: tuple[int, int], orientation: int | None = None) -> Image.Image:

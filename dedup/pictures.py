@@ -12,7 +12,8 @@ import io
 import numpy as np
 from PIL import Image
 
-SIDE = 256  # longer side of a stored picture (the check's keypoints are found at this size)
+SIDE = 256  # longer side of a stored picture at most (the check's keypoints are found at this size)
+DECODE_SIDE = 128  # a JPEG is decoded at the smallest scale whose longer side is at least this (draft)
 QUALITY = 90  # JPEG quality: about 6 kB a picture, and ORB finds ~80% of the same keypoints
 
 

@@ -131,3 +131,12 @@ def test_training_sees_pictures_upright_as_indexing_does(tmp_path):
     upright = Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_270).convert("RGB")
     diff = abs(np.asarray(trained.convert("RGB"), np.int16) - np.asarray(upright, np.int16)).mean()
     assert diff < 3
+
+
+def test_a_jpeg_is_decoded_small_enough_for_speed_and_large_enough_for_the_check_picture():
+    from dedup.images import picture_request
+    from dedup.pictures import DECODE_SIDE
+
+    assert picture_request((1155, 866), 64) == (DECODE_SIDE, 96)  # 1/8 scale (144×108) is enough
+    assert picture_request((300, 2000), 64) == (64, DECODE_SIDE)  # each side at least the encoder's input
+    assert picture_request((100, 80)) == (DECODE_SIDE, 103)
