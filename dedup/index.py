@@ -11,8 +11,8 @@ import numpy as np
 
 from dedup import manifest as manifest_file
 from dedup.errors import IndexNotFoundError, ModelError
-from dedup.manifest import Manifest
 from dedup.images import load_picture
+from dedup.manifest import Manifest
 from dedup.store import Rows, StoredPictures, read_embeddings, read_rows
 
 if TYPE_CHECKING:

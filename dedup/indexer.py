@@ -24,13 +24,13 @@ from dedup.config import ModelConfig
 from dedup.errors import CatalogError, DedupError, IndexFormatError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
-from dedup.pictures import SIDE as PICTURE_SIDE
 from dedup.index import default_index_path
 from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
 from dedup.loading import PendingModel, open_model
 from dedup.manifest import FaissFile, Manifest, ModelRef
 from dedup.modelfile import DEFAULT_MODEL
 from dedup.modelfile import model_ref as reference
+from dedup.pictures import SIDE as PICTURE_SIDE
 from dedup.progress import ProgressFn, silent
 from dedup.store import PICTURES_SUFFIX, Row, ShardWriter
 

@@ -9,6 +9,7 @@ outside any index (a query, `compare`) gets the same rendition from its file
 from __future__ import annotations
 
 import io
+
 import numpy as np
 from PIL import Image
 
