@@ -12,9 +12,8 @@ import numpy as np
 
 from dedup.ann import build_index
 from dedup.config import VERIFY_FEATURES, VerifyConfig
-from dedup.embed import embed_files
+from dedup.embed import embed_loaded, load_files
 from dedup.errors import UsageError
-from dedup.images import load_picture
 from dedup.keypoints import match_pairs
 from dedup.metrics import best_f1_threshold, precision_threshold
 from dedup.model import Model
@@ -87,10 +86,11 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
     """Calibrate `model`'s pair check on pictures `files` whose `labels` say which are the same
     item. Candidates are the pairs find-duplicates would check (`CheckedPolicy.candidates`) with a
     candidate distance taken from the data (`CANDIDATE_RECALL`), unless `gate` fixes it."""
-    emb, errors = embed_files(model, list(files))
+    decoded, errors = load_files(model, list(files))
     ok = np.array([e is None for e in errors])
-    files, labels, emb = [f for f, k in zip(files, ok) if k], np.asarray(labels)[ok], emb[ok]
-    n = len(files)
+    emb, labels = embed_loaded(model, decoded)[ok], np.asarray(labels)[ok]
+    pictures = [d.picture for d in decoded if d is not None]
+    n = len(emb)
     same = labels[:, None] == labels[None, :]
     iu = np.triu_indices(n, 1)
     d_all = np.linalg.norm(emb[iu[0]] - emb[iu[1]], axis=1)
@@ -114,9 +114,8 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
     if y.sum() < MIN_PAIRS:
         return Calibration(None, f"too few same pairs among the candidates ({int(y.sum())})", pairs=len(pairs),
                            true_pairs=true_total, images=n)
-    pictures = lambda r: load_picture(Path(files[r]))  # noqa: E731
-    m = match_pairs(pairs, pictures, gate.side, gate.keypoints, workers)
-    look = closer_look(pairs, m, gate, pictures, policy.encoder_threshold, workers)
+    m = match_pairs(pairs, pictures.__getitem__, gate.side, gate.keypoints, workers)
+    look = closer_look(pairs, m, gate, pictures.__getitem__, policy.encoder_threshold, workers)
     x = features(pairs.d, m)
     eligible = m.readable & (look.inliers >= required_inliers(gate, pairs.d, look.sparser, policy.encoder_threshold))
     fold = (labels[pairs.i].astype(np.int64) * 2654435761) % 2  # by item: one item's pairs in one fold

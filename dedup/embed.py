@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dedup.images import ImageSkip, load
+from dedup.images import Decoded, ImageSkip, load
 from dedup.model import Model
 
 
@@ -36,17 +36,29 @@ def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=-1), 0.0))
 
 
-def embed_files(model: Model, paths: Sequence[Path]) -> tuple[np.ndarray, list[str | None]]:
-    """Embed image files; rows of unreadable files are NaN and their reason is returned."""
-    out = np.full((len(paths), model.config.embedding_dim), np.nan, dtype=np.float32)
+def load_files(model: Model, paths: Sequence[Path]) -> tuple[list[Decoded | None], list[str | None]]:
+    """Decode image files for `model` (its input and the check picture); None for an unreadable
+    file, and its reason."""
+    decoded: list[Decoded | None] = [None] * len(paths)
     errors: list[str | None] = [None] * len(paths)
-    good, pixels = [], []
     for k, path in enumerate(paths):
         try:
-            pixels.append(load(Path(path), model.config.image_size, model.config.framing).pixels)
-            good.append(k)
+            decoded[k] = load(Path(path), model.config.image_size, model.config.framing)
         except ImageSkip as exc:
             errors[k] = str(exc)
+    return decoded, errors
+
+
+def embed_loaded(model: Model, decoded: Sequence[Decoded | None]) -> np.ndarray:
+    """Embed decoded images (`load_files`); rows of missing ones are NaN."""
+    out = np.full((len(decoded), model.config.embedding_dim), np.nan, dtype=np.float32)
+    good = [k for k, d in enumerate(decoded) if d is not None]
     if good:
-        out[good] = embed_pixels(model, np.stack(pixels))
-    return out, errors
+        out[good] = embed_pixels(model, np.stack([decoded[k].pixels for k in good]))
+    return out
+
+
+def embed_files(model: Model, paths: Sequence[Path]) -> tuple[np.ndarray, list[str | None]]:
+    """Embed image files; rows of unreadable files are NaN and their reason is returned."""
+    decoded, errors = load_files(model, paths)
+    return embed_loaded(model, decoded), errors

@@ -8,10 +8,10 @@ import numpy as np
 
 from dedup.config import check_threshold
 from dedup.duplicates import index_policy
-from dedup.embed import distance, embed_files
+from dedup.embed import distance, embed_loaded, load_files
 from dedup.errors import DedupError
 from dedup.files import expand_folders
-from dedup.images import load_picture
+from dedup.images import Decoded
 from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import Pictures
 from dedup.loading import as_model, model_for_index
@@ -41,16 +41,16 @@ def query_images(
     index = as_index(index)
     model = model_for_index(index.manifest, model)
     images = expand_folders(images)
-    emb, errors = embed_files(model, images)
-    return neighbours(index, images, emb, errors, k, threshold, index_policy(index) if verify else None)
+    decoded, errors = load_files(model, images)
+    return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold,
+                      index_policy(index) if verify else None, lambda q: decoded[q].picture)
 
 
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
-               threshold: float | None, policy: Policy | None, pictures: Pictures | None = None) -> list[QueryResult]:
+               threshold: float | None, policy: Policy | None, pictures: Pictures) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
-    compares the rows' stored pictures (`Index.picture`) with `pictures(q)` (default: made from
-    the image files)."""
+    compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -62,8 +62,7 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     same = None
     if policy is not None:
         q, r = np.nonzero(ids >= 0)
-        mine = pictures or (lambda row: load_picture(Path(images[row])))
-        decision = policy.decide(Pairs(q, ids[q, r], dist[q, r]), mine, index.picture)
+        decision = policy.decide(Pairs(q, ids[q, r], dist[q, r]), pictures, index.picture)
         same = np.zeros(dist.shape, dtype=bool)
         same[q, r] = decision.keep
     paths = index.rows.path
@@ -83,14 +82,21 @@ def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, th
     """Distance between two images and the verdict `find_duplicates` would give the pair, under
     the model's duplicate policy (`dedup.policy.policy_for`); `model` defaults to the shipped one."""
     model = as_model(model)
-    policy = policy_for(model.threshold, model.check, threshold, verify)
-    emb, errors = embed_files(model, [a, b])
+    decoded, errors = load_files(model, [a, b])
     for path, err in zip((a, b), errors):
         if err:
             raise DedupError(f"cannot read {str(path)!r}: {err}")
+    return compare_decoded(decoded[0], decoded[1], model, threshold, verify)
+
+
+def compare_decoded(a: Decoded, b: Decoded, model: Model, threshold: float | None = None,
+                    verify: bool = True) -> Comparison:
+    """`compare_images` on two images already decoded for `model`."""
+    policy = policy_for(model.threshold, model.check, threshold, verify)
+    emb = embed_loaded(model, [a, b])
     d = round(float(distance(emb[0], emb[1])), 6)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
-    decision = policy.decide(pair, lambda _: load_picture(Path(a)), lambda _: load_picture(Path(b)), workers=1)
+    decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1)
     if decision.inliers is None or decision.inliers[0] < 0:
         return Comparison(d, policy.threshold, bool(decision.keep[0]))
     return Comparison(d, policy.threshold, bool(decision.keep[0]), int(decision.inliers[0]),

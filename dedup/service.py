@@ -6,14 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import tempfile
 import threading
 import time
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +24,7 @@ from dedup.index import Index
 from dedup.loading import model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model
-from dedup.query import compare_images, neighbours
+from dedup.query import compare_decoded, neighbours
 from dedup.results import Comparison, Neighbor
 
 log = logging.getLogger(__name__)
@@ -103,10 +101,7 @@ class Service:
 
     def compare(self, a: bytes, b: bytes) -> Comparison:
         """Distance and verdict of two images, as `dedup compare` gives them."""
-        for data in (a, b):
-            self.decode(data)
-        with _as_file(a) as pa, _as_file(b) as pb:
-            return compare_images(pa, pb, self.model)
+        return compare_decoded(self.decode(a), self.decode(b), self.model)
 
     def _embed_loop(self) -> None:
         import faiss
@@ -164,13 +159,3 @@ class Service:
             if new.manifest.generation != self.current.manifest.generation:
                 log.info("switched to generation %d (%d rows)", new.manifest.generation, len(new))
                 self.current = new
-
-
-@contextmanager
-def _as_file(data: bytes) -> Iterator[Path]:
-    """Uploaded bytes as a temporary file (the pair check reads files)."""
-    with tempfile.NamedTemporaryFile(prefix="dedup-upload-", suffix=".img") as fh:
-        fh.write(data)
-        fh.flush()
-        yield Path(fh.name)
-

@@ -37,8 +37,8 @@ def schema(dim: int, pictures: bool = False) -> pa.Schema:
             pa.field("height", pa.int32(), nullable=False),
             pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
         ]
-        + ([pa.field("picture_offset", pa.int64(), nullable=False),  # bytes into the picture file
-            pa.field("picture_size", pa.int32(), nullable=False)] if pictures else [])
+        + ([pa.field(PICTURE_COLUMNS[0], pa.int64(), nullable=False),  # bytes into the picture file
+            pa.field(PICTURE_COLUMNS[1], pa.int32(), nullable=False)] if pictures else [])
     )
 
 
