@@ -1,8 +1,8 @@
 """Keypoint matching between two pictures: ORB keypoints on a greyscale picture and on its mirror
 image, ratio-test matches, and the matches that agree on one plausible affine map (RANSAC).
 
-A mechanism with no verdict in it: it counts agreeing keypoints (`match_pairs`) and leaves the
-judgement to `dedup.policy`. Keypoints are found on each row's check picture (`dedup.pictures`:
+A mechanism with no verdict in it: it counts agreeing keypoints and finds the map they agree on
+(`match_pairs`), and leaves the judgement to `dedup.policy`. Keypoints are found on each row's check picture (`dedup.pictures`:
 stored in the index, or made from a file) once while they stay in a bounded cache; in a large
 catalog pairs are matched region by region of the embedding space (`locality_regions`) so that
 they mostly do.
@@ -42,6 +42,7 @@ class Keypoints:
     descriptors: np.ndarray  # (n, 32) uint8
     mirror_points: np.ndarray
     mirror_descriptors: np.ndarray
+    width: int = 0  # of the keypoint picture, in pixels (the mirror image's x is width - 1 - x)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -64,23 +65,27 @@ def keypoints(grey: np.ndarray, count: int = 500, corner: int = CORNER_THRESHOLD
 
     pts, desc = detect(grey)
     mpts, mdesc = detect(grey[:, ::-1])
-    return Keypoints(pts, desc, mpts, mdesc)
+    return Keypoints(pts, desc, mpts, mdesc, grey.shape[1])
+
+
+NO_MAP = np.full((3, 3), np.nan)  # no plausible map: too few agreeing keypoints
 
 
 def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray,
-              matcher: cv2.BFMatcher) -> int:
-    """Ratio-test matches from picture 1 to picture 2 that fit one plausible affine map."""
+              matcher: cv2.BFMatcher) -> tuple[int, np.ndarray]:
+    """Ratio-test matches from picture 1 to picture 2 that fit one plausible affine map, and
+    that map (3×3, picture 1's pixels to picture 2's; `NO_MAP` with none)."""
     if len(d1) < 2 or len(d2) < 2:
-        return 0
+        return 0, NO_MAP
     good = [m[0] for m in matcher.knnMatch(d1, d2, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     if len(good) < 4:
-        return 0
+        return 0, NO_MAP
     src = p1[[m.queryIdx for m in good]]
     dst = p2[[m.trainIdx for m in good]]
     affine, inlier = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
     if affine is None or inlier is None or not plausible(affine):
-        return 0
-    return int(inlier.sum())
+        return 0, NO_MAP
+    return int(inlier.sum()), np.vstack([affine, (0.0, 0.0, 1.0)])
 
 
 def plausible(affine: np.ndarray) -> bool:
@@ -99,37 +104,73 @@ def plausible(affine: np.ndarray) -> bool:
     return bool(small > 1 / MAX_SCALE and big < MAX_SCALE and big <= MAX_STRETCH * small)
 
 
-def matched(a: Keypoints, b: Keypoints) -> int:
+def matched(a: Keypoints, b: Keypoints) -> tuple[int, np.ndarray]:
     """Keypoints of `a` matched in `b` or in `b`'s mirror image under one affine map (the larger;
     the mirror image is not looked at when `b` itself agrees on `SURE` of them: a copy that is
-    not mirrored, or a symmetric picture); 0 if OpenCV cannot match them (degenerate keypoints)."""
+    not mirrored, or a symmetric picture), and the map from `a`'s pixels to `b`'s (3×3, mirroring
+    included; `NO_MAP` with none); 0 if OpenCV cannot match them (degenerate keypoints)."""
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     try:
-        direct = _agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher)
+        direct, to_b = _agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher)
         if direct >= max(SURE_INLIERS, SURE * min(len(a), len(b))):
-            return direct
-        return max(direct, _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher))
+            return direct, to_b
+        mirrored, to_mirror = _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher)
+        if mirrored <= direct:
+            return direct, to_b
+        flip = np.array([[-1.0, 0.0, b.width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        return mirrored, flip @ to_mirror
     except cv2.error:
-        return 0
+        return 0, NO_MAP
 
 
 @dataclass(frozen=True)
 class Matches:
-    """Per pair: keypoints agreeing on one affine map (-1 where a file cannot be read) and
-    keypoints of the sparser picture."""
+    """Per pair: keypoints agreeing on one affine map (-1 where a file cannot be read), keypoints
+    of the sparser picture, and the map they agree on from picture i to picture j.
+
+    A map is in units of the check picture's longer side (so that matches at two sizes compare):
+    a point (x, y) of picture i, divided by its longer side, goes to `maps[k] @ (x, y, 1)` of
+    picture j, likewise divided; NaN where none was found."""
 
     inliers: np.ndarray  # (m,) int32
     sparser: np.ndarray  # (m,) int32
+    maps: np.ndarray | None = None  # (m, 2, 3) float32; None: not kept
+
+    @classmethod
+    def empty(cls, m: int) -> Matches:
+        """`m` pairs, none read yet."""
+        return cls(np.full(m, -1, np.int32), np.zeros(m, np.int32), np.full((m, 2, 3), np.nan, np.float32))
 
     def __len__(self) -> int:
         return len(self.inliers)
 
     def __getitem__(self, sel) -> Matches:
-        return Matches(self.inliers[sel], self.sparser[sel])
+        return Matches(self.inliers[sel], self.sparser[sel], None if self.maps is None else self.maps[sel])
+
+    def put(self, sel, other: Matches) -> None:
+        """Set pairs `sel` to `other`'s."""
+        self.inliers[sel], self.sparser[sel] = other.inliers, other.sparser
+        if self.maps is not None:
+            self.maps[sel] = np.nan if other.maps is None else other.maps
+
+    def copy(self) -> Matches:
+        return Matches(self.inliers.copy(), self.sparser.copy(), None if self.maps is None else self.maps.copy())
 
     @property
     def readable(self) -> np.ndarray:
         return self.inliers >= 0
+
+
+def pair_map(a: Keypoints, b: Keypoints, side: int) -> tuple[int, np.ndarray]:
+    """`matched` between the keypoints of a pair's pictures i (`a`) and j (`b`), found at `side`
+    pixels: agreeing keypoints, and the map from i to j in units of the longer side (2×3)."""
+    if len(a) <= len(b):
+        count, to_j = matched(a, b)
+    else:
+        count, to_i = matched(b, a)
+        to_j = np.linalg.inv(to_i) if np.isfinite(to_i).all() else NO_MAP
+    scale = np.diag([side, side, 1.0])
+    return count, (np.linalg.inv(scale) @ to_j @ scale)[:2]
 
 
 Pictures = Callable[[int], bytes]  # row → its check picture (`dedup.pictures`); raises `ImageSkip`
@@ -220,12 +261,12 @@ def match_pairs(
     cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner)
     m, workers = len(pairs), max(1, workers)
     sequence = match_order(pairs, regions)
-    out = Matches(np.full(m, -1, np.int32), np.zeros(m, np.int32))
+    out = Matches.empty(m)
 
     def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:
         for k, a, b in ks:
             if a is not None and b is not None:
-                out.inliers[k] = matched(a, b) if len(a) <= len(b) else matched(b, a)
+                out.inliers[k], out.maps[k] = pair_map(a, b, side)
                 out.sparser[k] = min(len(a), len(b))
 
     with ThreadPoolExecutor(workers, thread_name_prefix="keypoints") as pool:

@@ -5,7 +5,9 @@ judges pairs (find-duplicates, `--against`, `query --verify`, compare, the serve
 - `CheckedPolicy`: the pair check. Candidates are every pair under the encoder's own threshold
   and each image's `neighbours` nearest under the candidate distance; each is judged by keypoint
   matches (`dedup.keypoints`) and distance in a logistic model calibrated for the encoder
-  (`VerifyConfig`), and needs enough agreeing keypoints (`required_inliers`).
+  (`VerifyConfig`), and needs enough agreeing keypoints (`required_inliers`); a confirmed pair
+  whose pictures, laid over each other, differ in a detail or a colourway is told apart
+  (`dedup.details`).
 
 `policy_for` is the one place a threshold is resolved from the model's calibration.
 """
@@ -19,6 +21,7 @@ from typing import Literal, Union
 import numpy as np
 
 from dedup.config import VerifyConfig, check_threshold
+from dedup.details import told_apart
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, union_pairs
 from dedup.results import Verified
@@ -39,6 +42,7 @@ class Decision:
     probability: np.ndarray | None = None  # (m,) float32, the check's P(same); NaN: not looked at or unreadable
     inliers: np.ndarray | None = None  # (m,) int32, agreeing keypoints; -1: not looked at or unreadable
     needed: np.ndarray | None = None  # (m,) int32, agreeing keypoints the pair needs
+    told_apart: np.ndarray | None = None  # (m,) bool: confirmed by keypoints, but differing in a detail or colourway
 
 
 @dataclass(frozen=True)
@@ -114,13 +118,17 @@ class CheckedPolicy:
             prob[part] = probability(self.check, todo.d[part], m[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
-        verdict_ = np.where(readable, same, todo.d < self.encoder_threshold)
+        apart = np.zeros(len(todo), bool)
+        confirmed = np.flatnonzero(readable & same)
+        if len(confirmed) and look.maps is not None:
+            apart[confirmed] = told_apart(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
+        verdict_ = np.where(readable, same & ~apart, todo.d < self.encoder_threshold)
         n = len(pairs)
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
-        inl, need = np.full(n, -1, np.int32), np.zeros(n, np.int32)
-        keep[look_at], p_all[look_at], inl[look_at], need[look_at] = verdict_, prob, look.inliers, needed
-        summary = Verified(len(todo), int(verdict_.sum()), int((~readable).sum()))
-        return Decision(keep, summary, p_all, inl, need)
+        inl, need, apart_all = np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, bool)
+        keep[look_at], p_all[look_at], inl[look_at], need[look_at], apart_all[look_at] = verdict_, prob, look.inliers, needed, apart
+        summary = Verified(len(todo), int(verdict_.sum()), int((~readable).sum()), int(apart.sum()))
+        return Decision(keep, summary, p_all, inl, need, apart_all)
 
 
 Policy = Union[DistancePolicy, CheckedPolicy]
@@ -213,6 +221,6 @@ def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, pictures: Pictur
         return m
     finer = match(pairs[again], pictures, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
     seen = finer.readable
-    out = Matches(m.inliers.copy(), m.sparser.copy())
-    out.inliers[again[seen]], out.sparser[again[seen]] = finer.inliers[seen], finer.sparser[seen]
+    out = m.copy()
+    out.put(again[seen], finer[seen])
     return out

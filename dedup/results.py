@@ -29,6 +29,7 @@ class Verified:
     candidates: int
     confirmed: int
     unreadable: int  # pairs with a file that could not be read, judged on distance alone
+    told_apart: int = 0  # pairs the keypoints confirmed that differ in a detail or a colourway (`dedup.details`)
 
 
 @dataclass

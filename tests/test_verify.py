@@ -60,14 +60,37 @@ def test_an_edited_or_mirrored_copy_matches_far_more_keypoints_than_another_pict
     copy = keypoints(grey(edit(scene(seed))))
     other = keypoints(grey(scene(4)))
     assert len(original) > 50
-    assert matched(copy, original) >= 25
-    assert matched(other, original) < 10
+    assert matched(copy, original)[0] >= 25
+    assert matched(other, original)[0] < 10
 
 
 def test_a_blank_picture_has_no_keypoints_and_matches_nothing():
     blank = keypoints(np.full((64, 64), 255, np.uint8))
     assert len(blank) == 0
-    assert matched(blank, keypoints(grey(scene(1)))) == 0
+    assert matched(blank, keypoints(grey(scene(1))))[0] == 0
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_the_map_the_keypoints_agree_on_takes_each_point_of_one_picture_to_the_same_point_of_the_other(mirror):
+    original = scene(5, (256, 256))
+    copy = original.resize((192, 192)).crop((16, 8, 176, 184))  # 3/4 size, shifted
+    if mirror:
+        copy = copy.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    count, to_copy = mechanism.pair_map(keypoints(grey_at(_png(original), 256)), keypoints(grey_at(_png(copy), 256)), 256)
+    assert count >= 25
+    side = 256 / max(copy.size)  # the copy's picture is enlarged to 256 px
+    for x, y in [(64.0, 64.0), (128.0, 200.0)]:
+        u, v = to_copy @ (x / 256, y / 256, 1.0)
+        expected = (0.75 * x - 16, 0.75 * y - 8)
+        if mirror:
+            expected = (copy.width - 1 - expected[0], expected[1])
+        assert abs(u * 256 / side - expected[0]) < 3 and abs(v * 256 / side - expected[1]) < 3
+
+
+def _png(im: Image.Image) -> bytes:
+    out = io.BytesIO()
+    im.save(out, format="PNG")
+    return out.getvalue()
 
 
 def test_probability_rises_with_matches_and_falls_with_distance():

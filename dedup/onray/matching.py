@@ -41,7 +41,7 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
     def match(pairs: Pairs, pictures: Pictures, side: int = 256, count: int = 500, workers: int = 2, *,
               on_progress: Progress | None = None, regions: np.ndarray | None = None,
               corner: int = CORNER_THRESHOLD) -> Matches:
-        out = Matches(np.full(len(pairs), -1, np.int32), np.zeros(len(pairs), np.int32))
+        out = Matches.empty(len(pairs))
         remote = ray.remote(_match_chunk).options(num_cpus=1, max_retries=RETRIES)
         sequence = match_order(pairs, regions)
         pending = {}
@@ -56,7 +56,7 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
             ready, _ = ray.wait(list(pending), num_returns=1)
             ks = pending.pop(ready[0])
             got = ray.get(ready[0])
-            out.inliers[ks], out.sparser[ks] = got.inliers, got.sparser
+            out.put(ks, got)
             done += len(ks)
             if on_progress:
                 on_progress(done, len(pairs))

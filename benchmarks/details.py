@@ -1,0 +1,81 @@
+"""Look-alike series on validation catalogs: what the pair check's detail and colourway test
+(`dedup.details`) tells apart, and what it costs.
+
+    python -m benchmarks.details [--seeds 1 2 3 4] [--originals 300] [--series 60] [--out benchmarks/out/details]
+
+Writes catalogs from the validation pool (`recipes.pool.build_catalog(part="val")`, never the
+test pool) with look-alike series, indexes each with the default encoder as a user would, and
+judges the candidate pairs find-duplicates would check. Of the pairs the keypoints confirm,
+counts those told apart, by kind: true pairs (one item and its copy), two items of one series,
+other different pictures. The test's bounds were chosen on seeds 1–2; seeds 3 onwards judge them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dedup.duplicates import index_policy
+from dedup.index import Index
+from recipes.pool import SERIES_ID, build_catalog, true_pairs
+
+KINDS = ("true", "series", "other")
+
+
+def kinds(truth: dict, paths: list[str], i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    true = true_pairs(truth, paths)
+    source = np.array([truth[p][0] for p in paths])
+    series = (source[i] >= SERIES_ID) & (source[j] >= SERIES_ID) & (source[i] // 10 == source[j] // 10)
+    same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())], bool)
+    return np.where(same, "true", np.where(series, "series", "other"))
+
+
+def judge(out: Path, seed: int, originals: int, series: int) -> dict:
+    if out.exists():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    truth = build_catalog(out, originals, seed, part="val", series=series)
+    subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"), "-q"],
+                   check=True)
+    index = Index.open(out / "index")
+    paths = [str(p) for p in index.rows.path]
+    policy = index_policy(index)
+    pairs = policy.candidates(lambda: index.faiss, index.vectors, within=True)
+    start = time.perf_counter()
+    decision = policy.decide(pairs, index.picture, vectors=index.vectors)
+    seconds = time.perf_counter() - start
+    kind = kinds(truth, paths, pairs.i, pairs.j)
+    confirmed = decision.keep | decision.told_apart
+    row = {"seed": seed, "images": len(paths), "candidates": len(pairs), "check_s": round(seconds, 2)}
+    for k in KINDS:
+        row[f"{k}: confirmed by keypoints"] = int((confirmed & (kind == k)).sum())
+        row[f"{k}: told apart"] = int((decision.told_apart & (kind == k)).sum())
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
+    ap.add_argument("--originals", type=int, default=300)
+    ap.add_argument("--series", type=int, default=60)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/details"))
+    args = ap.parse_args()
+    rows = [judge(args.out / f"seed{s}", s, args.originals, args.series) for s in args.seeds]
+    for row in rows:
+        print(json.dumps(row))
+    print("| seeds | true pairs told apart | series pairs told apart | other different pairs told apart |")
+    print("|---|---|---|---|")
+    for name, part in (("1–2 (chose the bounds)", [r for r in rows if r["seed"] <= 2]),
+                       ("3+ (judge them)", [r for r in rows if r["seed"] > 2])):
+        if part:
+            cells = [f"{sum(r[f'{k}: told apart'] for r in part)} of {sum(r[f'{k}: confirmed by keypoints'] for r in part)}"
+                     for k in KINDS]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Do two pictures the keypoints call one differ in a detail or a colourway?
+
+A catalog sells one design as several items: another letter or number on a badge, another
+colour. Such items share nearly every keypoint, so the keypoint check (`dedup.keypoints`)
+confirms them as copies. Laid one over the other by the map their keypoints agree on, they show
+what tells them apart:
+
+- **a detail**: the pictures agree everywhere but in one or two small regions, and there both
+  have drawn detail (edges) that does not agree. An overlay a copy gains (a caption, a sticker)
+  tends to cover more of the picture, or to replace detail with flat colour or flat colour with
+  detail, so the detail on its two sides is unequal.
+- **a colourway**: the subject's saturated colours have their hues turned on most of it, where
+  a colour edit (brightness, contrast, saturation, greyscale) keeps them.
+
+`told_apart` judges pairs on their check pictures (`dedup.pictures`). The bounds below were
+chosen on validation catalogs with look-alike series (`benchmarks/details.py`), never on the
+held-out ones.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from dedup.images import DECODE_ERRORS, ImageSkip
+from dedup.keypoints import Pictures
+
+SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
+CACHE_PICTURES = 256  # prepared pictures kept while pairs are judged (~250 kB each)
+MIN_OVERLAP_PX = 100  # fewer pixels in common: no verdict
+DIFFERENT = 30  # grey levels (of 255) at which a pixel differs, after matching brightness and contrast
+SPREAD_PX = 7  # differing pixels this close together make one region
+DETAIL_AREA = (0.006, 0.025)  # share of the common area that differs, for a detail
+DETAIL_REGIONS = 2  # at most this many differing regions
+ONE_SIDED = 0.5  # a region more than this share backdrop (on either side) is no detail
+EDGE_BALANCE = 0.3  # the sparser side of the largest region has at least this share of the other's edges
+WINDOW, STRIDE = 32, 16  # windows in which the two pictures' structure is correlated
+WINDOW_CONTRAST = 8.0  # grey-level deviation both need in a window for its correlation to count
+DISAGREE = 0.9  # some window correlates below this: the structure differs there
+SATURATED, BRIGHT, SUBJECT = 80, 50, 60  # HSV saturation and value (of 255); summed RGB distance from the border colour
+MIN_SUBJECT = 0.02  # share of the common area in colour on both sides needed for a colourway verdict
+HUE_TURN = 40  # hue difference (of 256) at which a pixel's colour is turned
+TURNED = 0.5  # share of turned subject pixels that makes another colourway
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """Picture j laid over picture i: both at i's size, and where j covers i."""
+
+    i: np.ndarray  # (h, w, 3) uint8 RGB
+    j: np.ndarray  # (h, w, 3) uint8 RGB, j warped into i's frame
+    overlap: np.ndarray  # (h, w) bool
+    subject: np.ndarray  # (h, w) bool: both pictures' subject (not their border colour)
+    backdrop: np.ndarray  # (h, w) bool: either picture's backdrop
+
+    @property
+    def grey_i(self) -> np.ndarray:
+        return _grey(self.i)
+
+    @property
+    def grey_j(self) -> np.ndarray:
+        return _grey(self.j)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A check picture ready to be compared: RGB with its longer side `SIDE`, and its subject."""
+
+    rgb: np.ndarray  # (h, w, 3) uint8
+    subject: np.ndarray  # (h, w) bool: away from the border colour
+    backdrop: np.ndarray  # (h, w) bool: the border colour, joined to the border (a backdrop, padding, a rotation's fill)
+
+
+def prepared(picture: bytes, side: int = SIDE) -> Picture:
+    """A check picture (`dedup.pictures`) with its longer side `side` (as `dedup.pictures.grey_at`)."""
+    im = Image.open(io.BytesIO(picture)).convert("RGB")
+    w, h = im.size
+    if max(w, h) != side:
+        f = side / max(w, h)
+        method = Image.Resampling.BILINEAR if f < 1 else Image.Resampling.BICUBIC
+        im = im.resize((max(1, round(w * f)), max(1, round(h * f))), method)
+    rgb = np.asarray(im)
+    subject = _subject(rgb)
+    return Picture(rgb, subject, _backdrop(~subject))
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """The mean of the three channels, float32."""
+    return cv2.transform(rgb, np.full((1, 3), 1.0 / 3.0, np.float32).astype(np.float64)).astype(np.float32)
+
+
+def _subject(rgb: np.ndarray) -> np.ndarray:
+    """Pixels away from the picture's border colour (a backdrop or padding is not the subject)."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    colour = tuple(float(c) for c in np.median(border, axis=0)) + (0.0,)
+    return cv2.transform(cv2.absdiff(rgb, colour), np.ones((1, 3))) > SUBJECT
+
+
+def _backdrop(plain: np.ndarray) -> np.ndarray:
+    """The parts of `plain` (pixels of the border colour) that touch the picture's border."""
+    _, labels = cv2.connectedComponents(plain.astype(np.uint8), connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, edge[edge > 0])
+
+
+def align(a: Picture, b: Picture, to_b: np.ndarray) -> Aligned | None:
+    """`b` laid over `a` by `to_b` (2×3, `a`'s pixels to `b`'s); None when they share too little."""
+    h, w = a.rgb.shape[:2]
+    inverse = cv2.WARP_INVERSE_MAP
+    inside = cv2.warpAffine(np.ones(b.rgb.shape[:2], np.uint8), to_b, (w, h), flags=cv2.INTER_NEAREST | inverse)
+    overlap = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    if np.count_nonzero(overlap) < MIN_OVERLAP_PX:
+        return None
+    warped = cv2.warpAffine(b.rgb, to_b, (w, h), flags=cv2.INTER_LINEAR | inverse)
+    subject_b = cv2.warpAffine(b.subject.astype(np.uint8), to_b, (w, h), flags=cv2.INTER_NEAREST | inverse)
+    backdrop_b = cv2.warpAffine(b.backdrop.astype(np.uint8), to_b, (w, h), flags=cv2.INTER_NEAREST | inverse)
+    return Aligned(a.rgb, warped, overlap, a.subject & (subject_b > 0), a.backdrop | (backdrop_b > 0))
+
+
+def _matched_grey(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Both grey pictures blurred by `sigma`, j's brought to i's brightness and contrast (least
+    squares over the overlap)."""
+    gi, gj = cv2.GaussianBlur(gi, (0, 0), sigma), cv2.GaussianBlur(gj, (0, 0), sigma)
+    x, y = gj[overlap].astype(np.float64), gi[overlap].astype(np.float64)
+    var = x.var()
+    gain = float(((x - x.mean()) * (y - y.mean())).mean() / var) if var > 1e-9 else 0.0
+    return gi, np.float32(gain) * gj + np.float32(y.mean() - gain * x.mean())
+
+
+def _edges(grey: np.ndarray) -> np.ndarray:
+    return cv2.Canny(np.clip(grey, 0, 255).astype(np.uint8), 50, 150) > 0
+
+
+def _least_correlation(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, region: np.ndarray) -> float:
+    """The lowest correlation of two grey pictures over windows inside the overlap that meet
+    `region` and where both have some contrast (1.0 when there is none)."""
+    gi = cv2.GaussianBlur(gi, (0, 0), 2.0).astype(np.float64)
+    gj = cv2.GaussianBlur(gj, (0, 0), 2.0).astype(np.float64)
+    h, w = gi.shape
+    if h < WINDOW or w < WINDOW:
+        return 1.0
+    area = float(WINDOW * WINDOW)
+
+    def sums(x: np.ndarray) -> np.ndarray:  # per window at every STRIDE
+        s = cv2.integral(x)
+        return (s[WINDOW::STRIDE, WINDOW::STRIDE] - s[:-WINDOW:STRIDE, WINDOW::STRIDE]
+                - s[WINDOW::STRIDE, :-WINDOW:STRIDE] + s[:-WINDOW:STRIDE, :-WINDOW:STRIDE])
+
+    inside = (sums(overlap.astype(np.float64)) >= 0.9 * area) & (sums(region.astype(np.float64)) > 0)
+    mi, mj = sums(gi) / area, sums(gj) / area
+    vi = np.maximum(sums(gi * gi) / area - mi * mi, 0)
+    vj = np.maximum(sums(gj * gj) / area - mj * mj, 0)
+    cov = sums(gi * gj) / area - mi * mj
+    both = inside & (np.sqrt(np.minimum(vi, vj)) >= WINDOW_CONTRAST)
+    if not both.any():
+        return 1.0
+    return float((cov[both] / np.sqrt(vi[both] * vj[both])).min())
+
+
+def differing_detail(al: Aligned) -> bool:
+    """One or two small regions differ, with comparable drawn detail on both sides that does not
+    correlate, while the rest agrees. A region that is mostly either picture's backdrop is no
+    detail: a copy's new padding, a rotation's fill, a caption beside the subject."""
+    grey_i, grey_j = al.grey_i, al.grey_j
+    gi, gj = _matched_grey(grey_i, grey_j, al.overlap, 1.8)
+    differs = (cv2.absdiff(gi, gj) > DIFFERENT) & al.overlap
+    grown = cv2.dilate(differs.astype(np.uint8), np.ones((SPREAD_PX, SPREAD_PX), np.uint8))
+    share = float(np.count_nonzero(grown[al.overlap])) / np.count_nonzero(al.overlap)
+    if not DETAIL_AREA[0] <= share < DETAIL_AREA[1]:
+        return False
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grown)
+    if count - 1 > DETAIL_REGIONS:
+        return False
+    region = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if al.backdrop[region].mean() > ONE_SIDED:
+        return False
+    si, sj = _matched_grey(grey_i, grey_j, al.overlap, 1.5)
+    ei, ej = _edges(si)[region].mean(), _edges(sj)[region].mean()
+    if min(ei, ej) < EDGE_BALANCE * max(ei, ej) or max(ei, ej) == 0:
+        return False
+    return _least_correlation(grey_i, grey_j, al.overlap, region) < DISAGREE
+
+
+def other_colourway(al: Aligned) -> bool:
+    """Most of the subject coloured on both sides has its hue turned."""
+    hi = cv2.cvtColor(al.i, cv2.COLOR_RGB2HSV_FULL).astype(np.int32)
+    hj = cv2.cvtColor(al.j, cv2.COLOR_RGB2HSV_FULL).astype(np.int32)
+    coloured = (al.overlap & al.subject & (hi[..., 1] > SATURATED) & (hj[..., 1] > SATURATED)
+                & (hi[..., 2] > BRIGHT) & (hj[..., 2] > BRIGHT))
+    if coloured.sum() < MIN_SUBJECT * al.overlap.sum():
+        return False
+    turn = np.abs(hi[..., 0] - hj[..., 0])[coloured]
+    return bool((np.minimum(turn, 256 - turn) > HUE_TURN).mean() > TURNED)
+
+
+def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
+    """Do the pictures differ in a detail or a colourway? `to_b`: the map from `a` to `b` in units
+    of the longer side (`dedup.keypoints.Matches.maps`)."""
+    scale = np.diag([SIDE, SIDE, 1.0])
+    in_pixels = (scale @ np.vstack([to_b, (0.0, 0.0, 1.0)]) @ np.linalg.inv(scale))[:2]
+    al = align(a, b, in_pixels)
+    return al is not None and (other_colourway(al) or differing_detail(al))
+
+
+def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+    """Per pair (rows `i[k]`, `j[k]` with map `maps[k]`): told apart by `pair_told_apart`. A pair
+    without a map, or with a picture that cannot be had, is not told apart. The most recent
+    `CACHE_PICTURES` pictures stay prepared (a set's members are in several pairs)."""
+    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+
+    def judge(k: int) -> bool:
+        if not np.isfinite(maps[k]).all():
+            return False
+        try:
+            return pair_told_apart(picture(int(i[k])), picture(int(j[k])), maps[k])
+        except (ImageSkip, cv2.error, np.linalg.LinAlgError, *DECODE_ERRORS):
+            return False
+
+    order = np.lexsort((np.asarray(j), np.asarray(i)))  # a row's pairs together, while its picture is cached
+    out = np.zeros(len(maps), bool)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="details") as pool:
+        out[order] = np.fromiter(pool.map(judge, order.tolist()), bool, len(maps))
+    return out

@@ -1,0 +1,78 @@
+"""Telling look-alike items apart (`dedup.details`): another letter on a badge or another
+colourway is told apart; a copy, a colour edit, a rotation with its fill and a caption are not."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance
+
+from dedup import augment
+from dedup.details import pair_told_apart, prepared, told_apart
+from dedup.keypoints import keypoints, pair_map
+from dedup.pictures import grey_at, picture_bytes
+
+
+def _judge(a: Image.Image, b: Image.Image) -> bool:
+    pa, pb = picture_bytes(a.convert("RGB")), picture_bytes(b.convert("RGB"))
+    count, to_b = pair_map(keypoints(grey_at(pa, 256)), keypoints(grey_at(pb, 256)), 256)
+    assert count >= 20  # the keypoints take them for one picture
+    return pair_told_apart(prepared(pa), prepared(pb), to_b)
+
+
+def drawing(seed: int) -> Image.Image:
+    """Clip art: coloured shapes outlined in black on white."""
+    rng = np.random.default_rng(seed)
+    im = Image.new("RGBA", (256, 256), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(im)
+    for _ in range(7):
+        points = [tuple(int(v) for v in rng.integers(20, 236, 2)) for _ in range(int(rng.integers(3, 6)))]
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,)
+        draw.polygon(points, fill=fill, outline=(0, 0, 0, 255), width=3)
+    return im
+
+
+def _series(kind: str, seed: int = 3) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    while True:  # `series` picks its kind at random
+        got, items = augment.series(drawing(seed), rng)
+        if got == kind:
+            return [augment.flatten(item) for item in items]
+
+
+@pytest.mark.parametrize("kind", ["letter", "colour"])
+def test_items_of_a_series_are_told_apart(kind):
+    a, b, c = _series(kind)
+    assert _judge(a, b) and _judge(b, c)
+
+
+def _caption(im: Image.Image) -> Image.Image:
+    out = im.convert("RGB").copy()
+    ImageDraw.Draw(out).text((20, 220), "SALE 20% off", fill=(200, 0, 0), font=augment._font(22))
+    return out
+
+
+@pytest.mark.parametrize("edit", [
+    lambda im: im.convert("RGB").resize((180, 180)),
+    lambda im: ImageEnhance.Color(ImageEnhance.Brightness(im.convert("RGB")).enhance(1.3)).enhance(0.5),
+    lambda im: im.convert("RGB").rotate(12, expand=True, fillcolor="white"),
+    lambda im: im.convert("L").convert("RGB"),
+    lambda im: _caption(im),
+], ids=["smaller", "brighter and paler", "rotated with white corners", "greyscale", "captioned"])
+def test_a_copy_of_one_item_is_not_told_apart_from_it(edit):
+    item = _series("letter")[0]
+    assert not _judge(item, edit(item))
+
+
+def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
+    a, b, _ = _series("letter")
+    pictures = {0: picture_bytes(a.convert("RGB")), 1: picture_bytes(b.convert("RGB"))}
+    _, to_b = pair_map(keypoints(grey_at(pictures[0], 256)), keypoints(grey_at(pictures[1], 256)), 256)
+
+    def picture(row: int) -> bytes:
+        if row not in pictures:
+            from dedup.images import ImageSkip
+            raise ImageSkip("gone")
+        return pictures[row]
+
+    maps = np.stack([to_b, np.full((2, 3), np.nan), to_b]).astype(np.float32)
+    assert told_apart([0, 0, 0], [1, 1, 2], maps, picture).tolist() == [True, False, False]
