@@ -79,13 +79,12 @@ class Picture:
 
 def prepared(picture: bytes, side: int = SIDE) -> Picture:
     """A check picture (`dedup.pictures`) with its longer side `side` (as `dedup.pictures.grey_at`)."""
-    im = Image.open(io.BytesIO(picture)).convert("RGB")
-    w, h = im.size
+    rgb = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))
+    h, w = rgb.shape[:2]
     if max(w, h) != side:
         f = side / max(w, h)
-        method = Image.Resampling.BILINEAR if f < 1 else Image.Resampling.BICUBIC
-        im = im.resize((max(1, round(w * f)), max(1, round(h * f))), method)
-    rgb = np.asarray(im)
+        method = cv2.INTER_LINEAR if f < 1 else cv2.INTER_CUBIC
+        rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=method)
     subject = _subject(rgb)
     return Picture(rgb, subject, _backdrop(~subject))
 
@@ -104,9 +103,11 @@ def _subject(rgb: np.ndarray) -> np.ndarray:
 
 def _backdrop(plain: np.ndarray) -> np.ndarray:
     """The parts of `plain` (pixels of the border colour) that touch the picture's border."""
-    _, labels = cv2.connectedComponents(plain.astype(np.uint8), connectivity=4)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return np.isin(labels, edge[edge > 0])
+    count, labels = cv2.connectedComponents(plain.astype(np.uint8), connectivity=4)
+    touching = np.zeros(count, bool)
+    touching[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    touching[0] = False  # not of the border colour
+    return touching[labels]
 
 
 def align(a: Picture, b: Picture, to_b: np.ndarray) -> Aligned | None:

@@ -111,6 +111,8 @@ def duplicates_summary(report: DuplicateReport) -> str:
     v = report.verified
     if v is not None:
         text += f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs"
+        if v.told_apart:
+            text += f" ({v.told_apart} more told apart by a differing detail or colourway)"
         if v.unreadable:
             text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
     return text

@@ -76,3 +76,27 @@ def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
 
     maps = np.stack([to_b, np.full((2, 3), np.nan), to_b]).astype(np.float32)
     assert told_apart([0, 0, 0], [1, 1, 2], maps, picture).tolist() == [True, False, False]
+
+
+def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart(tmp_path, tiny_model_file):
+    from dedup.config import VerifyConfig
+    from dedup.duplicates import find_duplicates
+    from dedup.indexer import index_catalog
+    from dedup.model import load_model, save_model
+    from dedup.report import duplicates_summary
+
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    items = _series("letter")
+    for k, item in enumerate(items):
+        item.save(catalog / f"item{k}.png")
+    items[0].resize((200, 200)).save(catalog / "item0_copy.jpg", quality=90)
+    model = load_model(tiny_model_file)  # every pair is a candidate; 20 agreeing keypoints confirm one
+    model.meta["verify"] = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5,
+                                        min_inliers=1).to_dict()
+    save_model(model, tmp_path / "tiny_verify.pt")
+    index_catalog(catalog, tmp_path / "idx", load_model(tmp_path / "tiny_verify.pt"))
+    report = find_duplicates(tmp_path / "idx")
+    assert [sorted(m.path for m in g.members) for g in report.groups] == [["item0.png", "item0_copy.jpg"]]
+    assert report.verified.told_apart >= 3  # each two items, and the copy with the other items
+    assert "told apart by a differing detail or colourway" in duplicates_summary(report)
