@@ -7,8 +7,8 @@ what tells them apart:
 
 - **a detail**: the pictures agree everywhere but in one or two small regions, and there both
   have drawn detail (edges) that does not agree. An overlay a copy gains (a caption, a sticker)
-  tends to cover more of the picture, or to replace detail with flat colour or flat colour with
-  detail, so the detail on its two sides is unequal.
+  tends to cover more of the picture, to sit on the backdrop, or to replace detail with flat
+  colour or flat colour with detail, so the detail on its two sides is unequal.
 - **a colourway**: the subject's saturated colours have their hues turned on most of it, where
   a colour edit (brightness, contrast, saturation, greyscale) keeps them.
 
@@ -91,7 +91,7 @@ def prepared(picture: bytes, side: int = SIDE) -> Picture:
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
     """The mean of the three channels, float32."""
-    return cv2.transform(rgb, np.full((1, 3), 1.0 / 3.0, np.float32).astype(np.float64)).astype(np.float32)
+    return cv2.transform(rgb, np.full((1, 3), 1.0 / 3.0)).astype(np.float32)
 
 
 def _subject(rgb: np.ndarray) -> np.ndarray:
