@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,25 +20,21 @@ import numpy as np
 
 from dedup.duplicates import index_policy
 from dedup.index import Index
-from recipes.pool import SERIES_ID, build_catalog, true_pairs
+from recipes.pool import indexed_catalog, series_template, true_pairs
 
 KINDS = ("true", "series", "other")
 
 
 def kinds(truth: dict, paths: list[str], i: np.ndarray, j: np.ndarray) -> np.ndarray:
     true = true_pairs(truth, paths)
-    source = np.array([truth[p][0] for p in paths])
-    series = (source[i] >= SERIES_ID) & (source[j] >= SERIES_ID) & (source[i] // 10 == source[j] // 10)
+    template = series_template([truth[p][0] for p in paths])
+    series = (template[i] >= 0) & (template[i] == template[j])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())], bool)
     return np.where(same, "true", np.where(series, "series", "other"))
 
 
 def judge(out: Path, seed: int, originals: int, series: int) -> dict:
-    if out.exists():
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-    truth = build_catalog(out, originals, seed, part="val", series=series)
-    subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"), "-q"],
-                   check=True)
+    truth = indexed_catalog(out, originals, seed, "val", series=series)
     index = Index.open(out / "index")
     paths = [str(p) for p in index.rows.path]
     policy = index_policy(index)

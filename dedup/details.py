@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from dedup.images import DECODE_ERRORS, ImageSkip
-from dedup.keypoints import Pictures
+from dedup.keypoints import Pictures, rescaled
 
 SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
 CACHE_PICTURES = 256  # prepared pictures kept while pairs are judged (~250 kB each)
@@ -113,14 +113,12 @@ def _backdrop(plain: np.ndarray) -> np.ndarray:
 def align(a: Picture, b: Picture, to_b: np.ndarray) -> Aligned | None:
     """`b` laid over `a` by `to_b` (2×3, `a`'s pixels to `b`'s); None when they share too little."""
     h, w = a.rgb.shape[:2]
-    inverse = cv2.WARP_INVERSE_MAP
-    inside = cv2.warpAffine(np.ones(b.rgb.shape[:2], np.uint8), to_b, (w, h), flags=cv2.INTER_NEAREST | inverse)
+    masks = np.dstack([np.ones(b.subject.shape, np.uint8), b.subject, b.backdrop]).astype(np.uint8)
+    inside, subject_b, backdrop_b = cv2.split(cv2.warpAffine(masks, to_b, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP))
     overlap = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
     if np.count_nonzero(overlap) < MIN_OVERLAP_PX:
         return None
-    warped = cv2.warpAffine(b.rgb, to_b, (w, h), flags=cv2.INTER_LINEAR | inverse)
-    subject_b = cv2.warpAffine(b.subject.astype(np.uint8), to_b, (w, h), flags=cv2.INTER_NEAREST | inverse)
-    backdrop_b = cv2.warpAffine(b.backdrop.astype(np.uint8), to_b, (w, h), flags=cv2.INTER_NEAREST | inverse)
+    warped = cv2.warpAffine(b.rgb, to_b, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     return Aligned(a.rgb, warped, overlap, a.subject & (subject_b > 0), a.backdrop | (backdrop_b > 0))
 
 
@@ -203,9 +201,7 @@ def other_colourway(al: Aligned) -> bool:
 def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     """Do the pictures differ in a detail or a colourway? `to_b`: the map from `a` to `b` in units
     of the longer side (`dedup.keypoints.Matches.maps`)."""
-    scale = np.diag([SIDE, SIDE, 1.0])
-    in_pixels = (scale @ np.vstack([to_b, (0.0, 0.0, 1.0)]) @ np.linalg.inv(scale))[:2]
-    al = align(a, b, in_pixels)
+    al = align(a, b, rescaled(to_b, SIDE))
     return al is not None and (other_colourway(al) or differing_detail(al))
 
 
@@ -220,7 +216,7 @@ def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: P
             return False
         try:
             return pair_told_apart(picture(int(i[k])), picture(int(j[k])), maps[k])
-        except (ImageSkip, cv2.error, np.linalg.LinAlgError, *DECODE_ERRORS):
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):
             return False
 
     order = np.lexsort((np.asarray(j), np.asarray(i)))  # a row's pairs together, while its picture is cached

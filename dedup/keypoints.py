@@ -42,7 +42,7 @@ class Keypoints:
     descriptors: np.ndarray  # (n, 32) uint8
     mirror_points: np.ndarray
     mirror_descriptors: np.ndarray
-    width: int = 0  # of the keypoint picture, in pixels (the mirror image's x is width - 1 - x)
+    width: int  # of the keypoint picture, in pixels (the mirror image's x is width - 1 - x)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -161,6 +161,14 @@ class Matches:
         return self.inliers >= 0
 
 
+def rescaled(affine: np.ndarray, factor: float) -> np.ndarray:
+    """A map between two pictures (2×3 or 3×3) for both pictures scaled by `factor`: 2×3, the
+    same linear part, the shift scaled (`Matches.maps` are at 1/side; `factor=side` gives pixels)."""
+    out = np.array(affine[:2], np.float64)
+    out[:, 2] *= factor
+    return out
+
+
 def pair_map(a: Keypoints, b: Keypoints, side: int) -> tuple[int, np.ndarray]:
     """`matched` between the keypoints of a pair's pictures i (`a`) and j (`b`), found at `side`
     pixels: agreeing keypoints, and the map from i to j in units of the longer side (2×3)."""
@@ -169,8 +177,7 @@ def pair_map(a: Keypoints, b: Keypoints, side: int) -> tuple[int, np.ndarray]:
     else:
         count, to_i = matched(b, a)
         to_j = np.linalg.inv(to_i) if np.isfinite(to_i).all() else NO_MAP
-    scale = np.diag([side, side, 1.0])
-    return count, (np.linalg.inv(scale) @ to_j @ scale)[:2]
+    return count, rescaled(to_j, 1.0 / side)
 
 
 Pictures = Callable[[int], bytes]  # row → its check picture (`dedup.pictures`); raises `ImageSkip`

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ from dedup.metrics import best_f1_threshold
 from dedup.model import load_model, save_model
 from dedup.modelfile import model_file
 from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
-from recipes.pool import build_catalog, true_pairs
+from recipes.pool import indexed_catalog, true_pairs
 from recipes.train_default import TARGET_PRECISION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,11 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def candidate_table(model: Path, threshold: float, seed: int, originals: int, out: Path, check: VerifyConfig) -> dict:
     """Candidate pairs of one validation catalog with their keypoint matches and labels (`check`:
     the candidates, keypoint settings and gates; its weights are not used)."""
-    if out.exists():
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-    truth = build_catalog(out, originals, seed, part="val")
-    subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"),
-                    "-q", "--model", str(model)], check=True)
+    truth = indexed_catalog(out, originals, seed, "val", model=model)
     index = Index.open(out / "index")
     paths = [str(p) for p in index.rows.path]
     true = true_pairs(truth, paths)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -140,6 +141,25 @@ def _write_item(folder: Path, truth: dict[str, tuple[int, str]], name: str, item
         ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
         dup.save(folder / f"{name}_d{k}.{ext}", **({"quality": 85} if ext != "png" else {}))
         truth[f"{name}_d{k}.{ext}"] = (item_id, family)
+
+
+def series_template(source: np.ndarray) -> np.ndarray:
+    """Per source id (`build_catalog`'s truth): the series template of an item of a look-alike
+    series, -1 for anything else."""
+    source = np.asarray(source)
+    return np.where(source >= SERIES_ID, source // 10, -1)
+
+
+def indexed_catalog(out: Path, originals: int, seed: int, part: str, series: int = 0,
+                    model: Path | None = None) -> dict[str, tuple[int, str]]:
+    """`build_catalog` into a fresh `out` and `dedup index` of it into `out/index` (with `model`,
+    else the default encoder), run as a user would; returns the truth."""
+    if out.exists():
+        shutil.rmtree(out)
+    truth = build_catalog(out, originals, seed, part=part, series=series)
+    subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"), "-q",
+                    *(["--model", str(model)] if model is not None else [])], check=True)
+    return truth
 
 
 def true_pairs(truth: dict[str, tuple[int, str]], paths: list[str]) -> set[tuple[int, int]]:

@@ -7,9 +7,15 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from dedup import augment
+from dedup.config import VerifyConfig
 from dedup.details import pair_told_apart, prepared, told_apart
+from dedup.duplicates import find_duplicates
+from dedup.images import ImageSkip
+from dedup.indexer import index_catalog
 from dedup.keypoints import keypoints, pair_map
+from dedup.model import load_model, save_model
 from dedup.pictures import grey_at, picture_bytes
+from dedup.report import duplicates_summary
 
 
 def _judge(a: Image.Image, b: Image.Image) -> bool:
@@ -70,7 +76,6 @@ def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
 
     def picture(row: int) -> bytes:
         if row not in pictures:
-            from dedup.images import ImageSkip
             raise ImageSkip("gone")
         return pictures[row]
 
@@ -79,12 +84,6 @@ def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
 
 
 def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart(tmp_path, tiny_model_file):
-    from dedup.config import VerifyConfig
-    from dedup.duplicates import find_duplicates
-    from dedup.indexer import index_catalog
-    from dedup.model import load_model, save_model
-    from dedup.report import duplicates_summary
-
     catalog = tmp_path / "cat"
     catalog.mkdir()
     items = _series("letter")
