@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 SAMPLE := sample-catalog
 
-.PHONY: demo test test-slow install dev bench train-default clean
+.PHONY: demo test test-slow install dev bench results train-default clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,12 +46,18 @@ bench: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.seed_digits
 
+# The shipped encoder's held-out benchmarks, then the model card and the README's figures from them.
+results: install
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks.neardup --model default
+	$(BIN)/python -m benchmarks.icons --model default
+	$(BIN)/python -m recipes.model_card
+
 train-default: install
 	$(BIN)/pip install -q -e ".[train,bench]"
 	$(BIN)/python -m recipes.train_default
 	$(BIN)/python -m recipes.calibrate_verifier
-	$(BIN)/python -m benchmarks.neardup --model default
-	$(BIN)/python -m recipes.model_card
+	$(MAKE) results
 
 clean:
 	rm -rf $(SAMPLE) indexes/$(SAMPLE) .pytest_cache .hypothesis

@@ -4,8 +4,12 @@
 
 Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed with apt if
 missing, split by `recipes/pool.py` (train / val / held-out test); blank drawings and
-pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate. Recipe: self-supervised,
-two augmented views per image (`dedup.augment.random_view`), in-batch contrastive loss
+pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate.
+Two more kinds of training item: icons of the training icon themes (`recipes/icons.py`; an icon's
+renditions at 22 px and up are one item, so two sizes of it are a positive pair) and look-alike
+series (`--series` training drawings, each replaced by the 3 different items `dedup.augment.series`
+makes of it, so a series' members are one another's negatives). Recipe: self-supervised,
+two augmented views per item (`dedup.augment.random_view`), in-batch contrastive loss
 (InfoNCE on −d²), Adam with a cosine schedule. Framing (`dedup.framing`): uniform borders
 trimmed, a plain backdrop repainted white (`--no-trim`, `--no-backdrop` turn them off). Hard negatives: from epoch 5 on, three quarters of every
 batch is groups of look-alike pictures (each one's nearest neighbours under the current encoder,
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dedup.augment import duplicate, flatten
+from dedup.augment import duplicate, flatten, series
 from dedup.config import ModelConfig, TrainConfig
 from dedup.data import TrainSet, open_rgba
 from dedup.embed import embed_pixels
@@ -32,6 +36,7 @@ from dedup.framing import to_input
 from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc
 from dedup.model import load_model, new_model, save_model
 from dedup.train import plot_history, train
+from recipes import icons
 from recipes.pool import distinct, pool_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +59,39 @@ def load_set(paths: list[Path], max_side: int = 128) -> TrainSet:
 def distinct_set(ts: TrainSet) -> TrainSet:
     """`ts` without blank drawings and pixel-identical look-alikes (`pool.distinct`)."""
     return ts.subset(np.array(distinct(ts.images)))
+
+
+def with_series(ts: TrainSet, count: int, seed: int) -> TrainSet:
+    """`ts` (one item per image) with `count` of its clip-art drawings each replaced by the 3
+    different items of a look-alike series (`dedup.augment.series`)."""
+    rng = np.random.default_rng([seed, 77])
+    drawings = [k for k, p in enumerate(ts.paths) if "openclipart" in p]
+    templates = set(rng.choice(drawings, size=min(count, len(drawings)), replace=False).tolist())
+    images, paths = [], []
+    for k, (im, path) in enumerate(zip(ts.images, ts.paths)):
+        if k not in templates:
+            images.append(im)
+            paths.append(path)
+            continue
+        _, items = series(im, rng)
+        images.extend(items)
+        paths.extend(f"{path}#series{n}" for n in range(len(items)))
+    return TrainSet(images, np.arange(len(images), dtype=np.int64), paths)
+
+
+def with_icons(ts: TrainSet, themes: tuple[str, ...], min_size: int) -> TrainSet:
+    """`ts` plus one item per icon of `themes`, its renditions of `min_size` px and up as its images."""
+    icons.ensure(themes)
+    images, labels, paths = list(ts.images), list(ts.labels), list(ts.paths)
+    next_label = int(ts.labels.max()) + 1
+    for theme in themes:
+        for sizes in icons.renditions(theme, min_size=min_size).values():
+            for path in sizes.values():
+                images.append(open_rgba(path.read_bytes(), 128))
+                labels.append(next_label)
+                paths.append(str(path))
+            next_label += 1
+    return TrainSet(images, np.array(labels, dtype=np.int64), paths)
 
 
 def calibration_catalog(ts: TrainSet, spec: ModelConfig, seed: int = CALIBRATION_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +131,10 @@ def main() -> None:
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
     ap.add_argument("--hard-negatives", type=float, default=0.75, help="Share of each batch drawn as look-alike groups.")
+    ap.add_argument("--series", type=int, default=600, help="Training drawings made into look-alike series of 3 items.")
+    ap.add_argument("--icons", nargs="*", default=list(icons.TRAINING), choices=list(icons.TRAINING),
+                    help="Icon themes whose renditions train as positives (none: --icons with no name).")
+    ap.add_argument("--icon-min-size", type=int, default=22, help="Smallest icon rendition trained on, in px.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
 
@@ -103,9 +145,9 @@ def main() -> None:
         calibrate(load_model(args.out), load_set(parts["val"]), args, None)
         return
     train_set, val_set = load_set(parts["train"]), load_set(parts["val"])
-    train_set = distinct_set(train_set)  # no look-alike "negatives"
-    train_set.labels = np.arange(len(train_set.images), dtype=np.int64)
-    print(f"{len(train_set.images)} distinct training images", flush=True)
+    train_set = with_series(distinct_set(train_set), args.series, args.seed)  # no look-alike "negatives" but series
+    train_set = with_icons(train_set, tuple(args.icons), args.icon_min_size)
+    print(f"{len(train_set.images)} training images of {len(train_set.classes)} items", flush=True)
     cfg = TrainConfig(
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
         seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
@@ -137,8 +179,11 @@ def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     model.meta.update(
         threshold=round(thr, 4),
         calibration={"catalog_images": n_images, "positive_pairs": int(y.sum()), **calib},
-        data={"sources": ["openclipart-png (CC0)", "gnome-backgrounds", "mate-backgrounds"],
+        data={"sources": ["openclipart-png (CC0)", "gnome-backgrounds", "mate-backgrounds",
+                          *(f"{icons.THEMES[t].package} ({icons.THEMES[t].licence}; renditions ≥ {args.icon_min_size} px)"
+                            for t in args.icons)],
               "split": "recipes/pool.py: sha256(base name) % 100 → <15 test, <20 val, else train",
+              "series": args.series,
               "train_images": model.meta.get("train_items"), "val_images": len(val_set.images)},
         machine="2-core CPU",
     )

@@ -1,0 +1,40 @@
+"""recipes.icons: an icon theme read as labelled renditions."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from recipes import icons
+
+
+def _png(path, size, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size, size, 4), dtype=np.uint8), "RGBA").save(path)
+
+
+def test_renditions_are_real_files_one_per_pixel_size_and_aliases_are_dropped(tmp_path, monkeypatch):
+    base = tmp_path / "theme"
+    for folder, size in (("16x16", 16), ("24x24", 24), ("32x32", 32), ("16x16@2x", 32), ("48x48", 48)):
+        _png(base / folder / "apps" / "editor.png", size, seed=size)
+    _png(base / "48x48" / "apps" / "viewer.png", 48, seed=1)
+    _png(base / "24x24" / "apps" / "viewer.png", 24, seed=2)
+    _png(base / "8x8" / "apps" / "viewer.png", 8, seed=3)  # below min_size
+    (base / "48x48" / "apps" / "alias.png").symlink_to(base / "48x48" / "apps" / "editor.png")
+    (base / "24x24" / "apps" / "alias.png").symlink_to(base / "24x24" / "apps" / "editor.png")
+    for folder in ("48x48", "24x24"):  # byte-identical to `editor`, but not a link
+        (base / folder / "apps" / "copy.png").write_bytes((base / folder / "apps" / "editor.png").read_bytes())
+    _png(base / "scalable" / "apps" / "lonely.png", 64, seed=4)  # no size folder
+    monkeypatch.setitem(icons.THEMES, "fake", icons.Theme("fake-icon-theme", base, "test"))
+
+    found = icons.renditions("fake", min_size=16)
+    assert sorted(found) == ["apps__editor", "apps__viewer"]
+    assert sorted(found["apps__editor"]) == [16, 24, 32, 48]
+    assert sorted(found["apps__viewer"]) == [24, 48]
+    assert sorted(icons.renditions("fake", min_size=32)) == ["apps__editor"]  # viewer has one size left
+    assert icons.renditions("fake", min_size=16, min_count=5) == {}
+
+
+def test_training_and_benchmark_themes_are_apart_and_oxygen_is_in_neither():
+    assert not set(icons.TRAINING) & set(icons.BENCHMARK)
+    assert all(icons.THEMES[t].package != "oxygen-icon-theme" for t in icons.TRAINING + icons.BENCHMARK)
