@@ -9,8 +9,9 @@ Which theme serves what is decided here and nowhere else:
   (`benchmarks/train_icons.py`).
 
 Only real files count: a theme's symlinks (aliases of one drawing under another name) are skipped,
-and of icons whose largest renditions are byte-identical only the one with the most renditions is
-kept, so two icons are always two drawings.
+and of icons whose largest renditions are the same drawing (byte-identical, or the same pixels by
+`recipes.pool.distinct`) only the one with the most renditions is kept, so two icons are always two
+drawings.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from dedup.data import open_rgba
+from recipes.pool import distinct
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,13 @@ def renditions(name: str, min_size: int = 16, min_count: int = 2) -> dict[str, d
         if size >= min_size:
             found.setdefault(f"{path.parent.name}__{path.stem}", {}).setdefault(size, path)
     seen: set[str] = set()
-    icons = {}
+    icons = []
     for icon, sizes in sorted(found.items(), key=lambda kv: (-len(kv[1]), kv[0])):  # of copies, the fullest stays
         if len(sizes) < min_count:
             continue
         digest = hashlib.blake2b(sizes[max(sizes)].read_bytes(), digest_size=16).hexdigest()
         if digest not in seen:
             seen.add(digest)
-            icons[icon] = sizes
-    return dict(sorted(icons.items()))
+            icons.append((icon, sizes))
+    largest = [open_rgba(sizes[max(sizes)].read_bytes(), 64) for _, sizes in icons]
+    return dict(sorted(icons[k] for k in distinct(largest))) if icons else {}

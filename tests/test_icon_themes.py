@@ -25,6 +25,10 @@ def test_renditions_are_real_files_one_per_pixel_size_and_aliases_are_dropped(tm
     for folder in ("48x48", "24x24"):  # byte-identical to `editor`, but not a link
         (base / folder / "apps" / "copy.png").write_bytes((base / folder / "apps" / "editor.png").read_bytes())
     _png(base / "scalable" / "apps" / "lonely.png", 64, seed=4)  # no size folder
+    for folder in ("48x48", "32x32"):  # the same drawing with one pixel changed: not a second icon
+        twin = np.array(Image.open(base / folder / "apps" / "editor.png"))
+        twin[0, 0] = 255 - twin[0, 0]
+        Image.fromarray(twin).save(base / folder / "apps" / "twin.png")
     monkeypatch.setitem(icons.THEMES, "fake", icons.Theme("fake-icon-theme", base, "test"))
 
     found = icons.renditions("fake", min_size=16)
