@@ -1,6 +1,7 @@
 """Duplicate sets → a self-contained static review site: `index.html` (data, script and style
 inline; no request leaves `file://`) and one thumbnail per distinct file (≤ 256 px, draft
-decoding, made in parallel)."""
+decoding, made in parallel). A file that cannot be read (moved, offline, damaged) is previewed
+from the picture the index stored of it, and the page says so."""
 from __future__ import annotations
 
 import html
@@ -82,7 +83,8 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_pro
     if out.resolve().is_relative_to(root.resolve()):
         raise UsageError(f"review folder {str(out)!r} is inside the catalog; choose a folder outside it")
     (out / THUMBS).mkdir(parents=True, exist_ok=True)
-    rows = Index.open(report.index).rows
+    index = Index.open(report.index)
+    rows = index.rows
     facts = {p: k for k, p in enumerate(rows.path.tolist())}
     wanted: dict[str, str] = {}  # content hash → a catalog path with those bytes
     for g in report.groups:
@@ -98,6 +100,12 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_pro
             formats[digest] = thumbnail(root / rel, target)
         except ImageSkip as exc:
             errors[digest] = str(exc)
+            try:
+                target.write_bytes(index.picture(facts[rel]))  # a JPEG ≤ 256 px (`dedup.pictures`)
+            except ImageSkip:
+                return
+            formats[digest] = None
+            errors[digest] = f"{exc} (preview: the picture stored in the index)"
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for n, _ in enumerate(pool.map(make, wanted.items()), 1):

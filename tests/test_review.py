@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from dedup.cli import cli
 from dedup.indexer import index_catalog
@@ -143,3 +144,25 @@ def test_decisions_that_do_not_match_the_index_change_nothing(reviewed, tmp_path
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
     assert tree(cat) == before
+
+
+def page_data(out: Path) -> dict:
+    text = (out / "index.html").read_text()
+    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
+    return json.loads(text[start:text.index("</script>", start)].replace("<\\/", "</"))
+
+
+def test_with_the_catalog_moved_away_the_page_previews_from_the_index(reviewed, tmp_path):
+    cat, idx, out = reviewed
+    before = page_data(out)
+    assert all(m["thumb"] and m["error"] is None and m["format"] for s in before["sets"] for m in s["members"])
+    cat.rename(tmp_path / "elsewhere")
+    moved = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(tmp_path / "again"), "-q"])
+    assert moved.exit_code == 0, moved.output
+    after = page_data(tmp_path / "again")
+    assert [[m["path"] for m in s["members"]] for s in after["sets"]] == [[m["path"] for m in s["members"]] for s in before["sets"]]
+    members = [m for s in after["sets"] for m in s["members"]]
+    assert all(m["thumb"] and m["format"] is None and "stored in the index" in m["error"] for m in members)
+    for m in members:
+        with Image.open(tmp_path / "again" / m["thumb"]) as im:
+            assert im.format == "JPEG" and max(im.size) <= 256
