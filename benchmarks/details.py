@@ -1,13 +1,15 @@
 """Look-alike series on validation catalogs: what the pair check's detail and colourway test
 (`dedup.details`) tells apart, and what it costs.
 
-    python -m benchmarks.details [--seeds 1 2 3 4] [--originals 300] [--series 60] [--out benchmarks/out/details]
+    python -m benchmarks.details [--seeds 1 2 3 4] [--originals 300] [--series 60] [--model M] [--out benchmarks/out/details]
 
 Writes catalogs from the validation pool (`recipes.pool.build_catalog(part="val")`, never the
-test pool) with look-alike series, indexes each with the default encoder as a user would, and
-judges the candidate pairs find-duplicates would check. Of the pairs the keypoints confirm,
-counts those told apart, by kind: true pairs (one item and its copy), two items of one series,
-other different pictures. The test's bounds were chosen on seeds 1–2; seeds 3 onwards judge them.
+test pool) with look-alike series, indexes each with the encoder (`--model`, default: the shipped
+one) as a user would, and judges the candidate pairs find-duplicates would check. Of the pairs the
+keypoints confirm, counts those told apart, by kind: true pairs (one item and its copy), two items
+of one series, other different pictures. The test's bounds were chosen on seeds 1–2; seeds 3
+onwards judge them. Then the pairs find-duplicates keeps, by kind, with precision on all pairs and
+on the series pairs: the validation figures by which encoders are compared.
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ def kinds(truth: dict, paths: list[str], i: np.ndarray, j: np.ndarray) -> np.nda
     return np.where(same, "true", np.where(series, "series", "other"))
 
 
-def judge(out: Path, seed: int, originals: int, series: int) -> dict:
-    truth = indexed_catalog(out, originals, seed, "val", series=series)
+def judge(out: Path, seed: int, originals: int, series: int, model: Path | None = None) -> dict:
+    truth = indexed_catalog(out, originals, seed, "val", series=series, model=model)
     index = Index.open(out / "index")
     paths = [str(p) for p in index.rows.path]
     policy = index_policy(index)
@@ -43,11 +45,17 @@ def judge(out: Path, seed: int, originals: int, series: int) -> dict:
     decision = policy.decide(pairs, index.picture, vectors=index.vectors)
     seconds = time.perf_counter() - start
     kind = kinds(truth, paths, pairs.i, pairs.j)
+    template = series_template([truth[p][0] for p in paths])
+    in_series = (template[pairs.i] >= 0) & (template[pairs.j] >= 0)
     confirmed = decision.keep | decision.told_apart
-    row = {"seed": seed, "images": len(paths), "candidates": len(pairs), "check_s": round(seconds, 2)}
+    row = {"seed": seed, "images": len(paths), "candidates": len(pairs), "check_s": round(seconds, 2),
+           "true pairs": len(true_pairs(truth, paths))}
     for k in KINDS:
         row[f"{k}: confirmed by keypoints"] = int((confirmed & (kind == k)).sum())
         row[f"{k}: told apart"] = int((decision.told_apart & (kind == k)).sum())
+        row[f"{k}: kept"] = int((decision.keep & (kind == k)).sum())
+    row["series files: true kept"] = int((decision.keep & in_series & (kind == "true")).sum())
+    row["series files: different kept"] = int((decision.keep & in_series & (kind != "true")).sum())
     return row
 
 
@@ -56,9 +64,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--originals", type=int, default=300)
     ap.add_argument("--series", type=int, default=60)
+    ap.add_argument("--model", type=Path, default=None, help="Encoder file (default: the shipped one).")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/details"))
     args = ap.parse_args()
-    rows = [judge(args.out / f"seed{s}", s, args.originals, args.series) for s in args.seeds]
+    rows = [judge(args.out / f"seed{s}", s, args.originals, args.series, args.model) for s in args.seeds]
     for row in rows:
         print(json.dumps(row))
     print("| seeds | true pairs told apart | series pairs told apart | other different pairs told apart |")
@@ -69,6 +78,13 @@ def main() -> None:
             cells = [f"{sum(r[f'{k}: told apart'] for r in part)} of {sum(r[f'{k}: confirmed by keypoints'] for r in part)}"
                      for k in KINDS]
             print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\n| seed | pairs kept: true / series / other | recall | precision | series files: true / different kept | series precision |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        kept = [row[f"{k}: kept"] for k in KINDS]
+        st, sf = row["series files: true kept"], row["series files: different kept"]
+        print(f"| {row['seed']} | {' / '.join(map(str, kept))} | {kept[0] / row['true pairs']:.4f} | "
+              f"{kept[0] / max(sum(kept), 1):.4f} | {st} / {sf} | {st / max(st + sf, 1):.4f} |")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ def main() -> None:
                     help="Agreeing keypoints needed beyond the encoder's threshold.")
     ap.add_argument("--veto-keypoints", type=int, default=VerifyConfig.__dataclass_fields__["veto_keypoints"].default,
                     help="Keypoints of the sparser picture from which a close pair needs one agreeing (0: never).")
+    ap.add_argument("--keypoints", type=int, default=VerifyConfig.__dataclass_fields__["keypoints"].default,
+                    help="ORB keypoints found per picture, at most (matching cost grows with the square).")
     ap.add_argument("--work", type=Path, default=Path("benchmarks/out/verify"))
     ap.add_argument("--dry-run", action="store_true", help="Report only; do not write the model file.")
     args = ap.parse_args()
@@ -77,7 +79,7 @@ def main() -> None:
     model = load_model(model_file(args.model))
     # Only pairs with enough agreeing keypoints can be accepted (`policy.required_inliers`, after
     # `closer_look`); the model is fitted and cut on those.
-    gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0,
+    gate = VerifyConfig(candidates=args.candidates, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0, keypoints=args.keypoints,
                         min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
     tables = [candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", gate)
               for s in args.seeds]

@@ -150,7 +150,10 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         "- **Known weaknesses** (measured in `benchmarks/RESULTS.md`): the pair check needs texture, so flat pictures "
         "are judged mostly on distance; series of near-identical drawings (one template, a different letter or "
         "colour) sit as close as edited copies at a 64×64 input, and the pair check tells only some of them apart "
-        "(an overlay on a copy can look like such a detail); screenshot-like layouts are rarely found.",
+        "(an overlay on a copy can look like such a detail); screenshot-like layouts are rarely found; an icon redrawn "
+        "for a small size is rarely matched with its large rendition (the threshold is set on copies, which sit "
+        "closer), and variants of one icon (an emblem added, another arrow direction) share most keypoints, so the "
+        "check confirms some of them.",
         "- **Files**: `dedup/weights/default.pt` (weights, config, recipe, history, calibration; "
         "`torch.load(weights_only=True)`), `default.json` (its card: input spec, identity, threshold, pair check, "
         "SHA-256 of the weights), `default.loss.png` (loss per epoch). Retrain with `make train-default`.",

@@ -5,10 +5,11 @@
 Data: Debian's openclipart-png (CC0) and the GNOME/MATE wallpapers, installed with apt if
 missing, split by `recipes/pool.py` (train / val / held-out test); blank drawings and
 pixel-identical look-alikes are dropped (`pool.distinct`) so that no negative pair is a duplicate.
-Two more kinds of training item: icons of the training icon themes (`recipes/icons.py`; an icon's
-renditions at 22 px and up are one item, so two sizes of it are a positive pair) and look-alike
-series (`--series` training drawings, each replaced by the 3 different items `dedup.augment.series`
-makes of it, so a series' members are one another's negatives). Recipe: self-supervised,
+Two more kinds of training item, off by default (tried, not shipped: `docs/experiments.md`): icons
+of the training icon themes (`--icons gnome tango`, `recipes/icons.py`; an icon's renditions at 22 px
+and up are one item, so two sizes of it are a positive pair) and look-alike series (`--series N`:
+N training drawings, each replaced by the 3 different items `dedup.augment.series` makes of it, so
+a series' members are one another's negatives). Recipe: self-supervised,
 two augmented views per item (`dedup.augment.random_view`), in-batch contrastive loss
 (InfoNCE on −d²), Adam with a cosine schedule. Framing (`dedup.framing`): uniform borders
 trimmed, a plain backdrop repainted white (`--no-trim`, `--no-backdrop` turn them off). Hard negatives: from epoch 5 on, three quarters of every
@@ -131,9 +132,9 @@ def main() -> None:
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
     ap.add_argument("--hard-negatives", type=float, default=0.75, help="Share of each batch drawn as look-alike groups.")
-    ap.add_argument("--series", type=int, default=600, help="Training drawings made into look-alike series of 3 items.")
-    ap.add_argument("--icons", nargs="*", default=list(icons.TRAINING), choices=list(icons.TRAINING),
-                    help="Icon themes whose renditions train as positives (none: --icons with no name).")
+    ap.add_argument("--series", type=int, default=0, help="Training drawings made into look-alike series of 3 items.")
+    ap.add_argument("--icons", nargs="*", default=[], choices=list(icons.TRAINING),
+                    help="Icon themes whose renditions train as positives (`recipes.icons.TRAINING`).")
     ap.add_argument("--icon-min-size", type=int, default=22, help="Smallest icon rendition trained on, in px.")
     ap.add_argument("--calibrate-only", action="store_true", help="Only recalibrate the threshold of --out.")
     args = ap.parse_args()
