@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from dedup.engine import Engine
 
 
-def index_policy(index: Index, threshold: float | None = None, verify: bool = True) -> Policy:
+def index_policy(index: Index, threshold: float | None = None, verify: bool = True,
+                 variants_together: bool = False) -> Policy:
     """The duplicate policy of the model that built `index` (`dedup.policy.policy_for`)."""
-    return policy_for(index.manifest.threshold, index.manifest.verify, threshold, verify)
+    return policy_for(index.manifest.threshold, index.manifest.verify, threshold, verify, variants_together)
 
 
 def find_duplicates(
@@ -32,6 +33,7 @@ def find_duplicates(
     linkage: Linkage | None = None,
     keep: KeepPolicy = "largest",
     verify: bool = True,
+    variants_together: bool = False,
     workers: int = 2,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -43,13 +45,14 @@ def find_duplicates(
     and `linkage` defaults to "complete" (every two members of a set were confirmed); without
     it, `threshold` (default: the model's calibrated one) decides and `linkage` defaults to
     "center" (`dedup.cluster`). Pairs the user judged "not duplicates" (`dedup.judgements`)
-    are dropped. Groups are sorted largest first, then by keeper path; members keeper first,
+    are dropped. With `variants_together`, items the check tells apart by a differing detail or
+    colourway (one design's variants) are grouped as duplicates. Groups are sorted largest first, then by keeper path; members keeper first,
     then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`).
     """
     index = as_index(index)
-    policy = index_policy(index, threshold, verify)
+    policy = index_policy(index, threshold, verify, variants_together)
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
@@ -149,6 +152,7 @@ def find_against(
     threshold: float | None = None,
     *,
     verify: bool = True,
+    variants_together: bool = False,
     workers: int = 2,
     on_progress: ProgressFn = silent,
 ) -> AgainstReport:
@@ -157,7 +161,7 @@ def find_against(
     indexes must share a model."""
     mine, theirs = as_index(index), as_index(against)
     mine.same_model(theirs)
-    policy = index_policy(theirs, threshold, verify)
+    policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers,
                              on_progress=lambda d, t: on_progress("verifying", d, t))

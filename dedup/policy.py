@@ -82,6 +82,7 @@ class CheckedPolicy:
     encoder_threshold: float  # the model's calibrated threshold (at most `threshold`)
     kind: Literal["checked"] = "checked"
     linkage: str = "complete"  # every two members were confirmed
+    tell_apart: bool = True  # veto confirmed pairs that differ in a detail or colourway (`dedup.details`)
 
     def candidates(self, index, queries: np.ndarray, *, within: bool, cells: np.ndarray | None = None,
                    runner: Runner | None = None, on_progress: Progress | None = None) -> Pairs:
@@ -120,7 +121,7 @@ class CheckedPolicy:
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
         apart = np.zeros(len(todo), bool)
         confirmed = np.flatnonzero(readable & same)
-        if len(confirmed) and look.maps is not None:
+        if self.tell_apart and len(confirmed) and look.maps is not None:
             apart[confirmed] = told_apart(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
         verdict_ = np.where(readable, same & ~apart, todo.d < self.encoder_threshold)
         n = len(pairs)
@@ -135,14 +136,15 @@ Policy = Union[DistancePolicy, CheckedPolicy]
 
 
 def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: float | None = None,
-               verify: bool = True) -> Policy:
+               verify: bool = True, variants_together: bool = False) -> Policy:
     """The duplicate policy of a model (its calibrated threshold and pair check, from the model
     or an index's manifest): with the check when the model has one and `verify` is on, and then
     `threshold` (default: the check's candidate distance) bounds the candidates; else `threshold`
-    (default: the model's) alone decides."""
+    (default: the model's) alone decides. `variants_together`: items the check would tell apart
+    by a differing detail or colourway (one design's variants) count as duplicates."""
     if verify and check is not None:
         t = check_threshold(check.candidates if threshold is None else threshold)
-        return CheckedPolicy(check, t, min(float(model_threshold), t))
+        return CheckedPolicy(check, t, min(float(model_threshold), t), tell_apart=not variants_together)
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
 
 

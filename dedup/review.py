@@ -63,15 +63,15 @@ def thumbnail(path: Path, out: Path) -> str | None:
 
 
 def review_index(index: IndexLike = None, out: Path | None = None, *, threshold: float | None = None,
-                 linkage: Linkage | None = None, keep: KeepPolicy = "largest", verify: bool = True, workers: int = 4,
-                 on_progress: ProgressFn = silent) -> ReviewSummary:
+                 linkage: Linkage | None = None, keep: KeepPolicy = "largest", verify: bool = True,
+                 variants_together: bool = False, workers: int = 4, on_progress: ProgressFn = silent) -> ReviewSummary:
     """Find the duplicate sets of `index` (`dedup.duplicates.find_duplicates`) and write their
     review page into `out` (default: the index's `review` folder)."""
     from dedup.duplicates import find_duplicates
 
     index = as_index(index)
-    report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
-                             on_progress=on_progress)
+    report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
+                             variants_together=variants_together, workers=workers, on_progress=on_progress)
     return build_review(report, out or index.folder / "review", workers=workers, on_progress=on_progress)
 
 

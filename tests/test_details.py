@@ -2,11 +2,15 @@
 colourway is told apart; a copy, a colour edit, a rotation with its fill and a caption are not."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageEnhance
 
 from dedup import augment
+from dedup.cli import cli
 from dedup.config import VerifyConfig
 from dedup.details import pair_told_apart, prepared, told_apart
 from dedup.duplicates import find_duplicates
@@ -83,7 +87,7 @@ def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
     assert told_apart([0, 0, 0], [1, 1, 2], maps, picture).tolist() == [True, False, False]
 
 
-def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart(tmp_path, tiny_model_file):
+def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart_unless_asked(tmp_path, tiny_model_file):
     catalog = tmp_path / "cat"
     catalog.mkdir()
     items = _series("letter")
@@ -99,3 +103,10 @@ def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart(
     assert [sorted(m.path for m in g.members) for g in report.groups] == [["item0.png", "item0_copy.jpg"]]
     assert report.verified.told_apart >= 3  # each two items, and the copy with the other items
     assert "told apart by a differing detail or colourway" in duplicates_summary(report)
+
+    together = CliRunner().invoke(cli, ["find-duplicates", "--index", str(tmp_path / "idx"), "--variants-together",
+                                        "--format", "json", "-q"])
+    assert together.exit_code == 0, together.output
+    groups = json.loads(together.stdout)["groups"]
+    assert [sorted(m["path"] for m in g["members"]) for g in groups] == [
+        ["item0.png", "item0_copy.jpg", "item1.png", "item2.png"]]

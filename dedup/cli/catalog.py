@@ -75,6 +75,9 @@ def shown(path: Path) -> str:
 @click.option("--verify/--no-verify", default=True, show_default=True,
     help=("Check every close pair by matching keypoints in the two files (when the model is "
           "calibrated for it)."))
+@click.option("--variants-together", is_flag=True,
+    help=("Count items the keypoint check tells apart by a differing detail or colourway (one design's "
+          "variants: another letter on a badge, another colour) as duplicates."))
 @click.option("--workers", default=2, show_default=True, help="Threads decoding files for the keypoint check.")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -96,7 +99,7 @@ def shown(path: Path) -> str:
 @click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
 @engine_options
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, fmt, output, against, action, to_dir, protect,
+def find_duplicates_cmd(index_path, threshold, verify, variants_together, workers, linkage, keep, fmt, output, against, action, to_dir, protect,
                         do_apply, yes, forget_judgements, engine, address, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
@@ -117,9 +120,11 @@ def find_duplicates_cmd(index_path, threshold, verify, workers, linkage, keep, f
         click.echo(f"Forgot {judgements.forget(index.folder)} pairs judged not duplicates.", err=True)
     with rich_progress(not quiet) as progress:
         if against is not None:
-            found = find_against(index, as_index(against), threshold, verify=verify, workers=workers, on_progress=progress)
+            found = find_against(index, as_index(against), threshold, verify=verify, variants_together=variants_together,
+                                 workers=workers, on_progress=progress)
         else:
-            report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify, workers=workers,
+            report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
+                                     variants_together=variants_together, workers=workers,
                                      engine=engine_for(engine, address), on_progress=progress)
     if against is not None:
         emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)

@@ -16,11 +16,12 @@ from dedup.keep import KEEP_POLICIES
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Folder for the page and thumbnails (default: INDEX/review).")
 @click.option("--threshold", "-t", default=None, type=float, help="As for find-duplicates.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="As for find-duplicates.")
+@click.option("--variants-together", is_flag=True, help="As for find-duplicates.")
 @click.option("--workers", default=4, show_default=True, help="Threads for the keypoint check and the thumbnails.")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None, help="As for find-duplicates.")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @QUIET_OPT
-def review_cmd(index_path, out, threshold, verify, workers, linkage, keep, quiet):
+def review_cmd(index_path, out, threshold, verify, variants_together, workers, linkage, keep, quiet):
     """Write a review page of the duplicate sets: look, choose per set, export decisions.json.
 
     Open OUT/index.html in a browser (no server, no network). Export the decisions and act on
@@ -31,7 +32,7 @@ def review_cmd(index_path, out, threshold, verify, workers, linkage, keep, quiet
 
     with rich_progress(not quiet) as progress:
         summary = review_index(index_path, out, threshold=threshold, linkage=linkage, keep=keep, verify=verify,
-                               workers=workers, on_progress=progress)
+                               variants_together=variants_together, workers=workers, on_progress=progress)
     failed = f"; {summary.failed} files could not be previewed" if summary.failed else ""
     if not quiet:
         click.echo(f"Wrote {summary.page} ({summary.sets} sets, {summary.thumbnails} thumbnails{failed}) in "
