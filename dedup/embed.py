@@ -18,8 +18,12 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def embed_pixels(model: Model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Embed (n, H, W, 3) uint8 images; returns (n, dim) float32 L2-normalised rows."""
+FORWARD_BATCH = 32  # images per forward pass: measured ~1.5× faster than 64 and ~2× faster than 256 on a 2-core CPU
+
+
+def embed_pixels(model: Model, pixels: np.ndarray, batch_size: int = FORWARD_BATCH) -> np.ndarray:
+    """Embed (n, H, W, 3) uint8 images, `batch_size` per forward pass (the vectors do not
+    depend on it); returns (n, dim) float32 L2-normalised rows."""
     n = len(pixels)
     out = np.empty((n, model.config.embedding_dim), dtype=np.float32)
     model.net.eval()

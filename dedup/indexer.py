@@ -172,8 +172,7 @@ def index_catalog(
             stage = engine.index_batches() if engine is not None else _local_stage(workers)
             batches = stack.enter_context(closing(stage(root, records, spec, known, encoder, batch_size)))
             for batch in batches:
-                rows, emb, pictures = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes,
-                                                   batch_size)
+                rows, emb, pictures = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes)
                 if rows:
                     writer.add(rows, emb, pictures)
                     parts.append(emb)
@@ -267,7 +266,6 @@ def _embed_batch(
     skipped: list[Skipped],
     counts: Counter[str],
     hashes: Counter[str],
-    batch_size: int,
 ) -> tuple[list[Row], np.ndarray, list[bytes]]:
     """Rows, (rows, dim) embeddings and check pictures of one prepared batch: known embeddings
     are reused, each new content hash is embedded once (`encoder()` gives the model, loading it
@@ -295,7 +293,7 @@ def _embed_batch(
         hashes[result.content_hash] += 1
         counts[_change(known.previous, rec)] += 1
     if fresh:
-        new = embed_pixels(encoder(), np.stack([d.pixels for d, _ in fresh.values()]), batch_size)
+        new = embed_pixels(encoder(), np.stack([d.pixels for d, _ in fresh.values()]))
         for (d, slots), vector in zip(fresh.values(), new):
             emb[slots] = vector
             known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)

@@ -129,7 +129,7 @@ class Service:
                     break
                 batch.append(job)
             try:
-                emb = embed_pixels(self.model, np.stack([j.pixels for j in batch]), self._max_batch)
+                emb = embed_pixels(self.model, np.stack([j.pixels for j in batch]))
                 gen = self.current
                 for j, vector in zip(batch, emb):
                     j.done.set_result((gen, vector))

@@ -56,7 +56,7 @@ class Embedder:
             decoded.append(result.pixels)
             slots.append(k)
         if decoded:
-            out["embedding"][slots] = embed_pixels(self.model, np.stack(decoded), len(decoded))
+            out["embedding"][slots] = embed_pixels(self.model, np.stack(decoded))
         return out
 
 
