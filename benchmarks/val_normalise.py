@@ -11,6 +11,10 @@ distance d; d divided by the geometric mean of both sides' background distance r
 their 5th–10th nearest neighbours); and d − (r_i + r_j) / 2. Reports each score's ROC-AUC per
 catalog and, for one threshold shared by all catalogs (the one with the best mean F1), each
 catalog's pair precision and F1. Encoder alone: no pair check, no set linkage.
+
+Then the pair check's logistic model (`recipes.calibrate_verifier`'s candidate pairs and
+out-of-fold fit, validation seeds 1–2) with the shipped features, with d − background added, and
+with it in place of d.
 """
 from __future__ import annotations
 
@@ -23,19 +27,55 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.icons import build
+from dedup.calibrate import fit_check
+from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
+from dedup.keypoints import Matches
 from dedup.metrics import roc_auc
+from dedup.model import load_model
+from dedup.modelfile import model_file
+from dedup.policy import features, required_inliers
+from recipes.calibrate_verifier import candidate_table
 from recipes.pool import indexed_catalog
 
 BACKGROUND = (5, 10)  # neighbour ranks whose mean distance is a row's background distance
+
+
+def background(vectors: np.ndarray) -> np.ndarray:
+    """Per row, the mean distance to its `BACKGROUND` nearest neighbours (ranks, self excluded)."""
+    v = vectors.astype(np.float64)
+    ranked = np.sort(np.sqrt(np.maximum(2 - 2 * v @ v.T, 0)) + np.eye(len(v)) * 9, axis=1)
+    return ranked[:, BACKGROUND[0]:BACKGROUND[1]].mean(1)
+
+
+def check_feature(model_path: Path, out: Path) -> None:
+    """The pair check refitted with the normalised distance as a feature (out of fold, seeds 1–2)."""
+    model = load_model(model_path)
+    gate = VerifyConfig(candidates=0.8, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0)
+    tables = [candidate_table(model_path, model.threshold, s, 400, out / f"verify{s}", gate) for s in (1, 2)]
+    r = [background(Index.open(out / f"verify{s}" / "index").vectors) for s in (1, 2)]
+    back = np.concatenate([(rs[t["i"]] + rs[t["j"]]) / 2 for t, rs in zip(tables, r)])
+    d, y, fold = (np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold"))
+    m, look = (Matches(*(np.concatenate([getattr(t[k], f) for t in tables]) for f in ("inliers", "sparser")))
+               for k in ("matches", "look"))
+    eligible = look.inliers >= required_inliers(gate, d, look.sparser, model.threshold)
+    base = features(d, m)
+    n_true = sum(t["true_pairs"] for t in tables)
+    print("\n| pair check features | out-of-fold precision | recall | F1 |\n|---|---|---|---|")
+    for name, x in (("shipped", base), ("shipped + (d − background)", np.column_stack([base, d - back])),
+                    ("d − background in place of d", np.column_stack([d - back, base[:, 1:]]))):
+        _, _, accept, held = fit_check(x, y, eligible, fold, 0.90)
+        pred = eligible & (held >= accept)
+        tp = int((pred & y).sum())
+        p, rec = tp / max(int(pred.sum()), 1), tp / n_true
+        print(f"| {name} | {p:.4f} | {rec:.4f} | {2 * p * rec / max(p + rec, 1e-9):.4f} |", flush=True)
 
 
 def scores(vectors: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
     """Every pair (i < j) scored three ways; smaller = more alike."""
     v = vectors.astype(np.float64)
     dist = np.sqrt(np.maximum(2 - 2 * v @ v.T, 0))
-    ranked = np.sort(dist + np.eye(len(v)) * 9, axis=1)
-    r = ranked[:, BACKGROUND[0]:BACKGROUND[1]].mean(1)
+    r = background(v)
     i, j = np.triu_indices(len(v), 1)
     d = dist[i, j]
     return {"distance": d, "distance / background": d / np.sqrt(r[i] * r[j]),
@@ -86,6 +126,7 @@ def main() -> None:
         cells = [f"{prf(scored[n][0][kind], scored[n][1], best)[0]:.3f} / {prf(scored[n][0][kind], scored[n][1], best)[2]:.3f}"
                  for n in catalogs]
         print(f"| {kind} | " + " | ".join(aucs) + f" | {best:.3f} | " + " | ".join(cells) + " |", flush=True)
+    check_feature(model_file(model), args.out)
 
 
 if __name__ == "__main__":
