@@ -112,12 +112,12 @@ def build_catalog(out: Path, originals: int, seed: int, part: str = "test", seri
         copies = int(rng.integers(1, 4)) if rng.random() < 0.5 else 0
         _write_item(out / "catalog", truth, f"o{src:05d}", src, im, copies, rng)
     if series:
-        unused = [usable[k] for k in sorted(set(range(len(usable))) - set(picks)) if _is_clip_art(files[usable[k][0]])]
+        unused = [usable[k] for k in sorted(set(range(len(usable))) - set(picks)) if is_clip_art(files[usable[k][0]])]
         _add_series(out / "catalog", truth, unused, series, np.random.default_rng([seed, 1]))
     return truth
 
 
-def _is_clip_art(path: Path) -> bool:
+def is_clip_art(path: Path) -> bool:
     return SOURCES[0] in path.parents
 
 

@@ -38,7 +38,7 @@ from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, 
 from dedup.model import load_model, new_model, save_model
 from dedup.train import plot_history, train
 from recipes import icons
-from recipes.pool import distinct, pool_files
+from recipes.pool import distinct, is_clip_art, pool_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PRECISION = 0.90
@@ -66,7 +66,7 @@ def with_series(ts: TrainSet, count: int, seed: int) -> TrainSet:
     """`ts` (one item per image) with `count` of its clip-art drawings each replaced by the 3
     different items of a look-alike series (`dedup.augment.series`)."""
     rng = np.random.default_rng([seed, 77])
-    drawings = [k for k, p in enumerate(ts.paths) if "openclipart" in p]
+    drawings = [k for k, p in enumerate(ts.paths) if is_clip_art(Path(p))]
     templates = set(rng.choice(drawings, size=min(count, len(drawings)), replace=False).tolist())
     images, paths = [], []
     for k, (im, path) in enumerate(zip(ts.images, ts.paths)):

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from dedup.data import TrainSet
 from recipes import icons
+from recipes.pool import SOURCES
+from recipes.train_default import with_icons, with_series
 
 
 def _png(path, size, seed):
@@ -42,3 +45,23 @@ def test_renditions_are_real_files_one_per_pixel_size_and_aliases_are_dropped(tm
 def test_training_and_benchmark_themes_are_apart_and_oxygen_is_in_neither():
     assert not set(icons.TRAINING) & set(icons.BENCHMARK)
     assert all(icons.THEMES[t].package != "oxygen-icon-theme" for t in icons.TRAINING + icons.BENCHMARK)
+
+
+def test_recipe_items_icons_are_one_item_each_and_series_replace_their_drawing(tmp_path, monkeypatch):
+    base = tmp_path / "theme"
+    for size in (24, 32, 48):
+        _png(base / f"{size}x{size}" / "apps" / "editor.png", size, seed=size)
+        _png(base / f"{size}x{size}" / "apps" / "viewer.png", size, seed=100 + size)
+    monkeypatch.setitem(icons.THEMES, "fake", icons.Theme("fake-icon-theme", base, "test"))
+    drawing = Image.new("RGBA", (96, 96), (255, 255, 255, 0))
+    drawing.paste((200, 40, 40, 255), (20, 20, 76, 76))
+    ts = TrainSet([drawing, drawing.copy()], np.arange(2), [str(SOURCES[0] / "a" / "one.png"), "/elsewhere/two.jpg"])
+
+    made = with_series(ts, 5, seed=0)  # only the clip-art drawing can be a template
+    assert [p.rsplit("/", 1)[-1] for p in made.paths] == ["one.png#series0", "one.png#series1", "one.png#series2", "two.jpg"]
+    assert len(made.classes) == 4
+    assert len({np.asarray(im).tobytes() for im in made.images[:3]}) == 3  # three different items
+
+    mixed = with_icons(made, ("fake",), min_size=22)
+    assert len(mixed.images) == 4 + 6 and len(mixed.classes) == 4 + 2
+    assert sorted(np.bincount(mixed.labels).tolist()) == [1, 1, 1, 1, 3, 3]
