@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
-from dedup.errors import UsageError
+from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy
@@ -102,7 +102,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_pro
             errors[digest] = str(exc)
             try:
                 target.write_bytes(index.picture(facts[rel]))  # a JPEG ≤ 256 px (`dedup.pictures`)
-            except ImageSkip:
+            except (ImageSkip, IndexFormatError):  # no stored picture either: the page says why
                 return
             formats[digest] = None
             errors[digest] = f"{exc} (preview: the picture stored in the index)"
