@@ -12,9 +12,12 @@ their 5th–10th nearest neighbours); and d − (r_i + r_j) / 2. Reports each sc
 catalog and, for one threshold shared by all catalogs (the one with the best mean F1), each
 catalog's pair precision and F1. Encoder alone: no pair check, no set linkage.
 
-Then the pair check's logistic model (`recipes.calibrate_verifier`'s candidate pairs and
-out-of-fold fit, validation seeds 1–2) with the shipped features, with d − background added, and
-with it in place of d.
+Then the pair check (`recipes.calibrate_verifier`'s candidate pairs, validation seeds 1–2, fitted
+out of fold with the precision-first cut): its logistic model with the shipped features and with
+d − background added, and its gate ("beyond the encoder's threshold, 20 agreeing keypoints") as
+shipped or judged on d − background (the largest normalised threshold with precision ≥ 0.90 on
+those candidates). The models fitted on clip art are then applied to the gnome icon library's
+candidate pairs (pair precision and recall over all its true pairs; no set linkage).
 """
 from __future__ import annotations
 
@@ -30,11 +33,11 @@ from benchmarks.icons import build
 from dedup.calibrate import fit_check
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
-from dedup.keypoints import Matches
-from dedup.metrics import roc_auc
+from dedup.keypoints import Matches, match_pairs
+from dedup.metrics import precision_threshold, roc_auc
 from dedup.model import load_model
 from dedup.modelfile import model_file
-from dedup.policy import features, required_inliers
+from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
 from recipes.calibrate_verifier import candidate_table
 from recipes.pool import indexed_catalog
 
@@ -48,27 +51,60 @@ def background(vectors: np.ndarray) -> np.ndarray:
     return ranked[:, BACKGROUND[0]:BACKGROUND[1]].mean(1)
 
 
-def check_feature(model_path: Path, out: Path) -> None:
-    """The pair check refitted with the normalised distance as a feature (out of fold, seeds 1–2)."""
+def _prf(pred: np.ndarray, same: np.ndarray, n_true: int) -> str:
+    tp = int((pred & same).sum())
+    p, r = tp / max(int(pred.sum()), 1), tp / max(n_true, 1)
+    return f"{p:.3f} / {r:.3f} / {2 * p * r / max(p + r, 1e-9):.3f}"
+
+
+def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
+    """The pair check with the normalised distance as a feature and as its gate (see the docstring)."""
     model = load_model(model_path)
+    thr = model.threshold
     gate = VerifyConfig(candidates=0.8, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0)
-    tables = [candidate_table(model_path, model.threshold, s, 400, out / f"verify{s}", gate) for s in (1, 2)]
+    tables = [candidate_table(model_path, thr, s, 400, out / f"verify{s}", gate) for s in (1, 2)]
     r = [background(Index.open(out / f"verify{s}" / "index").vectors) for s in (1, 2)]
-    back = np.concatenate([(rs[t["i"]] + rs[t["j"]]) / 2 for t, rs in zip(tables, r)])
-    d, y, fold = (np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold"))
-    m, look = (Matches(*(np.concatenate([getattr(t[k], f) for t in tables]) for f in ("inliers", "sparser")))
-               for k in ("matches", "look"))
-    eligible = look.inliers >= required_inliers(gate, d, look.sparser, model.threshold)
-    base = features(d, m)
-    n_true = sum(t["true_pairs"] for t in tables)
-    print("\n| pair check features | out-of-fold precision | recall | F1 |\n|---|---|---|---|")
-    for name, x in (("shipped", base), ("shipped + (d − background)", np.column_stack([base, d - back])),
-                    ("d − background in place of d", np.column_stack([d - back, base[:, 1:]]))):
-        _, _, accept, held = fit_check(x, y, eligible, fold, 0.90)
-        pred = eligible & (held >= accept)
-        tp = int((pred & y).sum())
-        p, rec = tp / max(int(pred.sum()), 1), tp / n_true
-        print(f"| {name} | {p:.4f} | {rec:.4f} | {2 * p * rec / max(p + rec, 1e-9):.4f} |", flush=True)
+    clip = {"d": np.concatenate([t["d"] for t in tables]), "same": np.concatenate([t["same"] for t in tables]),
+            "back": np.concatenate([(rs[t["i"]] + rs[t["j"]]) / 2 for t, rs in zip(tables, r)]),
+            "n_true": sum(t["true_pairs"] for t in tables),
+            **{k: Matches(*(np.concatenate([getattr(t[k], f) for t in tables]) for f in ("inliers", "sparser")))
+               for k in ("matches", "look")}}
+    fold = np.concatenate([t["fold"] for t in tables])
+    index = Index.open(icon_index)
+    pairs = CheckedPolicy(gate, gate.candidates, min(thr, gate.candidates)).candidates(index.faiss, index.vectors, within=True)
+    matches = match_pairs(pairs, index.picture, gate.side, gate.keypoints)
+    labels = np.array([str(p).split("/")[0] for p in index.rows.path])
+    rows = background(index.vectors)
+    sizes = np.unique(labels, return_counts=True)[1]
+    icon = {"d": np.asarray(pairs.d, np.float64), "same": labels[pairs.i] == labels[pairs.j],
+            "back": (rows[pairs.i] + rows[pairs.j]) / 2, "n_true": int((sizes * (sizes - 1) // 2).sum()),
+            "matches": matches, "look": closer_look(pairs, matches, gate, index.picture, thr)}
+    t_n = precision_threshold(clip["d"] - clip["back"], clip["same"], 0.90)
+
+    def needed(c: dict, normalised: bool) -> np.ndarray:
+        shipped = required_inliers(gate, c["d"], c["look"].sparser, thr)
+        if not normalised:
+            return shipped
+        close = (c["d"] >= thr / 2) & (c["d"] < thr) & (c["look"].sparser >= gate.veto_keypoints)
+        return np.where(c["d"] - c["back"] >= t_n, gate.min_inliers, close.astype(int))
+
+    def inputs(c: dict, normalised: bool) -> np.ndarray:
+        base = features(c["d"], c["matches"])
+        return np.column_stack([base, c["d"] - c["back"]]) if normalised else base
+
+    print(f"\nnormalised gate: d − background ≥ {t_n:.4f} needs {gate.min_inliers} agreeing keypoints "
+          f"(shipped: d ≥ {thr})")
+    print("| gate | features | clip art, out of fold: P / R / F1 | gnome icons: P / R / F1 |\n|---|---|---|---|")
+    for gate_normalised in (False, True):
+        for feature in (False, True):
+            eligible = clip["look"].inliers >= needed(clip, gate_normalised)
+            weights, bias, accept, held = fit_check(inputs(clip, feature), clip["same"], eligible, fold, 0.90)
+            prob = 1.0 / (1.0 + np.exp(-np.clip(inputs(icon, feature) @ weights + bias, -30, 30)))
+            on_icons = (icon["look"].inliers >= needed(icon, gate_normalised)) & (prob >= accept)
+            print(f"| {'d − background' if gate_normalised else 'shipped'} | "
+                  f"{'shipped + (d − background)' if feature else 'shipped'} | "
+                  f"{_prf(eligible & (held >= accept), clip['same'], clip['n_true'])} | "
+                  f"{_prf(on_icons, icon['same'], icon['n_true'])} |", flush=True)
 
 
 def scores(vectors: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
@@ -126,7 +162,7 @@ def main() -> None:
         cells = [f"{prf(scored[n][0][kind], scored[n][1], best)[0]:.3f} / {prf(scored[n][0][kind], scored[n][1], best)[2]:.3f}"
                  for n in catalogs]
         print(f"| {kind} | " + " | ".join(aucs) + f" | {best:.3f} | " + " | ".join(cells) + " |", flush=True)
-    check_feature(model_file(model), args.out)
+    check_probe(model_file(model), args.out, icons / "index")
 
 
 if __name__ == "__main__":
