@@ -27,9 +27,8 @@ from recipes.pool import indexed_catalog, series_template, true_pairs
 KINDS = ("true", "series", "other")
 
 
-def kinds(truth: dict, paths: list[str], i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    true = true_pairs(truth, paths)
-    template = series_template([truth[p][0] for p in paths])
+def kinds(true: set, template: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Per pair (i, j): "true" (in `true`), "series" (two items of one series template), or "other"."""
     series = (template[i] >= 0) & (template[i] == template[j])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())], bool)
     return np.where(same, "true", np.where(series, "series", "other"))
@@ -44,12 +43,13 @@ def judge(out: Path, seed: int, originals: int, series: int, model: Path | None 
     start = time.perf_counter()
     decision = policy.decide(pairs, index.picture, vectors=index.vectors)
     seconds = time.perf_counter() - start
-    kind = kinds(truth, paths, pairs.i, pairs.j)
+    true = true_pairs(truth, paths)
     template = series_template([truth[p][0] for p in paths])
+    kind = kinds(true, template, pairs.i, pairs.j)
     in_series = (template[pairs.i] >= 0) & (template[pairs.j] >= 0)
     confirmed = decision.keep | decision.told_apart
     row = {"seed": seed, "images": len(paths), "candidates": len(pairs), "check_s": round(seconds, 2),
-           "true pairs": len(true_pairs(truth, paths))}
+           "true pairs": len(true)}
     for k in KINDS:
         row[f"{k}: confirmed by keypoints"] = int((confirmed & (kind == k)).sum())
         row[f"{k}: told apart"] = int((decision.told_apart & (kind == k)).sum())

@@ -33,28 +33,39 @@ from benchmarks.icons import build
 from dedup.calibrate import fit_check
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
-from dedup.keypoints import Matches, match_pairs
+from dedup.keypoints import Matches
 from dedup.metrics import precision_threshold, roc_auc
 from dedup.model import load_model
 from dedup.modelfile import model_file
-from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
-from recipes.calibrate_verifier import candidate_table
+from dedup.policy import features, required_inliers
+from recipes.calibrate_verifier import candidate_table, checked_candidates
 from recipes.pool import indexed_catalog
 
 BACKGROUND = (5, 10)  # neighbour ranks whose mean distance is a row's background distance
 
 
-def background(vectors: np.ndarray) -> np.ndarray:
-    """Per row, the mean distance to its `BACKGROUND` nearest neighbours (ranks, self excluded)."""
+def distances(vectors: np.ndarray) -> np.ndarray:
+    """Every pairwise distance of unit vectors, (n, n) float64."""
     v = vectors.astype(np.float64)
-    ranked = np.sort(np.sqrt(np.maximum(2 - 2 * v @ v.T, 0)) + np.eye(len(v)) * 9, axis=1)
+    return np.sqrt(np.maximum(2 - 2 * v @ v.T, 0))
+
+
+def background(dist: np.ndarray) -> np.ndarray:
+    """Per row of a distance matrix, the mean distance to its `BACKGROUND` nearest neighbours
+    (ranks, self excluded)."""
+    ranked = np.sort(dist + np.eye(len(dist)) * 9, axis=1)
     return ranked[:, BACKGROUND[0]:BACKGROUND[1]].mean(1)
 
 
-def _prf(pred: np.ndarray, same: np.ndarray, n_true: int) -> str:
+def pair_scores(pred: np.ndarray, same: np.ndarray, n_true: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 of predicted pairs `pred` (of `n_true` true pairs in all)."""
     tp = int((pred & same).sum())
     p, r = tp / max(int(pred.sum()), 1), tp / max(n_true, 1)
-    return f"{p:.3f} / {r:.3f} / {2 * p * r / max(p + r, 1e-9):.3f}"
+    return p, r, 2 * p * r / max(p + r, 1e-9)
+
+
+def _shown(scores: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:.3f}" for v in scores)
 
 
 def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
@@ -63,22 +74,20 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
     thr = model.threshold
     gate = VerifyConfig(candidates=0.8, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0)
     tables = [candidate_table(model_path, thr, s, 400, out / f"verify{s}", gate) for s in (1, 2)]
-    r = [background(Index.open(out / f"verify{s}" / "index").vectors) for s in (1, 2)]
+    r = [background(distances(Index.open(out / f"verify{s}" / "index").vectors)) for s in (1, 2)]
     clip = {"d": np.concatenate([t["d"] for t in tables]), "same": np.concatenate([t["same"] for t in tables]),
             "back": np.concatenate([(rs[t["i"]] + rs[t["j"]]) / 2 for t, rs in zip(tables, r)]),
             "n_true": sum(t["true_pairs"] for t in tables),
-            **{k: Matches(*(np.concatenate([getattr(t[k], f) for t in tables]) for f in ("inliers", "sparser")))
-               for k in ("matches", "look")}}
+            **{k: Matches.concatenate([t[k] for t in tables]) for k in ("matches", "look")}}
     fold = np.concatenate([t["fold"] for t in tables])
     index = Index.open(icon_index)
-    pairs = CheckedPolicy(gate, gate.candidates, min(thr, gate.candidates)).candidates(index.faiss, index.vectors, within=True)
-    matches = match_pairs(pairs, index.picture, gate.side, gate.keypoints)
+    pairs, matches, look = checked_candidates(index, thr, gate)
     labels = np.array([str(p).split("/")[0] for p in index.rows.path])
-    rows = background(index.vectors)
+    rows = background(distances(index.vectors))
     sizes = np.unique(labels, return_counts=True)[1]
     icon = {"d": np.asarray(pairs.d, np.float64), "same": labels[pairs.i] == labels[pairs.j],
             "back": (rows[pairs.i] + rows[pairs.j]) / 2, "n_true": int((sizes * (sizes - 1) // 2).sum()),
-            "matches": matches, "look": closer_look(pairs, matches, gate, index.picture, thr)}
+            "matches": matches, "look": look}
     t_n = precision_threshold(clip["d"] - clip["back"], clip["same"], 0.90)
 
     def needed(c: dict, normalised: bool) -> np.ndarray:
@@ -103,26 +112,23 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
             on_icons = (icon["look"].inliers >= needed(icon, gate_normalised)) & (prob >= accept)
             print(f"| {'d − background' if gate_normalised else 'shipped'} | "
                   f"{'shipped + (d − background)' if feature else 'shipped'} | "
-                  f"{_prf(eligible & (held >= accept), clip['same'], clip['n_true'])} | "
-                  f"{_prf(on_icons, icon['same'], icon['n_true'])} |", flush=True)
+                  f"{_shown(pair_scores(eligible & (held >= accept), clip['same'], clip['n_true']))} | "
+                  f"{_shown(pair_scores(on_icons, icon['same'], icon['n_true']))} |", flush=True)
 
 
 def scores(vectors: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
     """Every pair (i < j) scored three ways; smaller = more alike."""
-    v = vectors.astype(np.float64)
-    dist = np.sqrt(np.maximum(2 - 2 * v @ v.T, 0))
-    r = background(v)
-    i, j = np.triu_indices(len(v), 1)
+    dist = distances(vectors)
+    r = background(dist)
+    i, j = np.triu_indices(len(dist), 1)
     d = dist[i, j]
     return {"distance": d, "distance / background": d / np.sqrt(r[i] * r[j]),
             "distance - background": d - (r[i] + r[j]) / 2, "pairs": (i, j)}
 
 
 def prf(score: np.ndarray, same: np.ndarray, t: float) -> tuple[float, float, float]:
-    pred = score < t
-    tp = int((pred & same).sum())
-    p, r = tp / max(int(pred.sum()), 1), tp / max(int(same.sum()), 1)
-    return p, r, 2 * p * r / max(p + r, 1e-9)
+    """`pair_scores` of the pairs scored under `t`, every true pair being among `score`'s."""
+    return pair_scores(score < t, same, int(same.sum()))
 
 
 def labelled(index: Path, label) -> tuple[np.ndarray, np.ndarray]:

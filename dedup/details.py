@@ -30,6 +30,7 @@ from PIL import Image
 
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures, rescaled
+from dedup.pictures import fitted
 
 SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
 CACHE_PICTURES = 256  # prepared pictures kept while pairs are judged (~250 kB each)
@@ -78,13 +79,12 @@ class Picture:
 
 
 def prepared(picture: bytes, side: int = SIDE) -> Picture:
-    """A check picture (`dedup.pictures`) with its longer side `side` (as `dedup.pictures.grey_at`)."""
+    """A check picture (`dedup.pictures`) at its `fitted` size, as the keypoints see it."""
     rgb = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))
     h, w = rgb.shape[:2]
-    if max(w, h) != side:
-        f = side / max(w, h)
-        method = cv2.INTER_LINEAR if f < 1 else cv2.INTER_CUBIC
-        rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=method)
+    size = fitted(w, h, side)
+    if size is not None:
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if max(size) < max(w, h) else cv2.INTER_CUBIC)
     subject = _subject(rgb)
     return Picture(rgb, subject, _backdrop(~subject))
 

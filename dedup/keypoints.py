@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -155,6 +155,12 @@ class Matches:
 
     def copy(self) -> Matches:
         return Matches(self.inliers.copy(), self.sparser.copy(), None if self.maps is None else self.maps.copy())
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Matches]) -> Matches:
+        """The pairs of `parts`, one after another (maps kept only when every part has them)."""
+        maps = None if any(p.maps is None for p in parts) else np.concatenate([p.maps for p in parts])
+        return cls(np.concatenate([p.inliers for p in parts]), np.concatenate([p.sparser for p in parts]), maps)
 
     @property
     def readable(self) -> np.ndarray:

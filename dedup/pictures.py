@@ -29,13 +29,22 @@ def picture_bytes(rgb: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def fitted(width: int, height: int, side: int) -> tuple[int, int] | None:
+    """The size with longer side `side` that a picture of `width` × `height` is compared at (a
+    smaller one is enlarged, so that both pictures of a pair are seen at one scale); None when it
+    is that size already."""
+    longer = max(width, height)
+    if longer == side:
+        return None
+    f = side / longer
+    return max(1, round(width * f)), max(1, round(height * f))
+
+
 def grey_at(picture: bytes, side: int) -> np.ndarray:
-    """A check picture as a greyscale uint8 array whose longer side is `side` (a smaller one is
-    enlarged, so that both pictures of a pair are seen at one scale). PIL's errors pass through."""
+    """A check picture as a greyscale uint8 array at its `fitted` size. PIL's errors pass through."""
     grey = Image.open(io.BytesIO(picture)).convert("L")
-    w, h = grey.size
-    if max(w, h) != side:
-        f = side / max(w, h)
-        method = Image.Resampling.BILINEAR if f < 1 else Image.Resampling.BICUBIC
-        grey = grey.resize((max(1, round(w * f)), max(1, round(h * f))), method)
+    size = fitted(*grey.size, side)
+    if size is not None:
+        shrink = max(size) < max(grey.size)
+        grey = grey.resize(size, Image.Resampling.BILINEAR if shrink else Image.Resampling.BICUBIC)
     return np.asarray(grey)

@@ -31,11 +31,22 @@ from dedup.keypoints import Matches, match_pairs
 from dedup.metrics import best_f1_threshold
 from dedup.model import load_model, save_model
 from dedup.modelfile import model_file
+from dedup.pairs import Pairs
 from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
 from recipes.pool import indexed_catalog, true_pairs
 from recipes.train_default import TARGET_PRECISION
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def checked_candidates(index: Index, threshold: float, check: VerifyConfig) -> tuple[Pairs, Matches, Matches]:
+    """The candidates find-duplicates checks in `index` (`CheckedPolicy.candidates`; `threshold`:
+    the encoder's), their keypoint matches on the pictures the index stores, and those after
+    `closer_look`."""
+    pairs = CheckedPolicy(check, check.candidates, min(threshold, check.candidates)).candidates(
+        index.faiss, index.vectors, within=True)
+    matches = match_pairs(pairs, index.picture, check.side, check.keypoints)
+    return pairs, matches, closer_look(pairs, matches, check, index.picture, threshold)
 
 
 def candidate_table(model: Path, threshold: float, seed: int, originals: int, out: Path, check: VerifyConfig) -> dict:
@@ -45,13 +56,8 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     index = Index.open(out / "index")
     paths = [str(p) for p in index.rows.path]
     true = true_pairs(truth, paths)
-    # the candidates find-duplicates checks (`CheckedPolicy.candidates`)
-    policy = CheckedPolicy(check, check.candidates, min(threshold, check.candidates))
-    pairs = policy.candidates(index.faiss, index.vectors, within=True)
+    pairs, matches, look = checked_candidates(index, threshold, check)
     i, j, d = pairs.i, pairs.j, pairs.d
-
-    matches = match_pairs(pairs, index.picture, check.side, check.keypoints)  # the pictures the index stores
-    look = closer_look(pairs, matches, check, index.picture, threshold)
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     return {"d": d, "matches": matches, "look": look, "same": same,
@@ -84,8 +90,7 @@ def main() -> None:
     tables = [candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", gate)
               for s in args.seeds]
     cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold")}
-    matches, look = (Matches(*(np.concatenate([getattr(t[k], f) for t in tables]) for f in ("inliers", "sparser")))
-                     for k in ("matches", "look"))
+    matches, look = (Matches.concatenate([t[k] for t in tables]) for k in ("matches", "look"))
     x, y = features(cat["d"], matches), cat["same"]
     n_true = sum(t["true_pairs"] for t in tables)
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
