@@ -13,11 +13,11 @@ catalog and, for one threshold shared by all catalogs (the one with the best mea
 catalog's pair precision and F1. Encoder alone: no pair check, no set linkage.
 
 Then the pair check (`recipes.calibrate_verifier`'s candidate pairs, validation seeds 1–2, fitted
-out of fold with the precision-first cut): its logistic model with the shipped features and with
-d − background added, and its gate ("beyond the encoder's threshold, 20 agreeing keypoints") as
-shipped or judged on d − background (the largest normalised threshold with precision ≥ 0.90 on
-those candidates). The models fitted on clip art are then applied to the gnome icon library's
-candidate pairs (pair precision and recall over all its true pairs; no set linkage).
+out of fold with the precision-first cut by `dedup.calibrate.fit_candidates`): without background
+distances, and with them (`dedup.background`: a fifth feature, and "20 agreeing keypoints" from
+a normalised distance on rather than beyond the encoder's threshold). The checks fitted on clip
+art are then applied to the gnome icon library's candidate pairs (pair precision and recall over
+all its true pairs; no set linkage).
 """
 from __future__ import annotations
 
@@ -30,18 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.icons import build
-from dedup.calibrate import fit_check
+from dedup.background import RANKS, backgrounds, normalised
+from dedup.calibrate import fit_candidates
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
 from dedup.keypoints import Matches
-from dedup.metrics import precision_threshold, roc_auc
+from dedup.metrics import roc_auc
 from dedup.model import load_model
 from dedup.modelfile import model_file
-from dedup.policy import features, required_inliers
+from dedup.policy import accepted
 from recipes.calibrate_verifier import candidate_table, checked_candidates
 from recipes.pool import indexed_catalog
-
-BACKGROUND = (5, 10)  # neighbour ranks whose mean distance is a row's background distance
 
 
 def distances(vectors: np.ndarray) -> np.ndarray:
@@ -51,10 +50,10 @@ def distances(vectors: np.ndarray) -> np.ndarray:
 
 
 def background(dist: np.ndarray) -> np.ndarray:
-    """Per row of a distance matrix, the mean distance to its `BACKGROUND` nearest neighbours
-    (ranks, self excluded)."""
+    """Per row of a distance matrix, the mean distance to its `dedup.background.RANKS` nearest
+    other rows."""
     ranked = np.sort(dist + np.eye(len(dist)) * 9, axis=1)
-    return ranked[:, BACKGROUND[0]:BACKGROUND[1]].mean(1)
+    return ranked[:, RANKS[0] - 1 : RANKS[1]].mean(1)
 
 
 def pair_scores(pred: np.ndarray, same: np.ndarray, n_true: int) -> tuple[float, float, float]:
@@ -74,46 +73,26 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
     thr = model.threshold
     gate = VerifyConfig(candidates=0.8, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0)
     tables = [candidate_table(model_path, thr, s, 400, out / f"verify{s}", gate) for s in (1, 2)]
-    r = [background(distances(Index.open(out / f"verify{s}" / "index").vectors)) for s in (1, 2)]
-    clip = {"d": np.concatenate([t["d"] for t in tables]), "same": np.concatenate([t["same"] for t in tables]),
-            "back": np.concatenate([(rs[t["i"]] + rs[t["j"]]) / 2 for t, rs in zip(tables, r)]),
-            "n_true": sum(t["true_pairs"] for t in tables),
-            **{k: Matches.concatenate([t[k] for t in tables]) for k in ("matches", "look")}}
-    fold = np.concatenate([t["fold"] for t in tables])
+    clip = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold", "rows", "normalised")}
+    clip.update({k: Matches.concatenate([t[k] for t in tables]) for k in ("matches", "look")})
+    n_true = sum(t["true_pairs"] for t in tables)
     index = Index.open(icon_index)
     pairs, matches, look = checked_candidates(index, thr, gate)
     labels = np.array([str(p).split("/")[0] for p in index.rows.path])
-    rows = background(distances(index.vectors))
+    rows = backgrounds(index.faiss, index.vectors, np.arange(len(labels)), within=True, typical=np.nan)
     sizes = np.unique(labels, return_counts=True)[1]
-    icon = {"d": np.asarray(pairs.d, np.float64), "same": labels[pairs.i] == labels[pairs.j],
-            "back": (rows[pairs.i] + rows[pairs.j]) / 2, "n_true": int((sizes * (sizes - 1) // 2).sum()),
-            "matches": matches, "look": look}
-    t_n = precision_threshold(clip["d"] - clip["back"], clip["same"], 0.90)
-
-    def needed(c: dict, normalised: bool) -> np.ndarray:
-        shipped = required_inliers(gate, c["d"], c["look"].sparser, thr)
-        if not normalised:
-            return shipped
-        close = (c["d"] >= thr / 2) & (c["d"] < thr) & (c["look"].sparser >= gate.veto_keypoints)
-        return np.where(c["d"] - c["back"] >= t_n, gate.min_inliers, close.astype(int))
-
-    def inputs(c: dict, normalised: bool) -> np.ndarray:
-        base = features(c["d"], c["matches"])
-        return np.column_stack([base, c["d"] - c["back"]]) if normalised else base
-
-    print(f"\nnormalised gate: d − background ≥ {t_n:.4f} needs {gate.min_inliers} agreeing keypoints "
-          f"(shipped: d ≥ {thr})")
-    print("| gate | features | clip art, out of fold: P / R / F1 | gnome icons: P / R / F1 |\n|---|---|---|---|")
-    for gate_normalised in (False, True):
-        for feature in (False, True):
-            eligible = clip["look"].inliers >= needed(clip, gate_normalised)
-            weights, bias, accept, held = fit_check(inputs(clip, feature), clip["same"], eligible, fold, 0.90)
-            prob = 1.0 / (1.0 + np.exp(-np.clip(inputs(icon, feature) @ weights + bias, -30, 30)))
-            on_icons = (icon["look"].inliers >= needed(icon, gate_normalised)) & (prob >= accept)
-            print(f"| {'d − background' if gate_normalised else 'shipped'} | "
-                  f"{'shipped + (d − background)' if feature else 'shipped'} | "
-                  f"{_shown(pair_scores(eligible & (held >= accept), clip['same'], clip['n_true']))} | "
-                  f"{_shown(pair_scores(on_icons, icon['same'], icon['n_true']))} |", flush=True)
+    icon_same, icon_true = labels[pairs.i] == labels[pairs.j], int((sizes * (sizes - 1) // 2).sum())
+    icon_normalised = normalised(pairs.d, rows[pairs.i], rows[pairs.j])
+    print("\n| pair check | gate: 20 agreeing keypoints from | clip art, out of fold: P / R / F1 | "
+          "gnome icons: P / R / F1 |\n|---|---|---|---|")
+    for normalise in (False, True):
+        check, held = fit_candidates(gate, clip["d"], clip["matches"], clip["look"], clip["same"], clip["fold"], thr,
+                                     clip["normalised"] if normalise else None, float(np.nanmedian(clip["rows"])))
+        on_icons = accepted(check, pairs.d, matches, thr, look, icon_normalised if normalise else None)
+        print(f"| {'with background distances' if normalise else 'without'} | "
+              f"{f'normalised distance {check.gate}' if check.gate is not None else f'distance {thr}'} | "
+              f"{_shown(pair_scores(held, clip['same'], n_true))} | "
+              f"{_shown(pair_scores(on_icons, icon_same, icon_true))} |", flush=True)
 
 
 def scores(vectors: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:

@@ -1,20 +1,22 @@
 """Calibrating a model's pair check on labelled pictures (numpy only): the candidate pairs
-find-duplicates would check, their keypoint matches, a logistic model over `VERIFY_FEATURES`
-fitted to tell same from different, and an acceptance cut chosen precision first on held-out
-folds. The check is attached to the model only when it does better than the encoder alone."""
+find-duplicates would check, their keypoint matches and background distances, a logistic model
+over `NORMALISED_FEATURES` fitted to tell same from different, the normalised distance from which
+agreeing keypoints are required, and an acceptance cut chosen precision first on held-out folds.
+The check is attached to the model only when it does better than the encoder alone."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from dedup.ann import build_index
-from dedup.config import VERIFY_FEATURES, VerifyConfig
+from dedup.background import backgrounds, normalised
+from dedup.config import NORMALISED_FEATURES, VERIFY_FEATURES, VerifyConfig
 from dedup.embed import embed_loaded, load_files
 from dedup.errors import UsageError
-from dedup.keypoints import match_pairs
+from dedup.keypoints import Matches, match_pairs
 from dedup.metrics import best_f1_threshold, precision_threshold
 from dedup.model import Model
 from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
@@ -64,6 +66,28 @@ def fit_check(x: np.ndarray, y: np.ndarray, eligible: np.ndarray, fold: np.ndarr
     return w, b, round(float(1.0 - cut), 4), held_out
 
 
+def fit_candidates(gate: VerifyConfig, d: np.ndarray, m: Matches, look: Matches, same: np.ndarray, fold: np.ndarray,
+                   encoder_threshold: float, normalised_distance: np.ndarray | None = None, typical_background: float = 0.0,
+                   target: float = TARGET_PRECISION) -> tuple[VerifyConfig | None, np.ndarray]:
+    """The check fitted (`fit_check`) on candidate pairs (distances `d`, keypoint matches `m`,
+    and `look`: after `closer_look`; `same`: the truth; `fold`: 0/1 by item) with `gate`'s
+    candidates, keypoint settings and rules. With `normalised_distance` (`dedup.background`)
+    it is also a feature (`NORMALISED_FEATURES`), and the `min_inliers` rule starts at the
+    largest normalised distance under which candidate pairs are still ≥ `target` precise.
+    Returns the check (None when too few pairs could be accepted to fit it) and which pairs it
+    accepts out of fold."""
+    if normalised_distance is not None:
+        cut = precision_threshold(normalised_distance, same, target)
+        gate = replace(gate, features=NORMALISED_FEATURES, weights=(0.0,) * len(NORMALISED_FEATURES),
+                       gate=None if cut is None else round(cut, 4), typical_background=round(float(typical_background), 4))
+    eligible = m.readable & (look.inliers >= required_inliers(gate, d, look.sparser, encoder_threshold, normalised_distance))
+    if eligible.sum() < MIN_PAIRS or len(np.unique(same[eligible])) < 2:
+        return None, np.zeros(len(same), bool)
+    w, b, accept, held_out = fit_check(features(d, m, normalised_distance), same, eligible, fold, target)
+    check = replace(gate, weights=tuple(round(float(v), 5) for v in w), bias=round(b, 5), accept=accept)
+    return check, eligible & (held_out >= accept)
+
+
 @dataclass
 class Calibration:
     """What calibrating found: the check (None when it was not better than the encoder alone, or
@@ -89,6 +113,7 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
     decoded, errors = load_files(model, list(files))
     ok = np.array([e is None for e in errors])
     emb, labels = embed_loaded(model, decoded)[ok], np.asarray(labels)[ok]
+    flat = build_index(emb, "Flat", {})
     pictures = [d.picture for d in decoded if d is not None]
     n = len(emb)
     same = labels[:, None] == labels[None, :]
@@ -104,7 +129,7 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
         gate = VerifyConfig(candidates=round(min(2.0, max(threshold, reach)), 4), weights=(0.0,) * len(VERIFY_FEATURES),
                             bias=0.0)
     policy = CheckedPolicy(gate, gate.candidates, min(threshold, gate.candidates))
-    pairs = policy.candidates(build_index(emb, "Flat", {}), emb, within=True)
+    pairs = policy.candidates(flat, emb, within=True)
     y = same[pairs.i, pairs.j]
     true_total = int(y_all.sum())
     if (~y).sum() < MIN_PAIRS:
@@ -116,13 +141,13 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
                            true_pairs=true_total, images=n)
     m = match_pairs(pairs, pictures.__getitem__, gate.side, gate.keypoints, workers)
     look = closer_look(pairs, m, gate, pictures.__getitem__, policy.encoder_threshold, workers)
-    x = features(pairs.d, m)
-    eligible = m.readable & (look.inliers >= required_inliers(gate, pairs.d, look.sparser, policy.encoder_threshold))
+    back = backgrounds(flat, emb, np.arange(n), within=True, typical=np.nan)
     fold = (labels[pairs.i].astype(np.int64) * 2654435761) % 2  # by item: one item's pairs in one fold
-    if eligible.sum() < MIN_PAIRS or len(np.unique(y[eligible])) < 2:
+    check, accepted = fit_candidates(gate, pairs.d, m, look, y, fold, policy.encoder_threshold,
+                                     normalised(pairs.d, back[pairs.i], back[pairs.j]), float(np.nanmedian(back)))
+    if check is None:
         return Calibration(None, "too few pairs with agreeing keypoints to fit the check", pairs=len(pairs),
                            true_pairs=true_total, images=n)
-    w, b, accept, held_out = fit_check(x, y, eligible, fold)
 
     def scores(pred: np.ndarray) -> dict[str, float]:
         tp = int((pred & y).sum())
@@ -130,10 +155,7 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
         return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4)}
 
     report = {"encoder alone at its threshold": scores(pairs.d < threshold),
-              "with the pair check (out of fold)": scores(eligible & (held_out >= accept))}
-    check = VerifyConfig(candidates=gate.candidates, weights=tuple(round(float(v), 5) for v in w), bias=round(b, 5),
-                         accept=accept, neighbours=gate.neighbours, min_inliers=gate.min_inliers,
-                         veto_keypoints=gate.veto_keypoints, side=gate.side, keypoints=gate.keypoints)
+              "with the pair check (out of fold)": scores(accepted)}
     better = report["with the pair check (out of fold)"]["f1"] > report["encoder alone at its threshold"]["f1"]
     reason = ("held-out F1 {f1c:.3f} with the check against {f1e:.3f} for the encoder alone"
               .format(f1c=report["with the pair check (out of fold)"]["f1"], f1e=report["encoder alone at its threshold"]["f1"]))

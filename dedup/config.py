@@ -123,6 +123,8 @@ def _refuse_bad(config: Any, checks: list[tuple[str, bool, str]]) -> None:
 
 
 VERIFY_FEATURES: tuple[str, ...] = ("distance", "log_inliers", "inlier_share", "log_keypoints")
+NORMALISED_FEATURE = "normalised_distance"  # distance − the pair's background distance (`dedup.background`)
+NORMALISED_FEATURES: tuple[str, ...] = (*VERIFY_FEATURES, NORMALISED_FEATURE)
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,12 @@ class VerifyConfig:
     A pair closer than the encoder's threshold, or closer than `candidates` and among either
     image's `neighbours` nearest, is a candidate; it is a duplicate when the logistic model over `VERIFY_FEATURES`
     (embedding distance; keypoint matches that agree on one affine map, as a count and as a share
-    of the sparser image's keypoints; that image's keypoints) gives a probability ≥ `accept` and
-    enough keypoints agree (`verify.required_inliers`): `min_inliers` beyond the encoder's own
-    threshold; at least one between half of it and it when the sparser image has
-    `veto_keypoints` or more."""
+    of the sparser image's keypoints; that image's keypoints), or over `NORMALISED_FEATURES` (also
+    the distance less the pair's background distance, `dedup.background`), gives a probability
+    ≥ `accept` and enough keypoints agree (`policy.required_inliers`): `min_inliers` beyond the
+    encoder's own threshold, or with `gate` from that normalised distance on; at least one between
+    half of the threshold and it when the sparser image has `veto_keypoints` or more.
+    `typical_background` stands in for the background of pictures compared without a catalog."""
 
     candidates: float
     weights: tuple[float, ...]
@@ -146,17 +150,28 @@ class VerifyConfig:
     veto_keypoints: int = 12  # keypoints of the sparser image from which a close pair needs one agreeing (0: never)
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
+    features: tuple[str, ...] = VERIFY_FEATURES  # the logistic model's inputs, in the order of `weights`
+    gate: float | None = None  # normalised distance from which `min_inliers` are needed (None: the encoder's threshold)
+    typical_background: float = 0.0  # background distance assumed for a picture compared without a catalog
 
     def __post_init__(self) -> None:
-        if len(self.weights) != len(VERIFY_FEATURES):
-            raise ValueError(f"VerifyConfig needs {len(VERIFY_FEATURES)} weights, got {len(self.weights)}")
+        if tuple(self.features) not in (VERIFY_FEATURES, NORMALISED_FEATURES):
+            raise ValueError(f"VerifyConfig features must be {VERIFY_FEATURES} or {NORMALISED_FEATURES}, got {self.features}")
+        if len(self.weights) != len(self.features):
+            raise ValueError(f"VerifyConfig needs {len(self.features)} weights, got {len(self.weights)}")
+
+    @property
+    def normalised(self) -> bool:
+        """Whether the check judges distances against the pair's background (`dedup.background`)."""
+        return self.gate is not None or NORMALISED_FEATURE in self.features
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "weights": list(self.weights), "features": list(VERIFY_FEATURES)}
+        return {**asdict(self), "weights": list(self.weights), "features": list(self.features)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifyConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known["weights"] = tuple(float(w) for w in known["weights"])
+        known["features"] = tuple(known.get("features", VERIFY_FEATURES))
         known.setdefault("veto_keypoints", 0)  # checks calibrated before the rule existed keep their verdicts
         return cls(**known)

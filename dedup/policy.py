@@ -5,7 +5,8 @@ judges pairs (find-duplicates, `--against`, `query --verify`, compare, the serve
 - `CheckedPolicy`: the pair check. Candidates are every pair under the encoder's own threshold
   and each image's `neighbours` nearest under the candidate distance; each is judged by keypoint
   matches (`dedup.keypoints`) and distance in a logistic model calibrated for the encoder
-  (`VerifyConfig`), and needs enough agreeing keypoints (`required_inliers`); a confirmed pair
+  (`VerifyConfig`; a recent one also judges the distance against the pair's background,
+  `dedup.background`), and needs enough agreeing keypoints (`required_inliers`); a confirmed pair
   whose pictures, laid over each other, differ in a detail or a colourway is told apart
   (`dedup.details`).
 
@@ -20,10 +21,11 @@ from typing import Literal, Union
 
 import numpy as np
 
-from dedup.config import VerifyConfig, check_threshold
+from dedup.background import backgrounds, normalised
+from dedup.config import NORMALISED_FEATURE, VerifyConfig, check_threshold
 from dedup.details import told_apart
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
-from dedup.pairs import Pairs, union_pairs
+from dedup.pairs import Pairs, rows_of, union_pairs
 from dedup.results import Verified
 from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, loaded, range_pairs
 from dedup.selfjoin import Runner
@@ -31,6 +33,7 @@ from dedup.selfjoin import Runner
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
 Progress = Callable[[int, int], None]
+Backgrounds = tuple[np.ndarray, np.ndarray]  # per row of the pairs' first set, and of their second
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,13 @@ class DistancePolicy:
             return range_pairs(index, queries, self.threshold, cells=cells, runner=runner, on_progress=on_progress)
         return cross_range_pairs(loaded(index), queries, self.threshold)
 
+    def backgrounds(self, index, queries: np.ndarray, pairs: Pairs, *,
+                    reference: Callable[[], np.ndarray] | None = None) -> None:
+        return None
+
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
-               workers: int = 2, match: Matcher = match_pairs, on_progress: Progress | None = None) -> Decision:
+               background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
+               on_progress: Progress | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -96,15 +104,36 @@ class CheckedPolicy:
         return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),
                            cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
 
+    def backgrounds(self, index, queries: np.ndarray, pairs: Pairs, *,
+                    reference: Callable[[], np.ndarray] | None = None) -> Backgrounds | None:
+        """The background distances (`dedup.background`) `decide` needs for `pairs` (as found by
+        `candidates` for `queries` against `index`, a FAISS index or a function returning it), or
+        None when the check does not use them. Within one set both sides are rows of `queries`;
+        across two, `reference()` gives the indexed rows (`pairs.j`), each judged against its own
+        index. Only rows of pairs closer than the threshold are searched."""
+        if not self.check.normalised:
+            return None
+        look = pairs[np.asarray(pairs.d) < self.threshold]
+        typical = self.check.typical_background
+        if reference is None:
+            mine = backgrounds(index, queries, rows_of(look, len(queries)), within=True, typical=typical)
+            return mine, mine
+        return (backgrounds(index, queries, np.unique(look.i), within=False, typical=typical),
+                backgrounds(index, reference(), np.unique(look.j), within=True, typical=typical))
+
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
-               workers: int = 2, match: Matcher = match_pairs, on_progress: Progress | None = None) -> Decision:
+               background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
+               on_progress: Progress | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)`. `vectors` (of
-        the rows, one set) let a large catalog be matched region by region. `match` counts the
-        agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's distributed one)."""
+        the rows, one set) let a large catalog be matched region by region. `background`: from
+        `backgrounds` (without it a normalising check takes each side's background as typical).
+        `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
+        distributed one)."""
         look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
         todo = pairs[look_at]
+        norm = self._normalised(todo, background)
         if other is None:
             both, regions = todo, locality_regions(vectors) if vectors is not None else None
         else:  # the second set's rows after the first's
@@ -116,9 +145,9 @@ class CheckedPolicy:
         prob = np.full(len(todo), math.nan, np.float32)
         rows = np.flatnonzero(readable)
         for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
-            prob[part] = probability(self.check, todo.d[part], m[part])
+            prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
-        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
+        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, norm)
         apart = np.zeros(len(todo), bool)
         confirmed = np.flatnonzero(readable & same)
         if self.tell_apart and len(confirmed) and look.maps is not None:
@@ -130,6 +159,14 @@ class CheckedPolicy:
         keep[look_at], p_all[look_at], inl[look_at], need[look_at], apart_all[look_at] = verdict_, prob, look.inliers, needed, apart
         summary = Verified(len(todo), int(verdict_.sum()), int((~readable).sum()), int(apart.sum()))
         return Decision(keep, summary, p_all, inl, need, apart_all)
+
+    def _normalised(self, todo: Pairs, background: Backgrounds | None) -> np.ndarray | None:
+        if not self.check.normalised:
+            return None
+        if background is None:
+            typical = np.full(len(todo), self.check.typical_background)
+            return normalised(todo.d, typical, typical)
+        return normalised(todo.d, background[0][todo.i], background[1][todo.j])
 
 
 Policy = Union[DistancePolicy, CheckedPolicy]
@@ -155,52 +192,70 @@ def _joined(a: Pictures, b: Pictures, shift: int) -> Pictures:
     return pictures
 
 
-def features(distance: np.ndarray, m: Matches) -> np.ndarray:
-    """The logistic model's inputs (`config.VERIFY_FEATURES`), one row per pair."""
+def features(distance: np.ndarray, m: Matches, normalised_distance: np.ndarray | None = None) -> np.ndarray:
+    """The logistic model's inputs, one row per pair: `config.VERIFY_FEATURES`, and with
+    `normalised_distance` also that (`config.NORMALISED_FEATURES`)."""
     inliers = np.asarray(m.inliers, np.float64)
     sparser = np.asarray(m.sparser, np.float64)
-    return np.column_stack([np.asarray(distance, np.float64), np.log1p(inliers), inliers / np.maximum(sparser, 1.0),
-                            np.log1p(sparser)])
+    columns = [np.asarray(distance, np.float64), np.log1p(inliers), inliers / np.maximum(sparser, 1.0), np.log1p(sparser)]
+    if normalised_distance is not None:
+        columns.append(np.asarray(normalised_distance, np.float64))
+    return np.column_stack(columns)
 
 
-def probability(config: VerifyConfig, distance, m: Matches) -> np.ndarray:
-    """P(duplicate) of pairs under `config`'s logistic model."""
-    z = features(distance, m) @ np.asarray(config.weights) + config.bias
+def probability(config: VerifyConfig, distance, m: Matches, normalised_distance: np.ndarray | None = None) -> np.ndarray:
+    """P(duplicate) of pairs under `config`'s logistic model (`normalised_distance`: needed when
+    the model uses it)."""
+    if NORMALISED_FEATURE not in config.features:
+        normalised_distance = None
+    elif normalised_distance is None:
+        raise ValueError("this pair check needs each pair's normalised distance")
+    z = features(distance, m, normalised_distance) @ np.asarray(config.weights) + config.bias
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
+def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float,
+                     normalised_distance: np.ndarray | None = None) -> np.ndarray:
     """Agreeing keypoints a pair needs before the logistic model may accept it.
 
-    - Beyond the encoder's own threshold, `config.min_inliers`. Without that, a pair of
+    - Beyond the encoder's own threshold, `config.min_inliers`; with `config.gate`, from that
+      normalised distance on instead (`dedup.background`: a pair far apart for its neighbourhood,
+      whatever its raw distance). Without that, a pair of
       texture-poor pictures (few keypoints, so few matches either way) would be judged on
       distance alone, more leniently than the encoder's threshold; and among a few similar
       corners (the corners of two rectangles) ten chance agreements are common.
-    - Within the threshold but not within half of it, one when the sparser picture has at least
+    - Otherwise, when not within half of the threshold, one when the sparser picture has at least
       `config.veto_keypoints` (at the finer look `closer_look` takes when it has fewer): a copy
       with that many keypoints agrees on some, while the model, fitted on clip art where a flat
       icon and its copy often share none, would otherwise take two different flat pictures the
       encoder puts close (shapes on similar gradients) as the same.
     - Otherwise none: the encoder's verdict stands unless the model overrules it."""
     d = np.asarray(distance)
-    need = np.where(d >= encoder_threshold, config.min_inliers, 0)
+    if config.gate is None:
+        need = np.where(d >= encoder_threshold, config.min_inliers, 0)
+    elif normalised_distance is None:
+        raise ValueError("this pair check needs each pair's normalised distance")
+    else:
+        need = np.where(np.asarray(normalised_distance) >= config.gate, config.min_inliers, 0)
     if config.veto_keypoints:
         silent = (d >= encoder_threshold / 2) & (np.asarray(sparser) >= config.veto_keypoints)
         need = np.maximum(need, silent.astype(need.dtype))
     return need
 
 
-def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float,
+            normalised_distance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The check's rule on readable pairs, and the agreeing keypoints each needs: probability
     `prob` ≥ `config.accept` and enough agreeing keypoints in `look` (`required_inliers`)."""
-    needed = required_inliers(config, distance, look.sparser, encoder_threshold)
+    needed = required_inliers(config, distance, look.sparser, encoder_threshold, normalised_distance)
     return (look.inliers >= needed) & (np.asarray(prob) >= config.accept), needed
 
 
-def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float, look: Matches | None = None) -> np.ndarray:
+def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: float, look: Matches | None = None,
+             normalised_distance: np.ndarray | None = None) -> np.ndarray:
     """`verdict` on matches `m` (and `look`: `m` after `closer_look`, when given)."""
-    return verdict(config, distance, probability(config, distance, m), m if look is None else look, encoder_threshold)[0]
+    prob = probability(config, distance, m, normalised_distance)
+    return verdict(config, distance, prob, m if look is None else look, encoder_threshold, normalised_distance)[0]
 
 
 def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, pictures: Pictures, encoder_threshold: float,

@@ -1,20 +1,23 @@
 """Calibrate an encoder's second look at candidate pairs (`dedup.policy.CheckedPolicy`) on validation catalogs.
 
     python -m recipes.calibrate_verifier [--model dedup/weights/default.pt] [--seeds 1 2]
-                                            [--candidates 0.8] [--out MODEL] [--dry-run]
+                                            [--candidates 0.8] [--raw] [--out MODEL] [--dry-run]
 
 Writes `neardup.py`-style catalogs from the validation pool (never the test pool; one per seed),
 indexes each with the model as a user would, and takes the pairs find-duplicates would check:
 every pair under the encoder's threshold and each image's 20 nearest under `--candidates`
 (`VerifyConfig.neighbours`). For each candidate, `dedup.keypoints` matches keypoints in the two files. A logistic
-model over (distance, matches, share of keypoints matched, keypoints) is fitted (`dedup.calibrate`,
-numpy) to say which
-candidates are the same picture. Its acceptance cut is chosen precision first, like the encoder's
-threshold: the lowest probability whose out-of-fold pair precision is ≥ 0.90 (2 folds split by
-picture). Only pairs with enough agreeing keypoints can be accepted (`policy.required_inliers`:
-`--min-inliers` beyond the encoder's own threshold, one for a close pair whose sparser picture has
-`--veto-keypoints`), so the model is fitted and cut on the pairs that can. The fitted model is
-stored in the model file (`meta["verify"]`); the weights and the model's identity do not change.
+model over (distance, matches, share of keypoints matched, keypoints, and the distance less the
+pair's background distance, `dedup.background`) is fitted (`dedup.calibrate.fit_candidates`,
+numpy) to say which candidates are the same picture. Its acceptance cut is chosen precision
+first, like the encoder's threshold: the lowest probability whose out-of-fold pair precision is
+≥ 0.90 (2 folds split by picture). Only pairs with enough agreeing keypoints can be accepted
+(`policy.required_inliers`: `--min-inliers` from the normalised distance under which candidates
+stop being 0.90 precise, one for a close pair whose sparser picture has `--veto-keypoints`), so
+the model is fitted and cut on the pairs that can. `--raw` fits the check without background
+distances (four features; `--min-inliers` beyond the encoder's own threshold); both are
+reported. The fitted model is stored in the model file (`meta["verify"]`); the weights and the
+model's identity do not change.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.calibrate import fit_check
+from dedup.background import backgrounds, normalised
+from dedup.calibrate import fit_candidates
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
 from dedup.keypoints import Matches, match_pairs
@@ -32,7 +36,7 @@ from dedup.metrics import best_f1_threshold
 from dedup.model import load_model, save_model
 from dedup.modelfile import model_file
 from dedup.pairs import Pairs
-from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
+from dedup.policy import CheckedPolicy, closer_look
 from recipes.pool import indexed_catalog, true_pairs
 from recipes.train_default import TARGET_PRECISION
 
@@ -50,7 +54,8 @@ def checked_candidates(index: Index, threshold: float, check: VerifyConfig) -> t
 
 
 def candidate_table(model: Path, threshold: float, seed: int, originals: int, out: Path, check: VerifyConfig) -> dict:
-    """Candidate pairs of one validation catalog with their keypoint matches and labels (`check`:
+    """Candidate pairs of one validation catalog with their keypoint matches, background
+    distances (of every row, "rows", and each pair's normalised distance) and labels (`check`:
     the candidates, keypoint settings and gates; its weights are not used)."""
     truth = indexed_catalog(out, originals, seed, "val", model=model)
     index = Index.open(out / "index")
@@ -60,7 +65,8 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     i, j, d = pairs.i, pairs.j, pairs.d
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    return {"d": d, "matches": matches, "look": look, "same": same,
+    rows = backgrounds(index.faiss, index.vectors, np.arange(len(paths)), within=True, typical=np.nan)
+    return {"d": d, "matches": matches, "look": look, "same": same, "rows": rows, "normalised": normalised(d, rows[i], rows[j]),
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
             "i": i, "j": j, "source": source}
 
@@ -79,6 +85,7 @@ def main() -> None:
     ap.add_argument("--keypoints", type=int, default=VerifyConfig.__dataclass_fields__["keypoints"].default,
                     help="ORB keypoints found per picture, at most (matching cost grows with the square).")
     ap.add_argument("--work", type=Path, default=Path("benchmarks/out/verify"))
+    ap.add_argument("--raw", action="store_true", help="Store the check fitted without background distances.")
     ap.add_argument("--dry-run", action="store_true", help="Report only; do not write the model file.")
     args = ap.parse_args()
 
@@ -89,15 +96,17 @@ def main() -> None:
                         min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints)
     tables = [candidate_table(args.model, model.threshold, s, args.originals, args.work / f"seed{s}", gate)
               for s in args.seeds]
-    cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold")}
+    cat = {k: np.concatenate([t[k] for t in tables]) for k in ("d", "same", "fold", "rows", "normalised")}
     matches, look = (Matches.concatenate([t[k] for t in tables]) for k in ("matches", "look"))
-    x, y = features(cat["d"], matches), cat["same"]
+    y = cat["same"]
     n_true = sum(t["true_pairs"] for t in tables)
     print(f"{sum(t['images'] for t in tables)} images in {len(tables)} validation catalogs, {n_true} true pairs; "
           f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
-    eligible = look.inliers >= required_inliers(gate, cat["d"], look.sparser, model.threshold)
-    weights, bias, accept, held_out = fit_check(x, y, eligible, cat["fold"], TARGET_PRECISION)
+    fitted = {normalise: fit_candidates(gate, cat["d"], matches, look, y, cat["fold"], model.threshold,
+                                        cat["normalised"] if normalise else None, float(np.nanmedian(cat["rows"])),
+                                        TARGET_PRECISION)
+              for normalise in (False, True)}
 
     def scores(pred: np.ndarray) -> dict:
         tp = int((pred & y).sum())
@@ -107,15 +116,14 @@ def main() -> None:
     report = {
         "encoder alone at its threshold": scores(cat["d"] < model.threshold),
         "encoder alone, best threshold": scores(cat["d"] < best_f1_threshold(cat["d"], y)),
-        "with the keypoint check (out of fold)": scores(eligible & (held_out >= accept)),
+        "with the keypoint check, raw distances (out of fold)": scores(fitted[False][1]),
+        "with the keypoint check (out of fold)": scores(fitted[True][1]),
     }
-    print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {accept}")
     print(json.dumps(report, indent=2))
-
-    config = VerifyConfig(candidates=args.candidates, weights=tuple(round(float(w), 5) for w in weights),
-                          bias=round(float(bias), 5), accept=accept, neighbours=gate.neighbours,
-                          min_inliers=args.min_inliers, veto_keypoints=args.veto_keypoints, side=gate.side,
-                          keypoints=gate.keypoints)
+    config = fitted[not args.raw][0]
+    if config is None:
+        raise SystemExit("too few pairs with agreeing keypoints to fit the check")
+    print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {config.accept}")
     print("verify config:", json.dumps(config.to_dict()))
     if args.dry_run:
         return

@@ -114,11 +114,15 @@ def card(model: Model, fig: dict[str, Any]) -> str:
     if v:
         checked = vc.get("with the keypoint check (out of fold)", {})
         alone = vc.get("encoder alone at its threshold", {})
+        strict = (f"beyond the threshold, at least {v.min_inliers} keypoints agree" if v.gate is None else
+                  f"from a normalised distance (distance less the mean of both pictures' background distance, their "
+                  f"6th–10th nearest neighbours' mean distance, `dedup.background`) of {v.gate} on, at least {v.min_inliers} "
+                  f"keypoints agree (a picture compared without a catalog counts a background of {v.typical_background})")
         lines.append(
             f"- **Pair check** (`dedup.policy.CheckedPolicy`, calibrated by `python -m recipes.calibrate_verifier`): "
             f"candidates are every pair under the threshold and each image's {v.neighbours} nearest under {v.candidates}; "
             f"a pair is kept when the logistic model over ({', '.join(v.to_dict()['features'])}) gives ≥ {v.accept} and, "
-            f"beyond the threshold, at least {v.min_inliers} keypoints agree (within it but beyond half of it, at least "
+            f"{strict} (otherwise, beyond half of the threshold, at least "
             f"one when the sparser picture has {v.veto_keypoints} or more). Fitted on {vc.get('candidates', '?')} candidate "
             f"pairs of {vc.get('images', '?')} validation images; there, out of fold: precision "
             f"{checked.get('precision', 0):.4f}, recall {checked.get('recall', 0):.4f}, F1 {checked.get('f1', 0):.4f} "

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from dedup.calibrate import calibrate_pairs, fit_check, fit_logistic
 from dedup.cli import cli
-from dedup.config import VERIFY_FEATURES, VerifyConfig
+from dedup.config import NORMALISED_FEATURES, VERIFY_FEATURES, VerifyConfig
 from dedup.loading import load_model
 from dedup.synth import near_duplicate, scene
 
@@ -51,7 +51,8 @@ def test_calibrating_a_model_fits_a_check_from_its_own_pairs(tmp_path, encoder):
     assert found.pairs > 0 and found.true_pairs == 12 * 6
     assert set(found.scores) == {"encoder alone at its threshold", "with the pair check (out of fold)"}
     if found.check is not None:
-        assert found.check.candidates == 0.9 and len(found.check.weights) == len(VERIFY_FEATURES)
+        assert found.check.candidates == 0.9 and found.check.features == NORMALISED_FEATURES
+        assert len(found.check.weights) == len(NORMALISED_FEATURES) and found.check.typical_background > 0
         assert found.scores["with the pair check (out of fold)"]["f1"] > found.scores["encoder alone at its threshold"]["f1"]
 
 

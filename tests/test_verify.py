@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dedup import keypoints as mechanism
-from dedup.config import VerifyConfig
+from dedup.config import NORMALISED_FEATURES, VerifyConfig
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_picture
 from dedup.indexer import index_catalog
@@ -24,6 +24,9 @@ from dedup.synth import scene
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)
+# The same verdicts from a check that also reads each pair's background distance (`dedup.background`).
+BY_MATCHES_NORMALISED = replace(BY_MATCHES, features=NORMALISED_FEATURES, weights=(0.0, 2.0, 0.0, 0.0, 0.0), gate=-2.0,
+                                typical_background=0.5)
 
 
 def judge(pairs: Pairs, config: VerifyConfig, files, encoder_threshold: float = 0.3):
@@ -156,8 +159,14 @@ def test_a_check_calibrated_before_the_close_pair_rule_keeps_its_verdicts():
 def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
     cfg = VerifyConfig(candidates=0.8, weights=(-5.0, 1.5, 1.0, -1.0), bias=3.0, accept=0.55)
     assert VerifyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert VerifyConfig.from_dict(json.loads(json.dumps(BY_MATCHES_NORMALISED.to_dict()))) == BY_MATCHES_NORMALISED
+    assert not cfg.normalised and BY_MATCHES_NORMALISED.normalised
     with pytest.raises(ValueError):
         VerifyConfig(candidates=0.8, weights=(1.0, 2.0), bias=0.0)
+    with pytest.raises(ValueError):
+        VerifyConfig(candidates=0.8, weights=(1.0,) * 5, bias=0.0)  # five weights for four features
+    with pytest.raises(ValueError):
+        VerifyConfig(candidates=0.8, weights=(1.0,) * 5, bias=0.0, features=("distance",) * 5)
 
 
 def test_check_pictures_are_upright_at_most_the_stored_side_and_seen_at_the_side_asked_for(tmp_path):
@@ -218,16 +227,17 @@ def test_pairs_checked_region_by_region_match_the_same_and_decode_each_file_once
     assert sorted(loads) == list(range(12)) and order_loads > 12
 
 
-@pytest.fixture()
-def look_alike_index(tmp_path, tiny_model_file):
-    """Two pictures and an edited copy of the first, indexed by a tiny model given `BY_MATCHES`."""
+@pytest.fixture(params=[BY_MATCHES, BY_MATCHES_NORMALISED], ids=["raw", "normalised"])
+def look_alike_index(request, tmp_path, tiny_model_file):
+    """Two pictures and an edited copy of the first, indexed by a tiny model given `BY_MATCHES`
+    (or the same check judging distances against the background)."""
     catalog = tmp_path / "cat"
     catalog.mkdir()
     scene(4).save(catalog / "a.png")  # scenes 4, 5 and 8 have over 100 keypoints; most have fewer
     edited(scene(4)).save(catalog / "a_copy.png")
     scene(8).save(catalog / "b.png")
     model = load_model(tiny_model_file)
-    model.meta["verify"] = BY_MATCHES.to_dict()
+    model.meta["verify"] = request.param.to_dict()
     save_model(model, tmp_path / "tiny_verify.pt")
     index_catalog(catalog, tmp_path / "idx", load_model(tmp_path / "tiny_verify.pt"))
     return tmp_path / "idx"

@@ -1,0 +1,94 @@
+"""Background distances (`dedup.background`, checked against brute force) and the pair check that
+judges a pair's distance against them (`dedup.policy`)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from dedup.ann import build_index
+from dedup.background import RANKS, backgrounds, normalised
+from dedup.config import NORMALISED_FEATURES, VerifyConfig
+from dedup.keypoints import Matches
+from dedup.pairs import Pairs
+from dedup.policy import CheckedPolicy, probability, required_inliers
+
+# Accepts whatever the keypoints say (P ≈ 0.99); needs 20 agreeing keypoints from normalised distance −0.1 on.
+GATED = VerifyConfig(candidates=2.0, weights=(0.0,) * 5, bias=5.0, features=NORMALISED_FEATURES, gate=-0.1,
+                     min_inliers=20, veto_keypoints=0, typical_background=0.6)
+
+
+def unit(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute(queries: np.ndarray, base: np.ndarray, within: bool) -> np.ndarray:
+    d = np.linalg.norm(queries[:, None].astype(np.float64) - base[None], axis=2)
+    if within:
+        np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, RANKS[0] - 1 : RANKS[1]].mean(axis=1)
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_a_rows_background_is_the_mean_distance_to_its_sixth_to_tenth_nearest_others(within):
+    base = unit(200, 0)
+    queries = base if within else unit(30, 1)
+    rows = np.array([0, 3, 7, 29])
+    got = backgrounds(build_index(base, "Flat", {}), queries, rows, within=within, typical=9.0)
+    np.testing.assert_allclose(got[rows], brute(queries, base, within)[rows], atol=1e-5)
+    assert np.isnan(np.delete(got, rows)).all()  # only the rows asked for are searched
+
+
+def test_a_row_with_too_few_neighbours_gets_the_typical_background_and_a_few_more_the_ones_it_has():
+    base = unit(8, 2)
+    got = backgrounds(build_index(base[:5], "Flat", {}), base[:5], np.arange(5), within=True, typical=0.7)
+    assert np.allclose(got, 0.7)  # four others each: none at rank 6
+    got = backgrounds(build_index(base, "Flat", {}), base, np.arange(8), within=True, typical=0.7)
+    d = np.sort(np.linalg.norm(base[:, None] - base[None], axis=2) + np.eye(8) * 9, axis=1)
+    np.testing.assert_allclose(got, d[:, 5:7].mean(axis=1), atol=1e-5)  # ranks 6 and 7 of seven others
+
+
+def test_a_gated_check_needs_agreeing_keypoints_by_the_normalised_distance_and_refuses_to_guess_it():
+    d = np.array([0.2, 0.2, 0.6])
+    norm = normalised(d, np.array([0.25, 0.6, 0.9]), np.array([0.35, 0.6, 0.9]))
+    np.testing.assert_allclose(norm, [-0.1, -0.4, -0.3])
+    assert required_inliers(GATED, d, np.full(3, 100), 0.3, norm).tolist() == [20, 0, 0]
+    with pytest.raises(ValueError):
+        required_inliers(GATED, d, np.full(3, 100), 0.3)
+    with pytest.raises(ValueError):
+        probability(GATED, d, Matches(np.zeros(3, np.int32), np.full(3, 100)))
+
+
+def few_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None):
+    """A stand-in matcher: every pair has 5 agreeing keypoints of 100."""
+    return Matches(np.full(len(pairs), 5, np.int32), np.full(len(pairs), 100, np.int32))
+
+
+def test_the_same_distance_is_a_duplicate_among_far_neighbours_and_checked_harder_among_close_ones():
+    """A pair at distance 0.3 with few agreeing keypoints: accepted where each side's usual
+    neighbours are far (a copy stands out), refused where they are as close (a look-alike series)."""
+    pair = Pairs(np.array([0]), np.array([1]), np.array([0.3], np.float32))
+    policy = CheckedPolicy(GATED, 2.0, 0.5)
+    judged = {name: policy.decide(pair, lambda row: b"", background=(np.array(bg), np.array(bg)), match=few_agreeing)
+              for name, bg in (("sparse", [0.9, 0.9]), ("crowded", [0.35, 0.35]))}
+    assert judged["sparse"].keep.tolist() == [True] and judged["crowded"].keep.tolist() == [False]
+    assert judged["crowded"].needed.tolist() == [20]
+    alone = policy.decide(pair, lambda row: b"", match=few_agreeing)  # compared without a catalog: typical background
+    assert alone.keep.tolist() == [True]
+
+
+@pytest.mark.parametrize("across", [False, True])
+def test_the_policy_searches_the_background_of_the_rows_it_will_judge_each_against_its_own_index(across):
+    base = unit(120, 3)
+    queries = unit(10, 4) if across else base
+    index = build_index(base, "Flat", {})
+    pairs = Pairs(np.array([1, 2]), np.array([5, 6]), np.array([0.4, 2.5], np.float32))  # the second beyond the candidates
+    policy = CheckedPolicy(GATED, 2.0, 0.5)
+    first, second = policy.backgrounds(index, queries, pairs, reference=(lambda: base) if across else None)
+    np.testing.assert_allclose(first[1], brute(queries, base, not across)[1], atol=1e-5)
+    np.testing.assert_allclose(second[5], brute(base, base, True)[5], atol=1e-5)
+    assert np.isnan(first[2]) and np.isnan(second[6])
+    raw = replace(GATED, features=NORMALISED_FEATURES[:4], weights=(0.0,) * 4, gate=None)
+    assert CheckedPolicy(raw, 2.0, 0.5).backgrounds(index, queries, pairs) is None  # an older check needs none
