@@ -1,39 +1,52 @@
-"""How far a row's usual neighbours are: its background distance (FAISS search, numpy).
+"""How far a picture's usual neighbours in a catalog are: its background distance (numpy).
 
-A pair's distance judged against the background of its two rows (score normalisation against
+A pair's distance judged against the background of its two pictures (score normalisation against
 background neighbours, as in the ISC21 copy-detection challenge) means the same in a catalog of
 look-alikes, where every picture has close neighbours, and in a sparse one: a copy stands out from
-its row's usual neighbours however crowded the neighbourhood."""
+its picture's usual neighbours however crowded the catalog is there.
+
+The neighbours are taken among at most `SAMPLE` of the catalog's rows, spread evenly over it, so
+a background measures how crowded the catalog is, not how large: in a catalog ten times larger
+every picture's 6th nearest neighbour is closer, and the same copy would otherwise look less
+like one."""
 from __future__ import annotations
 
 import numpy as np
 
-from dedup.search import knn, loaded
-
 RANKS = (6, 10)  # neighbour ranks (1 = nearest other row) whose mean distance is a row's background
+SAMPLE = 1024  # catalog rows a background is measured among
+BLOCK = 8192  # query rows compared at once (a BLOCK × SAMPLE distance matrix)
 
 
-def backgrounds(index, queries: np.ndarray, rows: np.ndarray, *, within: bool, typical: float) -> np.ndarray:
-    """(len(queries),) float32: for the queries `rows`, the mean distance to their `RANKS`
-    nearest rows of `index` (a FAISS index, or a function returning it); NaN for other rows.
-    `within`: the queries are the indexed rows themselves (row k has id k), so a row is not its
-    own neighbour. A row with fewer neighbours than `RANKS[0]` gets `typical`."""
+def sample_rows(n: int) -> np.ndarray:
+    """The ids of the rows, of `n`, that backgrounds are measured among: all, or `SAMPLE` evenly
+    spread (the same ones for the same catalog)."""
+    return np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(np.int64)) if n else np.empty(0, np.int64)
+
+
+def backgrounds(catalog: np.ndarray, queries: np.ndarray, rows: np.ndarray, *, within: bool, typical: float) -> np.ndarray:
+    """(len(queries),) float32: for the queries `rows`, the mean distance to their `RANKS` nearest
+    rows among `sample_rows` of `catalog` (unit vectors); NaN for other rows. `within`: the
+    queries are the catalog's rows themselves (row k is catalog row k), so a row is not its own
+    neighbour. A row with fewer than `RANKS[0]` neighbours gets `typical`."""
     out = np.full(len(queries), np.nan, np.float32)
     rows = np.asarray(rows, np.int64)
-    if len(rows) == 0:
-        return out
-    dist, ids = knn(loaded(index), queries[rows], RANKS[1] + int(within))
-    if within:
-        mine = ids == rows[:, None]
-        drop = np.where(mine.any(axis=1), mine.argmax(axis=1), dist.shape[1] - 1)  # itself, else the farthest
-        keep = np.ones(dist.shape, bool)
-        keep[np.arange(len(rows)), drop] = False
-        dist = dist[keep].reshape(len(rows), -1)
-    band = dist[:, RANKS[0] - 1 : RANKS[1]]
-    found = np.isfinite(band)
-    count = found.sum(axis=1)
-    total = np.where(found, band, 0.0).sum(axis=1)
-    out[rows] = np.where(count > 0, total / np.maximum(count, 1), typical)
+    ids = sample_rows(len(catalog))
+    sample = np.ascontiguousarray(catalog[ids], np.float32)
+    for start in range(0, len(rows), BLOCK):
+        part = rows[start : start + BLOCK]
+        dist = np.sqrt(np.maximum(2.0 - 2.0 * (queries[part].astype(np.float32) @ sample.T), 0.0))
+        if within:
+            at = np.searchsorted(ids, part)
+            mine = np.flatnonzero((at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == part))
+            dist[mine, at[mine]] = np.inf
+        nearest = np.sort(np.partition(dist, RANKS[1] - 1, axis=1)[:, : RANKS[1]] if dist.shape[1] > RANKS[1] else dist,
+                          axis=1)
+        band = nearest[:, RANKS[0] - 1 : RANKS[1]]
+        found = np.isfinite(band)
+        count = found.sum(axis=1)
+        mean = np.where(found, band, 0.0).sum(axis=1) / np.maximum(count, 1)
+        out[part] = np.where(count > 0, mean, typical)
     return out
 
 

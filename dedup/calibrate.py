@@ -113,7 +113,6 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
     decoded, errors = load_files(model, list(files))
     ok = np.array([e is None for e in errors])
     emb, labels = embed_loaded(model, decoded)[ok], np.asarray(labels)[ok]
-    flat = build_index(emb, "Flat", {})
     pictures = [d.picture for d in decoded if d is not None]
     n = len(emb)
     same = labels[:, None] == labels[None, :]
@@ -129,7 +128,7 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
         gate = VerifyConfig(candidates=round(min(2.0, max(threshold, reach)), 4), weights=(0.0,) * len(VERIFY_FEATURES),
                             bias=0.0)
     policy = CheckedPolicy(gate, gate.candidates, min(threshold, gate.candidates))
-    pairs = policy.candidates(flat, emb, within=True)
+    pairs = policy.candidates(build_index(emb, "Flat", {}), emb, within=True)
     y = same[pairs.i, pairs.j]
     true_total = int(y_all.sum())
     if (~y).sum() < MIN_PAIRS:
@@ -141,7 +140,7 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
                            true_pairs=true_total, images=n)
     m = match_pairs(pairs, pictures.__getitem__, gate.side, gate.keypoints, workers)
     look = closer_look(pairs, m, gate, pictures.__getitem__, policy.encoder_threshold, workers)
-    back = backgrounds(flat, emb, np.arange(n), within=True, typical=np.nan)
+    back = backgrounds(emb, emb, np.arange(n), within=True, typical=np.nan)
     fold = (labels[pairs.i].astype(np.int64) * 2654435761) % 2  # by item: one item's pairs in one fold
     check, accepted = fit_candidates(gate, pairs.d, m, look, y, fold, policy.encoder_threshold,
                                      normalised(pairs.d, back[pairs.i], back[pairs.j]), float(np.nanmedian(back)))

@@ -57,7 +57,7 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers,
-                             background=policy.backgrounds(lambda: index.faiss, vectors, pairs),
+                             background=policy.backgrounds(vectors, pairs),
                              match=engine.matcher() if engine is not None else match_pairs,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept = len(pairs), pairs[decision.keep]
@@ -165,7 +165,7 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers,
-                             background=policy.backgrounds(lambda: theirs.faiss, mine.vectors, pairs, reference=lambda: theirs.vectors),
+                             background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     pairs = pairs[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)

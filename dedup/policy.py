@@ -70,8 +70,7 @@ class DistancePolicy:
             return range_pairs(index, queries, self.threshold, cells=cells, runner=runner, on_progress=on_progress)
         return cross_range_pairs(loaded(index), queries, self.threshold)
 
-    def backgrounds(self, index, queries: np.ndarray, pairs: Pairs, *,
-                    reference: Callable[[], np.ndarray] | None = None) -> None:
+    def backgrounds(self, queries: np.ndarray, pairs: Pairs, *, reference: Callable[[], np.ndarray] | None = None) -> None:
         return None
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
@@ -104,22 +103,23 @@ class CheckedPolicy:
         return union_pairs(cross_range_pairs(index, queries, self.encoder_threshold),
                            cross_knn_pairs(index, queries, self.check.neighbours, self.threshold))
 
-    def backgrounds(self, index, queries: np.ndarray, pairs: Pairs, *,
-                    reference: Callable[[], np.ndarray] | None = None) -> Backgrounds | None:
+    def backgrounds(self, queries: np.ndarray, pairs: Pairs, *, reference: Callable[[], np.ndarray] | None = None
+                    ) -> Backgrounds | None:
         """The background distances (`dedup.background`) `decide` needs for `pairs` (as found by
-        `candidates` for `queries` against `index`, a FAISS index or a function returning it), or
-        None when the check does not use them. Within one set both sides are rows of `queries`;
-        across two, `reference()` gives the indexed rows (`pairs.j`), each judged against its own
-        index. Only rows of pairs closer than the threshold are searched."""
+        `candidates` for `queries`), or None when the check does not use them. Within one set both
+        sides are rows of `queries`, the indexed rows themselves; across two, `reference()` gives
+        the indexed rows (`pairs.j`), and both sides are measured in that catalog. Only rows of
+        pairs closer than the threshold are measured."""
         if not self.check.normalised:
             return None
         look = pairs[np.asarray(pairs.d) < self.threshold]
         typical = self.check.typical_background
         if reference is None:
-            mine = backgrounds(index, queries, rows_of(look, len(queries)), within=True, typical=typical)
+            mine = backgrounds(queries, queries, rows_of(look, len(queries)), within=True, typical=typical)
             return mine, mine
-        return (backgrounds(index, queries, np.unique(look.i), within=False, typical=typical),
-                backgrounds(index, reference(), np.unique(look.j), within=True, typical=typical))
+        catalog = reference()
+        return (backgrounds(catalog, queries, np.unique(look.i), within=False, typical=typical),
+                backgrounds(catalog, catalog, np.unique(look.j), within=True, typical=typical))
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
@@ -224,7 +224,7 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
       texture-poor pictures (few keypoints, so few matches either way) would be judged on
       distance alone, more leniently than the encoder's threshold; and among a few similar
       corners (the corners of two rectangles) ten chance agreements are common.
-    - Otherwise, when not within half of the threshold, one when the sparser picture has at least
+    - Within the threshold but not within half of it, one when the sparser picture has at least
       `config.veto_keypoints` (at the finer look `closer_look` takes when it has fewer): a copy
       with that many keypoints agrees on some, while the model, fitted on clip art where a flat
       icon and its copy often share none, would otherwise take two different flat pictures the
@@ -238,7 +238,7 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
     else:
         need = np.where(np.asarray(normalised_distance) >= config.gate, config.min_inliers, 0)
     if config.veto_keypoints:
-        silent = (d >= encoder_threshold / 2) & (np.asarray(sparser) >= config.veto_keypoints)
+        silent = (d >= encoder_threshold / 2) & (d < encoder_threshold) & (np.asarray(sparser) >= config.veto_keypoints)
         need = np.maximum(need, silent.astype(need.dtype))
     return need
 

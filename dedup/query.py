@@ -63,7 +63,7 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     if policy is not None:
         q, r = np.nonzero(ids >= 0)
         pairs = Pairs(q, ids[q, r], dist[q, r])
-        background = policy.backgrounds(lambda: index.faiss, emb, pairs, reference=lambda: index.vectors)
+        background = policy.backgrounds(emb, pairs, reference=lambda: index.vectors)
         decision = policy.decide(pairs, pictures, index.picture, background=background)
         same = np.zeros(dist.shape, dtype=bool)
         same[q, r] = decision.keep

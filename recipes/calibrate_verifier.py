@@ -65,7 +65,7 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     i, j, d = pairs.i, pairs.j, pairs.d
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    rows = backgrounds(index.faiss, index.vectors, np.arange(len(paths)), within=True, typical=np.nan)
+    rows = backgrounds(index.vectors, index.vectors, np.arange(len(paths)), within=True, typical=np.nan)
     return {"d": d, "matches": matches, "look": look, "same": same, "rows": rows, "normalised": normalised(d, rows[i], rows[j]),
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
             "i": i, "j": j, "source": source}

@@ -122,7 +122,7 @@ def card(model: Model, fig: dict[str, Any]) -> str:
             f"- **Pair check** (`dedup.policy.CheckedPolicy`, calibrated by `python -m recipes.calibrate_verifier`): "
             f"candidates are every pair under the threshold and each image's {v.neighbours} nearest under {v.candidates}; "
             f"a pair is kept when the logistic model over ({', '.join(v.to_dict()['features'])}) gives ≥ {v.accept} and, "
-            f"{strict} (otherwise, beyond half of the threshold, at least "
+            f"{strict} (within the threshold but beyond half of it, at least "
             f"one when the sparser picture has {v.veto_keypoints} or more). Fitted on {vc.get('candidates', '?')} candidate "
             f"pairs of {vc.get('images', '?')} validation images; there, out of fold: precision "
             f"{checked.get('precision', 0):.4f}, recall {checked.get('recall', 0):.4f}, F1 {checked.get('f1', 0):.4f} "

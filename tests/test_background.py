@@ -7,8 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dedup.ann import build_index
-from dedup.background import RANKS, backgrounds, normalised
+from dedup.background import RANKS, backgrounds, normalised, sample_rows
 from dedup.config import NORMALISED_FEATURES, VerifyConfig
 from dedup.keypoints import Matches
 from dedup.pairs import Pairs
@@ -36,16 +35,16 @@ def test_a_rows_background_is_the_mean_distance_to_its_sixth_to_tenth_nearest_ot
     base = unit(200, 0)
     queries = base if within else unit(30, 1)
     rows = np.array([0, 3, 7, 29])
-    got = backgrounds(build_index(base, "Flat", {}), queries, rows, within=within, typical=9.0)
+    got = backgrounds(base, queries, rows, within=within, typical=9.0)
     np.testing.assert_allclose(got[rows], brute(queries, base, within)[rows], atol=1e-5)
     assert np.isnan(np.delete(got, rows)).all()  # only the rows asked for are searched
 
 
 def test_a_row_with_too_few_neighbours_gets_the_typical_background_and_a_few_more_the_ones_it_has():
     base = unit(8, 2)
-    got = backgrounds(build_index(base[:5], "Flat", {}), base[:5], np.arange(5), within=True, typical=0.7)
+    got = backgrounds(base[:5], base[:5], np.arange(5), within=True, typical=0.7)
     assert np.allclose(got, 0.7)  # four others each: none at rank 6
-    got = backgrounds(build_index(base, "Flat", {}), base, np.arange(8), within=True, typical=0.7)
+    got = backgrounds(base, base, np.arange(8), within=True, typical=0.7)
     d = np.sort(np.linalg.norm(base[:, None] - base[None], axis=2) + np.eye(8) * 9, axis=1)
     np.testing.assert_allclose(got, d[:, 5:7].mean(axis=1), atol=1e-5)  # ranks 6 and 7 of seven others
 
@@ -83,12 +82,32 @@ def test_the_same_distance_is_a_duplicate_among_far_neighbours_and_checked_harde
 def test_the_policy_searches_the_background_of_the_rows_it_will_judge_each_against_its_own_index(across):
     base = unit(120, 3)
     queries = unit(10, 4) if across else base
-    index = build_index(base, "Flat", {})
     pairs = Pairs(np.array([1, 2]), np.array([5, 6]), np.array([0.4, 2.5], np.float32))  # the second beyond the candidates
     policy = CheckedPolicy(GATED, 2.0, 0.5)
-    first, second = policy.backgrounds(index, queries, pairs, reference=(lambda: base) if across else None)
+    first, second = policy.backgrounds(queries, pairs, reference=(lambda: base) if across else None)
     np.testing.assert_allclose(first[1], brute(queries, base, not across)[1], atol=1e-5)
     np.testing.assert_allclose(second[5], brute(base, base, True)[5], atol=1e-5)
     assert np.isnan(first[2]) and np.isnan(second[6])
     raw = replace(GATED, features=NORMALISED_FEATURES[:4], weights=(0.0,) * 4, gate=None)
-    assert CheckedPolicy(raw, 2.0, 0.5).backgrounds(index, queries, pairs) is None  # an older check needs none
+    assert CheckedPolicy(raw, 2.0, 0.5).backgrounds(queries, pairs) is None  # an older check needs none
+
+
+def test_in_a_large_catalog_the_background_is_measured_among_an_even_sample_so_it_does_not_shrink_with_size():
+    """Ten times the rows from one distribution: without the sample every row's 6th–10th nearest
+    would be far closer; with it the typical background stays where it was."""
+    small, large = unit(1000, 5), unit(10_000, 6)
+    ids = sample_rows(len(large))
+    assert len(ids) == 1024 and ids[0] == 0 and ids[-1] == len(large) - 1 and (np.diff(ids) > 0).all()
+    rows = np.arange(0, 10_000, 97)
+    got = backgrounds(large, large, rows, within=True, typical=9.0)
+    np.testing.assert_allclose(got[rows], _sampled(large, ids, rows), atol=1e-5)
+    in_small = np.median(backgrounds(small, small, np.arange(1000), within=True, typical=9.0))
+    full = np.median(_sampled(large, np.arange(len(large)), rows))  # among every other row
+    assert abs(np.median(got[rows]) - in_small) < 0.02 < in_small - full
+
+
+def _sampled(catalog: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Brute force: each row's `RANKS` band among the sample rows other than itself."""
+    d = np.linalg.norm(catalog[rows][:, None].astype(np.float64) - catalog[ids][None], axis=2)
+    d[rows[:, None] == ids[None]] = np.inf
+    return np.sort(d, axis=1)[:, RANKS[0] - 1 : RANKS[1]].mean(axis=1)
