@@ -14,8 +14,8 @@ catalog's pair precision and F1. Encoder alone: no pair check, no set linkage.
 
 Then the pair check (`recipes.calibrate_verifier`'s candidate pairs, validation seeds 1–2, fitted
 out of fold with the precision-first cut by `dedup.calibrate.fit_candidates`): without background
-distances, and with them (`dedup.background`: a fifth feature, and "20 agreeing keypoints" from
-a normalised distance on rather than beyond the encoder's threshold). The checks fitted on clip
+distances, and with them (`dedup.background`: a fifth feature, and "20 agreeing keypoints" also
+from a normalised distance on, within the encoder's threshold). The checks fitted on clip
 art are then applied to the gnome icon library's candidate pairs (pair precision and recall over
 all its true pairs; no set linkage).
 """
@@ -90,7 +90,7 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
                                      clip["normalised"] if normalise else None, float(np.nanmedian(clip["rows"])))
         on_icons = accepted(check, pairs.d, matches, thr, look, icon_normalised if normalise else None)
         print(f"| {'with background distances' if normalise else 'without'} | "
-              f"{f'normalised distance {check.gate}' if check.gate is not None else f'distance {thr}'} | "
+              f"distance {thr}{'' if check.gate is None else f' or normalised distance {check.gate}'} | "
               f"{_shown(pair_scores(held, clip['same'], n_true))} | "
               f"{_shown(pair_scores(on_icons, icon_same, icon_true))} |", flush=True)
 

@@ -72,8 +72,8 @@ def fit_candidates(gate: VerifyConfig, d: np.ndarray, m: Matches, look: Matches,
     """The check fitted (`fit_check`) on candidate pairs (distances `d`, keypoint matches `m`,
     and `look`: after `closer_look`; `same`: the truth; `fold`: 0/1 by item) with `gate`'s
     candidates, keypoint settings and rules. With `normalised_distance` (`dedup.background`)
-    it is also a feature (`NORMALISED_FEATURES`), and the `min_inliers` rule starts at the
-    largest normalised distance under which candidate pairs are still ≥ `target` precise.
+    it is also a feature (`NORMALISED_FEATURES`), and the `min_inliers` rule also applies from
+    the largest normalised distance under which candidate pairs are still ≥ `target` precise.
     Returns the check (None when too few pairs could be accepted to fit it) and which pairs it
     accepts out of fold."""
     if normalised_distance is not None:

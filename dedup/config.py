@@ -137,7 +137,7 @@ class VerifyConfig:
     of the sparser image's keypoints; that image's keypoints), or over `NORMALISED_FEATURES` (also
     the distance less the pair's background distance, `dedup.background`), gives a probability
     ≥ `accept` and enough keypoints agree (`policy.required_inliers`): `min_inliers` beyond the
-    encoder's own threshold, or with `gate` from that normalised distance on; at least one between
+    encoder's own threshold, and with `gate` also from that normalised distance on; at least one between
     half of the threshold and it when the sparser image has `veto_keypoints` or more.
     `typical_background` stands in for the background of pictures compared without a catalog."""
 
@@ -151,7 +151,7 @@ class VerifyConfig:
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
     features: tuple[str, ...] = VERIFY_FEATURES  # the logistic model's inputs, in the order of `weights`
-    gate: float | None = None  # normalised distance from which `min_inliers` are needed (None: the encoder's threshold)
+    gate: float | None = None  # normalised distance from which `min_inliers` are needed, within the threshold too
     typical_background: float = 0.0  # background distance assumed for a picture compared without a catalog
 
     def __post_init__(self) -> None:

@@ -218,9 +218,9 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
                      normalised_distance: np.ndarray | None = None) -> np.ndarray:
     """Agreeing keypoints a pair needs before the logistic model may accept it.
 
-    - Beyond the encoder's own threshold, `config.min_inliers`; with `config.gate`, from that
-      normalised distance on instead (`dedup.background`: a pair far apart for its neighbourhood,
-      whatever its raw distance). Without that, a pair of
+    - Beyond the encoder's own threshold, `config.min_inliers`; with `config.gate`, also from
+      that normalised distance on (`dedup.background`: a pair close for the catalog but not for
+      its crowded neighbourhood, such as two items of one series). Without that, a pair of
       texture-poor pictures (few keypoints, so few matches either way) would be judged on
       distance alone, more leniently than the encoder's threshold; and among a few similar
       corners (the corners of two rectangles) ten chance agreements are common.
@@ -231,12 +231,12 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
       encoder puts close (shapes on similar gradients) as the same.
     - Otherwise none: the encoder's verdict stands unless the model overrules it."""
     d = np.asarray(distance)
-    if config.gate is None:
-        need = np.where(d >= encoder_threshold, config.min_inliers, 0)
-    elif normalised_distance is None:
-        raise ValueError("this pair check needs each pair's normalised distance")
-    else:
-        need = np.where(np.asarray(normalised_distance) >= config.gate, config.min_inliers, 0)
+    strict = d >= encoder_threshold
+    if config.gate is not None:
+        if normalised_distance is None:
+            raise ValueError("this pair check needs each pair's normalised distance")
+        strict |= np.asarray(normalised_distance) >= config.gate
+    need = np.where(strict, config.min_inliers, 0)
     if config.veto_keypoints:
         silent = (d >= encoder_threshold / 2) & (d < encoder_threshold) & (np.asarray(sparser) >= config.veto_keypoints)
         need = np.maximum(need, silent.astype(need.dtype))

@@ -114,10 +114,10 @@ def card(model: Model, fig: dict[str, Any]) -> str:
     if v:
         checked = vc.get("with the keypoint check (out of fold)", {})
         alone = vc.get("encoder alone at its threshold", {})
-        strict = (f"beyond the threshold, at least {v.min_inliers} keypoints agree" if v.gate is None else
-                  f"from a normalised distance (distance less the mean of both pictures' background distance, their "
-                  f"6th–10th nearest neighbours' mean distance, `dedup.background`) of {v.gate} on, at least {v.min_inliers} "
-                  f"keypoints agree (a picture compared without a catalog counts a background of {v.typical_background})")
+        strict = f"beyond the threshold, at least {v.min_inliers} keypoints agree" + ("" if v.gate is None else (
+            f", and so many within it from a normalised distance (the distance less the mean of both pictures' "
+            f"background distance, their 6th–10th nearest neighbours' mean distance, `dedup.background`) of {v.gate} on; "
+            f"a picture compared without a catalog counts a background of {v.typical_background}"))
         lines.append(
             f"- **Pair check** (`dedup.policy.CheckedPolicy`, calibrated by `python -m recipes.calibrate_verifier`): "
             f"candidates are every pair under the threshold and each image's {v.neighbours} nearest under {v.candidates}; "
