@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dedup.background import SAMPLE
 from dedup.loading import load_model
 from dedup.model import Model
 
@@ -114,19 +115,24 @@ def card(model: Model, fig: dict[str, Any]) -> str:
     if v:
         checked = vc.get("with the keypoint check (out of fold)", {})
         alone = vc.get("encoder alone at its threshold", {})
-        strict = f"beyond the threshold, at least {v.min_inliers} keypoints agree" + ("" if v.gate is None else (
-            f", and so many within it from a normalised distance (the distance less the mean of both pictures' "
-            f"background distance, their 6th–10th nearest neighbours' mean distance, `dedup.background`) of {v.gate} on; "
-            f"a picture compared without a catalog counts a background of {v.typical_background}"))
+        raw = vc.get("with the keypoint check, raw distances (out of fold)")
+        gated = "" if v.gate is None else f", and so many within it from a normalised distance of {v.gate} on"
+        normalised = "" if not v.normalised else (
+            " The normalised distance is the distance less the mean of both pictures' background distance (the mean "
+            f"distance to their 6th–10th nearest neighbours among up to {SAMPLE:,} of the catalog's pictures, "
+            "`dedup.background`); a picture compared "
+            f"without a catalog counts a background of {v.typical_background}.")
         lines.append(
             f"- **Pair check** (`dedup.policy.CheckedPolicy`, calibrated by `python -m recipes.calibrate_verifier`): "
             f"candidates are every pair under the threshold and each image's {v.neighbours} nearest under {v.candidates}; "
             f"a pair is kept when the logistic model over ({', '.join(v.to_dict()['features'])}) gives ≥ {v.accept} and, "
-            f"{strict} (within the threshold but beyond half of it, at least "
-            f"one when the sparser picture has {v.veto_keypoints} or more). Fitted on {vc.get('candidates', '?')} candidate "
-            f"pairs of {vc.get('images', '?')} validation images; there, out of fold: precision "
-            f"{checked.get('precision', 0):.4f}, recall {checked.get('recall', 0):.4f}, F1 {checked.get('f1', 0):.4f} "
-            f"(encoder alone: {alone.get('precision', 0):.4f} / {alone.get('recall', 0):.4f} / {alone.get('f1', 0):.4f}).")
+            f"beyond the threshold, at least {v.min_inliers} keypoints agree{gated} (within the threshold but beyond half "
+            f"of it, at least one when the sparser picture has {v.veto_keypoints} or more).{normalised} Fitted on "
+            f"{vc.get('candidates', '?')} candidate pairs of {vc.get('images', '?')} validation images; there, out of fold: "
+            f"precision {checked.get('precision', 0):.4f}, recall {checked.get('recall', 0):.4f}, F1 "
+            f"{checked.get('f1', 0):.4f} (encoder alone: {alone.get('precision', 0):.4f} / {alone.get('recall', 0):.4f} / "
+            f"{alone.get('f1', 0):.4f}" + ("" if not raw else f"; the check without background distances: "
+            f"{raw['precision']:.4f} / {raw['recall']:.4f} / {raw['f1']:.4f}") + ").")
     cat, ch, al, hb = fig["catalog"], fig["with_check"], fig["encoder_alone"], fig["best_hash"]
     fams = ", ".join(f"{k} {v:.2f}" for k, v in sorted(fig["families"].items(), key=lambda kv: -kv[1]))
     lines += [
