@@ -41,7 +41,7 @@ def judge(out: Path, seed: int, originals: int, series: int, model: Path | None 
     policy = index_policy(index)
     pairs = policy.candidates(lambda: index.faiss, index.vectors, within=True)
     start = time.perf_counter()
-    decision = policy.decide(pairs, index.picture, vectors=index.vectors)
+    decision = policy.decide(pairs, index.picture, vectors=index.vectors, background=policy.backgrounds(index.vectors, pairs))
     seconds = time.perf_counter() - start
     true = true_pairs(truth, paths)
     template = series_template([truth[p][0] for p in paths])
