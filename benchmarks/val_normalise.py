@@ -14,8 +14,7 @@ catalog's pair precision and F1. Encoder alone: no pair check, no set linkage.
 
 Then the pair check (`recipes.calibrate_verifier`'s candidate pairs, validation seeds 1–2, fitted
 out of fold with the precision-first cut by `dedup.calibrate.fit_candidates`): without background
-distances, and with them (`dedup.background`: a fifth feature, and "20 agreeing keypoints" also
-from a normalised distance on, within the encoder's threshold). The checks fitted on clip
+distances, and with them (`dedup.background`: a fifth feature). The checks fitted on clip
 art are then applied to the gnome icon library's candidate pairs (pair precision and recall over
 all its true pairs; no set linkage).
 """
@@ -68,7 +67,7 @@ def _shown(scores: tuple[float, float, float]) -> str:
 
 
 def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
-    """The pair check with the normalised distance as a feature and as its gate (see the docstring)."""
+    """The pair check with and without the normalised distance as a feature (see the docstring)."""
     model = load_model(model_path)
     thr = model.threshold
     gate = VerifyConfig(candidates=0.8, weights=(0.0,) * len(VERIFY_FEATURES), bias=0.0)
@@ -83,14 +82,12 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
     sizes = np.unique(labels, return_counts=True)[1]
     icon_same, icon_true = labels[pairs.i] == labels[pairs.j], int((sizes * (sizes - 1) // 2).sum())
     icon_normalised = normalised(pairs.d, rows[pairs.i], rows[pairs.j])
-    print("\n| pair check | gate: 20 agreeing keypoints from | clip art, out of fold: P / R / F1 | "
-          "gnome icons: P / R / F1 |\n|---|---|---|---|")
+    print("\n| pair check | clip art, out of fold: P / R / F1 | gnome icons: P / R / F1 |\n|---|---|---|")
     for normalise in (False, True):
         check, held = fit_candidates(gate, clip["d"], clip["matches"], clip["look"], clip["same"], clip["fold"], thr,
                                      clip["normalised"] if normalise else None, float(np.nanmedian(clip["rows"])))
         on_icons = accepted(check, pairs.d, matches, thr, look, icon_normalised if normalise else None)
         print(f"| {'with background distances' if normalise else 'without'} | "
-              f"distance {thr}{'' if check.gate is None else f' or normalised distance {check.gate}'} | "
               f"{_shown(pair_scores(held, clip['same'], n_true))} | "
               f"{_shown(pair_scores(on_icons, icon_same, icon_true))} |", flush=True)
 

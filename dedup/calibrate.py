@@ -1,7 +1,7 @@
 """Calibrating a model's pair check on labelled pictures (numpy only): the candidate pairs
 find-duplicates would check, their keypoint matches and background distances, a logistic model
-over `NORMALISED_FEATURES` fitted to tell same from different, the normalised distance from which
-agreeing keypoints are required, and an acceptance cut chosen precision first on held-out folds.
+over `NORMALISED_FEATURES` fitted to tell same from different, and an acceptance cut chosen
+precision first on held-out folds.
 The check is attached to the model only when it does better than the encoder alone."""
 from __future__ import annotations
 
@@ -72,15 +72,12 @@ def fit_candidates(gate: VerifyConfig, d: np.ndarray, m: Matches, look: Matches,
     """The check fitted (`fit_check`) on candidate pairs (distances `d`, keypoint matches `m`,
     and `look`: after `closer_look`; `same`: the truth; `fold`: 0/1 by item) with `gate`'s
     candidates, keypoint settings and rules. With `normalised_distance` (`dedup.background`)
-    it is also a feature (`NORMALISED_FEATURES`), and the `min_inliers` rule also applies from
-    the largest normalised distance under which candidate pairs are still ≥ `target` precise.
-    Returns the check (None when too few pairs could be accepted to fit it) and which pairs it
+    it is also a feature (`NORMALISED_FEATURES`). Returns the check (None when too few pairs could be accepted to fit it) and which pairs it
     accepts out of fold."""
     if normalised_distance is not None:
-        cut = precision_threshold(normalised_distance, same, target)
         gate = replace(gate, features=NORMALISED_FEATURES, weights=(0.0,) * len(NORMALISED_FEATURES),
-                       gate=None if cut is None else round(cut, 4), typical_background=round(float(typical_background), 4))
-    eligible = m.readable & (look.inliers >= required_inliers(gate, d, look.sparser, encoder_threshold, normalised_distance))
+                       typical_background=round(float(typical_background), 4))
+    eligible = m.readable & (look.inliers >= required_inliers(gate, d, look.sparser, encoder_threshold))
     if eligible.sum() < MIN_PAIRS or len(np.unique(same[eligible])) < 2:
         return None, np.zeros(len(same), bool)
     w, b, accept, held_out = fit_check(features(d, m, normalised_distance), same, eligible, fold, target)

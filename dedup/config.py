@@ -137,8 +137,8 @@ class VerifyConfig:
     of the sparser image's keypoints; that image's keypoints), or over `NORMALISED_FEATURES` (also
     the distance less the pair's background distance, `dedup.background`), gives a probability
     ≥ `accept` and enough keypoints agree (`policy.required_inliers`): `min_inliers` beyond the
-    encoder's own threshold, and with `gate` also from that normalised distance on; at least one between
-    half of the threshold and it when the sparser image has `veto_keypoints` or more.
+    encoder's own threshold; at least one between half of it and it when the sparser image has
+    `veto_keypoints` or more.
     `typical_background` stands in for the background of pictures compared without a catalog."""
 
     candidates: float
@@ -151,7 +151,6 @@ class VerifyConfig:
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
     features: tuple[str, ...] = VERIFY_FEATURES  # the logistic model's inputs, in the order of `weights`
-    gate: float | None = None  # normalised distance from which `min_inliers` are needed, within the threshold too
     typical_background: float = 0.0  # background distance assumed for a picture compared without a catalog
 
     def __post_init__(self) -> None:
@@ -163,7 +162,7 @@ class VerifyConfig:
     @property
     def normalised(self) -> bool:
         """Whether the check judges distances against the pair's background (`dedup.background`)."""
-        return self.gate is not None or NORMALISED_FEATURE in self.features
+        return NORMALISED_FEATURE in self.features
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "weights": list(self.weights), "features": list(self.features)}

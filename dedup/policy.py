@@ -147,7 +147,7 @@ class CheckedPolicy:
         for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
             prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
-        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, norm)
+        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
         apart = np.zeros(len(todo), bool)
         confirmed = np.flatnonzero(readable & same)
         if self.tell_apart and len(confirmed) and look.maps is not None:
@@ -214,13 +214,10 @@ def probability(config: VerifyConfig, distance, m: Matches, normalised_distance:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float,
-                     normalised_distance: np.ndarray | None = None) -> np.ndarray:
+def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
     """Agreeing keypoints a pair needs before the logistic model may accept it.
 
-    - Beyond the encoder's own threshold, `config.min_inliers`; with `config.gate`, also from
-      that normalised distance on (`dedup.background`: a pair close for the catalog but not for
-      its crowded neighbourhood, such as two items of one series). Without that, a pair of
+    - Beyond the encoder's own threshold, `config.min_inliers`. Without that, a pair of
       texture-poor pictures (few keypoints, so few matches either way) would be judged on
       distance alone, more leniently than the encoder's threshold; and among a few similar
       corners (the corners of two rectangles) ten chance agreements are common.
@@ -231,23 +228,18 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
       encoder puts close (shapes on similar gradients) as the same.
     - Otherwise none: the encoder's verdict stands unless the model overrules it."""
     d = np.asarray(distance)
-    strict = d >= encoder_threshold
-    if config.gate is not None:
-        if normalised_distance is None:
-            raise ValueError("this pair check needs each pair's normalised distance")
-        strict |= np.asarray(normalised_distance) >= config.gate
-    need = np.where(strict, config.min_inliers, 0)
+    need = np.where(d >= encoder_threshold, config.min_inliers, 0)
     if config.veto_keypoints:
         silent = (d >= encoder_threshold / 2) & (d < encoder_threshold) & (np.asarray(sparser) >= config.veto_keypoints)
         need = np.maximum(need, silent.astype(need.dtype))
     return need
 
 
-def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float,
-            normalised_distance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float
+            ) -> tuple[np.ndarray, np.ndarray]:
     """The check's rule on readable pairs, and the agreeing keypoints each needs: probability
     `prob` ≥ `config.accept` and enough agreeing keypoints in `look` (`required_inliers`)."""
-    needed = required_inliers(config, distance, look.sparser, encoder_threshold, normalised_distance)
+    needed = required_inliers(config, distance, look.sparser, encoder_threshold)
     return (look.inliers >= needed) & (np.asarray(prob) >= config.accept), needed
 
 
@@ -255,7 +247,7 @@ def accepted(config: VerifyConfig, distance, m: Matches, encoder_threshold: floa
              normalised_distance: np.ndarray | None = None) -> np.ndarray:
     """`verdict` on matches `m` (and `look`: `m` after `closer_look`, when given)."""
     prob = probability(config, distance, m, normalised_distance)
-    return verdict(config, distance, prob, m if look is None else look, encoder_threshold, normalised_distance)[0]
+    return verdict(config, distance, prob, m if look is None else look, encoder_threshold)[0]
 
 
 def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, pictures: Pictures, encoder_threshold: float,

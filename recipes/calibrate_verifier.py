@@ -12,12 +12,10 @@ pair's background distance, `dedup.background`) is fitted (`dedup.calibrate.fit_
 numpy) to say which candidates are the same picture. Its acceptance cut is chosen precision
 first, like the encoder's threshold: the lowest probability whose out-of-fold pair precision is
 ≥ 0.90 (2 folds split by picture). Only pairs with enough agreeing keypoints can be accepted
-(`policy.required_inliers`: `--min-inliers` beyond the encoder's threshold and from the
-normalised distance under which candidates stop being 0.90 precise, one for a close pair whose
-sparser picture has `--veto-keypoints`), so
-the model is fitted and cut on the pairs that can. `--raw` fits the check without background
-distances (four features; `--min-inliers` beyond the encoder's own threshold); both are
-reported. The fitted model is stored in the model file (`meta["verify"]`); the weights and the
+(`policy.required_inliers`: `--min-inliers` beyond the encoder's own threshold, one for a
+close pair whose sparser picture has `--veto-keypoints`), so
+the model is fitted and cut on the pairs that can. `--raw` stores the check fitted without
+background distances (four features); both are reported. The fitted model is stored in the model file (`meta["verify"]`); the weights and the
 model's identity do not change.
 """
 from __future__ import annotations

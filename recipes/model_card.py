@@ -116,7 +116,6 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         checked = vc.get("with the keypoint check (out of fold)", {})
         alone = vc.get("encoder alone at its threshold", {})
         raw = vc.get("with the keypoint check, raw distances (out of fold)")
-        gated = "" if v.gate is None else f", and so many within it from a normalised distance of {v.gate} on"
         normalised = "" if not v.normalised else (
             " The normalised distance is the distance less the mean of both pictures' background distance (the mean "
             f"distance to their 6th–10th nearest neighbours among up to {SAMPLE:,} of the catalog's pictures, "
@@ -126,7 +125,7 @@ def card(model: Model, fig: dict[str, Any]) -> str:
             f"- **Pair check** (`dedup.policy.CheckedPolicy`, calibrated by `python -m recipes.calibrate_verifier`): "
             f"candidates are every pair under the threshold and each image's {v.neighbours} nearest under {v.candidates}; "
             f"a pair is kept when the logistic model over ({', '.join(v.to_dict()['features'])}) gives ≥ {v.accept} and, "
-            f"beyond the threshold, at least {v.min_inliers} keypoints agree{gated} (within the threshold but beyond half "
+            f"beyond the threshold, at least {v.min_inliers} keypoints agree (within the threshold but beyond half "
             f"of it, at least one when the sparser picture has {v.veto_keypoints} or more).{normalised} Fitted on "
             f"{vc.get('candidates', '?')} candidate pairs of {vc.get('images', '?')} validation images; there, out of fold: "
             f"precision {checked.get('precision', 0):.4f}, recall {checked.get('recall', 0):.4f}, F1 "

@@ -11,12 +11,11 @@ from dedup.background import RANKS, backgrounds, normalised, sample_rows
 from dedup.config import NORMALISED_FEATURES, VerifyConfig
 from dedup.keypoints import Matches
 from dedup.pairs import Pairs
-from dedup.policy import CheckedPolicy, probability, required_inliers
+from dedup.policy import CheckedPolicy, probability
 
-# Accepts whatever the keypoints say (P ≈ 0.99); needs 20 agreeing keypoints from normalised distance −0.1 on
-# (and beyond the encoder's threshold, as every check).
-GATED = VerifyConfig(candidates=2.0, weights=(0.0,) * 5, bias=5.0, features=NORMALISED_FEATURES, gate=-0.1,
-                     min_inliers=20, veto_keypoints=0, typical_background=0.6)
+# P(same) ≥ 0.5 exactly when the normalised distance is at most −0.1, whatever the keypoints say.
+NORMALISING = VerifyConfig(candidates=2.0, weights=(0.0, 0.0, 0.0, 0.0, -10.0), bias=-1.0, features=NORMALISED_FEATURES,
+                           min_inliers=20, veto_keypoints=0, typical_background=0.6)
 
 
 def unit(n: int, seed: int) -> np.ndarray:
@@ -50,16 +49,15 @@ def test_a_row_with_too_few_neighbours_gets_the_typical_background_and_a_few_mor
     np.testing.assert_allclose(got, d[:, 5:7].mean(axis=1), atol=1e-5)  # ranks 6 and 7 of seven others
 
 
-def test_a_gated_check_needs_agreeing_keypoints_by_the_normalised_distance_and_refuses_to_guess_it():
+def test_a_normalising_check_reads_the_distance_against_the_background_and_refuses_to_guess_it():
     d = np.array([0.2, 0.2, 0.6])
     norm = normalised(d, np.array([0.25, 0.6, 0.9]), np.array([0.35, 0.6, 0.9]))
     np.testing.assert_allclose(norm, [-0.1, -0.4, -0.3])
-    # crowded, so held to keypoints; close for its neighbourhood; beyond the encoder's threshold however sparse
-    assert required_inliers(GATED, d, np.full(3, 100), 0.3, norm).tolist() == [20, 0, 20]
+    m = Matches(np.zeros(3, np.int32), np.full(3, 100))
+    p = probability(NORMALISING, d, m, norm)
+    assert p[1] > p[2] > p[0]  # the same distance counts for more among far neighbours
     with pytest.raises(ValueError):
-        required_inliers(GATED, d, np.full(3, 100), 0.3)
-    with pytest.raises(ValueError):
-        probability(GATED, d, Matches(np.zeros(3, np.int32), np.full(3, 100)))
+        probability(NORMALISING, d, m)
 
 
 def few_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None):
@@ -67,15 +65,14 @@ def few_agreeing(pairs, pictures, side, count, workers, on_progress=None, region
     return Matches(np.full(len(pairs), 5, np.int32), np.full(len(pairs), 100, np.int32))
 
 
-def test_the_same_distance_is_a_duplicate_among_far_neighbours_and_checked_harder_among_close_ones():
-    """A pair at distance 0.3 with few agreeing keypoints: accepted where each side's usual
+def test_the_same_distance_is_a_duplicate_among_far_neighbours_and_not_among_close_ones():
+    """A pair at distance 0.3 with a few agreeing keypoints: accepted where each side's usual
     neighbours are far (a copy stands out), refused where they are as close (a look-alike series)."""
     pair = Pairs(np.array([0]), np.array([1]), np.array([0.3], np.float32))
-    policy = CheckedPolicy(GATED, 2.0, 0.5)
+    policy = CheckedPolicy(NORMALISING, 2.0, 0.5)
     judged = {name: policy.decide(pair, lambda row: b"", background=(np.array(bg), np.array(bg)), match=few_agreeing)
               for name, bg in (("sparse", [0.9, 0.9]), ("crowded", [0.35, 0.35]))}
     assert judged["sparse"].keep.tolist() == [True] and judged["crowded"].keep.tolist() == [False]
-    assert judged["crowded"].needed.tolist() == [20]
     alone = policy.decide(pair, lambda row: b"", match=few_agreeing)  # compared without a catalog: typical background
     assert alone.keep.tolist() == [True]
 
@@ -85,12 +82,12 @@ def test_the_policy_searches_the_background_of_the_rows_it_will_judge_each_again
     base = unit(120, 3)
     queries = unit(10, 4) if across else base
     pairs = Pairs(np.array([1, 2]), np.array([5, 6]), np.array([0.4, 2.5], np.float32))  # the second beyond the candidates
-    policy = CheckedPolicy(GATED, 2.0, 0.5)
+    policy = CheckedPolicy(NORMALISING, 2.0, 0.5)
     first, second = policy.backgrounds(queries, pairs, reference=(lambda: base) if across else None)
     np.testing.assert_allclose(first[1], brute(queries, base, not across)[1], atol=1e-5)
     np.testing.assert_allclose(second[5], brute(base, base, True)[5], atol=1e-5)
     assert np.isnan(first[2]) and np.isnan(second[6])
-    raw = replace(GATED, features=NORMALISED_FEATURES[:4], weights=(0.0,) * 4, gate=None)
+    raw = replace(NORMALISING, features=NORMALISED_FEATURES[:4], weights=(0.0,) * 4)
     assert CheckedPolicy(raw, 2.0, 0.5).backgrounds(queries, pairs) is None  # an older check needs none
 
 

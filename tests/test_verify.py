@@ -25,7 +25,7 @@ from dedup.synth import scene
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
 BY_MATCHES = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5, min_inliers=1)
 # The same verdicts from a check that also reads each pair's background distance (`dedup.background`).
-BY_MATCHES_NORMALISED = replace(BY_MATCHES, features=NORMALISED_FEATURES, weights=(0.0, 2.0, 0.0, 0.0, 0.0), gate=-2.0,
+BY_MATCHES_NORMALISED = replace(BY_MATCHES, features=NORMALISED_FEATURES, weights=(0.0, 2.0, 0.0, 0.0, 0.0),
                                 typical_background=0.5)
 
 
