@@ -8,7 +8,8 @@ judges pairs (find-duplicates, `--against`, `query --verify`, compare, the serve
   (`VerifyConfig`; a recent one also judges the distance against the pair's background,
   `dedup.background`), and needs enough agreeing keypoints (`required_inliers`); a confirmed pair
   whose pictures, laid over each other, differ in a detail or a colourway is told apart
-  (`dedup.details`).
+  (`dedup.details`), and so is the farther of two confirmed pairs that would join two pictures
+  told apart (`through_copies`).
 
 `policy_for` is the one place a threshold is resolved from the model's calibration.
 """
@@ -153,6 +154,9 @@ class CheckedPolicy:
         if self.tell_apart and len(confirmed) and look.maps is not None:
             apart[confirmed] = told_apart(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
         verdict_ = np.where(readable, same & ~apart, todo.d < self.encoder_threshold)
+        if other is None and apart.any():
+            moved = through_copies(todo, verdict_, apart)
+            verdict_, apart = verdict_ & ~moved, apart | moved
         n = len(pairs)
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
         inl, need, apart_all = np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, bool)
@@ -183,6 +187,29 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
         t = check_threshold(check.candidates if threshold is None else threshold)
         return CheckedPolicy(check, t, min(float(model_threshold), t), tell_apart=not variants_together)
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
+
+
+def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray) -> np.ndarray:
+    """The kept pairs to tell apart because they would join two pictures told apart: for each
+    pair (b, c) told apart and each picture a kept with both, the farther of (a, b) and (a, c).
+
+    Two items of one series, b and c, are told apart by the detail they differ in, but an edited
+    copy a of b (blurred, recompressed, with a sticker) differs from c in more than that detail,
+    so the test passes it, and a would join b's set and c's. One of a's two pairs is wrong; a copy
+    sits closer to its own original than to another item. Pairs within one set of rows (i < j)."""
+    drop = np.zeros(len(pairs), bool)
+    k = np.flatnonzero(kept)
+    if len(k) == 0 or not apart.any():
+        return drop
+    node, neighbour, pair = np.concatenate([pairs.i[k], pairs.j[k]]), np.concatenate([pairs.j[k], pairs.i[k]]), np.concatenate([k, k])
+    order = np.lexsort((neighbour, node))
+    node, neighbour, pair = node[order], neighbour[order], pair[order]
+    for b, c in zip(pairs.i[apart].tolist(), pairs.j[apart].tolist()):
+        (b0, b1), (c0, c1) = np.searchsorted(node, [b, b + 1]), np.searchsorted(node, [c, c + 1])
+        _, at_b, at_c = np.intersect1d(neighbour[b0:b1], neighbour[c0:c1], assume_unique=True, return_indices=True)
+        for x, y in zip(pair[b0 + at_b].tolist(), pair[c0 + at_c].tolist()):
+            drop[x if pairs.d[x] > pairs.d[y] else y] = True
+    return drop
 
 
 def _joined(a: Pictures, b: Pictures, shift: int) -> Pictures:

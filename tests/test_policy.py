@@ -64,6 +64,37 @@ def test_a_distance_policy_decides_by_distance_alone():
     assert decision.keep.tolist() == [True, False] and decision.verified is None
 
 
+def test_of_two_kept_pairs_joining_two_items_told_apart_the_farther_is_told_apart_too():
+    from dedup.pairs import Pairs
+    from dedup.policy import through_copies
+
+    # items 0 and 1 of one series, told apart; 2 is an edited copy of 0, kept with both; 3 and 4 unrelated
+    pairs = Pairs(np.array([0, 0, 1, 3]), np.array([1, 2, 2, 4]), np.array([0.10, 0.15, 0.25, 0.2], np.float32))
+    kept, apart = np.array([False, True, True, True]), np.array([True, False, False, False])
+    assert through_copies(pairs, kept, apart).tolist() == [False, False, True, False]
+    closer = Pairs(pairs.i, pairs.j, np.array([0.10, 0.30, 0.25, 0.2], np.float32))  # now 2 sits closer to 1
+    assert through_copies(closer, kept, apart).tolist() == [False, True, False, False]
+    assert not through_copies(pairs, kept, np.zeros(4, bool)).any()
+    assert not through_copies(pairs, np.array([False, True, False, True]), apart).any()  # 2 joins only one of them
+
+
+def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart(monkeypatch):
+    import dedup.policy as policy
+    from dedup.keypoints import Matches
+    from dedup.pairs import Pairs
+
+    def many_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None):
+        return Matches(np.full(len(pairs), 80, np.int32), np.full(len(pairs), 100, np.int32),
+                       np.zeros((len(pairs), 2, 3), np.float32))
+
+    monkeypatch.setattr(policy, "told_apart", lambda i, j, maps, pictures, workers: (i == 0) & (j == 1))
+    pairs = Pairs(np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([0.10, 0.15, 0.25], np.float32))
+    decision = CheckedPolicy(CHECK, 0.9, 0.5).decide(pairs, lambda row: b"", match=many_agreeing)
+    assert decision.keep.tolist() == [False, True, False] and decision.told_apart.tolist() == [True, False, True]
+    together = CheckedPolicy(CHECK, 0.9, 0.5, tell_apart=False).decide(pairs, lambda row: b"", match=many_agreeing)
+    assert together.keep.all()
+
+
 @pytest.mark.parametrize("kwargs, option", [
     ({"action": "move"}, "to"),
     ({"action": "delete", "apply": True}, "yes"),
