@@ -8,7 +8,7 @@ judges pairs (find-duplicates, `--against`, `query --verify`, compare, the serve
   (`VerifyConfig`; a recent one also judges the distance against the pair's background,
   `dedup.background`), and needs enough agreeing keypoints (`required_inliers`); a confirmed pair
   whose pictures, laid over each other, differ in a detail or a colourway is told apart
-  (`dedup.details`), and so is the farther of two confirmed pairs that would join two pictures
+  (`dedup.details`), and so is the weaker of two confirmed pairs that would join two pictures
   told apart (`through_copies`).
 
 `policy_for` is the one place a threshold is resolved from the model's calibration.
@@ -155,7 +155,7 @@ class CheckedPolicy:
             apart[confirmed] = told_apart(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
         verdict_ = np.where(readable, same & ~apart, todo.d < self.encoder_threshold)
         if other is None and apart.any():
-            moved = through_copies(todo, verdict_, apart)
+            moved = through_copies(todo, verdict_, apart, look.inliers)
             verdict_, apart = verdict_ & ~moved, apart | moved
         n = len(pairs)
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
@@ -189,14 +189,17 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
 
 
-def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray) -> np.ndarray:
+def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray, inliers: np.ndarray) -> np.ndarray:
     """The kept pairs to tell apart because they would join two pictures told apart: for each
-    pair (b, c) told apart and each picture a kept with both, the farther of (a, b) and (a, c).
+    pair (b, c) told apart and each picture a kept with both, the one of (a, b) and (a, c) with
+    fewer agreeing keypoints (`inliers`; the farther when they have as many).
 
     Two items of one series, b and c, are told apart by the detail they differ in, but an edited
     copy a of b (blurred, recompressed, with a sticker) differs from c in more than that detail,
     so the test passes it, and a would join b's set and c's. One of a's two pairs is wrong; a copy
-    sits closer to its own original than to another item. Pairs within one set of rows (i < j)."""
+    shares the detail's keypoints with its own original, not with the other item (an edit may
+    move it further from its original than the detail moves the other item). Pairs within one
+    set of rows (i < j)."""
     drop = np.zeros(len(pairs), bool)
     k = np.flatnonzero(kept)
     if len(k) == 0 or not apart.any():
@@ -208,7 +211,8 @@ def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray) -> np.ndar
         (b0, b1), (c0, c1) = np.searchsorted(node, [b, b + 1]), np.searchsorted(node, [c, c + 1])
         _, at_b, at_c = np.intersect1d(neighbour[b0:b1], neighbour[c0:c1], assume_unique=True, return_indices=True)
         for x, y in zip(pair[b0 + at_b].tolist(), pair[c0 + at_c].tolist()):
-            drop[x if pairs.d[x] > pairs.d[y] else y] = True
+            weaker = (inliers[x], -pairs.d[x]) < (inliers[y], -pairs.d[y])
+            drop[x if weaker else y] = True
     return drop
 
 

@@ -64,18 +64,19 @@ def test_a_distance_policy_decides_by_distance_alone():
     assert decision.keep.tolist() == [True, False] and decision.verified is None
 
 
-def test_of_two_kept_pairs_joining_two_items_told_apart_the_farther_is_told_apart_too():
+def test_of_two_kept_pairs_joining_two_items_told_apart_the_weaker_is_told_apart_too():
     from dedup.pairs import Pairs
     from dedup.policy import through_copies
 
     # items 0 and 1 of one series, told apart; 2 is an edited copy of 0, kept with both; 3 and 4 unrelated
-    pairs = Pairs(np.array([0, 0, 1, 3]), np.array([1, 2, 2, 4]), np.array([0.10, 0.15, 0.25, 0.2], np.float32))
+    pairs = Pairs(np.array([0, 0, 1, 3]), np.array([1, 2, 2, 4]), np.array([0.10, 0.30, 0.25, 0.2], np.float32))
     kept, apart = np.array([False, True, True, True]), np.array([True, False, False, False])
-    assert through_copies(pairs, kept, apart).tolist() == [False, False, True, False]
-    closer = Pairs(pairs.i, pairs.j, np.array([0.10, 0.30, 0.25, 0.2], np.float32))  # now 2 sits closer to 1
-    assert through_copies(closer, kept, apart).tolist() == [False, True, False, False]
-    assert not through_copies(pairs, kept, np.zeros(4, bool)).any()
-    assert not through_copies(pairs, np.array([False, True, False, True]), apart).any()  # 2 joins only one of them
+    inliers = np.array([300, 310, 290, 50])  # the copy shares the detail's keypoints with its own original
+    assert through_copies(pairs, kept, apart, inliers).tolist() == [False, False, True, False]
+    assert through_copies(pairs, kept, apart, np.array([300, 290, 310, 50])).tolist() == [False, True, False, False]
+    assert through_copies(pairs, kept, apart, np.full(4, 300)).tolist() == [False, True, False, False]  # as many: the farther
+    assert not through_copies(pairs, kept, np.zeros(4, bool), inliers).any()
+    assert not through_copies(pairs, np.array([False, True, False, True]), apart, inliers).any()  # 2 joins only one of them
 
 
 def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart(monkeypatch):
