@@ -21,7 +21,7 @@ from dedup.metrics import best_f1_threshold, precision_threshold
 from dedup.model import Model
 from dedup.policy import CheckedPolicy, closer_look, features, required_inliers
 
-TARGET_PRECISION = 0.90  # the acceptance cut: the lowest probability whose held-out pair precision reaches this
+TARGET_PRECISION = 0.95  # the acceptance cut: the lowest probability whose held-out pair precision reaches this
 CANDIDATE_RECALL = 0.95  # the candidate distance: this share of same pairs closer (at least the threshold)
 MIN_PAIRS = 20  # same pairs, and different ones, among the candidates needed to fit anything
 

@@ -11,7 +11,7 @@ model over (distance, matches, share of keypoints matched, keypoints, and the di
 pair's background distance, `dedup.background`) is fitted (`dedup.calibrate.fit_candidates`,
 numpy) to say which candidates are the same picture. Its acceptance cut is chosen precision
 first, like the encoder's threshold: the lowest probability whose out-of-fold pair precision is
-≥ 0.90 (2 folds split by picture). Only pairs with enough agreeing keypoints can be accepted
+≥ 0.95 (`dedup.calibrate.TARGET_PRECISION`, or `--precision`; 2 folds split by picture). Only pairs with enough agreeing keypoints can be accepted
 (`policy.required_inliers`: `--min-inliers` beyond the encoder's own threshold, one for a
 close pair whose sparser picture has `--veto-keypoints`), so
 the model is fitted and cut on the pairs that can. `--raw` stores the check fitted without
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dedup.background import backgrounds, normalised
-from dedup.calibrate import fit_candidates
+from dedup.calibrate import TARGET_PRECISION, fit_candidates
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
 from dedup.keypoints import Matches, match_pairs
@@ -37,7 +37,6 @@ from dedup.modelfile import model_file
 from dedup.pairs import Pairs
 from dedup.policy import CheckedPolicy, closer_look
 from recipes.pool import indexed_catalog, true_pairs
-from recipes.train_default import TARGET_PRECISION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +83,8 @@ def main() -> None:
     ap.add_argument("--keypoints", type=int, default=VerifyConfig.__dataclass_fields__["keypoints"].default,
                     help="ORB keypoints found per picture, at most (matching cost grows with the square).")
     ap.add_argument("--work", type=Path, default=Path("benchmarks/out/verify"))
+    ap.add_argument("--precision", type=float, default=TARGET_PRECISION,
+                    help="Out-of-fold pair precision the acceptance cut must reach.")
     ap.add_argument("--raw", action="store_true", help="Store the check fitted without background distances.")
     ap.add_argument("--dry-run", action="store_true", help="Report only; do not write the model file.")
     args = ap.parse_args()
@@ -104,7 +105,7 @@ def main() -> None:
 
     fitted = {normalise: fit_candidates(gate, cat["d"], matches, look, y, cat["fold"], model.threshold,
                                         cat["normalised"] if normalise else None, float(np.nanmedian(cat["rows"])),
-                                        TARGET_PRECISION)
+                                        args.precision)
               for normalise in (False, True)}
 
     def scores(pred: np.ndarray) -> dict:
@@ -122,7 +123,7 @@ def main() -> None:
     config = fitted[not args.raw][0]
     if config is None:
         raise SystemExit("too few pairs with agreeing keypoints to fit the check")
-    print(f"acceptance cut (out-of-fold precision ≥ {TARGET_PRECISION}): {config.accept}")
+    print(f"acceptance cut (out-of-fold precision ≥ {args.precision}): {config.accept}")
     print("verify config:", json.dumps(config.to_dict()))
     if args.dry_run:
         return
