@@ -1,8 +1,8 @@
 """Calibrating a model's pair check on labelled pictures (numpy only): the candidate pairs
 find-duplicates would check, their keypoint matches and background distances, a logistic model
 over `NORMALISED_FEATURES` fitted to tell same from different, and an acceptance cut chosen
-precision first on held-out folds.
-The check is attached to the model only when it does better than the encoder alone."""
+precision first on held-out folds. The check is attached to the model only when it does better
+than the encoder alone."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -72,8 +72,8 @@ def fit_candidates(gate: VerifyConfig, d: np.ndarray, m: Matches, look: Matches,
     """The check fitted (`fit_check`) on candidate pairs (distances `d`, keypoint matches `m`,
     and `look`: after `closer_look`; `same`: the truth; `fold`: 0/1 by item) with `gate`'s
     candidates, keypoint settings and rules. With `normalised_distance` (`dedup.background`)
-    it is also a feature (`NORMALISED_FEATURES`). Returns the check (None when too few pairs could be accepted to fit it) and which pairs it
-    accepts out of fold."""
+    it is also a feature (`NORMALISED_FEATURES`). Returns the check (None when too few pairs
+    could be accepted to fit it) and which pairs it accepts out of fold."""
     if normalised_distance is not None:
         gate = replace(gate, features=NORMALISED_FEATURES, weights=(0.0,) * len(NORMALISED_FEATURES),
                        typical_background=round(float(typical_background), 4))
