@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.icons import build
-from dedup.background import RANKS, backgrounds, normalised
+from dedup.background import RANKS, catalog_backgrounds, normalised, typical_background
 from dedup.calibrate import fit_candidates
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
@@ -78,14 +78,14 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
     index = Index.open(icon_index)
     pairs, matches, look = checked_candidates(index, thr, gate)
     labels = np.array([str(p).split("/")[0] for p in index.rows.path])
-    rows = backgrounds(index.vectors, index.vectors, np.arange(len(labels)), within=True, typical=np.nan)
+    rows = catalog_backgrounds(index.vectors)
     sizes = np.unique(labels, return_counts=True)[1]
     icon_same, icon_true = labels[pairs.i] == labels[pairs.j], int((sizes * (sizes - 1) // 2).sum())
     icon_normalised = normalised(pairs.d, rows[pairs.i], rows[pairs.j])
     print("\n| pair check | clip art, out of fold: P / R / F1 | gnome icons: P / R / F1 |\n|---|---|---|")
     for normalise in (False, True):
         check, held = fit_candidates(gate, clip["d"], clip["matches"], clip["look"], clip["same"], clip["fold"], thr,
-                                     clip["normalised"] if normalise else None, float(np.nanmedian(clip["rows"])))
+                                     clip["normalised"] if normalise else None, typical_background(clip["rows"]))
         on_icons = accepted(check, pairs.d, matches, thr, look, icon_normalised if normalise else None)
         print(f"| {'with background distances' if normalise else 'without'} | "
               f"{_shown(pair_scores(held, clip['same'], n_true))} | "

@@ -50,6 +50,18 @@ def backgrounds(catalog: np.ndarray, queries: np.ndarray, rows: np.ndarray, *, w
     return out
 
 
+def catalog_backgrounds(catalog: np.ndarray) -> np.ndarray:
+    """Every row's background in its own catalog (`backgrounds`; NaN for a row with too few
+    neighbours), as calibration measures them."""
+    return backgrounds(catalog, catalog, np.arange(len(catalog)), within=True, typical=np.nan)
+
+
+def typical_background(rows: np.ndarray) -> float:
+    """The background that stands for a picture compared without a catalog: the median of rows'
+    backgrounds (`catalog_backgrounds`) in the catalogs a check is calibrated on."""
+    return float(np.nanmedian(rows))
+
+
 def normalised(d: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Pair distances `d` less the mean background distance of their two rows (`first`, `second`)."""
     return np.asarray(d, np.float64) - (np.asarray(first, np.float64) + np.asarray(second, np.float64)) / 2

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dedup.ann import build_index
-from dedup.background import backgrounds, normalised
+from dedup.background import catalog_backgrounds, normalised, typical_background
 from dedup.config import NORMALISED_FEATURES, VERIFY_FEATURES, VerifyConfig
 from dedup.embed import embed_loaded, load_files
 from dedup.errors import UsageError
@@ -137,10 +137,10 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
                            true_pairs=true_total, images=n)
     m = match_pairs(pairs, pictures.__getitem__, gate.side, gate.keypoints, workers)
     look = closer_look(pairs, m, gate, pictures.__getitem__, policy.encoder_threshold, workers)
-    back = backgrounds(emb, emb, np.arange(n), within=True, typical=np.nan)
+    back = catalog_backgrounds(emb)
     fold = (labels[pairs.i].astype(np.int64) * 2654435761) % 2  # by item: one item's pairs in one fold
     check, accepted = fit_candidates(gate, pairs.d, m, look, y, fold, policy.encoder_threshold,
-                                     normalised(pairs.d, back[pairs.i], back[pairs.j]), float(np.nanmedian(back)))
+                                     normalised(pairs.d, back[pairs.i], back[pairs.j]), typical_background(back))
     if check is None:
         return Calibration(None, "too few pairs with agreeing keypoints to fit the check", pairs=len(pairs),
                            true_pairs=true_total, images=n)

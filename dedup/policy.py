@@ -23,7 +23,7 @@ from typing import Literal, Union
 import numpy as np
 
 from dedup.background import backgrounds, normalised
-from dedup.config import NORMALISED_FEATURE, VerifyConfig, check_threshold
+from dedup.config import VerifyConfig, check_threshold
 from dedup.details import told_apart
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, rows_of, union_pairs
@@ -168,8 +168,7 @@ class CheckedPolicy:
         if not self.check.normalised:
             return None
         if background is None:
-            typical = np.full(len(todo), self.check.typical_background)
-            return normalised(todo.d, typical, typical)
+            return np.asarray(todo.d, np.float64) - self.check.typical_background
         return normalised(todo.d, background[0][todo.i], background[1][todo.j])
 
 
@@ -237,7 +236,7 @@ def features(distance: np.ndarray, m: Matches, normalised_distance: np.ndarray |
 def probability(config: VerifyConfig, distance, m: Matches, normalised_distance: np.ndarray | None = None) -> np.ndarray:
     """P(duplicate) of pairs under `config`'s logistic model (`normalised_distance`: needed when
     the model uses it)."""
-    if NORMALISED_FEATURE not in config.features:
+    if not config.normalised:
         normalised_distance = None
     elif normalised_distance is None:
         raise ValueError("this pair check needs each pair's normalised distance")

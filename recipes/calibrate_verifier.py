@@ -11,12 +11,13 @@ model over (distance, matches, share of keypoints matched, keypoints, and the di
 pair's background distance, `dedup.background`) is fitted (`dedup.calibrate.fit_candidates`,
 numpy) to say which candidates are the same picture. Its acceptance cut is chosen precision
 first, like the encoder's threshold: the lowest probability whose out-of-fold pair precision is
-≥ 0.95 (`dedup.calibrate.TARGET_PRECISION`, or `--precision`; 2 folds split by picture). Only pairs with enough agreeing keypoints can be accepted
-(`policy.required_inliers`: `--min-inliers` beyond the encoder's own threshold, one for a
-close pair whose sparser picture has `--veto-keypoints`), so
-the model is fitted and cut on the pairs that can. `--raw` stores the check fitted without
-background distances (four features); both are reported. The fitted model is stored in the model file (`meta["verify"]`); the weights and the
-model's identity do not change.
+≥ 0.95 (`dedup.calibrate.TARGET_PRECISION`, or `--precision`; 2 folds split by picture). Only
+pairs with enough agreeing keypoints can be accepted (`policy.required_inliers`: `--min-inliers`
+beyond the encoder's own threshold, one for a close pair whose sparser picture has
+`--veto-keypoints`), so the model is fitted and cut on the pairs that can. `--raw` stores the
+check fitted without background distances (four features); both are reported. The fitted model
+is stored in the model file (`meta["verify"]`); the weights and the model's identity do not
+change.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.background import backgrounds, normalised
+from dedup.background import catalog_backgrounds, normalised, typical_background
 from dedup.calibrate import TARGET_PRECISION, fit_candidates
 from dedup.config import VERIFY_FEATURES, VerifyConfig
 from dedup.index import Index
@@ -63,7 +64,7 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     i, j, d = pairs.i, pairs.j, pairs.d
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    rows = backgrounds(index.vectors, index.vectors, np.arange(len(paths)), within=True, typical=np.nan)
+    rows = catalog_backgrounds(index.vectors)
     return {"d": d, "matches": matches, "look": look, "same": same, "rows": rows, "normalised": normalised(d, rows[i], rows[j]),
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
             "i": i, "j": j, "source": source}
@@ -104,7 +105,7 @@ def main() -> None:
           f"{len(y)} candidate pairs ({int(y.sum())} true)")
 
     fitted = {normalise: fit_candidates(gate, cat["d"], matches, look, y, cat["fold"], model.threshold,
-                                        cat["normalised"] if normalise else None, float(np.nanmedian(cat["rows"])),
+                                        cat["normalised"] if normalise else None, typical_background(cat["rows"]),
                                         args.precision)
               for normalise in (False, True)}
 
