@@ -34,6 +34,7 @@ from dedup.pictures import fitted
 
 SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
 CACHE_PICTURES = 256  # prepared pictures kept while pairs are judged (~250 kB each)
+CHUNK = 64  # pairs judged in one go by a thread
 MIN_OVERLAP_PX = 100  # fewer pixels in common: no verdict
 DIFFERENT = 30  # grey levels (of 255) at which a pixel differs, after matching brightness and contrast
 SPREAD_PX = 7  # differing pixels this close together make one region
@@ -221,6 +222,11 @@ def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: P
 
     order = np.lexsort((np.asarray(j), np.asarray(i)))  # a row's pairs together, while its picture is cached
     out = np.zeros(len(maps), bool)
+
+    def run(ks: list[int]) -> None:
+        for k in ks:
+            out[k] = judge(k)
+
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="details") as pool:
-        out[order] = np.fromiter(pool.map(judge, order.tolist()), bool, len(maps))
+        list(pool.map(run, [chunk.tolist() for chunk in np.array_split(order, max(1, len(order) // CHUNK))]))
     return out

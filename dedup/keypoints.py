@@ -71,18 +71,29 @@ def keypoints(grey: np.ndarray, count: int = 500, corner: int = CORNER_THRESHOLD
 NO_MAP = np.full((3, 3), np.nan)  # no plausible map: too few agreeing keypoints
 
 
-def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray,
-              matcher: cv2.BFMatcher) -> tuple[int, np.ndarray]:
+def ratio_matches(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio-test matches of binary descriptors `d1` in `d2` (Hamming distance): the
+    indices into `d1` and into `d2` of each descriptor whose nearest is closer than `RATIO` times
+    its second nearest. Exact search, as a brute-force matcher's; a tie for the nearest fails the
+    test, so which of the tied is nearest does not matter."""
+    if len(d1) < 1 or len(d2) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    search = faiss.IndexBinaryFlat(8 * d2.shape[1])
+    search.add(np.ascontiguousarray(d2))
+    dist, nearest = search.search(np.ascontiguousarray(d1), 2)
+    query = np.flatnonzero(dist[:, 0] < RATIO * dist[:, 1])
+    return query, nearest[query, 0]
+
+
+def _agreeing(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray) -> tuple[int, np.ndarray]:
     """Ratio-test matches from picture 1 to picture 2 that fit one plausible affine map, and
     that map (3×3, picture 1's pixels to picture 2's; `NO_MAP` with none)."""
     if len(d1) < 2 or len(d2) < 2:
         return 0, NO_MAP
-    good = [m[0] for m in matcher.knnMatch(d1, d2, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < 4:
+    query, train = ratio_matches(d1, d2)
+    if len(query) < 4:
         return 0, NO_MAP
-    src = p1[[m.queryIdx for m in good]]
-    dst = p2[[m.trainIdx for m in good]]
-    affine, inlier = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
+    affine, inlier = cv2.estimateAffine2D(p1[query], p2[train], method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
     if affine is None or inlier is None or not plausible(affine):
         return 0, NO_MAP
     return int(inlier.sum()), np.vstack([affine, (0.0, 0.0, 1.0)])
@@ -109,12 +120,11 @@ def matched(a: Keypoints, b: Keypoints) -> tuple[int, np.ndarray]:
     the mirror image is not looked at when `b` itself agrees on `SURE` of them: a copy that is
     not mirrored, or a symmetric picture), and the map from `a`'s pixels to `b`'s (3×3, mirroring
     included; `NO_MAP` with none); 0 if OpenCV cannot match them (degenerate keypoints)."""
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     try:
-        direct, to_b = _agreeing(a.points, a.descriptors, b.points, b.descriptors, matcher)
+        direct, to_b = _agreeing(a.points, a.descriptors, b.points, b.descriptors)
         if direct >= max(SURE_INLIERS, SURE * min(len(a), len(b))):
             return direct, to_b
-        mirrored, to_mirror = _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors, matcher)
+        mirrored, to_mirror = _agreeing(a.points, a.descriptors, b.mirror_points, b.mirror_descriptors)
         if mirrored <= direct:
             return direct, to_b
         flip = np.array([[-1.0, 0.0, b.width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -277,6 +287,7 @@ def match_pairs(
     out = Matches.empty(m)
 
     def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:
+        faiss.omp_set_num_threads(1)  # this thread's searches only: the pool's threads are the parallelism
         for k, a, b in ks:
             if a is not None and b is not None:
                 out.inliers[k], out.maps[k] = pair_map(a, b, side)

@@ -387,3 +387,26 @@ def test_the_closed_form_map_check_agrees_with_numpys_singular_values():
         slow = np.linalg.det(a) > 0 and small > 1 / mechanism.MAX_SCALE and big < mechanism.MAX_SCALE \
             and big / small <= mechanism.MAX_STRETCH
         assert plausible(affine) is bool(slow)
+
+
+def _bit_noise(rng, n: int) -> np.ndarray:
+    """`n` descriptors with about one bit in sixteen set."""
+    return (rng.random((n, 256)) < 1 / 16).reshape(n, 32, 8).dot(1 << np.arange(7, -1, -1)).astype(np.uint8)
+
+
+def test_ratio_matches_are_exactly_the_brute_force_ratio_test():
+    """Every descriptor whose nearest (Hamming) is closer than RATIO times its second nearest, and
+    only those; descriptors drawn from few values so that ties for the nearest are common."""
+    rng = np.random.default_rng(1)
+    for trial in range(50):
+        base = rng.integers(0, 256, size=(8, 32), dtype=np.uint8)
+        d1 = base[rng.integers(0, 8, 40)] ^ _bit_noise(rng, 40)
+        d2 = base[rng.integers(0, 8, int(rng.integers(2, 60)))]
+        d2 = d2 ^ _bit_noise(rng, len(d2)) if trial % 2 else d2  # even trials: exact copies, many ties
+        dist = np.unpackbits(d1[:, None, :] ^ d2[None, :, :], axis=2).sum(axis=2)
+        two = np.sort(dist, axis=1)[:, :2]
+        want = np.flatnonzero(two[:, 0] < mechanism.RATIO * two[:, 1])
+        query, train = mechanism.ratio_matches(d1, d2)
+        assert query.tolist() == want.tolist()
+        assert (dist[query, train] == two[query, 0]).all()
+    assert len(mechanism.ratio_matches(d1, d2[:1])[0]) == 0  # no second nearest: no match
