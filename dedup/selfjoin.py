@@ -166,16 +166,15 @@ Runner = Callable[[np.ndarray, Probes, list[Task], float], Iterable[Pairs]]
 def threads(workers: int) -> Runner:
     """Run tasks on `workers` threads, one FAISS thread each (its searches release the GIL)."""
 
-    def run(vectors, probes, tasks, radius):
+    def one(vectors, probes, task, radius) -> Pairs:
         import faiss
 
-        before = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max(1, workers)) as pool:
-                yield from pool.map(lambda t: run_task(vectors, probes, t, radius), tasks)
-        finally:
-            faiss.omp_set_num_threads(before)
+        faiss.omp_set_num_threads(1)  # OpenMP's thread count is per calling thread: this worker's only
+        return run_task(vectors, probes, task, radius)
+
+    def run(vectors, probes, tasks, radius):
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            yield from pool.map(lambda t: one(vectors, probes, t, radius), tasks)
 
     return run
 

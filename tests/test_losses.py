@@ -9,6 +9,7 @@ import torch
 from dedup.losses import (
     BCELoss,
     ContrastiveLoss,
+    CrossBatchMemory,
     InfoNCELoss,
     TripletLoss,
     make_loss,
@@ -58,6 +59,26 @@ def test_infonce():
     row0 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D02))))
     row1 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D12))))
     assert InfoNCELoss(t)(EMB, LABELS).item() == pytest.approx((row0 + row1) / 2, abs=1e-4)
+
+
+def test_infonce_with_a_memory_compares_each_row_with_the_memory_too():
+    """Row 0 (label 0) against the memory's rows: 1 (label 0, a positive) and 2 (label 1)."""
+    t = 0.1
+    s = lambda d: -(d**2) / (2 * t)  # noqa: E731
+    batch, labels = EMB[[0]], torch.tensor([0])
+    row0 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D02))))
+    assert InfoNCELoss(t)(batch, labels, (EMB[1:], LABELS[1:])).item() == pytest.approx(row0, abs=1e-4)
+    assert InfoNCELoss(t)(batch, labels).item() == 0.0  # alone, no positive
+
+
+def test_the_memory_gets_no_gradient_and_keeps_the_latest_rows():
+    memory = CrossBatchMemory(3)
+    emb = EMB.clone().requires_grad_(True)
+    memory.add(emb, LABELS)
+    memory.add(emb[:2] * 2, torch.tensor([5, 6]))
+    kept, labels = memory.contents()
+    assert labels.tolist() == [1, 5, 6] and not kept.requires_grad
+    assert torch.equal(kept, torch.cat([EMB[2:], EMB[:2] * 2]))
 
 
 def test_make_loss_unknown():

@@ -203,3 +203,16 @@ def test_centroid_separations_from_the_table_and_beyond_it_are_exact():
     a, b = rng.integers(300, size=5000), rng.integers(300, size=5000)
     direct = np.linalg.norm(centroids[a] - centroids[b], axis=1)
     assert np.allclose(separation(a, b), direct, atol=1e-5)
+
+
+def test_each_worker_thread_searches_with_one_faiss_thread(monkeypatch):
+    """OpenMP's thread count belongs to the calling thread: the runner's workers must set their
+    own, or each of them would start a FAISS thread per core (this machine's cores > 1)."""
+    import faiss
+
+    import dedup.selfjoin as selfjoin
+
+    seen = []
+    monkeypatch.setattr(selfjoin, "run_task", lambda *args: seen.append(faiss.omp_get_max_threads()) or Pairs.empty())
+    list(threads(2)(np.zeros((4, 2), np.float32), np.zeros((4, 1), np.int32), [Task(0, 1)] * 4, 1.0))
+    assert seen == [1, 1, 1, 1]
