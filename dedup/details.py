@@ -11,6 +11,9 @@ what tells them apart:
   colour or flat colour with detail, so the detail on its two sides is unequal.
 - **a colourway**: the subject's saturated colours have their hues turned on most of it, where
   a colour edit (brightness, contrast, saturation, greyscale) keeps them.
+- **another drawing in one frame**: a larger region inside both subjects (other pips on a card,
+  another sign in a warning triangle) has drawn detail on both sides that is anticorrelated, and
+  each side is drawn in colours its picture uses elsewhere; a sticker or caption brings its own.
 
 `told_apart` judges pairs on their check pictures (`dedup.pictures`). The bounds below were
 chosen on validation catalogs with look-alike series (`benchmarks/details.py`), never on the
@@ -22,7 +25,7 @@ import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -49,6 +52,11 @@ SATURATED, BRIGHT, SUBJECT = 80, 50, 60  # HSV saturation and value (of 255); su
 MIN_SUBJECT = 0.02  # share of the common area in colour on both sides needed for a colourway verdict
 HUE_TURN = 40  # hue difference (of 256) at which a pixel's colour is turned
 TURNED = 0.5  # share of turned subject pixels that makes another colourway
+DRAWING_AREA = 0.025  # another drawing: a region at least this share of the common area
+DRAWING_BACKDROP = 0.05  # at most this share of it either picture's backdrop
+DRAWING_EDGE_BALANCE = 0.5  # the sparser side with at least this share of the other's edges
+DRAWING_CORRELATION = -0.4  # some window there anticorrelated below this
+PALETTE, RARE, NOVEL = 4, 0.005, 0.2  # colour levels a channel; a colour under RARE of the rest is new; new colours on under NOVEL of the region
 
 
 @dataclass(frozen=True)
@@ -163,28 +171,81 @@ def _least_correlation(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, regi
     return float((cov[both] / np.sqrt(vi[both] * vj[both])).min())
 
 
-def differing_detail(al: Aligned) -> bool:
+class Differences:
+    """Where two aligned pictures differ: pixels more than `DIFFERENT` apart once brightness and
+    contrast are matched, grown by `SPREAD_PX` into regions."""
+
+    def __init__(self, al: Aligned):
+        self.al, self.grey_i, self.grey_j = al, al.grey_i, al.grey_j
+        gi, gj = _matched_grey(self.grey_i, self.grey_j, al.overlap, 1.8)
+        differs = (cv2.absdiff(gi, gj) > DIFFERENT) & al.overlap
+        self.grown = cv2.dilate(differs.astype(np.uint8), np.ones((SPREAD_PX, SPREAD_PX), np.uint8))
+        self.overlap_px = np.count_nonzero(al.overlap)
+        self.share = float(np.count_nonzero(self.grown[al.overlap])) / self.overlap_px
+
+    @cached_property
+    def regions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's region label (0: none) and each label's area in pixels."""
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(self.grown)
+        return labels, stats[:, cv2.CC_STAT_AREA]
+
+    @cached_property
+    def _edges(self) -> tuple[np.ndarray, np.ndarray]:
+        si, sj = _matched_grey(self.grey_i, self.grey_j, self.al.overlap, 1.5)
+        return _edges(si), _edges(sj)
+
+    def balanced(self, region: np.ndarray, least: float) -> bool:
+        """Both sides have drawn detail (edges) in `region`, the sparser at least `least` of the other's."""
+        ei, ej = (e[region].mean() for e in self._edges)
+        return max(ei, ej) > 0 and min(ei, ej) >= least * max(ei, ej)
+
+    def least_correlation(self, region: np.ndarray) -> float:
+        return _least_correlation(self.grey_i, self.grey_j, self.al.overlap, region)
+
+
+def differing_detail(diff: Differences) -> bool:
     """One or two small regions differ, with comparable drawn detail on both sides that does not
     correlate, while the rest agrees. A region that is mostly either picture's backdrop is no
     detail: a copy's new padding, a rotation's fill, a caption beside the subject."""
-    grey_i, grey_j = al.grey_i, al.grey_j
-    gi, gj = _matched_grey(grey_i, grey_j, al.overlap, 1.8)
-    differs = (cv2.absdiff(gi, gj) > DIFFERENT) & al.overlap
-    grown = cv2.dilate(differs.astype(np.uint8), np.ones((SPREAD_PX, SPREAD_PX), np.uint8))
-    share = float(np.count_nonzero(grown[al.overlap])) / np.count_nonzero(al.overlap)
-    if not DETAIL_AREA[0] <= share < DETAIL_AREA[1]:
+    if not DETAIL_AREA[0] <= diff.share < DETAIL_AREA[1]:
         return False
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(grown)
-    if count - 1 > DETAIL_REGIONS:
+    labels, area = diff.regions
+    if len(area) - 1 > DETAIL_REGIONS:
         return False
-    region = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if al.backdrop[region].mean() > ONE_SIDED:
+    region = labels == 1 + int(np.argmax(area[1:]))
+    if diff.al.backdrop[region].mean() > ONE_SIDED:
         return False
-    si, sj = _matched_grey(grey_i, grey_j, al.overlap, 1.5)
-    ei, ej = _edges(si)[region].mean(), _edges(sj)[region].mean()
-    if min(ei, ej) < EDGE_BALANCE * max(ei, ej) or max(ei, ej) == 0:
+    return diff.balanced(region, EDGE_BALANCE) and diff.least_correlation(region) < DISAGREE
+
+
+def other_drawing(diff: Differences) -> bool:
+    """Another drawing in one frame (another sign on a warning triangle, other pips on a card):
+    a large region inside both subjects where both pictures have comparable drawn detail that is
+    anticorrelated, each drawn in colours its picture uses elsewhere. An overlay a copy gains (a
+    sticker, a caption) brings colours of its own, or sits on the backdrop."""
+    if diff.share < DRAWING_AREA:
         return False
-    return _least_correlation(grey_i, grey_j, al.overlap, region) < DISAGREE
+    labels, area = diff.regions
+    al = diff.al
+    for label in 1 + np.flatnonzero(area[1:] >= DRAWING_AREA * diff.overlap_px):
+        region = labels == label
+        if (al.backdrop[region].mean() <= DRAWING_BACKDROP and diff.balanced(region, DRAWING_EDGE_BALANCE)
+                and diff.least_correlation(region) < DRAWING_CORRELATION
+                and max(_novel(al.i, region, ~al.backdrop), _novel(al.j, region, ~al.backdrop)) < NOVEL):
+            return True
+    return False
+
+
+def _novel(rgb: np.ndarray, region: np.ndarray, subject: np.ndarray) -> float:
+    """The share of `region`'s pixels in colours (`PALETTE` levels a channel) that cover less
+    than `RARE` of the rest of `subject`."""
+    q = rgb.astype(np.int32) * PALETTE // 256
+    colour = (q[..., 0] * PALETTE + q[..., 1]) * PALETTE + q[..., 2]
+    rest = subject & ~region
+    if not rest.any():
+        return 1.0
+    palette = np.bincount(colour[rest], minlength=PALETTE ** 3) / np.count_nonzero(rest)
+    return float((palette[colour[region]] < RARE).mean())
 
 
 def other_colourway(al: Aligned) -> bool:
@@ -203,7 +264,12 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     """Do the pictures differ in a detail or a colourway? `to_b`: the map from `a` to `b` in units
     of the longer side (`dedup.keypoints.Matches.maps`)."""
     al = align(a, b, rescaled(to_b, SIDE))
-    return al is not None and (other_colourway(al) or differing_detail(al))
+    if al is None:
+        return False
+    if other_colourway(al):
+        return True
+    diff = Differences(al)
+    return differing_detail(diff) or other_drawing(diff)
 
 
 def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:

@@ -73,6 +73,37 @@ def test_a_copy_of_one_item_is_not_told_apart_from_it(edit):
     assert not _judge(item, edit(item))
 
 
+def _sign(symbol: int) -> Image.Image:
+    """A warning sign: the frame of `drawing(5)`, and in its middle one of two symbols drawn in
+    the frame's own black."""
+    im = augment.flatten(drawing(5)).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((78, 78, 178, 178), fill=(255, 220, 0), outline=(0, 0, 0), width=4)
+    if symbol == 0:
+        draw.polygon([(128, 88), (100, 140), (124, 140), (110, 170), (158, 118), (132, 118), (150, 88)], fill=(0, 0, 0))
+    else:
+        draw.ellipse((96, 96, 160, 160), outline=(0, 0, 0), width=10)
+        draw.line((100, 156, 156, 100), fill=(0, 0, 0), width=10)
+    return im
+
+
+def _stickered(im: Image.Image) -> Image.Image:
+    """A cyan disc with a face over the middle: an overlay in colours of its own."""
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    draw.ellipse((96, 96, 160, 160), fill=(80, 200, 230), outline=(20, 20, 20), width=3)
+    draw.ellipse((112, 116, 120, 124), fill=(20, 20, 20))
+    draw.ellipse((136, 116, 144, 124), fill=(20, 20, 20))
+    return out
+
+
+def test_another_drawing_in_one_frame_is_told_apart_and_an_overlay_in_its_own_colours_is_not():
+    sign, other = _sign(0), _sign(1)
+    assert _judge(sign, other)
+    assert _judge(sign.resize((200, 200)), other)  # a copy of one against the other
+    assert not _judge(sign, _stickered(sign))
+
+
 def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
     a, b, _ = _series("letter")
     pictures = {0: picture_bytes(a.convert("RGB")), 1: picture_bytes(b.convert("RGB"))}
