@@ -14,6 +14,7 @@ what tells them apart:
 - **another drawing in one frame**: a larger region inside both subjects (other pips on a card,
   another sign in a warning triangle) has drawn detail on both sides that is anticorrelated, and
   each side is drawn in colours its picture uses elsewhere; a sticker or caption brings its own.
+  Only between pictures stored at about one size: an icon theme redraws each size of an icon.
 
 `told_apart` judges pairs on their check pictures (`dedup.pictures`). The bounds below were
 chosen on validation catalogs with look-alike series (`benchmarks/details.py`), never on the
@@ -52,6 +53,7 @@ SATURATED, BRIGHT, SUBJECT = 80, 50, 60  # HSV saturation and value (of 255); su
 MIN_SUBJECT = 0.02  # share of the common area in colour on both sides needed for a colourway verdict
 HUE_TURN = 40  # hue difference (of 256) at which a pixel's colour is turned
 TURNED = 0.5  # share of turned subject pixels that makes another colourway
+DRAWING_SIZES = 1.25  # another drawing is looked for between pictures stored at sizes at most this far apart
 DRAWING_AREA = 0.025  # another drawing: a region at least this share of the common area
 DRAWING_BACKDROP = 0.05  # at most this share of it either picture's backdrop
 DRAWING_EDGE_BALANCE = 0.5  # the sparser side with at least this share of the other's edges
@@ -83,6 +85,7 @@ class Picture:
     """A check picture ready to be compared: RGB with its longer side `SIDE`, and its subject."""
 
     rgb: np.ndarray  # (h, w, 3) uint8
+    stored: int  # the longer side of the check picture as stored, before it was brought to `SIDE`
     subject: np.ndarray  # (h, w) bool: away from the border colour
     backdrop: np.ndarray  # (h, w) bool: the border colour, joined to the border (a backdrop, padding, a rotation's fill)
 
@@ -95,7 +98,7 @@ def prepared(picture: bytes, side: int = SIDE) -> Picture:
     if size is not None:
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if max(size) < max(w, h) else cv2.INTER_CUBIC)
     subject = _subject(rgb)
-    return Picture(rgb, subject, _backdrop(~subject))
+    return Picture(rgb, max(w, h), subject, _backdrop(~subject))
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
@@ -222,7 +225,9 @@ def other_drawing(diff: Differences) -> bool:
     """Another drawing in one frame (another sign on a warning triangle, other pips on a card):
     a large region inside both subjects where both pictures have comparable drawn detail that is
     anticorrelated, each drawn in colours its picture uses elsewhere. An overlay a copy gains (a
-    sticker, a caption) brings colours of its own, or sits on the backdrop."""
+    sticker, a caption) brings colours of its own, or sits on the backdrop. `pair_told_apart`
+    asks only of pictures stored at about one size (`DRAWING_SIZES`): an icon theme redraws each
+    of an icon's sizes, simpler at the small ones, while one design's variants are made alike."""
     if diff.share < DRAWING_AREA:
         return False
     labels, area = diff.regions
@@ -269,7 +274,7 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     if other_colourway(al):
         return True
     diff = Differences(al)
-    return differing_detail(diff) or other_drawing(diff)
+    return differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
 
 
 def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
