@@ -48,7 +48,8 @@ class TrainConfig:
     mine_every: int = 5  # epochs between re-mining look-alikes (the first mining after this many)
     mine_k: int = 10  # look-alikes kept per class
     edits: Literal["copies", "labelled"] = "copies"  # the views (`dedup.augment.VIEWS`)
-    memory: int = 0  # cross-batch memory (infonce): the latest embeddings kept as more pairs for each batch; 0: none
+    memory: int = 0  # cross-batch memory (infonce): the latest embeddings kept as more negatives for each batch; 0: none
+    memory_from: int = 5  # the epoch from which the memory joins the loss (embeddings must move slowly by then)
 
     def __post_init__(self) -> None:
         checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 2, "at least 2"),

@@ -127,8 +127,8 @@ class InfoNCELoss(nn.Module):
     with similarity −d²/(2τ) (= (cos − 1)/τ, so the same distance drives it).
 
     With `memory` (embeddings of earlier batches and their labels, no gradient: a cross-batch
-    memory, Wang et al. 2020), its rows join every row's comparisons, as positives where the
-    label is the row's and as negatives elsewhere."""
+    memory, Wang et al. 2020), its rows of other labels join every row's negatives; its rows of
+    the row's own label, made by an older state of the encoder, are left out."""
 
     def __init__(self, temperature: float = 0.1):
         super().__init__()
@@ -142,8 +142,8 @@ class InfoNCELoss(nn.Module):
         if memory is not None and len(memory[1]):
             kept, kept_labels = memory
             d = torch.cat([d, _cross_distance(emb, kept.detach())], dim=1)
-            pos = torch.cat([pos, labels[:, None] == kept_labels[None, :]], dim=1)
-            eye = torch.cat([eye, torch.zeros(len(labels), len(kept_labels), dtype=torch.bool, device=emb.device)], dim=1)
+            pos = torch.cat([pos, torch.zeros(len(labels), len(kept_labels), dtype=torch.bool, device=emb.device)], dim=1)
+            eye = torch.cat([eye, labels[:, None] == kept_labels[None, :]], dim=1)
         logits = (-(d**2) / (2 * self.temperature)).masked_fill(eye, float("-inf"))
         log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
         has_pos = pos.any(dim=1)

@@ -25,8 +25,6 @@ from dedup.metrics import at_threshold, balanced_threshold, best_f1_threshold, r
 from dedup.mining import class_neighbours
 from dedup.model import Model, ModelConfig, save_model
 
-MEMORY_FROM_EPOCH = 5  # the cross-batch memory joins the loss once embeddings move slowly (as the first mining)
-
 
 @dataclass(frozen=True)
 class EpochReport:
@@ -154,7 +152,7 @@ def train(
             pixels = pixels.numpy() if isinstance(pixels, torch.Tensor) else pixels
             labels = torch.as_tensor(labels)
             emb = model.net(to_tensor(pixels))
-            if memory is not None and epoch >= MEMORY_FROM_EPOCH:
+            if memory is not None and epoch >= cfg.memory_from:
                 loss = loss_fn(emb, labels, memory.contents())
             else:
                 loss = loss_fn(emb, labels)

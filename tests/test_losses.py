@@ -61,14 +61,15 @@ def test_infonce():
     assert InfoNCELoss(t)(EMB, LABELS).item() == pytest.approx((row0 + row1) / 2, abs=1e-4)
 
 
-def test_infonce_with_a_memory_compares_each_row_with_the_memory_too():
-    """Row 0 (label 0) against the memory's rows: 1 (label 0, a positive) and 2 (label 1)."""
+def test_infonce_with_a_memory_takes_its_other_labels_as_more_negatives():
+    """Rows 0 and 1 (label 0) with the memory's rows 0 (label 0: left out) and 2 (label 1)."""
     t = 0.1
     s = lambda d: -(d**2) / (2 * t)  # noqa: E731
-    batch, labels = EMB[[0]], torch.tensor([0])
     row0 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D02))))
-    assert InfoNCELoss(t)(batch, labels, (EMB[1:], LABELS[1:])).item() == pytest.approx(row0, abs=1e-4)
-    assert InfoNCELoss(t)(batch, labels).item() == 0.0  # alone, no positive
+    row1 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D12))))
+    memory = (EMB[[0, 2]], torch.tensor([0, 1]))
+    assert InfoNCELoss(t)(EMB[:2], LABELS[:2], memory).item() == pytest.approx((row0 + row1) / 2, abs=1e-4)
+    assert InfoNCELoss(t)(EMB[:2], LABELS[:2]).item() == pytest.approx(0.0, abs=1e-4)  # no negative at all
 
 
 def test_the_memory_gets_no_gradient_and_keeps_the_latest_rows():
