@@ -48,8 +48,6 @@ class TrainConfig:
     mine_every: int = 5  # epochs between re-mining look-alikes (the first mining after this many)
     mine_k: int = 10  # look-alikes kept per class
     edits: Literal["copies", "labelled"] = "copies"  # the views (`dedup.augment.VIEWS`)
-    memory: int = 0  # cross-batch memory (infonce): the latest embeddings kept as more negatives for each batch; 0: none
-    memory_from: int = 5  # the epoch from which the memory joins the loss (embeddings must move slowly by then)
 
     def __post_init__(self) -> None:
         checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 2, "at least 2"),
@@ -57,9 +55,7 @@ class TrainConfig:
                   ("augment_strength", self.augment_strength >= 0, "at least 0"),
                   ("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
                   ("optimizer", self.optimizer in ("adam", "sgd"), "adam or sgd"),
-                  ("edits", self.edits in ("copies", "labelled"), "copies or labelled"),
-                  ("memory", self.memory >= 0 and (self.memory == 0 or self.loss == "infonce"),
-                   "at least 0, and only with the infonce loss")]
+                  ("edits", self.edits in ("copies", "labelled"), "copies or labelled")]
         _refuse_bad(self, checks)
 
 

@@ -17,34 +17,9 @@ from dedup.errors import UsageError
 
 def pairwise_distance(emb: torch.Tensor) -> torch.Tensor:
     """(n, dim) → (n, n) Euclidean distances, `d(x, y) = sqrt(sum((x_i - y_i)^2))`."""
-    return _cross_distance(emb, emb)
-
-
-def _cross_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n, dim), (m, dim) → (n, m) Euclidean distances."""
-    d2 = (a * a).sum(dim=1)[:, None] + (b * b).sum(dim=1)[None, :] - 2.0 * a @ b.T
+    sq = (emb * emb).sum(dim=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * emb @ emb.T
     return torch.sqrt(d2.clamp_min(1e-12))
-
-
-class CrossBatchMemory:
-    """The latest `size` embeddings seen in training and their labels (no gradient), oldest
-    overwritten first: more pairs for every batch than a CPU-sized batch holds."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.emb: torch.Tensor | None = None
-        self.labels: torch.Tensor | None = None
-
-    def add(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
-        emb, labels = emb.detach(), torch.as_tensor(labels)
-        if self.emb is None:
-            self.emb, self.labels = emb[-self.size:], labels[-self.size:]
-        else:
-            self.emb = torch.cat([self.emb, emb])[-self.size:]
-            self.labels = torch.cat([self.labels, labels])[-self.size:]
-
-    def contents(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return None if self.emb is None else (self.emb, self.labels)
 
 
 def pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,26 +99,16 @@ class BCELoss(nn.Module):
 
 class InfoNCELoss(nn.Module):
     """In-batch contrastive (supervised NT-Xent): each row's positives against all other rows,
-    with similarity −d²/(2τ) (= (cos − 1)/τ, so the same distance drives it).
-
-    With `memory` (embeddings of earlier batches and their labels, no gradient: a cross-batch
-    memory, Wang et al. 2020), its rows of other labels join every row's negatives; its rows of
-    the row's own label, made by an older state of the encoder, are left out."""
+    with similarity −d²/(2τ) (= (cos − 1)/τ, so the same distance drives it)."""
 
     def __init__(self, temperature: float = 0.1):
         super().__init__()
         self.temperature = temperature
 
-    def forward(self, emb: torch.Tensor, labels: torch.Tensor,
-                memory: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d = pairwise_distance(emb)
         pos, _ = pair_masks(labels)
         eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
-        if memory is not None and len(memory[1]):
-            kept, kept_labels = memory
-            d = torch.cat([d, _cross_distance(emb, kept.detach())], dim=1)
-            pos = torch.cat([pos, torch.zeros(len(labels), len(kept_labels), dtype=torch.bool, device=emb.device)], dim=1)
-            eye = torch.cat([eye, labels[:, None] == kept_labels[None, :]], dim=1)
         logits = (-(d**2) / (2 * self.temperature)).masked_fill(eye, float("-inf"))
         log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
         has_pos = pos.any(dim=1)

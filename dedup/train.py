@@ -20,7 +20,7 @@ from dedup.data import TrainSet, view_batch
 from dedup.embed import to_tensor
 from dedup.errors import UsageError
 from dedup.framing import to_input
-from dedup.losses import CrossBatchMemory, make_loss, pairwise_distance
+from dedup.losses import make_loss, pairwise_distance
 from dedup.metrics import at_threshold, balanced_threshold, best_f1_threshold, roc_auc
 from dedup.mining import class_neighbours
 from dedup.model import Model, ModelConfig, save_model
@@ -135,7 +135,6 @@ def train(
     if sched is not None:
         for _ in range(first_epoch):
             sched.step()
-    memory = CrossBatchMemory(cfg.memory) if cfg.memory else None  # refilled within a few steps on resuming
     for epoch in range(first_epoch, cfg.epochs):
         started = time.perf_counter()
         if cfg.hard_negatives > 0 and epoch > 0 and epoch % cfg.mine_every == 0:
@@ -151,13 +150,7 @@ def train(
         for step, (pixels, labels) in enumerate(loader):
             pixels = pixels.numpy() if isinstance(pixels, torch.Tensor) else pixels
             labels = torch.as_tensor(labels)
-            emb = model.net(to_tensor(pixels))
-            if memory is not None and epoch >= cfg.memory_from:
-                loss = loss_fn(emb, labels, memory.contents())
-            else:
-                loss = loss_fn(emb, labels)
-            if memory is not None:
-                memory.add(emb, labels)
+            loss = loss_fn(model.net(to_tensor(pixels)), labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

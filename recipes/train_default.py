@@ -132,8 +132,6 @@ def main() -> None:
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
     ap.add_argument("--hard-negatives", type=float, default=0.75, help="Share of each batch drawn as look-alike groups.")
-    ap.add_argument("--memory", type=int, default=0, help="Cross-batch memory: embeddings of recent batches kept as more negatives.")
-    ap.add_argument("--memory-from", type=int, default=5, help="The epoch from which the memory is used.")
     ap.add_argument("--series", type=int, default=0, help="Training drawings made into look-alike series of 3 items.")
     ap.add_argument("--icons", nargs="*", default=[], choices=list(icons.TRAINING),
                     help="Icon themes whose renditions train as positives (`recipes.icons.TRAINING`).")
@@ -153,8 +151,7 @@ def main() -> None:
     print(f"{len(train_set.images)} training images of {len(train_set.classes)} items", flush=True)
     cfg = TrainConfig(
         loss="infonce", optimizer="adam", lr=2e-3, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives, memory=args.memory,
-        memory_from=args.memory_from,
+        seed=args.seed, workers=1, schedule="cosine", hard_negatives=args.hard_negatives,
     )
     config = ModelConfig(channels=tuple(args.channels), image_size=args.image_size, pooling=args.pooling, trim=args.trim,
                          backdrop=args.backdrop)

@@ -9,7 +9,6 @@ import torch
 from dedup.losses import (
     BCELoss,
     ContrastiveLoss,
-    CrossBatchMemory,
     InfoNCELoss,
     TripletLoss,
     make_loss,
@@ -59,27 +58,6 @@ def test_infonce():
     row0 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D02))))
     row1 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D12))))
     assert InfoNCELoss(t)(EMB, LABELS).item() == pytest.approx((row0 + row1) / 2, abs=1e-4)
-
-
-def test_infonce_with_a_memory_takes_its_other_labels_as_more_negatives():
-    """Rows 0 and 1 (label 0) with the memory's rows 0 (label 0: left out) and 2 (label 1)."""
-    t = 0.1
-    s = lambda d: -(d**2) / (2 * t)  # noqa: E731
-    row0 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D02))))
-    row1 = -(s(D01) - math.log(math.exp(s(D01)) + math.exp(s(D12))))
-    memory = (EMB[[0, 2]], torch.tensor([0, 1]))
-    assert InfoNCELoss(t)(EMB[:2], LABELS[:2], memory).item() == pytest.approx((row0 + row1) / 2, abs=1e-4)
-    assert InfoNCELoss(t)(EMB[:2], LABELS[:2]).item() == pytest.approx(0.0, abs=1e-4)  # no negative at all
-
-
-def test_the_memory_gets_no_gradient_and_keeps_the_latest_rows():
-    memory = CrossBatchMemory(3)
-    emb = EMB.clone().requires_grad_(True)
-    memory.add(emb, LABELS)
-    memory.add(emb[:2] * 2, torch.tensor([5, 6]))
-    kept, labels = memory.contents()
-    assert labels.tolist() == [1, 5, 6] and not kept.requires_grad
-    assert torch.equal(kept, torch.cat([EMB[2:], EMB[:2] * 2]))
 
 
 def test_make_loss_unknown():

@@ -87,18 +87,6 @@ def test_every_loss_and_optimizer_trains(plain_folder, loss, optimizer):
     assert 0.0 <= model.meta["val_metrics"]["auc"] <= 1.0
 
 
-def test_a_cross_batch_memory_trains_and_needs_the_infonce_loss(plain_folder):
-    ts, _ = load_folder(plain_folder, max_side=64)
-    tr, va, _ = split(ts, 0.25, 0)
-    model = new_model(TINY)
-    before = weights(model).clone()
-    train(model, tr, va, TrainConfig(loss="infonce", lr=0.01, epochs=2, batch_size=6, steps_per_epoch=2, memory=16, memory_from=1))
-    assert not torch.equal(before, weights(model))
-    assert all(np.isfinite(h["train_loss"]) for h in model.meta["history"])
-    with pytest.raises(UsageError):
-        TrainConfig(loss="contrastive", memory=16)
-
-
 def labelled(root, classes: int, per_class: int, size: int = 40):
     for c in range(classes):
         (root / f"class{c}").mkdir(parents=True)
