@@ -146,7 +146,7 @@ class VerifyConfig:
     bias: float
     accept: float = 0.5
     neighbours: int = 20  # per image, the nearest candidates checked beyond the encoder's own threshold
-    min_inliers: int = 20  # agreeing keypoints needed to accept a pair beyond the encoder's own threshold
+    min_inliers: int = 12  # agreeing keypoints needed to accept a pair beyond the encoder's own threshold
     veto_keypoints: int = 12  # keypoints of the sparser image from which a close pair needs one agreeing (0: never)
     side: int = 256  # longer side of the greyscale image keypoints are found on
     keypoints: int = 500  # at most, per image
@@ -173,4 +173,5 @@ class VerifyConfig:
         known["weights"] = tuple(float(w) for w in known["weights"])
         known["features"] = tuple(known.get("features", VERIFY_FEATURES))
         known.setdefault("veto_keypoints", 0)  # checks calibrated before the rule existed keep their verdicts
+        known.setdefault("min_inliers", 20)  # a check stored without it keeps the count it has been judged with
         return cls(**known)
