@@ -154,6 +154,9 @@ def test_too_few_keypoints_for_the_close_pair_rule_get_a_closer_look(tmp_path):
 def test_a_check_calibrated_before_the_close_pair_rule_keeps_its_verdicts():
     old = {"candidates": 0.8, "weights": [0.0, 0.0, 0.0, 0.0], "bias": 5.0, "accept": 0.5}
     assert VerifyConfig.from_dict(old).veto_keypoints == 0
+    # and one stored without its count of agreeing keypoints keeps the count it was judged with
+    assert VerifyConfig.from_dict(old).min_inliers == 20
+    assert VerifyConfig.from_dict({**old, "min_inliers": 12}).min_inliers == 12
 
 
 def test_verify_config_round_trips_and_refuses_a_wrong_number_of_weights():
