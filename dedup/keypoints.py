@@ -61,7 +61,7 @@ def keypoints(grey: np.ndarray, count: int = 500, corner: int = CORNER_THRESHOLD
         kps, desc = orb.detectAndCompute(np.ascontiguousarray(a), None)
         if desc is None:
             return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-        return np.array([k.pt for k in kps], np.float32).reshape(-1, 2), desc
+        return np.asarray(cv2.KeyPoint_convert(kps), np.float32).reshape(-1, 2), desc
 
     pts, desc = detect(grey)
     mpts, mdesc = detect(grey[:, ::-1])
