@@ -193,13 +193,22 @@ class Differences:
         return labels, stats[:, cv2.CC_STAT_AREA]
 
     @cached_property
-    def _edges(self) -> tuple[np.ndarray, np.ndarray]:
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each side's edges (Canny), brightness and contrast matched."""
         si, sj = _matched_grey(self.grey_i, self.grey_j, self.al.overlap, 1.5)
         return _edges(si), _edges(sj)
 
+    @cached_property
+    def colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each side's pixels as one of `PALETTE`³ colours."""
+        def coded(rgb: np.ndarray) -> np.ndarray:
+            q = rgb.astype(np.int32) * PALETTE // 256
+            return (q[..., 0] * PALETTE + q[..., 1]) * PALETTE + q[..., 2]
+        return coded(self.al.i), coded(self.al.j)
+
     def balanced(self, region: np.ndarray, least: float) -> bool:
         """Both sides have drawn detail (edges) in `region`, the sparser at least `least` of the other's."""
-        ei, ej = (e[region].mean() for e in self._edges)
+        ei, ej = (e[region].mean() for e in self.edges)
         return max(ei, ej) > 0 and min(ei, ej) >= least * max(ei, ej)
 
     def least_correlation(self, region: np.ndarray) -> float:
@@ -231,21 +240,20 @@ def other_drawing(diff: Differences) -> bool:
     if diff.share < DRAWING_AREA:
         return False
     labels, area = diff.regions
-    al = diff.al
+    backdrop = diff.al.backdrop
+    subject = ~backdrop
     for label in 1 + np.flatnonzero(area[1:] >= DRAWING_AREA * diff.overlap_px):
         region = labels == label
-        if (al.backdrop[region].mean() <= DRAWING_BACKDROP and diff.balanced(region, DRAWING_EDGE_BALANCE)
+        if (backdrop[region].mean() <= DRAWING_BACKDROP and diff.balanced(region, DRAWING_EDGE_BALANCE)
                 and diff.least_correlation(region) < DRAWING_CORRELATION
-                and max(_novel(al.i, region, ~al.backdrop), _novel(al.j, region, ~al.backdrop)) < NOVEL):
+                and all(_novel(colour, region, subject) < NOVEL for colour in diff.colours)):
             return True
     return False
 
 
-def _novel(rgb: np.ndarray, region: np.ndarray, subject: np.ndarray) -> float:
-    """The share of `region`'s pixels in colours (`PALETTE` levels a channel) that cover less
-    than `RARE` of the rest of `subject`."""
-    q = rgb.astype(np.int32) * PALETTE // 256
-    colour = (q[..., 0] * PALETTE + q[..., 1]) * PALETTE + q[..., 2]
+def _novel(colour: np.ndarray, region: np.ndarray, subject: np.ndarray) -> float:
+    """The share of `region`'s pixels in colours (`Differences.colours`) that cover less than
+    `RARE` of the rest of `subject`."""
     rest = subject & ~region
     if not rest.any():
         return 1.0
