@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import faiss
@@ -32,6 +33,8 @@ CORNER_THRESHOLD = 10  # FAST threshold: clip art has few, sharp corners
 SURE, SURE_INLIERS = 0.25, 20  # agreeing on this share of the sparser picture's keypoints (and this many), a copy is not mirrored
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
+UNREADABLE = -1  # `Matches.inliers` of a pair with a picture that cannot be had
+RULED_OUT = -2  # `Matches.inliers` of a pair not matched: `Worth` found no count of agreeing keypoints that could matter
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,9 @@ def matched(a: Keypoints, b: Keypoints) -> tuple[int, np.ndarray]:
 
 @dataclass(frozen=True)
 class Matches:
-    """Per pair: keypoints agreeing on one affine map (-1 where a file cannot be read), keypoints
-    of the sparser picture, and the map they agree on from picture i to picture j.
+    """Per pair: keypoints agreeing on one affine map (`UNREADABLE` where a file cannot be read,
+    `RULED_OUT` where `Worth` ruled the pair out before matching), keypoints of the sparser
+    picture, and the map they agree on from picture i to picture j.
 
     A map is in units of the check picture's longer side (so that matches at two sizes compare):
     a point (x, y) of picture i, divided by its longer side, goes to `maps[k] @ (x, y, 1)` of
@@ -149,7 +153,7 @@ class Matches:
     @classmethod
     def empty(cls, m: int) -> Matches:
         """`m` pairs, none read yet."""
-        return cls(np.full(m, -1, np.int32), np.zeros(m, np.int32), np.full((m, 2, 3), np.nan, np.float32))
+        return cls(np.full(m, UNREADABLE, np.int32), np.zeros(m, np.int32), np.full((m, 2, 3), np.nan, np.float32))
 
     def __len__(self) -> int:
         return len(self.inliers)
@@ -174,6 +178,12 @@ class Matches:
 
     @property
     def readable(self) -> np.ndarray:
+        """Both pictures could be had (matched or ruled out)."""
+        return self.inliers != UNREADABLE
+
+    @property
+    def matched(self) -> np.ndarray:
+        """The agreeing keypoints were counted."""
         return self.inliers >= 0
 
 
@@ -197,6 +207,18 @@ def pair_map(a: Keypoints, b: Keypoints, side: int) -> tuple[int, np.ndarray]:
 
 
 Pictures = Callable[[int], bytes]  # row → its check picture (`dedup.pictures`); raises `ImageSkip`
+
+
+class Worth(Protocol):
+    """Which pairs are worth matching, asked once both pictures' keypoints are found: a pair no
+    count of agreeing keypoints could make a duplicate is not matched (`dedup.policy.Hopeful`)."""
+
+    def __call__(self, ks: np.ndarray, sparser: np.ndarray) -> np.ndarray:
+        """Per pair `ks[k]` (positions in the matched pairs) whose sparser picture has `sparser[k]`
+        keypoints: True when it is worth matching."""
+
+    def subset(self, ks: np.ndarray) -> Worth:
+        """The same test for the pairs at positions `ks`, numbered from 0 (a chunk of the pairs)."""
 
 
 class KeypointCache:
@@ -260,7 +282,7 @@ def match_order(pairs: Pairs, regions: np.ndarray | None = None) -> np.ndarray:
     return np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
 
 
-Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner)
+Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner, worth)
 
 
 def match_pairs(
@@ -273,6 +295,7 @@ def match_pairs(
     on_progress: Callable[[int, int], None] | None = None,
     regions: np.ndarray | None = None,
     corner: int = CORNER_THRESHOLD,
+    worth: Worth | None = None,
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
@@ -280,7 +303,8 @@ def match_pairs(
     a block's pictures are found, then its pairs are matched, both on `workers` threads; at most
     `max(CACHE_IMAGES, 2 * block)` pictures' keypoints are held. With `regions` (a label per row,
     `locality_regions`), pairs are taken region pair by region pair, so that a picture's keypoints
-    are still cached for most of its pairs. `corner` is ORB's FAST threshold."""
+    are still cached for most of its pairs. `corner` is ORB's FAST threshold. With `worth`, a
+    pair it rules out once both pictures' keypoints are found is not matched (`RULED_OUT`)."""
     cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner)
     m, workers = len(pairs), max(1, workers)
     sequence = match_order(pairs, regions)
@@ -300,7 +324,23 @@ def match_pairs(
             cache.prefetch(dict.fromkeys(i + j), pool)
             # OpenCV releases the GIL while matching, so a block's pairs are matched on the pool too
             todo = list(zip(ks.tolist(), map(cache, i), map(cache, j)))
+            if worth is not None:
+                todo = _worth_matching(todo, worth, out)
             list(pool.map(match, [todo[w::workers] for w in range(workers)]))
             if on_progress:
                 on_progress(min(start + block, m), m)
     return out
+
+
+def _worth_matching(todo: list[tuple[int, Keypoints | None, Keypoints | None]], worth: Worth, out: Matches
+                    ) -> list[tuple[int, Keypoints | None, Keypoints | None]]:
+    """The readable pairs of `todo` that `worth` finds worth matching; the others it rules out
+    are recorded in `out` (`RULED_OUT`, with their sparser picture's keypoints)."""
+    have = [t for t in todo if t[1] is not None and t[2] is not None]
+    if not have:
+        return have
+    ks = np.array([k for k, _, _ in have])
+    sparser = np.array([min(len(a), len(b)) for _, a, b in have], np.int32)
+    keep = np.asarray(worth(ks, sparser), bool)
+    out.inliers[ks[~keep]], out.sparser[ks[~keep]] = RULED_OUT, sparser[~keep]
+    return [t for t, y in zip(have, keep.tolist()) if y]

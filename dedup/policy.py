@@ -33,6 +33,7 @@ from dedup.selfjoin import Runner
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
+CEILING_SLACK = 1e-6  # `Hopeful` matches a pair whose best probability falls short of the cut by less (float32 rounding)
 Progress = Callable[[int, int], None]
 Backgrounds = tuple[np.ndarray, np.ndarray]  # per row of the pairs' first set, and of their second
 
@@ -43,8 +44,8 @@ class Decision:
 
     keep: np.ndarray  # (m,) bool: a duplicate
     verified: Verified | None = None  # with the pair check: what it did
-    probability: np.ndarray | None = None  # (m,) float32, the check's P(same); NaN: not looked at or unreadable
-    inliers: np.ndarray | None = None  # (m,) int32, agreeing keypoints; -1: not looked at or unreadable
+    probability: np.ndarray | None = None  # (m,) float32, the check's P(same); NaN: not looked at, unreadable or ruled out
+    inliers: np.ndarray | None = None  # (m,) int32, agreeing keypoints; -1: not looked at or unreadable; -2: ruled out (`Hopeful`)
     needed: np.ndarray | None = None  # (m,) int32, agreeing keypoints the pair needs
     told_apart: np.ndarray | None = None  # (m,) bool: confirmed by keypoints, but differing in a detail or colourway
 
@@ -76,7 +77,7 @@ class DistancePolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               on_progress: Progress | None = None) -> Decision:
+               on_progress: Progress | None = None, thorough: bool = False) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -124,14 +125,15 @@ class CheckedPolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               on_progress: Progress | None = None) -> Decision:
+               on_progress: Progress | None = None, thorough: bool = False) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)`. `vectors` (of
         the rows, one set) let a large catalog be matched region by region. `background`: from
         `backgrounds` (without it a normalising check takes each side's background as typical).
         `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
-        distributed one)."""
+        distributed one). A pair that no count of agreeing keypoints could make a duplicate
+        (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair)."""
         look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
         todo = pairs[look_at]
         norm = self._normalised(todo, background)
@@ -141,10 +143,12 @@ class CheckedPolicy:
             shift = int(todo.i.max()) + 1 if len(todo) else 0
             both, regions = Pairs(todo.i, todo.j + shift, todo.d), None
             pictures = _joined(pictures, other, shift)
-        m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions)
+        worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold)
+        m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions,
+                  worth=worth)
         readable = m.readable
         prob = np.full(len(todo), math.nan, np.float32)
-        rows = np.flatnonzero(readable)
+        rows = np.flatnonzero(m.matched)
         for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
             prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
@@ -244,6 +248,55 @@ def probability(config: VerifyConfig, distance, m: Matches, normalised_distance:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def ceiling(config: VerifyConfig, distance, sparser, fewest, normalised_distance: np.ndarray | None = None) -> np.ndarray:
+    """The highest P(duplicate) under `config`'s logistic model that any count of agreeing keypoints
+    from `fewest` to `sparser` (the sparser picture's keypoints) could give a pair; 0 where
+    `fewest` > `sparser`.
+
+    The count enters the model as w₁·log(1 + n) + w₂·n / max(s, 1): monotone in n, or concave with
+    its peak where the derivative is 0, so the highest value over whole counts is at one of the
+    ends or on either side of that peak."""
+    s = np.asarray(sparser, np.int64)
+    low = np.asarray(fewest, np.int64)
+    w1, w2 = config.weights[1], config.weights[2]
+    counts = [low, s]
+    if w2 != 0:
+        peak = -w1 * np.maximum(s, 1) / w2 - 1.0
+        counts += [np.floor(peak), np.ceil(peak)]
+    best = np.zeros(len(s))
+    for n in counts:
+        n = np.clip(n, low, np.maximum(s, low)).astype(np.int32)
+        p = probability(config, distance, Matches(n, s.astype(np.int32)), normalised_distance)
+        best = np.maximum(best, np.where(low <= s, p, 0.0))
+    return best
+
+
+@dataclass(frozen=True)
+class Hopeful:
+    """`dedup.keypoints.Worth` for `CheckedPolicy.decide`: a pair is worth matching when some count
+    of agreeing keypoints could make it a duplicate (`ceiling` reaches the acceptance cut), so
+    leaving the others unmatched changes no verdict. The count considered starts at what the pair
+    needs whatever `closer_look` finds (`config.min_inliers` beyond the encoder's threshold)."""
+
+    config: VerifyConfig
+    distance: np.ndarray
+    fewest: np.ndarray
+    normalised: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, config: VerifyConfig, distance, normalised_distance: np.ndarray | None, encoder_threshold: float) -> Hopeful:
+        d = np.asarray(distance)
+        return cls(config, d, np.where(d >= encoder_threshold, config.min_inliers, 0), normalised_distance)
+
+    def __call__(self, ks: np.ndarray, sparser: np.ndarray) -> np.ndarray:
+        norm = None if self.normalised is None else self.normalised[ks]
+        top = ceiling(self.config, self.distance[ks], sparser, self.fewest[ks], norm)
+        return top >= self.config.accept - CEILING_SLACK
+
+    def subset(self, ks: np.ndarray) -> Hopeful:
+        return Hopeful(self.config, self.distance[ks], self.fewest[ks], None if self.normalised is None else self.normalised[ks])
+
+
 def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
     """Agreeing keypoints a pair needs before the logistic model may accept it.
 
@@ -294,12 +347,12 @@ def closer_look(pairs: Pairs, m: Matches, config: VerifyConfig, pictures: Pictur
     if not config.veto_keypoints:
         return m
     d = np.asarray(pairs.d)
-    again = np.flatnonzero(m.readable & (m.sparser < config.veto_keypoints)
+    again = np.flatnonzero(m.matched & (m.sparser < config.veto_keypoints)
                            & (d >= encoder_threshold / 2) & (d < encoder_threshold))
     if len(again) == 0:
         return m
     finer = match(pairs[again], pictures, 2 * config.side, config.keypoints, workers, corner=CLOSER_CORNER_THRESHOLD)
-    seen = finer.readable
+    seen = finer.matched
     out = m.copy()
     out.put(again[seen], finer[seen])
     return out

@@ -98,7 +98,7 @@ def compare_decoded(a: Decoded, b: Decoded, model: Model, threshold: float | Non
     emb = embed_loaded(model, [a, b])
     d = round(float(distance(emb[0], emb[1])), 6)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
-    decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1)
+    decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True)  # counts reported
     if decision.inliers is None or decision.inliers[0] < 0:
         return Comparison(d, policy.threshold, bool(decision.keep[0]))
     return Comparison(d, policy.threshold, bool(decision.keep[0]), int(decision.inliers[0]),

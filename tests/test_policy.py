@@ -84,7 +84,7 @@ def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart(monkey
     from dedup.keypoints import Matches
     from dedup.pairs import Pairs
 
-    def many_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None):
+    def many_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None, worth=None):
         return Matches(np.full(len(pairs), 80, np.int32), np.full(len(pairs), 100, np.int32),
                        np.zeros((len(pairs), 2, 3), np.float32))
 

@@ -15,11 +15,11 @@ from dedup.config import NORMALISED_FEATURES, VerifyConfig
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_picture
 from dedup.indexer import index_catalog
-from dedup.keypoints import Matches, keypoints, locality_regions, match_pairs, matched, plausible
+from dedup.keypoints import RULED_OUT, Matches, keypoints, locality_regions, match_pairs, matched, plausible
 from dedup.model import load_model, save_model
 from dedup.pairs import Pairs
 from dedup.pictures import grey_at
-from dedup.policy import CheckedPolicy, accepted, closer_look, probability, required_inliers
+from dedup.policy import CheckedPolicy, Hopeful, accepted, ceiling, closer_look, probability, required_inliers
 from dedup.synth import scene
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
@@ -358,7 +358,52 @@ def test_tiny_and_degenerate_pictures_never_stop_the_check(tmp_path):
     files = [tmp_path / n for n in ("dot.png", "sliver.png", "a.png", "text.png")]
     pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 2, 3]), np.array([0.1, 0.1, 0.1, 0.1], np.float32))
     v = judge(pairs, BY_MATCHES, pictures_of(files))
-    assert v.inliers[:3].tolist() == [0, 0, 0] and v.inliers[3] == -1 and v.verified.unreadable == 1
+    assert set(v.inliers[:3].tolist()) <= {0, RULED_OUT} and v.inliers[3] == -1 and v.verified.unreadable == 1
+
+
+@pytest.mark.parametrize("weights", [(0.78, 1.31, -4.89, -2.51, -10.6), (0.5, -1.0, 3.0, 0.2, 1.0),
+                                     (-2.0, 0.7, 0.0, -0.3, 4.0), (1.0, -0.5, -2.0, 0.0, 0.0)])
+def test_the_ceiling_is_the_best_probability_any_count_of_agreeing_keypoints_gives(weights):
+    config = VerifyConfig(2.0, weights, 1.0, features=NORMALISED_FEATURES, typical_background=0.5)
+    rng = np.random.default_rng(0)
+    m = 400
+    d, norm = rng.uniform(0, 1.5, m), rng.uniform(-0.5, 0.5, m)
+    sparser, fewest = rng.integers(0, 120, m), rng.choice([0, 1, 12], m)
+    top = ceiling(config, d, sparser, fewest, norm)
+    for k in range(m):
+        counts = np.arange(fewest[k], sparser[k] + 1)
+        if len(counts) == 0:
+            assert top[k] == 0.0
+            continue
+        every = probability(config, np.full(len(counts), d[k]), Matches(counts, np.full(len(counts), sparser[k])),
+                            np.full(len(counts), norm[k]))
+        assert top[k] == pytest.approx(every.max(), abs=1e-12)
+
+
+def test_pairs_no_count_of_agreeing_keypoints_could_accept_are_not_matched_and_keep_their_verdict(tmp_path):
+    files = []
+    for s in range(4):
+        scene(s).save(tmp_path / f"{s}.png")
+        edited(scene(s)).save(tmp_path / f"{s}_copy.png")
+        files += [tmp_path / f"{s}.png", tmp_path / f"{s}_copy.png"]
+    # P(same) = σ(−8·distance + 2·log(1 + agreeing)): far pairs need more keypoints than a picture has
+    config = VerifyConfig(candidates=2.0, weights=(-8.0, 2.0, 0.0, 0.0), bias=0.0, accept=0.5, min_inliers=1)
+    i, j = np.triu_indices(len(files), 1)
+    rng = np.random.default_rng(1)
+    d = np.where(i // 2 == j // 2, rng.choice([0.25, 0.6, 1.0], len(i)), rng.choice([0.25, 1.2, 1.9], len(i)))
+    pairs = Pairs(i, j, d.astype(np.float32))
+    policy = CheckedPolicy(config, 2.0, 0.3)
+    quick = policy.decide(pairs, pictures_of(files))
+    full = policy.decide(pairs, pictures_of(files), thorough=True)
+    out = quick.inliers == RULED_OUT
+    assert 0 < out.sum() < len(pairs) and (full.inliers >= 0).all()
+    assert quick.keep.tolist() == full.keep.tolist() and quick.keep.any()
+    assert not full.keep[out].any() and np.isnan(quick.probability[out]).all()
+    assert (quick.inliers[~out] == full.inliers[~out]).all()
+    assert quick.verified == full.verified
+    # a ruled-out pair could not have been accepted with every keypoint of its sparser picture agreeing
+    worth = Hopeful.of(config, pairs.d, None, 0.3)
+    assert not worth(np.flatnonzero(out), full.inliers[out]).any()
 
 
 def test_query_verify_judges_each_neighbour_and_plain_query_output_is_unchanged(look_alike_index, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dedup.images import ImageSkip
-from dedup.keypoints import CORNER_THRESHOLD, Matcher, Matches, Pictures, match_order, match_pairs
+from dedup.keypoints import CORNER_THRESHOLD, Matcher, Matches, Pictures, Worth, match_order, match_pairs
 from dedup.pairs import Pairs
 from dedup.policy import Progress
 
@@ -17,8 +17,9 @@ CHUNK_PAIRS = 2048  # pairs a Ray task matches
 RETRIES = 3
 
 
-def _match_chunk(pairs: Pairs, pictures: dict[int, bytes | None], side: int, count: int, corner: int) -> Matches:
-    return match_pairs(pairs, lambda row: _had(pictures[row]), side, count, workers=1, corner=corner)
+def _match_chunk(pairs: Pairs, pictures: dict[int, bytes | None], side: int, count: int, corner: int,
+                 worth: Worth | None) -> Matches:
+    return match_pairs(pairs, lambda row: _had(pictures[row]), side, count, workers=1, corner=corner, worth=worth)
 
 
 def _had(picture: bytes | None) -> bytes:
@@ -40,7 +41,7 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
 
     def match(pairs: Pairs, pictures: Pictures, side: int = 256, count: int = 500, workers: int = 2, *,
               on_progress: Progress | None = None, regions: np.ndarray | None = None,
-              corner: int = CORNER_THRESHOLD) -> Matches:
+              corner: int = CORNER_THRESHOLD, worth: Worth | None = None) -> Matches:
         out = Matches.empty(len(pairs))
         remote = ray.remote(_match_chunk).options(num_cpus=1, max_retries=RETRIES)
         sequence = match_order(pairs, regions)
@@ -50,7 +51,7 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
             ks = sequence[s : s + step]
             part = pairs[ks]
             mine = {row: _picture(pictures, row) for row in np.unique(np.concatenate([part.i, part.j])).tolist()}
-            pending[remote.remote(part, mine, side, count, corner)] = ks
+            pending[remote.remote(part, mine, side, count, corner, None if worth is None else worth.subset(ks))] = ks
         done = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
