@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from dedup.images import HASH_NAME
 from dedup.manifest import Manifest
-from dedup.store import COLUMNS, PICTURE_COLUMNS, PictureRef, embeddings_of, pictures_file
+from dedup.store import COLUMNS, PICTURE_COLUMNS, PictureRef, embeddings_of, pictures_file, read_table
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,6 @@ def _made_by(path: Path) -> tuple[str, str] | None:
 def _tables(paths: list[Path]):
     for path in paths:
         try:
-            yield path, pq.read_table(path)
+            yield path, read_table(path)
         except (OSError, pa.ArrowException) as exc:  # a shard cut short by a crash: its work is redone
             log.info("ignoring unreadable shard %s: %s", path, exc)

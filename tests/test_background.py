@@ -60,7 +60,7 @@ def test_a_normalising_check_reads_the_distance_against_the_background_and_refus
         probability(NORMALISING, d, m)
 
 
-def few_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None):
+def few_agreeing(pairs, pictures, side, count, workers, on_progress=None, regions=None, corner=None, worth=None):
     """A stand-in matcher: every pair has 5 agreeing keypoints of 100."""
     return Matches(np.full(len(pairs), 5, np.int32), np.full(len(pairs), 100, np.int32))
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,3 +54,26 @@ def test_a_writer_with_pictures_refuses_rows_without_them_and_a_lost_picture_fil
     next((tmp_path / "shards").glob("*.pictures")).unlink()
     with pytest.raises(IndexFormatError, match="rebuild"):
         StoredPictures(tmp_path, manifest)(0)
+
+
+def test_writing_and_reading_shards_imports_neither_pandas_nor_the_dataset_layer(tmp_path):
+    """Both cost ~0.2 s of start-up on every command where they are installed."""
+    script = f"""
+import sys
+import subprocess
+import sys
+
+import numpy as np
+from dedup.manifest import FaissFile, Manifest, ModelRef
+from dedup.store import Row, ShardWriter, StoredPictures, read_embeddings, read_rows
+from pathlib import Path
+folder = Path({str(tmp_path)!r})
+w = ShardWriter(folder / "shards", 4, pictures=True)
+w.add([Row("a.jpg", 1, 2, "h", 3, 4), Row("b.jpg", 1, 2, "h", 3, 4)], np.ones((2, 4), np.float32), [b"x", b"yz"])
+manifest = Manifest("cat", ModelRef("m:0", "m"), 32, 4, "h", tuple(w.close()), FaissFile("f", "Flat"), pictures=256)
+assert read_embeddings(folder, manifest).shape == (2, 4)
+assert read_rows(folder, manifest, np.array([1])).path.tolist() == ["b.jpg"] and StoredPictures(folder, manifest)(1) == b"yz"
+print(sorted({{"pandas", "pyarrow.dataset"}} & set(sys.modules)))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
