@@ -18,8 +18,10 @@ from dedup.engine import engine_for
 from dedup.errors import EngineError, UsageError
 from dedup.index import Index
 from dedup.indexer import index_catalog
+from dedup.keypoints import RULED_OUT
 from dedup.model import Model
 from dedup.onray import RayEngine
+from dedup.policy import CheckedPolicy
 from dedup.selfjoin import plan, run_task, self_pairs, threads
 from dedup.synth import make_catalog
 from tests.fakes import fake_model
@@ -171,8 +173,13 @@ def test_the_engine_is_chosen_in_one_place_and_mistakes_are_one_line(monkeypatch
 
 def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, monkeypatch):
     monkeypatch.setattr("dedup.onray.matching.CHUNK_PAIRS", 8)  # several Ray tasks
+    decisions = []
+    decide = CheckedPolicy.decide
+    monkeypatch.setattr(CheckedPolicy, "decide", lambda self, *a, **k: decisions.append(decide(self, *a, **k)) or decisions[-1])
     local = find_duplicates(built_index)
     on_ray = find_duplicates(built_index, engine=RayEngine())
     assert local.verified is not None and local.verified.candidates > 8
     assert on_ray.verified == local.verified
+    # each task is given its chunk's share of the test for pairs not worth matching
+    assert (decisions[0].inliers == RULED_OUT).any() and decisions[1].inliers.tolist() == decisions[0].inliers.tolist()
     assert [(g.keep, g.members) for g in on_ray.groups] == [(g.keep, g.members) for g in local.groups]
