@@ -276,7 +276,7 @@ class Hopeful:
     """`dedup.keypoints.Worth` for `CheckedPolicy.decide`: a pair is worth matching when some count
     of agreeing keypoints could make it a duplicate (`ceiling` reaches the acceptance cut), so
     leaving the others unmatched changes no verdict. The count considered starts at what the pair
-    needs whatever `closer_look` finds (`config.min_inliers` beyond the encoder's threshold)."""
+    needs whatever `closer_look` finds (`required_inliers` of a picture without keypoints)."""
 
     config: VerifyConfig
     distance: np.ndarray
@@ -286,7 +286,7 @@ class Hopeful:
     @classmethod
     def of(cls, config: VerifyConfig, distance, normalised_distance: np.ndarray | None, encoder_threshold: float) -> Hopeful:
         d = np.asarray(distance)
-        return cls(config, d, np.where(d >= encoder_threshold, config.min_inliers, 0), normalised_distance)
+        return cls(config, d, required_inliers(config, d, np.zeros(len(d), np.int32), encoder_threshold), normalised_distance)
 
     def __call__(self, ks: np.ndarray, sparser: np.ndarray) -> np.ndarray:
         norm = None if self.normalised is None else self.normalised[ks]

@@ -144,8 +144,11 @@ def numpy_of(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def read_table(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     """One Parquet file as a table (`pq.read_table` would import `pyarrow.dataset`: ~0.25 s of
-    every command that reads an index)."""
+    every command that reads an index). A column the file lacks raises `KeyError`."""
     with pq.ParquetFile(path) as parquet:
+        missing = set(columns or ()) - set(parquet.schema_arrow.names)
+        if missing:
+            raise KeyError(f"no column {', '.join(sorted(missing))}")
         return parquet.read(columns=list(columns) if columns else None)
 
 
@@ -220,7 +223,7 @@ def iter_shards(folder: Path, manifest: Manifest, columns: Sequence[str] | None 
         path = folder / shard.file
         try:
             table = read_table(path, columns)
-        except (OSError, pa.ArrowException) as exc:
+        except (OSError, pa.ArrowException, KeyError) as exc:
             raise IndexFormatError(f"shard {str(path)!r} is unreadable ({exc}); rebuild with `dedup index`") from None
         if table.num_rows != shard.rows:
             raise IndexFormatError(f"shard {str(path)!r} has {table.num_rows} rows, manifest says {shard.rows}")

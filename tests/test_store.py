@@ -4,11 +4,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup.errors import IndexFormatError
 from dedup.manifest import FaissFile, Manifest, ModelRef
-from dedup.store import Row, ShardWriter, StoredPictures, read_embeddings, read_rows
+from dedup.store import Row, ShardWriter, StoredPictures, iter_shards, read_embeddings, read_rows
 
 
 @settings(max_examples=25, deadline=None)
@@ -64,8 +66,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from dedup.manifest import FaissFile, Manifest, ModelRef
-from dedup.store import Row, ShardWriter, StoredPictures, read_embeddings, read_rows
+from dedup.errors import IndexFormatError
+from dedup.store import Row, ShardWriter, StoredPictures, iter_shards, read_embeddings, read_rows
 from pathlib import Path
 folder = Path({str(tmp_path)!r})
 w = ShardWriter(folder / "shards", 4, pictures=True)
@@ -77,3 +81,13 @@ print(sorted({{"pandas", "pyarrow.dataset"}} & set(sys.modules)))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_shard_without_the_columns_asked_for_is_a_clear_error(tmp_path):
+    w = ShardWriter(tmp_path / "shards", 4)  # no check pictures
+    w.add([Row("a.jpg", 1, 2, "h", 3, 4)], np.ones((1, 4), np.float32))
+    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, 4, "h", tuple(w.close()), FaissFile("f", "Flat"), pictures=256)
+    with pytest.raises(IndexFormatError, match="holds no check pictures"):
+        StoredPictures(tmp_path, manifest)(0)
+    with pytest.raises(IndexFormatError, match="unreadable .*no column nothing"):
+        list(iter_shards(tmp_path, manifest, ["nothing"]))
