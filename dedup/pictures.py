@@ -13,6 +13,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from dedup.framing import border_colour, whiten_backdrop
+
 SIDE = 256  # longer side of a stored picture at most (the check's keypoints are found at this size)
 DECODE_SIDE = 128  # a JPEG is decoded at the smallest scale whose longer side is at least this (draft)
 QUALITY = 90  # JPEG quality: about 6 kB a picture, and ORB finds ~80% of the same keypoints
@@ -41,8 +43,13 @@ def fitted(width: int, height: int, side: int) -> tuple[int, int] | None:
 
 
 def grey_at(picture: bytes, side: int) -> np.ndarray:
-    """A check picture as a greyscale uint8 array at its `fitted` size. PIL's errors pass through."""
-    grey = Image.open(io.BytesIO(picture)).convert("L")
+    """A check picture as a greyscale uint8 array at its `fitted` size, a plain backdrop repainted
+    white first (`dedup.framing.whiten_backdrop`, as the encoder's input is): a drawing cut out onto
+    a colour darker than itself shows its outline with the polarity the same drawing has on white,
+    so its keypoints' descriptors agree. PIL's errors pass through."""
+    rgb = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))
+    colour = border_colour(rgb)
+    grey = Image.fromarray(rgb if colour is None else whiten_backdrop(rgb, colour)).convert("L")
     size = fitted(*grey.size, side)
     if size is not None:
         shrink = max(size) < max(grey.size)

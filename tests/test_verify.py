@@ -90,6 +90,23 @@ def test_the_map_the_keypoints_agree_on_takes_each_point_of_one_picture_to_the_s
         assert abs(u * 256 / side - expected[0]) < 3 and abs(v * 256 / side - expected[1]) < 3
 
 
+def test_a_drawing_cut_out_onto_a_darker_backdrop_keeps_its_keypoints():
+    """On white the drawing's outline goes dark → light outwards; on a backdrop darker than the
+    drawing the other way, which flips the descriptors' comparisons unless the backdrop is
+    repainted white first (`grey_at`)."""
+    rng = np.random.default_rng(3)
+    mask = Image.new("L", (256, 256), 0)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 60))
+    radius = rng.uniform(60, 110, 60)
+    ImageDraw.Draw(mask).polygon([(128 + r * np.cos(a), 128 + r * np.sin(a)) for a, r in zip(angles, radius)], fill=255)
+    shading = scene(7, (256, 256)).convert("L").point(lambda v: 150 + v // 6)  # a light, textured drawing
+    drawing = Image.merge("RGB", [shading] * 3)
+    on_white = Image.composite(drawing, Image.new("RGB", (256, 256), "white"), mask)
+    on_colour = Image.composite(drawing, Image.new("RGB", (256, 256), (90, 60, 120)), mask)
+    count, _ = mechanism.pair_map(keypoints(grey_at(_png(on_white), 256)), keypoints(grey_at(_png(on_colour), 256)), 256)
+    assert count >= 100  # 20 when the backdrop keeps its colour
+
+
 def _png(im: Image.Image) -> bytes:
     out = io.BytesIO()
     im.save(out, format="PNG")
