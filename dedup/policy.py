@@ -266,9 +266,8 @@ def ceiling(config: VerifyConfig, distance, sparser, fewest, normalised_distance
     best = np.zeros(len(s))
     for n in counts:
         n = np.clip(n, low, np.maximum(s, low)).astype(np.int32)
-        p = probability(config, distance, Matches(n, s.astype(np.int32)), normalised_distance)
-        best = np.maximum(best, np.where(low <= s, p, 0.0))
-    return best
+        best = np.maximum(best, probability(config, distance, Matches(n, s.astype(np.int32)), normalised_distance))
+    return np.where(low <= s, best, 0.0)
 
 
 @dataclass(frozen=True)

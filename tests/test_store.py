@@ -13,6 +13,11 @@ from dedup.manifest import FaissFile, Manifest, ModelRef
 from dedup.store import Row, ShardWriter, StoredPictures, iter_shards, read_embeddings, read_rows
 
 
+def committed(shards, dim: int) -> Manifest:
+    """A manifest committing `shards` of `dim`-d rows."""
+    return Manifest("cat", ModelRef("m:0", "m"), 32, dim, "h", tuple(shards), FaissFile("f", "Flat"), pictures=256)
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 60), per_shard=st.integers(1, 25), dim=st.sampled_from([2, 8, 64]))
 def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
@@ -26,7 +31,7 @@ def test_shards_round_trip(tmp_path_factory, n, per_shard, dim):
         w.add(rows[s : s + 7], emb[s : s + 7], pictures[s : s + 7])
     shards = w.close()
     assert [s.rows for s in shards] == [min(per_shard, n - k) for k in range(0, n, per_shard)]
-    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, dim, "h", tuple(shards), FaissFile("f", "Flat"), pictures=256)
+    manifest = committed(shards, dim)
     np.testing.assert_array_equal(read_embeddings(folder, manifest), emb)
     stored = StoredPictures(folder, manifest)
     order = rng.permutation(n)
@@ -51,7 +56,7 @@ def test_a_writer_with_pictures_refuses_rows_without_them_and_a_lost_picture_fil
         w.add([Row("a", 1, 1, "h", 1, 1)], np.zeros((1, 2), np.float32))
     w.add([Row("a", 1, 1, "h", 1, 1)], np.zeros((1, 2), np.float32), [b"jpeg"])
     shards = w.close()
-    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, 2, "h", tuple(shards), FaissFile("f", "Flat"), pictures=256)
+    manifest = committed(shards, 2)
     assert StoredPictures(tmp_path, manifest)(0) == b"jpeg"
     next((tmp_path / "shards").glob("*.pictures")).unlink()
     with pytest.raises(IndexFormatError, match="rebuild"):
@@ -86,7 +91,7 @@ print(sorted({{"pandas", "pyarrow.dataset"}} & set(sys.modules)))
 def test_a_shard_without_the_columns_asked_for_is_a_clear_error(tmp_path):
     w = ShardWriter(tmp_path / "shards", 4)  # no check pictures
     w.add([Row("a.jpg", 1, 2, "h", 3, 4)], np.ones((1, 4), np.float32))
-    manifest = Manifest("cat", ModelRef("m:0", "m"), 32, 4, "h", tuple(w.close()), FaissFile("f", "Flat"), pictures=256)
+    manifest = committed(w.close(), 4)
     with pytest.raises(IndexFormatError, match="holds no check pictures"):
         StoredPictures(tmp_path, manifest)(0)
     with pytest.raises(IndexFormatError, match="unreadable .*no column nothing"):
