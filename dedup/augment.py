@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import string
+from collections.abc import Mapping
 from typing import Callable
 
 import numpy as np
@@ -200,19 +201,20 @@ FAMILIES: dict[str, Edit] = {
 }
 
 
-def random_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0) -> Image.Image:
-    """A training view: each edit family applied with some probability, flattened to RGB.
+VIEW_CHANCES: dict[str, float] = {  # each edit family's chance in a training view, applied in this order
+    "background": 0.4, "crop": 0.5, "pad": 0.25, "aspect": 0.2, "hflip": 0.5, "rotate": 0.25, "color": 0.5,
+    "blur": 0.2, "noise": 0.15, "text": 0.2, "sticker": 0.15, "screenshot": 0.04, "recompress": 0.4,
+}
 
-    `strength` scales the probabilities (0 = unchanged image).
+
+def random_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0,
+                chances: Mapping[str, float] = VIEW_CHANCES) -> Image.Image:
+    """A training view: each edit family applied with its chance (`VIEW_CHANCES`), flattened to RGB.
+
+    `strength` scales the chances (0 = unchanged image).
     """
-    probs = {
-        "crop": 0.5, "pad": 0.25, "aspect": 0.2, "hflip": 0.5, "rotate": 0.25, "color": 0.5,
-        "blur": 0.2, "noise": 0.15, "text": 0.2, "sticker": 0.15, "screenshot": 0.04, "recompress": 0.4,
-    }
     out = im.convert("RGBA")
-    if rng.random() < 0.4 * strength:
-        out = background(out, rng)
-    for name, p in probs.items():
+    for name, p in chances.items():
         if rng.random() < p * strength:
             out = FAMILIES[name](out, rng)
     return flatten(out)
@@ -248,7 +250,8 @@ def label_view(im: Image.Image, rng: np.random.Generator, strength: float = 1.0)
     return out
 
 
-VIEWS: dict[str, Callable[[Image.Image, np.random.Generator, float], Image.Image]] = {
+View = Callable[[Image.Image, np.random.Generator, float], Image.Image]  # (picture, rng, strength) → a training view
+VIEWS: dict[str, View] = {
     "copies": random_view,  # an unlabelled catalog: the edits catalogs make to copies
     "labelled": label_view,  # labelled classes: edits that keep the label true
 }

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from dedup.augment import VIEWS
+from dedup.augment import VIEWS, View
 from dedup.config import Framing
 from dedup.errors import CatalogError, UsageError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
@@ -127,22 +127,23 @@ def fitting_size(ts: TrainSet, largest: int = 64, smallest: int = 32) -> int:
 def view_batch(
     ts: TrainSet, rng: np.random.Generator, batch_size: int, image_size: int, strength: float = 1.0,
     neighbours: np.ndarray | None = None, hard_fraction: float = 0.0, group: int = 4, framing: Framing = Framing(),
-    edits: str = "copies",
+    edits: str | View = "copies",
 ) -> tuple[np.ndarray, np.ndarray]:
     """`batch_size` items (distinct unless there are fewer classes), two augmented views each (two
     images of the class when it has several): returns ((2b, S, S, 3) uint8 pixels, (2b,) labels).
 
     With `neighbours` (from `dedup.mining.class_neighbours`), `hard_fraction` of the items come in
     groups of `group`: a random class and look-alikes drawn from its nearest classes. `framing` is the
-    model's (`dedup.framing.to_input`); `edits` names the views (`dedup.augment.VIEWS`)."""
+    model's (`dedup.framing.to_input`); `edits` names the views (`dedup.augment.VIEWS`) or is the view itself."""
     classes = ts.classes
     by_class = ts.by_class()
+    make_view = VIEWS[edits] if isinstance(edits, str) else edits
     pixels, labels = [], []
     for c in _batch_classes(classes, rng, batch_size, neighbours, hard_fraction, group):
         members = by_class[int(c)]
         picks = rng.choice(members, size=2, replace=len(members) < 2)
         for i in picks:
-            view = VIEWS[edits](ts.images[int(i)], rng, strength)
+            view = make_view(ts.images[int(i)], rng, strength)
             pixels.append(to_input(view, image_size, framing))
             labels.append(int(c))
     return np.stack(pixels), np.array(labels, dtype=np.int64)

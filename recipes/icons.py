@@ -2,7 +2,7 @@
 at several pixel sizes, each size redrawn rather than scaled.
 
 Which theme serves what is decided here and nowhere else:
-- `TRAINING`: themes the default encoder trains on (renditions of one icon are positives).
+- `TRAINING`: themes the default encoder's recipe can train on (`--icons`; renditions of one icon are positives).
 - `BENCHMARK`: themes of other designers, never trained, tuned or calibrated on; the icon-rendition
   benchmark (`benchmarks/icons.py`) measures on them.
 - `oxygen` is held out: never trained, tuned or calibrated on; only measured on
@@ -37,11 +37,12 @@ class Theme:
 THEMES = {
     "gnome": Theme("gnome-icon-theme", Path("/usr/share/icons/gnome"), "CC-BY-SA-3.0 / GPL-2"),
     "tango": Theme("tango-icon-theme", Path("/usr/share/icons/Tango"), "public domain"),
+    "adwaita": Theme("adwaita-icon-theme", Path("/usr/share/icons/Adwaita"), "CC-BY-SA-3.0 / LGPL-3"),
     "moka": Theme("moka-icon-theme", Path("/usr/share/icons/Moka"), "CC-BY-SA-4.0"),
     "nuovext2": Theme("lxde-icon-theme", Path("/usr/share/icons/nuoveXT2"), "LGPL-3"),
     "oxygen": Theme("oxygen-icon-theme", Path("/usr/share/icons/oxygen/base"), "LGPL-3"),
 }
-TRAINING = ("gnome", "tango")
+TRAINING = ("gnome", "tango", "adwaita")
 BENCHMARK = ("moka", "nuovext2")
 
 _SIZE_DIR = re.compile(r"(\d+)x\d+(@2x)?$")

@@ -1,10 +1,11 @@
-"""Look-alike series: different items from one template, none a copy of another."""
+"""Training views with their edit families' chances; look-alike series: different items from one
+template, none a copy of another."""
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dedup.augment import flatten, series
+from dedup.augment import VIEW_CHANCES, flatten, random_view, series
 
 
 def drawing(colour: tuple[int, int, int]) -> Image.Image:
@@ -18,6 +19,17 @@ def drawing(colour: tuple[int, int, int]) -> Image.Image:
 
 def rms(a: Image.Image, b: Image.Image) -> float:
     return float(np.sqrt(((np.asarray(flatten(a), np.float32) - np.asarray(flatten(b), np.float32)) ** 2).mean()))
+
+
+def test_a_view_applies_each_family_with_its_chance():
+    im = drawing((200, 40, 40))
+    assert all(rms(random_view(im, np.random.default_rng(s), chances={}), im) == 0 for s in range(5))
+    mirrored = random_view(im, np.random.default_rng(0), chances={"hflip": 1.0})
+    assert rms(mirrored, im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) == 0
+    shipped = [random_view(im, np.random.default_rng(s)) for s in range(5)]
+    given = [random_view(im, np.random.default_rng(s), chances=dict(VIEW_CHANCES)) for s in range(5)]
+    assert all(a.size == b.size and rms(a, b) == 0 for a, b in zip(shipped, given))
+    assert any(a.size != im.size or rms(a, im) > 0 for a in shipped)
 
 
 def test_series_items_differ_from_each_other_in_one_place_and_keep_the_template():

@@ -46,3 +46,15 @@ def test_view_batch_with_neighbours_keeps_its_shape():
     near = np.array([[k ^ 1] for k in range(20)])
     pixels, labels = view_batch(ts, np.random.default_rng(1), 8, 32, neighbours=near, hard_fraction=0.5, group=2)
     assert pixels.shape == (16, 32, 32, 3) and len(set(labels.tolist())) == 8
+
+
+def test_view_batch_takes_a_view_of_its_own():
+    ts = twins(10)
+    seen = []
+
+    def view(im, rng, strength):
+        seen.append(strength)
+        return im.convert("RGB")
+
+    pixels, _ = view_batch(ts, np.random.default_rng(1), 4, 32, strength=0.5, edits=view)
+    assert pixels.shape == (8, 32, 32, 3) and seen == [0.5] * 8
