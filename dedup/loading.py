@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
 from dedup.errors import ModelError
 from dedup.manifest import Manifest
-from dedup.modelfile import card_path, model_file, read_card
+from dedup.modelfile import card_of, card_path, model_file, read_card
 
 if TYPE_CHECKING:
     from dedup.model import Model
@@ -64,6 +64,21 @@ def open_model(ref: str | Path | None) -> Model | PendingModel:
 def as_model(model: Model | str | Path | None) -> Model:
     """`model` itself, or the model file (or shipped model name) it names; None: the default."""
     return load_model(model) if model is None or isinstance(model, (str, Path)) else model
+
+
+def recalibrated_since(manifest: Manifest) -> bool:
+    """Whether the model that built an index has been calibrated again since (its card, still
+    describing the same weights, gives another threshold or pair check than the manifest
+    recorded, as when a release refits the check to its own keypoints). The index judges with
+    what it recorded until `dedup index` runs on it again, which re-embeds nothing unchanged."""
+    card = card_of(manifest.model.ref, manifest.model.identity)
+    if card is None:
+        return False
+    try:
+        now = PendingModel(model_file(manifest.model.ref), card)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (now.threshold, now.check) != (manifest.threshold, manifest.verify)
 
 
 def model_for_index(manifest: Manifest, model: Model | str | Path | None = None) -> Model:

@@ -150,15 +150,10 @@ def exists(folder: Path) -> bool:
 
 def _legacy_check(model: ModelRef) -> VerifyConfig | None:
     """The pair check of an index written before manifests recorded it: the card of the same model."""
-    from dedup.modelfile import model_file, read_card
+    from dedup.modelfile import card_of
 
-    try:
-        card = read_card(model_file(model.ref))
-    except (OSError, ValueError):
-        return None
-    if card is None or card.get("identity") != model.identity or not card.get("verify"):
-        return None
-    return VerifyConfig.from_dict(card["verify"])
+    card = card_of(model.ref, model.identity)
+    return VerifyConfig.from_dict(card["verify"]) if card is not None and card.get("verify") else None
 
 
 def _str(v: Any) -> str:

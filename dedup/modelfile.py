@@ -75,3 +75,13 @@ def read_card(file: Path) -> dict[str, Any] | None:
         return card
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def card_of(ref: str, identity: str) -> dict[str, Any] | None:
+    """The card of the model file `ref` (as an index records it) while it still describes the
+    model `identity`, else None (the file is gone, or holds other weights)."""
+    try:
+        card = read_card(model_file(ref))
+    except (OSError, ValueError):
+        return None
+    return card if card is not None and card.get("identity") == identity else None

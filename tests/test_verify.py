@@ -475,3 +475,29 @@ def test_ratio_matches_are_exactly_the_brute_force_ratio_test():
         assert query.tolist() == want.tolist()
         assert (dist[query, train] == two[query, 0]).all()
     assert len(mechanism.ratio_matches(d1, d2[:1])[0]) == 0  # no second nearest: no match
+
+
+def test_an_index_notes_its_models_later_calibration_until_indexed_again(look_alike_index, tmp_path):
+    from click.testing import CliRunner
+
+    from dedup.cli import cli
+    from dedup.loading import recalibrated_since
+    from dedup.manifest import Manifest
+
+    def note() -> str:
+        result = CliRunner().invoke(cli, ["find-duplicates", "--index", str(look_alike_index), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return "\n".join(line for line in result.stderr.splitlines() if line.startswith("note:"))
+
+    file = tmp_path / "tiny_verify.pt"
+    assert Manifest.load(look_alike_index).model.ref == str(file.resolve())
+    assert not recalibrated_since(Manifest.load(look_alike_index)) and note() == ""
+    model = load_model(file)
+    model.meta["verify"] = replace(model.check, accept=0.99).to_dict()  # the same weights, calibrated again
+    save_model(model, file)
+    assert recalibrated_since(Manifest.load(look_alike_index))
+    assert f"dedup index {tmp_path / 'cat'} --index {look_alike_index}" in note()
+    index_catalog(tmp_path / "cat", look_alike_index, load_model(file))
+    assert Manifest.load(look_alike_index).verify.accept == 0.99 and note() == ""
+    file.write_bytes(file.read_bytes() + b"\0")  # other weights: the card no longer speaks for the index's model
+    assert not recalibrated_since(Manifest.load(look_alike_index))

@@ -112,3 +112,18 @@ def render_action(result) -> None:
         click.echo(f"{o.status:<8} {o.step.action} {printable(o.step.path)}" + (f"  ({printable(o.reason)})" if o.reason else ""))
     done = sum(o.status == "done" for o in result.outcomes)
     click.echo(f"{done} of {len(result.outcomes)} files changed; undo with: dedup undo {printable(str(result.undo))}", err=True)
+
+
+def note_recalibrated(index) -> None:
+    """One line on stderr when the model of `index` was calibrated again since the index recorded
+    its threshold and pair check (`dedup.loading.recalibrated_since`)."""
+    from dedup.index import default_index_path
+    from dedup.loading import recalibrated_since
+    from dedup.report import printable
+
+    if recalibrated_since(index.manifest):
+        catalog = Path(index.manifest.catalog)
+        elsewhere = Path(index.folder).resolve() != default_index_path(catalog).resolve()
+        command = f"dedup index {printable(str(catalog))}" + (f" --index {printable(str(index.folder))}" if elsewhere else "")
+        click.echo(f"note: this index judges with its model's earlier calibration; `{command}` brings it up to date "
+                   "(nothing is re-embedded)", err=True)

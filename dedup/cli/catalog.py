@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dedup.atomic import atomic_write_text
-from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, cli, emit, engine_options, render_action
+from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, QUIET_OPT, cli, emit, engine_options, note_recalibrated, render_action
 from dedup.cluster import LINKAGES
 from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
@@ -114,6 +114,8 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, worker
 
     request = ActionRequest(action, to_dir, tuple(protect), do_apply, yes) if action else None
     index = as_index(index_path)
+    if not quiet:
+        note_recalibrated(index)
     if forget_judgements:
         from dedup import judgements
 
@@ -175,10 +177,14 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, fmt):
 
     An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
     """
+    from dedup.index import as_index
     from dedup.query import query_images
     from dedup.report import render_query
 
-    results = query_images(index_path, list(images), k=k, threshold=threshold, model=model_path, verify=verify)
+    index = as_index(index_path)
+    if verify:
+        note_recalibrated(index)
+    results = query_images(index, list(images), k=k, threshold=threshold, model=model_path, verify=verify)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
