@@ -1,20 +1,24 @@
 """Probe a training-data idea in minutes: fine-tune the shipped encoder with it, judge on validation.
 
     python -m benchmarks.val_finetune --out RUN.pt [--icons adwaita tango] [--icon-share 0.25]
-                                      [--chance screenshot=0.25 ...] [--epochs 10] [--lr 2e-4]
+                                      [--chance screenshot=0.25 ...] [--series 600] [--epochs 10] [--lr 2e-4]
 
 A full run of `recipes/train_default.py` takes about an hour on 2 cores; this one starts from the
 shipped weights and trains `--epochs` more (Adam, cosine from `--lr`, the recipe's batches: 128
 items, three quarters in look-alike groups re-mined every 5 epochs), with the idea applied:
 icon renditions of `recipes.icons` themes as a fixed share of every batch (two renditions of one
-icon are a positive pair, with `dedup.augment.label_view` edits), and/or other chances for the
-edit families of the training views (`dedup.augment.VIEW_CHANCES`). `--epochs 0` judges `--model`
+icon are a positive pair, with `dedup.augment.label_view` edits), other chances for the edit
+families of the training views (`dedup.augment.VIEW_CHANCES`), and/or look-alike series among the
+training items (`recipes.train_default.with_series`: mined into one batch as one another's
+negatives). `--epochs 0` judges `--model`
 alone. Then the shipped encoder and the run are judged on validation only (never the test pool
 or a benchmark theme):
 
 - the recipe's calibration catalog (`recipes.train_default.calibration_pairs`): the threshold at
   precision 0.90, precision / recall / F1 there, ROC-AUC and the best F1;
 - one copy of every distinct validation picture per edit family: the share within the threshold;
+- a look-alike series (`dedup.augment.series`, 3 different items) of every validation drawing: the
+  share of its pairs within the threshold (different items the encoder alone would join);
 - the `gnome-icon-theme` library as `benchmarks.icons` builds it (sizes 32–256): encoder-alone
   pair precision / recall / F1 at the threshold, median distances between renditions and to the
   nearest other icon (on a theme trained on when `--icons` names gnome).
@@ -34,7 +38,8 @@ import numpy as np
 import torch
 
 from benchmarks.icons import build
-from dedup.augment import FAMILIES, VIEW_CHANCES, flatten, random_view
+from dedup.augment import FAMILIES, VIEW_CHANCES, flatten, random_view, series
+from dedup.config import TrainConfig
 from dedup.data import TrainSet, open_rgba, view_batch
 from dedup.embed import embed_pixels, to_tensor
 from dedup.framing import to_input
@@ -45,9 +50,9 @@ from dedup.mining import class_neighbours
 from dedup.model import Model, load_model, save_model
 from recipes import icons
 from recipes.pool import pool_files
-from recipes.train_default import calibration_pairs, distinct_set, load_set
+from recipes.train_default import BATCH_SIZE, HARD_NEGATIVES, calibration_pairs, distinct_set, load_set, with_series
 
-BATCH, HARD, MINE_EVERY = 128, 0.75, 5  # the recipe's
+MINING = TrainConfig()  # the recipe's mining: every `mine_every` epochs, `mine_k` look-alikes a class
 GNOME = Path("benchmarks/out/val_finetune/gnome")
 
 
@@ -70,18 +75,18 @@ def fine_tune(model: Model, train: TrainSet, rendered: TrainSet | None, share: f
     view = partial(random_view, chances=chances)
     loss_fn = make_loss("infonce")
     opt = torch.optim.Adam(model.net.parameters(), lr=lr)
-    steps = math.ceil(len(train.labels) / BATCH)
-    n_icons = round(BATCH * share) if rendered is not None else 0
+    steps = math.ceil(len(train.labels) / BATCH_SIZE)
+    n_icons = round(BATCH_SIZE * share) if rendered is not None else 0
     for epoch in range(epochs):
-        if epoch % MINE_EVERY == 0:
-            neighbours = class_neighbours(model, train, 10)
+        if epoch % MINING.mine_every == 0:
+            neighbours = class_neighbours(model, train, MINING.mine_k)
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         rng = np.random.default_rng([7, epoch])
         model.net.train()
         total = 0.0
         for _ in range(steps):
-            pixels, labels = view_batch(train, rng, BATCH - n_icons, spec.image_size, 1.0, neighbours, HARD,
+            pixels, labels = view_batch(train, rng, BATCH_SIZE - n_icons, spec.image_size, 1.0, neighbours, HARD_NEGATIVES,
                                         framing=spec.framing, edits=view)
             if n_icons:
                 more, their = view_batch(rendered, rng, n_icons, spec.image_size, 1.0, framing=spec.framing, edits="labelled")
@@ -113,6 +118,13 @@ def judge(name: str, model: Model, val: TrainSet) -> None:
                                        axis=1) < thr).mean()) for f in FAMILIES}
     print("  families within the threshold: " + ", ".join(f"{f} {r:.3f}" for f, r in recall.items())
           + f"; mean {np.mean(list(recall.values())):.3f}")
+    rng = np.random.default_rng(11)
+    apart = []
+    for im in val.images:
+        items = embed(flatten(item) for item in series(im, rng)[1])
+        apart.extend(np.linalg.norm(items[a] - items[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
+    print(f"  look-alike series: {np.mean(np.array(apart) < thr):.3f} of item pairs within the threshold, "
+          f"median distance {np.median(apart):.3f}")
 
     files = sorted((GNOME / "catalog").rglob("*.png"))
     names = np.array([f.parent.name for f in files])
@@ -138,6 +150,7 @@ def main() -> None:
     ap.add_argument("--icon-share", type=float, default=0.25, help="Share of every batch drawn from the icons.")
     ap.add_argument("--chance", nargs="*", default=[], metavar="FAMILY=P",
                     help=f"Another chance for an edit family of the training views ({', '.join(VIEW_CHANCES)}).")
+    ap.add_argument("--series", type=int, default=0, help="Training drawings made into look-alike series of 3 items.")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=2e-4)
     args = ap.parse_args()
@@ -159,7 +172,9 @@ def main() -> None:
     model = load_model(args.model)
     if args.epochs:
         rendered = icon_set(args.icons) if args.icons else None
-        model = fine_tune(model, distinct_set(load_set(parts["train"])), rendered, args.icon_share, chances, args.epochs, args.lr)
+        train = distinct_set(load_set(parts["train"]))
+        train = with_series(train, args.series, seed=0) if args.series else train
+        model = fine_tune(model, train, rendered, args.icon_share, chances, args.epochs, args.lr)
         save_model(model, args.out)
     judge(str(args.out) if args.epochs else str(args.model or "shipped"), model, val)
 

@@ -42,6 +42,8 @@ from recipes.pool import distinct, is_clip_art, pool_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PRECISION = 0.90
+BATCH_SIZE = 128  # items a batch, two views each
+HARD_NEGATIVES = 0.75  # share of each batch drawn as look-alike groups
 CALIBRATION_SEED = 1  # one calibration catalog for every encoder, whatever its training seed
 
 
@@ -122,7 +124,7 @@ def calibration_pairs(model, val_set: TrainSet, seed: int = CALIBRATION_SEED) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=90)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "dedup" / "weights" / "default.pt")
     ap.add_argument("--seed", type=int, default=0)
@@ -131,7 +133,7 @@ def main() -> None:
     ap.add_argument("--pooling", choices=["avg", "avg+grid2"], default="avg", help="avg = the seed CNN.")
     ap.add_argument("--no-trim", dest="trim", action="store_false", help="Do not cut uniform borders before resizing.")
     ap.add_argument("--no-backdrop", dest="backdrop", action="store_false", help="Do not repaint a plain backdrop white.")
-    ap.add_argument("--hard-negatives", type=float, default=0.75, help="Share of each batch drawn as look-alike groups.")
+    ap.add_argument("--hard-negatives", type=float, default=HARD_NEGATIVES, help="Share of each batch drawn as look-alike groups.")
     ap.add_argument("--series", type=int, default=0, help="Training drawings made into look-alike series of 3 items.")
     ap.add_argument("--icons", nargs="*", default=[], choices=list(icons.TRAINING),
                     help="Icon themes whose renditions train as positives (`recipes.icons.TRAINING`).")
