@@ -4,11 +4,15 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dedup.atomic import atomic_write
 from dedup.errors import DedupError
+
+if TYPE_CHECKING:
+    from dedup.index import Index
 
 FORMATS = click.Choice(["table", "json", "csv"])
 INDEX_OPT = click.option(
@@ -114,7 +118,7 @@ def render_action(result) -> None:
     click.echo(f"{done} of {len(result.outcomes)} files changed; undo with: dedup undo {printable(str(result.undo))}", err=True)
 
 
-def note_recalibrated(index) -> None:
+def note_recalibrated(index: Index) -> None:
     """One line on stderr when the model of `index` was calibrated again since the index recorded
     its threshold and pair check (`dedup.loading.recalibrated_since`)."""
     from dedup.index import default_index_path
