@@ -12,7 +12,7 @@ from dedup.atomic import atomic_write
 from dedup.errors import DedupError
 
 if TYPE_CHECKING:
-    from dedup.index import Index
+    from dedup.manifest import Manifest
 
 FORMATS = click.Choice(["table", "json", "csv"])
 INDEX_OPT = click.option(
@@ -118,16 +118,16 @@ def render_action(result) -> None:
     click.echo(f"{done} of {len(result.outcomes)} files changed; undo with: dedup undo {printable(str(result.undo))}", err=True)
 
 
-def note_recalibrated(index: Index) -> None:
-    """One line on stderr when the model of `index` was calibrated again since the index recorded
-    its threshold and pair check (`dedup.loading.recalibrated_since`)."""
+def note_recalibrated(manifest: Manifest, folder: Path) -> None:
+    """One line on stderr when the model of the index in `folder` was calibrated again since the
+    index recorded its threshold and pair check (`dedup.loading.recalibrated_since`)."""
     from dedup.index import default_index_path
     from dedup.loading import recalibrated_since
     from dedup.report import printable
 
-    if recalibrated_since(index.manifest):
-        catalog = Path(index.manifest.catalog)
-        elsewhere = Path(index.folder).resolve() != default_index_path(catalog).resolve()
-        command = f"dedup index {printable(str(catalog))}" + (f" --index {printable(str(index.folder))}" if elsewhere else "")
+    if recalibrated_since(manifest):
+        catalog = Path(manifest.catalog)
+        elsewhere = Path(folder).resolve() != default_index_path(catalog).resolve()
+        command = f"dedup index {printable(str(catalog))}" + (f" --index {printable(str(folder))}" if elsewhere else "")
         click.echo(f"note: this index judges with its model's earlier calibration; `{command}` brings it up to date "
                    "(nothing is re-embedded)", err=True)

@@ -115,7 +115,7 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, worker
     request = ActionRequest(action, to_dir, tuple(protect), do_apply, yes) if action else None
     index = as_index(index_path)
     if not quiet:
-        note_recalibrated(index)
+        note_recalibrated(index.manifest, index.folder)
     if forget_judgements:
         from dedup import judgements
 
@@ -183,7 +183,7 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, fmt):
 
     index = as_index(index_path)
     if verify:
-        note_recalibrated(index)
+        note_recalibrated(index.manifest, index.folder)
     results = query_images(index, list(images), k=k, threshold=threshold, model=model_path, verify=verify)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from dedup.cli.base import INDEX_OPT, MODEL_OPT, cli
+from dedup.cli.base import INDEX_OPT, MODEL_OPT, cli, note_recalibrated
 from dedup.config import MAX_UPLOAD_BYTES
 
 
@@ -23,6 +23,7 @@ def serve_cmd(index_path, model_path, host, port, token, workers, max_upload):
     """
     from dedup.errors import UsageError
     from dedup.index import resolve_index
+    from dedup.manifest import Manifest
 
     try:
         from dedup.server import serve
@@ -30,5 +31,6 @@ def serve_cmd(index_path, model_path, host, port, token, workers, max_upload):
         raise UsageError("`dedup serve` needs the serve extra: pip install 'dedup-images[serve]'") from None
 
     folder = resolve_index(index_path)
+    note_recalibrated(Manifest.load(folder), folder)
     click.echo(f"Serving {folder} on http://{host}:{port} (API page: /docs); Ctrl-C stops.", err=True)
     serve(folder, host=host, port=port, token=token, workers=workers, model=model_path, max_upload=max_upload)
