@@ -497,6 +497,8 @@ def test_an_index_notes_its_models_later_calibration_until_indexed_again(look_al
     save_model(model, file)
     assert recalibrated_since(Manifest.load(look_alike_index))
     assert f"dedup index {tmp_path / 'cat'} --index {look_alike_index}" in note()
+    query = CliRunner().invoke(cli, ["query", str(tmp_path / "cat" / "a.png"), "--index", str(look_alike_index), "--verify"])
+    assert query.exit_code == 0 and "note: this index judges with its model's earlier calibration" in query.stderr
     index_catalog(tmp_path / "cat", look_alike_index, load_model(file))
     assert Manifest.load(look_alike_index).verify.accept == 0.99 and note() == ""
     file.write_bytes(file.read_bytes() + b"\0")  # other weights: the card no longer speaks for the index's model
