@@ -45,12 +45,12 @@ from dedup.embed import embed_pixels, to_tensor
 from dedup.framing import to_input
 from dedup.images import load
 from dedup.losses import make_loss
-from dedup.metrics import at_threshold, best_f1_threshold, precision_threshold, roc_auc
+from dedup.metrics import at_threshold, best_f1_threshold, roc_auc
 from dedup.mining import class_neighbours
 from dedup.model import Model, load_model, save_model
 from recipes import icons
 from recipes.pool import pool_files
-from recipes.train_default import BATCH_SIZE, HARD_NEGATIVES, calibration_pairs, distinct_set, load_set, with_series
+from recipes.train_default import BATCH_SIZE, HARD_NEGATIVES, calibration_pairs, default_threshold, distinct_set, load_set, with_series
 
 MINING = TrainConfig()  # the recipe's mining: every `mine_every` epochs, `mine_k` look-alikes a class
 GNOME = Path("benchmarks/out/val_finetune/gnome")
@@ -104,7 +104,7 @@ def fine_tune(model: Model, train: TrainSet, rendered: TrainSet | None, share: f
 def judge(name: str, model: Model, val: TrainSet) -> None:
     spec = model.config
     d, y, *_ = calibration_pairs(model, val)
-    thr = precision_threshold(d, y, 0.90) or best_f1_threshold(d, y)
+    thr = default_threshold(d, y)
     at = at_threshold(d, y, thr)
     print(f"{name}: threshold {thr:.4f}; calibration P {at.precision:.3f} R {at.recall:.3f} F1 {at.f1:.3f}, "
           f"ROC-AUC {roc_auc(d, y):.4f}, best F1 {at_threshold(d, y, best_f1_threshold(d, y)).f1:.3f}")

@@ -168,13 +168,18 @@ def main() -> None:
     calibrate(model, val_set, args, minutes)
 
 
+def default_threshold(d: np.ndarray, y: np.ndarray) -> float:
+    """The default threshold from calibration pairs (distances, same picture?). Precision first: a
+    wrong set can lead a user to act on a file that is not a duplicate, so it is the largest
+    threshold whose precision is ≥ TARGET_PRECISION (the best-F1 one if none reaches it)."""
+    return precision_threshold(d, y, TARGET_PRECISION) or best_f1_threshold(d, y)
+
+
 def calibrate(model, val_set: TrainSet, args, minutes: float | None) -> None:
     """Choose the default threshold on the validation pool (distinct pictures only) and save."""
     val_set = distinct_set(val_set)
     d, y, _, _, n_images = calibration_pairs(model, val_set)
-    # Precision first: a wrong set can lead a user to act on a file that is not a duplicate.
-    # The default is the largest threshold whose validation precision is ≥ TARGET_PRECISION.
-    thr = precision_threshold(d, y, TARGET_PRECISION) or best_f1_threshold(d, y)
+    thr = default_threshold(d, y)
     calib = at_threshold(d, y, thr, roc_auc(d, y)).as_dict()
     calib["target_precision"] = TARGET_PRECISION
     calib["best_f1_threshold"] = best_f1_threshold(d, y)
