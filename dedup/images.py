@@ -60,7 +60,9 @@ def read_file(path: Path) -> bytes:
                 raise ImageSkip("empty file (0 bytes)")
             if st.st_size > MAX_FILE_BYTES:
                 raise ImageSkip(f"file too large ({st.st_size} bytes)")
-            data = fh.read(MAX_FILE_BYTES + 1)
+            data = fh.read(st.st_size + 1)  # a buffer of the file's size: reading up to the limit costs 4× more
+            if len(data) > st.st_size:  # the file grew since its stat: read on to its end or past the limit
+                data += fh.read(MAX_FILE_BYTES + 1 - len(data))
         except OSError as exc:
             raise ImageSkip(f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:

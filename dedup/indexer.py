@@ -21,6 +21,7 @@ from dedup import manifest as manifest_file
 from dedup.ann import build_index_cells, choose_factory, save_cells, save_index
 from dedup.cache import Embedded, Known, KnownEmbeddings, load_known
 from dedup.config import ModelConfig
+from dedup.encoder_process import EncoderProcess
 from dedup.errors import CatalogError, DedupError, IndexFormatError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
@@ -76,10 +77,14 @@ class IndexSummary:
         }
 
 
-@contextmanager
-def _inference_threads(n: int) -> Iterator[None]:
-    """Give the encoder half the cores while decoding threads use the rest (on 2 cores,
+def _inference_threads() -> int:
+    """The encoder's threads: half the cores, while decoding threads use the rest (on 2 cores,
     1 inference thread + 2 decode threads measured ~15% faster than 2 + 2; benchmarks/RESULTS.md)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
     import torch  # loaded by now: imported here so that decoding can start before torch is
 
     before = torch.get_num_threads()
@@ -117,7 +122,8 @@ def index_catalog(
 
     `index_dir` must be new, empty, or an index dedup wrote (`dedup.indexdir.claim`); only files
     this index created are ever removed. With a `PendingModel` (`dedup.loading.open_model`),
-    the weights load in the background while files are read, and only if something needs them.
+    the weights load while files are read, and only if something needs them: in a child process
+    (`dedup.encoder_process`) that embeds for this run, or in a background thread for an engine.
     `engine` (e.g. `dedup.onray.RayEngine`) reads, decodes and embeds the files elsewhere; what is
     written, and the incremental rules, stay the same.
     """
@@ -134,7 +140,7 @@ def index_catalog(
     if not records:
         raise CatalogError(f"catalog {str(root)!r} holds no files to index; point dedup at a folder of images")
     claim(index_dir, root)
-    with index_lock(index_dir):
+    with index_lock(index_dir), ExitStack() as lifetime:
         owner = ensure_claim(index_dir)
         committed = _committed(index_dir)
         known = load_known(index_dir, committed, identity, owner.owned)
@@ -142,9 +148,14 @@ def index_catalog(
             known.by_key.clear()  # another (or a moved) catalog: every file is read and hashed again
         ref = ModelRef(model.identity, model_ref or getattr(model, "source", None) or DEFAULT_MODEL)
         skipped_before = {s.rel for s in committed.skipped} if committed else set()
+        child: EncoderProcess | None = None
         if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None and r.rel not in skipped_before
-                                                   for r in records):
-            model.start()  # something may need embedding: load while the files are read
+                                                   for r in records):  # something may need embedding: load while the files are read
+            child = None if engine is not None else _encoder_process(model)
+            if child is None:
+                model.start()
+            else:
+                lifetime.enter_context(child)
         if committed is not None and _unchanged(root, records, skipped, spec, known, committed, model, ref):
             return _summary(index_dir, root, committed.count, list(committed.skipped), start,
                             committed.faiss.factory, Counter(unchanged=len(known.committed_keys)),
@@ -166,13 +177,20 @@ def index_catalog(
             def encoder() -> Model:  # resolved (and torch configured) the first time it is needed
                 if not ready:
                     ready.append(model.result() if isinstance(model, PendingModel) else model)
-                    stack.enter_context(_inference_threads(max(1, (os.cpu_count() or 2) // 2)))
+                    stack.enter_context(_torch_threads(_inference_threads()))
                 return ready[0]
+
+            def embed(pixels: np.ndarray) -> np.ndarray:
+                if child is not None:
+                    return child.embed(pixels)
+                from dedup.embed import embed_pixels  # torch: imported once the model has loaded
+
+                return embed_pixels(encoder(), pixels)
 
             stage = engine.index_batches() if engine is not None else _local_stage(workers)
             batches = stack.enter_context(closing(stage(root, records, spec, known, encoder, batch_size)))
             for batch in batches:
-                rows, emb, pictures = _embed_batch(batch, encoder, spec.embedding_dim, known, skipped, counts, hashes)
+                rows, emb, pictures = _embed_batch(batch, embed, spec.embedding_dim, known, skipped, counts, hashes)
                 if rows:
                     writer.add(rows, emb, pictures)
                     parts.append(emb)
@@ -260,7 +278,7 @@ def _unchanged(root: Path, records: list[FileRecord], walk_skips: list[Skipped],
 
 def _embed_batch(
     batch: list[tuple[FileRecord, Known | Decoded | Skipped]],
-    encoder: Callable[[], Model],
+    embed: Callable[[np.ndarray], np.ndarray],
     dim: int,
     known: KnownEmbeddings,
     skipped: list[Skipped],
@@ -268,10 +286,8 @@ def _embed_batch(
     hashes: Counter[str],
 ) -> tuple[list[Row], np.ndarray, list[bytes]]:
     """Rows, (rows, dim) embeddings and check pictures of one prepared batch: known embeddings
-    are reused, each new content hash is embedded once (`encoder()` gives the model, loading it
-    on first use); skipped files, change counts and hashes are recorded."""
-    from dedup.embed import embed_pixels  # torch: imported once the model has loaded
-
+    are reused, each new content hash is embedded once (`embed`, which loads the model on first
+    use); skipped files, change counts and hashes are recorded."""
     rows, emb, pictures = [], np.empty((len(batch), dim), np.float32), []
     fresh: dict[str, list] = {}  # content hash → [decoded image, its rows in this batch]
     for rec, result in batch:
@@ -293,12 +309,21 @@ def _embed_batch(
         hashes[result.content_hash] += 1
         counts[_change(known.previous, rec)] += 1
     if fresh:
-        new = embed_pixels(encoder(), np.stack([d.pixels for d, _ in fresh.values()]))
+        new = embed(np.stack([d.pixels for d, _ in fresh.values()]))
         for (d, slots), vector in zip(fresh.values(), new):
             emb[slots] = vector
             known.by_hash[d.content_hash] = Known(d.content_hash, d.width, d.height, vector)
         counts["embedded"] += len(fresh)
     return rows, emb[: len(rows)], pictures
+
+
+def _encoder_process(model: PendingModel) -> EncoderProcess | None:
+    """The model's encoder in a child process, started now; None where no child can start."""
+    try:
+        return EncoderProcess(model.file, (model.identity, model.config), _inference_threads())
+    except OSError as exc:
+        log.info("encoder process not started (%s): loading the model in this process", exc)
+        return None
 
 
 def _change(previous: dict[str, tuple[int, int]], rec: FileRecord) -> str:

@@ -23,7 +23,8 @@ def load_model(path: str | Path | None = None) -> Model:
 
 
 class PendingModel:
-    """A model whose weights load in a background thread while its spec is already known.
+    """A model whose weights load in a background thread while its spec is already known
+    (`dedup index` embeds with the same file in a child process instead: `dedup.encoder_process`).
 
     `config` and `identity` come from the card; nothing loads until `start()` (a run with no
     image to embed never imports torch); `result()` waits for the loaded `Model` and checks it

@@ -140,3 +140,25 @@ def test_a_jpeg_is_decoded_small_enough_for_speed_and_large_enough_for_the_check
     assert picture_request((1155, 866), 64) == (DECODE_SIDE, 96)  # 1/8 scale (144×108) is enough
     assert picture_request((300, 2000), 64) == (64, DECODE_SIDE)  # each side at least the encoder's input
     assert picture_request((100, 80)) == (DECODE_SIDE, 103)
+
+
+def test_read_file_reads_a_file_that_grew_since_its_stat(tmp_path, monkeypatch):
+    """The read is sized by the file's stat; bytes written after it are still read, and a file
+    that grew past the limit is refused."""
+    import os
+
+    import dedup.images as images
+
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(bytes(range(256)) * 40)
+    real_fstat = os.fstat
+
+    class Stale:  # the stat taken before the last 10,000 bytes were written
+        def __init__(self, st):
+            self.st_mode, self.st_size = st.st_mode, st.st_size - 10_000
+
+    monkeypatch.setattr(images.os, "fstat", lambda fd: Stale(real_fstat(fd)))
+    assert images.read_file(path) == path.read_bytes()
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 5_000)
+    with pytest.raises(ImageSkip, match="grew"):
+        images.read_file(path)

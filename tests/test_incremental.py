@@ -156,20 +156,24 @@ def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp
 
 
 def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path):
-    """No torch import, no weights, no new generation: the run only compares path, size, mtime."""
+    """No encoder process, no torch import, no new generation: the run only compares path, size,
+    mtime. (The first run embeds in a child process and never imports torch itself.)"""
     import subprocess
     import sys
 
     root, _ = planted
     idx = tmp_path / "idx"
     cmd = ["index", str(root), "--index", str(idx), "-q"]
-    probe = ("import sys\nfrom dedup.cli import cli\ntry:\n    cli(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-             "print('torch' in sys.modules)")
+    probe = ("import sys\nimport dedup.indexer as ix\nstarted = []\n"
+             "class Counted(ix.EncoderProcess):\n    def __init__(self, *a):\n        started.append(a)\n"
+             "        super().__init__(*a)\nix.EncoderProcess = Counted\n"
+             "from dedup.cli import cli\ntry:\n    cli(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules, len(started))")
     first = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
-    assert first.stdout.splitlines()[-1] == "True"
+    assert first.stdout.splitlines()[-1] == "False 1"
     before = Manifest.load(idx)
     again = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
-    assert again.stdout.splitlines()[-1] == "False"
+    assert again.stdout.splitlines()[-1] == "False 0"
     assert Manifest.load(idx) == before  # nothing committed
 
 

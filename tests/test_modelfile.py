@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +71,73 @@ def test_the_program_exits_with_the_commands_status_and_flushed_output(planted, 
     bad = subprocess.run([sys.executable, "-m", "dedup", "find-duplicates", "--index", str(tmp_path / "none")],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("Error:") and "Traceback" not in bad.stderr
+
+
+@pytest.fixture()
+def children(monkeypatch):
+    """Every encoder process `index_catalog` starts, for a test to check that none is left."""
+    import dedup.indexer as indexer
+    from dedup.encoder_process import EncoderProcess
+
+    started: list[EncoderProcess] = []
+
+    class Recorded(EncoderProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(indexer, "EncoderProcess", Recorded)
+    return started
+
+
+def copied(planted, tmp_path):
+    """A copy of the planted catalog that a test may change."""
+    return Path(shutil.copytree(planted[0], tmp_path / "shop"))
+
+
+def test_the_encoder_runs_in_a_child_process_that_ends_with_the_run(planted, encoder_file, tmp_path, children):
+    root = copied(planted, tmp_path)
+    index_catalog(root, tmp_path / "i", encoder_file)
+    assert len(children) == 1 and children[0]._proc.returncode == 0
+    first = min(p for p in root.rglob("*") if p.is_file())
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))  # same bytes: nothing to embed
+    summary = index_catalog(root, tmp_path / "i", encoder_file)
+    assert summary.embedded == 0 and summary.changed == 1
+    assert len(children) == 2 and children[1]._proc.returncode is not None  # started, never asked, ended
+
+
+def test_a_card_that_lies_about_its_model_stops_the_run_before_anything_is_written(planted, tiny_model_file, tmp_path,
+                                                                                  children):
+    root, _ = planted
+    out = tmp_path / "m.pt"
+    save_model(load_model(tiny_model_file), out)
+    card = json.loads(card_path(out).read_text())
+    card["identity"] = "tiny:0000000000000000"
+    card_path(out).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not describe"):
+        index_catalog(root, tmp_path / "i", out)
+    assert not (tmp_path / "i" / "manifest.json").exists()
+    assert all(c._proc.returncode is not None for c in children)
+
+
+def test_an_encoder_process_that_dies_fails_the_run_and_keeps_the_index(planted, encoder_file, tmp_path, children,
+                                                                       monkeypatch):
+    from dedup.encoder_process import EncoderProcess
+
+    root = copied(planted, tmp_path)
+    index_catalog(root, tmp_path / "i", encoder_file)
+    before = Manifest.load(tmp_path / "i")
+    for p in root.rglob("*"):
+        if p.is_file():
+            p.write_bytes(p.read_bytes() + b"\0")  # every file changed: all embedded again
+    real_embed = EncoderProcess.embed
+
+    def dies(self, pixels):
+        self._proc.kill()
+        self._proc.wait()
+        return real_embed(self, pixels)
+
+    monkeypatch.setattr(EncoderProcess, "embed", dies)
+    with pytest.raises(ModelError, match="encoder process"):
+        index_catalog(root, tmp_path / "i", encoder_file)
+    assert Manifest.load(tmp_path / "i") == before
