@@ -25,6 +25,8 @@ from dedup.config import ModelConfig
 from dedup.errors import ModelError
 
 HEADER = struct.Struct("<4I")  # a batch: images, height, width, channels
+# The child's program: this very dedup first on its path, whatever the working folder holds.
+BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from dedup.encoder_process import main; main()"
 
 
 class EncoderProcess:
@@ -37,12 +39,9 @@ class EncoderProcess:
     def __init__(self, file: Path, expect: tuple[str, ModelConfig], threads: int):
         self.file, self.expect = Path(file), expect
         self._stderr = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        package_root = str(Path(dedup.__file__).resolve().parent.parent)  # the child imports this very dedup
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dedup.encoder_process", str(self.file), str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        package_root = str(Path(dedup.__file__).resolve().parent.parent)
+        self._proc = subprocess.Popen([sys.executable, "-c", BOOT, package_root, str(self.file), str(threads)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         self._dim: int | None = None
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
@@ -147,7 +146,9 @@ def serve(file: str, threads: int) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """`BOOT`'s entry: `serve(MODEL, THREADS)` from the command line, then leave at once (every
+    answer is flushed; tearing torch down would only delay the parent's wait)."""
     status = serve(sys.argv[1], int(sys.argv[2]))
     sys.stderr.flush()
-    os._exit(status)  # every answer is flushed; tearing torch down would only delay the parent's wait
+    os._exit(status)

@@ -141,3 +141,13 @@ def test_an_encoder_process_that_dies_fails_the_run_and_keeps_the_index(planted,
     with pytest.raises(ModelError, match="encoder process"):
         index_catalog(root, tmp_path / "i", encoder_file)
     assert Manifest.load(tmp_path / "i") == before
+
+
+def test_the_encoder_process_runs_this_dedup_whatever_the_working_folder_holds(planted, encoder_file, tmp_path,
+                                                                                monkeypatch, children):
+    impostor = tmp_path / "cwd" / "dedup"
+    impostor.mkdir(parents=True)
+    (impostor / "__init__.py").write_text("raise ImportError('another dedup')\n")
+    monkeypatch.chdir(impostor.parent)
+    summary = index_catalog(planted[0], tmp_path / "i", encoder_file)
+    assert summary.embedded > 0 and children[0]._proc.returncode == 0
