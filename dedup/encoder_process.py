@@ -61,7 +61,13 @@ class EncoderProcess:
         return np.frombuffer(out, np.float32).reshape(len(pixels), self._dim).copy()
 
     def close(self) -> None:
-        """End the child (it exits when its stdin closes) and wait for it."""
+        """End the child and wait for it."""
+        self._end()
+        self._proc.stdout.close()
+        self._stderr.close()
+
+    def _end(self) -> None:
+        """Close the child's stdin (it exits then) and wait for it."""
         try:
             self._proc.stdin.close()
         except OSError:
@@ -71,8 +77,6 @@ class EncoderProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self._proc.stdout.close()
-        self._stderr.close()
 
     def __enter__(self) -> EncoderProcess:
         return self
@@ -94,8 +98,7 @@ class EncoderProcess:
         return config.embedding_dim
 
     def _failed(self, what: str) -> ModelError:
-        self._proc.stdin.close()
-        self._proc.wait()
+        self._end()
         self._stderr.seek(0)
         lines = self._stderr.read().decode(errors="replace").strip().splitlines()
         why = lines[-1] if lines else f"exit status {self._proc.returncode}"

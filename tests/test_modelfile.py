@@ -41,14 +41,19 @@ def test_a_card_is_written_with_every_model_and_goes_stale_with_its_weights(tiny
     assert read_card(out) is None
 
 
-def test_a_card_that_lies_about_its_model_is_caught(tiny_model_file, tmp_path):
+def lying_copy(model_file, tmp_path):
+    """A copy of `model_file` whose card names another identity."""
     out = tmp_path / "m.pt"
-    save_model(load_model(tiny_model_file), out)
+    save_model(load_model(model_file), out)
     card = json.loads(card_path(out).read_text())
     card["identity"] = "tiny:0000000000000000"
     card_path(out).write_text(json.dumps(card))
+    return out
+
+
+def test_a_card_that_lies_about_its_model_is_caught(tiny_model_file, tmp_path):
     with pytest.raises(ModelError, match="does not describe"):
-        open_model(out).result()
+        open_model(lying_copy(tiny_model_file, tmp_path)).result()
 
 
 def test_indexing_while_the_weights_load_gives_the_same_index(planted, default_model, tmp_path):
@@ -109,13 +114,8 @@ def test_the_encoder_runs_in_a_child_process_that_ends_with_the_run(planted, enc
 def test_a_card_that_lies_about_its_model_stops_the_run_before_anything_is_written(planted, tiny_model_file, tmp_path,
                                                                                   children):
     root, _ = planted
-    out = tmp_path / "m.pt"
-    save_model(load_model(tiny_model_file), out)
-    card = json.loads(card_path(out).read_text())
-    card["identity"] = "tiny:0000000000000000"
-    card_path(out).write_text(json.dumps(card))
     with pytest.raises(ModelError, match="does not describe"):
-        index_catalog(root, tmp_path / "i", out)
+        index_catalog(root, tmp_path / "i", lying_copy(tiny_model_file, tmp_path))
     assert not (tmp_path / "i" / "manifest.json").exists()
     assert all(c._proc.returncode is not None for c in children)
 
