@@ -13,6 +13,9 @@ from dedup.modelfile import card_of, card_path, model_file, read_card
 
 if TYPE_CHECKING:
     from dedup.model import Model
+    from dedup.torchless import NumpyEncoder
+
+FEW_IMAGES = 1024  # embedded without torch up to this many: torch, a second to import, pays off from ~1,200 (benchmarks/RESULTS.md)
 
 
 def load_model(path: str | Path | None = None) -> Model:
@@ -67,6 +70,19 @@ def as_model(model: Model | str | Path | None) -> Model:
     return load_model(model) if model is None or isinstance(model, (str, Path)) else model
 
 
+def encoder_for(model: Model | str | Path | None, images: int) -> Model | NumpyEncoder:
+    """`as_model(model)`, except that a model file read to embed at most `FEW_IMAGES` images is
+    read without torch (`dedup.torchless.NumpyEncoder`), when that reader can read it."""
+    if images <= FEW_IMAGES and (model is None or isinstance(model, (str, Path))) and model_file(model).is_file():
+        from dedup.torchless import NumpyEncoder
+
+        try:
+            return NumpyEncoder(model)
+        except ModelError:
+            pass  # torch reads it, or says why it cannot
+    return as_model(model)
+
+
 def recalibrated_since(manifest: Manifest) -> bool:
     """Whether the model that built an index has been calibrated again since (its card, still
     describing the same weights, gives another threshold or pair check than the manifest
@@ -82,14 +98,16 @@ def recalibrated_since(manifest: Manifest) -> bool:
     return (now.threshold, now.check) != (manifest.threshold, manifest.verify)
 
 
-def model_for_index(manifest: Manifest, model: Model | str | Path | None = None) -> Model:
-    """The model that built the index: `model` if given and it matches, else the recorded one."""
+def model_for_index(manifest: Manifest, model: Model | str | Path | None = None, images: int | None = None
+                    ) -> Model | NumpyEncoder:
+    """The model that built the index: `model` if given and it matches, else the recorded one.
+    With `images`, the number of images it will embed, it may come without torch (`encoder_for`)."""
     wanted = manifest.model.identity
     if model is not None:
-        model = as_model(model)
+        model = as_model(model) if images is None else encoder_for(model, images)
     if model is None:
         try:
-            model = load_model(manifest.model.ref)
+            model = load_model(manifest.model.ref) if images is None else encoder_for(manifest.model.ref, images)
         except ModelError as exc:
             raise ModelError(f"{exc} (the index was built with {wanted}; give that model file)", option="model") from None
     if model.identity != wanted:

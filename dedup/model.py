@@ -1,21 +1,18 @@
 """The Siamese encoder (seed CNN → 64-d, L2-normalised) and its self-describing model file."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from dedup.atomic import atomic_write
-from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
+from dedup.config import ModelConfig
 from dedup.errors import ModelError
-from dedup.modelfile import model_file, model_ref, write_card
-
-MODEL_FORMAT = "dedup-model"
-MODEL_VERSION = 1
+from dedup.modelfile import MODEL_FORMAT, MODEL_VERSION, Calibrated, checked_payload, identity_of, model_file, model_ref, write_card
 
 
 class SeedCNN(nn.Module):
@@ -50,7 +47,7 @@ class SeedCNN(nn.Module):
 
 
 @dataclass
-class Model:
+class Model(Calibrated):
     """A network with its config, identity and metadata (training recipe, metrics, history)."""
 
     net: SeedCNN
@@ -60,28 +57,15 @@ class Model:
     source: str | None = None  # how an index records it (`modelfile.model_ref`), when it was loaded from a file
 
     @property
-    def threshold(self) -> float:
-        """The model's calibrated default distance threshold (0.5 when it has none)."""
-        return float(self.meta.get("threshold", FALLBACK_THRESHOLD))
-
-    @property
-    def verify(self) -> dict[str, Any] | None:
-        """The calibrated second look at candidate pairs (`dedup.config.VerifyConfig` as a dict), if any."""
-        return self.meta.get("verify")
-
-    @property
-    def check(self) -> VerifyConfig | None:
-        """`verify` as a `VerifyConfig`."""
-        return VerifyConfig.from_dict(self.verify) if self.verify else None
-
-    @property
     def identity(self) -> str:
-        """`name:hash` where the hash covers the architecture and every weight."""
-        h = hashlib.sha256(self.config.fingerprint().encode())
-        for key, tensor in sorted(self.net.state_dict().items()):
-            h.update(key.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return f"{self.name}:{h.hexdigest()[:16]}"
+        """`name:hash` where the hash covers the architecture and every weight (`modelfile.identity_of`)."""
+        return identity_of(self.name, self.config, ((k, t.detach().cpu().numpy()) for k, t in self.net.state_dict().items()))
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) uint8 images → (n, dim) float32 unit vectors (`dedup.embed.embed_pixels`)."""
+        from dedup.embed import embed_pixels
+
+        return embed_pixels(self, pixels)
 
 
 def new_model(config: ModelConfig | None = None, seed: int = 0, name: str = "custom") -> Model:
@@ -119,10 +103,7 @@ def load_model(path: str | Path | None = None) -> Model:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise ModelError(f"cannot load model {str(file)!r}: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{str(file)!r} is not a dedup model file")
-    if payload.get("version", 0) > MODEL_VERSION:
-        raise ModelError(f"model {str(file)!r} has format version {payload['version']}; upgrade dedup")
+    payload = checked_payload(payload, file)
     config = ModelConfig.from_dict(payload["config"])
     net = SeedCNN(config)
     try:

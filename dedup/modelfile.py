@@ -11,13 +11,58 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+import numpy as np
 
 from dedup.atomic import atomic_write_text
-from dedup.config import ModelConfig
+from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
+from dedup.errors import ModelError
 
 DEFAULT_MODEL = "default"
 CARD_FORMAT = "dedup-model-card"
+MODEL_FORMAT = "dedup-model"  # the model file's payload (`dedup.model.save_model`)
+MODEL_VERSION = 1
+
+
+def identity_of(name: str, config: ModelConfig, weights: Iterable[tuple[str, np.ndarray]]) -> str:
+    """A model's identity, `name:hash`, where the hash covers the architecture and every weight
+    (`weights`: (key, array) of the state dict, in any order)."""
+    h = hashlib.sha256(config.fingerprint().encode())
+    for key, array in sorted(weights, key=lambda kv: kv[0]):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return f"{name}:{h.hexdigest()[:16]}"
+
+
+def checked_payload(payload: Any, file: Path) -> dict[str, Any]:
+    """`payload` read from the model file `file`, if it is one this dedup can load."""
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{str(file)!r} is not a dedup model file")
+    if payload.get("version", 0) > MODEL_VERSION:
+        raise ModelError(f"model {str(file)!r} has format version {payload['version']}; upgrade dedup")
+    return payload
+
+
+class Calibrated:
+    """What a model's metadata (`meta`) says about judging pairs: its threshold and pair check."""
+
+    meta: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        """The model's calibrated default distance threshold (0.5 when it has none)."""
+        return float(self.meta.get("threshold", FALLBACK_THRESHOLD))
+
+    @property
+    def verify(self) -> dict[str, Any] | None:
+        """The calibrated second look at candidate pairs (`dedup.config.VerifyConfig` as a dict), if any."""
+        return self.meta.get("verify")
+
+    @property
+    def check(self) -> VerifyConfig | None:
+        """`verify` as a `VerifyConfig`."""
+        return VerifyConfig.from_dict(self.verify) if self.verify else None
 
 
 def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -14,12 +14,15 @@ from dedup.files import expand_folders
 from dedup.images import Decoded
 from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import Pictures
-from dedup.loading import as_model, model_for_index
-from dedup.model import Model
+from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
 from dedup.policy import Policy, policy_for
 from dedup.results import Comparison, Neighbor, QueryResult
 from dedup.search import knn
+
+if TYPE_CHECKING:
+    from dedup.model import Model
+    from dedup.torchless import NumpyEncoder
 
 
 def query_images(
@@ -39,8 +42,8 @@ def query_images(
     if threshold is not None:
         threshold = check_threshold(threshold)
     index = as_index(index)
-    model = model_for_index(index.manifest, model)
     images = expand_folders(images)
+    model = model_for_index(index.manifest, model, images=len(images))
     decoded, errors = load_files(model, images)
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold,
                       index_policy(index) if verify else None, lambda q: decoded[q].picture)
@@ -83,7 +86,7 @@ def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, th
                    verify: bool = True) -> Comparison:
     """Distance between two images and the verdict `find_duplicates` would give the pair, under
     the model's duplicate policy (`dedup.policy.policy_for`); `model` defaults to the shipped one."""
-    model = as_model(model)
+    model = encoder_for(model, 2)
     decoded, errors = load_files(model, [a, b])
     for path, err in zip((a, b), errors):
         if err:
@@ -91,7 +94,7 @@ def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, th
     return compare_decoded(decoded[0], decoded[1], model, threshold, verify)
 
 
-def compare_decoded(a: Decoded, b: Decoded, model: Model, threshold: float | None = None,
+def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, threshold: float | None = None,
                     verify: bool = True) -> Comparison:
     """`compare_images` on two images already decoded for `model`."""
     policy = policy_for(model.threshold, model.check, threshold, verify)
