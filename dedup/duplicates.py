@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dedup import judgements
+from dedup import cpus, judgements
 from dedup.cluster import Linkage, group_pairs
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
@@ -34,7 +34,7 @@ def find_duplicates(
     keep: KeepPolicy = "largest",
     verify: bool = True,
     variants_together: bool = False,
-    workers: int = 2,
+    workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
 ) -> DuplicateReport:
@@ -56,7 +56,7 @@ def find_duplicates(
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
-    decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers,
+    decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(vectors, pairs),
                              match=engine.matcher() if engine is not None else match_pairs,
                              on_progress=lambda d, t: on_progress("verifying", d, t))
@@ -154,7 +154,7 @@ def find_against(
     *,
     verify: bool = True,
     variants_together: bool = False,
-    workers: int = 2,
+    workers: int | None = None,
     on_progress: ProgressFn = silent,
 ) -> AgainstReport:
     """Images of `index` (e.g. incoming uploads) that match images of `against` (the catalog):
@@ -164,7 +164,7 @@ def find_against(
     mine.same_model(theirs)
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
-    decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers,
+    decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     pairs = pairs[decision.keep]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from dedup import __version__
+from dedup import __version__, cpus
 from dedup import manifest as manifest_file
 from dedup.ann import build_index_cells, choose_factory, save_cells, save_index
 from dedup.cache import Embedded, Known, KnownEmbeddings, load_known
@@ -77,12 +77,6 @@ class IndexSummary:
         }
 
 
-def _inference_threads() -> int:
-    """The encoder's threads: half the cores, while decoding threads use the rest (on 2 cores,
-    1 inference thread + 2 decode threads measured ~15% faster than 2 + 2; benchmarks/RESULTS.md)."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 @contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     import torch  # loaded by now: imported here so that decoding can start before torch is
@@ -102,7 +96,7 @@ def index_catalog(
     *,
     model_ref: str | None = None,
     batch_size: int = 64,
-    workers: int = 2,
+    workers: int | None = None,
     rows_per_shard: int = 10_000,
     follow_symlinks: bool = False,
     engine: Engine | None = None,
@@ -177,7 +171,7 @@ def index_catalog(
             def encoder() -> Model:  # resolved (and torch configured) the first time it is needed
                 if not ready:
                     ready.append(model.result() if isinstance(model, PendingModel) else model)
-                    stack.enter_context(_torch_threads(_inference_threads()))
+                    stack.enter_context(_torch_threads(cpus.encoder_threads()))
                 return ready[0]
 
             def embed(pixels: np.ndarray) -> np.ndarray:
@@ -187,7 +181,7 @@ def index_catalog(
 
                 return embed_pixels(encoder(), pixels)
 
-            stage = engine.index_batches() if engine is not None else _local_stage(workers)
+            stage = engine.index_batches() if engine is not None else _local_stage(workers or cpus.decode_threads())
             batches = stack.enter_context(closing(stage(root, records, spec, known, encoder, batch_size)))
             for batch in batches:
                 rows, emb, pictures = _embed_batch(batch, embed, spec.embedding_dim, known, skipped, counts, hashes)
@@ -320,7 +314,7 @@ def _embed_batch(
 def _encoder_process(model: PendingModel) -> EncoderProcess | None:
     """The model's encoder in a child process, started now; None where no child can start."""
     try:
-        return EncoderProcess(model.file, (model.identity, model.config), _inference_threads())
+        return EncoderProcess(model.file, (model.identity, model.config), cpus.encoder_threads())
     except OSError as exc:
         log.info("encoder process not started (%s): loading the model in this process", exc)
         return None

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
 from dedup.errors import IndexFormatError, UsageError
@@ -64,7 +65,7 @@ def thumbnail(path: Path, out: Path) -> str | None:
 
 def review_index(index: IndexLike = None, out: Path | None = None, *, threshold: float | None = None,
                  linkage: Linkage | None = None, keep: KeepPolicy = "largest", verify: bool = True,
-                 variants_together: bool = False, workers: int = 4, on_progress: ProgressFn = silent) -> ReviewSummary:
+                 variants_together: bool = False, workers: int | None = None, on_progress: ProgressFn = silent) -> ReviewSummary:
     """Find the duplicate sets of `index` (`dedup.duplicates.find_duplicates`) and write their
     review page into `out` (default: the index's `review` folder)."""
     from dedup.duplicates import find_duplicates
@@ -75,7 +76,7 @@ def review_index(index: IndexLike = None, out: Path | None = None, *, threshold:
     return build_review(report, out or index.folder / "review", workers=workers, on_progress=on_progress)
 
 
-def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_progress: ProgressFn = silent) -> ReviewSummary:
+def build_review(report: DuplicateReport, out: Path, *, workers: int | None = None, on_progress: ProgressFn = silent) -> ReviewSummary:
     """Write the review site for `report` into `out` (created; an existing page there is replaced)."""
     start = time.perf_counter()
     out = Path(out)
@@ -107,7 +108,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int = 4, on_pro
             formats[digest] = None
             errors[digest] = f"{exc} (preview: the picture stored in the index)"
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=workers or cpus.check_threads()) as pool:
         for n, _ in enumerate(pool.map(make, wanted.items()), 1):
             on_progress("thumbnails", n, len(wanted))
     checked = report.verified is not None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dedup import cpus
 from dedup.pairs import Pairs, id_dtype, sorted_pairs
 
 TASK_ENTRIES = 1_000_000  # (row, cell) probes searched per task
@@ -193,7 +194,7 @@ def self_pairs(
     tasks = plan(probes, probes.nlist())
     n = len(vectors)
     keys, dists = [], []  # each task's pairs as one int64 key i·n + j and a distance
-    for done, found in enumerate((runner or threads(2))(vectors, probes, tasks, radius), 1):
+    for done, found in enumerate((runner or threads(cpus.check_threads()))(vectors, probes, tasks, radius), 1):
         keys.append(found.i.astype(np.int64) * n + found.j)
         dists.append(found.d)
         if on_progress:

@@ -19,7 +19,7 @@ from dedup.keep import KEEP_POLICIES
 @click.option("--index", "index_path", type=click.Path(path_type=Path), help="Index folder to write (default: ./indexes/<catalog folder name>).")
 @MODEL_OPT
 @click.option("--batch-size", default=64, show_default=True, help="Images embedded per batch.")
-@click.option("--workers", default=2, show_default=True, help="Decoding threads.")
+@click.option("--workers", type=int, default=None, help="Decoding threads (default: the usable CPUs but the encoder's half, at least 2).")
 @click.option("--shard-rows", default=10_000, show_default=True, help="Rows per Parquet shard; a shard is also the unit of work kept after a crash.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that stay inside the catalog.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write a JSON summary (with every skipped file) here.")
@@ -78,7 +78,7 @@ def shown(path: Path) -> str:
 @click.option("--variants-together", is_flag=True,
     help=("Count items the keypoint check tells apart by a differing detail or colourway (one design's "
           "variants: another letter on a badge, another colour) as duplicates."))
-@click.option("--workers", default=2, show_default=True, help="Threads decoding files for the keypoint check.")
+@click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
           "single: connected components (chains). Default: complete with the keypoint check, else "

@@ -17,7 +17,7 @@ from dedup.keep import KEEP_POLICIES
 @click.option("--threshold", "-t", default=None, type=float, help="As for find-duplicates.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="As for find-duplicates.")
 @click.option("--variants-together", is_flag=True, help="As for find-duplicates.")
-@click.option("--workers", default=4, show_default=True, help="Threads for the keypoint check and the thumbnails.")
+@click.option("--workers", type=int, default=None, help="Threads for the keypoint check and the thumbnails (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None, help="As for find-duplicates.")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), default="largest", show_default=True, help="Which member each set suggests keeping.")
 @QUIET_OPT
