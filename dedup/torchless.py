@@ -33,8 +33,15 @@ class _Storage:
 
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_unused: Any) -> np.ndarray:
+    """torch's `_rebuild_tensor_v2`: a view of `storage`, refused unless it lies inside it."""
+    size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    if len(size) != len(stride) or min((offset, *size, *stride), default=0) < 0:
+        raise pickle.UnpicklingError("a tensor with a negative offset, size or stride")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+    if last >= len(storage):
+        raise pickle.UnpicklingError("a tensor outside its storage")
     item = storage.itemsize
-    return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=tuple(s * item for s in stride)).copy()
+    return np.lib.stride_tricks.as_strided(storage[offset:], shape=size, strides=tuple(s * item for s in stride)).copy()
 
 
 class _Unpickler(pickle.Unpickler):

@@ -3,10 +3,13 @@ model, a model file read without running anything but its arrays, and `dedup que
 `dedup compare` that embed a few images without importing torch."""
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import subprocess
 import sys
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from dedup.errors import ModelError
 from dedup.loading import FEW_IMAGES, encoder_for, model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model, ModelConfig, load_model, new_model, save_model
-from dedup.torchless import NumpyEncoder
+from dedup.torchless import NumpyEncoder, read_model_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,3 +126,50 @@ print(json.dumps({{"torch": "torch" in sys.modules, "found": [n.path for n in fo
     doc = json.loads(out)
     assert doc["torch"] is False and doc["same"] is True and "photos/img_0001.jpg" in doc["found"]
 
+
+
+class _Storage:
+    pass
+
+
+class _Tensor:
+    def __init__(self, size: tuple, stride: tuple, offset: int = 0):
+        self.args = (_Storage(), offset, size, stride, False, OrderedDict())
+
+
+class _Crafting(pickle.Pickler):
+    """Writes `_Tensor`s as torch's rebuild calls over a 4-float storage, with any size and stride."""
+
+    def persistent_id(self, obj):
+        return ("storage", torch.FloatStorage, "0", "cpu", 4) if isinstance(obj, _Storage) else None
+
+    def reducer_override(self, obj):
+        return (torch._utils._rebuild_tensor_v2, obj.args) if isinstance(obj, _Tensor) else NotImplemented
+
+
+def crafted(file: Path, payload: dict) -> Path:
+    """A model file in torch's zip layout whose tensors are `_Tensor`s over the storage 0, 1, 2, 3."""
+    buffer = io.BytesIO()
+    _Crafting(buffer, protocol=2).dump(payload)
+    with zipfile.ZipFile(file, "w") as archive:
+        archive.writestr("m/data.pkl", buffer.getvalue())
+        archive.writestr("m/data/0", np.arange(4, dtype=np.float32).tobytes())
+        archive.writestr("m/byteorder", "little")
+        archive.writestr("m/version", "3\n")
+    return file
+
+
+@pytest.mark.parametrize("size, stride, offset", [((100_000,), (1,), 0), ((2, 2), (4, 1), 0), ((4,), (1,), 1), ((3,), (-1,), 3)])
+def test_a_tensor_outside_its_storage_is_refused(tmp_path, size, stride, offset):
+    file = crafted(tmp_path / "crafted.pt", {"format": "dedup-model", "version": 1, "config": ModelConfig().to_dict(),
+                                             "state_dict": {"head.bias": _Tensor(size, stride, offset)}})
+    with pytest.raises(ModelError, match="negative|outside its storage"):
+        NumpyEncoder(file)
+
+
+def test_a_tensor_inside_its_storage_reads_as_torch_reads_it(tmp_path):
+    file = crafted(tmp_path / "ok.pt", {"format": "dedup-model", "x": _Tensor((2, 2), (1, 2), 0), "y": _Tensor((0,), (1,), 4)})
+    ours = read_model_file(file)
+    theirs = torch.load(file, weights_only=True)
+    np.testing.assert_array_equal(ours["x"], theirs["x"].numpy())
+    assert ours["y"].shape == (0,)
