@@ -7,7 +7,7 @@ Indexes `--photos` generated photos (`benchmarks.throughput.make_photos`, 1–2 
 `dedup query` of one photo (the encoder as the command picks it), and for each of `--counts`
 query images (the catalog's photos, repeated as needed) `dedup.query.query_images` with the
 numpy encoder and with the torch model, imports and model loading included. Prints the median
-seconds, their ratio, and where torch starts to pay off, the figure `dedup.loading.FEW_IMAGES`
+seconds, their ratio, and where torch starts to pay off, the figure `dedup.loading.FEW_TO_QUERY`
 is set by.
 """
 from __future__ import annotations

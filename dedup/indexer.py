@@ -27,7 +27,7 @@ from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
 from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import default_index_path
 from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
-from dedup.loading import PendingModel, open_model
+from dedup.loading import FEW_TO_INDEX, PendingModel, open_model
 from dedup.manifest import FaissFile, Manifest, ModelRef
 from dedup.modelfile import DEFAULT_MODEL
 from dedup.modelfile import model_ref as reference
@@ -38,6 +38,7 @@ from dedup.store import PICTURES_SUFFIX, Row, ShardWriter
 if TYPE_CHECKING:
     from dedup.engine import Engine, IndexBatches
     from dedup.model import Model
+    from dedup.torchless import NumpyEncoder
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,17 @@ def index_catalog(
         ref = ModelRef(model.identity, model_ref or getattr(model, "source", None) or DEFAULT_MODEL)
         skipped_before = {s.rel for s in committed.skipped} if committed else set()
         child: EncoderProcess | None = None
-        if isinstance(model, PendingModel) and any(known.by_key.get(_key(r)) is None and r.rel not in skipped_before
-                                                   for r in records):  # something may need embedding: load while the files are read
-            child = None if engine is not None else _encoder_process(model)
-            if child is None:
-                model.start()
-            else:
-                lifetime.enter_context(child)
+        light: NumpyEncoder | None = None
+        pending = sum(1 for r in records if known.by_key.get(_key(r)) is None and r.rel not in skipped_before)
+        if isinstance(model, PendingModel) and pending:  # something may need embedding: load while the files are read
+            if engine is None and pending <= FEW_TO_INDEX:
+                light = model.without_torch()
+            if light is None:
+                child = None if engine is not None else _encoder_process(model)
+                if child is None:
+                    model.start()
+                else:
+                    lifetime.enter_context(child)
         if committed is not None and _unchanged(root, records, skipped, spec, known, committed, model, ref):
             return _summary(index_dir, root, committed.count, list(committed.skipped), start,
                             committed.faiss.factory, Counter(unchanged=len(known.committed_keys)),
@@ -175,6 +180,8 @@ def index_catalog(
                 return ready[0]
 
             def embed(pixels: np.ndarray) -> np.ndarray:
+                if light is not None:
+                    return light.embed(pixels)
                 if child is not None:
                     return child.embed(pixels)
                 from dedup.embed import embed_pixels  # torch: imported once the model has loaded

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from dedup.model import Model
     from dedup.torchless import NumpyEncoder
 
-FEW_IMAGES = 1024  # embedded without torch up to this many: torch, a second to import, pays off from ~1,200 (benchmarks/RESULTS.md)
+FEW_TO_QUERY = 1024  # embedded without torch up to this many: torch, a second to import, pays off from ~1,200 (benchmarks/RESULTS.md)
+FEW_TO_INDEX = 256  # likewise for `dedup index`, whose decoding threads share the CPUs with a numpy pass (~500 measured)
 
 
 def load_model(path: str | Path | None = None) -> Model:
@@ -27,7 +28,8 @@ def load_model(path: str | Path | None = None) -> Model:
 
 class PendingModel:
     """A model whose weights load in a background thread while its spec is already known
-    (`dedup index` embeds with the same file in a child process instead: `dedup.encoder_process`).
+    (`dedup index` embeds with the same file in a child process instead: `dedup.encoder_process`,
+    or without torch when it has few images to embed: `without_torch`).
 
     `config` and `identity` come from the card; nothing loads until `start()` (a run with no
     image to embed never imports torch); `result()` waits for the loaded `Model` and checks it
@@ -50,7 +52,20 @@ class PendingModel:
 
     def result(self) -> Model:
         self.start()
-        model = self._future.result()  # type: ignore[union-attr]  (set by start)
+        return self._described(self._future.result())  # type: ignore[union-attr]  (set by start)
+
+    def without_torch(self) -> NumpyEncoder | None:
+        """The model read without torch (`dedup.torchless`), checked against the card; None when
+        that reader cannot read the file (torch then may)."""
+        from dedup.torchless import NumpyEncoder
+
+        try:
+            model = NumpyEncoder(self.file)
+        except ModelError:
+            return None
+        return self._described(model)
+
+    def _described(self, model):
         if model.identity != self.identity or model.config != self.config:
             raise ModelError(f"model card {str(card_path(self.file))!r} does not describe its weights; save the model again")
         return model
@@ -71,9 +86,9 @@ def as_model(model: Model | str | Path | None) -> Model:
 
 
 def encoder_for(model: Model | str | Path | None, images: int) -> Model | NumpyEncoder:
-    """`as_model(model)`, except that a model file read to embed at most `FEW_IMAGES` images is
+    """`as_model(model)`, except that a model file read to embed at most `FEW_TO_QUERY` images is
     read without torch (`dedup.torchless.NumpyEncoder`), when that reader can read it."""
-    if images <= FEW_IMAGES and (model is None or isinstance(model, (str, Path))) and model_file(model).is_file():
+    if images <= FEW_TO_QUERY and (model is None or isinstance(model, (str, Path))) and model_file(model).is_file():
         from dedup.torchless import NumpyEncoder
 
         try:

@@ -155,26 +155,37 @@ def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp
     assert Manifest.load(idx).hash == HASH_NAME
 
 
-def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path):
-    """No encoder process, no torch import, no new generation: the run only compares path, size,
-    mtime. (The first run embeds in a child process and never imports torch itself.)"""
-    import subprocess
-    import sys
-
-    root, _ = planted
-    idx = tmp_path / "idx"
-    cmd = ["index", str(root), "--index", str(idx), "-q"]
-    probe = ("import sys\nimport dedup.indexer as ix\nstarted = []\n"
+def probed(args: list[str], few: int | None = None) -> list[str]:
+    """The output lines of the CLI run with `args` in a fresh interpreter, then a last line
+    "<torch imported> <encoder processes started>" (`few`: `dedup.loading.FEW_TO_INDEX` for the run)."""
+    probe = ("import sys\nimport dedup.indexer as ix\n" + ("" if few is None else f"ix.FEW_TO_INDEX = {few}\n")
+             + "started = []\n"
              "class Counted(ix.EncoderProcess):\n    def __init__(self, *a):\n        started.append(a)\n"
              "        super().__init__(*a)\nix.EncoderProcess = Counted\n"
              "from dedup.cli import cli\ntry:\n    cli(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
              "print('torch' in sys.modules, len(started))")
-    first = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
-    assert first.stdout.splitlines()[-1] == "False 1"
+    return subprocess.run([sys.executable, "-c", probe, *args], check=True, capture_output=True, text=True).stdout.splitlines()
+
+
+def test_an_unchanged_catalog_is_reindexed_without_the_encoder(planted, tmp_path):
+    """No encoder process, no torch import, no new generation: the run only compares path, size,
+    mtime. (The first run embeds in a child process and never imports torch itself.)"""
+    root, _ = planted
+    idx = tmp_path / "idx"
+    cmd = ["index", str(root), "--index", str(idx), "-q"]
+    assert probed(cmd, few=0)[-1] == "False 1"
     before = Manifest.load(idx)
-    again = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
-    assert again.stdout.splitlines()[-1] == "False 0"
+    assert probed(cmd, few=0)[-1] == "False 0"
     assert Manifest.load(idx) == before  # nothing committed
+
+
+def test_a_few_files_are_embedded_without_torch_or_a_child_process(planted, tmp_path):
+    """`dedup.loading.FEW_TO_INDEX`: importing torch would cost more than the numpy pass."""
+    root, _ = planted
+    idx = tmp_path / "idx"
+    out = probed(["index", str(root), "--index", str(idx), "-q", "--format", "json"])
+    assert out[-1] == "False 0"
+    assert json.loads("\n".join(out[:-1]))["embedded"] > 0
 
 
 def test_an_index_reused_for_another_catalog_reads_every_file_again(encoder, tmp_path):

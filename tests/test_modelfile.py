@@ -56,7 +56,13 @@ def test_a_card_that_lies_about_its_model_is_caught(tiny_model_file, tmp_path):
         open_model(lying_copy(tiny_model_file, tmp_path)).result()
 
 
-def test_indexing_while_the_weights_load_gives_the_same_index(planted, default_model, tmp_path):
+@pytest.mark.parametrize("few", [0, 10_000])
+def test_indexing_while_the_weights_load_gives_the_same_index(planted, default_model, tmp_path, monkeypatch, few):
+    """In a child process (torch, the same vectors) or, with few files to embed, without torch
+    (`dedup.torchless`: the same to float rounding)."""
+    import dedup.indexer as indexer
+
+    monkeypatch.setattr(indexer, "FEW_TO_INDEX", few)
     root, _ = planted
     index_catalog(root, tmp_path / "a", default_model)
     index_catalog(root, tmp_path / "b", open_model(None))
@@ -64,8 +70,8 @@ def test_indexing_while_the_weights_load_gives_the_same_index(planted, default_m
         assert Manifest.load(tmp_path / folder).model.identity == default_model.identity
     assert list(read_rows(tmp_path / "a", Manifest.load(tmp_path / "a")).path) == \
         list(read_rows(tmp_path / "b", Manifest.load(tmp_path / "b")).path)
-    np.testing.assert_array_equal(read_embeddings(tmp_path / "a", Manifest.load(tmp_path / "a")),
-                                  read_embeddings(tmp_path / "b", Manifest.load(tmp_path / "b")))
+    torch_made, loaded = (read_embeddings(tmp_path / f, Manifest.load(tmp_path / f)) for f in ("a", "b"))
+    np.testing.assert_allclose(loaded, torch_made, atol=0 if few == 0 else 1e-5, rtol=0)
 
 
 def test_the_program_exits_with_the_commands_status_and_flushed_output(planted, tmp_path):
@@ -92,6 +98,7 @@ def children(monkeypatch):
             started.append(self)
 
     monkeypatch.setattr(indexer, "EncoderProcess", Recorded)
+    monkeypatch.setattr(indexer, "FEW_TO_INDEX", 0)  # the child process even for the few files of a test catalog
     return started
 
 
@@ -118,6 +125,13 @@ def test_a_card_that_lies_about_its_model_stops_the_run_before_anything_is_writt
         index_catalog(root, tmp_path / "i", lying_copy(tiny_model_file, tmp_path))
     assert not (tmp_path / "i" / "manifest.json").exists()
     assert all(c._proc.returncode is not None for c in children)
+
+
+def test_a_lying_card_stops_a_run_without_torch_too(planted, tiny_model_file, tmp_path):
+    root, _ = planted
+    with pytest.raises(ModelError, match="does not describe"):
+        index_catalog(root, tmp_path / "i", lying_copy(tiny_model_file, tmp_path))  # few files: `PendingModel.without_torch`
+    assert not (tmp_path / "i" / "manifest.json").exists()
 
 
 def test_an_encoder_process_that_dies_fails_the_run_and_keeps_the_index(planted, encoder_file, tmp_path, children,

@@ -18,7 +18,7 @@ import torch
 from fakes import fake_model
 
 from dedup.errors import ModelError
-from dedup.loading import FEW_IMAGES, encoder_for, model_for_index
+from dedup.loading import FEW_TO_QUERY, encoder_for, model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model, ModelConfig, load_model, new_model, save_model
 from dedup.torchless import NumpyEncoder, read_model_file
@@ -92,8 +92,8 @@ def test_newer_format_and_foreign_files_get_the_torch_loaders_errors(tmp_path):
 
 def test_the_encoder_is_chosen_by_the_number_of_images(tmp_path, monkeypatch):
     assert isinstance(encoder_for(None, 1), NumpyEncoder)
-    assert isinstance(encoder_for("default", FEW_IMAGES), NumpyEncoder)
-    assert isinstance(encoder_for(None, FEW_IMAGES + 1), Model)
+    assert isinstance(encoder_for("default", FEW_TO_QUERY), NumpyEncoder)
+    assert isinstance(encoder_for(None, FEW_TO_QUERY + 1), Model)
     loaded = fake_model()
     assert encoder_for(loaded, 1) is loaded  # a model given loaded is used as it is
 
