@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
 from dedup.errors import ModelError
@@ -14,6 +14,8 @@ from dedup.modelfile import card_of, card_path, model_file, read_card
 if TYPE_CHECKING:
     from dedup.model import Model
     from dedup.torchless import NumpyEncoder
+
+M = TypeVar("M", "Model", "NumpyEncoder")
 
 FEW_TO_QUERY = 1024  # embedded without torch up to this many: torch, a second to import, pays off from ~1,200 (benchmarks/RESULTS.md)
 FEW_TO_INDEX = 256  # likewise for `dedup index`, whose decoding threads share the CPUs with a numpy pass (~500 measured)
@@ -65,7 +67,7 @@ class PendingModel:
             return None
         return self._described(model)
 
-    def _described(self, model):
+    def _described(self, model: M) -> M:
         if model.identity != self.identity or model.config != self.config:
             raise ModelError(f"model card {str(card_path(self.file))!r} does not describe its weights; save the model again")
         return model

@@ -1,4 +1,7 @@
-"""Model files without torch: where a model reference points, and the JSON card beside each file.
+"""Model files without torch: where a model reference points, the JSON card beside each file,
+and what any reader of the file shares (the payload's format check, the model's identity, its
+calibrated threshold and pair check), whether it runs the network in torch (`dedup.model`) or
+in numpy (`dedup.torchless`).
 
 The card (`MODEL.json`, written with every model file) holds the model's input spec and
 identity and the SHA-256 of the weights file it describes, so `dedup index` can start reading
