@@ -57,15 +57,15 @@ class PendingModel:
         return self._described(self._future.result())  # type: ignore[union-attr]  (set by start)
 
     def without_torch(self) -> NumpyEncoder | None:
-        """The model read without torch (`dedup.torchless`), checked against the card; None when
-        that reader cannot read the file (torch then may)."""
+        """The model read without torch (`dedup.torchless`), if that reader can read the file and
+        finds the model the card describes; else None, and torch (`result`, or the encoder
+        process) reads it or says why it cannot."""
         from dedup.torchless import NumpyEncoder
 
         try:
-            model = NumpyEncoder(self.file)
+            return self._described(NumpyEncoder(self.file))
         except ModelError:
             return None
-        return self._described(model)
 
     def _described(self, model: M) -> M:
         if model.identity != self.identity or model.config != self.config:

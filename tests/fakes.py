@@ -5,14 +5,19 @@ hand instead of trained: one convolution (centre tap only) passes each colour ch
 (ReLU keeps both halves), pooling keeps the global and 2x2-grid colour averages, and a fixed
 orthogonal projection maps them to 16 dimensions. Resized, blurred, re-encoded or slightly
 cropped copies land close together; pictures with other colours or layouts land apart.
+
+`lying_copy`: a model file whose card names another model, for the checks that catch it.
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import torch
 
 from dedup.config import ModelConfig
-from dedup.model import Model, SeedCNN
+from dedup.model import Model, SeedCNN, load_model, save_model
+from dedup.modelfile import card_path
 
 FAKE_CONFIG = ModelConfig(channels=(6,), embedding_dim=16, image_size=32, pooling="avg+grid2")
 
@@ -32,3 +37,13 @@ def fake_model(name: str = "fake", seed: int = 0) -> Model:
         head.bias.zero_()
     net.eval()
     return Model(net, FAKE_CONFIG, {"threshold": 0.22}, name)
+
+
+def lying_copy(model_file, tmp_path):
+    """A copy of `model_file` whose card names another identity."""
+    out = tmp_path / "m.pt"
+    save_model(load_model(model_file), out)
+    card = json.loads(card_path(out).read_text())
+    card["identity"] = "tiny:0000000000000000"
+    card_path(out).write_text(json.dumps(card))
+    return out

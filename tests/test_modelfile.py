@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import lying_copy
 
 from dedup.errors import ModelError
 from dedup.indexer import index_catalog
@@ -39,16 +40,6 @@ def test_a_card_is_written_with_every_model_and_goes_stale_with_its_weights(tiny
     assert not isinstance(open_model(out), PendingModel)  # falls back to loading at once
     card_path(out).unlink()
     assert read_card(out) is None
-
-
-def lying_copy(model_file, tmp_path):
-    """A copy of `model_file` whose card names another identity."""
-    out = tmp_path / "m.pt"
-    save_model(load_model(model_file), out)
-    card = json.loads(card_path(out).read_text())
-    card["identity"] = "tiny:0000000000000000"
-    card_path(out).write_text(json.dumps(card))
-    return out
 
 
 def test_a_card_that_lies_about_its_model_is_caught(tiny_model_file, tmp_path):
@@ -127,10 +118,12 @@ def test_a_card_that_lies_about_its_model_stops_the_run_before_anything_is_writt
     assert all(c._proc.returncode is not None for c in children)
 
 
-def test_a_lying_card_stops_a_run_without_torch_too(planted, tiny_model_file, tmp_path):
+def test_a_lying_card_stops_a_run_with_few_files_too(planted, tiny_model_file, tmp_path):
+    """Few files would be embedded without torch (`PendingModel.without_torch`), which leaves a
+    card that does not match to torch's verdict."""
     root, _ = planted
     with pytest.raises(ModelError, match="does not describe"):
-        index_catalog(root, tmp_path / "i", lying_copy(tiny_model_file, tmp_path))  # few files: `PendingModel.without_torch`
+        index_catalog(root, tmp_path / "i", lying_copy(tiny_model_file, tmp_path))
     assert not (tmp_path / "i" / "manifest.json").exists()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import fake_model
+from fakes import fake_model, lying_copy
 
 from dedup.errors import ModelError
 from dedup.loading import FEW_TO_QUERY, encoder_for, model_for_index
@@ -102,6 +102,19 @@ def test_the_encoder_is_chosen_by_the_number_of_images(tmp_path, monkeypatch):
 
     monkeypatch.setattr("dedup.torchless.read_model_file", unreadable)
     assert isinstance(encoder_for(None, 1), Model)  # torch reads what the numpy reader cannot
+
+
+def test_a_pending_model_is_read_without_torch_only_as_its_card_describes_it(tiny_model_file, tmp_path, monkeypatch):
+    from dedup.loading import open_model
+
+    assert isinstance(open_model(tiny_model_file).without_torch(), NumpyEncoder)
+    assert open_model(lying_copy(tiny_model_file, tmp_path)).without_torch() is None  # torch then says why
+
+    def unreadable(_file):
+        raise ModelError("cannot load model")
+
+    monkeypatch.setattr("dedup.torchless.read_model_file", unreadable)
+    assert open_model(tiny_model_file).without_torch() is None
 
 
 def test_an_index_of_another_model_is_refused_without_torch_too(built_index, tiny_model_file):
