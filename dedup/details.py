@@ -23,7 +23,7 @@ held-out ones.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -283,6 +283,9 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
         return True
     diff = Differences(al)
     return differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
+
+
+Teller = Callable[..., np.ndarray]  # `told_apart`'s signature: (i, j, maps, pictures, workers)
 
 
 def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:

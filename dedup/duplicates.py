@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup import cpus, judgements
+from dedup.checkmemo import PairChecks, row_keys
 from dedup.cluster import Linkage, group_pairs
+from dedup.details import told_apart
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
@@ -49,17 +51,20 @@ def find_duplicates(
     colourway (one design's variants) are grouped as duplicates. Groups are sorted largest first, then by keeper path; members keeper first,
     then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
-    are released once the pairs are found (`Index.release`).
+    are released once the pairs are found (`Index.release`). The check's work on each pair is
+    kept in the index folder and not done again by later runs (`dedup.checkmemo`).
     """
     index = as_index(index)
     policy = index_policy(index, threshold, verify, variants_together)
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
+    memo = PairChecks(index.folder, row_keys(index.rows.content_hash))
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(vectors, pairs),
-                             match=engine.matcher() if engine is not None else match_pairs,
-                             on_progress=lambda d, t: on_progress("verifying", d, t))
+                             match=memo.matcher(engine.matcher() if engine is not None else match_pairs),
+                             tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
+    memo.save()
     candidates, kept = len(pairs), pairs[decision.keep]
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
     index.release("cells")

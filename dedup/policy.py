@@ -24,7 +24,7 @@ import numpy as np
 
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
-from dedup.details import told_apart
+from dedup.details import Teller, told_apart
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, rows_of, union_pairs
 from dedup.results import Verified
@@ -77,7 +77,7 @@ class DistancePolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               on_progress: Progress | None = None, thorough: bool = False) -> Decision:
+               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -125,14 +125,15 @@ class CheckedPolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               on_progress: Progress | None = None, thorough: bool = False) -> Decision:
+               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)`. `vectors` (of
         the rows, one set) let a large catalog be matched region by region. `background`: from
         `backgrounds` (without it a normalising check takes each side's background as typical).
         `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
-        distributed one). A pair that no count of agreeing keypoints could make a duplicate
+        distributed one) and `tell` looks for a differing detail (`dedup.details.told_apart`);
+        either may remember earlier runs' answers (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
         (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair)."""
         look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
         todo = pairs[look_at]
@@ -156,7 +157,7 @@ class CheckedPolicy:
         apart = np.zeros(len(todo), bool)
         confirmed = np.flatnonzero(readable & same)
         if self.tell_apart and len(confirmed) and look.maps is not None:
-            apart[confirmed] = told_apart(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
+            apart[confirmed] = tell(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
         verdict_ = np.where(readable, same & ~apart, todo.d < self.encoder_threshold)
         if other is None and apart.any():
             moved = through_copies(todo, verdict_, apart, look.inliers)

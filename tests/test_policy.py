@@ -79,8 +79,7 @@ def test_of_two_kept_pairs_joining_two_items_told_apart_the_weaker_is_told_apart
     assert not through_copies(pairs, np.array([False, True, False, True]), apart, inliers).any()  # 2 joins only one of them
 
 
-def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart(monkeypatch):
-    import dedup.policy as policy
+def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart():
     from dedup.keypoints import Matches
     from dedup.pairs import Pairs
 
@@ -88,11 +87,14 @@ def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart(monkey
         return Matches(np.full(len(pairs), 80, np.int32), np.full(len(pairs), 100, np.int32),
                        np.zeros((len(pairs), 2, 3), np.float32))
 
-    monkeypatch.setattr(policy, "told_apart", lambda i, j, maps, pictures, workers: (i == 0) & (j == 1))
+    def first_two(i, j, maps, pictures, workers):
+        return (i == 0) & (j == 1)
+
     pairs = Pairs(np.array([0, 0, 1]), np.array([1, 2, 2]), np.array([0.10, 0.15, 0.25], np.float32))
-    decision = CheckedPolicy(CHECK, 0.9, 0.5).decide(pairs, lambda row: b"", match=many_agreeing)
+    decision = CheckedPolicy(CHECK, 0.9, 0.5).decide(pairs, lambda row: b"", match=many_agreeing, tell=first_two)
     assert decision.keep.tolist() == [False, True, False] and decision.told_apart.tolist() == [True, False, True]
-    together = CheckedPolicy(CHECK, 0.9, 0.5, tell_apart=False).decide(pairs, lambda row: b"", match=many_agreeing)
+    together = CheckedPolicy(CHECK, 0.9, 0.5, tell_apart=False).decide(pairs, lambda row: b"", match=many_agreeing,
+                                                                       tell=first_two)
     assert together.keep.all()
 
 

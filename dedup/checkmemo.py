@@ -1,0 +1,226 @@
+"""The pair check's work on the pairs it has seen, kept in the index folder, so that a later
+find-duplicates or review on the same index matches keypoints and looks for a differing detail
+only for pairs it has not seen (new files, another threshold).
+
+What is kept for a pair depends only on its two check pictures and on the check's code and
+settings: its keypoint matches at each size they were taken (`dedup.keypoints.Matches`), and
+whether `dedup.details` tells the two apart. The verdict is not kept, since it also depends on
+the rest of the catalog (background distances, pairs told apart through a copy), and the pairs
+a run rules out unmatched (`dedup.keypoints.RULED_OUT`) are ruled out again, so a run gives what
+it would give without the memo. An entry's key hashes both pictures' content hashes (in the
+pair's order) and the settings; the folder is stamped with the digest of the modules that
+compute the entries and the OpenCV version, and another digest discards them all. After a run
+each file of `FOLDER` holds the entries it made and the older ones whose two pictures are still
+in the index. A file that cannot be read is ignored; when the folder cannot be written, the run
+goes on without it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dedup.atomic import atomic_write
+from dedup.details import Teller
+from dedup.errors import DedupError
+from dedup.indexdir import ensure_claim, index_lock
+from dedup.keypoints import RULED_OUT, Matcher, Matches, Pictures
+from dedup.pairs import Pairs
+
+log = logging.getLogger(__name__)
+
+FOLDER = "pair-checks"
+STAMP = "code"  # in FOLDER: the digest of the code its entries come from (`_code`)
+_PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
+TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)
+    "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
+    "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
+    "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
+}
+MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing")  # the code a pair's entry comes from
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@cache
+def _code() -> bytes:
+    """The source of `MODULES` and the OpenCV version: what an entry is valid for."""
+    import importlib
+
+    import cv2
+
+    h = hashlib.sha256(cv2.__version__.encode())
+    for name in MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.digest()
+
+
+def _salt(*settings: object) -> np.uint64:
+    h = hashlib.blake2b(_code() + repr(settings).encode(), digest_size=8)
+    return np.uint64(int.from_bytes(h.digest(), "little"))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (wrapping)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9) & _MASK
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB) & _MASK
+        return x ^ (x >> np.uint64(31))
+
+
+def row_keys(content_hashes: Sequence[str]) -> np.ndarray:
+    """Each row's content hash as 64 bits."""
+    return np.array([int(h[:16], 16) for h in content_hashes], np.uint64)
+
+
+class _Table:
+    """One file's entries, sorted by key (memory-mapped), and those a run made."""
+
+    def __init__(self, path: Path, dtype: np.dtype, usable: bool):
+        self.path, self.dtype = path, dtype
+        self.old = _load(path, dtype) if usable else np.zeros(0, dtype)
+        self.stale = not usable and path.exists()
+        self.made: list[np.ndarray] = []
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which `keys` have an entry in the file, and those entries."""
+        if not len(self.old) or not len(keys):
+            return np.zeros(len(keys), bool), np.zeros(0, self.dtype)
+        at = np.minimum(np.searchsorted(self.old["key"], keys), len(self.old) - 1)
+        hit = self.old["key"][at] == keys
+        return hit, np.asarray(self.old[at[hit]])
+
+    def add(self, keys: np.ndarray, a: np.ndarray, b: np.ndarray, **fields: np.ndarray) -> None:
+        entry = np.zeros(len(keys), self.dtype)
+        entry["key"], entry["a"], entry["b"] = keys, a, b
+        for name, values in fields.items():
+            entry[name] = values
+        self.made.append(entry)
+
+    def kept(self, present: np.ndarray) -> np.ndarray | None:
+        """What the file should hold after this run (None: leave it as it is): the entries made,
+        and the older ones whose two pictures are both still `present` (low 32 bits of
+        `row_keys`, sorted)."""
+        made = np.concatenate(self.made) if self.made else np.zeros(0, self.dtype)
+        old = self.old
+        alive = np.isin(old["a"], present) & np.isin(old["b"], present)
+        if alive.all() and not len(made) and not self.stale:
+            return None
+        table = np.concatenate([made, np.asarray(old[alive])])
+        return table[np.unique(table["key"], return_index=True)[1]]  # sorted by key, one entry a key (this run's)
+
+
+class PairChecks:
+    """The memo of one index folder for one run: `matcher` and `teller` wrap the check's
+    functions, `save` writes what the run made and keeps what still concerns the index's
+    pictures."""
+
+    def __init__(self, folder: Path, rows: np.ndarray):
+        self.folder, self.rows = Path(folder), rows  # rows: `row_keys` of the index's rows
+        try:
+            usable = (self.folder / FOLDER / STAMP).read_text().strip() == _code().hex()
+        except OSError:
+            usable = False
+        self.tables = {name: _Table(self.folder / FOLDER / name, dtype, usable) for name, dtype in TABLES.items()}
+        self.checked = False
+
+    def _keys(self, i: np.ndarray, j: np.ndarray, *settings: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each pair's key, and the low 32 bits of both pictures' row keys."""
+        self.checked = True
+        a, b = self.rows[np.asarray(i)], self.rows[np.asarray(j)]
+        return _mix(a ^ _mix(b ^ _salt(*settings))), _low(a), _low(b)
+
+    def matcher(self, match: Matcher) -> Matcher:
+        """`match` for the pairs without an entry; entries for the rest (ruled out again where
+        the run's `worth` rules them out), and new entries for the pairs it matched."""
+        matches, maps = self.tables["matches.npy"], self.tables["maps.npy"]
+
+        def remembered(pairs: Pairs, pictures: Pictures, side: int = 256, count: int = 500, workers: int = 2, **kwargs):
+            keys, a, b = self._keys(pairs.i, pairs.j, "match", side, count, kwargs.get("corner"))
+            hit, entries = matches.find(keys)
+            out = Matches.empty(len(pairs))
+            ks = np.flatnonzero(hit)
+            out.inliers[ks], out.sparser[ks] = entries["inliers"], entries["sparser"]
+            with_map, mapped = maps.find(keys[ks])
+            out.maps[ks[with_map]] = mapped["map"]
+            worth = kwargs.get("worth")
+            if len(ks):  # the run's `worth` rules out what it rules out; what it does not is matched
+                keep = np.ones(len(ks), bool) if worth is None else np.asarray(worth(ks, entries["sparser"]), bool)
+                out.inliers[ks[~keep]], out.maps[ks[~keep]] = RULED_OUT, np.nan
+                hit[ks[keep & (entries["inliers"] == RULED_OUT)]] = False
+            todo = np.flatnonzero(~hit)
+            if len(todo):
+                if worth is not None:
+                    kwargs["worth"] = worth.subset(todo)
+                found = match(pairs[todo], pictures, side, count, workers, **kwargs)
+                out.put(todo, found)
+                done = todo[found.readable]  # matched, or ruled out with its sparser picture's keypoints
+                matches.add(keys[done], a[done], b[done], inliers=out.inliers[done], sparser=out.sparser[done])
+                mapped = done[np.isfinite(out.maps[done]).all(axis=(1, 2))]
+                maps.add(keys[mapped], a[mapped], b[mapped], map=out.maps[mapped])
+            return out
+
+        return remembered
+
+    def teller(self, tell: Teller) -> Teller:
+        """`tell` for the pairs without an entry; entries for the rest."""
+        apart = self.tables["apart.npy"]
+
+        def remembered(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+            keys, a, b = self._keys(i, j, "apart")
+            hit, entries = apart.find(keys)
+            out = np.zeros(len(keys), bool)
+            out[hit] = entries["apart"] == 1
+            todo = np.flatnonzero(~hit)
+            if len(todo):
+                found = np.asarray(tell(np.asarray(i)[todo], np.asarray(j)[todo], maps[todo], pictures, workers), bool)
+                out[todo] = found
+                apart.add(keys[todo], a[todo], b[todo], apart=found)
+            return out
+
+        return remembered
+
+    def save(self) -> None:
+        """Write each table as `_Table.kept` says, holding the index lock (the claim file records
+        the folder); when the folder cannot be written or another command holds the lock, the
+        memo stays as it was."""
+        if not self.checked:
+            return  # no pair was checked (no pair check, or no pairs): nothing to learn from this run
+        present = np.unique(_low(self.rows))
+        try:
+            with index_lock(self.folder):
+                ensure_claim(self.folder).own(FOLDER)
+                folder = self.folder / FOLDER
+                for table in self.tables.values():
+                    kept = table.kept(present)
+                    if kept is not None:
+                        folder.mkdir(exist_ok=True)
+                        atomic_write(table.path, lambda tmp, kept=kept: _write(tmp, kept), durable=False)
+                if folder.is_dir():
+                    atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
+        except (OSError, DedupError) as exc:
+            log.warning("the pair checks of this run were not kept (%s)", exc)
+
+
+def _low(row_keys: np.ndarray) -> np.ndarray:
+    return (row_keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _write(path: Path, table: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, table, allow_pickle=False)
+
+
+def _load(path: Path, dtype: np.dtype) -> np.ndarray:
+    """The entries of a memo file, sorted by key; none when there is no usable file."""
+    try:
+        table = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return np.zeros(0, dtype)
+    if table.dtype != dtype or table.ndim != 1 or (len(table) > 1 and not bool(np.all(table["key"][1:] > table["key"][:-1]))):
+        log.warning("ignoring the damaged pair-check memo %s", path)
+        return np.zeros(0, dtype)
+    return table

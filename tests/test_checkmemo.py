@@ -1,0 +1,136 @@
+"""The pair check's memo (`dedup.checkmemo`): a later find-duplicates checks only the pairs it has
+not seen and finds exactly what a run without the memo finds."""
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dedup.duplicates as duplicates
+from dedup import checkmemo
+from dedup.duplicates import find_duplicates
+from dedup.index import Index
+from dedup.indexdir import index_lock, read_claim
+from dedup.indexer import index_catalog
+from dedup.synth import scene
+
+
+@pytest.fixture()
+def counted(monkeypatch):
+    """How many pairs the keypoint matcher and the detail test were asked about, per run."""
+    asked = {"matched": 0, "told": 0}
+    real_match, real_tell = duplicates.match_pairs, duplicates.told_apart
+
+    def match(pairs, *args, **kwargs):
+        asked["matched"] += len(pairs)
+        return real_match(pairs, *args, **kwargs)
+
+    def tell(i, *args, **kwargs):
+        asked["told"] += len(i)
+        return real_tell(i, *args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "match_pairs", match)
+    monkeypatch.setattr(duplicates, "told_apart", tell)
+    return asked
+
+
+@pytest.fixture()
+def index_copy(built_index, tmp_path) -> Path:
+    """A copy of the planted catalog's index (shipped encoder, with its pair check) a test may change."""
+    folder = tmp_path / "idx"
+    shutil.copytree(built_index, folder)
+    shutil.rmtree(folder / checkmemo.FOLDER, ignore_errors=True)
+    return folder
+
+
+def memo_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / checkmemo.FOLDER).glob("*.npy"))}
+
+
+def test_a_second_run_checks_nothing_again_and_finds_the_same_sets(index_copy, counted):
+    first = find_duplicates(index_copy)
+    assert counted["matched"] > 0 and counted["told"] > 0
+    assert checkmemo.FOLDER in read_claim(index_copy).owned
+    before = dict(counted)
+    second = find_duplicates(index_copy)
+    assert counted == before  # every pair answered from the memo
+    assert second == first and first.groups
+
+
+def test_new_files_are_checked_and_the_sets_are_a_fresh_runs(planted, default_model, tmp_path, counted):
+    root = Path(shutil.copytree(planted[0], tmp_path / "shop"))
+    folder = tmp_path / "idx"
+    index_catalog(root, folder, default_model)
+    find_duplicates(folder)
+    whole = counted["matched"]
+    original = min(root.glob("photos/*.jpg"))
+    Image.open(original).save(root / "photos" / "resaved.png")  # a new copy of a catalog picture
+    scene(1234, (160, 120)).save(root / "photos" / "new.jpg", quality=90)
+    index_catalog(root, folder, default_model)
+    counted["matched"] = 0
+    remembered = find_duplicates(folder)
+    assert 0 < counted["matched"] < whole  # only pairs with a new picture (and none seen before)
+    assert any("photos/resaved.png" in {m.path for m in g.members} for g in remembered.groups)
+    shutil.rmtree(folder / checkmemo.FOLDER)
+    assert find_duplicates(folder) == remembered
+
+
+def test_a_damaged_memo_is_ignored_and_written_again(index_copy, counted, caplog):
+    first = find_duplicates(index_copy)
+    (index_copy / checkmemo.FOLDER / "matches.npy").write_bytes(b"not an array")
+    with caplog.at_level(logging.WARNING):
+        again = find_duplicates(index_copy)
+    assert again == first
+    assert np.load(index_copy / checkmemo.FOLDER / "matches.npy").dtype == checkmemo.TABLES["matches.npy"]
+
+
+def test_a_memo_that_cannot_be_written_does_not_stop_the_run(index_copy, monkeypatch, caplog):
+    def refused(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(checkmemo, "atomic_write", refused)
+    with caplog.at_level(logging.WARNING, logger="dedup.checkmemo"):
+        report = find_duplicates(index_copy)
+    assert report.groups and "not kept" in caplog.text
+    assert not memo_files(index_copy)
+
+
+def test_a_busy_index_keeps_its_memo_as_it_was(index_copy, caplog):
+    find_duplicates(index_copy)
+    before = memo_files(index_copy)
+    shutil.rmtree(index_copy / checkmemo.FOLDER)
+    (index_copy / checkmemo.FOLDER).mkdir()
+    with index_lock(index_copy), caplog.at_level(logging.WARNING, logger="dedup.checkmemo"):
+        find_duplicates(index_copy)  # `dedup index` or an action holds the lock meanwhile
+    assert before and not memo_files(index_copy) and "another dedup command" in caplog.text
+
+
+def test_another_check_reuses_nothing(index_copy, counted, monkeypatch):
+    find_duplicates(index_copy)
+    first = dict(counted)
+    monkeypatch.setattr(checkmemo, "_code", lambda: b"the check's code changed")
+    find_duplicates(index_copy)
+    assert counted == {k: 2 * v for k, v in first.items()}
+
+
+def test_the_memo_keeps_what_concerns_the_indexed_pictures(index_copy, planted, default_model, tmp_path):
+    find_duplicates(index_copy)
+    before = memo_files(index_copy)
+    find_duplicates(index_copy, verify=False)
+    find_duplicates(index_copy, threshold=0.05)  # few candidates: the others' entries stay
+    assert memo_files(index_copy) == before
+    root = Path(shutil.copytree(planted[0], tmp_path / "shop"))
+    removed = sorted(root.glob("copies/*"))
+    for p in removed:
+        p.unlink()
+    index_catalog(root, index_copy, default_model)  # the index now lacks the copies
+    find_duplicates(index_copy)
+    entries = np.load(index_copy / checkmemo.FOLDER / "matches.npy")
+    assert 0 < len(entries) < len(np.load(io.BytesIO(before["matches.npy"])))
+    present = set(checkmemo._low(checkmemo.row_keys(Index.open(index_copy).rows.content_hash)).tolist())
+    assert set(entries["a"].tolist()) | set(entries["b"].tolist()) <= present
