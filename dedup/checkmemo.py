@@ -42,7 +42,6 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
 }
 MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing")  # the code a pair's entry comes from
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @cache
@@ -66,14 +65,20 @@ def _salt(*settings: object) -> np.uint64:
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, elementwise on uint64 (wrapping)."""
     with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9) & _MASK
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB) & _MASK
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
 
 
 def row_keys(content_hashes: Sequence[str]) -> np.ndarray:
-    """Each row's content hash as 64 bits."""
-    return np.array([int(h[:16], 16) for h in content_hashes], np.uint64)
+    """Each row's content hash as 64 bits (its first 16 hex digits; a hash of it otherwise)."""
+    def bits(h: str) -> int:
+        try:
+            return int(h[:16], 16)
+        except ValueError:
+            return int.from_bytes(hashlib.blake2b(str(h).encode(), digest_size=8).digest(), "little")
+
+    return np.array([bits(h) for h in content_hashes], np.uint64)
 
 
 class _Table:

@@ -134,3 +134,8 @@ def test_the_memo_keeps_what_concerns_the_indexed_pictures(index_copy, planted, 
     assert 0 < len(entries) < len(np.load(io.BytesIO(before["matches.npy"])))
     present = set(checkmemo._low(checkmemo.row_keys(Index.open(index_copy).rows.content_hash)).tolist())
     assert set(entries["a"].tolist()) | set(entries["b"].tolist()) <= present
+
+
+def test_row_keys_take_any_content_hash():
+    keys = checkmemo.row_keys(["0123456789abcdef" + "0" * 16, "not hex at all", ""])
+    assert keys.dtype == np.uint64 and keys[0] == 0x0123456789ABCDEF and len(set(keys.tolist())) == 3
