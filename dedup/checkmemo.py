@@ -87,7 +87,7 @@ class _Table:
     def __init__(self, path: Path, dtype: np.dtype, usable: bool):
         self.path, self.dtype = path, dtype
         self.old = _load(path, dtype) if usable else np.zeros(0, dtype)
-        self.stale = not usable and path.exists()
+        self.stale = path.exists() and not len(self.old)  # another code's, damaged or empty: written again
         self.made: list[np.ndarray] = []
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
