@@ -2,6 +2,7 @@
 spec (`open_model`), or the one an index was built with (`model_for_index`)."""
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,6 +15,8 @@ from dedup.modelfile import card_of, card_path, model_file, read_card
 if TYPE_CHECKING:
     from dedup.model import Model
     from dedup.torchless import NumpyEncoder
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", "Model", "NumpyEncoder")
 
@@ -64,7 +67,8 @@ class PendingModel:
 
         try:
             return self._described(NumpyEncoder(self.file))
-        except ModelError:
+        except ModelError as exc:
+            log.info("model read with torch: %s", exc)
             return None
 
     def _described(self, model: M) -> M:
@@ -95,8 +99,8 @@ def encoder_for(model: Model | str | Path | None, images: int) -> Model | NumpyE
 
         try:
             return NumpyEncoder(model)
-        except ModelError:
-            pass  # torch reads it, or says why it cannot
+        except ModelError as exc:  # torch reads it, or says why it cannot
+            log.info("model read with torch: %s", exc)
     return as_model(model)
 
 
