@@ -139,3 +139,44 @@ def test_the_memo_keeps_what_concerns_the_indexed_pictures(index_copy, planted, 
 def test_row_keys_take_any_content_hash():
     keys = checkmemo.row_keys(["0123456789abcdef" + "0" * 16, "not hex at all", ""])
     assert keys.dtype == np.uint64 and keys[0] == 0x0123456789ABCDEF and len(set(keys.tolist())) == 3
+
+
+class Worth:
+    """A stand-in for `policy.Hopeful`: worth matching where `keep` says so."""
+
+    def __init__(self, keep):
+        self.keep = np.asarray(keep, bool)
+
+    def __call__(self, ks, sparser):
+        return self.keep[ks]
+
+    def subset(self, ks):
+        return Worth(self.keep[ks])
+
+
+def test_a_pair_ruled_out_before_is_matched_once_worth_it(tmp_path):
+    from dedup.keypoints import RULED_OUT, Matches
+    from dedup.pairs import Pairs
+
+    asked = []
+
+    def match(pairs, pictures, side, count, workers, worth=None, **kwargs):
+        asked.append(len(pairs))
+        out = Matches(np.full(len(pairs), 7, np.int32), np.full(len(pairs), 30, np.int32), np.zeros((len(pairs), 2, 3), np.float32))
+        if worth is not None:
+            out.inliers[~worth(np.arange(len(pairs)), out.sparser)] = RULED_OUT
+        return out
+
+    from dedup.indexdir import claim
+
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)  # a folder dedup owns, as an index's is
+    rows = checkmemo.row_keys([f"{k:016x}" * 2 for k in range(1, 4)])
+    pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.3, 0.4], np.float32))
+    for keep, expect_inliers, expect_asked in (([False, True], [RULED_OUT, 7], 2), ([False, True], [RULED_OUT, 7], 0),
+                                               ([True, True], [7, 7], 1)):
+        asked.clear()
+        memo = checkmemo.PairChecks(folder, rows)
+        found = memo.matcher(match)(pairs, None, 256, 500, 1, worth=Worth(keep))
+        memo.save()
+        assert found.inliers.tolist() == expect_inliers and sum(asked) == expect_asked
