@@ -24,9 +24,10 @@ def range_pairs(
     """All pairs of indexed rows closer than `threshold`.
 
     `embeddings` are the indexed rows themselves, row i having id i. With `cells` (each row's
-    nearest IVF cells) the search runs cell by cell without the FAISS index (`dedup.selfjoin`);
-    (its tasks run by `runner`, default two threads); otherwise in query blocks against `index` (or the index that function returns). Memory grows
-    with the number of pairs found, not with n².
+    nearest IVF cells) the search runs cell by cell without the FAISS index (`dedup.selfjoin`;
+    its tasks run by `runner`, by default on one thread per usable CPU, `dedup.cpus`); otherwise
+    in query blocks against `index` (or the index that function returns). Memory grows with the
+    number of pairs found, not with n².
     """
     threshold = check_threshold(threshold)
     if cells is not None:
