@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -123,14 +123,28 @@ class PairChecks:
     functions, `save` writes what the run made and keeps what still concerns the index's
     pictures."""
 
-    def __init__(self, folder: Path, rows: np.ndarray):
-        self.folder, self.rows = Path(folder), rows  # rows: `row_keys` of the index's rows
-        try:
-            usable = (self.folder / FOLDER / STAMP).read_text().strip() == _code().hex()
-        except OSError:
-            usable = False
-        self.tables = {name: _Table(self.folder / FOLDER / name, dtype, usable) for name, dtype in TABLES.items()}
+    def __init__(self, folder: Path, content_hashes: Sequence[str]):
+        """The memo of the index in `folder`, whose rows have `content_hashes`; nothing is read
+        until a pair is looked up, so a run without the pair check pays nothing for it."""
+        self.folder, self.content_hashes = Path(folder), content_hashes
         self.checked = False
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """`row_keys` of the index's rows."""
+        return row_keys(self.content_hashes)
+
+    @cached_property
+    def stamped(self) -> bool:
+        """Whether the folder's entries come from this code (`_code`)."""
+        try:
+            return (self.folder / FOLDER / STAMP).read_text().strip() == _code().hex()
+        except OSError:
+            return False
+
+    @cached_property
+    def tables(self) -> dict[str, _Table]:
+        return {name: _Table(self.folder / FOLDER / name, dtype, self.stamped) for name, dtype in TABLES.items()}
 
     def _keys(self, i: np.ndarray, j: np.ndarray, *settings: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each pair's key, and the low 32 bits of both pictures' row keys."""
@@ -141,9 +155,9 @@ class PairChecks:
     def matcher(self, match: Matcher) -> Matcher:
         """`match` for the pairs without an entry; entries for the rest (ruled out again where
         the run's `worth` rules them out), and new entries for the pairs it matched."""
-        matches, maps = self.tables["matches.npy"], self.tables["maps.npy"]
 
         def remembered(pairs: Pairs, pictures: Pictures, side: int = 256, count: int = 500, workers: int = 2, **kwargs):
+            matches, maps = self.tables["matches.npy"], self.tables["maps.npy"]
             keys, a, b = self._keys(pairs.i, pairs.j, "match", side, count, kwargs.get("corner"))
             hit, entries = matches.find(keys)
             out = Matches.empty(len(pairs))
@@ -172,9 +186,9 @@ class PairChecks:
 
     def teller(self, tell: Teller) -> Teller:
         """`tell` for the pairs without an entry; entries for the rest."""
-        apart = self.tables["apart.npy"]
 
         def remembered(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+            apart = self.tables["apart.npy"]
             keys, a, b = self._keys(i, j, "apart")
             hit, entries = apart.find(keys)
             out = np.zeros(len(keys), bool)
@@ -204,7 +218,7 @@ class PairChecks:
                     if kept is not None:
                         folder.mkdir(exist_ok=True)
                         atomic_write(table.path, lambda tmp, kept=kept: _write(tmp, kept), durable=False)
-                if folder.is_dir():
+                if folder.is_dir() and not self.stamped:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:
             log.warning("the pair checks of this run were not kept (%s)", exc)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup import cpus, judgements
-from dedup.checkmemo import PairChecks, row_keys
+from dedup.checkmemo import PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
 from dedup.index import Index, IndexLike, as_index
@@ -59,7 +59,7 @@ def find_duplicates(
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
-    memo = PairChecks(index.folder, row_keys(index.rows.content_hash))
+    memo = PairChecks(index.folder, index.rows.content_hash)
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else match_pairs),

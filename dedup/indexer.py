@@ -145,9 +145,11 @@ def index_catalog(
         skipped_before = {s.rel for s in committed.skipped} if committed else set()
         child: EncoderProcess | None = None
         light: NumpyEncoder | None = None
-        unknown = (r for r in records if known.by_key.get(_key(r)) is None and r.rel not in skipped_before)
-        pending = sum(1 for _ in islice(unknown, FEW_TO_INDEX + 1))  # files that may need embedding, counted up to the cut
-        if isinstance(model, PendingModel) and pending:  # something may need embedding: load while the files are read
+        pending = 0  # files that may need embedding (for a model still to load), counted up to the cut
+        if isinstance(model, PendingModel):
+            unknown = (r for r in records if known.by_key.get(_key(r)) is None and r.rel not in skipped_before)
+            pending = sum(1 for _ in islice(unknown, FEW_TO_INDEX + 1))
+        if pending:  # something may need embedding: load while the files are read
             if engine is None and pending <= FEW_TO_INDEX:
                 light = model.without_torch()
             if light is None:

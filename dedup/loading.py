@@ -91,10 +91,11 @@ def as_model(model: Model | str | Path | None) -> Model:
     return load_model(model) if model is None or isinstance(model, (str, Path)) else model
 
 
-def encoder_for(model: Model | str | Path | None, images: int) -> Model | NumpyEncoder:
+def encoder_for(model: Model | str | Path | None, images: int | None) -> Model | NumpyEncoder:
     """`as_model(model)`, except that a model file read to embed at most `FEW_TO_QUERY` images is
-    read without torch (`dedup.torchless.NumpyEncoder`), when that reader can read it."""
-    if images <= FEW_TO_QUERY and (model is None or isinstance(model, (str, Path))) and model_file(model).is_file():
+    read without torch (`dedup.torchless.NumpyEncoder`), when that reader can read it (`images`
+    None: as many as may come)."""
+    if images is not None and images <= FEW_TO_QUERY and (model is None or isinstance(model, (str, Path))) and model_file(model).is_file():
         from dedup.torchless import NumpyEncoder
 
         try:
@@ -125,10 +126,10 @@ def model_for_index(manifest: Manifest, model: Model | str | Path | None = None,
     With `images`, the number of images it will embed, it may come without torch (`encoder_for`)."""
     wanted = manifest.model.identity
     if model is not None:
-        model = as_model(model) if images is None else encoder_for(model, images)
-    if model is None:
+        model = encoder_for(model, images)
+    else:
         try:
-            model = load_model(manifest.model.ref) if images is None else encoder_for(manifest.model.ref, images)
+            model = encoder_for(manifest.model.ref, images)
         except ModelError as exc:
             raise ModelError(f"{exc} (the index was built with {wanted}; give that model file)", option="model") from None
     if model.identity != wanted:

@@ -1,5 +1,6 @@
-"""A model file's encoder without torch, for commands that embed a few images (`dedup query`,
-`dedup compare`): importing torch takes about a second, far longer than embedding them.
+"""A model file's encoder without torch, for runs that embed a few images (`dedup query`,
+`dedup compare`, a small `dedup index`): importing torch takes about a second, far longer than
+embedding them.
 
 `read_model_file` reads the file `dedup.model.save_model` writes (torch's zip format) with an
 unpickler that builds nothing but plain containers and the file's float arrays, as
@@ -12,7 +13,7 @@ import io
 import pickle
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,6 @@ from dedup.modelfile import Calibrated, checked_payload, identity_of, model_file
 
 _STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
              "LongStorage": np.int64, "IntStorage": np.int32, "BoolStorage": np.bool_}
-
-
-@dataclass(frozen=True)
-class _Storage:
-    dtype: type
-    key: str
 
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_unused: Any) -> np.ndarray:
@@ -71,11 +66,11 @@ def read_model_file(file: Path) -> dict[str, Any]:
     """The payload `dedup.model.save_model` wrote, tensors as numpy arrays."""
     try:
         with zipfile.ZipFile(file) as archive:
-            pickled = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            names = set(archive.namelist())
+            pickled = [n for n in names if n.endswith("/data.pkl")]
             if len(pickled) != 1:
                 raise ModelError(f"{str(file)!r} is not a dedup model file")
             prefix = pickled[0][: -len("data.pkl")]
-            names = set(archive.namelist())
             order = archive.read(f"{prefix}byteorder").strip() if f"{prefix}byteorder" in names else b"little"
             if order != b"little":
                 raise ModelError(f"model {str(file)!r} was written on a big-endian machine")
@@ -85,17 +80,22 @@ def read_model_file(file: Path) -> dict[str, Any]:
     return checked_payload(payload, file)
 
 
-def _conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """3×3 convolution with zero padding 1 of NHWC `x`; `weight` as torch stores it (out, in, 3, 3)."""
+def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """3×3 convolution with zero padding 1 of NHWC `x`; `kernel` (9 × in, out), rows in
+    (dy, dx, channel) order (`_kernel`)."""
     n, h, w, c = x.shape
     padded = np.zeros((n, h + 2, w + 2, c), np.float32)
     padded[:, 1:-1, 1:-1] = x
     columns = np.concatenate([padded[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=-1)
-    kernel = weight.transpose(2, 3, 1, 0).reshape(9 * c, -1)  # rows in the columns' (dy, dx, channel) order
     out = columns.reshape(n * h * w, 9 * c) @ kernel
     if bias is not None:
         out += bias
     return out.reshape(n, h, w, -1)
+
+
+def _kernel(weight: np.ndarray) -> np.ndarray:
+    """A convolution's weight as torch stores it, (out, in, 3, 3), as `_conv3x3`'s kernel."""
+    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0]))
 
 
 def _max_pool2(x: np.ndarray) -> np.ndarray:
@@ -131,13 +131,13 @@ class NumpyEncoder(Calibrated):
         self.state = {k: np.ascontiguousarray(v) for k, v in payload["state_dict"].items()}  # as stored: the identity hashes them
         self._layers = self._plan()
 
-    @property
+    @cached_property
     def identity(self) -> str:
         return identity_of(self.name, self.config, self.state.items())
 
     def _plan(self) -> list[tuple[bool, np.ndarray, np.ndarray | None, tuple | None]]:
-        """Per block: (max-pool first, conv weight, conv bias, batch-norm (scale, shift) or None),
-        from `dedup.model.SeedCNN`'s `features` numbering."""
+        """Per block: (max-pool first, conv kernel (`_kernel`), conv bias, batch-norm (scale, shift)
+        or None), from `dedup.model.SeedCNN`'s `features` numbering."""
         blocks, k = [], 0
         try:
             for i in range(len(self.config.channels)):
@@ -152,7 +152,7 @@ class NumpyEncoder(Calibrated):
                     norm = (scale, s["bias"] - s["running_mean"] * scale)
                     k += 1
                 k += 1  # ReLU
-                blocks.append((i > 0, weight, bias, norm))
+                blocks.append((i > 0, _kernel(weight), bias, norm))
             self.head = (self.state["head.weight"], self.state["head.bias"])
         except KeyError as exc:
             raise ModelError(f"model weights do not match its config: no {exc}") from None
@@ -167,10 +167,10 @@ class NumpyEncoder(Calibrated):
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
         x = pixels.astype(np.float32) / np.float32(255.0) - np.float32(0.5)
-        for pool, weight, bias, norm in self._layers:
+        for pool, kernel, bias, norm in self._layers:
             if pool:
                 x = _max_pool2(x)
-            x = _conv3x3(x, weight, bias)
+            x = _conv3x3(x, kernel, bias)
             if norm is not None:
                 x = x * norm[0] + norm[1]
             np.maximum(x, 0, out=x)

@@ -171,12 +171,12 @@ def test_a_pair_ruled_out_before_is_matched_once_worth_it(tmp_path):
 
     folder = tmp_path / "idx"
     claim(folder, tmp_path)  # a folder dedup owns, as an index's is
-    rows = checkmemo.row_keys([f"{k:016x}" * 2 for k in range(1, 4)])
+    hashes = [f"{k:016x}" * 2 for k in range(1, 4)]
     pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.3, 0.4], np.float32))
     for keep, expect_inliers, expect_asked in (([False, True], [RULED_OUT, 7], 2), ([False, True], [RULED_OUT, 7], 0),
                                                ([True, True], [7, 7], 1)):
         asked.clear()
-        memo = checkmemo.PairChecks(folder, rows)
+        memo = checkmemo.PairChecks(folder, hashes)
         found = memo.matcher(match)(pairs, None, 256, 500, 1, worth=Worth(keep))
         memo.save()
         assert found.inliers.tolist() == expect_inliers and sum(asked) == expect_asked
