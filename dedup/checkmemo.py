@@ -13,6 +13,10 @@ compute the entries and the OpenCV version, and another digest discards them all
 each file of `FOLDER` holds the entries it made and the older ones whose two pictures are still
 in the index. A file that cannot be read is ignored; when the folder cannot be written, the run
 goes on without it.
+
+Pairs between this index and a reference index (`find-duplicates --against`) are kept apart, in
+`FOLDER/AGAINST`, and after a run hold those whose picture is still in this index and whose
+partner is in the reference the run compared with.
 """
 from __future__ import annotations
 
@@ -30,11 +34,13 @@ from dedup.errors import DedupError
 from dedup.indexdir import ensure_claim, index_lock
 from dedup.keypoints import RULED_OUT, Matcher, Matches, Pictures
 from dedup.pairs import Pairs
+from dedup.policy import SECOND_SET
 
 log = logging.getLogger(__name__)
 
 FOLDER = "pair-checks"
-STAMP = "code"  # in FOLDER: the digest of the code its entries come from (`_code`)
+AGAINST = "against"  # in FOLDER: the entries of pairs with a reference index's pictures
+STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
 TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)
     "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
@@ -105,13 +111,13 @@ class _Table:
             entry[name] = values
         self.made.append(entry)
 
-    def kept(self, present: np.ndarray) -> np.ndarray | None:
+    def kept(self, present_a: np.ndarray, present_b: np.ndarray) -> np.ndarray | None:
         """What the file should hold after this run (None: leave it as it is): the entries made,
-        and the older ones whose two pictures are both still `present` (low 32 bits of
-        `row_keys`, sorted)."""
+        and the older ones whose pictures are still present: the first in `present_a`, the second
+        in `present_b` (low 32 bits of `row_keys`, sorted)."""
         made = np.concatenate(self.made) if self.made else np.zeros(0, self.dtype)
         old = self.old
-        alive = np.isin(old["a"], present) & np.isin(old["b"], present)
+        alive = np.isin(old["a"], present_a) & np.isin(old["b"], present_b)
         if alive.all() and not len(made) and not self.stale:
             return None
         table = np.concatenate([made, np.asarray(old[alive])])
@@ -123,10 +129,13 @@ class PairChecks:
     functions, `save` writes what the run made and keeps what still concerns the index's
     pictures."""
 
-    def __init__(self, folder: Path, content_hashes: Sequence[str]):
+    def __init__(self, folder: Path, content_hashes: Sequence[str], reference: Sequence[str] | None = None):
         """The memo of the index in `folder`, whose rows have `content_hashes`; nothing is read
-        until a pair is looked up, so a run without the pair check pays nothing for it."""
-        self.folder, self.content_hashes = Path(folder), content_hashes
+        until a pair is looked up, so a run without the pair check pays nothing for it. With
+        `reference` (the content hashes of another index's rows), the memo of pairs between the
+        two: a pair's second row is the reference's row `j - policy.SECOND_SET`."""
+        self.folder, self.content_hashes, self.reference = Path(folder), content_hashes, reference
+        self.at = self.folder / FOLDER / AGAINST if reference is not None else self.folder / FOLDER
         self.checked = False
 
     @cached_property
@@ -135,21 +144,27 @@ class PairChecks:
         return row_keys(self.content_hashes)
 
     @cached_property
+    def reference_rows(self) -> np.ndarray:
+        """`row_keys` of the reference's rows (the index's own without a reference)."""
+        return self.rows if self.reference is None else row_keys(self.reference)
+
+    @cached_property
     def stamped(self) -> bool:
-        """Whether the folder's entries come from this code (`_code`)."""
+        """Whether the memo's entries come from this code (`_code`)."""
         try:
-            return (self.folder / FOLDER / STAMP).read_text().strip() == _code().hex()
+            return (self.at / STAMP).read_text().strip() == _code().hex()
         except OSError:
             return False
 
     @cached_property
     def tables(self) -> dict[str, _Table]:
-        return {name: _Table(self.folder / FOLDER / name, dtype, self.stamped) for name, dtype in TABLES.items()}
+        return {name: _Table(self.at / name, dtype, self.stamped) for name, dtype in TABLES.items()}
 
     def _keys(self, i: np.ndarray, j: np.ndarray, *settings: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each pair's key, and the low 32 bits of both pictures' row keys."""
         self.checked = True
-        a, b = self.rows[np.asarray(i)], self.rows[np.asarray(j)]
+        j = np.asarray(j) if self.reference is None else np.asarray(j) - SECOND_SET
+        a, b = self.rows[np.asarray(i)], self.reference_rows[j]
         return _mix(a ^ _mix(b ^ _salt(*settings))), _low(a), _low(b)
 
     def matcher(self, match: Matcher) -> Matcher:
@@ -208,15 +223,15 @@ class PairChecks:
         memo stays as it was."""
         if not self.checked:
             return  # no pair was checked (no pair check, or no pairs): nothing to learn from this run
-        present = np.unique(_low(self.rows))
+        present_a, present_b = np.unique(_low(self.rows)), np.unique(_low(self.reference_rows))
         try:
             with index_lock(self.folder):
                 ensure_claim(self.folder).own(FOLDER)
-                folder = self.folder / FOLDER
+                folder = self.at
                 for table in self.tables.values():
-                    kept = table.kept(present)
+                    kept = table.kept(present_a, present_b)
                     if kept is not None:
-                        folder.mkdir(exist_ok=True)
+                        folder.mkdir(parents=True, exist_ok=True)
                         atomic_write(table.path, lambda tmp, kept=kept: _write(tmp, kept), durable=False)
                 if folder.is_dir() and not self.stamped:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)

@@ -164,14 +164,18 @@ def find_against(
 ) -> AgainstReport:
     """Images of `index` (e.g. incoming uploads) that match images of `against` (the catalog):
     only new-vs-catalog pairs, nearest first, judged by the reference index's policy. Both
-    indexes must share a model."""
+    indexes must share a model. The check's work on each pair is kept in `index`'s folder and
+    not done again by later runs against the same pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
     mine.same_model(theirs)
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
+    memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
+                             match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
+    memo.save()
     pairs = pairs[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
     pairs = judgements.drop(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)

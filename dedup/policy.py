@@ -34,6 +34,7 @@ from dedup.selfjoin import Runner
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
 CEILING_SLACK = 1e-6  # `Hopeful` matches a pair whose best probability falls short of the cut by less (float32 rounding)
+SECOND_SET = 1 << 40  # with a second set of pictures, its row r is row SECOND_SET + r for `match` and `tell`
 Progress = Callable[[int, int], None]
 Backgrounds = tuple[np.ndarray, np.ndarray]  # per row of the pairs' first set, and of their second
 
@@ -128,7 +129,7 @@ class CheckedPolicy:
                tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
-        are `other(row)`. `vectors` (of
+        are `other(row)` (`match` and `tell` see them as rows `SECOND_SET + j`). `vectors` (of
         the rows, one set) let a large catalog be matched region by region. `background`: from
         `backgrounds` (without it a normalising check takes each side's background as typical).
         `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
@@ -141,9 +142,8 @@ class CheckedPolicy:
         if other is None:
             both, regions = todo, locality_regions(vectors) if vectors is not None else None
         else:  # the second set's rows after the first's
-            shift = int(todo.i.max()) + 1 if len(todo) else 0
-            both, regions = Pairs(todo.i, todo.j + shift, todo.d), None
-            pictures = _joined(pictures, other, shift)
+            both, regions = Pairs(todo.i, todo.j + SECOND_SET, todo.d), None
+            pictures = _joined(pictures, other, SECOND_SET)
         worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold)
         m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions,
                   worth=worth)

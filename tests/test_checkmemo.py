@@ -180,3 +180,55 @@ def test_a_pair_ruled_out_before_is_matched_once_worth_it(tmp_path):
         found = memo.matcher(match)(pairs, None, 256, 500, 1, worth=Worth(keep))
         memo.save()
         assert found.inliers.tolist() == expect_inliers and sum(asked) == expect_asked
+
+
+@pytest.fixture()
+def uploads(planted, default_model, tmp_path) -> Path:
+    """An index of incoming files: edited copies of some catalog pictures (one of them twice)
+    and a new picture."""
+    root = tmp_path / "incoming"
+    root.mkdir()
+    for k, original in enumerate(sorted(planted[0].glob("photos/*"))[:6]):
+        Image.open(original).convert("RGB").rotate(3 * k + 2, fillcolor="white").save(root / f"upload_{k}.png")
+    Image.open(root / "upload_0.png").save(root / "upload_0_again.jpg", quality=80)
+    scene(4321, (160, 120)).save(root / "new.jpg", quality=90)
+    index_catalog(root, tmp_path / "incoming_idx", default_model)
+    return tmp_path / "incoming_idx"
+
+
+def against_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / checkmemo.FOLDER / checkmemo.AGAINST).glob("*.npy"))}
+
+
+def test_a_second_run_against_a_catalog_checks_nothing_again(uploads, index_copy, counted):
+    first = duplicates.find_against(uploads, index_copy)
+    assert counted["matched"] > 0 and counted["told"] > 0 and first.results
+    assert against_files(uploads) and not memo_files(uploads) and not (index_copy / checkmemo.FOLDER).exists()
+    before = dict(counted)
+    assert duplicates.find_against(uploads, index_copy) == first
+    assert counted == before
+    find_duplicates(uploads)  # the index's own pairs are kept apart from those against the catalog
+    assert memo_files(uploads) and duplicates.find_against(uploads, index_copy) == first
+    assert counted["matched"] > before["matched"] and counted["told"] >= before["told"]
+    after = dict(counted)
+    duplicates.find_against(uploads, index_copy)
+    assert counted == after
+
+
+def test_pairs_against_pictures_the_catalog_lost_are_dropped(uploads, index_copy, planted, default_model, tmp_path, counted):
+    duplicates.find_against(uploads, index_copy)
+    before = np.load(uploads / checkmemo.FOLDER / checkmemo.AGAINST / "matches.npy")
+    root = Path(shutil.copytree(planted[0], tmp_path / "shop"))
+    for p in sorted(root.glob("photos/*"))[:2]:
+        p.unlink()
+    index_catalog(root, index_copy, default_model)  # the catalog now lacks two pictures
+    counted["matched"] = 0
+    remembered = duplicates.find_against(uploads, index_copy)
+    asked = counted["matched"]  # only pairs the lost pictures' uploads now have with others
+    after = np.load(uploads / checkmemo.FOLDER / checkmemo.AGAINST / "matches.npy")
+    catalog = set(checkmemo._low(checkmemo.row_keys(Index.open(index_copy).rows.content_hash)).tolist())
+    assert set(after["b"].tolist()) <= catalog and not set(before["b"].tolist()) <= catalog
+    shutil.rmtree(uploads / checkmemo.FOLDER)
+    counted["matched"] = 0
+    assert duplicates.find_against(uploads, index_copy) == remembered
+    assert asked < counted["matched"]
