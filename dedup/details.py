@@ -263,13 +263,13 @@ def _novel(colour: np.ndarray, region: np.ndarray, subject: np.ndarray) -> float
 
 def other_colourway(al: Aligned) -> bool:
     """Most of the subject coloured on both sides has its hue turned."""
-    hi = cv2.cvtColor(al.i, cv2.COLOR_RGB2HSV_FULL).astype(np.int32)
-    hj = cv2.cvtColor(al.j, cv2.COLOR_RGB2HSV_FULL).astype(np.int32)
+    hi = cv2.cvtColor(al.i, cv2.COLOR_RGB2HSV_FULL)
+    hj = cv2.cvtColor(al.j, cv2.COLOR_RGB2HSV_FULL)
     coloured = (al.overlap & al.subject & (hi[..., 1] > SATURATED) & (hj[..., 1] > SATURATED)
                 & (hi[..., 2] > BRIGHT) & (hj[..., 2] > BRIGHT))
-    if coloured.sum() < MIN_SUBJECT * al.overlap.sum():
+    if np.count_nonzero(coloured) < MIN_SUBJECT * np.count_nonzero(al.overlap):
         return False
-    turn = np.abs(hi[..., 0] - hj[..., 0])[coloured]
+    turn = np.abs(hi[..., 0][coloured].astype(np.int32) - hj[..., 0][coloured].astype(np.int32))
     return bool((np.minimum(turn, 256 - turn) > HUE_TURN).mean() > TURNED)
 
 
