@@ -22,7 +22,6 @@ held-out ones.
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,11 +29,10 @@ from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures, rescaled
-from dedup.pictures import fitted
+from dedup.pictures import fitted, rgb_of
 
 SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
 CACHE_PICTURES = 256  # prepared pictures kept while pairs are judged (~250 kB each)
@@ -92,7 +90,7 @@ class Picture:
 
 def prepared(picture: bytes, side: int = SIDE) -> Picture:
     """A check picture (`dedup.pictures`) at its `fitted` size, as the keypoints see it."""
-    rgb = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))
+    rgb = rgb_of(picture)
     h, w = rgb.shape[:2]
     size = fitted(w, h, side)
     if size is not None:
@@ -138,10 +136,13 @@ def _matched_grey(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, sigma: fl
     """Both grey pictures blurred by `sigma`, j's brought to i's brightness and contrast (least
     squares over the overlap)."""
     gi, gj = cv2.GaussianBlur(gi, (0, 0), sigma), cv2.GaussianBlur(gj, (0, 0), sigma)
-    x, y = gj[overlap].astype(np.float64), gi[overlap].astype(np.float64)
-    var = x.var()
-    gain = float(((x - x.mean()) * (y - y.mean())).mean() / var) if var > 1e-9 else 0.0
-    return gi, np.float32(gain) * gj + np.float32(y.mean() - gain * x.mean())
+    mask = overlap.view(np.uint8)
+    (mx,), (sx,) = cv2.meanStdDev(gj, mask=mask)
+    my = cv2.mean(gi, mask=mask)[0]
+    var = float(sx[0]) ** 2
+    cov = cv2.mean(cv2.multiply(gi, gj, dtype=cv2.CV_64F), mask=mask)[0] - float(mx[0]) * my
+    gain = cov / var if var > 1e-9 else 0.0
+    return gi, np.float32(gain) * gj + np.float32(my - gain * float(mx[0]))
 
 
 def _edges(grey: np.ndarray) -> np.ndarray:

@@ -42,12 +42,27 @@ def fitted(width: int, height: int, side: int) -> tuple[int, int] | None:
     return max(1, round(width * f)), max(1, round(height * f))
 
 
+def rgb_of(picture: bytes) -> np.ndarray:
+    """A check picture's pixels, (h, w, 3) uint8 RGB. A whole JPEG (ending in its end marker)
+    in RGB or greyscale is decoded by OpenCV, which gives PIL's pixels without holding the GIL
+    (the check decodes in several threads); anything else by PIL. PIL reads the header first
+    (format, size and its decompression-bomb bound), and its errors pass through."""
+    with Image.open(io.BytesIO(picture)) as im:
+        if im.format == "JPEG" and im.mode in ("RGB", "L") and picture.endswith(b"\xff\xd9"):
+            import cv2
+
+            bgr = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            if bgr is not None and bgr.shape[:2] == (im.height, im.width):
+                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return np.asarray(im.convert("RGB"))
+
+
 def grey_at(picture: bytes, side: int) -> np.ndarray:
     """A check picture as a greyscale uint8 array at its `fitted` size, a plain backdrop repainted
     white first (`dedup.framing.whiten_backdrop`, as the encoder's input is): a drawing cut out onto
     a colour darker than itself shows its outline with the polarity the same drawing has on white,
     so its keypoints' descriptors agree. PIL's errors pass through."""
-    rgb = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))
+    rgb = rgb_of(picture)
     colour = border_colour(rgb)
     grey = Image.fromarray(rgb if colour is None else whiten_backdrop(rgb, colour)).convert("L")
     size = fitted(*grey.size, side)

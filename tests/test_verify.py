@@ -18,7 +18,7 @@ from dedup.indexer import index_catalog
 from dedup.keypoints import RULED_OUT, Matches, keypoints, locality_regions, match_pairs, matched, plausible
 from dedup.model import load_model, save_model
 from dedup.pairs import Pairs
-from dedup.pictures import grey_at
+from dedup.pictures import grey_at, picture_bytes, rgb_of
 from dedup.policy import CheckedPolicy, Hopeful, accepted, ceiling, closer_look, probability, required_inliers
 from dedup.synth import scene
 
@@ -503,3 +503,22 @@ def test_an_index_notes_its_models_later_calibration_until_indexed_again(look_al
     assert Manifest.load(look_alike_index).verify.accept == 0.99 and note() == ""
     file.write_bytes(file.read_bytes() + b"\0")  # other weights: the card no longer speaks for the index's model
     assert not recalibrated_since(Manifest.load(look_alike_index))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_check_pictures_decode_to_pils_pixels(mode):
+    out = io.BytesIO()
+    scene(7, (300, 200)).convert(mode).save(out, format="JPEG", quality=90)
+    picture = out.getvalue()
+    assert np.array_equal(rgb_of(picture), np.asarray(Image.open(io.BytesIO(picture)).convert("RGB")))
+    assert np.array_equal(rgb_of(picture_bytes(scene(7))), np.asarray(Image.open(io.BytesIO(picture_bytes(scene(7))))))
+
+
+def test_check_pictures_that_are_no_whole_jpeg_decode_as_pil_would():
+    png = io.BytesIO()
+    scene(7, (30, 20)).save(png, format="PNG")
+    assert np.array_equal(rgb_of(png.getvalue()), np.asarray(scene(7, (30, 20)).convert("RGB")))
+    with pytest.raises(OSError):
+        rgb_of(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(OSError):
+        rgb_of(picture_bytes(scene(7))[:-400])  # cut short: PIL refuses it, OpenCV would fill it in
