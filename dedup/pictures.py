@@ -42,18 +42,42 @@ def fitted(width: int, height: int, side: int) -> tuple[int, int] | None:
     return max(1, round(width * f)), max(1, round(height * f))
 
 
-def rgb_of(picture: bytes) -> np.ndarray:
-    """A check picture's pixels, (h, w, 3) uint8 RGB. A whole JPEG (ending in its end marker)
-    in RGB or greyscale is decoded by OpenCV, which gives PIL's pixels without holding the GIL
-    (the check decodes in several threads); anything else by PIL. PIL reads the header first
-    (format, size and its decompression-bomb bound), and its errors pass through."""
-    with Image.open(io.BytesIO(picture)) as im:
-        if im.format == "JPEG" and im.mode in ("RGB", "L") and picture.endswith(b"\xff\xd9"):
-            import cv2
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG start-of-frame markers
 
-            bgr = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-            if bgr is not None and bgr.shape[:2] == (im.height, im.width):
-                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) from the frame header of a whole JPEG (from its start marker
+    to its end marker); None for anything else."""
+    if not (data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")):
+        return None
+    at = 2
+    while at + 10 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker in _FRAMES:
+            return int.from_bytes(data[at + 7 : at + 9], "big"), int.from_bytes(data[at + 5 : at + 7], "big"), data[at + 9]
+        elif marker == 0xDA:  # a scan before any frame header
+            return None
+        else:
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
+def rgb_of(picture: bytes) -> np.ndarray:
+    """A check picture's pixels, (h, w, 3) uint8 RGB. A whole JPEG in RGB or greyscale of a check
+    picture's size is decoded by OpenCV, which gives PIL's pixels without holding the GIL (the
+    check decodes in several threads); anything else by PIL, whose errors pass through."""
+    frame = _jpeg_frame(picture)
+    if frame is not None and frame[2] in (1, 3) and 0 < min(frame[:2]) and max(frame[:2]) <= SIDE:
+        import cv2
+
+        bgr = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is not None and bgr.shape[:2] == (frame[1], frame[0]):
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    with Image.open(io.BytesIO(picture)) as im:
         return np.asarray(im.convert("RGB"))
 
 

@@ -508,10 +508,13 @@ def test_an_index_notes_its_models_later_calibration_until_indexed_again(look_al
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 def test_check_pictures_decode_to_pils_pixels(mode):
     out = io.BytesIO()
-    scene(7, (300, 200)).convert(mode).save(out, format="JPEG", quality=90)
+    scene(7, (250, 200)).convert(mode).save(out, format="JPEG", quality=90)
     picture = out.getvalue()
     assert np.array_equal(rgb_of(picture), np.asarray(Image.open(io.BytesIO(picture)).convert("RGB")))
     assert np.array_equal(rgb_of(picture_bytes(scene(7))), np.asarray(Image.open(io.BytesIO(picture_bytes(scene(7))))))
+    out = io.BytesIO()
+    scene(7, (600, 200)).save(out, format="JPEG", quality=90)  # larger than a check picture: decoded by PIL
+    assert np.array_equal(rgb_of(out.getvalue()), np.asarray(Image.open(out).convert("RGB")))
 
 
 def test_check_pictures_that_are_no_whole_jpeg_decode_as_pil_would():
