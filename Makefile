@@ -51,6 +51,7 @@ results: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.neardup --model default
 	$(BIN)/python -m benchmarks.icons --model default
+	$(BIN)/python -m benchmarks.cards --model default
 	$(BIN)/python -m recipes.model_card
 
 train-default: install

@@ -144,10 +144,10 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
         for link in ("center", "single"):
             row[link] = prf(group_pair_set(groups_at(i, j, d, len(paths), t, rank, link)), true)
         sweep.append(row)
-    return {"model": model, "paths": paths, "true": true, "prf": prf(pred, true), "auc": roc_auc(d, y),
+    return {"model": model, "paths": paths, "true": true, "pred": pred, "prf": prf(pred, true), "auc": roc_auc(d, y),
             "threshold": found["threshold"], "linkage": found["linkage"], "speed": len(paths) / index_s,
             "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s, "index_s": index_s,
-            "plain": {"prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
+            "plain": {"pred": plain_pred, "prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
                       "families": family_recall(plain_pred, truth, paths), "series": series_scores(plain_pred, true, paths)},
             "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
             "families": family_recall(pred, truth, paths), "series": series_scores(pred, true, paths)}
