@@ -164,6 +164,8 @@ class PairChecks:
         """Each pair's key, and the low 32 bits of both pictures' row keys."""
         self.checked = True
         j = np.asarray(j) if self.reference is None else np.asarray(j) - SECOND_SET
+        if len(j) and j.min() < 0:
+            raise ValueError("a pair against a reference needs its second row at SECOND_SET + row")
         a, b = self.rows[np.asarray(i)], self.reference_rows[j]
         return _mix(a ^ _mix(b ^ _salt(*settings))), _low(a), _low(b)
 

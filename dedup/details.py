@@ -136,13 +136,12 @@ def _matched_grey(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, sigma: fl
     """Both grey pictures blurred by `sigma`, j's brought to i's brightness and contrast (least
     squares over the overlap)."""
     gi, gj = cv2.GaussianBlur(gi, (0, 0), sigma), cv2.GaussianBlur(gj, (0, 0), sigma)
-    mask = overlap.view(np.uint8)
-    (mx,), (sx,) = cv2.meanStdDev(gj, mask=mask)
-    my = cv2.mean(gi, mask=mask)[0]
-    var = float(sx[0]) ** 2
-    cov = cv2.mean(cv2.multiply(gi, gj, dtype=cv2.CV_64F), mask=mask)[0] - float(mx[0]) * my
+    mask = overlap.view(np.uint8)  # OpenCV's masked sums (in float64) leave the GIL to the other threads
+    mean, std = cv2.meanStdDev(gj, mask=mask)
+    mx, var, my = float(mean[0, 0]), float(std[0, 0]) ** 2, cv2.mean(gi, mask=mask)[0]
+    cov = cv2.mean(cv2.multiply(gi, gj, dtype=cv2.CV_64F), mask=mask)[0] - mx * my
     gain = cov / var if var > 1e-9 else 0.0
-    return gi, np.float32(gain) * gj + np.float32(my - gain * float(mx[0]))
+    return gi, np.float32(gain) * gj + np.float32(my - gain * mx)
 
 
 def _edges(grey: np.ndarray) -> np.ndarray:
