@@ -4,8 +4,10 @@ Linkages:
 - ``center`` (default): greedy star clustering. The image with the most close neighbours
   (ties: lower rank) becomes a centre and takes every still-unassigned neighbour; repeat.
   Every member is closer than the threshold to its group's centre, so chains cannot grow.
-- ``complete``: like ``center``, but a neighbour joins only if it is close to every member
-  already in the group (group diameter below the threshold).
+- ``complete``: pairs are taken closest first, and the sets of a pair's two images merge only
+  when every image of one is close to every image of the other: every two members of a group
+  are a close pair (group diameter below the threshold). Closest first, an edited copy joins its
+  original before a look-alike that is close to both can take either away.
 - ``single``: connected components of the pair graph (chains allowed).
 """
 from __future__ import annotations
@@ -38,7 +40,9 @@ def group_pairs(n: int, pairs: Pairs, rank: np.ndarray, linkage: Linkage = "cent
         return _components(n, pairs)
     if linkage not in LINKAGES:
         raise UsageError(f"unknown linkage {linkage!r}; choose one of {', '.join(LINKAGES)}")
-    return _greedy(n, pairs, np.asarray(rank), complete=linkage == "complete")
+    if linkage == "complete":
+        return _closest_first(n, pairs, np.asarray(rank))
+    return _centres(n, pairs, np.asarray(rank))
 
 
 def _csr(n: int, pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,7 +57,7 @@ def _csr(n: int, pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.cumsum(indptr), dst, dist
 
 
-def _greedy(n: int, pairs: Pairs, rank: np.ndarray, complete: bool) -> list[np.ndarray]:
+def _centres(n: int, pairs: Pairs, rank: np.ndarray) -> list[np.ndarray]:
     indptr, nbr, dist = _csr(n, pairs)
     degree = np.diff(indptr)
     dist_sum = np.bincount(pairs.i, weights=pairs.d, minlength=n) + np.bincount(pairs.j, weights=pairs.d, minlength=n)
@@ -61,7 +65,6 @@ def _greedy(n: int, pairs: Pairs, rank: np.ndarray, complete: bool) -> list[np.n
     # most neighbours first, then the tightest neighbourhood, then the tie-break rank
     order = nodes[np.lexsort((rank[nodes], dist_sum[nodes], -degree[nodes]))]
     assigned = np.zeros(n, dtype=bool)
-    edges = set(zip(pairs.i.tolist(), pairs.j.tolist())) if complete else None
     groups: list[np.ndarray] = []
     for c in order.tolist():
         if assigned[c]:
@@ -72,19 +75,35 @@ def _greedy(n: int, pairs: Pairs, rank: np.ndarray, complete: bool) -> list[np.n
         cand, cd = cand[free], cd[free]
         if len(cand) == 0:
             continue
-        if complete:
-            members = [c]
-            for m in cand[np.lexsort((rank[cand], cd))].tolist():
-                if all((min(m, x), max(m, x)) in edges for x in members):
-                    members.append(m)
-            if len(members) == 1:
-                continue
-            group = np.array(members, dtype=np.int64)
-        else:
-            group = np.concatenate([[c], cand]).astype(np.int64)
+        group = np.concatenate([[c], cand]).astype(np.int64)
         assigned[group] = True
         groups.append(np.sort(group))
     return groups
+
+
+def _closest_first(n: int, pairs: Pairs, rank: np.ndarray) -> list[np.ndarray]:
+    """Complete linkage: pairs closest first (ties: by the two images' ranks); the sets of a
+    pair's two images merge when every image of one pairs with every image of the other."""
+    indptr, nbr, _ = _csr(n, pairs)
+    low, high = np.minimum(rank[pairs.i], rank[pairs.j]), np.maximum(rank[pairs.i], rank[pairs.j])
+    label = np.arange(n, dtype=np.int64)  # each image's set, named by one of its members
+    members: dict[int, list[int]] = {}
+    apart: set[tuple[int, int]] = set()  # sets that cannot merge; nor can any set grown from them
+    for k in np.lexsort((high, low, pairs.d)).tolist():
+        a, b = int(label[pairs.i[k]]), int(label[pairs.j[k]])
+        if a == b or (min(a, b), max(a, b)) in apart:
+            continue
+        ma, mb = members.get(a, [a]), members.get(b, [b])
+        if len(ma) < len(mb):
+            a, b, ma, mb = b, a, mb, ma
+        across = sum(int(np.count_nonzero(label[nbr[indptr[x] : indptr[x + 1]]] == a)) for x in mb)
+        if across < len(ma) * len(mb):
+            apart.add((min(a, b), max(a, b)))
+            continue
+        label[mb] = a
+        members[a] = ma + mb
+        members.pop(b, None)
+    return [np.sort(np.array(m, dtype=np.int64)) for m in members.values()]
 
 
 def _components(n: int, pairs: Pairs) -> list[np.ndarray]:

@@ -69,6 +69,9 @@ def test_groups_partition_and_ignore_id_order(graph, linkage, rnd):
     assert set(members.tolist()) <= touched and all(len(g) >= 2 for g in groups)
     if linkage == "single":
         assert set(members.tolist()) == touched
+    if linkage == "complete":  # every two members are a pair
+        close = {(min(a, b), max(a, b)) for a, b, _ in edges}
+        assert all((int(g[x]), int(g[y])) in close for g in groups for x in range(len(g)) for y in range(x + 1, len(g)))
     # relabel ids with a permutation (rank travels with the item): same groups
     perm = list(range(n))
     rnd.shuffle(perm)
@@ -78,3 +81,11 @@ def test_groups_partition_and_ignore_id_order(graph, linkage, rnd):
     moved = group_pairs(n, pairs_of([(perm[a], perm[b], d) for a, b, d in edges]), new_rank, linkage)
     inv = np.argsort(perm)
     assert sorted(sorted(inv[g].tolist()) for g in moved) == sorted(sorted(g.tolist()) for g in groups)
+
+
+def test_complete_linkage_keeps_a_copy_with_its_original_before_a_look_alike_takes_one():
+    # 0 and 1: a picture and its copy; 2: a look-alike close to 0 and to two others, not to the copy
+    edges = [(0, 1, 0.05), (0, 2, 0.1), (2, 3, 0.1), (2, 4, 0.1), (0, 3, 0.2), (3, 4, 0.2)]
+    for rank in (np.arange(5), np.arange(5)[::-1].copy()):
+        groups = sorted(sorted(g.tolist()) for g in group_pairs(5, pairs_of(edges), rank, "complete"))
+        assert groups == [[0, 1], [2, 3, 4]]
