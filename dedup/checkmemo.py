@@ -48,6 +48,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
 }
 MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing")  # the code a pair's entry comes from
+CHUNK = 1 << 20  # older entries read and written at a time when the memo is saved
 
 
 @cache
@@ -111,17 +112,47 @@ class _Table:
             entry[name] = values
         self.made.append(entry)
 
-    def kept(self, present_a: np.ndarray, present_b: np.ndarray) -> np.ndarray | None:
-        """What the file should hold after this run (None: leave it as it is): the entries made,
-        and the older ones whose pictures are still present: the first in `present_a`, the second
-        in `present_b` (low 32 bits of `row_keys`, sorted)."""
+    def save(self, present_a: np.ndarray, present_b: np.ndarray) -> None:
+        """Write what the file should hold after this run, unless that is what it holds: the
+        entries made, and the older ones whose pictures are still present, the first in
+        `present_a`, the second in `present_b` (low 32 bits of `row_keys`, sorted). One entry a
+        key (this run's), sorted by key; the older entries are read and written `CHUNK` at a
+        time, so memory holds this run's entries and one chunk."""
         made = np.concatenate(self.made) if self.made else np.zeros(0, self.dtype)
+        made = made[np.unique(made["key"], return_index=True)[1]]
         old = self.old
-        alive = np.isin(old["a"], present_a) & np.isin(old["b"], present_b)
-        if alive.all() and not len(made) and not self.stale:
-            return None
-        table = np.concatenate([made, np.asarray(old[alive])])
-        return table[np.unique(table["key"], return_index=True)[1]]  # sorted by key, one entry a key (this run's)
+        kept = [self._alive(old[s : s + CHUNK], present_a, present_b, made) for s in range(0, len(old), CHUNK)]
+        count = sum(int(k.sum()) for k in kept)
+        if count == len(old) and not len(made) and not self.stale:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, lambda tmp: self._merge(tmp, made, kept, count + len(made)), durable=False)
+
+    @staticmethod
+    def _alive(chunk: np.ndarray, present_a: np.ndarray, present_b: np.ndarray, made: np.ndarray) -> np.ndarray:
+        """Which older entries of `chunk` stay: both pictures present, and not made again."""
+        return (np.isin(chunk["a"], present_a) & np.isin(chunk["b"], present_b)
+                & ~np.isin(chunk["key"], made["key"], assume_unique=True))
+
+    def _merge(self, path: Path, made: np.ndarray, kept: list[np.ndarray], count: int) -> None:
+        """Write `count` entries to `path` as an `.npy`: `made` and the older entries `kept`
+        (a mask per `CHUNK`), merged in key order."""
+        if not count:
+            _write(path, np.zeros(0, self.dtype))  # an empty array cannot be memory-mapped
+            return
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=(count,))
+        at, taken = 0, 0
+        for c, mask in enumerate(kept):
+            chunk = np.asarray(self.old[c * CHUNK : (c + 1) * CHUNK][mask])
+            last = c == len(kept) - 1
+            upto = len(made) if last else int(np.searchsorted(made["key"], self.old["key"][(c + 1) * CHUNK], "left"))
+            part = np.concatenate([made[taken:upto], chunk])
+            part = part[np.argsort(part["key"], kind="stable")]
+            out[at : at + len(part)] = part
+            at, taken = at + len(part), upto
+        out[at:] = made[taken:]
+        out.flush()
+        del out
 
 
 class PairChecks:
@@ -231,10 +262,7 @@ class PairChecks:
                 ensure_claim(self.folder).own(FOLDER)
                 folder = self.at
                 for table in self.tables.values():
-                    kept = table.kept(present_a, present_b)
-                    if kept is not None:
-                        folder.mkdir(parents=True, exist_ok=True)
-                        atomic_write(table.path, lambda tmp, kept=kept: _write(tmp, kept), durable=False)
+                    table.save(present_a, present_b)
                 if folder.is_dir() and not self.stamped:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:

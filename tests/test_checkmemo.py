@@ -232,3 +232,32 @@ def test_pairs_against_pictures_the_catalog_lost_are_dropped(uploads, index_copy
     counted["matched"] = 0
     assert duplicates.find_against(uploads, index_copy) == remembered
     assert asked < counted["matched"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_memo_saved_chunk_by_chunk_is_the_whole_merge(tmp_path, monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(checkmemo, "CHUNK", int(rng.integers(1, 9)))
+    dtype = checkmemo.TABLES["matches.npy"]
+
+    def entries(keys):
+        t = np.zeros(len(keys), dtype)
+        t["key"], t["a"], t["b"] = keys, rng.integers(0, 12, len(keys)), rng.integers(0, 12, len(keys))
+        t["inliers"] = rng.integers(0, 100, len(keys))
+        return t
+
+    pool = rng.choice(1 << 40, 60, replace=False).astype(np.uint64)
+    old = entries(np.sort(rng.choice(pool, int(rng.integers(0, 40)), replace=False)))
+    made = entries(rng.choice(pool, int(rng.integers(0, 20)), replace=False))
+    present_a, present_b = np.sort(rng.choice(12, 9, replace=False)), np.sort(rng.choice(12, 10, replace=False))
+    path = tmp_path / "matches.npy"
+    checkmemo._write(path, old)
+    table = checkmemo._Table(path, dtype, usable=True)
+    table.made.append(made)
+    table.save(present_a.astype(np.uint32), present_b.astype(np.uint32))
+    alive = old[np.isin(old["a"], present_a) & np.isin(old["b"], present_b) & ~np.isin(old["key"], made["key"])]
+    whole = np.concatenate([made, alive])
+    whole = whole[np.argsort(whole["key"])]
+    saved = np.load(path)
+    assert saved.dtype == dtype and np.array_equal(saved, whole)
+    assert len(checkmemo._load(path, dtype)) == len(whole)  # sorted, one entry a key
