@@ -1,0 +1,92 @@
+"""Saving the pair-check memo: time and numpy heap of `dedup.checkmemo`'s chunked save against
+merging the whole table in memory, on one large synthetic table.
+
+    python -m benchmarks.memo_save [--entries 10000000] [--new 100000]
+
+Each way runs in a fresh process on its own copy of the table (sorted random keys, pictures drawn
+from 2^20 rows of which 1,000 have left the index), with `--new` entries made by the run; the heap
+peak is numpy's, as `tracemalloc` sees it.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from dedup import checkmemo
+
+ROWS = 1 << 20
+
+
+def make(path: Path, entries: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(0, 1 << 62, entries, dtype=np.uint64))
+    table = np.zeros(len(keys), checkmemo.TABLES["matches.npy"])
+    table["key"], table["a"], table["b"] = keys, rng.integers(0, ROWS, len(keys)), rng.integers(0, ROWS, len(keys))
+    checkmemo._write(path, table)
+
+
+def whole(table: checkmemo._Table, present: np.ndarray) -> None:
+    """The merge as it was: everything in memory, then one write."""
+    made = np.concatenate(table.made)
+    old = table.old
+    alive = np.isin(old["a"], present) & np.isin(old["b"], present)
+    merged = np.concatenate([made, np.asarray(old[alive])])
+    merged = merged[np.unique(merged["key"], return_index=True)[1]]
+    checkmemo.atomic_write(table.path, lambda tmp: checkmemo._write(tmp, merged), durable=False)
+
+
+def save(path: Path, way: str, new: int) -> tuple[float, float]:
+    """Seconds and numpy heap peak (MiB) of one save of the table at `path`."""
+    dtype = checkmemo.TABLES["matches.npy"]
+    table = checkmemo._Table(path, dtype, usable=True)
+    made = np.zeros(new, dtype)
+    made["key"] = np.random.default_rng(1).integers(0, 1 << 62, new, dtype=np.uint64)
+    table.made.append(made)
+    present = np.arange(ROWS - 1000, dtype=np.uint32)
+    tracemalloc.start()
+    start = time.perf_counter()
+    if way == "chunked":
+        table.save(present, present)
+    else:
+        whole(table, present)
+    seconds = time.perf_counter() - start
+    return seconds, tracemalloc.get_traced_memory()[1] / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=10_000_000)
+    ap.add_argument("--new", type=int, default=100_000)
+    ap.add_argument("--way", choices=("whole", "chunked"), help=argparse.SUPPRESS)
+    ap.add_argument("--path", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.way:  # one measurement, in this process
+        seconds, heap = save(args.path, args.way, args.new)
+        print(f"{seconds:.2f} {heap:.0f}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = {}
+        for way in ("whole", "chunked"):
+            path = Path(tmp) / f"{way}.npy"
+            make(path, args.entries)
+            out = subprocess.run([sys.executable, "-m", "benchmarks.memo_save", "--way", way, "--path", str(path),
+                                  "--new", str(args.new)], check=True, capture_output=True, text=True).stdout.split()
+            rows[way] = (float(out[0]), float(out[1]))
+            size = path.stat().st_size
+    print(f"one table of {args.entries:,} entries ({size / 1e6:.0f} MB), {args.new:,} new")
+    print("| save | time s | numpy heap peak MiB |")
+    print("|---|---|---|")
+    for way, (s, h) in rows.items():
+        print(f"| {way} | {s:.2f} | {h:.0f} |")
+    print(f"chunked ÷ whole: time {rows['chunked'][0] / rows['whole'][0]:.2f}, heap {rows['chunked'][1] / rows['whole'][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
