@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
 import shutil
@@ -81,10 +80,7 @@ def build(out: Path, copies: float, seed: int) -> dict[str, tuple[int, str]]:
             if rng.random() < copies:
                 edited, family = duplicate(open_rgba(png, 512), rng)
                 ext = ("jpg", "png", "webp")[int(rng.integers(0, 3))]
-                buf = io.BytesIO()
-                edited.save(buf, format={"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[ext],
-                            **({"quality": 85} if ext != "png" else {}))
-                (out / "catalog" / f"{name}/{card}_copy.{ext}").write_bytes(buf.getvalue())
+                edited.save(out / "catalog" / f"{name}/{card}_copy.{ext}", **({"quality": 85} if ext != "png" else {}))
                 truth[f"{name}/{card}_copy.{ext}"] = (card_id, family)
     shutil.rmtree(work)
     return truth

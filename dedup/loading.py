@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from dedup.config import FALLBACK_THRESHOLD, ModelConfig, VerifyConfig
 from dedup.errors import ModelError
@@ -63,13 +63,7 @@ class PendingModel:
         """The model read without torch (`dedup.torchless`), if that reader can read the file and
         finds the model the card describes; else None, and torch (`result`, or the encoder
         process) reads it or says why it cannot."""
-        from dedup.torchless import NumpyEncoder
-
-        try:
-            return self._described(NumpyEncoder(self.file))
-        except ModelError as exc:
-            log.info("model read with torch: %s", exc)
-            return None
+        return _without_torch(self.file, self._described)
 
     def _described(self, model: M) -> M:
         if model.identity != self.identity or model.config != self.config:
@@ -96,13 +90,22 @@ def encoder_for(model: Model | str | Path | None, images: int | None) -> Model |
     read without torch (`dedup.torchless.NumpyEncoder`), when that reader can read it (`images`
     None: as many as may come)."""
     if images is not None and images <= FEW_TO_QUERY and (model is None or isinstance(model, (str, Path))) and model_file(model).is_file():
-        from dedup.torchless import NumpyEncoder
-
-        try:
-            return NumpyEncoder(model)
-        except ModelError as exc:  # torch reads it, or says why it cannot
-            log.info("model read with torch: %s", exc)
+        light = _without_torch(model)
+        if light is not None:
+            return light
     return as_model(model)
+
+
+def _without_torch(ref: str | Path | None, accept: Callable[[NumpyEncoder], NumpyEncoder] = lambda m: m) -> NumpyEncoder | None:
+    """The model file `ref` read by `dedup.torchless`, if it can read it and `accept` takes it;
+    else None (logged): torch reads it, or says why it cannot."""
+    from dedup.torchless import NumpyEncoder
+
+    try:
+        return accept(NumpyEncoder(ref))
+    except ModelError as exc:
+        log.info("model read with torch: %s", exc)
+        return None
 
 
 def recalibrated_since(manifest: Manifest) -> bool:

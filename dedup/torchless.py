@@ -129,15 +129,15 @@ class NumpyEncoder(Calibrated):
         self.meta = dict(payload.get("meta", {}))
         self.source = model_ref(ref)
         self.state = {k: np.ascontiguousarray(v) for k, v in payload["state_dict"].items()}  # as stored: the identity hashes them
-        self._layers = self._plan()
+        self._layers, self.head = self._plan()
 
     @cached_property
     def identity(self) -> str:
         return identity_of(self.name, self.config, self.state.items())
 
-    def _plan(self) -> list[tuple[bool, np.ndarray, np.ndarray | None, tuple | None]]:
+    def _plan(self) -> tuple[list[tuple[bool, np.ndarray, np.ndarray | None, tuple | None]], tuple[np.ndarray, np.ndarray]]:
         """Per block: (max-pool first, conv kernel (`_kernel`), conv bias, batch-norm (scale, shift)
-        or None), from `dedup.model.SeedCNN`'s `features` numbering."""
+        or None), from `dedup.model.SeedCNN`'s `features` numbering; and the head (weight, bias)."""
         blocks, k = [], 0
         try:
             for i in range(len(self.config.channels)):
@@ -153,10 +153,9 @@ class NumpyEncoder(Calibrated):
                     k += 1
                 k += 1  # ReLU
                 blocks.append((i > 0, _kernel(weight), bias, norm))
-            self.head = (self.state["head.weight"], self.state["head.bias"])
+            return blocks, (self.state["head.weight"], self.state["head.bias"])
         except KeyError as exc:
             raise ModelError(f"model weights do not match its config: no {exc}") from None
-        return blocks
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         """(n, H, W, 3) uint8 → (n, dim) float32 unit vectors, as `dedup.embed.embed_pixels`."""
