@@ -57,6 +57,9 @@ DRAWING_BACKDROP = 0.05  # at most this share of it either picture's backdrop
 DRAWING_EDGE_BALANCE = 0.5  # the sparser side with at least this share of the other's edges
 DRAWING_CORRELATION = -0.4  # some window there anticorrelated below this
 PALETTE, RARE, NOVEL = 4, 0.005, 0.2  # colour levels a channel; a colour under RARE of the rest is new; new colours on under NOVEL of the region
+SPOT_AREA = 0.001  # a differing region smaller than this share of the common area is not outlined (JPEG noise)
+SPOTS = 3  # differing regions outlined at most, the largest
+THROUGHOUT = 0.25  # differing over this share of the common area, the pictures differ throughout: nothing is outlined
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Aligned:
     overlap: np.ndarray  # (h, w) bool
     subject: np.ndarray  # (h, w) bool: both pictures' subject (not their border colour)
     backdrop: np.ndarray  # (h, w) bool: either picture's backdrop
+    backdrop_j: np.ndarray  # (h, w) bool: j's backdrop
 
     @property
     def grey_i(self) -> np.ndarray:
@@ -129,7 +133,8 @@ def align(a: Picture, b: Picture, to_b: np.ndarray) -> Aligned | None:
     if np.count_nonzero(overlap) < MIN_OVERLAP_PX:
         return None
     warped = cv2.warpAffine(b.rgb, to_b, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    return Aligned(a.rgb, warped, overlap, a.subject & (subject_b > 0), a.backdrop | (backdrop_b > 0))
+    backdrop_b = backdrop_b > 0
+    return Aligned(a.rgb, warped, overlap, a.subject & (subject_b > 0), a.backdrop | backdrop_b, backdrop_b)
 
 
 def _matched_grey(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +181,11 @@ def _least_correlation(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, regi
 
 class Differences:
     """Where two aligned pictures differ: pixels more than `DIFFERENT` apart once brightness and
-    contrast are matched, grown by `SPREAD_PX` into regions."""
+    contrast are matched (over `fitted`, default their overlap), grown by `SPREAD_PX` into regions."""
 
-    def __init__(self, al: Aligned):
+    def __init__(self, al: Aligned, fitted: np.ndarray | None = None):
         self.al, self.grey_i, self.grey_j = al, al.grey_i, al.grey_j
-        gi, gj = _matched_grey(self.grey_i, self.grey_j, al.overlap, 1.8)
+        gi, gj = _matched_grey(self.grey_i, self.grey_j, al.overlap if fitted is None else fitted, 1.8)
         differs = (cv2.absdiff(gi, gj) > DIFFERENT) & al.overlap
         self.grown = cv2.dilate(differs.astype(np.uint8), np.ones((SPREAD_PX, SPREAD_PX), np.uint8))
         self.overlap_px = np.count_nonzero(al.overlap)
@@ -283,6 +288,46 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
         return True
     diff = Differences(al)
     return differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
+
+
+@dataclass(frozen=True)
+class Spots:
+    """Where a picture differs from another laid over it (`differing_spots`)."""
+
+    share: float  # of the area they have in common
+    boxes: tuple[tuple[float, float, float, float], ...]  # (x, y, width, height) in shares of the picture's width and height, largest first
+
+    @property
+    def throughout(self) -> bool:
+        """Too much differs for regions to mean anything (a colour edit, a new backdrop, another drawing)."""
+        return self.share > THROUGHOUT
+
+
+def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
+    """Where `a` differs from `b` laid over it by `to_b` (as `pair_told_apart` sees them), leaving
+    out where both show their backdrop and next to it (a backdrop of another colour is no spot),
+    brightness and contrast matched on the rest: the `SPOTS`
+    largest differing regions of at least `SPOT_AREA` of their common area, none when they
+    differ `throughout`; None when they share too little."""
+    al = align(a, b, rescaled(to_b, SIDE))
+    if al is None:
+        return None
+    backdrops = a.backdrop & al.backdrop_j
+    fitted = al.overlap & ~backdrops
+    diff = Differences(al, fitted if np.count_nonzero(fitted) >= MIN_OVERLAP_PX else None)
+    edge = 2 * SPREAD_PX + 1  # a subject's outline against a backdrop of another colour differs all round
+    shown = diff.grown * (cv2.dilate(backdrops.view(np.uint8), np.ones((edge, edge), np.uint8)) == 0)
+    share = float(np.count_nonzero(shown[al.overlap]) / diff.overlap_px)
+    if share > THROUGHOUT:
+        return Spots(share, ())
+    _, _, stats, _ = cv2.connectedComponentsWithStats(shown)
+    stats = stats[1:]
+    area = stats[:, cv2.CC_STAT_AREA]
+    big = np.flatnonzero(area >= SPOT_AREA * diff.overlap_px)
+    big = big[np.argsort(-area[big], kind="stable")][:SPOTS]
+    h, w = a.rgb.shape[:2]
+    boxes = stats[big][:, [cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]] / np.array([w, h, w, h])
+    return Spots(share, tuple(tuple(box) for box in boxes.tolist()))
 
 
 Teller = Callable[..., np.ndarray]  # `told_apart`'s signature: (i, j, maps, pictures, workers)

@@ -21,6 +21,8 @@ from PIL import Image, ImageOps
 from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
+from dedup.details import Spots
+from dedup.differs import member_spots
 from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
 from dedup.index import Index, IndexLike, as_index
@@ -112,6 +114,11 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
         for n, _ in enumerate(pool.map(make, wanted.items()), 1):
             on_progress("thumbnails", n, len(wanted))
     checked = report.verified is not None
+    asked = [(facts[m.path], facts[g.keep]) for g in report.groups if checked and not g.exact
+             for m in g.members if m.path != g.keep]
+    on_progress("differences", 0, len(asked))
+    found = dict(zip(asked, member_spots(index, asked, workers or cpus.check_threads())))
+    on_progress("differences", len(asked), len(asked))
     sets = []
     for n, g in enumerate(report.groups, 1):
         members = []
@@ -124,6 +131,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest),
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
+                "differs": _differs(found.get((k, facts[g.keep]))),
             })
         sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance, "members": members})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
@@ -132,6 +140,14 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
     atomic_write_text(out / "index.html", page, durable=False)
     return ReviewSummary(out / "index.html", len(sets), len(formats), len(errors), time.perf_counter() - start,
                          len(page.encode()))
+
+
+def _differs(spots: Spots | None) -> dict[str, Any] | None:
+    """Where a member differs from its set's suggested keeper, for the page."""
+    if spots is None:
+        return None
+    return {"share": round(spots.share, 4), "throughout": spots.throughout,
+            "boxes": [[round(v, 4) for v in box] for box in spots.boxes]}
 
 
 def _iso(ns: int) -> str:

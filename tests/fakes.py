@@ -7,6 +7,8 @@ orthogonal projection maps them to 16 dimensions. Resized, blurred, re-encoded o
 cropped copies land close together; pictures with other colours or layouts land apart.
 
 `lying_copy`: a model file whose card names another model, for the checks that catch it.
+`drawing`, `series_items`: clip art and a look-alike series made of it. `checking_model`: a model
+file with a pair check that takes every pair as a candidate.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import json
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
-from dedup.config import ModelConfig
+from dedup import augment
+from dedup.config import ModelConfig, VerifyConfig
 from dedup.model import Model, SeedCNN, load_model, save_model
 from dedup.modelfile import card_path
 
@@ -46,4 +50,35 @@ def lying_copy(model_file, tmp_path):
     card = json.loads(card_path(out).read_text())
     card["identity"] = "tiny:0000000000000000"
     card_path(out).write_text(json.dumps(card))
+    return out
+
+
+def drawing(seed: int) -> Image.Image:
+    """Clip art: coloured shapes outlined in black on a transparent backdrop."""
+    rng = np.random.default_rng(seed)
+    im = Image.new("RGBA", (256, 256), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(im)
+    for _ in range(7):
+        points = [tuple(int(v) for v in rng.integers(20, 236, 2)) for _ in range(int(rng.integers(3, 6)))]
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,)
+        draw.polygon(points, fill=fill, outline=(0, 0, 0, 255), width=3)
+    return im
+
+
+def series_items(kind: str, seed: int = 3) -> list[Image.Image]:
+    """The items of a look-alike series of `drawing(seed)` (`augment.series`) of `kind`, on white."""
+    rng = np.random.default_rng(seed)
+    while True:  # `series` picks its kind at random
+        got, items = augment.series(drawing(seed), rng)
+        if got == kind:
+            return [augment.flatten(item) for item in items]
+
+
+def checking_model(model_file, out):
+    """A copy of `model_file` with a pair check for which every pair is a candidate and 20
+    agreeing keypoints confirm one."""
+    model = load_model(model_file)
+    model.meta["verify"] = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5,
+                                        min_inliers=1).to_dict()
+    save_model(model, out)
     return out

@@ -1,5 +1,6 @@
 """Telling look-alike items apart (`dedup.details`): another letter on a badge or another
-colourway is told apart; a copy, a colour edit, a rotation with its fill and a caption are not."""
+colourway is told apart; a copy, a colour edit, a rotation with its fill and a caption are not;
+where two pictures differ is outlined (`differing_spots`)."""
 from __future__ import annotations
 
 import json
@@ -7,17 +8,17 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakes import checking_model, drawing, series_items
 from PIL import Image, ImageDraw, ImageEnhance
 
 from dedup import augment
 from dedup.cli import cli
-from dedup.config import VerifyConfig
-from dedup.details import pair_told_apart, prepared, told_apart
+from dedup.details import differing_spots, pair_told_apart, prepared, told_apart
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip
 from dedup.indexer import index_catalog
 from dedup.keypoints import keypoints, pair_map
-from dedup.model import load_model, save_model
+from dedup.model import load_model
 from dedup.pictures import grey_at, picture_bytes
 from dedup.report import duplicates_summary
 
@@ -29,29 +30,9 @@ def _judge(a: Image.Image, b: Image.Image) -> bool:
     return pair_told_apart(prepared(pa), prepared(pb), to_b)
 
 
-def drawing(seed: int) -> Image.Image:
-    """Clip art: coloured shapes outlined in black on white."""
-    rng = np.random.default_rng(seed)
-    im = Image.new("RGBA", (256, 256), (255, 255, 255, 0))
-    draw = ImageDraw.Draw(im)
-    for _ in range(7):
-        points = [tuple(int(v) for v in rng.integers(20, 236, 2)) for _ in range(int(rng.integers(3, 6)))]
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,)
-        draw.polygon(points, fill=fill, outline=(0, 0, 0, 255), width=3)
-    return im
-
-
-def _series(kind: str, seed: int = 3) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
-    while True:  # `series` picks its kind at random
-        got, items = augment.series(drawing(seed), rng)
-        if got == kind:
-            return [augment.flatten(item) for item in items]
-
-
 @pytest.mark.parametrize("kind", ["letter", "colour"])
 def test_items_of_a_series_are_told_apart(kind):
-    a, b, c = _series(kind)
+    a, b, c = series_items(kind)
     assert _judge(a, b) and _judge(b, c)
 
 
@@ -69,7 +50,7 @@ def _caption(im: Image.Image) -> Image.Image:
     lambda im: _caption(im),
 ], ids=["smaller", "brighter and paler", "rotated with white corners", "greyscale", "captioned"])
 def test_a_copy_of_one_item_is_not_told_apart_from_it(edit):
-    item = _series("letter")[0]
+    item = series_items("letter")[0]
     assert not _judge(item, edit(item))
 
 
@@ -106,8 +87,48 @@ def test_another_drawing_in_one_frame_is_told_apart_and_an_overlay_in_its_own_co
     assert not _judge(sign.resize((128, 128)), other)
 
 
+def _spots(a: Image.Image, b: Image.Image):
+    pa, pb = picture_bytes(a.convert("RGB")), picture_bytes(b.convert("RGB"))
+    _, to_b = pair_map(keypoints(grey_at(pa, 256)), keypoints(grey_at(pb, 256)), 256)
+    return differing_spots(prepared(pa), prepared(pb), to_b)
+
+
+def _changed_box(a: Image.Image, b: Image.Image) -> tuple[float, float, float, float]:
+    """The bounding box of the pixels that differ between two pictures of one size, in shares."""
+    changed = np.abs(np.asarray(a.convert("L"), np.int16) - np.asarray(b.convert("L"), np.int16)) > 40
+    ys, xs = np.nonzero(changed)
+    h, w = changed.shape
+    return xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h
+
+
+def test_spots_outline_the_detail_two_items_differ_in_and_nothing_else():
+    a, b, _ = series_items("letter")
+    spots = _spots(a, b)
+    assert 0 < spots.share < 0.05 and not spots.throughout and len(spots.boxes) >= 1
+    x0, y0, x1, y1 = _changed_box(a, b)
+    x, y, w, h = spots.boxes[0]  # the largest region holds the letter
+    assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1
+    assert w * h < 0.05
+    assert all(0 <= v <= 1 for box in spots.boxes for v in box)
+
+
+def test_spots_leave_out_a_backdrop_of_another_colour_and_a_copy_differs_nowhere():
+    item = series_items("letter")[0]
+    same = _spots(item, item)
+    assert same.share == 0 and same.boxes == ()
+    drawn = drawing(3)  # the drawing on a grey backdrop instead of white
+    grey = Image.new("RGB", drawn.size, (120, 120, 120))
+    grey.paste(drawn, mask=drawn.getchannel("A"))
+    other = _spots(augment.flatten(drawn), grey)
+    # neither the backdrop nor the outline all round; only a gap enclosed by the drawing shows grey
+    assert not other.throughout and other.share < 0.02 and all(w * h < 0.02 for _, _, w, h in other.boxes)
+    sticker = _spots(item, _stickered(item))
+    x, y, w, h = sticker.boxes[0]
+    assert x <= 96 / 256 and y <= 96 / 256 and x + w >= 160 / 256 and y + h >= 160 / 256
+
+
 def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
-    a, b, _ = _series("letter")
+    a, b, _ = series_items("letter")
     pictures = {0: picture_bytes(a.convert("RGB")), 1: picture_bytes(b.convert("RGB"))}
     _, to_b = pair_map(keypoints(grey_at(pictures[0], 256)), keypoints(grey_at(pictures[1], 256)), 256)
 
@@ -123,15 +144,11 @@ def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
 def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart_unless_asked(tmp_path, tiny_model_file):
     catalog = tmp_path / "cat"
     catalog.mkdir()
-    items = _series("letter")
+    items = series_items("letter")
     for k, item in enumerate(items):
         item.save(catalog / f"item{k}.png")
     items[0].resize((200, 200)).save(catalog / "item0_copy.jpg", quality=90)
-    model = load_model(tiny_model_file)  # every pair is a candidate; 20 agreeing keypoints confirm one
-    model.meta["verify"] = VerifyConfig(candidates=2.0, weights=(0.0, 2.0, 0.0, 0.0), bias=-6.0, accept=0.5,
-                                        min_inliers=1).to_dict()
-    save_model(model, tmp_path / "tiny_verify.pt")
-    index_catalog(catalog, tmp_path / "idx", load_model(tmp_path / "tiny_verify.pt"))
+    index_catalog(catalog, tmp_path / "idx", load_model(checking_model(tiny_model_file, tmp_path / "tiny_verify.pt")))
     report = find_duplicates(tmp_path / "idx")
     assert [sorted(m.path for m in g.members) for g in report.groups] == [["item0.png", "item0_copy.jpg"]]
     assert report.verified.told_apart >= 3  # each two items, and the copy with the other items

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import checking_model, series_items
 from PIL import Image
 
 from dedup.cli import cli
 from dedup.indexer import index_catalog
+from dedup.model import load_model
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -166,3 +168,49 @@ def test_with_the_catalog_moved_away_the_page_previews_from_the_index(reviewed, 
     for m in members:
         with Image.open(tmp_path / "again" / m["thumb"]) as im:
             assert im.format == "JPEG" and max(im.size) <= 256
+
+
+def _changed_box(a: Image.Image, b: Image.Image) -> tuple[float, float, float, float]:
+    """The bounding box (x0, y0, x1, y1, in shares) of the pixels that differ between two pictures of one size."""
+    import numpy as np
+
+    changed = np.abs(np.asarray(a.convert("L"), np.int16) - np.asarray(b.convert("L"), np.int16)) > 40
+    ys, xs = np.nonzero(changed)
+    return xs.min() / changed.shape[1], ys.min() / changed.shape[0], (xs.max() + 1) / changed.shape[1], (ys.max() + 1) / changed.shape[0]
+
+
+def test_the_page_outlines_where_each_member_differs_from_the_keeper(tmp_path, tiny_model_file, browser):
+    catalog, idx, out = tmp_path / "cat", tmp_path / "idx", tmp_path / "review"
+    catalog.mkdir()
+    items = series_items("letter")
+    for k, item in enumerate(items):
+        item.save(catalog / f"item{k}.png")
+    items[0].resize((200, 200)).save(catalog / "item0_copy.jpg", quality=90)
+    index_catalog(catalog, idx, load_model(checking_model(tiny_model_file, tmp_path / "checking.pt")))
+    result = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(out), "--variants-together", "-q"])
+    assert result.exit_code == 0, result.output
+
+    [group] = page_data(out)["sets"]  # the items of one design, with --variants-together
+    differs = {m["path"]: m["differs"] for m in group["members"]}
+    assert group["keep"] == "item0.png" and differs["item0.png"] is None  # the largest, then by path
+    assert differs["item0_copy.jpg"]["boxes"] == []  # the keeper's own copy differs nowhere
+    for path in ("item1.png", "item2.png"):  # another item: its letter is the largest region outlined
+        spots = differs[path]
+        x0, y0, x1, y1 = _changed_box(items[0], items[int(path[4])])
+        x, y, w, h = spots["boxes"][0]
+        assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1 and w * h < 0.05, (path, spots)
+        assert 0 < spots["share"] < 0.05 and not spots["throughout"]
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((out / "index.html").as_uri())
+    boxes = sum(len(s["boxes"]) for s in differs.values() if s)
+    assert page.locator(".spot").count() == boxes > 0
+    assert page.locator(".spot").first.is_visible()
+    assert page.locator("td", has_text="outlined").count() >= 2
+    page.keyboard.press("o")
+    assert not page.locator(".spot").first.is_visible()
+    page.locator('[data-set="1"] [data-action="keep"]').first.click()  # another keeper: the outlines were for the suggested one
+    assert page.locator(".spot").count() == 0
+    assert not errors, errors

@@ -1,0 +1,54 @@
+"""Where each member of a duplicate set differs from its keeper, for a person deciding about
+the set (`dedup review`): the member's check picture with the keeper's laid over it by the map
+their keypoints agree on (`dedup.keypoints`, remembered by `dedup.checkmemo`), and the regions
+that differ there (`dedup.details.differing_spots`). Another letter on a badge shows as one small
+region, a caption or a sticker as the region it covers, an edited copy's noise as nothing."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from dedup.checkmemo import PairChecks
+from dedup.details import CACHE_PICTURES, Spots, differing_spots, prepared
+from dedup.images import DECODE_ERRORS, ImageSkip
+from dedup.index import Index
+from dedup.keypoints import match_pairs
+from dedup.pairs import Pairs
+
+
+def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 2) -> list[Spots | None]:
+    """Per (member row, keeper row) of `index`: where the member differs from the keeper (boxes in
+    shares of the member's picture); None without a pair check, without a map their keypoints
+    agree on, or with a picture that cannot be had."""
+    check = index.manifest.verify
+    if check is None or not pairs:
+        return [None] * len(pairs)
+    rows = np.array(pairs, np.int64).reshape(-1, 2)
+    low, high = rows.min(axis=1), rows.max(axis=1)  # the order find-duplicates matched (and remembered) them in
+    memo = PairChecks(index.folder, index.rows.content_hash)
+    found = memo.matcher(match_pairs)(Pairs(low, high, np.zeros(len(rows), np.float32)), index.picture, check.side,
+                                      check.keypoints, workers)
+    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(index.picture(row)))
+
+    def spots(k: int) -> Spots | None:
+        to_high = found.maps[k]
+        if not np.isfinite(to_high).all():
+            return None
+        member, keeper = rows[k].tolist()
+        to_keeper = to_high if member == low[k] else _inverse(to_high)
+        try:
+            return differing_spots(picture(member), picture(keeper), to_keeper)
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):
+            return None
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="differs") as pool:
+        return list(pool.map(spots, range(len(rows))))
+
+
+def _inverse(affine: np.ndarray) -> np.ndarray:
+    """The inverse of a 2×3 affine map."""
+    return np.linalg.inv(np.vstack([affine, (0.0, 0.0, 1.0)]))[:2]
