@@ -296,6 +296,7 @@ class Spots:
 
     share: float  # of the area they have in common
     boxes: tuple[tuple[float, float, float, float], ...]  # (x, y, width, height) in shares of the picture's width and height, largest first
+    other_boxes: tuple[tuple[float, float, float, float], ...] = ()  # the same regions in the other picture (its shares)
 
     @property
     def throughout(self) -> bool:
@@ -325,9 +326,25 @@ def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     area = stats[:, cv2.CC_STAT_AREA]
     big = np.flatnonzero(area >= SPOT_AREA * diff.overlap_px)
     big = big[np.argsort(-area[big], kind="stable")][:SPOTS]
-    h, w = a.rgb.shape[:2]
-    boxes = stats[big][:, [cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]] / np.array([w, h, w, h])
-    return Spots(share, tuple(tuple(box) for box in boxes.tolist()))
+    px = stats[big][:, [cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].astype(np.float64)
+    return Spots(share, _shares(px, a.rgb.shape), _shares(_mapped(px, rescaled(to_b, SIDE)), b.rgb.shape))
+
+
+def _mapped(boxes: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The bounding boxes (x, y, width, height) of `boxes` after the 2×3 map `affine`."""
+    x, y, w, h = boxes.T
+    corners = np.stack([np.stack([x, y]), np.stack([x + w, y]), np.stack([x, y + h]), np.stack([x + w, y + h])])  # (4, 2, n)
+    moved = np.einsum("ij,kjn->kin", affine[:, :2], corners) + affine[:, 2][None, :, None]
+    low, high = moved.min(axis=0), moved.max(axis=0)
+    return np.column_stack([low[0], low[1], high[0] - low[0], high[1] - low[1]])
+
+
+def _shares(boxes: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[float, float, float, float], ...]:
+    """Boxes in pixels as shares of a picture of `shape`, cut to the picture."""
+    h, w = shape[:2]
+    x0, y0 = np.clip(boxes[:, 0] / w, 0, 1), np.clip(boxes[:, 1] / h, 0, 1)
+    x1, y1 = np.clip((boxes[:, 0] + boxes[:, 2]) / w, 0, 1), np.clip((boxes[:, 1] + boxes[:, 3]) / h, 0, 1)
+    return tuple(zip(x0.tolist(), y0.tolist(), (x1 - x0).tolist(), (y1 - y0).tolist()))
 
 
 Teller = Callable[..., np.ndarray]  # `told_apart`'s signature: (i, j, maps, pictures, workers)

@@ -147,7 +147,8 @@ def _differs(spots: Spots | None) -> dict[str, Any] | None:
     if spots is None:
         return None
     return {"share": round(spots.share, 4), "throughout": spots.throughout,
-            "boxes": [[round(v, 4) for v in box] for box in spots.boxes]}
+            "boxes": [[round(v, 4) for v in box] for box in spots.boxes],
+            "keeper_boxes": [[round(v, 4) for v in box] for box in spots.other_boxes]}
 
 
 def _iso(ns: int) -> str:

@@ -106,9 +106,14 @@ def test_spots_outline_the_detail_two_items_differ_in_and_nothing_else():
     spots = _spots(a, b)
     assert 0 < spots.share < 0.05 and not spots.throughout and len(spots.boxes) >= 1
     x0, y0, x1, y1 = _changed_box(a, b)
-    x, y, w, h = spots.boxes[0]  # the largest region holds the letter
-    assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1
-    assert w * h < 0.05
+    for x, y, w, h in (spots.boxes[0], spots.other_boxes[0]):  # the largest region holds the letter, on both sides
+        assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1
+        assert w * h < 0.05
+    padded = Image.new("RGB", (356, 256), "white")  # the other item moved 100 px right on a wider picture
+    padded.paste(b.convert("RGB"), (100, 0))
+    moved = _spots(a, padded)
+    x, y, w, h = moved.boxes[0]
+    assert moved.other_boxes[0] == pytest.approx(((256 * x + 100) / 356, y, 256 * w / 356, h), abs=0.02)
     assert all(0 <= v <= 1 for box in spots.boxes for v in box)
 
 
