@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--icons", nargs="*", default=[], choices=list(icons.TRAINING))
     ap.add_argument("--icon-share", type=float, default=0.25, help="Share of every batch drawn from the icons.")
     ap.add_argument("--chance", nargs="*", default=[], metavar="FAMILY=P",
-                    help=f"Another chance for an edit family of the training views ({', '.join(VIEW_CHANCES)}).")
+                    help=f"Another chance for an edit family of the training views ({', '.join(FAMILIES)}).")
     ap.add_argument("--series", type=int, default=0, help="Training drawings made into look-alike series of 3 items.")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=2e-4)
@@ -158,7 +158,7 @@ def main() -> None:
     chances = dict(VIEW_CHANCES)
     for item in args.chance:
         family, _, p = item.partition("=")
-        if family not in chances:
+        if family not in FAMILIES:
             raise SystemExit(f"unknown edit family {family!r}")
         chances[family] = float(p)
     if not (GNOME / "catalog").is_dir():

@@ -184,6 +184,15 @@ def screenshot(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     return page
 
 
+def lowres(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A thumbnail: the longer side brought down to 16–48 px."""
+    f = int(rng.integers(16, 49)) / max(im.size)
+    if f >= 1:
+        return im
+    how = (Image.Resampling.BOX, Image.Resampling.BILINEAR, Image.Resampling.LANCZOS)[int(rng.integers(0, 3))]
+    return im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), how)
+
+
 FAMILIES: dict[str, Edit] = {
     "recompress": recompress,
     "crop": crop,
@@ -198,6 +207,7 @@ FAMILIES: dict[str, Edit] = {
     "sticker": sticker,
     "background": background,
     "screenshot": screenshot,
+    "lowres": lowres,
 }
 
 
@@ -257,7 +267,7 @@ VIEWS: dict[str, View] = {
 }
 
 
-DUPLICATE_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
+DUPLICATE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f != "lowres")  # the benchmark catalogs' families
 
 
 def duplicate(im: Image.Image, rng: np.random.Generator, families: tuple[str, ...] = DUPLICATE_FAMILIES) -> tuple[Image.Image, str]:
