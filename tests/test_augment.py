@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dedup.augment import VIEW_CHANCES, flatten, random_view, series
+from dedup.augment import DUPLICATE_FAMILIES, VIEW_CHANCES, flatten, lowres, random_view, series
 
 
 def drawing(colour: tuple[int, int, int]) -> Image.Image:
@@ -54,3 +54,11 @@ def test_series_items_differ_from_each_other_in_one_place_and_keep_the_template(
 def test_a_grey_template_gets_letters_not_colourways():
     grey = drawing((128, 128, 128))
     assert {series(grey, np.random.default_rng(s))[0] for s in range(10)} == {"letter"}
+
+
+def test_a_thumbnail_view_is_16_to_48_px_and_not_a_benchmark_family():
+    im = drawing((200, 40, 40))
+    sizes = [lowres(im, np.random.default_rng(s)).size for s in range(20)]
+    assert all(16 <= max(size) <= 48 and abs(size[0] / size[1] - 120 / 90) < 0.15 for size in sizes)
+    assert lowres(im.resize((30, 22)), np.random.default_rng(0)).size == (30, 22)  # already small: kept
+    assert "lowres" not in DUPLICATE_FAMILIES and "lowres" not in VIEW_CHANCES  # catalogs and the recipe unchanged
