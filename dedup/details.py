@@ -33,6 +33,7 @@ import numpy as np
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures, rescaled
 from dedup.pictures import fitted, rgb_of
+from dedup.results import Spots
 
 SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
 CACHE_PICTURES = 256  # prepared pictures kept while pairs are judged (~250 kB each)
@@ -290,20 +291,6 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     return differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
 
 
-@dataclass(frozen=True)
-class Spots:
-    """Where a picture differs from another laid over it (`differing_spots`)."""
-
-    share: float  # of the area they have in common
-    boxes: tuple[tuple[float, float, float, float], ...]  # (x, y, width, height) in shares of the picture's width and height, largest first
-    other_boxes: tuple[tuple[float, float, float, float], ...] = ()  # the same regions in the other picture (its shares)
-
-    @property
-    def throughout(self) -> bool:
-        """Too much differs for regions to mean anything (a colour edit, a new backdrop, another drawing)."""
-        return self.share > THROUGHOUT
-
-
 def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     """Where `a` differs from `b` laid over it by `to_b` (as `pair_told_apart` sees them), leaving
     out where both show their backdrop and next to it (a backdrop of another colour is no spot),
@@ -320,7 +307,7 @@ def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     shown = diff.grown * (cv2.dilate(backdrops.view(np.uint8), np.ones((edge, edge), np.uint8)) == 0)
     share = float(np.count_nonzero(shown[al.overlap]) / diff.overlap_px)
     if share > THROUGHOUT:
-        return Spots(share, ())
+        return Spots(share, (), throughout=True)
     _, _, stats, _ = cv2.connectedComponentsWithStats(shown)
     stats = stats[1:]
     area = stats[:, cv2.CC_STAT_AREA]

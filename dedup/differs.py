@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 
 from dedup.checkmemo import PairChecks
-from dedup.details import CACHE_PICTURES, Spots, differing_spots, prepared
+from dedup.details import CACHE_PICTURES, differing_spots, prepared
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import match_pairs
 from dedup.pairs import Pairs
+from dedup.results import Spots
 
 
 def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 2) -> list[Spots | None]:

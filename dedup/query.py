@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from dedup.config import check_threshold
+from dedup.details import differing_spots, prepared, told_apart
 from dedup.duplicates import index_policy
 from dedup.embed import distance, embed_loaded, load_files
 from dedup.errors import DedupError
@@ -96,13 +97,22 @@ def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, th
 
 def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, threshold: float | None = None,
                     verify: bool = True) -> Comparison:
-    """`compare_images` on two images already decoded for `model`."""
+    """`compare_images` on two images already decoded for `model`. When the keypoints confirm
+    the pair, the comparison also says where a differs from b (`dedup.details.differing_spots`)."""
     policy = policy_for(model.threshold, model.check, threshold, verify)
     emb = embed_loaded(model, [a, b])
     d = round(float(distance(emb[0], emb[1])), 6)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
-    decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True)  # counts reported
+    confirmed: list[np.ndarray] = []  # the map of a confirmed pair, as the detail test is given it
+
+    def tell(i, j, maps, pictures, workers=1):
+        confirmed.append(maps[0])
+        return told_apart(i, j, maps, pictures, workers)
+
+    decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True,  # counts reported
+                             tell=tell)
     if decision.inliers is None or decision.inliers[0] < 0:
         return Comparison(d, policy.threshold, bool(decision.keep[0]))
+    differs = differing_spots(prepared(a.picture), prepared(b.picture), confirmed[0]) if confirmed else None
     return Comparison(d, policy.threshold, bool(decision.keep[0]), int(decision.inliers[0]),
-                      round(float(decision.probability[0]), 4), int(decision.needed[0]) or None)
+                      round(float(decision.probability[0]), 4), int(decision.needed[0]) or None, differs)

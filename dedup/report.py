@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any, Iterator, Literal, Sequence
 
 from dedup.files import Skipped
-from dedup.results import DuplicateReport, Group, Neighbor, QueryResult
+from dedup.results import Comparison, DuplicateReport, Group, Neighbor, QueryResult, Spots
 
 Format = Literal["table", "json", "csv"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -153,6 +153,24 @@ def _neighbor(n: Neighbor) -> dict[str, Any]:
     if n.same is None:
         del doc["same"]
     return doc
+
+
+def comparison_dict(result: Comparison) -> dict[str, Any]:
+    """A comparison as `dedup compare --format json` and the service's `/compare` give it."""
+    return {"distance": result.distance, "cosine": round(result.cosine, 6), "threshold": result.threshold,
+            "same": result.same, "keypoints_agreeing": result.inliers, "probability": result.probability,
+            "differs": result.differs.to_dict() if result.differs else None}
+
+
+def where_it_differs(spots: Spots) -> str:
+    """Where a picture differs from another, in words (boxes in percent of its width and height)."""
+    share = f"{100 * spots.share:.2g}% of the picture"
+    if spots.throughout:
+        return f"throughout ({share})"
+    if not spots.boxes:
+        return "nowhere" if spots.share == 0 else f"only in specks ({share})"
+    boxes = "; ".join(f"x {100 * x:.0f}–{100 * (x + w):.0f}%, y {100 * y:.0f}–{100 * (y + h):.0f}%" for x, y, w, h in spots.boxes)
+    return f"in {len(spots.boxes)} {'region' if len(spots.boxes) == 1 else 'regions'} ({share}): {boxes}"
 
 
 def skipped_summary(skipped: Sequence[Skipped], limit: int = 20) -> list[str]:

@@ -80,6 +80,21 @@ class AgainstReport:
 
 
 @dataclass(frozen=True)
+class Spots:
+    """Where a picture differs from another laid over it (`dedup.details.differing_spots`)."""
+
+    share: float  # of the area they have in common
+    boxes: tuple[tuple[float, float, float, float], ...]  # (x, y, width, height) in shares of the picture's width and height, largest first
+    other_boxes: tuple[tuple[float, float, float, float], ...] = ()  # the same regions in the other picture (its shares)
+    throughout: bool = False  # too much differs for regions to mean anything (a colour edit, a new backdrop): none given
+
+    def to_dict(self, digits: int = 4) -> dict:
+        return {"share": round(self.share, digits), "throughout": self.throughout,
+                "boxes": [[round(v, digits) for v in box] for box in self.boxes],
+                "other_boxes": [[round(v, digits) for v in box] for box in self.other_boxes]}
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Two images' distance and verdict; with the pair check, what it found."""
 
@@ -89,6 +104,7 @@ class Comparison:
     inliers: int | None = None  # agreeing keypoints, when the check ran
     probability: float | None = None  # the check's P(same), when it ran
     needed: int | None = None  # agreeing keypoints the pair needs, when any
+    differs: Spots | None = None  # where a differs from b, when their keypoints agree on a map
 
     @property
     def cosine(self) -> float:

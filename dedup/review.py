@@ -21,7 +21,6 @@ from PIL import Image, ImageOps
 from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
-from dedup.details import Spots
 from dedup.differs import member_spots
 from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
@@ -131,7 +130,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest),
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
-                "differs": _differs(found.get((k, facts[g.keep]))),
+                "differs": spots.to_dict() if (spots := found.get((k, facts[g.keep]))) else None,
             })
         sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance, "members": members})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
@@ -140,15 +139,6 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
     atomic_write_text(out / "index.html", page, durable=False)
     return ReviewSummary(out / "index.html", len(sets), len(formats), len(errors), time.perf_counter() - start,
                          len(page.encode()))
-
-
-def _differs(spots: Spots | None) -> dict[str, Any] | None:
-    """Where a member differs from its set's suggested keeper, for the page."""
-    if spots is None:
-        return None
-    return {"share": round(spots.share, 4), "throughout": spots.throughout,
-            "boxes": [[round(v, 4) for v in box] for box in spots.boxes],
-            "keeper_boxes": [[round(v, 4) for v in box] for box in spots.other_boxes]}
 
 
 def _iso(ns: int) -> str:

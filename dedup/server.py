@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from dedup import __version__
 from dedup.config import MAX_K, MAX_UPLOAD_BYTES
 from dedup.errors import DedupError, UsageError
+from dedup.report import comparison_dict
 
 ENV = "DEDUP_SERVE"  # how worker processes learn the options: index, model, token, limit
 
@@ -90,9 +91,7 @@ def create_app(service, token: str | None = None, max_upload: int = MAX_UPLOAD_B
 
     @app.post("/compare", summary="Distance and verdict of two uploaded images, as `dedup compare` gives them")
     async def compare(a: UploadFile = File(...), b: UploadFile = File(...)):
-        result = await call(service.compare, await read(a), await read(b))
-        return {"distance": result.distance, "same": result.same, "threshold": result.threshold,
-                "keypoints_agreeing": result.inliers, "probability": result.probability}
+        return comparison_dict(await call(service.compare, await read(a), await read(b)))
 
     return _Guard(app, token, max_upload)
 

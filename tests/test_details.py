@@ -165,3 +165,19 @@ def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart_
     groups = json.loads(together.stdout)["groups"]
     assert [sorted(m["path"] for m in g["members"]) for g in groups] == [
         ["item0.png", "item0_copy.jpg", "item1.png", "item2.png"]]
+
+
+def test_compare_says_where_two_items_differ_and_a_copy_differs_nowhere(tmp_path, tiny_model_file):
+    items = series_items("letter")
+    for k, item in enumerate(items[:2]):
+        item.save(tmp_path / f"item{k}.png")
+    items[0].resize((200, 200)).save(tmp_path / "copy.jpg", quality=95)
+    model = str(checking_model(tiny_model_file, tmp_path / "checking.pt"))
+    runner = CliRunner()
+    doc = json.loads(runner.invoke(cli, ["compare", str(tmp_path / "item0.png"), str(tmp_path / "item1.png"), "--model", model,
+                                         "--format", "json"]).stdout)
+    x0, y0, x1, y1 = _changed_box(items[0], items[1])
+    x, y, w, h = doc["differs"]["boxes"][0]
+    assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1 and len(doc["differs"]["other_boxes"]) == len(doc["differs"]["boxes"])
+    table = runner.invoke(cli, ["compare", str(tmp_path / "item0.png"), str(tmp_path / "copy.jpg"), "--model", model])
+    assert table.exit_code == 0 and "A differs from B nowhere" in table.output, table.output

@@ -210,7 +210,7 @@ def test_the_page_outlines_where_each_member_differs_from_the_keeper(tmp_path, t
     assert page.locator(".spot").first.is_visible()
     assert page.locator("td", has_text="outlined").count() >= 2
     page.locator('[data-path="item1.png"] .thumb').click()  # compared large: the regions on both sides
-    assert page.locator("#overlay .spot").count() == len(differs["item1.png"]["boxes"]) + len(differs["item1.png"]["keeper_boxes"])
+    assert page.locator("#overlay .spot").count() == len(differs["item1.png"]["boxes"]) + len(differs["item1.png"]["other_boxes"])
     page.keyboard.press("Escape")
     page.keyboard.press("o")
     assert not page.locator(".spot").first.is_visible()

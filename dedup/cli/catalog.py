@@ -204,17 +204,17 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, fmt):
 def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
     """Distance between two images and the verdict: same or different."""
     from dedup.query import compare_images
+    from dedup.report import comparison_dict, where_it_differs
 
     result = compare_images(image_a, image_b, model_path, threshold, verify=verify)
     verdict = "same" if result.same else "different"
     if fmt == "json":
-        doc = {"a": str(image_a), "b": str(image_b), "distance": result.distance,
-               "cosine": round(result.cosine, 6), "threshold": result.threshold, "same": result.same,
-               "keypoints_agreeing": result.inliers, "probability": result.probability}
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps({"a": str(image_a), "b": str(image_b), **comparison_dict(result)}, indent=2))
     elif result.probability is not None:
         needed = f" ({result.needed} needed this far apart)" if result.needed else ""
         click.echo(f"distance {result.distance:.4f} (cosine {result.cosine:.4f}); keypoint check: {result.inliers} "
                    f"keypoints agree{needed}, P(same) {result.probability:.2f} → {verdict}")
+        if result.differs:
+            click.echo(f"A differs from B {where_it_differs(result.differs)}")
     else:
         click.echo(f"distance {result.distance:.4f} (cosine {result.cosine:.4f}) → {verdict} at threshold {result.threshold:g}")
