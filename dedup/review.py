@@ -132,7 +132,10 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
                 "differs": spots.to_dict() if (spots := found.get((k, facts[g.keep]))) else None,
             })
-        sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance, "members": members})
+        others = [m["differs"] for m in members if m["path"] != g.keep]
+        nowhere = g.exact or all(d is not None and not d["throughout"] and not d["boxes"] for d in others)
+        sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance, "nothing_differs": nowhere,
+                     "members": members})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sets": sets}
     page = _page(data)

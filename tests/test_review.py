@@ -193,6 +193,7 @@ def test_the_page_outlines_where_each_member_differs_from_the_keeper(tmp_path, t
     [group] = page_data(out)["sets"]  # the items of one design, with --variants-together
     differs = {m["path"]: m["differs"] for m in group["members"]}
     assert group["keep"] == "item0.png" and differs["item0.png"] is None  # the largest, then by path
+    assert not group["nothing_differs"]
     assert differs["item0_copy.jpg"]["boxes"] == []  # the keeper's own copy differs nowhere
     for path in ("item1.png", "item2.png"):  # another item: its letter is the largest region outlined
         spots = differs[path]
@@ -214,6 +215,15 @@ def test_the_page_outlines_where_each_member_differs_from_the_keeper(tmp_path, t
     page.keyboard.press("Escape")
     page.keyboard.press("o")
     assert not page.locator(".spot").first.is_visible()
+    page.select_option('[data-filter="kind"]', "nowhere")
+    assert page.locator("[data-set]").count() == 0
+    page.select_option('[data-filter="kind"]', "somewhere")
+    assert page.locator("[data-set]").count() == 1
     page.locator('[data-set="1"] [data-action="keep"]').first.click()  # another keeper: the outlines were for the suggested one
     assert page.locator("#sets .spot").count() == 0
     assert not errors, errors
+
+    apart = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(tmp_path / "apart"), "-q"])
+    assert apart.exit_code == 0, apart.output
+    [kept] = page_data(tmp_path / "apart")["sets"]  # the items stay apart; the copy goes with its item
+    assert {m["path"] for m in kept["members"]} == {"item0.png", "item0_copy.jpg"} and kept["nothing_differs"]
