@@ -18,7 +18,24 @@ from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import match_pairs
 from dedup.pairs import Pairs
-from dedup.results import Spots
+from dedup.results import Group, Spots
+
+
+def set_spots(index: Index, groups: Sequence[Group], workers: int = 2) -> list[dict[str, Spots | None]]:
+    """Per set of `index`: where each member but the keeper differs from the keeper (`member_spots`),
+    by path; empty for a set of exact copies."""
+    row = {p: k for k, p in enumerate(index.rows.path.tolist())}
+    asked = [(m.path, g.keep) for g in groups if not g.exact for m in g.members if m.path != g.keep]
+    found = dict(zip(asked, member_spots(index, [(row[m], row[keep]) for m, keep in asked], workers)))
+    return [{m.path: found[(m.path, g.keep)] for m in g.members if m.path != g.keep} if not g.exact else {}
+            for g in groups]
+
+
+def nothing_differs(group: Group, spots: dict[str, Spots | None]) -> bool:
+    """No member of `group` differs from its keeper: exact copies, or every member laid over the
+    keeper differs nowhere (not even in specks above `dedup.details.SPOT_AREA`). Unknown (no map,
+    no pair check) counts as differing."""
+    return group.exact or all(s is not None and not s.throughout and not s.boxes for s in spots.values())
 
 
 def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 2) -> list[Spots | None]:

@@ -9,6 +9,9 @@ from dedup import cpus, judgements
 from dedup.checkmemo import PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
+from dedup.differs import nothing_differs as differs_nowhere
+from dedup.differs import set_spots
+from dedup.errors import UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
@@ -36,6 +39,7 @@ def find_duplicates(
     keep: KeepPolicy = "largest",
     verify: bool = True,
     variants_together: bool = False,
+    nothing_differs: bool = False,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -48,7 +52,9 @@ def find_duplicates(
     it, `threshold` (default: the model's calibrated one) decides and `linkage` defaults to
     "center" (`dedup.cluster`). Pairs the user judged "not duplicates" (`dedup.judgements`)
     are dropped. With `variants_together`, items the check tells apart by a differing detail or
-    colourway (one design's variants) are grouped as duplicates. Groups are sorted largest first, then by keeper path; members keeper first,
+    colourway (one design's variants) are grouped as duplicates. With `nothing_differs` (needs the
+    check), only sets where no member differs from its keeper are kept (`dedup.differs`): exact
+    copies, or members that, laid over the keeper, differ nowhere. Groups are sorted largest first, then by keeper path; members keeper first,
     then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
@@ -79,8 +85,16 @@ def find_duplicates(
     rank = keep_rank(rows, keep, by_path)
     groups = describe_groups(group_pairs(len(ids), kept, rank, linkage or policy.linkage), involved, rows, rank, by_path)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
+    found = len(groups)
+    if nothing_differs:
+        if decision.verified is None:
+            raise UsageError("keeping only the sets where nothing differs needs the pair check (a model calibrated "
+                             "for it, with the check on)", option="nothing_differs")
+        on_progress("differences", 0, found)
+        groups = [g for g, spots in zip(groups, set_spots(index, groups, workers or cpus.check_threads())) if differs_nowhere(g, spots)]
+        on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
-                           len(index), groups, candidates, decision.verified)
+                           len(index), groups, candidates, decision.verified, found - len(groups))
 
 
 SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once

@@ -50,6 +50,7 @@ def _duplicates_head(report: DuplicateReport) -> dict[str, Any]:
         "keep_policy": report.keep_policy,
         "images": report.images,
         "verified": asdict(report.verified) if report.verified else None,
+        "sets_left_out": report.left_out,
     }
 
 
@@ -115,6 +116,8 @@ def duplicates_summary(report: DuplicateReport) -> str:
             text += f" ({v.told_apart} more told apart by a differing detail or colourway)"
         if v.unreadable:
             text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
+    if report.left_out:
+        text += f"; {report.left_out} sets where a member differs from its keeper left out"
     return text
 
 

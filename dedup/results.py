@@ -45,6 +45,7 @@ class DuplicateReport:
     groups: list[Group] = field(default_factory=list)
     pairs: int = 0  # candidate pairs found by the search
     verified: Verified | None = None  # the pair check, when it ran
+    left_out: int = 0  # sets left out because a member differs from its keeper (`nothing_differs`)
 
     @property
     def duplicates(self) -> int:

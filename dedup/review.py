@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
-from dedup.differs import member_spots
+from dedup.differs import nothing_differs, set_spots
 from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
 from dedup.index import Index, IndexLike, as_index
@@ -113,13 +113,11 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
         for n, _ in enumerate(pool.map(make, wanted.items()), 1):
             on_progress("thumbnails", n, len(wanted))
     checked = report.verified is not None
-    asked = [(facts[m.path], facts[g.keep]) for g in report.groups if checked and not g.exact
-             for m in g.members if m.path != g.keep]
-    on_progress("differences", 0, len(asked))
-    found = dict(zip(asked, member_spots(index, asked, workers or cpus.check_threads())))
-    on_progress("differences", len(asked), len(asked))
+    on_progress("differences", 0, len(report.groups))
+    spots = set_spots(index, report.groups, workers or cpus.check_threads()) if checked else [{} for _ in report.groups]
+    on_progress("differences", len(report.groups), len(report.groups))
     sets = []
-    for n, g in enumerate(report.groups, 1):
+    for n, (g, found) in enumerate(zip(report.groups, spots), 1):
         members = []
         for m in g.members:
             k = facts[m.path]
@@ -130,12 +128,10 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest),
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
-                "differs": spots.to_dict() if (spots := found.get((k, facts[g.keep]))) else None,
+                "differs": s.to_dict() if (s := found.get(m.path)) else None,
             })
-        others = [m["differs"] for m in members if m["path"] != g.keep]
-        nowhere = g.exact or all(d is not None and not d["throughout"] and not d["boxes"] for d in others)
-        sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance, "nothing_differs": nowhere,
-                     "members": members})
+        sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance,
+                     "nothing_differs": nothing_differs(g, found) if checked else g.exact, "members": members})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sets": sets}
     page = _page(data)

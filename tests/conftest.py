@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import fake_model
+from fakes import checking_model, fake_model, series_items
 
 from dedup.model import ModelConfig, load_model, new_model, save_model
 from dedup.synth import make_catalog
@@ -59,3 +59,20 @@ def built_index(planted, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("idx") / "shop"
     index_catalog(root, folder, load_model())
     return folder
+
+
+@pytest.fixture()
+def series_index(tmp_path, tiny_model_file):
+    """The three items of a letter series (`item0.png`..`item2.png`) and a smaller JPEG copy of the
+    first (`item0_copy.jpg`), indexed with a model whose pair check takes every pair as a
+    candidate: (catalog, index folder, the items)."""
+    from dedup.indexer import index_catalog
+
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    items = series_items("letter")
+    for k, item in enumerate(items):
+        item.save(catalog / f"item{k}.png")
+    items[0].resize((200, 200)).save(catalog / "item0_copy.jpg", quality=90)
+    index_catalog(catalog, tmp_path / "idx", load_model(checking_model(tiny_model_file, tmp_path / "checking.pt")))
+    return catalog, tmp_path / "idx", items

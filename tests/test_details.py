@@ -16,9 +16,7 @@ from dedup.cli import cli
 from dedup.details import differing_spots, pair_told_apart, prepared, told_apart
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip
-from dedup.indexer import index_catalog
 from dedup.keypoints import keypoints, pair_map
-from dedup.model import load_model
 from dedup.pictures import grey_at, picture_bytes
 from dedup.report import duplicates_summary
 
@@ -146,20 +144,14 @@ def test_pairs_without_a_map_or_a_picture_are_not_told_apart():
     assert told_apart([0, 0, 0], [1, 1, 2], maps, picture).tolist() == [True, False, False]
 
 
-def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart_unless_asked(tmp_path, tiny_model_file):
-    catalog = tmp_path / "cat"
-    catalog.mkdir()
-    items = series_items("letter")
-    for k, item in enumerate(items):
-        item.save(catalog / f"item{k}.png")
-    items[0].resize((200, 200)).save(catalog / "item0_copy.jpg", quality=90)
-    index_catalog(catalog, tmp_path / "idx", load_model(checking_model(tiny_model_file, tmp_path / "tiny_verify.pt")))
-    report = find_duplicates(tmp_path / "idx")
+def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart_unless_asked(series_index):
+    _, idx, _ = series_index
+    report = find_duplicates(idx)
     assert [sorted(m.path for m in g.members) for g in report.groups] == [["item0.png", "item0_copy.jpg"]]
     assert report.verified.told_apart >= 3  # each two items, and the copy with the other items
     assert "told apart by a differing detail or colourway" in duplicates_summary(report)
 
-    together = CliRunner().invoke(cli, ["find-duplicates", "--index", str(tmp_path / "idx"), "--variants-together",
+    together = CliRunner().invoke(cli, ["find-duplicates", "--index", str(idx), "--variants-together",
                                         "--format", "json", "-q"])
     assert together.exit_code == 0, together.output
     groups = json.loads(together.stdout)["groups"]
@@ -181,3 +173,28 @@ def test_compare_says_where_two_items_differ_and_a_copy_differs_nowhere(tmp_path
     assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1 and len(doc["differs"]["other_boxes"]) == len(doc["differs"]["boxes"])
     table = runner.invoke(cli, ["compare", str(tmp_path / "item0.png"), str(tmp_path / "copy.jpg"), "--model", model])
     assert table.exit_code == 0 and "A differs from B nowhere" in table.output, table.output
+
+
+def test_find_duplicates_can_keep_only_the_sets_where_nothing_differs(series_index, tmp_path):
+    _, idx, _ = series_index
+    runner = CliRunner()
+
+    def sets(*extra: str) -> dict:
+        result = runner.invoke(cli, ["find-duplicates", "--index", str(idx), "--format", "json", "-q", *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    together = sets("--variants-together", "--nothing-differs")  # the items differ in their letter
+    assert together["groups"] == [] and together["sets_left_out"] == 1
+    apart = sets("--nothing-differs")  # the copy goes with its item and differs nowhere
+    assert [sorted(m["path"] for m in g["members"]) for g in apart["groups"]] == [["item0.png", "item0_copy.jpg"]]
+    assert apart["sets_left_out"] == 0 and sets()["sets_left_out"] == 0
+    def plan(*extra: str) -> str:
+        result = runner.invoke(cli, ["find-duplicates", "--index", str(idx), "--variants-together",
+                                     "--action", "move", "--to", str(tmp_path / "moved"), *extra])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "item1.png" in plan() and "item1.png" not in plan("--nothing-differs")  # dry runs
+    refused = runner.invoke(cli, ["find-duplicates", "--index", str(idx), "--no-verify", "--nothing-differs"])
+    assert refused.exit_code != 0 and refused.output.count("Error:") == 1 and "Traceback" not in refused.output

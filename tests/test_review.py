@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import checking_model, series_items
 from PIL import Image
 
 from dedup.cli import cli
 from dedup.indexer import index_catalog
-from dedup.model import load_model
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -179,14 +177,9 @@ def _changed_box(a: Image.Image, b: Image.Image) -> tuple[float, float, float, f
     return xs.min() / changed.shape[1], ys.min() / changed.shape[0], (xs.max() + 1) / changed.shape[1], (ys.max() + 1) / changed.shape[0]
 
 
-def test_the_page_outlines_where_each_member_differs_from_the_keeper(tmp_path, tiny_model_file, browser):
-    catalog, idx, out = tmp_path / "cat", tmp_path / "idx", tmp_path / "review"
-    catalog.mkdir()
-    items = series_items("letter")
-    for k, item in enumerate(items):
-        item.save(catalog / f"item{k}.png")
-    items[0].resize((200, 200)).save(catalog / "item0_copy.jpg", quality=90)
-    index_catalog(catalog, idx, load_model(checking_model(tiny_model_file, tmp_path / "checking.pt")))
+def test_the_page_outlines_where_each_member_differs_from_the_keeper(series_index, tmp_path, browser):
+    _, idx, items = series_index
+    out = tmp_path / "review"
     result = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(out), "--variants-together", "-q"])
     assert result.exit_code == 0, result.output
 

@@ -78,6 +78,9 @@ def shown(path: Path) -> str:
 @click.option("--variants-together", is_flag=True,
     help=("Count items the keypoint check tells apart by a differing detail or colourway (one design's "
           "variants: another letter on a badge, another colour) as duplicates."))
+@click.option("--nothing-differs", is_flag=True,
+    help=("Only sets where no member differs from its keeper: exact copies, or members that, laid over the "
+          "keeper by the keypoint check's map, differ nowhere (what to act on without looking)."))
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -99,8 +102,8 @@ def shown(path: Path) -> str:
 @click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
 @engine_options
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, variants_together, workers, linkage, keep, fmt, output, against, action, to_dir, protect,
-                        do_apply, yes, forget_judgements, engine, address, quiet):
+def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothing_differs, workers, linkage, keep, fmt, output,
+                        against, action, to_dir, protect, do_apply, yes, forget_judgements, engine, address, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
     With --action, prints what would be done to every non-keeper; nothing changes without --apply.
@@ -126,7 +129,7 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, worker
                                  workers=workers, on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
-                                     variants_together=variants_together, workers=workers,
+                                     variants_together=variants_together, nothing_differs=nothing_differs, workers=workers,
                                      engine=engine_for(engine, address), on_progress=progress)
     if against is not None:
         emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)
