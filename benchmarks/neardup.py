@@ -7,7 +7,8 @@ calibration), without blank drawings and pictures that are pixel-identical to an
 (`pool.distinct`; they would be duplicates labelled as different): every original is written once, about half get 1–3 near-duplicates made with
 `dedup.augment.duplicate` (each labelled with its edit family), the rest are distractors. Then
 runs `dedup index` and `dedup find-duplicates --format json` at the default threshold exactly as
-a user would, and scores pairs (two files are a true pair when they come from the same original).
+a user would (also with `--no-verify`, and with `--nothing-differs` when the model has the pair
+check), and scores pairs (two files are a true pair when they come from the same original).
 In the same run: imagehash's pHash, dHash and wHash with the Hamming threshold swept, sets closed
 the same way; and find-duplicates' pair scores for center vs single linkage across thresholds.
 The catalog also holds look-alike series (`dedup.augment.series`: one clip-art drawing as three
@@ -135,6 +136,11 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
 
     found, pred, find_s = find()
     plain, plain_pred, plain_s = find("--no-verify")
+    sure = None
+    if found.get("verified"):  # only the sets where nothing differs from the keeper
+        sure_found, sure_pred, _ = find("--nothing-differs")
+        sure = {"pred": sure_pred, "prf": prf(sure_pred, true), "sets": len(sure_found["groups"]),
+                "series": series_scores(sure_pred, true, paths), "families": family_recall(sure_pred, truth, paths)}
     i, j, d = all_pair_distances(opened.vectors)
     y = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
     rank = np.arange(len(paths))
@@ -149,7 +155,7 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
             "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s, "index_s": index_s,
             "plain": {"pred": plain_pred, "prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
                       "families": family_recall(plain_pred, truth, paths), "series": series_scores(plain_pred, true, paths)},
-            "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
+            "sure": sure, "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
             "families": family_recall(pred, truth, paths), "series": series_scores(pred, true, paths)}
 
 
@@ -182,7 +188,9 @@ def main() -> None:
               + f", {run['plain_s']:.1f} s with --no-verify; dedup index {run['index_s']:.1f} s "
               f"(ratios {run['find_s'] / run['index_s']:.2f} and {run['plain_s'] / run['index_s']:.2f})")
     # one row per encoder and mode: the default (with the keypoint check) and --no-verify
-    runs = [row for run in runs for row in (run, {**run, **run["plain"], "model": f"{run['model']} --no-verify"})]
+    runs = [row for run in runs for row in (run, {**run, **run["plain"], "model": f"{run['model']} --no-verify"},
+                                            *([{**run, **run["sure"], "model": f"{run['model']} --nothing-differs"}]
+                                              if run["sure"] else []))]
     n_dups = sum(1 for v in truth.values() if v[1] != "original")
     print(f"catalog: {len(paths)} images ({len(paths) - n_dups} originals, {n_dups} near-duplicates), {len(true)} true pairs")
     print("\n## dedup at each encoder's default threshold (`dedup index` + `find-duplicates`, as a user runs them)")
@@ -249,6 +257,8 @@ def write_figures(args, checked: dict, plain: dict, hashes: dict, paths: list, n
         "threshold": round(checked["threshold"], 4), "pair_auc": round(checked["auc"], 4),
         "with_check": {**scores(checked["prf"]), "linkage": checked["linkage"]},
         "encoder_alone": {**scores(plain["prf"]), "threshold": round(plain["threshold"], 4)},
+        **({"nothing_differs": {**scores(checked["sure"]["prf"]), "sets": checked["sure"]["sets"],
+                                "series_false": checked["sure"]["series"]["false"]}} if checked.get("sure") else {}),
         "families": {k: round(v, 3) for k, v in checked["families"].items()},
         "series": {"templates": args.series, **{k: round(v, 4) for k, v in checked["series"].items()}},
         "best_hash": {"method": best, "hamming": hashes[best]["hamming"], **scores((hashes[best][k] for k in ("precision", "recall", "f1")))},

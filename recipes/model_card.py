@@ -73,6 +73,8 @@ def summary(fig: dict[str, Any]) -> str:
         "|---|---|---|---|",
         f"| dedup (encoder + pair check) | {c['precision']:.3f} | {c['recall']:.3f} | **{c['f1']:.3f}** |",
         f"| dedup `--no-verify` (encoder alone) | {a['precision']:.3f} | {a['recall']:.3f} | {a['f1']:.3f} |",
+        *([f"| dedup `--nothing-differs` (only the {n['sets']} sets where no member differs from its keeper) | "
+           f"{n['precision']:.3f} | {n['recall']:.3f} | {n['f1']:.3f} |"] if (n := fig.get("nothing_differs")) else []),
         f"| best perceptual hash ({h['method']}, threshold tuned on this catalog) | {h['precision']:.3f} | {h['recall']:.3f} | "
         f"{h['f1']:.3f} |",
         *(["", f"Its look-alike series ({fig['series']['templates']} drawings as 3 different items each, another letter or "
