@@ -115,6 +115,13 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
     from dedup.progress import rich_progress
     from dedup.report import duplicates_summary, iter_duplicates, render_query
 
+    if against is not None:
+        from dedup.errors import UsageError
+
+        alone = [flag for flag, given in (("--action", action), ("--nothing-differs", nothing_differs), ("--linkage", linkage)) if given]
+        if alone:
+            raise UsageError(f"{' and '.join(alone)} {'applies' if len(alone) == 1 else 'apply'} to the sets of one index, "
+                             "not to the matches of --against")
     request = ActionRequest(action, to_dir, tuple(protect), do_apply, yes) if action else None
     index = as_index(index_path)
     if not quiet:
