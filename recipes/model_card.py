@@ -79,7 +79,9 @@ def summary(fig: dict[str, Any]) -> str:
         f"{h['f1']:.3f} |",
         *(["", f"Its look-alike series ({fig['series']['templates']} drawings as 3 different items each, another letter or "
                f"colourway): precision {fig['series']['precision']:.3f}, {fig['series']['false']} of "
-               f"{fig['series']['predicted']} reported pairs join different items."] if "series" in fig else []),
+               f"{fig['series']['predicted']} reported pairs join different items"
+               + (f" (`--nothing-differs`: {n['series_false']} of {n['series_predicted']})" if (n := fig.get("nothing_differs"))
+                  and "series_predicted" in n else "") + "."] if "series" in fig else []),
         *(["", f"On icon libraries whose sizes are redrawn, not scaled (each icon at 32 to 256 px; "
                f"`{fig['icons']['command']}`, {fig['icons']['date']}):", "", *icon_rows(fig["icons"])]
           if "icons" in fig else []),
