@@ -1,8 +1,9 @@
-"""Where each member of a duplicate set differs from its keeper, for a person deciding about
-the set (`dedup review`): the member's check picture with the keeper's laid over it by the map
-their keypoints agree on (`dedup.keypoints`, remembered by `dedup.checkmemo`), and the regions
-that differ there (`dedup.details.differing_spots`). Another letter on a badge shows as one small
-region, a caption or a sticker as the region it covers, an edited copy's noise as nothing."""
+"""Where an image differs from the one it duplicates, for a person deciding (`dedup review`,
+`dedup compare`) and for acting without looking (`find-duplicates --nothing-differs`): the
+image's check picture with the other's laid over it by the map their keypoints agree on
+(`dedup.keypoints`, remembered by `dedup.checkmemo`), and the regions that differ there
+(`dedup.details.differing_spots`). Another letter on a badge shows as one small region, a caption
+or a sticker as the region it covers, an edited copy's noise as nothing."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,10 +14,11 @@ import cv2
 import numpy as np
 
 from dedup.checkmemo import PairChecks
+from dedup.config import VerifyConfig
 from dedup.details import CACHE_PICTURES, differing_spots, prepared
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
-from dedup.keypoints import match_pairs
+from dedup.keypoints import Matcher, Pictures, match_pairs
 from dedup.pairs import Pairs
 from dedup.results import Group, Spots
 
@@ -31,11 +33,15 @@ def set_spots(index: Index, groups: Sequence[Group], workers: int = 2) -> list[d
             for g in groups]
 
 
+def differs_nowhere(spots: Spots | None) -> bool:
+    """Laid over the other, the picture differs nowhere (not even in specks above
+    `dedup.details.SPOT_AREA`); unknown (no map, no pair check) counts as differing."""
+    return spots is not None and not spots.throughout and not spots.boxes
+
+
 def nothing_differs(group: Group, spots: dict[str, Spots | None]) -> bool:
-    """No member of `group` differs from its keeper: exact copies, or every member laid over the
-    keeper differs nowhere (not even in specks above `dedup.details.SPOT_AREA`). Unknown (no map,
-    no pair check) counts as differing."""
-    return group.exact or all(s is not None and not s.throughout and not s.boxes for s in spots.values())
+    """No member of `group` differs from its keeper: exact copies, or every member `differs_nowhere`."""
+    return group.exact or all(differs_nowhere(s) for s in spots.values())
 
 
 def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 2) -> list[Spots | None]:
@@ -48,23 +54,33 @@ def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 
     rows = np.array(pairs, np.int64).reshape(-1, 2)
     low, high = rows.min(axis=1), rows.max(axis=1)  # the order find-duplicates matched (and remembered) them in
     memo = PairChecks(index.folder, index.rows.content_hash)
-    found = memo.matcher(match_pairs)(Pairs(low, high, np.zeros(len(rows), np.float32)), index.picture, check.side,
-                                      check.keypoints, workers)
-    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(index.picture(row)))
+    return pair_spots(Pairs(low, high, np.zeros(len(rows), np.float32)), index.picture, memo.matcher(match_pairs), check,
+                      workers, from_j=rows[:, 0] == high)
+
+
+def pair_spots(pairs: Pairs, pictures: Pictures, match: Matcher, check: VerifyConfig, workers: int = 2,
+               from_j: np.ndarray | None = None) -> list[Spots | None]:
+    """Per pair: where picture i differs from picture j laid over it (where j differs from i where
+    `from_j`), by the map `match` finds at the check's size; None without one, or with a picture
+    that cannot be had."""
+    found = match(pairs, pictures, check.side, check.keypoints, workers)
+    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+    flip = np.zeros(len(pairs), bool) if from_j is None else np.asarray(from_j, bool)
 
     def spots(k: int) -> Spots | None:
-        to_high = found.maps[k]
-        if not np.isfinite(to_high).all():
+        to_j = found.maps[k]
+        if not np.isfinite(to_j).all():
             return None
-        member, keeper = rows[k].tolist()
-        to_keeper = to_high if member == low[k] else _inverse(to_high)
+        i, j = int(pairs.i[k]), int(pairs.j[k])
         try:
-            return differing_spots(picture(member), picture(keeper), to_keeper)
+            if flip[k]:
+                return differing_spots(picture(j), picture(i), _inverse(to_j))
+            return differing_spots(picture(i), picture(j), to_j)
         except (ImageSkip, cv2.error, *DECODE_ERRORS):
             return None
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="differs") as pool:
-        return list(pool.map(spots, range(len(rows))))
+        return list(pool.map(spots, range(len(pairs))))
 
 
 def _inverse(affine: np.ndarray) -> np.ndarray:

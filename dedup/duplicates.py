@@ -9,14 +9,14 @@ from dedup import cpus, judgements
 from dedup.checkmemo import PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
-from dedup.differs import nothing_differs as differs_nowhere
-from dedup.differs import set_spots
+from dedup.differs import differs_nowhere, pair_spots, set_spots
+from dedup.differs import nothing_differs as nowhere_in_set
 from dedup.errors import UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
 from dedup.pairs import Pairs, rows_of
-from dedup.policy import Policy, policy_for
+from dedup.policy import SECOND_SET, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult
 from dedup.store import Rows
@@ -88,10 +88,9 @@ def find_duplicates(
     found = len(groups)
     if nothing_differs:
         if decision.verified is None:
-            raise UsageError("keeping only the sets where nothing differs needs the pair check (a model calibrated "
-                             "for it, with the check on)", option="nothing_differs")
+            raise _needs_check()
         on_progress("differences", 0, found)
-        groups = [g for g, spots in zip(groups, set_spots(index, groups, workers or cpus.check_threads())) if differs_nowhere(g, spots)]
+        groups = [g for g, spots in zip(groups, set_spots(index, groups, workers or cpus.check_threads())) if nowhere_in_set(g, spots)]
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(index), groups, candidates, decision.verified, found - len(groups))
@@ -173,12 +172,14 @@ def find_against(
     *,
     verify: bool = True,
     variants_together: bool = False,
+    nothing_differs: bool = False,
     workers: int | None = None,
     on_progress: ProgressFn = silent,
 ) -> AgainstReport:
     """Images of `index` (e.g. incoming uploads) that match images of `against` (the catalog):
     only new-vs-catalog pairs, nearest first, judged by the reference index's policy. Both
-    indexes must share a model. The check's work on each pair is kept in `index`'s folder and
+    indexes must share a model. With `nothing_differs` (needs the check), only the matches that,
+    laid over the incoming image, differ from it nowhere (`dedup.differs`). The check's work on each pair is kept in `index`'s folder and
     not done again by later runs against the same pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
     mine.same_model(theirs)
@@ -193,6 +194,12 @@ def find_against(
     pairs = pairs[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
     pairs = judgements.drop(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
+    if nothing_differs:
+        if decision.verified is None:
+            raise _needs_check()
+        spots = pair_spots(Pairs(pairs.i, pairs.j + SECOND_SET, pairs.d), joined(mine.picture, theirs.picture),
+                           memo.matcher(match_pairs), policy.check, workers or cpus.check_threads())
+        pairs = pairs[np.array([differs_nowhere(s) for s in spots], bool)]
     return AgainstReport(policy.threshold, _by_query(pairs, mine.rows.path, theirs.rows.path), decision.verified)
 
 
@@ -202,3 +209,8 @@ def _by_query(pairs: Pairs, query_paths: np.ndarray, found_paths: np.ndarray) ->
         found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6)))
     return [QueryResult(str(query_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path))))
             for i, m in sorted(found.items())]
+
+
+def _needs_check() -> UsageError:
+    return UsageError("keeping only what differs nowhere needs the pair check (a model calibrated for it, with the check on)",
+                      option="nothing_differs")

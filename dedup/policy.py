@@ -143,7 +143,7 @@ class CheckedPolicy:
             both, regions = todo, locality_regions(vectors) if vectors is not None else None
         else:  # the second set's rows after the first's
             both, regions = Pairs(todo.i, todo.j + SECOND_SET, todo.d), None
-            pictures = _joined(pictures, other)
+            pictures = joined(pictures, other)
         worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold)
         m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions,
                   worth=worth)
@@ -220,7 +220,9 @@ def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray, inliers: n
     return drop
 
 
-def _joined(a: Pictures, b: Pictures) -> Pictures:
+def joined(a: Pictures, b: Pictures) -> Pictures:
+    """The pictures of two sets as one: `a`'s rows, then `b`'s from `SECOND_SET` on."""
+
     def pictures(row: int) -> bytes:
         return a(row) if row < SECOND_SET else b(row - SECOND_SET)
 

@@ -171,7 +171,7 @@ def test_incoming_folder_against_the_catalog(runner, cli_index, planted, tmp_pat
     doc = json.loads(result.stdout)
     assert [r["query"] for r in doc] == ["reupload.jpg"]
     assert doc[0]["neighbors"][0]["path"] == "photos/img_0002.jpg"
-    for alone in (["--action", "move", "--to", str(tmp_path / "moved"), "--apply"], ["--nothing-differs"], ["--linkage", "single"]):
+    for alone in (["--action", "move", "--to", str(tmp_path / "moved"), "--apply"], ["--linkage", "single"]):
         refused = runner.invoke(cli, ["find-duplicates", "--index", str(new_idx), "--against", str(folder), *alone])
         assert refused.exit_code != 0 and refused.output.count("Error:") == 1 and alone[0] in refused.output
     assert sorted(p.name for p in incoming.iterdir()) == ["brand_new.jpg", "reupload.jpg"] and not (tmp_path / "moved").exists()

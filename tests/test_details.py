@@ -16,7 +16,9 @@ from dedup.cli import cli
 from dedup.details import differing_spots, pair_told_apart, prepared, told_apart
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip
+from dedup.indexer import index_catalog
 from dedup.keypoints import keypoints, pair_map
+from dedup.model import load_model
 from dedup.pictures import grey_at, picture_bytes
 from dedup.report import duplicates_summary
 
@@ -198,3 +200,20 @@ def test_find_duplicates_can_keep_only_the_sets_where_nothing_differs(series_ind
     assert "item1.png" in plan() and "item1.png" not in plan("--nothing-differs")  # dry runs
     refused = runner.invoke(cli, ["find-duplicates", "--index", str(idx), "--no-verify", "--nothing-differs"])
     assert refused.exit_code != 0 and refused.output.count("Error:") == 1 and "Traceback" not in refused.output
+
+
+def test_find_duplicates_against_can_keep_only_the_matches_that_differ_nowhere(series_index, tmp_path):
+    _, idx, items = series_index
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    items[1].resize((220, 220)).save(incoming / "upload.png")
+    index_catalog(incoming, tmp_path / "up", load_model(tmp_path / "checking.pt"))
+
+    def matches(*extra: str) -> set[str]:
+        result = CliRunner().invoke(cli, ["find-duplicates", "--index", str(tmp_path / "up"), "--against", str(idx),
+                                          "--variants-together", "--format", "json", "-q", *extra])
+        assert result.exit_code == 0, result.output
+        return {n["path"] for q in json.loads(result.stdout) for n in q["neighbors"]}
+
+    assert {"item0.png", "item1.png", "item2.png"} <= matches()  # one design's items, with --variants-together
+    assert matches("--nothing-differs") == {"item1.png"}  # the upload is a copy of this one

@@ -80,7 +80,8 @@ def shown(path: Path) -> str:
           "variants: another letter on a badge, another colour) as duplicates."))
 @click.option("--nothing-differs", is_flag=True,
     help=("Only sets where no member differs from its keeper: exact copies, or members that, laid over the "
-          "keeper by the keypoint check's map, differ nowhere (what to act on without looking)."))
+          "keeper by the keypoint check's map, differ nowhere (what to act on without looking). With --against: "
+          "only matches that differ nowhere from the incoming image."))
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -118,7 +119,7 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
     if against is not None:
         from dedup.errors import UsageError
 
-        alone = [flag for flag, given in (("--action", action), ("--nothing-differs", nothing_differs), ("--linkage", linkage)) if given]
+        alone = [flag for flag, given in (("--action", action), ("--linkage", linkage)) if given]
         if alone:
             raise UsageError(f"{' and '.join(alone)} {'applies' if len(alone) == 1 else 'apply'} to the sets of one index, "
                              "not to the matches of --against")
@@ -133,7 +134,7 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
     with rich_progress(not quiet) as progress:
         if against is not None:
             found = find_against(index, as_index(against), threshold, verify=verify, variants_together=variants_together,
-                                 workers=workers, on_progress=progress)
+                                 nothing_differs=nothing_differs, workers=workers, on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
                                      variants_together=variants_together, nothing_differs=nothing_differs, workers=workers,
