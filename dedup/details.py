@@ -294,9 +294,9 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
 def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     """Where `a` differs from `b` laid over it by `to_b` (as `pair_told_apart` sees them), leaving
     out where both show their backdrop and next to it (a backdrop of another colour is no spot),
-    brightness and contrast matched on the rest: the `SPOTS`
-    largest differing regions of at least `SPOT_AREA` of their common area, none when they
-    differ `throughout`; None when they share too little."""
+    brightness and contrast matched on the rest: the `SPOTS` largest differing regions of at
+    least `SPOT_AREA` of their common area (in both pictures), none when they differ over
+    `THROUGHOUT` of it; None when they share too little."""
     al = align(a, b, rescaled(to_b, SIDE))
     if al is None:
         return None

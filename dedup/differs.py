@@ -39,7 +39,7 @@ def differs_nowhere(spots: Spots | None) -> bool:
     return spots is not None and not spots.throughout and not spots.boxes
 
 
-def nothing_differs(group: Group, spots: dict[str, Spots | None]) -> bool:
+def set_differs_nowhere(group: Group, spots: dict[str, Spots | None]) -> bool:
     """No member of `group` differs from its keeper: exact copies, or every member `differs_nowhere`."""
     return group.exact or all(differs_nowhere(s) for s in spots.values())
 

@@ -9,8 +9,7 @@ from dedup import cpus, judgements
 from dedup.checkmemo import PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
-from dedup.differs import differs_nowhere, pair_spots, set_spots
-from dedup.differs import nothing_differs as nowhere_in_set
+from dedup.differs import differs_nowhere, pair_spots, set_differs_nowhere, set_spots
 from dedup.errors import UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
@@ -54,8 +53,8 @@ def find_duplicates(
     are dropped. With `variants_together`, items the check tells apart by a differing detail or
     colourway (one design's variants) are grouped as duplicates. With `nothing_differs` (needs the
     check), only sets where no member differs from its keeper are kept (`dedup.differs`): exact
-    copies, or members that, laid over the keeper, differ nowhere. Groups are sorted largest first, then by keeper path; members keeper first,
-    then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
+    copies, or members that, laid over the keeper, differ nowhere. Groups are sorted largest
+    first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
     kept in the index folder and not done again by later runs (`dedup.checkmemo`).
@@ -90,7 +89,8 @@ def find_duplicates(
         if decision.verified is None:
             raise _needs_check()
         on_progress("differences", 0, found)
-        groups = [g for g, spots in zip(groups, set_spots(index, groups, workers or cpus.check_threads())) if nowhere_in_set(g, spots)]
+        spots = set_spots(index, groups, workers or cpus.check_threads())
+        groups = [g for g, s in zip(groups, spots) if set_differs_nowhere(g, s)]
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(index), groups, candidates, decision.verified, found - len(groups))
@@ -179,8 +179,9 @@ def find_against(
     """Images of `index` (e.g. incoming uploads) that match images of `against` (the catalog):
     only new-vs-catalog pairs, nearest first, judged by the reference index's policy. Both
     indexes must share a model. With `nothing_differs` (needs the check), only the matches that,
-    laid over the incoming image, differ from it nowhere (`dedup.differs`). The check's work on each pair is kept in `index`'s folder and
-    not done again by later runs against the same pictures (`dedup.checkmemo`)."""
+    laid over the incoming image, differ from it nowhere (`dedup.differs`). The check's work on
+    each pair is kept in `index`'s folder and not done again by later runs against the same
+    pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
     mine.same_model(theirs)
     policy = index_policy(theirs, threshold, verify, variants_together)

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
-from dedup.differs import nothing_differs, set_spots
+from dedup.differs import set_differs_nowhere, set_spots
 from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
 from dedup.index import Index, IndexLike, as_index
@@ -131,7 +131,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "differs": s.to_dict() if (s := found.get(m.path)) else None,
             })
         sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance,
-                     "nothing_differs": nothing_differs(g, found) if checked else g.exact, "members": members})
+                     "nothing_differs": set_differs_nowhere(g, found) if checked else g.exact, "members": members})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sets": sets}
     page = _page(data)
