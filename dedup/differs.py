@@ -15,7 +15,7 @@ import numpy as np
 
 from dedup.checkmemo import PairChecks
 from dedup.config import VerifyConfig
-from dedup.details import CACHE_PICTURES, differing_spots, prepared
+from dedup.details import CACHE_PICTURES, differing_spots, prepared, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import Matcher, Pictures, match_pairs
@@ -81,6 +81,32 @@ def pair_spots(pairs: Pairs, pictures: Pictures, match: Matcher, check: VerifyCo
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="differs") as pool:
         return list(pool.map(spots, range(len(pairs))))
+
+
+class SeenMaps:
+    """A teller for `Policy.decide` (`dedup.details.told_apart`) that also keeps the maps of the
+    pairs it is asked about (those the keypoints confirm), so that `spots` can say where they
+    differ without matching them again."""
+
+    def __init__(self) -> None:
+        self.maps: dict[tuple[int, int], np.ndarray] = {}
+        self.pictures: Pictures | None = None
+
+    def __call__(self, i, j, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+        self.maps.update(zip(zip(map(int, i), map(int, j)), maps))
+        self.pictures = pictures
+        return told_apart(i, j, maps, pictures, workers)
+
+    def spots(self, i: int, j: int) -> Spots | None:
+        """Where picture i differs from picture j (rows as the teller saw them); None for a pair
+        it was not asked about or whose pictures cannot be had."""
+        to_j = self.maps.get((i, j))
+        if to_j is None or self.pictures is None or not np.isfinite(to_j).all():
+            return None
+        try:
+            return differing_spots(prepared(self.pictures(i)), prepared(self.pictures(j)), to_j)
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):
+            return None
 
 
 def _inverse(affine: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from dedup.config import check_threshold
-from dedup.details import differing_spots, prepared, told_apart
+from dedup.differs import SeenMaps
 from dedup.duplicates import index_policy
 from dedup.embed import distance, embed_loaded, load_files
 from dedup.errors import DedupError
@@ -17,7 +17,7 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import Pictures
 from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
-from dedup.policy import Policy, policy_for
+from dedup.policy import SECOND_SET, Policy, policy_for
 from dedup.results import Comparison, Neighbor, QueryResult
 from dedup.search import knn
 
@@ -63,19 +63,22 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         dist = np.full((len(images), d_ok.shape[1]), np.inf, dtype=np.float32)
         ids = np.full((len(images), d_ok.shape[1]), -1, dtype=np.int64)
         dist[ok], ids[ok] = d_ok, i_ok
-    same = None
+    same, differs = None, {}
     if policy is not None:
         q, r = np.nonzero(ids >= 0)
         pairs = Pairs(q, ids[q, r], dist[q, r])
         background = policy.backgrounds(emb, pairs, reference=lambda: index.vectors)
-        decision = policy.decide(pairs, pictures, index.picture, background=background)
+        seen = SeenMaps()
+        decision = policy.decide(pairs, pictures, index.picture, background=background, tell=seen)
         same = np.zeros(dist.shape, dtype=bool)
         same[q, r] = decision.keep
+        differs = {(int(a), int(b)): seen.spots(int(a), int(b) + SECOND_SET) for a, b in zip(pairs.i[decision.keep], pairs.j[decision.keep])}
     paths = index.rows.path
     results = []
     for q, image in enumerate(images):
         found = tuple(
-            Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]))
+            Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]),
+                     None if same is None else differs.get((q, int(i))))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         )
@@ -103,16 +106,10 @@ def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, thresho
     emb = embed_loaded(model, [a, b])
     d = round(float(distance(emb[0], emb[1])), 6)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
-    confirmed: list[np.ndarray] = []  # the map of a confirmed pair, as the detail test is given it
-
-    def tell(i, j, maps, pictures, workers=1):
-        confirmed.append(maps[0])
-        return told_apart(i, j, maps, pictures, workers)
-
+    seen = SeenMaps()
     decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True,  # counts reported
-                             tell=tell)
+                             tell=seen)
     if decision.inliers is None or decision.inliers[0] < 0:
         return Comparison(d, policy.threshold, bool(decision.keep[0]))
-    differs = differing_spots(prepared(a.picture), prepared(b.picture), confirmed[0]) if confirmed else None
     return Comparison(d, policy.threshold, bool(decision.keep[0]), int(decision.inliers[0]),
-                      round(float(decision.probability[0]), 4), int(decision.needed[0]) or None, differs)
+                      round(float(decision.probability[0]), 4), int(decision.needed[0]) or None, seen.spots(0, SECOND_SET))

@@ -125,7 +125,7 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
     if fmt == "json":
         doc = []
         for r in results:
-            item: dict[str, Any] = {"query": r.query, "neighbors": [_neighbor(n) for n in r.neighbors]}
+            item: dict[str, Any] = {"query": r.query, "neighbors": [neighbor_dict(n) for n in r.neighbors]}
             if r.error:
                 item["error"] = r.error
             doc.append(item)
@@ -143,18 +143,21 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
     for r in results:
         lines.append(printable(r.query) + (f"  (skipped: {printable(r.error)})" if r.error else ""))
         for k, n in enumerate(r.neighbors, 1):
-            verdict = "" if n.same is None else ("  same" if n.same else "  different")
+            verdict = "" if n.same is None else ("  different" if not n.same else
+                                                 "  same" + (f", differs {where_it_differs(n.differs, boxes=False)}" if n.differs else ""))
             lines.append(f"  {k:>3}. {n.distance:.3f}  {printable(n.path)}{verdict}")
         if not r.neighbors and not r.error:
             lines.append("  (no neighbours under the threshold)")
     return "\n".join(lines) + "\n"
 
 
-def _neighbor(n: Neighbor) -> dict[str, Any]:
-    """A neighbour's JSON: path and distance, and the verdict when the keypoint check ran."""
-    doc = asdict(n)
-    if n.same is None:
-        del doc["same"]
+def neighbor_dict(n: Neighbor) -> dict[str, Any]:
+    """A neighbour's JSON: path and distance; when the verdict was asked for, it and where the
+    query differs from a neighbour judged the same (null when unknown or not the same)."""
+    doc: dict[str, Any] = {"path": n.path, "distance": n.distance}
+    if n.same is not None:
+        doc["same"] = n.same
+        doc["differs"] = n.differs.to_dict() if n.differs else None
     return doc
 
 
@@ -165,15 +168,19 @@ def comparison_dict(result: Comparison) -> dict[str, Any]:
             "differs": result.differs.to_dict() if result.differs else None}
 
 
-def where_it_differs(spots: Spots) -> str:
-    """Where a picture differs from another, in words (boxes in percent of its width and height)."""
+def where_it_differs(spots: Spots, boxes: bool = True) -> str:
+    """Where a picture differs from another, in words (with `boxes`, the regions in percent of its
+    width and height)."""
     share = f"{100 * spots.share:.2g}% of the picture"
     if spots.throughout:
         return f"throughout ({share})"
     if not spots.boxes:
         return "nowhere" if spots.share == 0 else f"only in specks ({share})"
-    boxes = "; ".join(f"x {100 * x:.0f}–{100 * (x + w):.0f}%, y {100 * y:.0f}–{100 * (y + h):.0f}%" for x, y, w, h in spots.boxes)
-    return f"in {len(spots.boxes)} {'region' if len(spots.boxes) == 1 else 'regions'} ({share}): {boxes}"
+    regions = f"in {len(spots.boxes)} {'region' if len(spots.boxes) == 1 else 'regions'} ({share})"
+    if not boxes:
+        return regions
+    return regions + ": " + "; ".join(f"x {100 * x:.0f}–{100 * (x + w):.0f}%, y {100 * y:.0f}–{100 * (y + h):.0f}%"
+                                      for x, y, w, h in spots.boxes)
 
 
 def skipped_summary(skipped: Sequence[Skipped], limit: int = 20) -> list[str]:

@@ -60,6 +60,7 @@ class Neighbor:
     path: str
     distance: float
     same: bool | None = None  # the duplicate policy's verdict, when asked for
+    differs: Spots | None = None  # with the verdict "same": where the query differs from this image
 
 
 @dataclass(frozen=True)

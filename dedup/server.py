@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from dedup import __version__
 from dedup.config import MAX_K, MAX_UPLOAD_BYTES
 from dedup.errors import DedupError, UsageError
-from dedup.report import comparison_dict
+from dedup.report import comparison_dict, neighbor_dict
 
 ENV = "DEDUP_SERVE"  # how worker processes learn the options: index, model, token, limit
 
@@ -86,8 +86,7 @@ def create_app(service, token: str | None = None, max_upload: int = MAX_UPLOAD_B
                     threshold: float | None = Query(None, gt=0, le=2, description="only neighbours closer than this"),
                     verify: bool = Query(False, description="add the pair check's verdict `same` per neighbour")):
         found = await call(service.query, await read(image), k, threshold, verify)
-        return {"neighbors": [{"path": n.path, "distance": n.distance, **({"same": n.same} if verify else {})}
-                              for n in found]}
+        return {"neighbors": [neighbor_dict(n) for n in found]}
 
     @app.post("/compare", summary="Distance and verdict of two uploaded images, as `dedup compare` gives them")
     async def compare(a: UploadFile = File(...), b: UploadFile = File(...)):

@@ -217,3 +217,19 @@ def test_find_duplicates_against_can_keep_only_the_matches_that_differ_nowhere(s
 
     assert {"item0.png", "item1.png", "item2.png"} <= matches()  # one design's items, with --variants-together
     assert matches("--nothing-differs") == {"item1.png"}  # the upload is a copy of this one
+
+
+def test_query_says_where_a_query_differs_from_the_images_it_is_the_same_as(series_index, tmp_path):
+    _, idx, items = series_index
+    _stickered(items[0]).save(tmp_path / "stickered.png")  # a copy of item 0 with a sticker on it
+    result = CliRunner().invoke(cli, ["query", str(tmp_path / "stickered.png"), "--index", str(idx), "--verify", "-k", "4",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)[0]["neighbors"]
+    same = [n for n in found if n["same"]]
+    assert same and all(n["differs"] is None for n in found if not n["same"])
+    for n in same:  # the sticker is where the query differs
+        x, y, w, h = n["differs"]["boxes"][0]
+        assert x <= 96 / 256 and y <= 96 / 256 and x + w >= 160 / 256 and y + h >= 160 / 256
+    table = CliRunner().invoke(cli, ["query", str(tmp_path / "stickered.png"), "--index", str(idx), "--verify", "-k", "4"])
+    assert f"{same[0]['path']}  same, differs in 1 region" in table.output, table.output
