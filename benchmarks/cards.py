@@ -123,7 +123,9 @@ def main() -> None:
           "| precision within designs |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = {}
-    for mode, pred in (("default", run["pred"]), ("--no-verify", run["plain"]["pred"]), ("phash (best threshold)", hashes["phash"]["pred"])):
+    modes = [("default", run["pred"]), ("--no-verify", run["plain"]["pred"])]
+    modes += [("--nothing-differs", run["sure"]["pred"])] if run["sure"] else []
+    for mode, pred in modes + [("phash (best threshold)", hashes["phash"]["pred"])]:
         p, r, f = prf(pred, true)
         wrong = wrong_pairs(pred, true, truth, paths)
         right = len(pred & true)
@@ -139,6 +141,7 @@ def main() -> None:
     doc = {"benchmark": "cards", "command": command, "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU",
            "model": args.model, "package": "gnome-cards-data", "decks": decks, "images": len(paths), "true_pairs": len(true),
            "with_check": rows["default"], "encoder_alone": rows["--no-verify"], "phash": rows["phash (best threshold)"],
+           **({"nothing_differs": rows["--nothing-differs"]} if "--nothing-differs" in rows else {}),
            "recall_by_family": {k: round(v, 3) for k, v in run["families"].items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")

@@ -42,7 +42,9 @@ def cards_line(cards: dict[str, Any]) -> str:
             f"{cards['images']:,} images, half the cards with an edited copy; `{cards['command']}`, {cards['date']}), every "
             f"card is a look-alike of its deck: precision {c['precision']:.3f}, recall {c['recall']:.3f}, F1 {c['f1']:.3f} "
             f"(pHash {cards['phash']['f1']:.3f}); of {c['pairs']:,} reported pairs, {w['two cards of one deck']} join two "
-            f"cards of one deck and {w['one card in two decks']} one card in two decks' designs.")
+            f"cards of one deck and {w['one card in two decks']} one card in two decks' designs"
+            + (f"; `--nothing-differs`: precision {n['precision']:.3f}, recall {n['recall']:.3f} ({n['pairs']:,} pairs)"
+               if (n := cards.get("nothing_differs")) else "") + ".")
 
 
 def icon_rows(icons: dict[str, Any]) -> list[str]:
