@@ -80,7 +80,7 @@ def shown(path: Path) -> str:
           "variants: another letter on a badge, another colour) as duplicates."))
 @click.option("--nothing-differs", is_flag=True,
     help=("Only sets where no member differs from its keeper: exact copies, or members that, laid over the "
-          "keeper by the keypoint check's map, differ nowhere (what to act on without looking). With --against: "
+          "keeper by the keypoint check's map, differ nowhere (fewer sets, at higher precision). With --against: "
           "only matches that differ nowhere from the incoming image."))
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
