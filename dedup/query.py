@@ -72,7 +72,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         decision = policy.decide(pairs, pictures, index.picture, background=background, tell=seen)
         same = np.zeros(dist.shape, dtype=bool)
         same[q, r] = decision.keep
-        differs = {(int(a), int(b)): seen.spots(int(a), int(b) + SECOND_SET) for a, b in zip(pairs.i[decision.keep], pairs.j[decision.keep])}
+        kept = zip(pairs.i[decision.keep].tolist(), pairs.j[decision.keep].tolist())
+        differs = {(a, b): seen.spots(a, b + SECOND_SET) for a, b in kept}  # where query a differs from row b
     paths = index.rows.path
     results = []
     for q, image in enumerate(images):
