@@ -6,7 +6,7 @@ image's check picture with the other's laid over it by the map their keypoints a
 or a sticker as the region it covers, an edited copy's noise as nothing."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -23,10 +23,9 @@ from dedup.pairs import Pairs
 from dedup.results import Group, Spots
 
 
-def set_spots(index: Index, groups: Sequence[Group], workers: int = 2) -> list[dict[str, Spots | None]]:
+def set_spots(index: Index, groups: Sequence[Group], row: Mapping[str, int], workers: int = 2) -> list[dict[str, Spots | None]]:
     """Per set of `index`: where each member but the keeper differs from the keeper (`member_spots`),
-    by path; empty for a set of exact copies."""
-    row = {p: k for k, p in enumerate(index.rows.path.tolist())}
+    by path; empty for a set of exact copies. `row` gives each member's row."""
     asked = [(m.path, g.keep) for g in groups if not g.exact for m in g.members if m.path != g.keep]
     found = dict(zip(asked, member_spots(index, [(row[m], row[keep]) for m, keep in asked], workers)))
     return [{m.path: found[(m.path, g.keep)] for m in g.members if m.path != g.keep} if not g.exact else {}

@@ -89,7 +89,8 @@ def find_duplicates(
         if decision.verified is None:
             raise _needs_check()
         on_progress("differences", 0, found)
-        spots = set_spots(index, groups, workers or cpus.check_threads())
+        row = dict(zip(rows.path.tolist(), ids.tolist()))  # the rows of the sets' members only
+        spots = set_spots(index, groups, row, workers or cpus.check_threads())
         groups = [g for g, s in zip(groups, spots) if set_differs_nowhere(g, s)]
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,

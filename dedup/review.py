@@ -114,7 +114,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
             on_progress("thumbnails", n, len(wanted))
     checked = report.verified is not None
     on_progress("differences", 0, len(report.groups))
-    spots = set_spots(index, report.groups, workers or cpus.check_threads()) if checked else [{} for _ in report.groups]
+    spots = set_spots(index, report.groups, facts, workers or cpus.check_threads()) if checked else [{} for _ in report.groups]
     on_progress("differences", len(report.groups), len(report.groups))
     sets = []
     for n, (g, found) in enumerate(zip(report.groups, spots), 1):
