@@ -212,8 +212,10 @@ def test_the_page_outlines_where_each_member_differs_from_the_keeper(series_inde
     assert page.locator("[data-set]").count() == 0
     page.select_option('[data-filter="kind"]', "somewhere")
     assert page.locator("[data-set]").count() == 1
-    page.locator('[data-set="1"] [data-action="keep"]').first.click()  # another keeper: the outlines were for the suggested one
-    assert page.locator("#sets .spot").count() == 0
+    page.locator('[data-set="1"] [data-path="item1.png"] [data-action="keep"]').click()  # another keeper
+    # outlines are known against the suggested keeper: now only on it, where it differs from item1
+    assert page.locator("#sets .spot").count() == len(differs["item1.png"]["other_boxes"]) > 0
+    assert page.locator('[data-path="item0.png"] .spot').count() == page.locator("#sets .spot").count()
     assert not errors, errors
 
     apart = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(tmp_path / "apart"), "-q"])
