@@ -158,7 +158,10 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         f"- **Held-out benchmark** (`{fig['command']}`, {fig['date']}, {fig['machine']}; {cat['images']:,} test-pool "
         f"images, {cat['true_pairs']:,} true pairs), `find-duplicates` at its defaults: precision {ch['precision']:.3f}, "
         f"recall {ch['recall']:.3f}, F1 {ch['f1']:.3f}; `--no-verify` (threshold {al['threshold']}): precision "
-        f"{al['precision']:.3f}, recall {al['recall']:.3f}, F1 {al['f1']:.3f}; pair ROC-AUC {fig['pair_auc']:.3f}. The "
+        f"{al['precision']:.3f}, recall {al['recall']:.3f}, F1 {al['f1']:.3f}"
+        + (f"; `--nothing-differs` (only the sets where no member differs from its keeper): precision {n['precision']:.3f}, "
+           f"recall {n['recall']:.3f}" if (n := fig.get("nothing_differs")) else "")
+        + f"; pair ROC-AUC {fig['pair_auc']:.3f}. The "
         f"best perceptual hash ({hb['method']}, Hamming threshold {hb['hamming']} tuned on this catalog) reaches F1 "
         f"{hb['f1']:.3f}. find-duplicates took {fig['find_over_index_time']}× the index time (throughput: "
         "`benchmarks/RESULTS.md`).",
