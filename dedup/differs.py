@@ -32,6 +32,17 @@ def set_spots(index: Index, groups: Sequence[Group], row: Mapping[str, int], wor
             for g in groups]
 
 
+def other_pairs(groups: Sequence[Group], most: int) -> list[list[tuple[str, str]]]:
+    """Per set of at most `most` members (and not exact copies): every pair of members other than
+    the keeper, so that where they differ is known whichever member is kept; none for larger sets."""
+    out = []
+    for g in groups:
+        others = [m.path for m in g.members if m.path != g.keep]
+        out.append([] if g.exact or len(g.members) > most else
+                   [(a, b) for k, a in enumerate(others) for b in others[k + 1:]])
+    return out
+
+
 def differs_nowhere(spots: Spots | None) -> bool:
     """Laid over the other, the picture differs nowhere (not even in specks above
     `dedup.details.SPOT_AREA`); unknown (no map, no pair check) counts as differing."""

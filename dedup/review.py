@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
-from dedup.differs import set_differs_nowhere, set_spots
+from dedup.differs import member_spots, other_pairs, set_differs_nowhere, set_spots
 from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
 from dedup.index import Index, IndexLike, as_index
@@ -30,6 +30,7 @@ from dedup.progress import ProgressFn, silent
 from dedup.results import DuplicateReport
 
 THUMB_SIDE = 256
+ALL_PAIRS = 6  # in sets up to this size, where every two members differ is known, whichever is kept
 THUMBS = "thumbs"
 
 
@@ -115,9 +116,12 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
     checked = report.verified is not None
     on_progress("differences", 0, len(report.groups))
     spots = set_spots(index, report.groups, facts, workers or cpus.check_threads()) if checked else [{} for _ in report.groups]
+    pairs = other_pairs(report.groups, ALL_PAIRS) if checked else [[] for _ in report.groups]
+    flat = [p for ps in pairs for p in ps]
+    between = dict(zip(flat, member_spots(index, [(facts[a], facts[b]) for a, b in flat], workers or cpus.check_threads())))
     on_progress("differences", len(report.groups), len(report.groups))
     sets = []
-    for n, (g, found) in enumerate(zip(report.groups, spots), 1):
+    for n, (g, found, among) in enumerate(zip(report.groups, spots, pairs), 1):
         members = []
         for m in g.members:
             k = facts[m.path]
@@ -131,7 +135,8 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "differs": s.to_dict() if (s := found.get(m.path)) else None,
             })
         sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance,
-                     "nothing_differs": set_differs_nowhere(g, found) if checked else g.exact, "members": members})
+                     "nothing_differs": set_differs_nowhere(g, found) if checked else g.exact, "members": members,
+                     "pairs": [{"a": a, "b": b, "differs": s.to_dict()} for a, b in among if (s := between[(a, b)])]})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sets": sets}
     page = _page(data)

@@ -213,12 +213,31 @@ def test_the_page_outlines_where_each_member_differs_from_the_keeper(series_inde
     page.select_option('[data-filter="kind"]', "somewhere")
     assert page.locator("[data-set]").count() == 1
     page.locator('[data-set="1"] [data-path="item1.png"] [data-action="keep"]').click()  # another keeper
-    # outlines are known against the suggested keeper: now only on it, where it differs from item1
-    assert page.locator("#sets .spot").count() == len(differs["item1.png"]["other_boxes"]) > 0
-    assert page.locator('[data-path="item0.png"] .spot').count() == page.locator("#sets .spot").count()
+    pairs = {(p["a"], p["b"]): p["differs"] for p in group["pairs"]}  # between the members other than the keeper
+
+    def against_item1(path: str) -> list:
+        if path == "item0.png":  # the suggested keeper: its side of item1's comparison with it
+            return differs["item1.png"]["other_boxes"]
+        return pairs[("item1.png", path)]["other_boxes"] if ("item1.png", path) in pairs else pairs[(path, "item1.png")]["boxes"]
+
+    for path in ("item0.png", "item2.png", "item0_copy.jpg"):
+        assert page.locator(f'[data-set="1"] [data-path="{path}"] .spot').count() == len(against_item1(path))
+    assert page.locator('[data-path="item2.png"] .spot').count() > 0  # its letter, against item1's
+    assert page.locator('[data-path="item1.png"] .spot').count() == 0
     assert not errors, errors
 
     apart = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(tmp_path / "apart"), "-q"])
     assert apart.exit_code == 0, apart.output
     [kept] = page_data(tmp_path / "apart")["sets"]  # the items stay apart; the copy goes with its item
     assert {m["path"] for m in kept["members"]} == {"item0.png", "item0_copy.jpg"} and kept["nothing_differs"]
+
+
+def test_pairs_between_members_are_known_in_small_sets_only():
+    from dedup.differs import other_pairs
+    from dedup.results import Group, Member
+
+    def group(n: int, exact: bool = False) -> Group:
+        return Group("m0", 0.1, exact, tuple(Member(f"m{k}", 0.1) for k in range(n)))
+
+    found = other_pairs([group(2), group(4), group(4, exact=True), group(7)], most=6)
+    assert found == [[], [("m1", "m2"), ("m1", "m3"), ("m2", "m3")], [], []]
