@@ -297,7 +297,8 @@ def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     brightness and contrast matched on the rest: the `SPOTS` largest differing regions of at
     least `SPOT_AREA` of their common area (in both pictures), none when they differ over
     `THROUGHOUT` of it; None when they share too little."""
-    al = align(a, b, rescaled(to_b, SIDE))
+    to_b_px = rescaled(to_b, SIDE)
+    al = align(a, b, to_b_px)
     if al is None:
         return None
     backdrops = a.backdrop & al.backdrop_j
@@ -314,7 +315,7 @@ def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     big = np.flatnonzero(area >= SPOT_AREA * diff.overlap_px)
     big = big[np.argsort(-area[big], kind="stable")][:SPOTS]
     px = stats[big][:, [cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].astype(np.float64)
-    return Spots(share, _shares(px, a.rgb.shape), _shares(_mapped(px, rescaled(to_b, SIDE)), b.rgb.shape))
+    return Spots(share, _shares(px, a.rgb.shape), _shares(_mapped(px, to_b_px), b.rgb.shape))
 
 
 def _mapped(boxes: np.ndarray, affine: np.ndarray) -> np.ndarray:

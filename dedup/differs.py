@@ -6,7 +6,7 @@ image's check picture with the other's laid over it by the map their keypoints a
 or a sticker as the region it covers, an edited copy's noise as nothing."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -15,21 +15,25 @@ import numpy as np
 
 from dedup.checkmemo import PairChecks
 from dedup.config import VerifyConfig
-from dedup.details import CACHE_PICTURES, differing_spots, prepared, told_apart
+from dedup.details import CACHE_PICTURES, Picture, differing_spots, prepared, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import Matcher, Pictures, match_pairs
 from dedup.pairs import Pairs
 from dedup.results import Group, Spots
 
+Found = Mapping[tuple[str, str], Spots | None]  # (path a, path b) → where a differs from b
 
-def set_spots(index: Index, groups: Sequence[Group], row: Mapping[str, int], workers: int = 2) -> list[dict[str, Spots | None]]:
-    """Per set of `index`: where each member but the keeper differs from the keeper (`member_spots`),
-    by path; empty for a set of exact copies. `row` gives each member's row."""
-    asked = [(m.path, g.keep) for g in groups if not g.exact for m in g.members if m.path != g.keep]
-    found = dict(zip(asked, member_spots(index, [(row[m], row[keep]) for m, keep in asked], workers)))
-    return [{m.path: found[(m.path, g.keep)] for m in g.members if m.path != g.keep} if not g.exact else {}
-            for g in groups]
+
+def keeper_pairs(groups: Sequence[Group]) -> list[tuple[str, str]]:
+    """(member, keeper) of every member but the keeper of each set that is not of exact copies."""
+    return [(m.path, g.keep) for g in groups if not g.exact for m in g.members if m.path != g.keep]
+
+
+def spots_between(index: Index, pairs: Sequence[tuple[str, str]], row: Mapping[str, int], workers: int = 2) -> Found:
+    """Where the first image of each pair of paths differs from the second (`member_spots`);
+    `row` gives each path's row of `index`."""
+    return dict(zip(pairs, member_spots(index, [(row[a], row[b]) for a, b in pairs], workers)))
 
 
 def other_pairs(groups: Sequence[Group], most: int) -> list[list[tuple[str, str]]]:
@@ -49,9 +53,10 @@ def differs_nowhere(spots: Spots | None) -> bool:
     return spots is not None and not spots.throughout and not spots.boxes
 
 
-def set_differs_nowhere(group: Group, spots: dict[str, Spots | None]) -> bool:
-    """No member of `group` differs from its keeper: exact copies, or every member `differs_nowhere`."""
-    return group.exact or all(differs_nowhere(s) for s in spots.values())
+def set_differs_nowhere(group: Group, found: Found) -> bool:
+    """No member of `group` differs from its keeper: exact copies, or every member `differs_nowhere`
+    by `found` (a member missing from it counts as differing)."""
+    return group.exact or all(differs_nowhere(found.get((m.path, group.keep))) for m in group.members if m.path != group.keep)
 
 
 def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 2) -> list[Spots | None]:
@@ -78,19 +83,22 @@ def pair_spots(pairs: Pairs, pictures: Pictures, match: Matcher, check: VerifyCo
     flip = np.zeros(len(pairs), bool) if from_j is None else np.asarray(from_j, bool)
 
     def spots(k: int) -> Spots | None:
-        to_j = found.maps[k]
-        if not np.isfinite(to_j).all():
-            return None
-        i, j = int(pairs.i[k]), int(pairs.j[k])
-        try:
-            if flip[k]:
-                return differing_spots(picture(j), picture(i), _inverse(to_j))
-            return differing_spots(picture(i), picture(j), to_j)
-        except (ImageSkip, cv2.error, *DECODE_ERRORS):
-            return None
+        return _spots(picture, int(pairs.i[k]), int(pairs.j[k]), found.maps[k], bool(flip[k]))
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="differs") as pool:
         return list(pool.map(spots, range(len(pairs))))
+
+
+def _spots(picture: Callable[[int], Picture], i: int, j: int, to_j: np.ndarray | None, flip: bool = False) -> Spots | None:
+    """Where prepared picture i differs from picture j laid over it by `to_j` (with `flip`, where j
+    differs from i); None without a map or with a picture that cannot be had."""
+    if to_j is None or not np.isfinite(to_j).all():
+        return None
+    a, b, to_b = (j, i, _inverse(to_j)) if flip else (i, j, to_j)
+    try:
+        return differing_spots(picture(a), picture(b), to_b)
+    except (ImageSkip, cv2.error, *DECODE_ERRORS):
+        return None
 
 
 class SeenMaps:
@@ -110,13 +118,8 @@ class SeenMaps:
     def spots(self, i: int, j: int) -> Spots | None:
         """Where picture i differs from picture j (rows as the teller saw them); None for a pair
         it was not asked about or whose pictures cannot be had."""
-        to_j = self.maps.get((i, j))
-        if to_j is None or self.pictures is None or not np.isfinite(to_j).all():
-            return None
-        try:
-            return differing_spots(prepared(self.pictures(i)), prepared(self.pictures(j)), to_j)
-        except (ImageSkip, cv2.error, *DECODE_ERRORS):
-            return None
+        pictures = self.pictures
+        return None if pictures is None else _spots(lambda row: prepared(pictures(row)), i, j, self.maps.get((i, j)))
 
 
 def _inverse(affine: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from dedup import cpus, judgements
 from dedup.checkmemo import PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
-from dedup.differs import differs_nowhere, pair_spots, set_differs_nowhere, set_spots
+from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
 from dedup.errors import UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
@@ -90,8 +90,8 @@ def find_duplicates(
             raise _needs_check()
         on_progress("differences", 0, found)
         row = dict(zip(rows.path.tolist(), ids.tolist()))  # the rows of the sets' members only
-        spots = set_spots(index, groups, row, workers or cpus.check_threads())
-        groups = [g for g, s in zip(groups, spots) if set_differs_nowhere(g, s)]
+        found_spots = spots_between(index, keeper_pairs(groups), row, workers or cpus.check_threads())
+        groups = [g for g in groups if set_differs_nowhere(g, found_spots)]
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(index), groups, candidates, decision.verified, found - len(groups))

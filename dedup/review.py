@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from dedup import cpus
 from dedup.atomic import atomic_write_text
 from dedup.cluster import Linkage
-from dedup.differs import member_spots, other_pairs, set_differs_nowhere, set_spots
+from dedup.differs import keeper_pairs, other_pairs, set_differs_nowhere, spots_between
 from dedup.errors import IndexFormatError, UsageError
 from dedup.images import DECODE_ERRORS, ImageSkip, read_file
 from dedup.index import Index, IndexLike, as_index
@@ -114,14 +114,13 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
         for n, _ in enumerate(pool.map(make, wanted.items()), 1):
             on_progress("thumbnails", n, len(wanted))
     checked = report.verified is not None
-    on_progress("differences", 0, len(report.groups))
-    spots = set_spots(index, report.groups, facts, workers or cpus.check_threads()) if checked else [{} for _ in report.groups]
-    pairs = other_pairs(report.groups, ALL_PAIRS) if checked else [[] for _ in report.groups]
-    flat = [p for ps in pairs for p in ps]
-    between = dict(zip(flat, member_spots(index, [(facts[a], facts[b]) for a, b in flat], workers or cpus.check_threads())))
+    pairs = other_pairs(report.groups, ALL_PAIRS)
+    on_progress("differences", 0, len(report.groups))  # against the keepers, and within small sets: one pass
+    asked = keeper_pairs(report.groups) + [p for among in pairs for p in among] if checked else []
+    found = spots_between(index, asked, facts, workers or cpus.check_threads())
     on_progress("differences", len(report.groups), len(report.groups))
     sets = []
-    for n, (g, found, among) in enumerate(zip(report.groups, spots, pairs), 1):
+    for n, (g, among) in enumerate(zip(report.groups, pairs), 1):
         members = []
         for m in g.members:
             k = facts[m.path]
@@ -132,11 +131,11 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest),
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
-                "differs": s.to_dict() if (s := found.get(m.path)) else None,
+                "differs": s.to_dict() if (s := found.get((m.path, g.keep))) else None,
             })
         sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance,
-                     "nothing_differs": set_differs_nowhere(g, found) if checked else g.exact, "members": members,
-                     "pairs": [{"a": a, "b": b, "differs": s.to_dict()} for a, b in among if (s := between[(a, b)])]})
+                     "nothing_differs": set_differs_nowhere(g, found), "members": members,
+                     "pairs": [{"a": a, "b": b, "differs": s.to_dict()} for a, b in among if (s := found.get((a, b)))]})
     data = {"format": "dedup-review", "catalog": str(root), "index": str(report.index), "threshold": report.threshold,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sets": sets}
     page = _page(data)
