@@ -29,11 +29,13 @@ from typing import Sequence
 import numpy as np
 
 from dedup.atomic import atomic_write
+from dedup.config import Framing
 from dedup.details import Teller
 from dedup.errors import DedupError
 from dedup.indexdir import ensure_claim, index_lock
 from dedup.keypoints import RULED_OUT, Matcher, Matches, Pictures
 from dedup.pairs import Pairs
+from dedup.parts import PartFinder
 from dedup.policy import SECOND_SET
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,14 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
 }
-MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing")  # the code a pair's entry comes from
+MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts")  # the code an entry comes from
 CHUNK = 1 << 20  # older entries read and written at a time when the memo is saved
+
+
+def parts_table(dim: int) -> tuple[str, np.dtype]:
+    """The file in FOLDER of the pictures within the index's pictures (`dedup.parts`) for vectors of
+    `dim` numbers, and its entries: one a picture (a = b), whether it has a part, and its vector."""
+    return f"parts-{dim}.npy", np.dtype(_PAIR + [("found", "i1"), ("vector", "<f4", (dim,))])
 
 
 @cache
@@ -247,6 +255,36 @@ class PairChecks:
                 out[todo] = found
                 apart.add(keys[todo], a[todo], b[todo], apart=found)
             return out
+
+        return remembered
+
+    def parts(self, find: PartFinder, model: str, dim: int) -> PartFinder:
+        """`find` (`dedup.parts.part_vectors`) for the pictures without an entry; entries for the
+        rest. `model`: the identity of the model whose `dim`-number vectors they are."""
+
+        def remembered(pictures: Pictures, rows: Sequence[int], embed, size: int, framing: Framing,
+                       workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+            name, dtype = parts_table(dim)
+            table = self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
+            self.checked = True
+            rows = np.asarray(rows, np.int64)
+            a = self.rows[rows]
+            keys = _mix(a ^ _salt("parts", model, size, framing))
+            hit, entries = table.find(keys)
+            todo = rows[~hit]
+            found, vectors = find(pictures, todo, embed, size, framing, workers)
+            vectors = vectors.reshape(-1, dim)
+            new = np.zeros((len(todo), dim), np.float32)
+            has = np.isin(todo, found)
+            by_row = np.argsort(found, kind="stable")
+            new[has] = vectors[by_row[np.searchsorted(found[by_row], todo[has])]]
+            low = _low(a[~hit])
+            table.add(keys[~hit], low, low, found=has, vector=new)
+            old = entries["found"] == 1
+            all_rows = np.concatenate([rows[hit][old], found])
+            all_vectors = np.concatenate([np.asarray(entries["vector"][old], np.float32).reshape(-1, dim), vectors])
+            order = np.argsort(all_rows, kind="stable")
+            return all_rows[order], all_vectors[order]
 
         return remembered
 

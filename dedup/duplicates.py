@@ -1,6 +1,7 @@
 """Index → candidate pairs → the policy's verdicts → duplicate groups with a keeper and distances."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,18 +11,22 @@ from dedup.checkmemo import PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
 from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
-from dedup.errors import UsageError
+from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
+from dedup.loading import model_for_index
 from dedup.pairs import Pairs, rows_of
-from dedup.policy import SECOND_SET, Policy, joined, policy_for
+from dedup.parts import part_pairs, part_vectors, with_parts
+from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult
 from dedup.store import Rows
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
+
+log = logging.getLogger(__name__)
 
 
 def index_policy(index: Index, threshold: float | None = None, verify: bool = True,
@@ -39,6 +44,7 @@ def find_duplicates(
     verify: bool = True,
     variants_together: bool = False,
     nothing_differs: bool = False,
+    pasted: bool = True,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -53,7 +59,9 @@ def find_duplicates(
     are dropped. With `variants_together`, items the check tells apart by a differing detail or
     colourway (one design's variants) are grouped as duplicates. With `nothing_differs` (needs the
     check), only sets where no member differs from its keeper are kept (`dedup.differs`): exact
-    copies, or members that, laid over the keeper, differ nowhere. Groups are sorted largest
+    copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
+    picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
+    (`dedup.parts`). Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
@@ -65,10 +73,14 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     memo = PairChecks(index.folder, index.rows.content_hash)
+    through_part = None
+    if pasted and isinstance(policy, CheckedPolicy):
+        pairs, through_part = _with_part_pairs(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else match_pairs),
-                             tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
+                             tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t),
+                             through_part=through_part)
     memo.save()
     candidates, kept = len(pairs), pairs[decision.keep]
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
@@ -95,6 +107,29 @@ def find_duplicates(
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
                            len(index), groups, candidates, decision.verified, found - len(groups))
+
+
+PAGES = 4  # parts expected at most for this many pictures, to choose how to embed them (`dedup.loading.encoder_for`)
+
+
+def _with_part_pairs(index: Index, searched: Index, policy: CheckedPolicy, pairs: Pairs, memo: PairChecks, workers: int,
+                     on_progress: ProgressFn) -> tuple[Pairs, np.ndarray | None]:
+    """`pairs` (of `index`'s rows with `searched`'s, which may be `index` itself) and those found
+    through the pictures pasted into `index`'s pictures (`dedup.parts`, from the stored check
+    pictures; `memo` keeps them), and per pair whether it was found so. Without the model that
+    built the index, only `pairs` (logged)."""
+    try:
+        model = model_for_index(index.manifest, images=max(1, len(index) // PAGES))
+    except ModelError as exc:
+        log.warning("pictures pasted into others not looked for: %s", exc)
+        return pairs, None
+    on_progress("pasted", 0, len(index))
+    find = memo.parts(part_vectors, model.identity, model.config.embedding_dim)
+    rows, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
+    found = part_pairs(searched.faiss, rows, vectors, policy.check.neighbours, policy.threshold, pairs,
+                       within=searched is index)
+    on_progress("pasted", len(index), len(index))
+    return with_parts(pairs, found)
 
 
 SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once
@@ -174,13 +209,16 @@ def find_against(
     verify: bool = True,
     variants_together: bool = False,
     nothing_differs: bool = False,
+    pasted: bool = True,
     workers: int | None = None,
     on_progress: ProgressFn = silent,
 ) -> AgainstReport:
     """Images of `index` (e.g. incoming uploads) that match images of `against` (the catalog):
     only new-vs-catalog pairs, nearest first, judged by the reference index's policy. Both
     indexes must share a model. With `nothing_differs` (needs the check), only the matches that,
-    laid over the incoming image, differ from it nowhere (`dedup.differs`). The check's work on
+    laid over the incoming image, differ from it nowhere (`dedup.differs`). With `pasted` and the
+    check, a picture pasted into an incoming one (a screenshot) is also matched by its own vector
+    (`dedup.parts`). The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
     pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
@@ -188,10 +226,13 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
+    through_part = None
+    if pasted and isinstance(policy, CheckedPolicy):
+        pairs, through_part = _with_part_pairs(mine, theirs, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
-                             on_progress=lambda d, t: on_progress("verifying", d, t))
+                             on_progress=lambda d, t: on_progress("verifying", d, t), through_part=through_part)
     memo.save()
     pairs = pairs[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)

@@ -78,7 +78,8 @@ class DistancePolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False) -> Decision:
+               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
+               through_part: np.ndarray | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -126,7 +127,8 @@ class CheckedPolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False) -> Decision:
+               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
+               through_part: np.ndarray | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)` (`match` and `tell` see them as rows `SECOND_SET + j`). `vectors` (of
@@ -135,16 +137,19 @@ class CheckedPolicy:
         `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
         distributed one) and `tell` looks for a differing detail (`dedup.details.told_apart`);
         either may remember earlier runs' answers (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
-        (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair)."""
+        (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair).
+        `through_part` (per pair): found through a picture pasted into the other (`dedup.parts`),
+        so accepted only on agreeing keypoints (`required_inliers`)."""
         look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
         todo = pairs[look_at]
+        pasted = None if through_part is None else np.asarray(through_part, bool)[look_at]
         norm = self._normalised(todo, background)
         if other is None:
             both, regions = todo, locality_regions(vectors) if vectors is not None else None
         else:  # the second set's rows after the first's
             both, regions = Pairs(todo.i, todo.j + SECOND_SET, todo.d), None
             pictures = joined(pictures, other)
-        worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold)
+        worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold, pasted)
         m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions,
                   worth=worth)
         readable = m.readable
@@ -153,7 +158,7 @@ class CheckedPolicy:
         for part in np.array_split(rows, max(1, len(rows) // PROBABILITY_BLOCK)):  # bounded feature matrices
             prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
-        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold)
+        same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, pasted)
         apart = np.zeros(len(todo), bool)
         confirmed = np.flatnonzero(readable & same)
         if self.tell_apart and len(confirmed) and look.maps is not None:
@@ -286,9 +291,11 @@ class Hopeful:
     normalised: np.ndarray | None = None
 
     @classmethod
-    def of(cls, config: VerifyConfig, distance, normalised_distance: np.ndarray | None, encoder_threshold: float) -> Hopeful:
+    def of(cls, config: VerifyConfig, distance, normalised_distance: np.ndarray | None, encoder_threshold: float,
+           through_part: np.ndarray | None = None) -> Hopeful:
         d = np.asarray(distance)
-        return cls(config, d, required_inliers(config, d, np.zeros(len(d), np.int32), encoder_threshold), normalised_distance)
+        fewest = required_inliers(config, d, np.zeros(len(d), np.int32), encoder_threshold, through_part)
+        return cls(config, d, fewest, normalised_distance)
 
     def __call__(self, ks: np.ndarray, sparser: np.ndarray) -> np.ndarray:
         norm = None if self.normalised is None else self.normalised[ks]
@@ -299,7 +306,8 @@ class Hopeful:
         return Hopeful(self.config, self.distance[ks], self.fewest[ks], None if self.normalised is None else self.normalised[ks])
 
 
-def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float) -> np.ndarray:
+def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float,
+                     through_part: np.ndarray | None = None) -> np.ndarray:
     """Agreeing keypoints a pair needs before the logistic model may accept it.
 
     - Beyond the encoder's own threshold, `config.min_inliers`. Without that, a pair of
@@ -311,20 +319,27 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
       with that many keypoints agrees on some, while the model, fitted on clip art where a flat
       icon and its copy often share none, would otherwise take two different flat pictures the
       encoder puts close (shapes on similar gradients) as the same.
-    - Otherwise none: the encoder's verdict stands unless the model overrules it."""
+    - Otherwise none: the encoder's verdict stands unless the model overrules it.
+
+    A pair found through a picture pasted into the other (`through_part`, `dedup.parts`) needs
+    `config.min_inliers` at any distance: its distance is the pasted picture's, and a page holds
+    one design's look-alikes as small as it holds copies."""
     d = np.asarray(distance)
-    need = np.where(d >= encoder_threshold, config.min_inliers, 0)
+    far = d >= encoder_threshold
+    if through_part is not None:
+        far = far | np.asarray(through_part, bool)
+    need = np.where(far, config.min_inliers, 0)
     if config.veto_keypoints:
         silent = (d >= encoder_threshold / 2) & (d < encoder_threshold) & (np.asarray(sparser) >= config.veto_keypoints)
         need = np.maximum(need, silent.astype(need.dtype))
     return need
 
 
-def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float,
+            through_part: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The check's rule on readable pairs, and the agreeing keypoints each needs: probability
     `prob` ≥ `config.accept` and enough agreeing keypoints in `look` (`required_inliers`)."""
-    needed = required_inliers(config, distance, look.sparser, encoder_threshold)
+    needed = required_inliers(config, distance, look.sparser, encoder_threshold, through_part)
     return (look.inliers >= needed) & (np.asarray(prob) >= config.accept), needed
 
 

@@ -82,6 +82,9 @@ def shown(path: Path) -> str:
     help=("Only sets where no member differs from its keeper: exact copies, or members that, laid over the "
           "keeper by the keypoint check's map, differ nowhere (fewer sets, at higher precision). With --against: "
           "only matches that differ nowhere from the incoming image."))
+@click.option("--pasted/--no-pasted", default=True, show_default=True,
+    help=("With the keypoint check, also pair a picture pasted into a larger one (a screenshot, a photo on a "
+          "web page) with its duplicates."))
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -103,7 +106,7 @@ def shown(path: Path) -> str:
 @click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
 @engine_options
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothing_differs, workers, linkage, keep, fmt, output,
+def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothing_differs, pasted, workers, linkage, keep, fmt, output,
                         against, action, to_dir, protect, do_apply, yes, forget_judgements, engine, address, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
@@ -134,11 +137,11 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
     with rich_progress(not quiet) as progress:
         if against is not None:
             found = find_against(index, as_index(against), threshold, verify=verify, variants_together=variants_together,
-                                 nothing_differs=nothing_differs, workers=workers, on_progress=progress)
+                                 nothing_differs=nothing_differs, pasted=pasted, workers=workers, on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
-                                     variants_together=variants_together, nothing_differs=nothing_differs, workers=workers,
-                                     engine=engine_for(engine, address), on_progress=progress)
+                                     variants_together=variants_together, nothing_differs=nothing_differs, pasted=pasted,
+                                     workers=workers, engine=engine_for(engine, address), on_progress=progress)
     if against is not None:
         emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)
         if not quiet:

@@ -1,0 +1,148 @@
+"""Pictures within pictures: a picture pasted into a larger page (a screenshot of a web page, a
+product photo among text and buttons, a scan of a printed page) has a vector of its own, so that
+find-duplicates can pair the pasted picture with its duplicates.
+
+The encoder sees the whole page, and a page's vector is far from that of the picture pasted into
+it. `part_box` looks for such a picture on a row's check picture (`dedup.pictures`, kept in the
+index): the page's frame is mostly one colour, and once thin strokes (lines of text, rules, bars)
+are opened away, what differs from that colour has one largest block, clearly smaller than the page
+and than all of its content (else the encoder's framing already trims to it). The block is cut out,
+framed as the encoder frames any picture and embedded (`part_vectors`); `part_pairs` pairs each
+part with its nearest indexed pictures, as the pair check's candidates are found. A pair found
+through a part is accepted only on agreeing keypoints (`dedup.policy.required_inliers`): its
+distance is the pasted picture's, not the page's.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from dedup.config import Framing
+from dedup.framing import TRIM_TOLERANCE, border_colour, to_input
+from dedup.images import DECODE_ERRORS, ImageSkip
+from dedup.keypoints import Pictures
+from dedup.pairs import Pairs, sorted_pairs
+from dedup.pictures import rgb_of
+from dedup.search import cross_knn_pairs
+
+STROKE = 1 / 24  # strokes thinner than this share of the shorter side are opened away (text, rules, bars)
+MIN_SIDE = 0.12  # a part spans at least this share of each side of the page
+MAX_AREA = 0.6  # a part's box covers at most this share of the page
+MAX_OF_CONTENT = 0.7  # ... and at most this share of the box of all that differs from the page's colour
+MIN_PAGE_PX = 48  # pages with a shorter side than this have no parts looked for
+LOOK_SIDE = 128  # pages are looked at with every k-th pixel, their longer side brought down to about this
+BLOCK = 256  # pictures looked at, and parts embedded, at a time
+
+Embed = Callable[[np.ndarray], np.ndarray]  # (n, size, size, 3) uint8 → (n, dim) unit vectors
+PartFinder = Callable[..., "tuple[np.ndarray, np.ndarray]"]  # `part_vectors`' signature: (pictures, rows, embed, size, framing, workers)
+
+
+def part_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the picture pasted into the page `rgb` ((h, w, 3) uint8), or
+    None when it is not a page with one."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_PAGE_PX:
+        return None
+    step = max(1, max(h, w) // LOOK_SIDE)  # blocks are large: every k-th pixel shows them
+    box = _block(np.ascontiguousarray(rgb[::step, ::step]))
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    return left * step, top * step, min(w, right * step), min(h, bottom * step)
+
+
+def _block(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """`part_box` on the page as looked at."""
+    h, w = rgb.shape[:2]
+    colour = border_colour(rgb)
+    if colour is None:
+        return None
+    r, g, b = cv2.split(cv2.absdiff(rgb, (*np.round(colour).tolist(), 0.0)))  # a 4-tuple is a per-channel scalar to OpenCV
+    content = (cv2.max(cv2.max(r, g), b) > TRIM_TOLERANCE).view(np.uint8)  # the largest channel difference
+    side = max(3, round(min(h, w) * STROKE)) | 1
+    blocks = cv2.morphologyEx(content, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
+    if count <= 1:
+        return None
+    x, y, bw, bh, _ = (int(v) for v in stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))])
+    if bw < MIN_SIDE * w or bh < MIN_SIDE * h or bw * bh > MAX_AREA * w * h:
+        return None
+    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if bw * bh > MAX_OF_CONTENT * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1):
+        return None
+    return x, y, x + bw, y + bh
+
+
+def part_input(picture: bytes, size: int, framing: Framing) -> np.ndarray | None:
+    """The encoder's (size, size, 3) input of the part of a check picture, or None without one."""
+    rgb = rgb_of(picture)
+    box = part_box(rgb)
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    return to_input(Image.fromarray(rgb[top:bottom, left:right]), size, framing)
+
+
+def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: int, framing: Framing,
+                 workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The rows among `rows` whose check picture `pictures(row)` has a part, and the parts'
+    vectors (`embed` of their inputs). A picture that cannot be had has none."""
+    def look(row: int) -> np.ndarray | None:
+        try:
+            return part_input(pictures(row), size, framing)
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):
+            return None
+
+    found_rows: list[int] = []
+    found: list[np.ndarray] = []
+    rows = list(rows)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="parts") as pool:
+        for start in range(0, len(rows), BLOCK):
+            chunk = rows[start:start + BLOCK]
+            inputs = [(r, x) for r, x in zip(chunk, pool.map(look, chunk)) if x is not None]
+            if inputs:
+                found_rows.extend(r for r, _ in inputs)
+                pixels = np.stack([x for _, x in inputs])
+                found.extend(pool.map(embed, np.array_split(pixels, min(len(pixels), max(1, workers)))))
+    vectors = np.concatenate(found).astype(np.float32) if found else np.zeros((0, 0), np.float32)
+    return np.array(found_rows, np.int64), vectors
+
+
+def part_pairs(index, part_rows: np.ndarray, vectors: np.ndarray, k: int, threshold: float, known: Pairs,
+               *, within: bool = True) -> Pairs:
+    """Pairs of each part's row with the `k` rows of FAISS `index` nearest to the part and closer
+    than `threshold`, at the part's distance, leaving out the pairs of `known` (found by the
+    pictures' own vectors); each pair once, at its nearer part's distance. `within`: the parts are
+    of `index`'s own rows (pairs i < j, a row not paired with itself); else pairs (part's row,
+    indexed row) across two sets."""
+    if not len(part_rows):
+        return Pairs.empty()
+    near = cross_knn_pairs(index, vectors, k + within, threshold)
+    i, j, d = part_rows[near.i], near.j, near.d
+    if within:
+        keep = i != j
+        i, j, d = np.minimum(i, j)[keep], np.maximum(i, j)[keep], d[keep]
+    order = np.lexsort((d, j, i))  # the nearer of a pair's two parts first
+    found = sorted_pairs([i[order]], [j[order]], [d[order]], unique=True)
+    return found[~_among(found, known)]
+
+
+def _among(pairs: Pairs, known: Pairs) -> np.ndarray:
+    """Per pair of `pairs`, whether `known` holds it (both sorted by (i, j))."""
+    if not len(known) or not len(pairs):
+        return np.zeros(len(pairs), bool)
+    width = np.int64(max(int(pairs.j.max()), int(known.j.max())) + 1)
+    keys, have = pairs.i * width + pairs.j, known.i.astype(np.int64) * width + known.j
+    at = np.minimum(np.searchsorted(have, keys), len(have) - 1)
+    return have[at] == keys
+
+
+def with_parts(pairs: Pairs, found: Pairs) -> tuple[Pairs, np.ndarray]:
+    """`pairs` and the pairs `found` through parts (none of them in `pairs`), sorted by (i, j), and
+    per pair whether it was found through a part."""
+    both = sorted_pairs([pairs.i, found.i], [pairs.j, found.j], [pairs.d, found.d])
+    return both, _among(both, found)

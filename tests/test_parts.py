@@ -1,0 +1,171 @@
+"""Pictures within pictures (`dedup.parts`): a picture pasted into a page is found on the page's
+check picture, paired with its duplicates by its own vector, and accepted only on keypoints."""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from dedup import parts
+from dedup.checkmemo import PairChecks
+from dedup.config import Framing, VerifyConfig
+from dedup.duplicates import find_against, find_duplicates
+from dedup.indexer import index_catalog
+from dedup.pairs import Pairs
+from dedup.pictures import picture_bytes
+from dedup.policy import required_inliers
+from dedup.synth import scene
+
+
+def page_with(picture: Image.Image, width: int = 640, at: tuple[int, int] = (200, 150)) -> Image.Image:
+    """A light page with bars of text-like strokes and `picture` pasted at `at`."""
+    page = Image.new("RGB", (width, width * 3 // 4), (246, 246, 244))
+    draw = ImageDraw.Draw(page)
+    for k in range(9):
+        y = 20 + 50 * k
+        draw.rectangle([20, y, 20 + 60 * (k % 4 + 3), y + 6], fill=(40, 40, 60))
+    page.paste(picture, at)
+    return page
+
+
+def test_a_picture_pasted_into_a_page_is_found():
+    photo = scene(5, (240, 180))
+    box = parts.part_box(np.asarray(page_with(photo)))
+    assert box is not None
+    left, top, right, bottom = box
+    assert abs(left - 200) <= 4 and abs(top - 150) <= 4 and abs(right - 440) <= 4 and abs(bottom - 330) <= 4
+
+
+@pytest.mark.parametrize("picture", [
+    scene(6, (256, 192)),  # a photo: no one-colour frame
+    Image.new("RGB", (200, 150), (255, 255, 255)),  # blank
+    scene(7, (40, 30)),  # too small to hold a page
+])
+def test_no_part_where_there_is_no_page(picture):
+    assert parts.part_box(np.asarray(picture)) is None
+
+
+def test_a_subject_on_a_plain_backdrop_is_not_a_page():
+    im = Image.new("RGB", (256, 256), (255, 255, 255))
+    ImageDraw.Draw(im).ellipse([40, 50, 220, 210], fill=(200, 30, 30), outline=(0, 0, 0), width=4)
+    assert parts.part_box(np.asarray(im)) is None  # the block is all of the content: framing trims to it
+
+
+def test_part_input_frames_the_pasted_picture_as_the_encoder_frames_any():
+    picture = picture_bytes(page_with(scene(5, (240, 180))))
+    pixels = parts.part_input(picture, 32, Framing())
+    assert pixels is not None and pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    assert parts.part_input(picture_bytes(scene(6)), 32, Framing()) is None
+
+
+def _flat(vectors: np.ndarray) -> faiss.IndexFlatL2:
+    index = faiss.IndexFlatL2(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, np.float32))
+    return index
+
+
+def test_part_pairs_pair_a_part_with_its_neighbours_but_not_its_own_row_or_known_pairs():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = _flat(vectors)
+    part = vectors[[4]] * 0.99  # row 1's part is close to row 4
+    found = parts.part_pairs(index, np.array([1]), part, k=2, threshold=0.5, known=Pairs.empty())
+    assert list(zip(found.i.tolist(), found.j.tolist())) == [(1, 4)]
+    assert found.d[0] == pytest.approx(0.01, abs=1e-4)
+    known = Pairs(np.array([1]), np.array([4]), np.array([0.9], np.float32))
+    assert len(parts.part_pairs(index, np.array([1]), part, k=2, threshold=0.5, known=known)) == 0
+    own = parts.part_pairs(index, np.array([4]), part, k=2, threshold=0.5, known=Pairs.empty())
+    assert len(own) == 0  # a part of row 4 close to row 4 itself is no pair
+    across = parts.part_pairs(index, np.array([0]), part, k=2, threshold=0.5, known=Pairs.empty(), within=False)
+    assert list(zip(across.i.tolist(), across.j.tolist())) == [(0, 4)]  # (incoming row, indexed row)
+
+
+def test_with_parts_marks_the_pairs_found_through_a_part():
+    pairs = Pairs(np.array([0, 2]), np.array([1, 3]), np.array([0.1, 0.2], np.float32))
+    found = Pairs(np.array([1]), np.array([2]), np.array([0.3], np.float32))
+    both, through = parts.with_parts(pairs, found)
+    assert list(zip(both.i.tolist(), both.j.tolist())) == [(0, 1), (1, 2), (2, 3)]
+    assert through.tolist() == [False, True, False]
+
+
+def test_a_pair_through_a_part_needs_agreeing_keypoints_however_close():
+    config = VerifyConfig(candidates=0.8, weights=(0.0, 1.0, 0.0, 0.0), bias=0.0, min_inliers=12)
+    d = np.array([0.05, 0.05])
+    need = required_inliers(config, d, np.array([100, 100]), 0.36, through_part=np.array([False, True]))
+    assert need.tolist() == [0, 12]
+
+
+@pytest.fixture(scope="module")
+def pasted_catalog(tmp_path_factory):
+    """Ten scenes and a screenshot-like page of the first, indexed with the shipped encoder."""
+    from dedup.model import load_model
+
+    root = tmp_path_factory.mktemp("pasted")
+    catalog = root / "cat"
+    catalog.mkdir()
+    for k in range(10):
+        scene(100 + k).save(catalog / f"scene{k}.png")
+    page_with(scene(100, (256, 192)).resize((224, 168))).save(catalog / "page.png")
+    index_catalog(catalog, root / "idx", load_model())
+    return catalog, root / "idx"
+
+
+def _sets(report) -> list[set[str]]:
+    return [{m.path for m in g.members} for g in report.groups]
+
+
+def test_find_duplicates_pairs_a_page_with_the_picture_pasted_into_it(pasted_catalog):
+    _, folder = pasted_catalog
+    assert {"scene0.png", "page.png"} not in _sets(find_duplicates(folder, pasted=False))
+    assert {"scene0.png", "page.png"} in _sets(find_duplicates(folder))
+
+
+def test_the_pictures_pasted_into_others_are_remembered(pasted_catalog, tmp_path, monkeypatch):
+    import shutil
+
+    import dedup.duplicates as duplicates
+
+    _, folder = pasted_catalog
+    copy = tmp_path / "idx"
+    shutil.copytree(folder, copy)
+    first = _sets(find_duplicates(copy))
+    looked = []
+    real = duplicates.part_vectors
+
+    def counting(pictures, rows, *args, **kwargs):
+        looked.append(len(rows))
+        return real(pictures, rows, *args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "part_vectors", counting)
+    assert _sets(find_duplicates(copy)) == first
+    assert looked == [0]  # every picture's part (or none) came from the memo
+
+
+def test_the_memo_of_parts_gives_what_finding_them_gives(pasted_catalog):
+    from dedup.index import as_index
+    from dedup.model import load_model
+
+    _, folder = pasted_catalog
+    index, model = as_index(folder), load_model()
+    args = (range(len(index)), model.embed, model.config.image_size, model.config.framing)
+    fresh_rows, fresh = parts.part_vectors(index.picture, *args)
+    memo = PairChecks(folder, index.rows.content_hash)
+    rows, vectors = memo.parts(parts.part_vectors, model.identity, model.config.embedding_dim)(index.picture, *args)
+    assert rows.tolist() == fresh_rows.tolist() and np.allclose(vectors, fresh, atol=1e-5)  # torch or numpy: float rounding
+    assert index.rows.path[rows].tolist() == ["page.png"]
+
+
+def test_find_against_matches_an_incoming_page_by_its_pasted_picture(pasted_catalog, tmp_path):
+    from dedup.model import load_model
+
+    catalog, folder = pasted_catalog
+    incoming = tmp_path / "up"
+    incoming.mkdir()
+    (incoming / "page.png").write_bytes((catalog / "page.png").read_bytes())
+    index_catalog(incoming, tmp_path / "up_idx", load_model())
+    without = find_against(tmp_path / "up_idx", folder, pasted=False)
+    found = find_against(tmp_path / "up_idx", folder)
+    matches = {n.path for r in found.results for n in r.neighbors}
+    assert "scene0.png" in matches and "scene0.png" not in {n.path for r in without.results for n in r.neighbors}
