@@ -234,22 +234,26 @@ def find_against(
                              match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t), through_part=through_part)
     memo.save()
-    pairs = pairs[decision.keep]
+    kept = decision.keep
+    pasted = np.zeros(len(pairs), bool) if through_part is None else through_part
+    pairs, pasted = pairs[kept], pasted[kept]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
-    pairs = judgements.drop(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
+    left = judgements.kept(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
+    pairs, pasted = pairs[left], pasted[left]
     if nothing_differs:
         if decision.verified is None:
             raise _needs_check()
         spots = pair_spots(Pairs(pairs.i, pairs.j + SECOND_SET, pairs.d), joined(mine.picture, theirs.picture),
                            memo.matcher(match_pairs), policy.check, workers or cpus.check_threads())
-        pairs = pairs[np.array([differs_nowhere(s) for s in spots], bool)]
-    return AgainstReport(policy.threshold, _by_query(pairs, mine.rows.path, theirs.rows.path), decision.verified)
+        nowhere = np.array([differs_nowhere(s) for s in spots], bool)
+        pairs, pasted = pairs[nowhere], pasted[nowhere]
+    return AgainstReport(policy.threshold, _by_query(pairs, pasted, mine.rows.path, theirs.rows.path), decision.verified)
 
 
-def _by_query(pairs: Pairs, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:
+def _by_query(pairs: Pairs, pasted: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:
     found: dict[int, list[Neighbor]] = {}
-    for i, j, d in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()):
-        found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6)))
+    for i, j, d, p in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist(), pasted.tolist()):
+        found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6), pasted=p))
     return [QueryResult(str(query_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path))))
             for i, m in sorted(found.items())]
 

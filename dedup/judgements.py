@@ -58,7 +58,11 @@ def _save(folder: Path, pairs: set[tuple[str, str]]) -> None:
 
 def drop(pairs: Pairs, hash_i: np.ndarray, hash_j: np.ndarray, judged: set[tuple[str, str]]) -> Pairs:
     """`pairs` without the judged ones (`hash_i[k]`, `hash_j[k]`: the content hashes of pair k)."""
+    return pairs[kept(pairs, hash_i, hash_j, judged)]
+
+
+def kept(pairs: Pairs, hash_i: np.ndarray, hash_j: np.ndarray, judged: set[tuple[str, str]]) -> np.ndarray:
+    """Per pair, whether `drop` keeps it."""
     if not judged or not len(pairs):
-        return pairs
-    keep = np.array([tuple(sorted((a, b))) not in judged for a, b in zip(hash_i.tolist(), hash_j.tolist())], bool)
-    return pairs[keep]
+        return np.ones(len(pairs), bool)
+    return np.array([tuple(sorted((a, b))) not in judged for a, b in zip(hash_i.tolist(), hash_j.tolist())], bool)

@@ -17,7 +17,8 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import Pictures
 from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
-from dedup.policy import SECOND_SET, Policy, policy_for
+from dedup.parts import part_vectors
+from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for
 from dedup.results import Comparison, Neighbor, QueryResult
 from dedup.search import knn
 
@@ -33,28 +34,46 @@ def query_images(
     threshold: float | None = None,
     model: Model | str | Path | None = None,
     verify: bool = False,
+    pasted: bool = True,
 ) -> list[QueryResult]:
     """The `k` nearest catalog images of each query image (only those under `threshold` if set).
     An image that is a folder stands for every file under it (`dedup.files.expand_folders`);
     `model` defaults to the one that built the index.
 
     With `verify`, each neighbour also gets the verdict `find_duplicates` gives the pair at its
-    defaults (`Neighbor.same`, from the index's duplicate policy)."""
+    defaults (`Neighbor.same`, from the index's duplicate policy); with `pasted` and the pair
+    check, the nearest rows to a picture pasted into a query image (`dedup.parts`) are among its
+    neighbours too."""
     if threshold is not None:
         threshold = check_threshold(threshold)
     index = as_index(index)
     images = expand_folders(images)
     model = model_for_index(index.manifest, model, images=len(images))
     decoded, errors = load_files(model, images)
-    return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold,
-                      index_policy(index) if verify else None, lambda q: decoded[q].picture)
+    policy = index_policy(index) if verify else None
+    pictures = lambda q: decoded[q].picture  # noqa: E731
+    inside = pasted_in(policy, pictures, [q for q, err in enumerate(errors) if err is None], model) if pasted else None
+    return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside)
+
+
+def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The queries among `queries` with a picture pasted into them (`pictures(q)`: their check
+    pictures) and its vectors (`dedup.parts.part_vectors`), when `policy` has the pair check,
+    which alone judges pairs found through such a picture; else None."""
+    if not isinstance(policy, CheckedPolicy):
+        return None
+    return part_vectors(pictures, queries, model.embed, model.config.image_size, model.config.framing, workers=1)
 
 
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
-               threshold: float | None, policy: Policy | None, pictures: Pictures) -> list[QueryResult]:
+               threshold: float | None, policy: Policy | None, pictures: Pictures,
+               pasted: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
-    compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`."""
+    compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `pasted`:
+    the images with a picture pasted into them and its vectors (`dedup.parts.part_vectors`),
+    whose nearest rows join the image's own (`with_pasted`)."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -63,13 +82,16 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         dist = np.full((len(images), d_ok.shape[1]), np.inf, dtype=np.float32)
         ids = np.full((len(images), d_ok.shape[1]), -1, dtype=np.int64)
         dist[ok], ids[ok] = d_ok, i_ok
+    through = np.zeros(dist.shape, bool)
+    if pasted is not None and len(pasted[0]):
+        dist, ids, through = with_pasted(index.faiss, dist, ids, *pasted)
     same, differs = None, {}
     if policy is not None:
         q, r = np.nonzero(ids >= 0)
         pairs = Pairs(q, ids[q, r], dist[q, r])
         background = policy.backgrounds(emb, pairs, reference=lambda: index.vectors)
         seen = SeenMaps()
-        decision = policy.decide(pairs, pictures, index.picture, background=background, tell=seen)
+        decision = policy.decide(pairs, pictures, index.picture, background=background, tell=seen, through_part=through[q, r])
         same = np.zeros(dist.shape, dtype=bool)
         same[q, r] = decision.keep
         kept = zip(pairs.i[decision.keep].tolist(), pairs.j[decision.keep].tolist())
@@ -79,12 +101,32 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     for q, image in enumerate(images):
         found = tuple(
             Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]),
-                     None if same is None else differs.get((q, int(i))))
+                     None if same is None else differs.get((q, int(i))), bool(through[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         )
         results.append(QueryResult(str(image), found, errors[q]))
     return results
+
+
+def with_pasted(index, dist: np.ndarray, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query's nearest rows (`dist`, `ids`: (queries, k), -1 for none) merged with the
+    nearest rows of FAISS `index` to the picture pasted into query `rows[m]` (`vectors[m]`): the k
+    nearest of both, a row found both ways at the query's own distance; and per entry whether it
+    was found through the pasted picture."""
+    dist, ids, through = dist.copy(), ids.copy(), np.zeros(dist.shape, bool)
+    width = dist.shape[1]
+    d_in, i_in = knn(index, vectors, width)
+    for q, d_q, i_q in zip(rows.tolist(), d_in, i_in):
+        own = [(float(d), int(i), False) for d, i in zip(dist[q], ids[q]) if i >= 0]
+        have = {i for _, i, _ in own}
+        entries = sorted(own + [(float(d), int(i), True) for d, i in zip(d_q, i_q) if i >= 0 and i not in have],
+                         key=lambda e: e[0])[:width]
+        dist[q], ids[q], through[q] = np.inf, -1, False
+        for r, (d, i, inside) in enumerate(entries):
+            dist[q, r], ids[q, r], through[q, r] = d, i, inside
+    return dist, ids, through
 
 
 def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, threshold: float | None = None,

@@ -61,6 +61,7 @@ class Neighbor:
     distance: float
     same: bool | None = None  # the duplicate policy's verdict, when asked for
     differs: Spots | None = None  # with the verdict "same": where the query differs from this image
+    pasted: bool = False  # found through a picture pasted into the query (`dedup.parts`): the distance is that picture's
 
 
 @dataclass(frozen=True)

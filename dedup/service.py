@@ -24,7 +24,7 @@ from dedup.index import Index
 from dedup.loading import model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model
-from dedup.query import compare_decoded, neighbours
+from dedup.query import compare_decoded, neighbours, pasted_in
 from dedup.results import Comparison, Neighbor
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,10 @@ class Service:
         job = _Job(decoded.pixels, k, Future())
         self._jobs.put(job)
         gen, emb = job.done.result()
-        (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold,
-                               index_policy(gen) if verify else None, lambda _: decoded.picture)
+        policy = index_policy(gen) if verify else None
+        picture = lambda _: decoded.picture  # noqa: E731
+        (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold, policy, picture,
+                               pasted_in(policy, picture, [0], self.model))
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:

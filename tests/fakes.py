@@ -82,3 +82,14 @@ def checking_model(model_file, out):
                                         min_inliers=1).to_dict()
     save_model(model, out)
     return out
+
+
+def page_with(picture: Image.Image, width: int = 640, at: tuple[int, int] = (200, 150)) -> Image.Image:
+    """A light page with bars of text-like strokes and `picture` pasted at `at`."""
+    page = Image.new("RGB", (width, width * 3 // 4), (246, 246, 244))
+    draw = ImageDraw.Draw(page)
+    for k in range(9):
+        y = 20 + 50 * k
+        draw.rectangle([20, y, 20 + 60 * (k % 4 + 3), y + 6], fill=(40, 40, 60))
+    page.paste(picture, at)
+    return page

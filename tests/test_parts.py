@@ -5,6 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
+from fakes import page_with
 from PIL import Image, ImageDraw
 
 from dedup import parts
@@ -16,17 +17,6 @@ from dedup.pairs import Pairs
 from dedup.pictures import picture_bytes
 from dedup.policy import required_inliers
 from dedup.synth import scene
-
-
-def page_with(picture: Image.Image, width: int = 640, at: tuple[int, int] = (200, 150)) -> Image.Image:
-    """A light page with bars of text-like strokes and `picture` pasted at `at`."""
-    page = Image.new("RGB", (width, width * 3 // 4), (246, 246, 244))
-    draw = ImageDraw.Draw(page)
-    for k in range(9):
-        y = 20 + 50 * k
-        draw.rectangle([20, y, 20 + 60 * (k % 4 + 3), y + 6], fill=(40, 40, 60))
-    page.paste(picture, at)
-    return page
 
 
 def test_a_picture_pasted_into_a_page_is_found():
@@ -169,3 +159,33 @@ def test_find_against_matches_an_incoming_page_by_its_pasted_picture(pasted_cata
     found = find_against(tmp_path / "up_idx", folder)
     matches = {n.path for r in found.results for n in r.neighbors}
     assert "scene0.png" in matches and "scene0.png" not in {n.path for r in without.results for n in r.neighbors}
+    assert all(n.pasted for r in found.results for n in r.neighbors if n.path == "scene0.png")
+
+
+def test_query_finds_the_picture_pasted_into_the_query_image(pasted_catalog):
+    from dedup.query import query_images
+    from dedup.report import render_query
+
+    catalog, folder = pasted_catalog
+    (found,) = query_images(folder, [catalog / "page.png"], k=3, verify=True)
+    through = [n for n in found.neighbors if n.pasted]
+    assert through and through[0].path == "scene0.png" and through[0].same
+    assert '"pasted": true' in render_query([found], "json")
+    assert "(pasted into the query)" in render_query([found], "table")
+    (plain,) = query_images(folder, [catalog / "page.png"], k=3, verify=True, pasted=False)
+    assert not any(n.pasted for n in plain.neighbors)
+    (unjudged,) = query_images(folder, [catalog / "page.png"], k=3)
+    assert not any(n.pasted for n in unjudged.neighbors)  # without the check, nothing could judge such pairs
+
+
+def test_with_pasted_keeps_the_k_nearest_of_both_and_a_row_at_its_own_distance():
+    from dedup.query import with_pasted
+
+    vectors = np.eye(4, dtype=np.float32)
+    index = _flat(vectors)
+    dist = np.array([[0.5, 1.2, 1.5]], np.float32)
+    ids = np.array([[1, 2, 0]])
+    inside = np.array([[0.0, 0.0, 0.1, 0.9]], np.float32)  # nearest row 3 (0.14), then row 2 (1.27)
+    d, i, through = with_pasted(index, dist, ids, np.array([0]), inside)
+    assert i.tolist() == [[3, 1, 2]] and through.tolist() == [[True, False, False]]
+    assert d[0].tolist() == pytest.approx([np.linalg.norm(inside[0] - vectors[3]), 0.5, 1.2], abs=1e-5)

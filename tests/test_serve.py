@@ -211,3 +211,19 @@ def _rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def test_a_page_query_gives_what_dedup_query_gives(served, encoder, tmp_path):
+    """A picture pasted into a page: the service looks for it as `dedup query --verify` does."""
+    from fakes import page_with
+    from PIL import Image
+
+    client, cat, idx = served
+    page = tmp_path / "page.png"
+    with Image.open(cat / "photos" / "img_0001.jpg") as photo:
+        page_with(photo.convert("RGB").resize((224, 168))).save(page)
+    status, doc = client.call("/query?k=5&verify=true", {"image": page.read_bytes()})
+    assert status == 200, doc
+    (expected,) = query_images(idx, [page], k=5, model=encoder, verify=True)
+    assert [(n["path"], n.get("pasted", False), n["same"]) for n in doc["neighbors"]] == \
+        [(n.path, n.pasted, n.same) for n in expected.neighbors]

@@ -21,6 +21,9 @@ INDEX_OPT = click.option(
 )
 MODEL_OPT = click.option("--model", "model_path", default=None, help="Model file from `dedup train` (default: the shipped encoder, also named `default`).")
 QUIET_OPT = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary on stderr.")
+PASTED_OPT = click.option("--pasted/--no-pasted", default=True, show_default=True,
+    help=("With the keypoint check, also look for the duplicates of a picture pasted into a larger one "
+          "(a screenshot, a photo on a web page)."))
 
 
 def engine_options(command):
