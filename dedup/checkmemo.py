@@ -48,15 +48,16 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
     "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
+    "parts.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at for a pasted picture (a = b, `dedup.parts`)
 }
 MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts")  # the code an entry comes from
 CHUNK = 1 << 20  # older entries read and written at a time when the memo is saved
 
 
 def parts_table(dim: int) -> tuple[str, np.dtype]:
-    """The file in FOLDER of the pictures within the index's pictures (`dedup.parts`) for vectors of
-    `dim` numbers, and its entries: one a picture (a = b), whether it has a part, and its vector."""
-    return f"parts-{dim}.npy", np.dtype(_PAIR + [("found", "i1"), ("vector", "<f4", (dim,))])
+    """The file in FOLDER of the vectors of `dim` numbers of the pictures pasted into the index's
+    pictures (`dedup.parts`), and its entries: one a picture that has one (a = b)."""
+    return f"parts-{dim}.npy", np.dtype(_PAIR + [("vector", "<f4", (dim,))])
 
 
 @cache
@@ -265,24 +266,27 @@ class PairChecks:
         def remembered(pictures: Pictures, rows: Sequence[int], embed, size: int, framing: Framing,
                        workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
             name, dtype = parts_table(dim)
-            table = self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
+            looked, kept = self.tables["parts.npy"], self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
             self.checked = True
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
             keys = _mix(a ^ _salt("parts", model, size, framing))
-            hit, entries = table.find(keys)
+            hit, entries = looked.find(keys)
+            old = rows[hit][entries["found"] == 1]
+            stored, known = kept.find(keys[hit][entries["found"] == 1])
+            if not stored.all():  # a file lost or damaged since: look again
+                hit[np.flatnonzero(hit)[entries["found"] == 1][~stored]] = False
+                old = old[stored]
             todo = rows[~hit]
             found, vectors = find(pictures, todo, embed, size, framing, workers)
             vectors = vectors.reshape(-1, dim)
-            new = np.zeros((len(todo), dim), np.float32)
             has = np.isin(todo, found)
-            by_row = np.argsort(found, kind="stable")
-            new[has] = vectors[by_row[np.searchsorted(found[by_row], todo[has])]]
             low = _low(a[~hit])
-            table.add(keys[~hit], low, low, found=has, vector=new)
-            old = entries["found"] == 1
-            all_rows = np.concatenate([rows[hit][old], found])
-            all_vectors = np.concatenate([np.asarray(entries["vector"][old], np.float32).reshape(-1, dim), vectors])
+            looked.add(keys[~hit], low, low, found=has)
+            by_row = np.argsort(found, kind="stable")
+            kept.add(keys[~hit][has], low[has], low[has], vector=vectors[by_row[np.searchsorted(found[by_row], todo[has])]])
+            all_rows = np.concatenate([old, found])
+            all_vectors = np.concatenate([np.asarray(known["vector"], np.float32).reshape(-1, dim), vectors])
             order = np.argsort(all_rows, kind="stable")
             return all_rows[order], all_vectors[order]
 
