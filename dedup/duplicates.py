@@ -126,8 +126,7 @@ def _with_part_pairs(index: Index, searched: Index, policy: CheckedPolicy, pairs
     on_progress("pasted", 0, len(index))
     find = memo.parts(part_vectors, model.identity, model.config.embedding_dim)
     rows, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
-    found = part_pairs(searched.faiss, rows, vectors, policy.check.neighbours, policy.threshold, pairs,
-                       within=searched is index)
+    found = part_pairs(searched.faiss, rows, vectors, policy.threshold, pairs, within=searched is index)
     on_progress("pasted", len(index), len(index))
     return with_parts(pairs, found)
 

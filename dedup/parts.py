@@ -22,13 +22,14 @@ import numpy as np
 from PIL import Image
 
 from dedup.config import Framing
-from dedup.framing import TRIM_TOLERANCE, border_colour, to_input
+from dedup.framing import border_colour, to_input
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures
 from dedup.pairs import Pairs, sorted_pairs
 from dedup.pictures import rgb_of
 from dedup.search import cross_knn_pairs
 
+PAGE_TOLERANCE = 12  # largest channel difference from the page's colour that is still page (a white card on an off-white page is not)
 STROKE = 1 / 24  # strokes thinner than this share of the shorter side are opened away (text, rules, bars)
 MIN_SIDE = 0.12  # a part spans at least this share of each side of the page
 MAX_AREA = 0.6  # a part's box covers at most this share of the page
@@ -36,6 +37,7 @@ MAX_OF_CONTENT = 0.7  # ... and at most this share of the box of all that differ
 MIN_PAGE_PX = 48  # pages with a shorter side than this have no parts looked for
 LOOK_SIDE = 128  # pages are looked at with every k-th pixel, their longer side brought down to about this
 BLOCK = 256  # pictures looked at, and parts embedded, at a time
+NEIGHBOURS = 8  # a pasted picture is paired with this many nearest pictures (its duplicates are among the first few)
 
 Embed = Callable[[np.ndarray], np.ndarray]  # (n, size, size, 3) uint8 → (n, dim) unit vectors
 PartFinder = Callable[..., "tuple[np.ndarray, np.ndarray]"]  # `part_vectors`' signature: (pictures, rows, embed, size, framing, workers)
@@ -62,7 +64,7 @@ def _block(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     if colour is None:
         return None
     r, g, b = cv2.split(cv2.absdiff(rgb, (*np.round(colour).tolist(), 0.0)))  # a 4-tuple is a per-channel scalar to OpenCV
-    content = (cv2.max(cv2.max(r, g), b) > TRIM_TOLERANCE).view(np.uint8)  # the largest channel difference
+    content = (cv2.max(cv2.max(r, g), b) > PAGE_TOLERANCE).view(np.uint8)  # the largest channel difference
     side = max(3, round(min(h, w) * STROKE)) | 1
     blocks = cv2.morphologyEx(content, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
@@ -112,8 +114,8 @@ def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: in
     return np.array(found_rows, np.int64), vectors
 
 
-def part_pairs(index, part_rows: np.ndarray, vectors: np.ndarray, k: int, threshold: float, known: Pairs,
-               *, within: bool = True) -> Pairs:
+def part_pairs(index, part_rows: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
+               k: int = NEIGHBOURS, within: bool = True) -> Pairs:
     """Pairs of each part's row with the `k` rows of FAISS `index` nearest to the part and closer
     than `threshold`, at the part's distance, leaving out the pairs of `known` (found by the
     pictures' own vectors); each pair once, at its nearer part's distance. `within`: the parts are

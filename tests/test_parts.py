@@ -61,14 +61,14 @@ def test_part_pairs_pair_a_part_with_its_neighbours_but_not_its_own_row_or_known
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = _flat(vectors)
     part = vectors[[4]] * 0.99  # row 1's part is close to row 4
-    found = parts.part_pairs(index, np.array([1]), part, k=2, threshold=0.5, known=Pairs.empty())
+    found = parts.part_pairs(index, np.array([1]), part, threshold=0.5, k=2, known=Pairs.empty())
     assert list(zip(found.i.tolist(), found.j.tolist())) == [(1, 4)]
     assert found.d[0] == pytest.approx(0.01, abs=1e-4)
     known = Pairs(np.array([1]), np.array([4]), np.array([0.9], np.float32))
-    assert len(parts.part_pairs(index, np.array([1]), part, k=2, threshold=0.5, known=known)) == 0
-    own = parts.part_pairs(index, np.array([4]), part, k=2, threshold=0.5, known=Pairs.empty())
+    assert len(parts.part_pairs(index, np.array([1]), part, threshold=0.5, k=2, known=known)) == 0
+    own = parts.part_pairs(index, np.array([4]), part, threshold=0.5, k=2, known=Pairs.empty())
     assert len(own) == 0  # a part of row 4 close to row 4 itself is no pair
-    across = parts.part_pairs(index, np.array([0]), part, k=2, threshold=0.5, known=Pairs.empty(), within=False)
+    across = parts.part_pairs(index, np.array([0]), part, threshold=0.5, k=2, known=Pairs.empty(), within=False)
     assert list(zip(across.i.tolist(), across.j.tolist())) == [(0, 4)]  # (incoming row, indexed row)
 
 
