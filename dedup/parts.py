@@ -34,6 +34,7 @@ STROKE = 1 / 24  # strokes thinner than this share of the shorter side are opene
 MIN_SIDE = 0.12  # a part spans at least this share of each side of the page
 MAX_AREA = 0.6  # a part's box covers at most this share of the page
 MAX_OF_CONTENT = 0.7  # ... and at most this share of the box of all that differs from the page's colour
+SURROUND, MAX_SURROUND = 0.03, 0.2  # a strip this share of the shorter side wide around the part is at most this much not page
 MIN_PAGE_PX = 48  # pages with a shorter side than this have no parts looked for
 LOOK_SIDE = 128  # pages are looked at with every k-th pixel, their longer side brought down to about this
 BLOCK = 256  # pictures looked at, and parts embedded, at a time
@@ -76,7 +77,20 @@ def _block(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
     if bw * bh > MAX_OF_CONTENT * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1):
         return None
+    if _surround(content, (x, y, x + bw, y + bh)) > MAX_SURROUND:
+        return None
     return x, y, x + bw, y + bh
+
+
+def _surround(content: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """The share of the strip around `box` (`SURROUND` of the shorter side wide) where `content`
+    is set."""
+    h, w = content.shape
+    m = max(2, round(SURROUND * min(h, w)))
+    left, top, right, bottom = box
+    outer = content[max(0, top - m):bottom + m, max(0, left - m):right + m]
+    strip = outer.size - (bottom - top) * (right - left)
+    return float((np.count_nonzero(outer) - np.count_nonzero(content[top:bottom, left:right])) / strip) if strip else 0.0
 
 
 def part_input(picture: bytes, size: int, framing: Framing) -> np.ndarray | None:
