@@ -109,7 +109,7 @@ def find_duplicates(
                            len(index), groups, candidates, decision.verified, found - len(groups))
 
 
-PAGES = 4  # parts expected at most for this many pictures, to choose how to embed them (`dedup.loading.encoder_for`)
+PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
 def _with_part_pairs(index: Index, searched: Index, policy: CheckedPolicy, pairs: Pairs, memo: PairChecks, workers: int,
@@ -233,25 +233,25 @@ def find_against(
                              match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t), through_part=through_part)
     memo.save()
-    kept = decision.keep
-    pasted = np.zeros(len(pairs), bool) if through_part is None else through_part
-    pairs, pasted = pairs[kept], pasted[kept]
+    inside = np.zeros(len(pairs), bool) if through_part is None else through_part
+    pairs, inside = pairs[decision.keep], inside[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
     left = judgements.kept(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
-    pairs, pasted = pairs[left], pasted[left]
+    pairs, inside = pairs[left], inside[left]
     if nothing_differs:
         if decision.verified is None:
             raise _needs_check()
         spots = pair_spots(Pairs(pairs.i, pairs.j + SECOND_SET, pairs.d), joined(mine.picture, theirs.picture),
                            memo.matcher(match_pairs), policy.check, workers or cpus.check_threads())
         nowhere = np.array([differs_nowhere(s) for s in spots], bool)
-        pairs, pasted = pairs[nowhere], pasted[nowhere]
-    return AgainstReport(policy.threshold, _by_query(pairs, pasted, mine.rows.path, theirs.rows.path), decision.verified)
+        pairs, inside = pairs[nowhere], inside[nowhere]
+    return AgainstReport(policy.threshold, _by_query(pairs, inside, mine.rows.path, theirs.rows.path), decision.verified)
 
 
-def _by_query(pairs: Pairs, pasted: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:
+def _by_query(pairs: Pairs, inside: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:
+    """Matches by incoming image; `inside[k]`: pair k was found through a picture pasted into it."""
     found: dict[int, list[Neighbor]] = {}
-    for i, j, d, p in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist(), pasted.tolist()):
+    for i, j, d, p in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist(), inside.tolist()):
         found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6), pasted=p))
     return [QueryResult(str(query_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path))))
             for i, m in sorted(found.items())]

@@ -6,7 +6,8 @@ The encoder sees the whole page, and a page's vector is far from that of the pic
 it. `part_box` looks for such a picture on a row's check picture (`dedup.pictures`, kept in the
 index): the page's frame is mostly one colour, and once thin strokes (lines of text, rules, bars)
 are opened away, what differs from that colour has one largest block, clearly smaller than the page
-and than all of its content (else the encoder's framing already trims to it). The block is cut out,
+and than all of its content (else the encoder's framing already trims to it), that stands on the
+page (mostly page around it: a part of a drawing is joined to the rest). The block is cut out,
 framed as the encoder frames any picture and embedded (`part_vectors`); `part_pairs` pairs each
 part with its nearest indexed pictures, as the pair check's candidates are found. A pair found
 through a part is accepted only on agreeing keypoints (`dedup.policy.required_inliers`): its

@@ -68,10 +68,10 @@ def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int],
 
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
                threshold: float | None, policy: Policy | None, pictures: Pictures,
-               pasted: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
+               inside: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
-    compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `pasted`:
+    compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
     the images with a picture pasted into them and its vectors (`dedup.parts.part_vectors`),
     whose nearest rows join the image's own (`with_pasted`)."""
     ok = [q for q in range(len(images)) if errors[q] is None]
@@ -83,8 +83,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         ids = np.full((len(images), d_ok.shape[1]), -1, dtype=np.int64)
         dist[ok], ids[ok] = d_ok, i_ok
     through = np.zeros(dist.shape, bool)
-    if pasted is not None and len(pasted[0]):
-        dist, ids, through = with_pasted(index.faiss, dist, ids, *pasted)
+    if inside is not None and len(inside[0]):
+        dist, ids, through = with_pasted(index.faiss, dist, ids, *inside)
     same, differs = None, {}
     if policy is not None:
         q, r = np.nonzero(ids >= 0)
