@@ -17,7 +17,7 @@ from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, rows_of
-from dedup.parts import part_pairs, part_vectors, with_parts
+from dedup.parts import Pasted, part_pairs, part_vectors, with_parts
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult
@@ -73,17 +73,18 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     memo = PairChecks(index.folder, index.rows.content_hash)
-    through_part = None
-    if pasted and isinstance(policy, CheckedPolicy):
-        pairs, through_part = _with_part_pairs(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
+    inside = _with_part_pairs(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress) \
+        if pasted and isinstance(policy, CheckedPolicy) else None
+    pairs = pairs if inside is None else inside.pairs
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else match_pairs),
                              tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t),
-                             through_part=through_part)
+                             through_part=None if inside is None else inside.through)
     memo.save()
     candidates, kept = len(pairs), pairs[decision.keep]
-    del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
+    pages = np.zeros(0, np.int64) if inside is None else inside.holders(decision.keep, vectors)
+    del pairs, vectors, inside  # from here on memory holds only kept pairs and the rows they involve
     index.release("cells")
     # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
     ids = rows_of(kept, len(index))
@@ -93,7 +94,7 @@ def find_duplicates(
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
     by_path = path_rank(rows)
-    rank = keep_rank(rows, keep, by_path)
+    rank = keep_rank(rows, keep, by_path, last=np.isin(ids, pages))
     groups = describe_groups(group_pairs(len(ids), kept, rank, linkage or policy.linkage), involved, rows, rank, by_path)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
@@ -113,22 +114,21 @@ PAGES = 4  # at most one picture in this many expected to hold a pasted one: how
 
 
 def _with_part_pairs(index: Index, searched: Index, policy: CheckedPolicy, pairs: Pairs, memo: PairChecks, workers: int,
-                     on_progress: ProgressFn) -> tuple[Pairs, np.ndarray | None]:
+                     on_progress: ProgressFn) -> Pasted | None:
     """`pairs` (of `index`'s rows with `searched`'s, which may be `index` itself) and those found
     through the pictures pasted into `index`'s pictures (`dedup.parts`, from the stored check
-    pictures; `memo` keeps them), and per pair whether it was found so. Without the model that
-    built the index, only `pairs` (logged)."""
+    pictures; `memo` keeps them). None without the model that built the index (logged)."""
     try:
         model = model_for_index(index.manifest, images=max(1, len(index) // PAGES))
     except ModelError as exc:
         log.warning("pictures pasted into others not looked for: %s", exc)
-        return pairs, None
+        return None
     on_progress("pasted", 0, len(index))
     find = memo.parts(part_vectors, model.identity, model.config.embedding_dim)
     rows, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
     found = part_pairs(searched.faiss, rows, vectors, policy.threshold, pairs, within=searched is index)
     on_progress("pasted", len(index), len(index))
-    return with_parts(pairs, found)
+    return Pasted(*with_parts(pairs, found), rows, vectors)
 
 
 SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once
@@ -225,9 +225,9 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
-    through_part = None
-    if pasted and isinstance(policy, CheckedPolicy):
-        pairs, through_part = _with_part_pairs(mine, theirs, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
+    found = _with_part_pairs(mine, theirs, policy, pairs, memo, workers or cpus.check_threads(), on_progress) \
+        if pasted and isinstance(policy, CheckedPolicy) else None
+    pairs, through_part = (pairs, None) if found is None else (found.pairs, found.through)
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              match=memo.matcher(match_pairs), tell=memo.teller(told_apart),

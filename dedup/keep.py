@@ -20,11 +20,13 @@ def path_rank(rows: Rows) -> np.ndarray:
     return rank
 
 
-def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray | None = None) -> np.ndarray:
+def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray | None = None,
+              last: np.ndarray | None = None) -> np.ndarray:
     """Rank of every image under `policy` (0 = most preferred keeper); a permutation of 0..n-1.
 
     Ties are broken by resolution, then file size (both larger first), then path (`path_order`:
-    `path_rank(rows)`, computed when not given).
+    `path_rank(rows)`, computed when not given). Rows marked in `last` (pages that hold another
+    image pasted into them: a screenshot is not kept over the picture it shows) rank after all others.
     """
     if policy not in KEEP_POLICIES:
         raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")
@@ -39,7 +41,8 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray
         "shortest-path": np.array([len(p) for p in rows.path], dtype=np.int64),
         "first": path_order,
     }[policy]
-    order = np.lexsort((path_order, -size, -pixels, primary))
+    after = np.zeros(len(rows), bool) if last is None else np.asarray(last, bool)
+    order = np.lexsort((path_order, -size, -pixels, primary, after))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -163,3 +164,31 @@ def with_parts(pairs: Pairs, found: Pairs) -> tuple[Pairs, np.ndarray]:
     per pair whether it was found through a part."""
     both = sorted_pairs([pairs.i, found.i], [pairs.j, found.j], [pairs.d, found.d])
     return both, _among(both, found)
+
+
+@dataclass(frozen=True)
+class Pasted:
+    """Candidate pairs with those found through parts (`with_parts`), and the parts."""
+
+    pairs: Pairs
+    through: np.ndarray  # per pair: found through a part
+    rows: np.ndarray  # the rows with a part, sorted
+    vectors: np.ndarray  # their parts' vectors
+
+    def holders(self, kept: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """The rows (sorted) of pairs `kept` (a mask over `pairs`) whose part is nearer the other
+        row's picture than they are themselves: pages that hold a duplicate, however the pair was
+        found. `vectors`: the rows' own."""
+        i, j = self.pairs.i[kept], self.pairs.j[kept]
+        if not len(self.rows) or not len(i):
+            return np.zeros(0, np.int64)
+        whole = np.linalg.norm(vectors[i] - vectors[j], axis=1)
+
+        def holds(page: np.ndarray, other: np.ndarray) -> np.ndarray:
+            at = np.minimum(np.searchsorted(self.rows, page), len(self.rows) - 1)
+            has = self.rows[at] == page
+            out = np.zeros(len(page), bool)
+            out[has] = np.linalg.norm(self.vectors[at[has]] - vectors[other[has]], axis=1) < whole[has]
+            return out
+
+        return np.unique(np.concatenate([i[holds(i, j)], j[holds(j, i)]]))

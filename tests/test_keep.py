@@ -31,3 +31,15 @@ def test_policies(policy, best):
 def test_unknown_policy():
     with pytest.raises(UsageError):
         keep_rank(ROWS, "biggest")
+
+
+@pytest.mark.parametrize("policy", ["largest", "smallest", "oldest", "newest", "shortest-path", "first"])
+def test_rows_marked_last_are_kept_only_when_nothing_else_is(policy):
+    unmarked = keep_rank(ROWS, policy)
+    best = int(np.argmin(unmarked))
+    last = np.zeros(3, bool)
+    last[best] = True
+    rank = keep_rank(ROWS, policy, last=last)
+    assert rank[best] == 2 and sorted(rank.tolist()) == [0, 1, 2]
+    others = [k for k in range(3) if k != best]
+    assert (rank[others].argsort() == unmarked[others].argsort()).all()  # the others keep their order

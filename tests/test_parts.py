@@ -189,3 +189,17 @@ def test_with_pasted_keeps_the_k_nearest_of_both_and_a_row_at_its_own_distance()
     d, i, through = with_pasted(index, dist, ids, np.array([0]), inside)
     assert i.tolist() == [[3, 1, 2]] and through.tolist() == [[True, False, False]]
     assert d[0].tolist() == pytest.approx([np.linalg.norm(inside[0] - vectors[3]), 0.5, 1.2], abs=1e-5)
+
+
+def test_a_page_is_not_kept_over_the_picture_pasted_into_it(pasted_catalog):
+    (group,) = [g for g in find_duplicates(pasted_catalog[1]).groups if any(m.path == "page.png" for m in g.members)]
+    assert group.keep == "scene0.png"  # the page has more pixels, yet it holds the picture
+
+
+def test_holders_are_the_pages_whose_part_is_nearer_the_other_picture_than_they_are():
+    vectors = np.array([[1, 0, 0], [0, 0.6, 0.8], [0, 0, 1]], np.float32)  # row 1 is near row 2 itself
+    part_of_2 = np.array([[0.9, 0.1, 0.0]], np.float32)  # row 2's part: row 0's picture
+    pairs = Pairs(np.array([0, 1]), np.array([2, 2]), np.array([0.14, 0.63], np.float32))
+    pasted = parts.Pasted(pairs, np.array([True, False]), np.array([2]), part_of_2)
+    assert pasted.holders(np.array([True, True]), vectors).tolist() == [2]
+    assert pasted.holders(np.array([False, True]), vectors).tolist() == []  # its part is no nearer row 1 than it is
