@@ -203,3 +203,20 @@ def test_holders_are_the_pages_whose_part_is_nearer_the_other_picture_than_they_
     pasted = parts.Pasted(pairs, np.array([True, False]), np.array([2]), part_of_2)
     assert pasted.holders(np.array([True, True]), vectors).tolist() == [2]
     assert pasted.holders(np.array([False, True]), vectors).tolist() == []  # its part is no nearer row 1 than it is
+
+
+def test_without_the_model_file_the_sets_are_found_without_pasted_pictures(tiny_model_file, tmp_path, caplog):
+    from fakes import checking_model
+
+    from dedup.model import load_model
+
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    for k in range(3):
+        scene(k).save(catalog / f"s{k}.png")
+    model_file = checking_model(tiny_model_file, tmp_path / "check.pt")
+    index_catalog(catalog, tmp_path / "idx", load_model(model_file))
+    before = _sets(find_duplicates(tmp_path / "idx"))
+    model_file.unlink()  # the model that built the index is gone: the pictures are still judged
+    assert _sets(find_duplicates(tmp_path / "idx")) == before
+    assert "pasted into others not looked for" in caplog.text
