@@ -83,7 +83,7 @@ def find_duplicates(
                              through_part=None if inside is None else inside.through)
     memo.save()
     candidates, kept = len(pairs), pairs[decision.keep]
-    pages = np.zeros(0, np.int64) if inside is None else inside.holders(decision.keep, vectors)
+    pages, shown = (np.zeros(0, np.int64),) * 2 if inside is None else inside.holders(decision.keep, vectors)
     del pairs, vectors, inside  # from here on memory holds only kept pairs and the rows they involve
     index.release("cells")
     # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
@@ -95,7 +95,9 @@ def find_duplicates(
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
     by_path = path_rank(rows)
     rank = keep_rank(rows, keep, by_path, last=np.isin(ids, pages))
-    groups = describe_groups(group_pairs(len(ids), kept, rank, linkage or policy.linkage), involved, rows, rank, by_path)
+    sets = group_pairs(len(ids), kept, rank, linkage or policy.linkage)
+    groups = describe_groups(sets, involved, rows, rank, by_path,
+                             _pages(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)))
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:
@@ -135,24 +137,38 @@ SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwi
 GROUP_BLOCK = 65_536  # members described at once (their float64 vectors: 32 MB)
 
 
+def _pages(sets: list[np.ndarray], n: int, pages: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """Per id below `n`: a member of `sets` that holds the picture of another member of its set
+    (`pages[k]` holds `shown[k]`'s)."""
+    which = np.full(n, -1, np.int64)
+    for n, s in enumerate(sets):
+        which[s] = n
+    out = np.zeros(len(which), bool)
+    if len(pages):
+        same = (which[pages] == which[shown]) & (which[pages] >= 0)
+        out[pages[same]] = True
+    return out
+
+
 def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-                    by_path: np.ndarray | None = None) -> list[Group]:
+                    by_path: np.ndarray | None = None, pages: np.ndarray | None = None) -> list[Group]:
     """Each group (ids into `rows`, `vectors` and `rank`) with its keeper (lowest rank), members
     keeper first, then by distance to the keeper and path (`by_path`: `dedup.keep.path_rank`,
-    computed when not given), and its diameter; `GROUP_BLOCK` members at a time."""
+    computed when not given), and its diameter; `GROUP_BLOCK` members at a time. `pages` (per id,
+    `_pages`): the members that hold another member's picture (`Member.page`)."""
     by_path = path_rank(rows) if by_path is None else by_path
     out: list[Group] = []
     start, held = 0, 0
     for end, members in enumerate(groups, 1):
         held += len(members)
         if held >= GROUP_BLOCK or end == len(groups):
-            out += _describe(groups[start:end], vectors, rows, rank, by_path)
+            out += _describe(groups[start:end], vectors, rows, rank, by_path, pages)
             start, held = end, 0
     return out
 
 
 def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-              by_path: np.ndarray) -> list[Group]:
+              by_path: np.ndarray, pages: np.ndarray | None = None) -> list[Group]:
     sizes = np.fromiter(map(len, groups), np.int64, len(groups))
     starts = np.zeros(len(groups), np.int64)
     np.cumsum(sizes[:-1], out=starts[1:])
@@ -167,7 +183,8 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     widths = _diameters(emb, sizes, starts)
     paths = rows.path[ids[order]].tolist()  # the rows' own str objects, shared by the report
     distances = [round(d, 6) for d in to_keeper[order].tolist()]
-    members = [Member(p, d) for p, d in zip(paths, distances)]
+    page = np.zeros(len(ids), bool) if pages is None or not len(pages) else pages[ids[order]]
+    members = [Member(p, d, bool(f)) for p, d, f in zip(paths, distances, page.tolist())]
     return [Group(keep=str(rows.path[k]), max_distance=round(w, 6), exact=bool(e), members=tuple(members[a : a + n]))
             for k, w, e, a, n in zip(keeper.tolist(), widths.tolist(), exact.tolist(), starts.tolist(), sizes.tolist())]
 

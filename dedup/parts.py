@@ -175,13 +175,14 @@ class Pasted:
     rows: np.ndarray  # the rows with a part, sorted
     vectors: np.ndarray  # their parts' vectors
 
-    def holders(self, kept: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """The rows (sorted) of pairs `kept` (a mask over `pairs`) whose part is nearer the other
-        row's picture than they are themselves: pages that hold a duplicate, however the pair was
-        found. `vectors`: the rows' own."""
+    def holders(self, kept: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of the pairs `kept` (a mask over `pairs`), however they were found, those where one
+        row's part is nearer the other row's picture than the row itself is: (the pages, the rows
+        whose picture they hold). `vectors`: the rows' own."""
         i, j = self.pairs.i[kept], self.pairs.j[kept]
+        none = np.zeros(0, np.int64)
         if not len(self.rows) or not len(i):
-            return np.zeros(0, np.int64)
+            return none, none
         whole = np.linalg.norm(vectors[i] - vectors[j], axis=1)
 
         def holds(page: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -191,4 +192,5 @@ class Pasted:
             out[has] = np.linalg.norm(self.vectors[at[has]] - vectors[other[has]], axis=1) < whole[has]
             return out
 
-        return np.unique(np.concatenate([i[holds(i, j)], j[holds(j, i)]]))
+        by_i, by_j = holds(i, j), holds(j, i)
+        return np.concatenate([i[by_i], j[by_j]]), np.concatenate([j[by_i], i[by_j]])

@@ -56,7 +56,7 @@ def _duplicates_head(report: DuplicateReport) -> dict[str, Any]:
 
 def _group_dict(g: Group) -> dict[str, Any]:
     return {"keep": g.keep, "max_distance": g.max_distance, "exact": g.exact,
-            "members": [{"path": m.path, "distance": m.distance} for m in g.members]}
+            "members": [{"path": m.path, "distance": m.distance, **({"page": True} if m.page else {})} for m in g.members]}
 
 
 def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
@@ -98,7 +98,7 @@ def iter_duplicates(report: DuplicateReport, fmt: Format, sets_per_chunk: int = 
             lines.append(f"Set {n}: {len(g.members)} images, {kind}")
             for m in g.members:
                 tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
-                lines.append(f"  {tag:>6}  {printable(m.path)}")
+                lines.append(f"  {tag:>6}  {printable(m.path)}" + ("  (a page showing another member)" if m.page else ""))
         yield "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 class Member:
     path: str
     distance: float  # to the keeper
+    page: bool = False  # holds another member's picture pasted into it (a screenshot of it; `dedup.parts`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,3 +93,10 @@ def page_with(picture: Image.Image, width: int = 640, at: tuple[int, int] = (200
         draw.rectangle([20, y, 20 + 60 * (k % 4 + 3), y + 6], fill=(40, 40, 60))
     page.paste(picture, at)
     return page
+
+
+def page_data(out) -> dict:
+    """The data a review page in folder `out` embeds."""
+    text = (out / "index.html").read_text()
+    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
+    return json.loads(text[start:text.index("</script>", start)].replace("<\\/", "</"))

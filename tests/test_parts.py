@@ -201,8 +201,10 @@ def test_holders_are_the_pages_whose_part_is_nearer_the_other_picture_than_they_
     part_of_2 = np.array([[0.9, 0.1, 0.0]], np.float32)  # row 2's part: row 0's picture
     pairs = Pairs(np.array([0, 1]), np.array([2, 2]), np.array([0.14, 0.63], np.float32))
     pasted = parts.Pasted(pairs, np.array([True, False]), np.array([2]), part_of_2)
-    assert pasted.holders(np.array([True, True]), vectors).tolist() == [2]
-    assert pasted.holders(np.array([False, True]), vectors).tolist() == []  # its part is no nearer row 1 than it is
+    pages, shown = pasted.holders(np.array([True, True]), vectors)
+    assert pages.tolist() == [2] and shown.tolist() == [0]
+    pages, shown = pasted.holders(np.array([False, True]), vectors)
+    assert pages.tolist() == [] and shown.tolist() == []  # its part is no nearer row 1 than it is
 
 
 def test_without_the_model_file_the_sets_are_found_without_pasted_pictures(tiny_model_file, tmp_path, caplog):
@@ -220,3 +222,28 @@ def test_without_the_model_file_the_sets_are_found_without_pasted_pictures(tiny_
     model_file.unlink()  # the model that built the index is gone: the pictures are still judged
     assert _sets(find_duplicates(tmp_path / "idx")) == before
     assert "pasted into others not looked for" in caplog.text
+
+
+def test_the_page_is_marked_as_showing_another_member(pasted_catalog):
+    from dedup.report import render_duplicates
+
+    report = find_duplicates(pasted_catalog[1])
+    (group,) = [g for g in report.groups if any(m.path == "page.png" for m in g.members)]
+    assert [m.path for m in group.members if m.page] == ["page.png"]
+    assert '"page": true' in render_duplicates(report, "json")
+    assert "page.png  (a page showing another member)" in render_duplicates(report, "table")
+
+
+def test_the_review_page_says_which_member_is_a_page(pasted_catalog, tmp_path):
+    import shutil
+
+    from fakes import page_data
+
+    from dedup.review import review_index
+
+    folder = tmp_path / "idx"
+    shutil.copytree(pasted_catalog[1], folder)
+    review_index(folder, tmp_path / "review")
+    members = [m for s in page_data(tmp_path / "review")["sets"] for m in s["members"]]
+    assert [m["path"] for m in members if m["page"]] == ["page.png"]
+    assert "shows another member's picture" in (tmp_path / "review" / "index.html").read_text()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import page_data
 from PIL import Image
 
 from dedup.cli import cli
@@ -144,12 +145,6 @@ def test_decisions_that_do_not_match_the_index_change_nothing(reviewed, tmp_path
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
     assert tree(cat) == before
-
-
-def page_data(out: Path) -> dict:
-    text = (out / "index.html").read_text()
-    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
-    return json.loads(text[start:text.index("</script>", start)].replace("<\\/", "</"))
 
 
 def test_with_the_catalog_moved_away_the_page_previews_from_the_index(reviewed, tmp_path):
