@@ -85,7 +85,8 @@ class Service:
         except ImageSkip as exc:
             raise BadImage(f"not a decodable image: {exc}") from None
 
-    def query(self, data: bytes, k: int = 10, threshold: float | None = None, verify: bool = False) -> list[Neighbor]:
+    def query(self, data: bytes, k: int = 10, threshold: float | None = None, verify: bool = False,
+              pasted: bool = True) -> list[Neighbor]:
         """The neighbours `dedup query` reports for an image with these bytes."""
         if not 1 <= k <= MAX_K:
             raise DedupError(f"k must be between 1 and {MAX_K}, got {k}", option="k")
@@ -98,7 +99,7 @@ class Service:
         policy = index_policy(gen) if verify else None
         picture = lambda _: decoded.picture  # noqa: E731
         (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold, policy, picture,
-                               pasted_in(policy, picture, [0], self.model))
+                               pasted_in(policy, picture, [0], self.model) if pasted else None)
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:

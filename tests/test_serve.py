@@ -227,3 +227,7 @@ def test_a_page_query_gives_what_dedup_query_gives(served, encoder, tmp_path):
     (expected,) = query_images(idx, [page], k=5, model=encoder, verify=True)
     assert [(n["path"], n.get("pasted", False), n["same"]) for n in doc["neighbors"]] == \
         [(n.path, n.pasted, n.same) for n in expected.neighbors]
+    status, doc = client.call("/query?k=5&verify=true&pasted=false", {"image": page.read_bytes()})
+    (plain,) = query_images(idx, [page], k=5, model=encoder, verify=True, pasted=False)
+    assert status == 200 and [n["path"] for n in doc["neighbors"]] == [n.path for n in plain.neighbors]
+    assert not any(n.get("pasted") for n in doc["neighbors"])
