@@ -42,13 +42,15 @@ log = logging.getLogger(__name__)
 
 FOLDER = "pair-checks"
 AGAINST = "against"  # in FOLDER: the entries of pairs with a reference index's pictures
+PARTS = "parts"  # the files of the pictures pasted into the index's pictures (one entry a picture: a = b)
+PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
 TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)
     "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
     "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
-    "parts.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at for a pasted picture (a = b, `dedup.parts`)
+    f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at for a pasted picture (a = b, `dedup.parts`)
 }
 MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts")  # the code an entry comes from
 CHUNK = 1 << 20  # older entries read and written at a time when the memo is saved
@@ -57,7 +59,7 @@ CHUNK = 1 << 20  # older entries read and written at a time when the memo is sav
 def parts_table(dim: int) -> tuple[str, np.dtype]:
     """The file in FOLDER of the vectors of `dim` numbers of the pictures pasted into the index's
     pictures (`dedup.parts`), and its entries: one a picture that has one (a = b)."""
-    return f"parts-{dim}.npy", np.dtype(_PAIR + [("vector", "<f4", (dim,))])
+    return f"{PARTS}-{dim}.npy", np.dtype(_PAIR + [("vector", "<f4", (dim,))])
 
 
 @cache
@@ -169,13 +171,14 @@ class PairChecks:
     functions, `save` writes what the run made and keeps what still concerns the index's
     pictures."""
 
-    def __init__(self, folder: Path, content_hashes: Sequence[str], reference: Sequence[str] | None = None):
+    def __init__(self, folder: Path, content_hashes: Sequence[str], reference: Sequence[str] | None = None,
+                 place: str = AGAINST):
         """The memo of the index in `folder`, whose rows have `content_hashes`; nothing is read
         until a pair is looked up, so a run without the pair check pays nothing for it. With
         `reference` (the content hashes of another index's rows), the memo of pairs between the
         two: a pair's second row is the reference's row `j - policy.SECOND_SET`."""
         self.folder, self.content_hashes, self.reference = Path(folder), content_hashes, reference
-        self.at = self.folder / FOLDER / AGAINST if reference is not None else self.folder / FOLDER
+        self.at = self.folder / FOLDER / place if reference is not None else self.folder / FOLDER
         self.checked = False
 
     @cached_property
@@ -266,7 +269,7 @@ class PairChecks:
         def remembered(pictures: Pictures, rows: Sequence[int], embed, size: int, framing: Framing,
                        workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
             name, dtype = parts_table(dim)
-            looked, kept = self.tables["parts.npy"], self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
+            looked, kept = self.tables[f"{PARTS}.npy"], self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
             self.checked = True
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
@@ -303,8 +306,8 @@ class PairChecks:
             with index_lock(self.folder):
                 ensure_claim(self.folder).own(FOLDER)
                 folder = self.at
-                for table in self.tables.values():
-                    table.save(present_a, present_b)
+                for name, table in self.tables.items():  # a picture's own entries (`parts`) are the index's
+                    table.save(present_a, present_a if name.startswith(PARTS) else present_b)
                 if folder.is_dir() and not self.stamped:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup import cpus, judgements
-from dedup.checkmemo import PairChecks
+from dedup.checkmemo import AGAINST, PASTED, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
 from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
@@ -16,11 +16,11 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
 from dedup.loading import model_for_index
-from dedup.pairs import Pairs, rows_of
-from dedup.parts import Pasted, part_pairs, part_vectors, with_parts
+from dedup.pairs import Pairs, rows_of, union_pairs
+from dedup.parts import Parts, part_pairs, part_picture, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
-from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult
+from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
 
 if TYPE_CHECKING:
@@ -73,18 +73,22 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     memo = PairChecks(index.folder, index.rows.content_hash)
-    inside = _with_part_pairs(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress) \
-        if pasted and isinstance(policy, CheckedPolicy) else None
-    pairs = pairs if inside is None else inside.pairs
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else match_pairs),
-                             tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t),
-                             through_part=None if inside is None else inside.through)
+                             tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
+    candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
+    pages, shown = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if pasted and isinstance(policy, CheckedPolicy):
+        inside = _pasted(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
+        if inside is not None:
+            parts, through, checked = inside
+            pages, shown = parts.holders(kept, vectors)
+            pages, shown = np.concatenate([pages, through.i]), np.concatenate([shown, through.j])
+            kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
+            candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     memo.save()
-    candidates, kept = len(pairs), pairs[decision.keep]
-    pages, shown = (np.zeros(0, np.int64),) * 2 if inside is None else inside.holders(decision.keep, vectors)
-    del pairs, vectors, inside  # from here on memory holds only kept pairs and the rows they involve
+    del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
     index.release("cells")
     # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
     ids = rows_of(kept, len(index))
@@ -101,7 +105,7 @@ def find_duplicates(
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:
-        if decision.verified is None:
+        if verified is None:
             raise _needs_check()
         on_progress("differences", 0, found)
         row = dict(zip(rows.path.tolist(), ids.tolist()))  # the rows of the sets' members only
@@ -109,17 +113,20 @@ def find_duplicates(
         groups = [g for g in groups if set_differs_nowhere(g, found_spots)]
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
-                           len(index), groups, candidates, decision.verified, found - len(groups))
+                           len(index), groups, candidates, verified, found - len(groups))
 
 
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
-def _with_part_pairs(index: Index, searched: Index, policy: CheckedPolicy, pairs: Pairs, memo: PairChecks, workers: int,
-                     on_progress: ProgressFn) -> Pasted | None:
-    """`pairs` (of `index`'s rows with `searched`'s, which may be `index` itself) and those found
-    through the pictures pasted into `index`'s pictures (`dedup.parts`, from the stored check
-    pictures; `memo` keeps them). None without the model that built the index (logged)."""
+def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, workers: int,
+            on_progress: ProgressFn) -> tuple[Parts, Pairs, Verified] | None:
+    """The pictures pasted into `index`'s pictures (`dedup.parts`, found on the stored check
+    pictures; `memo` keeps them), and the pairs (page row, row of `searched`, the part's distance)
+    the check confirms between such a picture and `searched`'s pictures, which may be `index`'s
+    own, other than the pairs `known` (with what the check did on them). The check compares the
+    pasted picture, cut out of the page, and needs agreeing keypoints whatever the distance; what
+    it finds is kept in `index`'s folder. None without the model that built the index (logged)."""
     try:
         model = model_for_index(index.manifest, images=max(1, len(index) // PAGES))
     except ModelError as exc:
@@ -128,9 +135,25 @@ def _with_part_pairs(index: Index, searched: Index, policy: CheckedPolicy, pairs
     on_progress("pasted", 0, len(index))
     find = memo.parts(part_vectors, model.identity, model.config.embedding_dim)
     rows, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
-    found = part_pairs(searched.faiss, rows, vectors, policy.threshold, pairs, within=searched is index)
+    within = searched is index
+    near = part_pairs(searched.faiss, rows, vectors, policy.threshold, known, within=within)
+    checks = PairChecks(index.folder, np.asarray(index.rows.content_hash)[rows], reference=searched.rows.content_hash,
+                        place=PASTED if within else f"{AGAINST}/{PASTED}")
+    decision = policy.decide(near, lambda m: part_picture(index.picture(int(rows[m]))), searched.picture, workers=workers,
+                             background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
+                             match=checks.matcher(match_pairs), tell=checks.teller(told_apart),
+                             through_part=np.ones(len(near), bool))
+    checks.save()
+    kept = near[decision.keep]
     on_progress("pasted", len(index), len(index))
-    return Pasted(*with_parts(pairs, found), rows, vectors)
+    return Parts(rows, vectors), Pairs(rows[kept.i], kept.j, kept.d), decision.verified
+
+
+def _sum(a: Verified | None, b: Verified | None) -> Verified | None:
+    if a is None or b is None:
+        return a or b
+    return Verified(a.candidates + b.candidates, a.confirmed + b.confirmed, a.unreadable + b.unreadable,
+                    a.told_apart + b.told_apart)
 
 
 SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once
@@ -242,27 +265,32 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
-    found = _with_part_pairs(mine, theirs, policy, pairs, memo, workers or cpus.check_threads(), on_progress) \
-        if pasted and isinstance(policy, CheckedPolicy) else None
-    pairs, through_part = (pairs, None) if found is None else (found.pairs, found.through)
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers or cpus.check_threads(),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
-                             on_progress=lambda d, t: on_progress("verifying", d, t), through_part=through_part)
+                             on_progress=lambda d, t: on_progress("verifying", d, t))
+    verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
+    inside = np.zeros(len(pairs), bool)
+    if pasted and isinstance(policy, CheckedPolicy):
+        found = _pasted(mine, theirs, policy, known, memo, workers or cpus.check_threads(), on_progress)
+        if found is not None:
+            _, through, checked = found
+            pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
+                          np.concatenate([pairs.d, through.d]))
+            inside = np.concatenate([inside, np.ones(len(through), bool)])
+            verified = _sum(verified, checked)
     memo.save()
-    inside = np.zeros(len(pairs), bool) if through_part is None else through_part
-    pairs, inside = pairs[decision.keep], inside[decision.keep]
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
     left = judgements.kept(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
     pairs, inside = pairs[left], inside[left]
     if nothing_differs:
-        if decision.verified is None:
+        if verified is None:
             raise _needs_check()
         spots = pair_spots(Pairs(pairs.i, pairs.j + SECOND_SET, pairs.d), joined(mine.picture, theirs.picture),
                            memo.matcher(match_pairs), policy.check, workers or cpus.check_threads())
         nowhere = np.array([differs_nowhere(s) for s in spots], bool)
         pairs, inside = pairs[nowhere], inside[nowhere]
-    return AgainstReport(policy.threshold, _by_query(pairs, inside, mine.rows.path, theirs.rows.path), decision.verified)
+    return AgainstReport(policy.threshold, _by_query(pairs, inside, mine.rows.path, theirs.rows.path), verified)
 
 
 def _by_query(pairs: Pairs, inside: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:

@@ -27,8 +27,8 @@ from dedup.config import Framing
 from dedup.framing import border_colour, to_input
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures
-from dedup.pairs import Pairs, sorted_pairs
-from dedup.pictures import rgb_of
+from dedup.pairs import Pairs
+from dedup.pictures import picture_bytes, rgb_of
 from dedup.search import cross_knn_pairs
 
 PAGE_TOLERANCE = 12  # largest channel difference from the page's colour that is still page (a white card on an off-white page is not)
@@ -37,6 +37,7 @@ MIN_SIDE = 0.12  # a part spans at least this share of each side of the page
 MAX_AREA = 0.6  # a part's box covers at most this share of the page
 MAX_OF_CONTENT = 0.7  # ... and at most this share of the box of all that differs from the page's colour
 SURROUND, MAX_SURROUND = 0.03, 0.2  # a strip this share of the shorter side wide around the part is at most this much not page
+BLOCKS = 3  # the largest blocks looked at for one of a picture's shape (a page's banner or bar can be larger)
 MIN_PAGE_PX = 48  # pages with a shorter side than this have no parts looked for
 LOOK_SIDE = 128  # pages are looked at with every k-th pixel, their longer side brought down to about this
 BLOCK = 256  # pictures looked at, and parts embedded, at a time
@@ -73,15 +74,16 @@ def _block(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     count, _, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
     if count <= 1:
         return None
-    x, y, bw, bh, _ = (int(v) for v in stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))])
-    if bw < MIN_SIDE * w or bh < MIN_SIDE * h or bw * bh > MAX_AREA * w * h:
-        return None
     rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
-    if bw * bh > MAX_OF_CONTENT * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1):
-        return None
-    if _surround(content, (x, y, x + bw, y + bh)) > MAX_SURROUND:
-        return None
-    return x, y, x + bw, y + bh
+    everything = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+    for k in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")[:BLOCKS]:  # largest first (a banner may lead)
+        x, y, bw, bh, _ = (int(v) for v in stats[k])
+        if bw < MIN_SIDE * w or bh < MIN_SIDE * h or bw * bh > MAX_AREA * w * h:
+            continue
+        if bw * bh > MAX_OF_CONTENT * everything or _surround(content, (x, y, x + bw, y + bh)) > MAX_SURROUND:
+            return None
+        return x, y, x + bw, y + bh
+    return None
 
 
 def _surround(content: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -93,6 +95,18 @@ def _surround(content: np.ndarray, box: tuple[int, int, int, int]) -> float:
     outer = content[max(0, top - m):bottom + m, max(0, left - m):right + m]
     strip = outer.size - (bottom - top) * (right - left)
     return float((np.count_nonzero(outer) - np.count_nonzero(content[top:bottom, left:right])) / strip) if strip else 0.0
+
+
+def part_picture(picture: bytes) -> bytes:
+    """The part of a check picture as a check picture of its own (`dedup.pictures`), at the
+    size it has there: the pair check matches it, not the page, whose text and bars would take
+    most of the keypoints. Raises `ImageSkip` when the picture has no part."""
+    rgb = rgb_of(picture)
+    box = part_box(rgb)
+    if box is None:
+        raise ImageSkip("no picture pasted into it")
+    left, top, right, bottom = box
+    return picture_bytes(Image.fromarray(rgb[top:bottom, left:right]))
 
 
 def part_input(picture: bytes, size: int, framing: Framing) -> np.ndarray | None:
@@ -132,54 +146,45 @@ def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: in
 
 def part_pairs(index, part_rows: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
                k: int = NEIGHBOURS, within: bool = True) -> Pairs:
-    """Pairs of each part's row with the `k` rows of FAISS `index` nearest to the part and closer
-    than `threshold`, at the part's distance, leaving out the pairs of `known` (found by the
-    pictures' own vectors); each pair once, at its nearer part's distance. `within`: the parts are
-    of `index`'s own rows (pairs i < j, a row not paired with itself); else pairs (part's row,
-    indexed row) across two sets."""
+    """Pairs (m, j) of part m (of row `part_rows[m]`) with each of the `k` rows j of FAISS `index`
+    nearest to it and closer than `threshold`, at the part's distance, leaving out the pairs of
+    `known` (found by the pictures' own vectors: (i < j) pairs `within` one set, else (row, j)).
+    `within`: the parts are of `index`'s own rows, and a part is not paired with its own row."""
     if not len(part_rows):
         return Pairs.empty()
     near = cross_knn_pairs(index, vectors, k + within, threshold)
-    i, j, d = part_rows[near.i], near.j, near.d
+    rows = part_rows[near.i]
     if within:
-        keep = i != j
-        i, j, d = np.minimum(i, j)[keep], np.maximum(i, j)[keep], d[keep]
-    order = np.lexsort((d, j, i))  # the nearer of a pair's two parts first
-    found = sorted_pairs([i[order]], [j[order]], [d[order]], unique=True)
-    return found[~_among(found, known)]
+        mine = rows != near.j
+        near, rows = near[mine], rows[mine]
+        pairs = Pairs(np.minimum(rows, near.j), np.maximum(rows, near.j), near.d)
+    else:
+        pairs = Pairs(rows, near.j, near.d)
+    return near[~_among(pairs, known)]
 
 
 def _among(pairs: Pairs, known: Pairs) -> np.ndarray:
-    """Per pair of `pairs`, whether `known` holds it (both sorted by (i, j))."""
+    """Per pair of `pairs` (in any order), whether `known` (sorted by (i, j)) holds it."""
     if not len(known) or not len(pairs):
         return np.zeros(len(pairs), bool)
     width = np.int64(max(int(pairs.j.max()), int(known.j.max())) + 1)
-    keys, have = pairs.i * width + pairs.j, known.i.astype(np.int64) * width + known.j
+    keys, have = pairs.i.astype(np.int64) * width + pairs.j, known.i.astype(np.int64) * width + known.j
     at = np.minimum(np.searchsorted(have, keys), len(have) - 1)
     return have[at] == keys
 
 
-def with_parts(pairs: Pairs, found: Pairs) -> tuple[Pairs, np.ndarray]:
-    """`pairs` and the pairs `found` through parts (none of them in `pairs`), sorted by (i, j), and
-    per pair whether it was found through a part."""
-    both = sorted_pairs([pairs.i, found.i], [pairs.j, found.j], [pairs.d, found.d])
-    return both, _among(both, found)
-
-
 @dataclass(frozen=True)
-class Pasted:
-    """Candidate pairs with those found through parts (`with_parts`), and the parts."""
+class Parts:
+    """The rows whose pictures have a part, and the parts' vectors."""
 
-    pairs: Pairs
-    through: np.ndarray  # per pair: found through a part
-    rows: np.ndarray  # the rows with a part, sorted
-    vectors: np.ndarray  # their parts' vectors
+    rows: np.ndarray  # sorted
+    vectors: np.ndarray
 
-    def holders(self, kept: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Of the pairs `kept` (a mask over `pairs`), however they were found, those where one
-        row's part is nearer the other row's picture than the row itself is: (the pages, the rows
-        whose picture they hold). `vectors`: the rows' own."""
-        i, j = self.pairs.i[kept], self.pairs.j[kept]
+    def holders(self, pairs: Pairs, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of `pairs`, however they were found, those where one row's part is nearer the other
+        row's picture than the row itself is: (the pages, the rows whose picture they hold).
+        `vectors`: the rows' own."""
+        i, j = pairs.i, pairs.j
         none = np.zeros(0, np.int64)
         if not len(self.rows) or not len(i):
             return none, none

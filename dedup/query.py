@@ -17,7 +17,7 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import Pictures
 from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
-from dedup.parts import part_vectors
+from dedup.parts import part_picture, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for
 from dedup.results import Comparison, Neighbor, QueryResult
 from dedup.search import knn
@@ -87,15 +87,17 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         dist, ids, through = with_pasted(index.faiss, dist, ids, *inside)
     same, differs = None, {}
     if policy is not None:
-        q, r = np.nonzero(ids >= 0)
-        pairs = Pairs(q, ids[q, r], dist[q, r])
-        background = policy.backgrounds(emb, pairs, reference=lambda: index.vectors)
-        seen = SeenMaps()
-        decision = policy.decide(pairs, pictures, index.picture, background=background, tell=seen, through_part=through[q, r])
         same = np.zeros(dist.shape, dtype=bool)
+        q, r = np.nonzero((ids >= 0) & ~through)
+        pairs = Pairs(q, ids[q, r], dist[q, r])
+        seen = SeenMaps()
+        decision = policy.decide(pairs, pictures, index.picture, tell=seen,
+                                 background=policy.backgrounds(emb, pairs, reference=lambda: index.vectors))
         same[q, r] = decision.keep
         kept = zip(pairs.i[decision.keep].tolist(), pairs.j[decision.keep].tolist())
         differs = {(a, b): seen.spots(a, b + SECOND_SET) for a, b in kept}  # where query a differs from row b
+        if through.any():
+            same, differs = _judge_pasted(index, policy, pictures, inside, dist, ids, through, same, differs)
     paths = index.rows.path
     results = []
     for q, image in enumerate(images):
@@ -107,6 +109,28 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         )
         results.append(QueryResult(str(image), found, errors[q]))
     return results
+
+
+def _judge_pasted(index: Index, policy: Policy, pictures: Pictures, inside: tuple[np.ndarray, np.ndarray], dist: np.ndarray,
+                  ids: np.ndarray, through: np.ndarray, same: np.ndarray, differs: dict) -> tuple[np.ndarray, dict]:
+    """`same` and `differs` with the verdicts on the neighbours found `through` a picture pasted
+    into the query (`inside`: the queries with one and its vectors): the pasted picture, cut out of
+    the query's check picture (`dedup.parts.part_picture`), against the neighbour's, on agreeing
+    keypoints alone, as find-duplicates judges it."""
+    queries, vectors = inside
+    q, r = np.nonzero(through)
+    part = np.searchsorted(queries, q)  # `part_vectors` lists the queries in order
+    pairs = Pairs(part, ids[q, r], dist[q, r])
+    seen = SeenMaps()
+    decision = policy.decide(pairs, lambda m: part_picture(pictures(int(queries[m]))), index.picture, tell=seen,
+                             background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
+                             through_part=np.ones(len(pairs), bool))
+    same = same.copy()
+    same[q, r] = decision.keep
+    differs = dict(differs)
+    for k in np.flatnonzero(decision.keep).tolist():
+        differs[(int(q[k]), int(pairs.j[k]))] = seen.spots(int(part[k]), int(pairs.j[k]) + SECOND_SET)
+    return same, differs
 
 
 def with_pasted(index, dist: np.ndarray, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray

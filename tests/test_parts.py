@@ -60,24 +60,16 @@ def test_part_pairs_pair_a_part_with_its_neighbours_but_not_its_own_row_or_known
     vectors = rng.normal(size=(6, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = _flat(vectors)
-    part = vectors[[4]] * 0.99  # row 1's part is close to row 4
-    found = parts.part_pairs(index, np.array([1]), part, threshold=0.5, k=2, known=Pairs.empty())
-    assert list(zip(found.i.tolist(), found.j.tolist())) == [(1, 4)]
+    part = vectors[[4]] * 0.99  # row 5's part (part 0) is close to row 4
+    found = parts.part_pairs(index, np.array([5]), part, threshold=0.5, k=2, known=Pairs.empty())
+    assert list(zip(found.i.tolist(), found.j.tolist())) == [(0, 4)]  # (part, row)
     assert found.d[0] == pytest.approx(0.01, abs=1e-4)
-    known = Pairs(np.array([1]), np.array([4]), np.array([0.9], np.float32))
-    assert len(parts.part_pairs(index, np.array([1]), part, threshold=0.5, k=2, known=known)) == 0
+    known = Pairs(np.array([4]), np.array([5]), np.array([0.9], np.float32))  # rows 4 and 5 are candidates already
+    assert len(parts.part_pairs(index, np.array([5]), part, threshold=0.5, k=2, known=known)) == 0
     own = parts.part_pairs(index, np.array([4]), part, threshold=0.5, k=2, known=Pairs.empty())
     assert len(own) == 0  # a part of row 4 close to row 4 itself is no pair
-    across = parts.part_pairs(index, np.array([0]), part, threshold=0.5, k=2, known=Pairs.empty(), within=False)
-    assert list(zip(across.i.tolist(), across.j.tolist())) == [(0, 4)]  # (incoming row, indexed row)
-
-
-def test_with_parts_marks_the_pairs_found_through_a_part():
-    pairs = Pairs(np.array([0, 2]), np.array([1, 3]), np.array([0.1, 0.2], np.float32))
-    found = Pairs(np.array([1]), np.array([2]), np.array([0.3], np.float32))
-    both, through = parts.with_parts(pairs, found)
-    assert list(zip(both.i.tolist(), both.j.tolist())) == [(0, 1), (1, 2), (2, 3)]
-    assert through.tolist() == [False, True, False]
+    across = parts.part_pairs(index, np.array([5]), part, threshold=0.5, k=2, known=known, within=False)
+    assert list(zip(across.i.tolist(), across.j.tolist())) == [(0, 4)]  # another set's row 5: (4, 5) is no pair of it
 
 
 def test_a_pair_through_a_part_needs_agreeing_keypoints_however_close():
@@ -199,12 +191,9 @@ def test_a_page_is_not_kept_over_the_picture_pasted_into_it(pasted_catalog):
 def test_holders_are_the_pages_whose_part_is_nearer_the_other_picture_than_they_are():
     vectors = np.array([[1, 0, 0], [0, 0.6, 0.8], [0, 0, 1]], np.float32)  # row 1 is near row 2 itself
     part_of_2 = np.array([[0.9, 0.1, 0.0]], np.float32)  # row 2's part: row 0's picture
-    pairs = Pairs(np.array([0, 1]), np.array([2, 2]), np.array([0.14, 0.63], np.float32))
-    pasted = parts.Pasted(pairs, np.array([True, False]), np.array([2]), part_of_2)
-    pages, shown = pasted.holders(np.array([True, True]), vectors)
-    assert pages.tolist() == [2] and shown.tolist() == [0]
-    pages, shown = pasted.holders(np.array([False, True]), vectors)
-    assert pages.tolist() == [] and shown.tolist() == []  # its part is no nearer row 1 than it is
+    found = parts.Parts(np.array([2]), part_of_2)
+    pages, shown = found.holders(Pairs(np.array([0, 1]), np.array([2, 2]), np.array([0.14, 0.63], np.float32)), vectors)
+    assert pages.tolist() == [2] and shown.tolist() == [0]  # not row 1: its part is no nearer row 1 than it is
 
 
 def test_without_the_model_file_the_sets_are_found_without_pasted_pictures(tiny_model_file, tmp_path, caplog):
@@ -247,3 +236,26 @@ def test_the_review_page_says_which_member_is_a_page(pasted_catalog, tmp_path):
     members = [m for s in page_data(tmp_path / "review")["sets"] for m in s["members"]]
     assert [m["path"] for m in members if m["page"]] == ["page.png"]
     assert "shows another member's picture" in (tmp_path / "review" / "index.html").read_text()
+
+
+def test_against_remembers_the_pictures_pasted_into_incoming_ones(pasted_catalog, tmp_path, monkeypatch):
+    import dedup.duplicates as duplicates
+    from dedup.model import load_model
+
+    catalog, folder = pasted_catalog
+    incoming = tmp_path / "up"
+    incoming.mkdir()
+    (incoming / "page.png").write_bytes((catalog / "page.png").read_bytes())
+    index_catalog(incoming, tmp_path / "up_idx", load_model())
+    first = find_against(tmp_path / "up_idx", folder)
+    looked = []
+    real = duplicates.part_vectors
+
+    def counting(pictures, rows, *args, **kwargs):
+        looked.append(len(rows))
+        return real(pictures, rows, *args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "part_vectors", counting)
+    for _ in range(2):  # each run keeps what the one before found
+        assert find_against(tmp_path / "up_idx", folder).results == first.results
+    assert looked == [0, 0]
