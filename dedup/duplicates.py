@@ -83,9 +83,8 @@ def find_duplicates(
         inside = _pasted(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
         if inside is not None:
             parts, through, checked = inside
-            pages, shown = parts.holders(kept, vectors)
-            pages, shown = np.concatenate([pages, through.i]), np.concatenate([shown, through.j])
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
+            pages, shown = parts.holders(kept, vectors)
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     memo.save()
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve

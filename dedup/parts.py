@@ -41,6 +41,7 @@ BLOCKS = 3  # the largest blocks looked at for one of a picture's shape (a page'
 MIN_PAGE_PX = 48  # pages with a shorter side than this have no parts looked for
 LOOK_SIDE = 128  # pages are looked at with every k-th pixel, their longer side brought down to about this
 BLOCK = 256  # pictures looked at, and parts embedded, at a time
+HOLDS = 0.6  # a page holds another picture when its part is at most this share of the page's distance from it
 NEIGHBOURS = 8  # a pasted picture is paired with this many nearest pictures (its duplicates are among the first few)
 
 Embed = Callable[[np.ndarray], np.ndarray]  # (n, size, size, 3) uint8 → (n, dim) unit vectors
@@ -181,9 +182,9 @@ class Parts:
     vectors: np.ndarray
 
     def holders(self, pairs: Pairs, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Of `pairs`, however they were found, those where one row's part is nearer the other
-        row's picture than the row itself is: (the pages, the rows whose picture they hold).
-        `vectors`: the rows' own."""
+        """Of `pairs`, however they were found, those where one row's part is much nearer the other
+        row's picture than the row itself is (`HOLDS`): (the pages, the rows whose picture they
+        hold). `vectors`: the rows' own."""
         i, j = pairs.i, pairs.j
         none = np.zeros(0, np.int64)
         if not len(self.rows) or not len(i):
@@ -194,7 +195,7 @@ class Parts:
             at = np.minimum(np.searchsorted(self.rows, page), len(self.rows) - 1)
             has = self.rows[at] == page
             out = np.zeros(len(page), bool)
-            out[has] = np.linalg.norm(self.vectors[at[has]] - vectors[other[has]], axis=1) < whole[has]
+            out[has] = np.linalg.norm(self.vectors[at[has]] - vectors[other[has]], axis=1) < HOLDS * whole[has]
             return out
 
         by_i, by_j = holds(i, j), holds(j, i)
