@@ -175,7 +175,14 @@ def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, 
     monkeypatch.setattr("dedup.onray.matching.CHUNK_PAIRS", 8)  # several Ray tasks
     decisions = []
     decide = CheckedPolicy.decide
-    monkeypatch.setattr(CheckedPolicy, "decide", lambda self, *a, **k: decisions.append(decide(self, *a, **k)) or decisions[-1])
+
+    def recorded(self, pairs, pictures, other=None, **kwargs):
+        decision = decide(self, pairs, pictures, other, **kwargs)
+        if other is None:  # the index's own pairs, not those of the pictures pasted into its pictures
+            decisions.append(decision)
+        return decision
+
+    monkeypatch.setattr(CheckedPolicy, "decide", recorded)
     local = find_duplicates(built_index)
     on_ray = find_duplicates(built_index, engine=RayEngine())
     assert local.verified is not None and local.verified.candidates > 8
