@@ -163,7 +163,10 @@ class CheckedPolicy:
         confirmed = np.flatnonzero(readable & same)
         if self.tell_apart and len(confirmed) and look.maps is not None:
             apart[confirmed] = tell(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
-        verdict_ = np.where(readable, same & ~apart, todo.d < self.encoder_threshold)
+        on_distance = todo.d < self.encoder_threshold  # a picture that cannot be had: the encoder's verdict
+        if pasted is not None:
+            on_distance &= ~pasted  # ... but a pasted picture's distance is not the pair's
+        verdict_ = np.where(readable, same & ~apart, on_distance)
         if other is None and apart.any():
             moved = through_copies(todo, verdict_, apart, look.inliers)
             verdict_, apart = verdict_ & ~moved, apart | moved

@@ -259,3 +259,18 @@ def test_against_remembers_the_pictures_pasted_into_incoming_ones(pasted_catalog
     for _ in range(2):  # each run keeps what the one before found
         assert find_against(tmp_path / "up_idx", folder).results == first.results
     assert looked == [0, 0]
+
+
+def test_a_pair_through_a_part_whose_picture_cannot_be_had_is_not_kept():
+    from dedup.images import ImageSkip
+    from dedup.policy import CheckedPolicy
+
+    config = VerifyConfig(candidates=0.8, weights=(0.0, 1.0, 0.0, 0.0), bias=0.0, min_inliers=12)
+    policy = CheckedPolicy(config, 0.8, 0.36)
+
+    def gone(_row):
+        raise ImageSkip("the file is gone")
+
+    pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.array([0.1, 0.1], np.float32))
+    decision = policy.decide(pairs, gone, workers=1, through_part=np.array([False, True]))
+    assert decision.keep.tolist() == [True, False]  # the encoder's verdict on the first; none on the pasted one
