@@ -275,11 +275,10 @@ class PairChecks:
             a = self.rows[rows]
             keys = _mix(a ^ _salt("parts", model, size, framing))
             hit, entries = looked.find(keys)
-            old = rows[hit][entries["found"] == 1]
-            stored, known = kept.find(keys[hit][entries["found"] == 1])
-            if not stored.all():  # a file lost or damaged since: look again
-                hit[np.flatnonzero(hit)[entries["found"] == 1][~stored]] = False
-                old = old[stored]
+            had = np.flatnonzero(hit)[entries["found"] == 1]  # looked at before, and had a part
+            stored, known = kept.find(keys[had])
+            hit[had[~stored]] = False  # its vector lost since (a file damaged or deleted): look again
+            old = rows[had[stored]]
             todo = rows[~hit]
             found, vectors = find(pictures, todo, embed, size, framing, workers)
             vectors = vectors.reshape(-1, dim)
@@ -296,7 +295,7 @@ class PairChecks:
         return remembered
 
     def save(self) -> None:
-        """Write each table as `_Table.kept` says, holding the index lock (the claim file records
+        """Write each table as `_Table.save` says, holding the index lock (the claim file records
         the folder); when the folder cannot be written or another command holds the lock, the
         memo stays as it was."""
         if not self.checked:

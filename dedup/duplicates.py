@@ -17,7 +17,7 @@ from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, rows_of, union_pairs
-from dedup.parts import Parts, part_pairs, part_picture, part_vectors
+from dedup.parts import Parts, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
@@ -69,18 +69,19 @@ def find_duplicates(
     """
     index = as_index(index)
     policy = index_policy(index, threshold, verify, variants_together)
+    threads = workers or cpus.check_threads()
     vectors = index.vectors
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     memo = PairChecks(index.folder, index.rows.content_hash)
-    decision = policy.decide(pairs, index.picture, vectors=vectors, workers=workers or cpus.check_threads(),
+    decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                              background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else match_pairs),
                              tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
     pages, shown = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if pasted and isinstance(policy, CheckedPolicy):
-        inside = _pasted(index, index, policy, pairs, memo, workers or cpus.check_threads(), on_progress)
+        inside = _pasted(index, index, policy, pairs, memo, threads, on_progress)
         if inside is not None:
             parts, through, checked = inside
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
@@ -108,7 +109,7 @@ def find_duplicates(
             raise _needs_check()
         on_progress("differences", 0, found)
         row = dict(zip(rows.path.tolist(), ids.tolist()))  # the rows of the sets' members only
-        found_spots = spots_between(index, keeper_pairs(groups), row, workers or cpus.check_threads())
+        found_spots = spots_between(index, keeper_pairs(groups), row, threads)
         groups = [g for g in groups if set_differs_nowhere(g, found_spots)]
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
@@ -138,7 +139,7 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
     near = part_pairs(searched.faiss, rows, vectors, policy.threshold, known, within=within)
     checks = PairChecks(index.folder, np.asarray(index.rows.content_hash)[rows], reference=searched.rows.content_hash,
                         place=PASTED if within else f"{AGAINST}/{PASTED}")
-    decision = policy.decide(near, lambda m: part_picture(index.picture(int(rows[m]))), searched.picture, workers=workers,
+    decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
                              background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
                              match=checks.matcher(match_pairs), tell=checks.teller(told_apart),
                              through_part=np.ones(len(near), bool))
@@ -163,8 +164,8 @@ def _pages(sets: list[np.ndarray], n: int, pages: np.ndarray, shown: np.ndarray)
     """Per id below `n`: a member of `sets` that holds the picture of another member of its set
     (`pages[k]` holds `shown[k]`'s)."""
     which = np.full(n, -1, np.int64)
-    for n, s in enumerate(sets):
-        which[s] = n
+    for k, s in enumerate(sets):
+        which[s] = k
     out = np.zeros(len(which), bool)
     if len(pages):
         same = (which[pages] == which[shown]) & (which[pages] >= 0)
@@ -261,17 +262,18 @@ def find_against(
     pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
     mine.same_model(theirs)
+    threads = workers or cpus.check_threads()
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
-    decision = policy.decide(pairs, mine.picture, theirs.picture, workers=workers or cpus.check_threads(),
+    decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
     inside = np.zeros(len(pairs), bool)
     if pasted and isinstance(policy, CheckedPolicy):
-        found = _pasted(mine, theirs, policy, known, memo, workers or cpus.check_threads(), on_progress)
+        found = _pasted(mine, theirs, policy, known, memo, threads, on_progress)
         if found is not None:
             _, through, checked = found
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
@@ -286,7 +288,7 @@ def find_against(
         if verified is None:
             raise _needs_check()
         spots = pair_spots(Pairs(pairs.i, pairs.j + SECOND_SET, pairs.d), joined(mine.picture, theirs.picture),
-                           memo.matcher(match_pairs), policy.check, workers or cpus.check_threads())
+                           memo.matcher(match_pairs), policy.check, threads)
         nowhere = np.array([differs_nowhere(s) for s in spots], bool)
         pairs, inside = pairs[nowhere], inside[nowhere]
     return AgainstReport(policy.threshold, _by_query(pairs, inside, mine.rows.path, theirs.rows.path), verified)

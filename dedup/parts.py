@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -41,6 +42,7 @@ BLOCKS = 3  # the largest blocks looked at for one of a picture's shape (a page'
 MIN_PAGE_PX = 48  # pages with a shorter side than this have no parts looked for
 LOOK_SIDE = 128  # pages are looked at with every k-th pixel, their longer side brought down to about this
 BLOCK = 256  # pictures looked at, and parts embedded, at a time
+CUTS = 4096  # parts' check pictures kept once cut out (a few kB each)
 HOLDS = 0.6  # a page holds another picture when its part is at most this share of the page's distance from it
 NEIGHBOURS = 8  # a pasted picture is paired with this many nearest pictures (its duplicates are among the first few)
 
@@ -98,26 +100,36 @@ def _surround(content: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return float((np.count_nonzero(outer) - np.count_nonzero(content[top:bottom, left:right])) / strip) if strip else 0.0
 
 
-def part_picture(picture: bytes) -> bytes:
-    """The part of a check picture as a check picture of its own (`dedup.pictures`), at the
-    size it has there: the pair check matches it, not the page, whose text and bars would take
-    most of the keypoints. Raises `ImageSkip` when the picture has no part."""
-    rgb = rgb_of(picture)
-    box = part_box(rgb)
-    if box is None:
-        raise ImageSkip("no picture pasted into it")
-    left, top, right, bottom = box
-    return picture_bytes(Image.fromarray(rgb[top:bottom, left:right]))
-
-
-def part_input(picture: bytes, size: int, framing: Framing) -> np.ndarray | None:
-    """The encoder's (size, size, 3) input of the part of a check picture, or None without one."""
+def _cut(picture: bytes) -> Image.Image | None:
+    """The part of a check picture, cut out at the size it has there; None without one."""
     rgb = rgb_of(picture)
     box = part_box(rgb)
     if box is None:
         return None
     left, top, right, bottom = box
-    return to_input(Image.fromarray(rgb[top:bottom, left:right]), size, framing)
+    return Image.fromarray(rgb[top:bottom, left:right])
+
+
+def part_picture(picture: bytes) -> bytes:
+    """The part of a check picture as a check picture of its own (`dedup.pictures`), at the
+    size it has there: the pair check matches it, not the page, whose text and bars would take
+    most of the keypoints. Raises `ImageSkip` when the picture has no part."""
+    part = _cut(picture)
+    if part is None:
+        raise ImageSkip("no picture pasted into it")
+    return picture_bytes(part)
+
+
+def part_pictures(pictures: Pictures, rows: np.ndarray) -> Pictures:
+    """Part m's check picture (`part_picture` of `pictures(rows[m])`), each made once while
+    `CUTS` are kept: the pair check asks for it when matching and when looking for details."""
+    return lru_cache(maxsize=CUTS)(lambda m: part_picture(pictures(int(rows[m]))))
+
+
+def part_input(picture: bytes, size: int, framing: Framing) -> np.ndarray | None:
+    """The encoder's (size, size, 3) input of the part of a check picture, or None without one."""
+    part = _cut(picture)
+    return None if part is None else to_input(part, size, framing)
 
 
 def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: int, framing: Framing,

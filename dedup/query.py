@@ -17,7 +17,7 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import Pictures
 from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
-from dedup.parts import part_picture, part_vectors
+from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for
 from dedup.results import Comparison, Neighbor, QueryResult
 from dedup.search import knn
@@ -85,25 +85,23 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     through = np.zeros(dist.shape, bool)
     if inside is not None and len(inside[0]):
         dist, ids, through = with_pasted(index.faiss, dist, ids, *inside)
-    same, differs = None, {}
+    same, differs = None, np.full(dist.shape, None, object)
     if policy is not None:
         same = np.zeros(dist.shape, dtype=bool)
         q, r = np.nonzero((ids >= 0) & ~through)
-        pairs = Pairs(q, ids[q, r], dist[q, r])
-        seen = SeenMaps()
-        decision = policy.decide(pairs, pictures, index.picture, tell=seen,
-                                 background=policy.backgrounds(emb, pairs, reference=lambda: index.vectors))
-        same[q, r] = decision.keep
-        kept = zip(pairs.i[decision.keep].tolist(), pairs.j[decision.keep].tolist())
-        differs = {(a, b): seen.spots(a, b + SECOND_SET) for a, b in kept}  # where query a differs from row b
-        if through.any():
-            same, differs = _judge_pasted(index, policy, pictures, inside, dist, ids, through, same, differs)
+        same[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index)
+        if through.any():  # the pasted picture, cut out of the query's check picture, against the neighbour's
+            queries, vectors = inside
+            q, r = np.nonzero(through)
+            part = np.searchsorted(queries, q)  # `part_vectors` lists the queries in order
+            same[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
+                                                  part_pictures(pictures, queries), vectors, index, pasted=True)
     paths = index.rows.path
     results = []
     for q, image in enumerate(images):
         found = tuple(
-            Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]),
-                     None if same is None else differs.get((q, int(i))), bool(through[q, r]))
+            Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]), differs[q, r],
+                     bool(through[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         )
@@ -111,26 +109,18 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     return results
 
 
-def _judge_pasted(index: Index, policy: Policy, pictures: Pictures, inside: tuple[np.ndarray, np.ndarray], dist: np.ndarray,
-                  ids: np.ndarray, through: np.ndarray, same: np.ndarray, differs: dict) -> tuple[np.ndarray, dict]:
-    """`same` and `differs` with the verdicts on the neighbours found `through` a picture pasted
-    into the query (`inside`: the queries with one and its vectors): the pasted picture, cut out of
-    the query's check picture (`dedup.parts.part_picture`), against the neighbour's, on agreeing
-    keypoints alone, as find-duplicates judges it."""
-    queries, vectors = inside
-    q, r = np.nonzero(through)
-    part = np.searchsorted(queries, q)  # `part_vectors` lists the queries in order
-    pairs = Pairs(part, ids[q, r], dist[q, r])
+def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index, pasted: bool = False
+              ) -> tuple[np.ndarray, list]:
+    """`policy`'s verdict on each pair (query `pictures(i)` and `vectors[i]` against `index`'s row
+    j), and for a pair judged the same where the query differs from the row (None otherwise).
+    `pasted`: the queries are pictures pasted into the query images, judged on agreeing keypoints
+    alone, as find-duplicates judges them."""
     seen = SeenMaps()
-    decision = policy.decide(pairs, lambda m: part_picture(pictures(int(queries[m]))), index.picture, tell=seen,
+    decision = policy.decide(pairs, pictures, index.picture, tell=seen,
                              background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
-                             through_part=np.ones(len(pairs), bool))
-    same = same.copy()
-    same[q, r] = decision.keep
-    differs = dict(differs)
-    for k in np.flatnonzero(decision.keep).tolist():
-        differs[(int(q[k]), int(pairs.j[k]))] = seen.spots(int(part[k]), int(pairs.j[k]) + SECOND_SET)
-    return same, differs
+                             through_part=np.ones(len(pairs), bool) if pasted else None)
+    return decision.keep, [seen.spots(a, b + SECOND_SET) if same else None
+                           for a, b, same in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist())]
 
 
 def with_pasted(index, dist: np.ndarray, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray

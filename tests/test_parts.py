@@ -94,6 +94,38 @@ def pasted_catalog(tmp_path_factory):
     return catalog, root / "idx"
 
 
+@pytest.fixture()
+def incoming_page(pasted_catalog, tmp_path):
+    """An incoming folder holding the catalog's page, indexed: its index folder."""
+    from dedup.model import load_model
+
+    incoming = tmp_path / "up"
+    incoming.mkdir()
+    (incoming / "page.png").write_bytes((pasted_catalog[0] / "page.png").read_bytes())
+    index_catalog(incoming, tmp_path / "up_idx", load_model())
+    return tmp_path / "up_idx"
+
+
+@pytest.fixture()
+def count_looks(monkeypatch):
+    """From when it is called: how many pictures each run looks at for a pasted picture
+    (`dedup.parts.part_vectors`), a list a run."""
+    import dedup.duplicates as duplicates
+
+    def start() -> list[int]:
+        looked = []
+        real = duplicates.part_vectors
+
+        def counting(pictures, rows, *args, **kwargs):
+            looked.append(len(rows))
+            return real(pictures, rows, *args, **kwargs)
+
+        monkeypatch.setattr(duplicates, "part_vectors", counting)
+        return looked
+
+    return start
+
+
 def _sets(report) -> list[set[str]]:
     return [{m.path for m in g.members} for g in report.groups]
 
@@ -104,23 +136,14 @@ def test_find_duplicates_pairs_a_page_with_the_picture_pasted_into_it(pasted_cat
     assert {"scene0.png", "page.png"} in _sets(find_duplicates(folder))
 
 
-def test_the_pictures_pasted_into_others_are_remembered(pasted_catalog, tmp_path, monkeypatch):
+def test_the_pictures_pasted_into_others_are_remembered(pasted_catalog, tmp_path, count_looks):
     import shutil
-
-    import dedup.duplicates as duplicates
 
     _, folder = pasted_catalog
     copy = tmp_path / "idx"
     shutil.copytree(folder, copy)
     first = _sets(find_duplicates(copy))
-    looked = []
-    real = duplicates.part_vectors
-
-    def counting(pictures, rows, *args, **kwargs):
-        looked.append(len(rows))
-        return real(pictures, rows, *args, **kwargs)
-
-    monkeypatch.setattr(duplicates, "part_vectors", counting)
+    looked = count_looks()
     assert _sets(find_duplicates(copy)) == first
     assert looked == [0]  # every picture's part (or none) came from the memo
 
@@ -139,16 +162,10 @@ def test_the_memo_of_parts_gives_what_finding_them_gives(pasted_catalog):
     assert index.rows.path[rows].tolist() == ["page.png"]
 
 
-def test_find_against_matches_an_incoming_page_by_its_pasted_picture(pasted_catalog, tmp_path):
-    from dedup.model import load_model
-
-    catalog, folder = pasted_catalog
-    incoming = tmp_path / "up"
-    incoming.mkdir()
-    (incoming / "page.png").write_bytes((catalog / "page.png").read_bytes())
-    index_catalog(incoming, tmp_path / "up_idx", load_model())
-    without = find_against(tmp_path / "up_idx", folder, pasted=False)
-    found = find_against(tmp_path / "up_idx", folder)
+def test_find_against_matches_an_incoming_page_by_its_pasted_picture(pasted_catalog, incoming_page):
+    _, folder = pasted_catalog
+    without = find_against(incoming_page, folder, pasted=False)
+    found = find_against(incoming_page, folder)
     matches = {n.path for r in found.results for n in r.neighbors}
     assert "scene0.png" in matches and "scene0.png" not in {n.path for r in without.results for n in r.neighbors}
     assert all(n.pasted for r in found.results for n in r.neighbors if n.path == "scene0.png")
@@ -238,26 +255,12 @@ def test_the_review_page_says_which_member_is_a_page(pasted_catalog, tmp_path):
     assert "shows another member's picture" in (tmp_path / "review" / "index.html").read_text()
 
 
-def test_against_remembers_the_pictures_pasted_into_incoming_ones(pasted_catalog, tmp_path, monkeypatch):
-    import dedup.duplicates as duplicates
-    from dedup.model import load_model
-
-    catalog, folder = pasted_catalog
-    incoming = tmp_path / "up"
-    incoming.mkdir()
-    (incoming / "page.png").write_bytes((catalog / "page.png").read_bytes())
-    index_catalog(incoming, tmp_path / "up_idx", load_model())
-    first = find_against(tmp_path / "up_idx", folder)
-    looked = []
-    real = duplicates.part_vectors
-
-    def counting(pictures, rows, *args, **kwargs):
-        looked.append(len(rows))
-        return real(pictures, rows, *args, **kwargs)
-
-    monkeypatch.setattr(duplicates, "part_vectors", counting)
+def test_against_remembers_the_pictures_pasted_into_incoming_ones(pasted_catalog, incoming_page, count_looks):
+    _, folder = pasted_catalog
+    first = find_against(incoming_page, folder)
+    looked = count_looks()
     for _ in range(2):  # each run keeps what the one before found
-        assert find_against(tmp_path / "up_idx", folder).results == first.results
+        assert find_against(incoming_page, folder).results == first.results
     assert looked == [0, 0]
 
 
