@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +15,7 @@ from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs
 from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
-from dedup.keypoints import match_pairs
+from dedup.keypoints import KeypointStore, match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, rows_of, union_pairs
 from dedup.parts import Parts, part_pairs, part_pictures, part_vectors
@@ -74,14 +75,15 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     memo = PairChecks(index.folder, index.rows.content_hash)
+    store = KeypointStore()  # the pasted pictures' neighbours were mostly looked at by the first pass
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                              background=policy.backgrounds(vectors, pairs),
-                             match=memo.matcher(engine.matcher() if engine is not None else match_pairs),
+                             match=memo.matcher(engine.matcher() if engine is not None else partial(match_pairs, store=store)),
                              tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
     pages, shown = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if pasted and isinstance(policy, CheckedPolicy):
-        inside = _pasted(index, index, policy, pairs, memo, threads, on_progress)
+        inside = _pasted(index, index, policy, pairs, memo, store, threads, on_progress)
         if inside is not None:
             parts, through, checked = inside
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
@@ -119,14 +121,15 @@ def find_duplicates(
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
-def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, workers: int,
-            on_progress: ProgressFn) -> tuple[Parts, Pairs, Verified] | None:
+def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
+            store: KeypointStore, workers: int, on_progress: ProgressFn) -> tuple[Parts, Pairs, Verified] | None:
     """The pictures pasted into `index`'s pictures (`dedup.parts`, found on the stored check
     pictures; `memo` keeps them), and the pairs (page row, row of `searched`, the part's distance)
     the check confirms between such a picture and `searched`'s pictures, which may be `index`'s
     own, other than the pairs `known` (with what the check did on them). The check compares the
     pasted picture, cut out of the page, and needs agreeing keypoints whatever the distance; what
-    it finds is kept in `index`'s folder. None without the model that built the index (logged)."""
+    it finds is kept in `index`'s folder, and the keypoints it finds in `store` (shared with the
+    run's first pass). None without the model that built the index (logged)."""
     try:
         model = model_for_index(index.manifest, images=max(1, len(index) // PAGES))
     except ModelError as exc:
@@ -141,7 +144,7 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
                         place=PASTED if within else f"{AGAINST}/{PASTED}")
     decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
                              background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
-                             match=checks.matcher(match_pairs), tell=checks.teller(told_apart),
+                             match=checks.matcher(partial(match_pairs, store=store)), tell=checks.teller(told_apart),
                              through_part=np.ones(len(near), bool))
     checks.save()
     kept = near[decision.keep]
@@ -266,14 +269,15 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
+    store = KeypointStore()
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
-                             match=memo.matcher(match_pairs), tell=memo.teller(told_apart),
+                             match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
     inside = np.zeros(len(pairs), bool)
     if pasted and isinstance(policy, CheckedPolicy):
-        found = _pasted(mine, theirs, policy, known, memo, threads, on_progress)
+        found = _pasted(mine, theirs, policy, known, memo, store, threads, on_progress)
         if found is not None:
             _, through, checked = found
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),

@@ -3,13 +3,15 @@ image, ratio-test matches, and the matches that agree on one plausible affine ma
 
 A mechanism with no verdict in it: it counts agreeing keypoints and finds the map they agree on
 (`match_pairs`), and leaves the judgement to `dedup.policy`. Keypoints are found on each row's check picture (`dedup.pictures`:
-stored in the index, or made from a file) once while they stay in a bounded cache; in a large
-catalog pairs are matched region by region of the embedding space (`locality_regions`) so that
-they mostly do.
+stored in the index, or made from a file) once while they stay in a bounded store, which the
+passes of one run may share (`KeypointStore`); in a large catalog pairs are matched region by
+region of the embedding space (`locality_regions`) so that they mostly do.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -221,38 +223,99 @@ class Worth(Protocol):
         """The same test for the pairs at positions `ks`, numbered from 0 (a chunk of the pairs)."""
 
 
+StoreKey = tuple[bytes, int, int, int]  # a check picture's digest, and the side, count and corner its keypoints were found at
+
+
+class KeypointStore:
+    """Keypoints by check picture and the settings they were found at, the most recent `size`
+    kept (thread-safe). Keyed by the picture's content, not by row, so the passes of one run share
+    it whatever they number their rows: the pictures pasted into pages are checked against
+    neighbours the first pass has already looked at, and a query's pasted picture against many of
+    the query's own neighbours."""
+
+    def __init__(self, size: int = CACHE_IMAGES):
+        self.size = size
+        self._kept: OrderedDict[StoreKey, Keypoints] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(picture: bytes, side: int, count: int, corner: int) -> StoreKey:
+        return hashlib.blake2b(picture, digest_size=16).digest(), side, count, corner
+
+    def get(self, key: StoreKey) -> Keypoints | None:
+        with self._lock:
+            kp = self._kept.get(key)
+            if kp is not None:
+                self._kept.move_to_end(key)
+            return kp
+
+    def put(self, key: StoreKey, kp: Keypoints) -> None:
+        with self._lock:
+            self._kept[key] = kp
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+ROW_KEYS = 8  # `KeypointCache` remembers which picture this many times `size` rows have
+
+
 class KeypointCache:
-    """Keypoints of rows' check pictures, found on demand and kept for the most recent `size`
-    rows; None for a row whose picture cannot be had (an unreadable file)."""
+    """Keypoints of rows' check pictures, found on demand and held in `store` (one of its own of
+    `size` when not given; a row's picture is read again once the store has let its keypoints
+    go); None for a row whose picture cannot be had (an unreadable file)."""
 
     def __init__(self, pictures: Pictures, side: int, count: int, size: int = CACHE_IMAGES,
-                 corner: int = CORNER_THRESHOLD):
-        self.pictures, self.side, self.count, self.size, self.corner = pictures, side, count, size, corner
-        self._cache: OrderedDict[int, Keypoints | None] = OrderedDict()
+                 corner: int = CORNER_THRESHOLD, store: KeypointStore | None = None):
+        self.pictures, self.side, self.count, self.corner = pictures, side, count, corner
+        self.store = KeypointStore(size) if store is None else store
+        self._keys: OrderedDict[int, StoreKey | None] = OrderedDict()  # row → its picture's key; None: unreadable
+        self._rows = ROW_KEYS * size
 
-    def _load(self, row: int) -> Keypoints | None:
+    def _load(self, row: int) -> tuple[StoreKey | None, Keypoints | None]:
         try:
-            return keypoints(grey_at(self.pictures(row), self.side), self.count, self.corner)
+            picture = self.pictures(row)
+            key = KeypointStore.key(picture, self.side, self.count, self.corner)
+            kp = self.store.get(key)
+            if kp is None:
+                kp = keypoints(grey_at(picture, self.side), self.count, self.corner)
+                self.store.put(key, kp)
+            return key, kp
         except (ImageSkip, cv2.error, *DECODE_ERRORS):  # the policy judges such pairs on distance alone
-            return None
+            return None, None
 
-    def _put(self, row: int, kp: Keypoints | None) -> None:
-        self._cache[row] = kp
-        if len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+    def _held(self, row: int) -> tuple[bool, Keypoints | None]:
+        """Whether `row`'s keypoints are at hand (or it is known unreadable), and they."""
+        if row not in self._keys:
+            return False, None
+        key = self._keys[row]
+        self._keys.move_to_end(row)
+        if key is None:
+            return True, None
+        kp = self.store.get(key)
+        return kp is not None, kp
+
+    def _remember(self, row: int, key: StoreKey | None) -> None:
+        self._keys[row] = key
+        self._keys.move_to_end(row)
+        if len(self._keys) > self._rows:
+            self._keys.popitem(last=False)
 
     def prefetch(self, rows: Iterable[int], pool: Executor) -> None:
         """Load the missing ones of `rows` on `pool`'s threads (OpenCV and PIL release the GIL)."""
-        missing = [r for r in rows if r not in self._cache]
-        for row, kp in zip(missing, pool.map(self._load, missing)):
-            self._put(row, kp)
+        missing = [r for r in rows if not self._held(r)[0]]
+        for row, (key, _) in zip(missing, pool.map(self._load, missing)):
+            self._remember(row, key)
 
     def __call__(self, row: int) -> Keypoints | None:
-        if row in self._cache:
-            self._cache.move_to_end(row)
-            return self._cache[row]
-        kp = self._load(row)
-        self._put(row, kp)
+        held, kp = self._held(row)
+        if held:
+            return kp
+        key, kp = self._load(row)
+        self._remember(row, key)
         return kp
 
 
@@ -296,6 +359,7 @@ def match_pairs(
     regions: np.ndarray | None = None,
     corner: int = CORNER_THRESHOLD,
     worth: Worth | None = None,
+    store: KeypointStore | None = None,
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
@@ -304,8 +368,9 @@ def match_pairs(
     `max(CACHE_IMAGES, 2 * block)` pictures' keypoints are held. With `regions` (a label per row,
     `locality_regions`), pairs are taken region pair by region pair, so that a picture's keypoints
     are still cached for most of its pairs. `corner` is ORB's FAST threshold. With `worth`, a
-    pair it rules out once both pictures' keypoints are found is not matched (`RULED_OUT`)."""
-    cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner)
+    pair it rules out once both pictures' keypoints are found is not matched (`RULED_OUT`). `store`
+    holds the keypoints found (shared with other calls of a run; one of its own otherwise)."""
+    cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner, store)
     m, workers = len(pairs), max(1, workers)
     sequence = match_order(pairs, regions)
     out = Matches.empty(m)

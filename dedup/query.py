@@ -1,6 +1,7 @@
 """Query images against an index, and compare two images (the seed's one-shot verification)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -14,7 +15,7 @@ from dedup.errors import DedupError
 from dedup.files import expand_folders
 from dedup.images import Decoded
 from dedup.index import Index, IndexLike, as_index
-from dedup.keypoints import Pictures
+from dedup.keypoints import KeypointStore, Pictures, match_pairs
 from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
 from dedup.parts import part_pictures, part_vectors
@@ -88,14 +89,15 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     same, differs = None, np.full(dist.shape, None, object)
     if policy is not None:
         same = np.zeros(dist.shape, dtype=bool)
+        store = KeypointStore()  # a pasted picture's neighbours are mostly the query's own
         q, r = np.nonzero((ids >= 0) & ~through)
-        same[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index)
+        same[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index, store)
         if through.any():  # the pasted picture, cut out of the query's check picture, against the neighbour's
             queries, vectors = inside
             q, r = np.nonzero(through)
             part = np.searchsorted(queries, q)  # `part_vectors` lists the queries in order
             same[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
-                                                  part_pictures(pictures, queries), vectors, index, pasted=True)
+                                                  part_pictures(pictures, queries), vectors, index, store, pasted=True)
     paths = index.rows.path
     results = []
     for q, image in enumerate(images):
@@ -109,14 +111,14 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     return results
 
 
-def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index, pasted: bool = False
-              ) -> tuple[np.ndarray, list]:
+def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index,
+              store: KeypointStore, pasted: bool = False) -> tuple[np.ndarray, list]:
     """`policy`'s verdict on each pair (query `pictures(i)` and `vectors[i]` against `index`'s row
     j), and for a pair judged the same where the query differs from the row (None otherwise).
     `pasted`: the queries are pictures pasted into the query images, judged on agreeing keypoints
-    alone, as find-duplicates judges them."""
+    alone, as find-duplicates judges them. `store` holds the keypoints found."""
     seen = SeenMaps()
-    decision = policy.decide(pairs, pictures, index.picture, tell=seen,
+    decision = policy.decide(pairs, pictures, index.picture, tell=seen, match=partial(match_pairs, store=store),
                              background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
                              through_part=np.ones(len(pairs), bool) if pasted else None)
     return decision.keep, [seen.spots(a, b + SECOND_SET) if same else None

@@ -15,7 +15,7 @@ from dedup.config import NORMALISED_FEATURES, VerifyConfig
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_picture
 from dedup.indexer import index_catalog
-from dedup.keypoints import RULED_OUT, Matches, keypoints, locality_regions, match_pairs, matched, plausible
+from dedup.keypoints import RULED_OUT, KeypointStore, Matches, keypoints, locality_regions, match_pairs, matched, plausible
 from dedup.model import load_model, save_model
 from dedup.pairs import Pairs
 from dedup.pictures import grey_at, picture_bytes, rgb_of
@@ -245,6 +245,41 @@ def test_pairs_checked_region_by_region_match_the_same_and_decode_each_file_once
     by_region = match_pairs(pairs, files, block=2, regions=regions)
     assert np.array_equal(in_order.inliers, by_region.inliers) and np.array_equal(in_order.sparser, by_region.sparser)
     assert sorted(loads) == list(range(12)) and order_loads > 12
+
+
+def test_a_shared_store_finds_each_pictures_keypoints_once_whatever_its_row(tmp_path, monkeypatch):
+    files = []
+    for k in (4, 5, 8):
+        scene(k).save(tmp_path / f"{k}.png")
+        files.append(tmp_path / f"{k}.png")
+    found = []
+    real = mechanism.keypoints
+    monkeypatch.setattr(mechanism, "keypoints", lambda *a, **kw: found.append(1) or real(*a, **kw))
+    store = KeypointStore()
+    pairs = Pairs(np.array([0, 0]), np.array([1, 2]), np.full(2, 0.5, np.float32))
+    first = match_pairs(pairs, pictures_of(files), store=store)
+    assert len(found) == 3 and len(store) == 3
+    # the same pictures under other rows (a second set's numbering), and one more, the picture at another side
+    renumbered = {10: files[2], 11: files[0], 12: files[1]}
+    again = match_pairs(Pairs(np.array([11, 11]), np.array([12, 10]), pairs.d), pictures_of(renumbered), store=store)
+    assert len(found) == 3 and np.array_equal(first.inliers, again.inliers)
+    match_pairs(pairs[:1], pictures_of(files), side=128, store=store)
+    assert len(found) == 5  # keypoints at another side are other keypoints
+    alone = match_pairs(pairs, pictures_of(files))
+    assert len(found) == 8 and np.array_equal(first.inliers, alone.inliers)
+
+
+def test_the_store_holds_the_most_recent_pictures_and_a_row_is_read_again_once_let_go(tmp_path, monkeypatch):
+    files = []
+    for k in range(5):
+        scene(k).resize((96, 96)).save(tmp_path / f"{k}.png")
+        files.append(tmp_path / f"{k}.png")
+    loads = []
+    store = KeypointStore(size=2)
+    cache = mechanism.KeypointCache(lambda row: loads.append(row) or load_picture(files[row]), 256, 500, store=store)
+    for row in (0, 1, 0, 2, 0, 1):
+        cache(row)
+    assert len(store) == 2 and loads == [0, 1, 2, 1]  # 0 stayed recent; 1 was let go for 2
 
 
 @pytest.fixture(params=[BY_MATCHES, BY_MATCHES_NORMALISED], ids=["raw", "normalised"])
