@@ -15,9 +15,14 @@ what tells them apart:
   another sign in a warning triangle) has drawn detail on both sides that is anticorrelated, and
   each side is drawn in colours its picture uses elsewhere; a sticker or caption brings its own.
   Only between pictures stored at about one size: an icon theme redraws each size of an icon.
+- **a moved part**: two drawings on a plain backdrop, each drawn somewhere the other shows
+  backdrop, in colours of its own drawing (a puzzle piece's knob where the other has a hole, a
+  figure's arm raised or lowered), where no small nudge of the map lines them up. An overlay is
+  drawn on one side only, and in colours of its own.
 
 `told_apart` judges pairs on their check pictures (`dedup.pictures`). The bounds below were
-chosen on validation catalogs with look-alike series (`benchmarks/details.py`), never on the
+chosen on validation catalogs with look-alike series (`benchmarks/details.py`; the moved part's
+also on catalogs of the training pool's look-alike drawings, `--part train`), never on the
 held-out ones.
 """
 from __future__ import annotations
@@ -57,6 +62,11 @@ DRAWING_AREA = 0.025  # another drawing: a region at least this share of the com
 DRAWING_BACKDROP = 0.05  # at most this share of it either picture's backdrop
 DRAWING_EDGE_BALANCE = 0.5  # the sparser side with at least this share of the other's edges
 DRAWING_CORRELATION = -0.4  # some window there anticorrelated below this
+MOVED_BACKDROP = 0.4  # a moved part is looked for between pictures at least this share backdrop
+MOVED_CORE_PX = 4  # pixels taken off a drawn-only region all round: outlines that do not quite meet are no part
+MOVED_AREA = 0.005  # share of the overlap each side's largest drawn-only region must keep
+MOVED_NOVEL = 0.1  # at most this share of a moved part in colours new to its picture (`_novel`)
+NUDGE_PX, NUDGE_SCALES = (-6, -3, 0, 3, 6), (0.97, 1.0, 1.03)  # shifts and scales tried to line the parts up
 PALETTE, RARE, NOVEL = 4, 0.005, 0.2  # colour levels a channel; a colour under RARE of the rest is new; new colours on under NOVEL of the region
 SPOT_AREA = 0.001  # a differing region smaller than this share of the common area is not outlined (JPEG noise)
 SPOTS = 3  # differing regions outlined at most, the largest
@@ -73,6 +83,7 @@ class Aligned:
     subject: np.ndarray  # (h, w) bool: both pictures' subject (not their border colour)
     backdrop: np.ndarray  # (h, w) bool: either picture's backdrop
     backdrop_j: np.ndarray  # (h, w) bool: j's backdrop
+    subject_j: np.ndarray  # (h, w) bool: j's subject
 
     @property
     def grey_i(self) -> np.ndarray:
@@ -125,17 +136,23 @@ def _backdrop(plain: np.ndarray) -> np.ndarray:
     return touching[labels]
 
 
-def align(a: Picture, b: Picture, to_b: np.ndarray) -> Aligned | None:
-    """`b` laid over `a` by `to_b` (2×3, `a`'s pixels to `b`'s); None when they share too little."""
+def _laid_over(a: Picture, b: Picture, to_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where `b` laid over `a` by `to_b` covers it (eroded off its edge), and `b`'s subject and
+    backdrop there."""
     h, w = a.rgb.shape[:2]
     masks = np.dstack([np.ones(b.subject.shape, np.uint8), b.subject, b.backdrop]).astype(np.uint8)
     inside, subject_b, backdrop_b = cv2.split(cv2.warpAffine(masks, to_b, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP))
-    overlap = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    return cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0, subject_b > 0, backdrop_b > 0
+
+
+def align(a: Picture, b: Picture, to_b: np.ndarray) -> Aligned | None:
+    """`b` laid over `a` by `to_b` (2×3, `a`'s pixels to `b`'s); None when they share too little."""
+    overlap, subject_b, backdrop_b = _laid_over(a, b, to_b)
     if np.count_nonzero(overlap) < MIN_OVERLAP_PX:
         return None
+    h, w = a.rgb.shape[:2]
     warped = cv2.warpAffine(b.rgb, to_b, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    backdrop_b = backdrop_b > 0
-    return Aligned(a.rgb, warped, overlap, a.subject & (subject_b > 0), a.backdrop | backdrop_b, backdrop_b)
+    return Aligned(a.rgb, warped, overlap, a.subject & subject_b, a.backdrop | backdrop_b, backdrop_b, subject_b)
 
 
 def _matched_grey(gi: np.ndarray, gj: np.ndarray, overlap: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +284,80 @@ def _novel(colour: np.ndarray, region: np.ndarray, subject: np.ndarray) -> float
     return float((palette[colour[region]] < RARE).mean())
 
 
+_CORE = np.ones((2 * MOVED_CORE_PX + 1, 2 * MOVED_CORE_PX + 1), np.uint8)
+
+
+def _drawn_only(a: Picture, overlap: np.ndarray, subject_b: np.ndarray, backdrop_b: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Where only `a` is drawn (on `b`'s backdrop) and where only `b` is (on `a`'s), within `overlap`."""
+    return a.subject & backdrop_b & overlap, a.backdrop & subject_b & overlap
+
+
+def _largest(drawn: np.ndarray, least: float = 0.0) -> tuple[np.ndarray | None, int]:
+    """The largest region of `drawn` once `MOVED_CORE_PX` is taken off all round (grown back
+    within `drawn`), and the area of its core; None, and the area of all cores, when that is
+    under `least`."""
+    core = cv2.erode(drawn.view(np.uint8), _CORE)
+    total = cv2.countNonZero(core)
+    if total == 0 or total < least:
+        return None, total
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(core)
+    label = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (cv2.dilate((labels == label).view(np.uint8), _CORE) > 0) & drawn, int(stats[label, cv2.CC_STAT_AREA])
+
+
+def moved_part(a: Picture, b: Picture, diff: Differences, to_b: np.ndarray) -> bool:
+    """A part drawn in one place on `a` and in another on `b` (`diff`: of `b` laid over `a` by
+    `to_b`, in pixels): both pictures mostly backdrop, each with a region of at least
+    `MOVED_AREA` of the overlap drawn only on it, in colours its picture uses elsewhere, and no
+    nudge of the map (`NUDGE_PX`, `NUDGE_SCALES`) shrinks either region below that: a map a few
+    pixels off leaves thin drawn-only slivers along an outline that a nudge removes."""
+    if a.backdrop.mean() < MOVED_BACKDROP or b.backdrop.mean() < MOVED_BACKDROP:
+        return False
+    al, least = diff.al, MOVED_AREA * diff.overlap_px
+    regions = []
+    for drawn in _drawn_only(a, al.overlap, al.subject_j, al.backdrop_j):
+        region, area = _largest(drawn, least)
+        if region is None or area < least:
+            return False
+        regions.append((region, area))
+    for (region, _), colours, subject in zip(regions, diff.colours, (a.subject, al.subject_j)):
+        if _novel(colours, region, subject & al.overlap) >= MOVED_NOVEL:
+            return False
+    return not _nudged_away(a, b, to_b)
+
+
+def _nudged_away(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
+    """Does some nudge of the map (`b` scaled about `a`'s centre by one of `NUDGE_SCALES`, then
+    shifted by whole pixels of `NUDGE_PX`, the smallest first) leave either side's largest
+    drawn-only region under `MOVED_AREA` of the overlap?"""
+    h, w = a.rgb.shape[:2]
+    full = np.vstack([to_b, (0.0, 0.0, 1.0)])
+    shifts = sorted(((dx, dy) for dx in NUDGE_PX for dy in NUDGE_PX), key=lambda d: d[0] ** 2 + d[1] ** 2)
+    pad = max(abs(p) for p in NUDGE_PX)
+    # a region's core is the intersection of the masks' cores (erosion distributes over it, and a shift commutes with it)
+    subject_a, backdrop_a = (cv2.erode(m.view(np.uint8), _CORE) for m in (a.subject, a.backdrop))
+    for scale in NUDGE_SCALES:
+        about = np.array([[scale, 0.0, (1 - scale) * w / 2], [0.0, scale, (1 - scale) * h / 2], [0.0, 0.0, 1.0]])
+        overlap, subject_b, backdrop_b = _laid_over(a, b, (full @ about)[:2])  # laid over once a scale, then shifted
+        masks = [np.pad(m, pad) for m in (overlap.view(np.uint8), *(cv2.erode(m.view(np.uint8), _CORE) for m in (overlap, subject_b, backdrop_b)))]
+        for dx, dy in shifts:
+            covered, core, drawn_b, backdrop = (m[pad + dy : pad + dy + h, pad + dx : pad + dx + w] for m in masks)
+            least = MOVED_AREA * max(1, cv2.countNonZero(covered))
+            if any(_core_area(cv2.bitwise_and(cv2.bitwise_and(mine, theirs), core)) < least
+                   for mine, theirs in ((subject_a, backdrop), (backdrop_a, drawn_b))):
+                return True
+    return False
+
+
+def _core_area(core: np.ndarray) -> int:
+    """The area of the largest region of a core mask (uint8)."""
+    if cv2.countNonZero(core) == 0:
+        return 0
+    count, _, stats, _ = cv2.connectedComponentsWithStats(core)
+    return int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
+
+
 def other_colourway(al: Aligned) -> bool:
     """Most of the subject coloured on both sides has its hue turned."""
     hi = cv2.cvtColor(al.i, cv2.COLOR_RGB2HSV_FULL)
@@ -280,7 +371,8 @@ def other_colourway(al: Aligned) -> bool:
 
 
 def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
-    """Do the pictures differ in a detail or a colourway? `to_b`: the map from `a` to `b` in units
+    """Do the pictures differ in a detail, a colourway, another drawing in one frame or a moved
+    part? `to_b`: the map from `a` to `b` in units
     of the longer side (`dedup.keypoints.Matches.maps`)."""
     al = align(a, b, rescaled(to_b, SIDE))
     if al is None:
@@ -288,7 +380,8 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     if other_colourway(al):
         return True
     diff = Differences(al)
-    return differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
+    return (differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
+            or moved_part(a, b, diff, rescaled(to_b, SIDE)))
 
 
 def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from dedup import augment
 from dedup.cli import cli
-from dedup.details import differing_spots, pair_told_apart, prepared, told_apart
+from dedup.details import MOVED_AREA, Differences, _drawn_only, _largest, align, differing_spots, moved_part, pair_told_apart, prepared, told_apart
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip
 from dedup.indexer import index_catalog
@@ -85,6 +85,34 @@ def test_another_drawing_in_one_frame_is_told_apart_and_an_overlay_in_its_own_co
     assert not _judge(sign, _stickered(sign))
     # pictures stored at sizes far apart (an icon's renditions are redrawn) are not judged for it
     assert not _judge(sign.resize((128, 128)), other)
+
+
+def _piece(knob: str) -> Image.Image:
+    """A puzzle piece on white: a patterned square in the colours of `drawing(4)`, and a knob in
+    the square's red on side `knob`."""
+    im = Image.new("RGB", (256, 256), "white")
+    body = augment.flatten(drawing(4)).convert("RGB").resize((90, 90))
+    draw = ImageDraw.Draw(im)
+    centre = {"right": (200, 128), "top": (128, 56), "left": (56, 128)}[knob]
+    draw.ellipse((centre[0] - 20, centre[1] - 20, centre[0] + 20, centre[1] + 20), fill=(200, 30, 30), outline=(0, 0, 0), width=3)
+    draw.rectangle((70, 70, 186, 186), fill=(200, 30, 30), outline=(0, 0, 0), width=3)
+    im.paste(body, (83, 83))
+    return im
+
+
+def test_a_part_moved_elsewhere_is_told_apart_and_an_overlay_or_a_map_a_few_pixels_off_is_not():
+    right, top = _piece("right"), _piece("top")
+    assert _judge(right, top) and _judge(right, _piece("left"))
+    assert _judge(right.resize((200, 200)), top)  # a copy of one against the other
+    assert not _judge(right, right.resize((200, 200)))
+    assert not _judge(right, _stickered(right))  # drawn on one side only, in colours of its own
+    # the piece laid over itself 12 pixels off: slivers drawn on one side only, on both sides of it
+    a = prepared(picture_bytes(right))
+    off = np.array([[1.0, 0.0, 12.0], [0.0, 1.0, 12.0]])
+    al = align(a, a, off)
+    least = MOVED_AREA * np.count_nonzero(al.overlap)
+    assert all(_largest(d)[1] >= least for d in _drawn_only(a, al.overlap, al.subject_j, al.backdrop_j))
+    assert not moved_part(a, a, Differences(al), off)
 
 
 def _spots(a: Image.Image, b: Image.Image):
