@@ -77,7 +77,7 @@ def find_duplicates(
     memo = PairChecks(index.folder, index.rows.content_hash)
     store = KeypointStore()  # the pasted pictures' neighbours were mostly looked at by the first pass
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
-                             background=policy.backgrounds(vectors, pairs),
+                             hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else partial(match_pairs, store=store)),
                              tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
@@ -271,6 +271,7 @@ def find_against(
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
     store = KeypointStore()
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
+                             hashes=(mine.rows.content_hash, theirs.rows.content_hash),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t))

@@ -37,6 +37,7 @@ CEILING_SLACK = 1e-6  # `Hopeful` matches a pair whose best probability falls sh
 SECOND_SET = 1 << 40  # with a second set of pictures, its row r is row SECOND_SET + r for `match` and `tell`
 Progress = Callable[[int, int], None]
 Backgrounds = tuple[np.ndarray, np.ndarray]  # per row of the pairs' first set, and of their second
+Hashes = tuple[np.ndarray, np.ndarray]  # content hashes of the rows of the pairs' first set, and of their second
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class DistancePolicy:
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
                tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
-               through_part: np.ndarray | None = None) -> Decision:
+               through_part: np.ndarray | None = None, hashes: Hashes | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -128,7 +129,7 @@ class CheckedPolicy:
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
                tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
-               through_part: np.ndarray | None = None) -> Decision:
+               through_part: np.ndarray | None = None, hashes: Hashes | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)` (`match` and `tell` see them as rows `SECOND_SET + j`). `vectors` (of
@@ -139,8 +140,15 @@ class CheckedPolicy:
         either may remember earlier runs' answers (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
         (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair).
         `through_part` (per pair): found through a picture pasted into the other (`dedup.parts`),
-        so accepted only on agreeing keypoints (`required_inliers`)."""
-        look_at = np.flatnonzero(np.asarray(pairs.d) < self.threshold)
+        so accepted only on agreeing keypoints (`required_inliers`). `hashes`: the content hashes of
+        the rows of `pairs.i` and of `pairs.j`; a pair of files with the same bytes is a duplicate
+        without a look (counted as checked and confirmed)."""
+        close = np.asarray(pairs.d) < self.threshold
+        same_bytes = np.zeros(len(pairs), bool)
+        if hashes is not None:
+            near = np.flatnonzero(close)
+            same_bytes[near] = hashes[0][pairs.i[near]] == hashes[1][pairs.j[near]]
+        look_at = np.flatnonzero(close & ~same_bytes)
         todo = pairs[look_at]
         pasted = None if through_part is None else np.asarray(through_part, bool)[look_at]
         norm = self._normalised(todo, background)
@@ -174,7 +182,9 @@ class CheckedPolicy:
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
         inl, need, apart_all = np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, bool)
         keep[look_at], p_all[look_at], inl[look_at], need[look_at], apart_all[look_at] = verdict_, prob, look.inliers, needed, apart
-        summary = Verified(len(todo), int(verdict_.sum()), int((~readable).sum()), int(apart.sum()))
+        keep[same_bytes] = True
+        alike = int(same_bytes.sum())
+        summary = Verified(len(todo) + alike, int(verdict_.sum()) + alike, int((~readable).sum()), int(apart.sum()))
         return Decision(keep, summary, p_all, inl, need, apart_all)
 
     def _normalised(self, todo: Pairs, background: Backgrounds | None) -> np.ndarray | None:

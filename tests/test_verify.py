@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from dedup import keypoints as mechanism
 from dedup.config import NORMALISED_FEATURES, VerifyConfig
+from dedup import duplicates
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_picture
 from dedup.indexer import index_catalog
@@ -305,6 +306,25 @@ def test_find_duplicates_keeps_only_the_candidates_the_keypoints_confirm(look_al
     assert checked.threshold == 2.0  # the second look's candidate distance is the default
     assert [sorted(m.path for m in g.members) for g in checked.groups] == [["a.png", "a_copy.png"]]
     assert (checked.verified.candidates, checked.verified.confirmed, checked.verified.unreadable) == (3, 1, 0)
+
+
+def test_files_with_the_same_bytes_are_one_picture_without_a_look(tmp_path, tiny_model_file, monkeypatch):
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    Image.new("RGB", (96, 96), "white").save(catalog / "blank.png")  # no keypoints: the check could never confirm it
+    (catalog / "blank_again.png").write_bytes((catalog / "blank.png").read_bytes())
+    scene(4).save(catalog / "a.png")
+    model = load_model(tiny_model_file)
+    model.meta["verify"] = BY_MATCHES.to_dict()
+    save_model(model, tmp_path / "tiny_verify.pt")
+    index_catalog(catalog, tmp_path / "idx", load_model(tmp_path / "tiny_verify.pt"))
+    matched = []
+    real = duplicates.match_pairs
+    monkeypatch.setattr(duplicates, "match_pairs", lambda pairs, *a, **kw: matched.append(len(pairs)) or real(pairs, *a, **kw))
+    report = find_duplicates(tmp_path / "idx", linkage="single")
+    assert [sorted(m.path for m in g.members) for g in report.groups] == [["blank.png", "blank_again.png"]]
+    assert report.groups[0].exact and (report.verified.candidates, report.verified.confirmed) == (3, 1)
+    assert sum(matched) == 2  # the blank pictures' pairs with a.png only
 
 
 def test_the_check_works_from_the_index_when_the_catalog_has_moved_or_is_gone(look_alike_index, tmp_path):
