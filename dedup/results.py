@@ -109,6 +109,7 @@ class Comparison:
     probability: float | None = None  # the check's P(same), when it ran
     needed: int | None = None  # agreeing keypoints the pair needs, when any
     differs: Spots | None = None  # where a differs from b, when their keypoints agree on a map
+    told_apart: bool = False  # the keypoints confirm the pair, but the pictures differ in a detail, colourway or part (`dedup.details`)
 
     @property
     def cosine(self) -> float:

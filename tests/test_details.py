@@ -198,11 +198,15 @@ def test_compare_says_where_two_items_differ_and_a_copy_differs_nowhere(tmp_path
     runner = CliRunner()
     doc = json.loads(runner.invoke(cli, ["compare", str(tmp_path / "item0.png"), str(tmp_path / "item1.png"), "--model", model,
                                          "--format", "json"]).stdout)
+    assert doc["told_apart"] and not doc["same"]
     x0, y0, x1, y1 = _changed_box(items[0], items[1])
     x, y, w, h = doc["differs"]["boxes"][0]
     assert x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1 and len(doc["differs"]["other_boxes"]) == len(doc["differs"]["boxes"])
     table = runner.invoke(cli, ["compare", str(tmp_path / "item0.png"), str(tmp_path / "copy.jpg"), "--model", model])
     assert table.exit_code == 0 and "A differs from B nowhere" in table.output, table.output
+    assert "→ same" in table.output and "told apart" not in table.output
+    apart = runner.invoke(cli, ["compare", str(tmp_path / "item0.png"), str(tmp_path / "item1.png"), "--model", model])
+    assert "→ different (told apart" in apart.output, apart.output
 
 
 def test_find_duplicates_can_keep_only_the_sets_where_nothing_differs(series_index, tmp_path):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from dedup import duplicates
 from dedup import keypoints as mechanism
 from dedup.config import NORMALISED_FEATURES, VerifyConfig
-from dedup import duplicates
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip, load_picture
 from dedup.indexer import index_catalog

@@ -221,6 +221,8 @@ def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
 
     result = compare_images(image_a, image_b, model_path, threshold, verify=verify)
     verdict = "same" if result.same else "different"
+    if result.told_apart:
+        verdict += " (told apart: laid over each other, they differ in a detail, a colourway or a part)"
     if fmt == "json":
         click.echo(json.dumps({"a": str(image_a), "b": str(image_b), **comparison_dict(result)}, indent=2))
     elif result.probability is not None:
