@@ -204,7 +204,7 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
     or an index's manifest): with the check when the model has one and `verify` is on, and then
     `threshold` (default: the check's candidate distance) bounds the candidates; else `threshold`
     (default: the model's) alone decides. `variants_together`: items the check would tell apart
-    by a differing detail or colourway (one design's variants) count as duplicates."""
+    by a differing detail, colourway or part (one design's variants) count as duplicates."""
     if verify and check is not None:
         t = check_threshold(check.candidates if threshold is None else threshold)
         return CheckedPolicy(check, t, min(float(model_threshold), t), tell_apart=not variants_together)

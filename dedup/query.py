@@ -86,24 +86,24 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     through = np.zeros(dist.shape, bool)
     if inside is not None and len(inside[0]):
         dist, ids, through = with_pasted(index.faiss, dist, ids, *inside)
-    same, differs = None, np.full(dist.shape, None, object)
+    same, differs, apart = None, np.full(dist.shape, None, object), np.zeros(dist.shape, bool)
     if policy is not None:
         same = np.zeros(dist.shape, dtype=bool)
         store = KeypointStore()  # a pasted picture's neighbours are mostly the query's own
         q, r = np.nonzero((ids >= 0) & ~through)
-        same[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index, store)
+        same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index, store)
         if through.any():  # the pasted picture, cut out of the query's check picture, against the neighbour's
             queries, vectors = inside
             q, r = np.nonzero(through)
             part = np.searchsorted(queries, q)  # `part_vectors` lists the queries in order
-            same[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
-                                                  part_pictures(pictures, queries), vectors, index, store, pasted=True)
+            same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
+                                                               part_pictures(pictures, queries), vectors, index, store, pasted=True)
     paths = index.rows.path
     results = []
     for q, image in enumerate(images):
         found = tuple(
             Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]), differs[q, r],
-                     bool(through[q, r]))
+                     bool(through[q, r]), bool(apart[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         )
@@ -112,16 +112,18 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
 
 
 def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index,
-              store: KeypointStore, pasted: bool = False) -> tuple[np.ndarray, list]:
+              store: KeypointStore, pasted: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
     """`policy`'s verdict on each pair (query `pictures(i)` and `vectors[i]` against `index`'s row
-    j), and for a pair judged the same where the query differs from the row (None otherwise).
+    j), whether the check told the pair apart (`dedup.details`), and for a pair judged the same
+    where the query differs from the row (None otherwise).
     `pasted`: the queries are pictures pasted into the query images, judged on agreeing keypoints
     alone, as find-duplicates judges them. `store` holds the keypoints found."""
     seen = SeenMaps()
     decision = policy.decide(pairs, pictures, index.picture, tell=seen, match=partial(match_pairs, store=store),
                              background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
                              through_part=np.ones(len(pairs), bool) if pasted else None)
-    return decision.keep, [seen.spots(a, b + SECOND_SET) if same else None
+    apart = np.zeros(len(pairs), bool) if decision.told_apart is None else decision.told_apart
+    return decision.keep, apart, [seen.spots(a, b + SECOND_SET) if same else None
                            for a, b, same in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist())]
 
 

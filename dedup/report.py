@@ -113,7 +113,7 @@ def duplicates_summary(report: DuplicateReport) -> str:
     if v is not None:
         text += f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs"
         if v.told_apart:
-            text += f" ({v.told_apart} more told apart by a differing detail or colourway)"
+            text += f" ({v.told_apart} more told apart by a differing detail, colourway or part)"
         if v.unreadable:
             text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
     if report.left_out:
@@ -143,7 +143,7 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
     for r in results:
         lines.append(printable(r.query) + (f"  (skipped: {printable(r.error)})" if r.error else ""))
         for k, n in enumerate(r.neighbors, 1):
-            verdict = "" if n.same is None else ("  different" if not n.same else
+            verdict = "" if n.same is None else (f"  different{' (told apart)' if n.told_apart else ''}" if not n.same else
                                                  "  same" + (f", differs {where_it_differs(n.differs, boxes=False)}" if n.differs else ""))
             pasted = "  (pasted into the query)" if n.pasted else ""
             lines.append(f"  {k:>3}. {n.distance:.3f}  {printable(n.path)}{verdict}{pasted}")
@@ -155,13 +155,16 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
 def neighbor_dict(n: Neighbor) -> dict[str, Any]:
     """A neighbour's JSON: path and distance; when the verdict was asked for, it and where the
     query differs from a neighbour judged the same (null when unknown or not the same); `pasted`
-    (true) when it was found through a picture pasted into the query."""
+    (true) when it was found through a picture pasted into the query; `told_apart` (true) when the
+    keypoints confirm it but the check tells it apart (another item of one design)."""
     doc: dict[str, Any] = {"path": n.path, "distance": n.distance}
     if n.same is not None:
         doc["same"] = n.same
         doc["differs"] = n.differs.to_dict() if n.differs else None
     if n.pasted:
         doc["pasted"] = True
+    if n.told_apart:
+        doc["told_apart"] = True
     return doc
 
 

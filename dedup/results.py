@@ -63,6 +63,7 @@ class Neighbor:
     same: bool | None = None  # the duplicate policy's verdict, when asked for
     differs: Spots | None = None  # with the verdict "same": where the query differs from this image
     pasted: bool = False  # found through a picture pasted into the query (`dedup.parts`): the distance is that picture's
+    told_apart: bool = False  # judged different though the keypoints confirm it: it differs in a detail, colourway or part
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def test_find_duplicates_keeps_a_copy_with_its_item_and_items_of_a_series_apart_
     report = find_duplicates(idx)
     assert [sorted(m.path for m in g.members) for g in report.groups] == [["item0.png", "item0_copy.jpg"]]
     assert report.verified.told_apart >= 3  # each two items, and the copy with the other items
-    assert "told apart by a differing detail or colourway" in duplicates_summary(report)
+    assert "told apart by a differing detail, colourway or part" in duplicates_summary(report)
 
     together = CliRunner().invoke(cli, ["find-duplicates", "--index", str(idx), "--variants-together",
                                         "--format", "json", "-q"])
@@ -265,3 +265,15 @@ def test_query_says_where_a_query_differs_from_the_images_it_is_the_same_as(seri
         assert x <= 96 / 256 and y <= 96 / 256 and x + w >= 160 / 256 and y + h >= 160 / 256
     table = CliRunner().invoke(cli, ["query", str(tmp_path / "stickered.png"), "--index", str(idx), "--verify", "-k", "4"])
     assert f"{same[0]['path']}  same, differs in 1 region" in table.output, table.output
+
+
+def test_query_marks_the_items_it_tells_apart(series_index):
+    catalog, idx, _ = series_index
+    runner = CliRunner()
+    result = runner.invoke(cli, ["query", str(catalog / "item1.png"), "--index", str(idx), "--verify", "-k", "4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    found = {n["path"]: n for n in json.loads(result.stdout)[0]["neighbors"]}
+    assert found["item1.png"]["same"] and "told_apart" not in found["item1.png"]
+    assert all(found[p].get("told_apart") and not found[p]["same"] for p in ("item0.png", "item2.png"))
+    table = runner.invoke(cli, ["query", str(catalog / "item1.png"), "--index", str(idx), "--verify", "-k", "4"])
+    assert "item0.png  different (told apart)" in table.output, table.output

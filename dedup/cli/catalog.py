@@ -76,7 +76,7 @@ def shown(path: Path) -> str:
     help=("Check every close pair by matching keypoints in the two files (when the model is "
           "calibrated for it)."))
 @click.option("--variants-together", is_flag=True,
-    help=("Count items the keypoint check tells apart by a differing detail or colourway (one design's "
+    help=("Count items the keypoint check tells apart by a differing detail, colourway or part (one design's "
           "variants: another letter on a badge, another colour) as duplicates."))
 @click.option("--nothing-differs", is_flag=True,
     help=("Only sets where no member differs from its keeper: exact copies, or members that, laid over the "
