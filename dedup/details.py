@@ -66,7 +66,7 @@ MOVED_BACKDROP = 0.4  # a moved part is looked for between pictures at least thi
 MOVED_CORE_PX = 4  # pixels taken off a drawn-only region all round: outlines that do not quite meet are no part
 MOVED_AREA = 0.005  # share of the overlap each side's largest drawn-only region must keep
 MOVED_NOVEL = 0.1  # at most this share of a moved part in colours new to its picture (`_novel`)
-NUDGE_PX, NUDGE_SCALES = (-6, -3, 0, 3, 6), (0.97, 1.0, 1.03)  # shifts and scales tried to line the parts up
+NUDGE_PX, NUDGE_SCALES = (-6, -3, 0, 3, 6), (1.0, 0.97, 1.03)  # shifts and scales tried to line the parts up (most line up unscaled)
 PALETTE, RARE, NOVEL = 4, 0.005, 0.2  # colour levels a channel; a colour under RARE of the rest is new; new colours on under NOVEL of the region
 SPOT_AREA = 0.001  # a differing region smaller than this share of the common area is not outlined (JPEG noise)
 SPOTS = 3  # differing regions outlined at most, the largest
@@ -354,7 +354,8 @@ def _core_area(core: np.ndarray) -> int:
     """The area of the largest region of a core mask (uint8)."""
     if cv2.countNonZero(core) == 0:
         return 0
-    count, _, stats, _ = cv2.connectedComponentsWithStats(core)
+    x, y, w, h = cv2.boundingRect(core)  # regions only where the mask is set
+    count, _, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(core[y : y + h, x : x + w]))
     return int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
 
 
