@@ -69,12 +69,13 @@ def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int],
 
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
                threshold: float | None, policy: Policy | None, pictures: Pictures,
-               inside: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
+               inside: tuple[np.ndarray, np.ndarray] | None = None, store: KeypointStore | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
     the images with a picture pasted into them and its vectors (`dedup.parts.part_vectors`),
-    whose nearest rows join the image's own (`with_pasted`)."""
+    whose nearest rows join the image's own (`with_pasted`). `store` keeps the keypoints the check
+    finds (a long-lived one serves later queries too; by default one for this call)."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -89,7 +90,7 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     same, differs, apart = None, np.full(dist.shape, None, object), np.zeros(dist.shape, bool)
     if policy is not None:
         same = np.zeros(dist.shape, dtype=bool)
-        store = KeypointStore()  # a pasted picture's neighbours are mostly the query's own
+        store = KeypointStore() if store is None else store  # a pasted picture's neighbours are mostly the query's own
         q, r = np.nonzero((ids >= 0) & ~through)
         same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index, store)
         if through.any():  # the pasted picture, cut out of the query's check picture, against the neighbour's

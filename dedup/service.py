@@ -21,6 +21,7 @@ from dedup.duplicates import index_policy
 from dedup.errors import DedupError
 from dedup.images import ImageSkip, decode
 from dedup.index import Index
+from dedup.keypoints import KeypointStore
 from dedup.loading import model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model
@@ -61,6 +62,7 @@ class Service:
         self.model = model_for_index(Manifest.load(self.folder), model)
         self.current = load_generation(self.folder, self.model)
         self._stamp = self._manifest_stamp()
+        self._keypoints = KeypointStore()  # by picture content: later queries' neighbours, whatever the generation
         self._max_batch, self._wait = max_batch, batch_wait_s
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
@@ -99,7 +101,7 @@ class Service:
         policy = index_policy(gen) if verify else None
         picture = lambda _: decoded.picture  # noqa: E731
         (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold, policy, picture,
-                               pasted_in(policy, picture, [0], self.model) if pasted else None)
+                               pasted_in(policy, picture, [0], self.model) if pasted else None, self._keypoints)
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:

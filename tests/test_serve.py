@@ -231,3 +231,22 @@ def test_a_page_query_gives_what_dedup_query_gives(served, encoder, tmp_path):
     (plain,) = query_images(idx, [page], k=5, model=encoder, verify=True, pasted=False)
     assert status == 200 and [n["path"] for n in doc["neighbors"]] == [n.path for n in plain.neighbors]
     assert not any(n.get("pasted") for n in doc["neighbors"])
+
+
+def test_the_service_keeps_the_keypoints_it_found_for_later_queries(series_index, monkeypatch):
+    from dedup import keypoints as mechanism
+    from dedup.service import Service
+
+    cat, idx, _ = series_index  # indexed by a model with the pair check
+    found = []
+    real = mechanism.keypoints
+    monkeypatch.setattr(mechanism, "keypoints", lambda *a, **kw: found.append(1) or real(*a, **kw))
+    service = Service(idx)
+    try:
+        image = (cat / "item0_copy.jpg").read_bytes()
+        first = service.query(image, 5, verify=True)
+        looked = len(found)
+        assert looked > 1 and service.query(image, 5, verify=True) == first
+        assert len(found) == looked  # the upload's and its neighbours' keypoints were kept
+    finally:
+        service.close()
