@@ -20,12 +20,14 @@ from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
 from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for
-from dedup.results import Comparison, Neighbor, QueryResult
+from dedup.results import Comparison, Neighbor, QueryResult, Spots
 from dedup.search import knn
 
 if TYPE_CHECKING:
     from dedup.model import Model
     from dedup.torchless import NumpyEncoder
+
+NOWHERE = Spots(0.0, ())  # where two files with the same bytes differ
 
 
 def query_images(
@@ -54,7 +56,8 @@ def query_images(
     policy = index_policy(index) if verify else None
     pictures = lambda q: decoded[q].picture  # noqa: E731
     inside = pasted_in(policy, pictures, [q for q, err in enumerate(errors) if err is None], model) if pasted else None
-    return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside)
+    return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
+                      hashes=[None if d is None else d.content_hash for d in decoded])
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
@@ -69,13 +72,15 @@ def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int],
 
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
                threshold: float | None, policy: Policy | None, pictures: Pictures,
-               inside: tuple[np.ndarray, np.ndarray] | None = None, store: KeypointStore | None = None) -> list[QueryResult]:
+               inside: tuple[np.ndarray, np.ndarray] | None = None, store: KeypointStore | None = None,
+               hashes: Sequence[str | None] | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
     the images with a picture pasted into them and its vectors (`dedup.parts.part_vectors`),
     whose nearest rows join the image's own (`with_pasted`). `store` keeps the keypoints the check
-    finds (a long-lived one serves later queries too; by default one for this call)."""
+    finds (a long-lived one serves later queries too; by default one for this call). `hashes`: the
+    images' content hashes; a row with the same bytes is the same without a look."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -92,7 +97,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
         same = np.zeros(dist.shape, dtype=bool)
         store = KeypointStore() if store is None else store  # a pasted picture's neighbours are mostly the query's own
         q, r = np.nonzero((ids >= 0) & ~through)
-        same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index, store)
+        same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(q, ids[q, r], dist[q, r]), pictures, emb, index, store,
+                                                           hashes=None if hashes is None else np.asarray(hashes, object))
         if through.any():  # the pasted picture, cut out of the query's check picture, against the neighbour's
             queries, vectors = inside
             q, r = np.nonzero(through)
@@ -113,19 +119,23 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
 
 
 def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index,
-              store: KeypointStore, pasted: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
+              store: KeypointStore, pasted: bool = False, hashes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """`policy`'s verdict on each pair (query `pictures(i)` and `vectors[i]` against `index`'s row
     j), whether the check told the pair apart (`dedup.details`), and for a pair judged the same
     where the query differs from the row (None otherwise).
     `pasted`: the queries are pictures pasted into the query images, judged on agreeing keypoints
-    alone, as find-duplicates judges them. `store` holds the keypoints found."""
+    alone, as find-duplicates judges them. `store` holds the keypoints found; `hashes`: the
+    queries' content hashes (a row with the same bytes is the same without a look)."""
     seen = SeenMaps()
     decision = policy.decide(pairs, pictures, index.picture, tell=seen, match=partial(match_pairs, store=store),
+                             hashes=None if hashes is None else (hashes, index.rows.content_hash),
                              background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
                              through_part=np.ones(len(pairs), bool) if pasted else None)
     apart = np.zeros(len(pairs), bool) if decision.told_apart is None else decision.told_apart
-    return decision.keep, apart, [seen.spots(a, b + SECOND_SET) if same else None
-                           for a, b, same in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist())]
+    identical = np.zeros(len(pairs), bool) if hashes is None else hashes[pairs.i] == index.rows.content_hash[pairs.j]
+    return decision.keep, apart, [NOWHERE if alike else seen.spots(a, b + SECOND_SET) if same else None
+                                  for a, b, same, alike in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist(),
+                                                               identical.tolist())]
 
 
 def with_pasted(index, dist: np.ndarray, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray
@@ -169,6 +179,8 @@ def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, thresho
     d = round(float(distance(emb[0], emb[1])), 6)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
     seen = SeenMaps()
+    if a.content_hash == b.content_hash:
+        return Comparison(d, policy.threshold, True, differs=NOWHERE, same_bytes=True)
     decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True,  # counts reported
                              tell=seen)
     if decision.inliers is None or decision.inliers[0] < 0:

@@ -111,6 +111,7 @@ class Comparison:
     needed: int | None = None  # agreeing keypoints the pair needs, when any
     differs: Spots | None = None  # where a differs from b, when their keypoints agree on a map
     told_apart: bool = False  # the keypoints confirm the pair, but the pictures differ in a detail, colourway or part (`dedup.details`)
+    same_bytes: bool = False  # the two files are byte for byte alike: the same without a look
 
     @property
     def cosine(self) -> float:

@@ -101,7 +101,8 @@ class Service:
         policy = index_policy(gen) if verify else None
         picture = lambda _: decoded.picture  # noqa: E731
         (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold, policy, picture,
-                               pasted_in(policy, picture, [0], self.model) if pasted else None, self._keypoints)
+                               pasted_in(policy, picture, [0], self.model) if pasted else None, self._keypoints,
+                               hashes=[decoded.content_hash])
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:

@@ -21,6 +21,7 @@ from dedup.model import load_model, save_model
 from dedup.pairs import Pairs
 from dedup.pictures import grey_at, picture_bytes, rgb_of
 from dedup.policy import CheckedPolicy, Hopeful, accepted, ceiling, closer_look, probability, required_inliers
+from dedup.query import compare_images, query_images
 from dedup.synth import scene
 
 # P(same) ≥ 0.5 exactly when log1p(matches) ≥ 3, i.e. at least 20 keypoints agree; distance ignored.
@@ -325,6 +326,11 @@ def test_files_with_the_same_bytes_are_one_picture_without_a_look(tmp_path, tiny
     assert [sorted(m.path for m in g.members) for g in report.groups] == [["blank.png", "blank_again.png"]]
     assert report.groups[0].exact and (report.verified.candidates, report.verified.confirmed) == (3, 1)
     assert sum(matched) == 2  # the blank pictures' pairs with a.png only
+    (found,) = query_images(tmp_path / "idx", [catalog / "blank.png"], k=3, verify=True)
+    alike = [n for n in found.neighbors if n.path.startswith("blank")]
+    assert len(alike) == 2 and all(n.same and n.differs is not None and not n.differs.boxes for n in alike)
+    same = compare_images(catalog / "blank.png", catalog / "blank_again.png", tmp_path / "tiny_verify.pt")
+    assert same.same and same.same_bytes
 
 
 def test_the_check_works_from_the_index_when_the_catalog_has_moved_or_is_gone(look_alike_index, tmp_path):

@@ -225,6 +225,8 @@ def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
         verdict += " (told apart: laid over each other, they differ in a detail, a colourway or a part)"
     if fmt == "json":
         click.echo(json.dumps({"a": str(image_a), "b": str(image_b), **comparison_dict(result)}, indent=2))
+    elif result.same_bytes:
+        click.echo(f"distance {result.distance:.4f}; the two files have the same bytes → same")
     elif result.probability is not None:
         needed = f" ({result.needed} needed this far apart)" if result.needed else ""
         click.echo(f"distance {result.distance:.4f} (cosine {result.cosine:.4f}); keypoint check: {result.inliers} "
