@@ -173,14 +173,15 @@ def compare_images(a: Path, b: Path, model: Model | str | Path | None = None, th
 def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, threshold: float | None = None,
                     verify: bool = True) -> Comparison:
     """`compare_images` on two images already decoded for `model`. When the keypoints confirm
-    the pair, the comparison also says where a differs from b (`dedup.details.differing_spots`)."""
+    the pair, the comparison also says where a differs from b (`dedup.details.differing_spots`);
+    two files with the same bytes are the same, differing nowhere, without a look."""
     policy = policy_for(model.threshold, model.check, threshold, verify)
     emb = embed_loaded(model, [a, b])
     d = round(float(distance(emb[0], emb[1])), 6)
-    pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
-    seen = SeenMaps()
     if a.content_hash == b.content_hash:
         return Comparison(d, policy.threshold, True, differs=NOWHERE, same_bytes=True)
+    pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
+    seen = SeenMaps()
     decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True,  # counts reported
                              tell=seen)
     if decision.inliers is None or decision.inliers[0] < 0:
