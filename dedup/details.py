@@ -103,6 +103,10 @@ class Picture:
     subject: np.ndarray  # (h, w) bool: away from the border colour
     backdrop: np.ndarray  # (h, w) bool: the border colour, joined to the border (a backdrop, padding, a rotation's fill)
 
+    @cached_property
+    def backdrop_share(self) -> float:
+        return float(self.backdrop.mean())
+
 
 def prepared(picture: bytes, side: int = SIDE) -> Picture:
     """A check picture (`dedup.pictures`) at its `fitted` size, as the keypoints see it."""
@@ -312,7 +316,7 @@ def moved_part(a: Picture, b: Picture, diff: Differences, to_b: np.ndarray) -> b
     `MOVED_AREA` of the overlap drawn only on it, in colours its picture uses elsewhere, and no
     nudge of the map (`NUDGE_PX`, `NUDGE_SCALES`) shrinks either region below that: a map a few
     pixels off leaves thin drawn-only slivers along an outline that a nudge removes."""
-    if a.backdrop.mean() < MOVED_BACKDROP or b.backdrop.mean() < MOVED_BACKDROP:
+    if a.backdrop_share < MOVED_BACKDROP or b.backdrop_share < MOVED_BACKDROP:
         return False
     al, least = diff.al, MOVED_AREA * diff.overlap_px
     regions = []
@@ -375,14 +379,15 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     """Do the pictures differ in a detail, a colourway, another drawing in one frame or a moved
     part? `to_b`: the map from `a` to `b` in units
     of the longer side (`dedup.keypoints.Matches.maps`)."""
-    al = align(a, b, rescaled(to_b, SIDE))
+    to_b_px = rescaled(to_b, SIDE)
+    al = align(a, b, to_b_px)
     if al is None:
         return False
     if other_colourway(al):
         return True
     diff = Differences(al)
     return (differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
-            or moved_part(a, b, diff, rescaled(to_b, SIDE)))
+            or moved_part(a, b, diff, to_b_px))
 
 
 def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:

@@ -144,10 +144,7 @@ class CheckedPolicy:
         the rows of `pairs.i` and of `pairs.j`; a pair of files with the same bytes is a duplicate
         without a look (counted as checked and confirmed)."""
         close = np.asarray(pairs.d) < self.threshold
-        same_bytes = np.zeros(len(pairs), bool)
-        if hashes is not None:
-            near = np.flatnonzero(close)
-            same_bytes[near] = hashes[0][pairs.i[near]] == hashes[1][pairs.j[near]]
+        same_bytes = np.zeros(len(pairs), bool) if hashes is None else same_files(pairs, hashes, close)
         look_at = np.flatnonzero(close & ~same_bytes)
         todo = pairs[look_at]
         pasted = None if through_part is None else np.asarray(through_part, bool)[look_at]
@@ -236,6 +233,16 @@ def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray, inliers: n
             weaker = (inliers[x], -pairs.d[x]) < (inliers[y], -pairs.d[y])
             drop[x if weaker else y] = True
     return drop
+
+
+def same_files(pairs: Pairs, hashes: Hashes, among: np.ndarray | None = None) -> np.ndarray:
+    """Per pair, whether its two files have the same bytes (`hashes`: the content hashes of the
+    rows of `pairs.i` and of `pairs.j`), compared only where `among` is set: a duplicate without
+    a look."""
+    out = np.zeros(len(pairs), bool)
+    at = np.arange(len(pairs)) if among is None else np.flatnonzero(among)
+    out[at] = hashes[0][pairs.i[at]] == hashes[1][pairs.j[at]]
+    return out
 
 
 def joined(a: Pictures, b: Pictures) -> Pictures:

@@ -19,7 +19,7 @@ from dedup.keypoints import KeypointStore, Pictures, match_pairs
 from dedup.loading import encoder_for, model_for_index
 from dedup.pairs import Pairs
 from dedup.parts import part_pictures, part_vectors
-from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for
+from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
 from dedup.search import knn
 
@@ -127,15 +127,17 @@ def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndar
     alone, as find-duplicates judges them. `store` holds the keypoints found; `hashes`: the
     queries' content hashes (a row with the same bytes is the same without a look)."""
     seen = SeenMaps()
-    decision = policy.decide(pairs, pictures, index.picture, tell=seen, match=partial(match_pairs, store=store),
-                             hashes=None if hashes is None else (hashes, index.rows.content_hash),
+    both = None if hashes is None else (hashes, index.rows.content_hash)
+    decision = policy.decide(pairs, pictures, index.picture, tell=seen, match=partial(match_pairs, store=store), hashes=both,
                              background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
                              through_part=np.ones(len(pairs), bool) if pasted else None)
     apart = np.zeros(len(pairs), bool) if decision.told_apart is None else decision.told_apart
-    identical = np.zeros(len(pairs), bool) if hashes is None else hashes[pairs.i] == index.rows.content_hash[pairs.j]
-    return decision.keep, apart, [NOWHERE if alike else seen.spots(a, b + SECOND_SET) if same else None
-                                  for a, b, same, alike in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist(),
-                                                               identical.tolist())]
+    spots = [seen.spots(a, b + SECOND_SET) if same else None
+             for a, b, same in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist())]
+    if both is not None:
+        for k in np.flatnonzero(same_files(pairs, both)).tolist():
+            spots[k] = NOWHERE
+    return decision.keep, apart, spots
 
 
 def with_pasted(index, dist: np.ndarray, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray
@@ -176,10 +178,10 @@ def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, thresho
     the pair, the comparison also says where a differs from b (`dedup.details.differing_spots`);
     two files with the same bytes are the same, differing nowhere, without a look."""
     policy = policy_for(model.threshold, model.check, threshold, verify)
+    if a.content_hash == b.content_hash:
+        return Comparison(0.0, policy.threshold, True, differs=NOWHERE, same_bytes=True)
     emb = embed_loaded(model, [a, b])
     d = round(float(distance(emb[0], emb[1])), 6)
-    if a.content_hash == b.content_hash:
-        return Comparison(d, policy.threshold, True, differs=NOWHERE, same_bytes=True)
     pair = Pairs(np.array([0]), np.array([0]), np.array([d], np.float32))
     seen = SeenMaps()
     decision = policy.decide(pair, lambda _: a.picture, lambda _: b.picture, workers=1, thorough=True,  # counts reported
