@@ -41,8 +41,9 @@ def kinds(true: set, template: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.n
     return np.where(same, "true", np.where(series, "series", "other"))
 
 
-def judge(out: Path, seed: int, originals: int, series: int, model: Path | None = None, part: str = "val") -> dict:
-    truth = indexed_catalog(out, originals, seed, part, series=series, model=model)
+def judge(out: Path, seed: int, originals: int, series: int, model: Path | None = None, part: str = "val",
+          heavy: int = 0) -> dict:
+    truth = indexed_catalog(out, originals, seed, part, series=series, model=model, heavy=heavy)
     index = Index.open(out / "index")
     paths = [str(p) for p in index.rows.path]
     policy = index_policy(index)
@@ -73,11 +74,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--originals", type=int, default=300)
     ap.add_argument("--series", type=int, default=60)
+    ap.add_argument("--heavy", type=int, default=0, help="Originals that also get a copy with a heavy edit.")
     ap.add_argument("--model", type=Path, default=None, help="Encoder file (default: the shipped one).")
     ap.add_argument("--part", choices=("val", "train"), default="val", help="Pool the catalogs are drawn from.")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/details"))
     args = ap.parse_args()
-    rows = [judge(args.out / f"seed{s}", s, args.originals, args.series, args.model, args.part) for s in args.seeds]
+    rows = [judge(args.out / f"seed{s}", s, args.originals, args.series, args.model, args.part, args.heavy) for s in args.seeds]
     for row in rows:
         print(json.dumps(row))
     print("| seeds | true pairs told apart | series pairs told apart | other different pairs told apart |")

@@ -1,6 +1,6 @@
 """Near-duplicate benchmark: the default encoder against perceptual hashes on a held-out catalog.
 
-    python -m benchmarks.neardup [--originals 700] [--seed 0] [--series 35] [--out benchmarks/out/neardup]
+    python -m benchmarks.neardup [--originals 700] [--seed 0] [--series 35] [--heavy 100] [--out benchmarks/out/neardup]
 
 Builds a catalog from the held-out test pool (`recipes/pool.py`; never used in training or
 calibration), without blank drawings and pictures that are pixel-identical to another pool image
@@ -13,7 +13,9 @@ In the same run: imagehash's pHash, dHash and wHash with the Hamming threshold s
 the same way; and find-duplicates' pair scores for center vs single linkage across thresholds.
 The catalog also holds look-alike series (`dedup.augment.series`: one clip-art drawing as three
 different items, with another letter on a badge or in another colourway), scored on their own:
-a pair joining two items of a series is a false pair.
+a pair joining two items of a series is a false pair. And one original in seven gets a copy with a
+heavy edit (`dedup.augment.HEAVY_FAMILIES`: a crop of a fifth to under half of it, or the picture
+pasted onto a busier one), each scored as its own family.
 """
 from __future__ import annotations
 
@@ -165,6 +167,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--series", type=int, default=None,
                     help="Clip-art templates made into look-alike series of 3 different items (default: originals / 20).")
+    ap.add_argument("--heavy", type=int, default=None,
+                    help="Originals that also get a copy with a heavy edit (default: originals / 7).")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/neardup"))
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/neardup.json"),
                     help="Where the headline figures go (the model card and README are generated from them).")
@@ -177,7 +181,9 @@ def main() -> None:
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
     args.series = args.originals // 20 if args.series is None else args.series
-    truth = build_catalog(out, args.originals, args.seed, series=args.series)
+    args.heavy = args.originals // 7 if args.heavy is None else args.heavy
+    truth = build_catalog(out, args.originals, args.seed, series=args.series, heavy=args.heavy)
+    (out / "truth.json").write_text(json.dumps(truth))  # {catalog path: (source id, edit family)}, for analyses
     runs = [score_model(m, out, truth, out / ("index" if k == 0 else f"index_{k}")) for k, m in enumerate(models)]
     main_run, paths, true = runs[0], runs[0]["paths"], runs[0]["true"]
     for run in runs:
@@ -253,7 +259,8 @@ def write_figures(args, checked: dict, plain: dict, hashes: dict, paths: list, n
         "benchmark": "neardup", "command": "python -m benchmarks.neardup" + (f" --originals {args.originals}" if args.originals != 700 else "")
         + (f" --seed {args.seed}" if args.seed else ""),
         "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU", "model": checked["model"],
-        "catalog": {"images": len(paths), "originals": len(paths) - n_dups, "near_duplicates": n_dups, "true_pairs": n_true},
+        "catalog": {"images": len(paths), "originals": len(paths) - n_dups, "near_duplicates": n_dups, "true_pairs": n_true,
+                    "heavy_copies": args.heavy},
         "threshold": round(checked["threshold"], 4), "pair_auc": round(checked["auc"], 4),
         "with_check": {**scores(checked["prf"]), "linkage": checked["linkage"]},
         "encoder_alone": {**scores(plain["prf"]), "threshold": round(plain["threshold"], 4)},

@@ -168,6 +168,64 @@ def background(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     return flatten(im, _color(rng.integers(0, 256, 3))).convert("RGBA")
 
 
+def heavy_crop(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Keep 20–45% of the subject's box (opaque pixels that are not near-white; the whole picture
+    for a photo), centred on a drawn pixel so that the crop shows some of the subject."""
+    arr = np.asarray(im.convert("RGBA"))
+    drawn = (arr[..., 3] > 127) & (arr[..., :3].min(axis=2) < 235)
+    if drawn.sum() < 16:
+        drawn = np.ones(drawn.shape, bool)
+    ys, xs = np.nonzero(drawn)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    area = rng.uniform(0.2, 0.45)
+    ratio = np.exp(rng.uniform(np.log(0.75), np.log(1.33)))
+    w = min(x1 - x0, max(8, round((x1 - x0) * np.sqrt(area * ratio))))
+    h = min(y1 - y0, max(8, round((y1 - y0) * np.sqrt(area / ratio))))
+    k = int(rng.integers(0, len(xs)))
+    x = int(np.clip(xs[k] - w // 2, x0, x1 - w))
+    y = int(np.clip(ys[k] - h // 2, y0, y1 - h))
+    return im.crop((x, y, x + w, y + h))
+
+
+def busy_backdrop(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """A photo-like backdrop: a smooth field of colours with soft shapes, grain and detail."""
+    w, h = size
+    field = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(field)
+    for _ in range(int(rng.integers(6, 16))):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        rx, ry = rng.uniform(0.03, 0.25) * w, rng.uniform(0.03, 0.25) * h
+        shape = [cx - rx, cy - ry, cx + rx, cy + ry]
+        fill = _color(rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(shape, fill=fill)
+    field = field.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5) * max(w, h) / 256))
+    grain = np.asarray(field, np.float32) + rng.normal(0, rng.uniform(3, 10), (h, w, 3))
+    return Image.fromarray(np.clip(grain, 0, 255).astype(np.uint8)).convert("RGBA")
+
+
+def overlay(im: Image.Image, rng: np.random.Generator, backdrop: Image.Image | None = None) -> Image.Image:
+    """Paste the picture (its subject where it has transparency) onto another, busier picture:
+    `backdrop` (a photo; a random part of it is used) or a generated one (`busy_backdrop`). The
+    picture covers 30–70% of the result's longer side, anywhere inside it."""
+    s = rng.uniform(0.3, 0.7)
+    out_w = max(16, int(im.width / s))
+    out_h = max(16, int(out_w * rng.uniform(0.6, 1.4)))
+    if im.height > out_h:
+        out_h = im.height
+    if backdrop is None:
+        base = busy_backdrop((out_w, out_h), rng)
+    else:
+        scale = max(out_w / backdrop.width, out_h / backdrop.height)
+        if scale > 1:
+            backdrop = backdrop.resize((int(np.ceil(backdrop.width * scale)), int(np.ceil(backdrop.height * scale))),
+                                       Image.Resampling.BILINEAR)
+        bx, by = int(rng.integers(0, backdrop.width - out_w + 1)), int(rng.integers(0, backdrop.height - out_h + 1))
+        base = backdrop.convert("RGBA").crop((bx, by, bx + out_w, by + out_h))
+    x, y = int(rng.integers(0, out_w - im.width + 1)), int(rng.integers(0, out_h - im.height + 1))
+    base.alpha_composite(im.convert("RGBA"), (x, y))
+    return base
+
+
 def screenshot(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Paste the image small (25–55% of the width) into a larger page with other blocks."""
     page_w = max(64, int(max(im.size) * rng.uniform(1.8, 3.0)))
@@ -208,6 +266,8 @@ FAMILIES: dict[str, Edit] = {
     "background": background,
     "screenshot": screenshot,
     "lowres": lowres,
+    "heavy_crop": heavy_crop,
+    "overlay": overlay,
 }
 
 
@@ -267,7 +327,8 @@ VIEWS: dict[str, View] = {
 }
 
 
-DUPLICATE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f != "lowres")  # the benchmark catalogs' families
+HEAVY_FAMILIES: tuple[str, ...] = ("heavy_crop", "overlay")  # heavy copy-detection edits, a catalog's own part
+DUPLICATE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in ("lowres", *HEAVY_FAMILIES))  # the catalogs' families
 
 
 def duplicate(im: Image.Image, rng: np.random.Generator, families: tuple[str, ...] = DUPLICATE_FAMILIES) -> tuple[Image.Image, str]:

@@ -23,6 +23,7 @@ from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
+from dedup.windows import WINDOWS, window_pairs, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -62,7 +63,8 @@ def find_duplicates(
     check), only sets where no member differs from its keeper are kept (`dedup.differs`): exact
     copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
     picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
-    (`dedup.parts`). Groups are sorted largest
+    (`dedup.parts`), and each picture with the pictures near its windows (`dedup.windows`: a heavy
+    crop of it, or a picture pasted onto it). Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
@@ -88,6 +90,11 @@ def find_duplicates(
             parts, through, checked = inside
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
             pages, shown = parts.holders(kept, vectors)
+            candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+        through = _windows(index, policy, pairs, memo, store, threads, on_progress)
+        if through is not None:
+            found, checked = through
+            kept = union_pairs(kept, found)
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     memo.save()
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
@@ -150,6 +157,31 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
     kept = near[decision.keep]
     on_progress("pasted", len(index), len(index))
     return Parts(rows, vectors), Pairs(rows[kept.i], kept.j, kept.d), decision.verified
+
+
+def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, store: KeypointStore,
+             workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified] | None:
+    """The pairs of `index`'s pictures found through a window of one of them (`dedup.windows`: a
+    heavy crop of a picture, or a picture pasted onto a busier one) that the check confirms, other
+    than the pairs `known`, with what the check did on them. The check compares the two whole
+    pictures and needs agreeing keypoints whatever the distance; its answers are kept in `memo`
+    and the keypoints in `store`, both shared with the run's other passes. None without the
+    model that built the index (logged)."""
+    try:
+        model = model_for_index(index.manifest, images=len(index) * len(WINDOWS))
+    except ModelError as exc:
+        log.warning("crops and pasted pictures not looked for through windows: %s", exc)
+        return None
+    on_progress("windows", 0, len(index))
+    owners, vectors = window_vectors(index.picture, range(len(index)), model.embed, model.config.image_size,
+                                     model.config.framing, workers)
+    near, _ = window_pairs(index.faiss, owners, vectors, policy.threshold, known)
+    decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
+                             background=policy.backgrounds(index.vectors, near),
+                             match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
+                             through_part=np.ones(len(near), bool))
+    on_progress("windows", len(index), len(index))
+    return near[decision.keep], decision.verified
 
 
 def _sum(a: Verified | None, b: Verified | None) -> Verified | None:

@@ -55,6 +55,16 @@ def rows_of(pairs: Pairs, n: int) -> np.ndarray:
     return np.flatnonzero(seen)
 
 
+def among(pairs: Pairs, known: Pairs) -> np.ndarray:
+    """Per pair of `pairs` (in any order), whether `known` (sorted by (i, j)) holds it."""
+    if not len(known) or not len(pairs):
+        return np.zeros(len(pairs), bool)
+    width = np.int64(max(int(pairs.j.max()), int(known.j.max())) + 1)
+    keys, have = pairs.i.astype(np.int64) * width + pairs.j, known.i.astype(np.int64) * width + known.j
+    at = np.minimum(np.searchsorted(have, keys), len(have) - 1)
+    return have[at] == keys
+
+
 def union_pairs(a: Pairs, b: Pairs) -> Pairs:
     """Pairs in `a` or `b`, each once, sorted by (i, j)."""
     return sorted_pairs([a.i, b.i], [a.j, b.j], [a.d, b.d], unique=True)

@@ -28,7 +28,7 @@ from dedup.config import Framing
 from dedup.framing import border_colour, to_input
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, among
 from dedup.pictures import picture_bytes, rgb_of
 from dedup.search import cross_knn_pairs
 
@@ -136,25 +136,37 @@ def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: in
                  workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """The rows among `rows` whose check picture `pictures(row)` has a part, and the parts'
     vectors (`embed` of their inputs). A picture that cannot be had has none."""
-    def look(row: int) -> np.ndarray | None:
-        try:
-            return part_input(pictures(row), size, framing)
-        except (ImageSkip, cv2.error, *DECODE_ERRORS):
-            return None
+    def look(row: int) -> list[np.ndarray]:
+        part = part_input(pictures(row), size, framing)
+        return [] if part is None else [part]
 
-    found_rows: list[int] = []
+    return looked_vectors(pictures, rows, look, embed, workers)
+
+
+def looked_vectors(pictures: Pictures, rows: Sequence[int], look: Callable[[int], list[np.ndarray]], embed: Embed,
+                   workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """For every encoder input `look(row)` makes of a row's check picture: its row, and its
+    vector (`embed` of it); `BLOCK` rows at a time, over `workers` threads. A picture that cannot
+    be had gives none."""
+    def inputs_of(row: int) -> list[np.ndarray]:
+        try:
+            return look(row)
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):
+            return []
+
+    owners: list[int] = []
     found: list[np.ndarray] = []
     rows = list(rows)
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="parts") as pool:
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="looks") as pool:
         for start in range(0, len(rows), BLOCK):
             chunk = rows[start:start + BLOCK]
-            inputs = [(r, x) for r, x in zip(chunk, pool.map(look, chunk)) if x is not None]
+            inputs = [(r, x) for r, xs in zip(chunk, pool.map(inputs_of, chunk)) for x in xs]
             if inputs:
-                found_rows.extend(r for r, _ in inputs)
+                owners.extend(r for r, _ in inputs)
                 pixels = np.stack([x for _, x in inputs])
                 found.extend(pool.map(embed, np.array_split(pixels, min(len(pixels), max(1, workers)))))
     vectors = np.concatenate(found).astype(np.float32) if found else np.zeros((0, 0), np.float32)
-    return np.array(found_rows, np.int64), vectors
+    return np.array(owners, np.int64), vectors
 
 
 def part_pairs(index, part_rows: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
@@ -173,17 +185,7 @@ def part_pairs(index, part_rows: np.ndarray, vectors: np.ndarray, threshold: flo
         pairs = Pairs(np.minimum(rows, near.j), np.maximum(rows, near.j), near.d)
     else:
         pairs = Pairs(rows, near.j, near.d)
-    return near[~_among(pairs, known)]
-
-
-def _among(pairs: Pairs, known: Pairs) -> np.ndarray:
-    """Per pair of `pairs` (in any order), whether `known` (sorted by (i, j)) holds it."""
-    if not len(known) or not len(pairs):
-        return np.zeros(len(pairs), bool)
-    width = np.int64(max(int(pairs.j.max()), int(known.j.max())) + 1)
-    keys, have = pairs.i.astype(np.int64) * width + pairs.j, known.i.astype(np.int64) * width + known.j
-    at = np.minimum(np.searchsorted(have, keys), len(have) - 1)
-    return have[at] == keys
+    return near[~among(pairs, known)]
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,14 @@ def icon_rows(icons: dict[str, Any]) -> list[str]:
     return rows
 
 
+def heavy_line(fig: dict[str, Any]) -> str:
+    """The README's line on the catalog's copies with heavy edits."""
+    f = fig["families"]
+    return (f"Its {fig['catalog'].get('heavy_copies', '')} copies with a heavy edit are found less often: "
+            f"recall {f['heavy_crop']:.3f} for a crop keeping a fifth to under half of the picture, "
+            f"{f['overlay']:.3f} for the picture pasted onto a busier one.")
+
+
 def summary(fig: dict[str, Any]) -> str:
     """The README's few lines: the shipped encoder's defaults and its held-out quality against the
     best perceptual hash."""
@@ -84,6 +92,7 @@ def summary(fig: dict[str, Any]) -> str:
                f"{fig['series']['predicted']} reported pairs join different items"
                + (f" (`--nothing-differs`: {n['series_false']} of {n['series_predicted']})" if (n := fig.get("nothing_differs"))
                   and "series_predicted" in n else "") + "."] if "series" in fig else []),
+        *(["", heavy_line(fig)] if "heavy_crop" in fig["families"] else []),
         *(["", f"On icon libraries whose sizes are redrawn, not scaled (each icon at 32 to 256 px; "
                f"`{fig['icons']['command']}`, {fig['icons']['date']}):", "", *icon_rows(fig["icons"])]
           if "icons" in fig else []),

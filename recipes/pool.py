@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.augment import duplicate, flatten, series
+from dedup.augment import FAMILIES, HEAVY_FAMILIES, duplicate, flatten, overlay, series
 from dedup.data import open_rgba
 
 APT_PACKAGES = ("openclipart-png", "gnome-backgrounds", "mate-backgrounds")
@@ -89,12 +89,16 @@ SERIES_PREFIX = "s"  # file names of series items and their duplicates
 SERIES_ID = 1_000_000  # source ids of series items start here
 
 
-def build_catalog(out: Path, originals: int, seed: int, part: str = "test", series: int = 0) -> dict[str, tuple[int, str]]:
+def build_catalog(out: Path, originals: int, seed: int, part: str = "test", series: int = 0,
+                  heavy: int = 0) -> dict[str, tuple[int, str]]:
     """Write the catalog from pool `part`; return {relative path: (source id, family or "original")}.
 
     With `series`, that many clip-art drawings not otherwise used also become look-alike series
     (`dedup.augment.series`: 3 different items each, named `s…`), and each item gets a
-    near-duplicate half of the time; the rest of the catalog does not change."""
+    near-duplicate half of the time. With `heavy`, that many of the originals also get a copy
+    with a heavy edit (`dedup.augment.HEAVY_FAMILIES`, named `…_h0`): a crop of a fifth to under
+    half of the subject, or the picture pasted onto a photo of the pool part that is not in the
+    catalog. Either way the rest of the catalog does not change."""
     rng = np.random.default_rng(seed)
     loaded = []
     files = pool_files()[part]
@@ -111,10 +115,28 @@ def build_catalog(out: Path, originals: int, seed: int, part: str = "test", seri
         src, im = usable[pick]
         copies = int(rng.integers(1, 4)) if rng.random() < 0.5 else 0
         _write_item(out / "catalog", truth, f"o{src:05d}", src, im, copies, rng)
+    unused = [usable[k] for k in sorted(set(range(len(usable))) - set(picks))]
     if series:
-        unused = [usable[k] for k in sorted(set(range(len(usable))) - set(picks)) if is_clip_art(files[usable[k][0]])]
-        _add_series(out / "catalog", truth, unused, series, np.random.default_rng([seed, 1]))
+        templates = [u for u in unused if is_clip_art(files[u[0]])]
+        _add_series(out / "catalog", truth, templates, series, np.random.default_rng([seed, 1]))
+    if heavy:
+        photos = [im for src, im in unused if not is_clip_art(files[src])]
+        _add_heavy(out / "catalog", truth, [usable[p] for p in picks], photos, heavy, np.random.default_rng([seed, 2]))
     return truth
+
+
+def _add_heavy(folder: Path, truth: dict[str, tuple[int, str]], originals: list, photos: list, count: int,
+               rng: np.random.Generator) -> None:
+    for pick in sorted(rng.choice(len(originals), size=min(count, len(originals)), replace=False).tolist()):
+        src, im = originals[pick]
+        family = str(rng.choice(HEAVY_FAMILIES))
+        if family == "overlay" and photos:
+            dup = overlay(im, rng, photos[int(rng.integers(0, len(photos)))])
+        else:
+            dup = FAMILIES[family](im.convert("RGBA"), rng)
+        ext = ["jpg", "png", "webp"][int(rng.integers(0, 3))]
+        flatten(dup).save(folder / f"o{src:05d}_h0.{ext}", **({"quality": 85} if ext != "png" else {}))
+        truth[f"o{src:05d}_h0.{ext}"] = (src, family)
 
 
 def is_clip_art(path: Path) -> bool:
@@ -151,12 +173,12 @@ def series_template(source: np.ndarray) -> np.ndarray:
 
 
 def indexed_catalog(out: Path, originals: int, seed: int, part: str, series: int = 0,
-                    model: Path | None = None) -> dict[str, tuple[int, str]]:
+                    model: Path | None = None, heavy: int = 0) -> dict[str, tuple[int, str]]:
     """`build_catalog` into a fresh `out` and `dedup index` of it into `out/index` (with `model`,
     else the default encoder), run as a user would; returns the truth."""
     if out.exists():
         shutil.rmtree(out)
-    truth = build_catalog(out, originals, seed, part=part, series=series)
+    truth = build_catalog(out, originals, seed, part=part, series=series, heavy=heavy)
     subprocess.run([sys.executable, "-m", "dedup", "index", str(out / "catalog"), "--index", str(out / "index"), "-q",
                     *(["--model", str(model)] if model is not None else [])], check=True)
     return truth

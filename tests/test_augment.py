@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dedup.augment import DUPLICATE_FAMILIES, VIEW_CHANCES, flatten, lowres, random_view, series
+from dedup.augment import DUPLICATE_FAMILIES, FAMILIES, HEAVY_FAMILIES, VIEW_CHANCES, flatten, heavy_crop, lowres, overlay, random_view, series
 
 
 def drawing(colour: tuple[int, int, int]) -> Image.Image:
@@ -62,3 +62,28 @@ def test_a_thumbnail_view_is_16_to_48_px_and_not_a_benchmark_family():
     assert all(16 <= max(size) <= 48 and abs(size[0] / size[1] - 120 / 90) < 0.15 for size in sizes)
     assert all(lowres(im.resize((14, 10)), np.random.default_rng(s)).size == (14, 10) for s in range(5))  # smaller already: kept
     assert "lowres" not in DUPLICATE_FAMILIES and "lowres" not in VIEW_CHANCES  # catalogs and the recipe unchanged
+
+
+def test_a_heavy_crop_keeps_a_fifth_to_under_half_of_the_subject_and_shows_some_of_it():
+    im = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    im.alpha_composite(drawing((200, 40, 40)), (90, 60))  # the subject's box: 90 px by 70 px
+    for s in range(20):
+        cut = heavy_crop(im, np.random.default_rng(s))
+        assert 0.15 <= cut.width * cut.height / (90 * 70) <= 0.5
+        assert (np.asarray(cut)[..., 3] > 127).any()
+
+
+def test_an_overlay_puts_the_whole_picture_onto_a_larger_busier_one():
+    im = drawing((40, 40, 200))
+    for s in range(5):
+        out = overlay(im, np.random.default_rng(s))
+        assert out.width >= im.width / 0.7 - 1 and out.height >= im.height
+        colours = np.unique(np.asarray(flatten(out)).reshape(-1, 3), axis=0)
+        assert len(colours) > 1000  # a busy backdrop (shapes, grain), not a plain one
+    photo = Image.new("RGB", (64, 48), (10, 120, 30))  # a given backdrop, enlarged to fit
+    out = overlay(im, np.random.default_rng(0), photo)
+    assert tuple(np.asarray(out)[0, 0, :3]) in {(10, 120, 30), tuple(np.asarray(flatten(im))[0, 0])}
+
+
+def test_heavy_edits_are_their_own_families_outside_the_catalogs_usual_ones():
+    assert set(HEAVY_FAMILIES) <= set(FAMILIES) and not set(HEAVY_FAMILIES) & set(DUPLICATE_FAMILIES)

@@ -178,7 +178,7 @@ def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, 
 
     def recorded(self, pairs, pictures, other=None, **kwargs):
         decision = decide(self, pairs, pictures, other, **kwargs)
-        if other is None:  # the index's own pairs, not those of the pictures pasted into its pictures
+        if other is None and kwargs.get("through_part") is None:  # the first pass, not pairs found through a part or window
             decisions.append(decision)
         return decision
 

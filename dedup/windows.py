@@ -1,0 +1,74 @@
+"""Windows of pictures: a heavy crop of a picture, or a picture pasted onto another, busier one.
+
+The encoder sees a whole picture. A crop that keeps a fifth of a drawing, or the drawing pasted
+onto a photo, lands far from the whole drawing in its space. So each row's check picture
+(`dedup.pictures`, kept in the index) is also seen through a few windows (`WINDOWS`: each
+`SIDE` of the picture's sides, in its corners and centre), embedded as any picture is
+(`window_vectors`). A window of a picture lands near a crop of that picture, and a window of a
+busy picture near the picture pasted into it. `window_pairs` pairs each window's row with the
+rows nearest the window, as the pair check's candidates are found; the check then compares the
+two whole pictures and accepts only agreeing keypoints (`dedup.policy.required_inliers`): a
+window's distance is not the pictures'.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from dedup.config import Framing
+from dedup.framing import to_input
+from dedup.keypoints import Pictures
+from dedup.pairs import Pairs, among
+from dedup.parts import Embed, looked_vectors
+from dedup.pictures import rgb_of
+from dedup.search import cross_knn_pairs
+
+SIDE = 0.6  # a window's share of each side of the picture
+WINDOWS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))  # where each window sits (share of the room left)
+MIN_PX = 32  # pictures with a shorter side than this are not looked at through windows
+NEIGHBOURS = 3  # a window is paired with this many nearest pictures
+
+
+def window_inputs(picture: bytes, size: int, framing: Framing) -> list[np.ndarray]:
+    """The encoder's (size, size, 3) inputs of a check picture's windows; none for a small picture."""
+    rgb = rgb_of(picture)
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_PX:
+        return []
+    cw, ch = round(w * SIDE), round(h * SIDE)
+    out = []
+    for fx, fy in WINDOWS:
+        x, y = round(fx * (w - cw)), round(fy * (h - ch))
+        out.append(to_input(Image.fromarray(np.ascontiguousarray(rgb[y:y + ch, x:x + cw])), size, framing))
+    return out
+
+
+def window_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: int, framing: Framing,
+                   workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """For every window of the check pictures `pictures(row)` of `rows`: its row, and its vector
+    (`embed` of its input). A picture that cannot be had has none."""
+    return looked_vectors(pictures, rows, lambda row: window_inputs(pictures(row), size, framing), embed, workers)
+
+
+def window_pairs(index, owners: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
+                 k: int = NEIGHBOURS) -> tuple[Pairs, np.ndarray]:
+    """Pairs (i < j) of `index`'s own rows where the other row is among the `k` rows nearest a
+    window of one (window m of row `owners[m]`) and closer to it than `threshold`; each pair once,
+    at its smallest window distance, leaving out the pairs of `known`. Also per pair, the window
+    it was found through."""
+    if not len(owners):
+        return Pairs.empty(), np.zeros(0, np.int64)
+    near = cross_knn_pairs(index, vectors, k + 1, threshold)
+    rows = owners[near.i]
+    mine = rows != near.j
+    near, rows = near[mine], rows[mine]
+    i, j = np.minimum(rows, near.j), np.maximum(rows, near.j)
+    order = np.lexsort((near.d, j, i))
+    i, j, d, window = i[order], j[order], near.d[order], near.i[order]
+    first = np.ones(len(i), bool)
+    first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    pairs, window = Pairs(i[first], j[first], d[first]), window[first]
+    new = ~among(pairs, known)
+    return pairs[new], window[new]

@@ -1,0 +1,92 @@
+"""Windows of pictures (`dedup.windows`): a heavy crop of a picture, or the picture pasted onto a
+busier one, is found through a window and accepted only on agreeing keypoints."""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from dedup import windows
+from dedup.augment import busy_backdrop
+from dedup.config import Framing
+from dedup.duplicates import find_duplicates
+from dedup.indexer import index_catalog
+from dedup.pairs import Pairs
+from dedup.pictures import picture_bytes
+from dedup.synth import scene
+
+
+def textured(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """A scene with many small blocks: corners everywhere, so that any third of it has keypoints."""
+    rng = np.random.default_rng(seed)
+    im = scene(seed, size)
+    draw = ImageDraw.Draw(im)
+    for _ in range(80):
+        x, y = int(rng.integers(0, size[0])), int(rng.integers(0, size[1]))
+        w, h = int(rng.integers(4, 20)), int(rng.integers(4, 20))
+        draw.rectangle([x, y, x + w, y + h], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return im
+
+
+@pytest.fixture(scope="module")
+def cropped_catalog(tmp_path_factory):
+    """Ten pictures, a crop of a third of the first (off the windows' grid) and the second pasted
+    small onto a busy backdrop, indexed with the shipped encoder."""
+    from dedup.model import load_model
+
+    root = tmp_path_factory.mktemp("windows")
+    catalog = root / "cat"
+    catalog.mkdir()
+    for k in range(10):
+        textured(200 + k).save(catalog / f"scene{k}.png")
+    textured(200).crop((50, 40, 240, 175)).save(catalog / "crop.png")
+    backdrop = busy_backdrop((400, 300), np.random.default_rng(3))
+    backdrop.alpha_composite(textured(201).resize((224, 168)).convert("RGBA"), (120, 90))
+    backdrop.convert("RGB").save(catalog / "pasted.png")
+    index_catalog(catalog, root / "idx", load_model())
+    return catalog, root / "idx"
+
+
+def _sets(report) -> list[set[str]]:
+    return [{m.path for m in g.members} for g in report.groups]
+
+
+def test_a_heavy_crop_is_found_through_a_window_of_its_picture(cropped_catalog):
+    _, folder = cropped_catalog
+    assert {"scene0.png", "crop.png"} not in _sets(find_duplicates(folder, pasted=False))
+    assert {"scene0.png", "crop.png"} in _sets(find_duplicates(folder))
+
+
+def test_a_picture_pasted_onto_a_busy_one_is_found_through_a_window(cropped_catalog):
+    _, folder = cropped_catalog
+    assert {"scene1.png", "pasted.png"} not in _sets(find_duplicates(folder, pasted=False))
+    assert {"scene1.png", "pasted.png"} in _sets(find_duplicates(folder))
+
+
+def test_windows_join_no_different_pictures(cropped_catalog):
+    _, folder = cropped_catalog
+    joined = [s for s in _sets(find_duplicates(folder)) if len(s) > 1]
+    assert sorted(map(sorted, joined)) == [["crop.png", "scene0.png"], ["pasted.png", "scene1.png"]]
+
+
+def test_a_picture_has_its_windows_and_a_small_one_none():
+    framing = Framing()
+    inputs = windows.window_inputs(picture_bytes(scene(1, (256, 192))), 64, framing)
+    assert len(inputs) == len(windows.WINDOWS) and all(x.shape == (64, 64, 3) for x in inputs)
+    assert len({x.tobytes() for x in inputs}) == len(windows.WINDOWS)  # each window shows another part
+    assert windows.window_inputs(picture_bytes(scene(2, (24, 20))), 64, framing) == []
+
+
+def test_window_pairs_are_each_pair_once_at_the_smallest_distance_without_own_rows_or_known_pairs():
+    rows = np.eye(4, 8, dtype=np.float32)  # four rows, one axis each
+    index = faiss.IndexFlatL2(8)
+    index.add(rows)
+    owners = np.array([0, 0, 1, 2])
+    vectors = np.array([rows[1] * 0.9 + rows[0] * 0.1, rows[1] * 0.7 + rows[0] * 0.3, rows[1], rows[3]], np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    known = Pairs(np.array([2]), np.array([3]), np.array([0.0], np.float32))
+    pairs, through = windows.window_pairs(index, owners, vectors, 0.8, known, k=1)
+    assert list(zip(pairs.i.tolist(), pairs.j.tolist())) == [(0, 1)]  # row 1's own window and the known (2, 3) left out
+    assert through.tolist() == [0]  # the nearer of row 0's two windows
+    assert pairs.d[0] == pytest.approx(np.linalg.norm(vectors[0] - rows[1]), abs=1e-5)
