@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "pair-checks"
 AGAINST = "against"  # in FOLDER: the entries of pairs with a reference index's pictures
-PARTS = "parts"  # the files of the pictures pasted into the index's pictures (one entry a picture: a = b)
+PARTS = "parts"  # the files of the pictures pasted into the index's pictures, and of their windows (entries: a = b)
 PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
@@ -50,9 +50,9 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
     "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
-    f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at for a pasted picture (a = b, `dedup.parts`)
+    f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
-MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts")  # the code an entry comes from
+MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts", "dedup.windows")  # the code an entry comes from
 CHUNK = 1 << 20  # older entries read and written at a time when the memo is saved
 
 
@@ -262,9 +262,12 @@ class PairChecks:
 
         return remembered
 
-    def parts(self, find: PartFinder, model: str, dim: int) -> PartFinder:
-        """`find` (`dedup.parts.part_vectors`) for the pictures without an entry; entries for the
-        rest. `model`: the identity of the model whose `dim`-number vectors they are."""
+    def parts(self, find: PartFinder, model: str, dim: int, kind: str = PARTS, most: int = 1) -> PartFinder:
+        """`find` (`dedup.parts.part_vectors`, or another finder of up to `most` vectors a
+        picture, `kind` naming it: `dedup.windows.window_vectors`) for the pictures without an
+        entry; entries for the rest. `model`: the identity of the model whose `dim`-number vectors
+        they are. Returns the rows (sorted; a row once for each of its vectors, in the finder's
+        order) and the vectors."""
 
         def remembered(pictures: Pictures, rows: Sequence[int], embed, size: int, framing: Framing,
                        workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -273,24 +276,34 @@ class PairChecks:
             self.checked = True
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
-            keys = _mix(a ^ _salt("parts", model, size, framing))
-            hit, entries = looked.find(keys)
-            had = np.flatnonzero(hit)[entries["found"] == 1]  # looked at before, and had a part
-            stored, known = kept.find(keys[had])
-            hit[had[~stored]] = False  # its vector lost since (a file damaged or deleted): look again
-            old = rows[had[stored]]
-            todo = rows[~hit]
-            found, vectors = find(pictures, todo, embed, size, framing, workers)
+            slot_salts = [_salt(kind, slot, model, size, framing) for slot in range(most)]
+            hit, entries = looked.find(_mix(a ^ _salt(kind, model, size, framing)))
+            counts = np.zeros(len(rows), np.int64)
+            counts[hit] = entries["found"]
+            old_rows, old_vectors = [], []
+            for slot in range(most):  # the vectors of the rows looked at before
+                had = np.flatnonzero(hit & (counts > slot))
+                stored, known = kept.find(_mix(a[had] ^ slot_salts[slot]))
+                hit[had[~stored]] = False  # a vector lost since (a file damaged or deleted): look again
+                old_rows.append(had[stored])
+                old_vectors.append(np.asarray(known["vector"], np.float32).reshape(-1, dim))
+            todo = np.flatnonzero(~hit)
+            found, vectors = find(pictures, rows[todo], embed, size, framing, workers)
             vectors = vectors.reshape(-1, dim)
-            has = np.isin(todo, found)
-            low = _low(a[~hit])
-            looked.add(keys[~hit], low, low, found=has)
-            by_row = np.argsort(found, kind="stable")
-            kept.add(keys[~hit][has], low[has], low[has], vector=vectors[by_row[np.searchsorted(found[by_row], todo[has])]])
-            all_rows = np.concatenate([old, found])
-            all_vectors = np.concatenate([np.asarray(known["vector"], np.float32).reshape(-1, dim), vectors])
-            order = np.argsort(all_rows, kind="stable")
-            return all_rows[order], all_vectors[order]
+            by_row = np.argsort(rows[todo], kind="stable")
+            at = todo[by_row[np.searchsorted(rows[todo][by_row], found)]] if len(found) else np.zeros(0, np.int64)  # into `rows`
+            slot = np.arange(len(at)) - np.searchsorted(at, at)  # a row's vectors come together, in order
+            low = _low(a)
+            looked.add(_mix(a[todo] ^ _salt(kind, model, size, framing)), low[todo], low[todo],
+                       found=np.bincount(at, minlength=len(rows))[todo])
+            for s in range(most):
+                mine = slot == s
+                kept.add(_mix(a[at[mine]] ^ slot_salts[s]), low[at[mine]], low[at[mine]], vector=vectors[mine])
+            kept_rows = [old for old in old_rows if len(old)] + ([at] if len(at) else [])
+            positions = np.concatenate(kept_rows) if kept_rows else np.zeros(0, np.int64)
+            all_vectors = np.concatenate([*old_vectors, vectors]) if len(positions) else np.zeros((0, dim), np.float32)
+            order = np.argsort(positions, kind="stable")
+            return rows[positions[order]], all_vectors[order]
 
         return remembered
 

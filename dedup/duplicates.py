@@ -23,7 +23,7 @@ from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
-from dedup.windows import WINDOWS, window_pairs, window_vectors
+from dedup.windows import REACH, WINDOWS, window_pairs, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -173,9 +173,9 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
         log.warning("crops and pasted pictures not looked for through windows: %s", exc)
         return None
     on_progress("windows", 0, len(index))
-    owners, vectors = window_vectors(index.picture, range(len(index)), model.embed, model.config.image_size,
-                                     model.config.framing, workers)
-    near, _ = window_pairs(index.faiss, owners, vectors, policy.threshold, known)
+    find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
+    owners, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
+    near, _ = window_pairs(index.faiss, owners, vectors, min(policy.threshold, REACH), known)
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),

@@ -90,3 +90,33 @@ def test_window_pairs_are_each_pair_once_at_the_smallest_distance_without_own_ro
     assert list(zip(pairs.i.tolist(), pairs.j.tolist())) == [(0, 1)]  # row 1's own window and the known (2, 3) left out
     assert through.tolist() == [0]  # the nearer of row 0's two windows
     assert pairs.d[0] == pytest.approx(np.linalg.norm(vectors[0] - rows[1]), abs=1e-5)
+
+
+def test_the_windows_are_remembered_and_give_what_finding_them_gives(cropped_catalog, tmp_path):
+    import shutil
+
+    from dedup.checkmemo import PairChecks
+    from dedup.index import as_index
+    from dedup.model import load_model
+
+    _, folder = cropped_catalog
+    shutil.copytree(folder, tmp_path / "idx")
+    shutil.rmtree(tmp_path / "idx" / "pair-checks", ignore_errors=True)  # what the other tests' runs remembered
+    index, model = as_index(tmp_path / "idx"), load_model()
+    args = (range(len(index)), model.embed, model.config.image_size, model.config.framing)
+    fresh_rows, fresh = windows.window_vectors(index.picture, *args)
+    looked = []
+
+    def counting(pictures, rows, *rest, **kw):
+        looked.append(len(rows))
+        return windows.window_vectors(pictures, rows, *rest, **kw)
+
+    runs = []
+    for _ in range(2):
+        memo = PairChecks(index.folder, index.rows.content_hash)
+        runs.append(memo.parts(counting, model.identity, model.config.embedding_dim, "windows", len(windows.WINDOWS))(
+            index.picture, *args))
+        memo.save()
+    assert looked == [len(index), 0]  # the second run embeds no window
+    for rows, vectors in runs:
+        assert rows.tolist() == fresh_rows.tolist() and np.allclose(vectors, fresh, atol=1e-5)
