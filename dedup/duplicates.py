@@ -47,6 +47,7 @@ def find_duplicates(
     variants_together: bool = False,
     nothing_differs: bool = False,
     pasted: bool = True,
+    windows: bool = True,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -63,8 +64,8 @@ def find_duplicates(
     check), only sets where no member differs from its keeper are kept (`dedup.differs`): exact
     copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
     picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
-    (`dedup.parts`), and each picture with the pictures near its windows (`dedup.windows`: a heavy
-    crop of it, or a picture pasted onto it). Groups are sorted largest
+    (`dedup.parts`); with `windows` and the check, each picture with the pictures near its windows
+    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
@@ -91,6 +92,7 @@ def find_duplicates(
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
             pages, shown = parts.holders(kept, vectors)
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+    if windows and isinstance(policy, CheckedPolicy):
         through = _windows(index, policy, pairs, memo, store, threads, on_progress)
         if through is not None:
             found, checked = through

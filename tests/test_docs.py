@@ -24,4 +24,4 @@ def test_the_model_card_and_the_readme_figures_are_what_the_generator_writes():
     assert (ROOT / "docs" / "model-card.md").read_text() == model_card.card(load_model(), fig)
     readme = (ROOT / "README.md").read_text()
     assert model_card.readme_with(readme, model_card.summary(fig)) == readme
-    assert str(fig["with_check"]["f1"])[:4] in readme.replace("**", "")
+    assert f"{fig['with_check']['f1']:.3f}" in readme.replace("**", "")

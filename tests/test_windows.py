@@ -54,13 +54,13 @@ def _sets(report) -> list[set[str]]:
 
 def test_a_heavy_crop_is_found_through_a_window_of_its_picture(cropped_catalog):
     _, folder = cropped_catalog
-    assert {"scene0.png", "crop.png"} not in _sets(find_duplicates(folder, pasted=False))
+    assert {"scene0.png", "crop.png"} not in _sets(find_duplicates(folder, windows=False))
     assert {"scene0.png", "crop.png"} in _sets(find_duplicates(folder))
 
 
 def test_a_picture_pasted_onto_a_busy_one_is_found_through_a_window(cropped_catalog):
     _, folder = cropped_catalog
-    assert {"scene1.png", "pasted.png"} not in _sets(find_duplicates(folder, pasted=False))
+    assert {"scene1.png", "pasted.png"} not in _sets(find_duplicates(folder, windows=False))
     assert {"scene1.png", "pasted.png"} in _sets(find_duplicates(folder))
 
 

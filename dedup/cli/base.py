@@ -23,8 +23,7 @@ MODEL_OPT = click.option("--model", "model_path", default=None, help="Model file
 QUIET_OPT = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary on stderr.")
 PASTED_OPT = click.option("--pasted/--no-pasted", default=True, show_default=True,
     help=("With the keypoint check, also look for the duplicates of a picture pasted into a larger one "
-          "(a screenshot, a photo on a web page); find-duplicates also looks at windows of every picture, "
-          "for heavy crops and pictures pasted onto busier ones."))
+          "(a screenshot, a photo on a web page)."))
 
 
 def engine_options(command):

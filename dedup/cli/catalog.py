@@ -83,6 +83,9 @@ def shown(path: Path) -> str:
           "keeper by the keypoint check's map, differ nowhere (fewer sets, at higher precision). With --against: "
           "only matches that differ nowhere from the incoming image."))
 @PASTED_OPT
+@click.option("--windows/--no-windows", default=True, show_default=True,
+    help=("With the keypoint check, also look at five windows of every picture, for a heavy crop of it or "
+          "a picture pasted onto a busier one (about doubles a first run's time; not with --against)."))
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -104,7 +107,8 @@ def shown(path: Path) -> str:
 @click.option("--forget-judgements", is_flag=True, help="Forget the pairs `dedup apply` recorded as not duplicates, then search.")
 @engine_options
 @QUIET_OPT
-def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothing_differs, pasted, workers, linkage, keep, fmt, output,
+def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothing_differs, pasted, windows, workers, linkage, keep,
+                        fmt, output,
                         against, action, to_dir, protect, do_apply, yes, forget_judgements, engine, address, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
 
@@ -139,7 +143,7 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
                                      variants_together=variants_together, nothing_differs=nothing_differs, pasted=pasted,
-                                     workers=workers, engine=engine_for(engine, address), on_progress=progress)
+                                     windows=windows, workers=workers, engine=engine_for(engine, address), on_progress=progress)
     if against is not None:
         emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)
         if not quiet:
