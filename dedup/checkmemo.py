@@ -44,6 +44,7 @@ FOLDER = "pair-checks"
 AGAINST = "against"  # in FOLDER: the entries of pairs with a reference index's pictures
 PARTS = "parts"  # the files of the pictures pasted into the index's pictures, and of their windows (entries: a = b)
 PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
+CATALOG_WINDOWS = "windows"  # in FOLDER/AGAINST: the windows of the reference index's pictures (`dedup.windows`)
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
 TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)

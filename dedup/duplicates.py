@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup import cpus, judgements
-from dedup.checkmemo import AGAINST, PASTED, PairChecks
+from dedup.checkmemo import AGAINST, CATALOG_WINDOWS, PASTED, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
 from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
@@ -17,13 +17,13 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
 from dedup.keypoints import KeypointStore, match_pairs
 from dedup.loading import model_for_index
-from dedup.pairs import Pairs, rows_of, union_pairs
+from dedup.pairs import Pairs, among, rows_of, union_pairs
 from dedup.parts import Parts, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
-from dedup.windows import REACH, WINDOWS, window_pairs, window_vectors
+from dedup.windows import REACH, WINDOWS, window_pairs, window_pairs_across, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -177,12 +177,44 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
     on_progress("windows", 0, len(index))
     find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
     owners, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
-    near, _ = window_pairs(index.faiss, owners, vectors, min(policy.threshold, REACH), known)
+    near = window_pairs(index.faiss, owners, vectors, min(policy.threshold, REACH), known)
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
                              through_part=np.ones(len(near), bool))
     on_progress("windows", len(index), len(index))
+    return near[decision.keep], decision.verified
+
+
+def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
+                     store: KeypointStore, workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified] | None:
+    """The pairs (row of `mine`, row of `theirs`) found through a window of either picture
+    (`dedup.windows`) that the check confirms, other than the pairs `known`, with what the check
+    did on them. `memo` (`mine`'s, of pairs with `theirs`) keeps the answers and `mine`'s windows.
+    `theirs`' windows are also kept in `mine`'s folder (the catalog's index is not written), taken
+    from the catalog's own memo where its find-duplicates kept them, so they are embedded at most
+    once. None without the model that built the indexes (logged)."""
+    try:
+        model = model_for_index(mine.manifest, images=(len(mine) + len(theirs)) * len(WINDOWS))
+    except ModelError as exc:
+        log.warning("crops and pasted pictures not looked for through windows: %s", exc)
+        return None
+    on_progress("windows", 0, len(mine) + len(theirs))
+    args = (model.embed, model.config.image_size, model.config.framing, workers)
+    kind = (window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
+    owners, vectors = memo.parts(*kind)(mine.picture, range(len(mine)), *args)
+    own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
+    catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
+                         place=f"{AGAINST}/{CATALOG_WINDOWS}")
+    their_owners, their_vectors = catalog.parts(own.parts(*kind), *kind[1:])(theirs.picture, range(len(theirs)), *args)
+    catalog.save()
+    near = window_pairs_across(theirs.faiss, owners, vectors, mine.vectors, their_owners, their_vectors,
+                               min(policy.threshold, REACH), known)
+    decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
+                             background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
+                             match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
+                             through_part=np.ones(len(near), bool))
+    on_progress("windows", len(mine) + len(theirs), len(mine) + len(theirs))
     return near[decision.keep], decision.verified
 
 
@@ -286,6 +318,7 @@ def find_against(
     variants_together: bool = False,
     nothing_differs: bool = False,
     pasted: bool = True,
+    windows: bool = True,
     workers: int | None = None,
     on_progress: ProgressFn = silent,
 ) -> AgainstReport:
@@ -294,7 +327,9 @@ def find_against(
     indexes must share a model. With `nothing_differs` (needs the check), only the matches that,
     laid over the incoming image, differ from it nowhere (`dedup.differs`). With `pasted` and the
     check, a picture pasted into an incoming one (a screenshot) is also matched by its own vector
-    (`dedup.parts`). The check's work on
+    (`dedup.parts`); with `windows` and the check, an incoming image is matched through windows of
+    it and of the catalog's pictures (`dedup.windows`: a heavy crop, a picture pasted onto a busier
+    one). The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
     pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
@@ -318,6 +353,15 @@ def find_against(
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
                           np.concatenate([pairs.d, through.d]))
             inside = np.concatenate([inside, np.ones(len(through), bool)])
+            verified = _sum(verified, checked)
+    if windows and isinstance(policy, CheckedPolicy):
+        found = _windows_against(mine, theirs, policy, known, memo, store, threads, on_progress)
+        if found is not None:
+            through, checked = found
+            new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look
+            pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
+                          np.concatenate([pairs.d, through.d[new]]))
+            inside = np.concatenate([inside, np.zeros(int(new.sum()), bool)])
             verified = _sum(verified, checked)
     memo.save()
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)

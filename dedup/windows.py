@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import faiss
 import numpy as np
 from PIL import Image
 
@@ -54,22 +55,45 @@ def window_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: 
 
 
 def window_pairs(index, owners: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
-                 k: int = NEIGHBOURS) -> tuple[Pairs, np.ndarray]:
+                 k: int = NEIGHBOURS) -> Pairs:
     """Pairs (i < j) of `index`'s own rows where the other row is among the `k` rows nearest a
     window of one (window m of row `owners[m]`) and closer to it than `threshold`; each pair once,
-    at its smallest window distance, leaving out the pairs of `known`. Also per pair, the window
-    it was found through."""
+    at its smallest window distance, leaving out the pairs of `known`."""
     if not len(owners):
-        return Pairs.empty(), np.zeros(0, np.int64)
+        return Pairs.empty()
     near = cross_knn_pairs(index, vectors, k + 1, threshold)
     rows = owners[near.i]
     mine = rows != near.j
     near, rows = near[mine], rows[mine]
-    i, j = np.minimum(rows, near.j), np.maximum(rows, near.j)
-    order = np.lexsort((near.d, j, i))
-    i, j, d, window = i[order], j[order], near.d[order], near.i[order]
+    return _once(np.minimum(rows, near.j), np.maximum(rows, near.j), near.d, known)
+
+
+def _once(i: np.ndarray, j: np.ndarray, d: np.ndarray, known: Pairs) -> Pairs:
+    """The pairs (i, j), each once at its smallest distance `d`, sorted, without those of `known`."""
+    order = np.lexsort((d, j, i))
+    i, j, d = i[order], j[order], d[order]
     first = np.ones(len(i), bool)
     first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    pairs, window = Pairs(i[first], j[first], d[first]), window[first]
-    new = ~among(pairs, known)
-    return pairs[new], window[new]
+    pairs = Pairs(i[first].astype(np.int64), j[first].astype(np.int64), d[first].astype(np.float32))
+    return pairs[~among(pairs, known)]
+
+
+def window_pairs_across(index, owners: np.ndarray, vectors: np.ndarray, rows: np.ndarray, their_owners: np.ndarray,
+                        their_vectors: np.ndarray, threshold: float, known: Pairs, *, k: int = NEIGHBOURS) -> Pairs:
+    """Pairs (i, j) of a first set's row i (vectors `rows`) and a second set's row j (FAISS
+    `index`) where j is among the `k` rows nearest a window of i (`owners`, `vectors`: the first
+    set's windows) or i among those nearest a window of j (`their_owners`, `their_vectors`),
+    closer than `threshold`; each pair once, at its smallest window distance, leaving out the
+    pairs of `known` (sorted by (i, j))."""
+    parts_i, parts_j, parts_d = [], [], []
+    if len(owners):
+        near = cross_knn_pairs(index, vectors, k, threshold)
+        parts_i.append(owners[near.i]), parts_j.append(near.j), parts_d.append(near.d)
+    if len(their_owners) and len(rows):
+        mine = faiss.IndexFlatL2(rows.shape[1])
+        mine.add(np.ascontiguousarray(rows, np.float32))
+        near = cross_knn_pairs(mine, their_vectors, k, threshold)
+        parts_i.append(near.j), parts_j.append(their_owners[near.i]), parts_d.append(near.d)
+    if not parts_i:
+        return Pairs.empty()
+    return _once(*(np.concatenate(p) for p in (parts_i, parts_j, parts_d)), known)

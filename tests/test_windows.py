@@ -78,7 +78,7 @@ def test_a_picture_has_its_windows_and_a_small_one_none():
     assert windows.window_inputs(picture_bytes(scene(2, (24, 20))), 64, framing) == []
 
 
-def test_window_pairs_are_each_pair_once_at_the_smallest_distance_without_own_rows_or_known_pairs():
+def test_window_pairs_are_each_pair_once_at_the_nearer_window_without_own_rows_or_known_pairs():
     rows = np.eye(4, 8, dtype=np.float32)  # four rows, one axis each
     index = faiss.IndexFlatL2(8)
     index.add(rows)
@@ -86,9 +86,8 @@ def test_window_pairs_are_each_pair_once_at_the_smallest_distance_without_own_ro
     vectors = np.array([rows[1] * 0.9 + rows[0] * 0.1, rows[1] * 0.7 + rows[0] * 0.3, rows[1], rows[3]], np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     known = Pairs(np.array([2]), np.array([3]), np.array([0.0], np.float32))
-    pairs, through = windows.window_pairs(index, owners, vectors, 0.8, known, k=1)
+    pairs = windows.window_pairs(index, owners, vectors, 0.8, known, k=1)
     assert list(zip(pairs.i.tolist(), pairs.j.tolist())) == [(0, 1)]  # row 1's own window and the known (2, 3) left out
-    assert through.tolist() == [0]  # the nearer of row 0's two windows
     assert pairs.d[0] == pytest.approx(np.linalg.norm(vectors[0] - rows[1]), abs=1e-5)
 
 
@@ -120,3 +119,53 @@ def test_the_windows_are_remembered_and_give_what_finding_them_gives(cropped_cat
     assert looked == [len(index), 0]  # the second run embeds no window
     for rows, vectors in runs:
         assert rows.tolist() == fresh_rows.tolist() and np.allclose(vectors, fresh, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def uploads(tmp_path_factory):
+    """A catalog of ten pictures and an incoming folder with a crop of one and another pasted onto
+    a busy backdrop, each indexed with the shipped encoder: (incoming index, catalog index)."""
+    from dedup.model import load_model
+
+    root = tmp_path_factory.mktemp("uploads")
+    (root / "cat").mkdir()
+    (root / "up").mkdir()
+    for k in range(10):
+        textured(200 + k).save(root / "cat" / f"scene{k}.png")
+    textured(200).crop((50, 40, 240, 175)).save(root / "up" / "crop.png")
+    backdrop = busy_backdrop((400, 300), np.random.default_rng(3))
+    backdrop.alpha_composite(textured(201).resize((224, 168)).convert("RGBA"), (120, 90))
+    backdrop.convert("RGB").save(root / "up" / "pasted.png")
+    model = load_model()
+    index_catalog(root / "cat", root / "cat_idx", model)
+    index_catalog(root / "up", root / "up_idx", model)
+    return root / "up_idx", root / "cat_idx"
+
+
+def _matches(found) -> set[tuple[str, str]]:
+    return {(r.query, n.path) for r in found.results for n in r.neighbors}
+
+
+def test_against_matches_incoming_crops_and_pasted_pictures_through_windows(uploads):
+    from dedup.duplicates import find_against
+
+    mine, theirs = uploads
+    assert not _matches(find_against(mine, theirs, windows=False)) & {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+    assert _matches(find_against(mine, theirs)) == {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+
+
+def test_against_embeds_the_catalogs_windows_once(uploads, monkeypatch):
+    import dedup.duplicates as duplicates
+
+    mine, theirs = uploads
+    duplicates.find_against(mine, theirs)
+    looked = []
+    real = duplicates.window_vectors
+
+    def counting(pictures, rows, *rest, **kw):
+        looked.append(len(rows))
+        return real(pictures, rows, *rest, **kw)
+
+    monkeypatch.setattr(duplicates, "window_vectors", counting)
+    duplicates.find_against(mine, theirs)
+    assert looked == [0, 0]  # the first run kept both indexes' windows

@@ -85,7 +85,7 @@ def shown(path: Path) -> str:
 @PASTED_OPT
 @click.option("--windows/--no-windows", default=True, show_default=True,
     help=("With the keypoint check, also look at five windows of every picture, for a heavy crop of it or "
-          "a picture pasted onto a busier one (about doubles a first run's time; not with --against)."))
+          "a picture pasted onto a busier one (about doubles a first run's time)."))
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -139,7 +139,8 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
     with rich_progress(not quiet) as progress:
         if against is not None:
             found = find_against(index, as_index(against), threshold, verify=verify, variants_together=variants_together,
-                                 nothing_differs=nothing_differs, pasted=pasted, workers=workers, on_progress=progress)
+                                 nothing_differs=nothing_differs, pasted=pasted, windows=windows, workers=workers,
+                                 on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
                                      variants_together=variants_together, nothing_differs=nothing_differs, pasted=pasted,
