@@ -100,3 +100,17 @@ def page_data(out) -> dict:
     text = (out / "index.html").read_text()
     start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
     return json.loads(text[start:text.index("</script>", start)].replace("<\\/", "</"))
+
+
+def count_rows(monkeypatch, module, name: str) -> list[int]:
+    """Replace `module.name` (a finder called with (pictures, rows, ...)) by one that also
+    records how many rows each call is given; returns that record."""
+    looked: list[int] = []
+    real = getattr(module, name)
+
+    def counting(pictures, rows, *args, **kwargs):
+        looked.append(len(rows))
+        return real(pictures, rows, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return looked

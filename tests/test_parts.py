@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
-from fakes import page_with
+from fakes import count_rows, page_with
 from PIL import Image, ImageDraw
 
 from dedup import parts
@@ -112,18 +112,7 @@ def count_looks(monkeypatch):
     (`dedup.parts.part_vectors`), a list a run."""
     import dedup.duplicates as duplicates
 
-    def start() -> list[int]:
-        looked = []
-        real = duplicates.part_vectors
-
-        def counting(pictures, rows, *args, **kwargs):
-            looked.append(len(rows))
-            return real(pictures, rows, *args, **kwargs)
-
-        monkeypatch.setattr(duplicates, "part_vectors", counting)
-        return looked
-
-    return start
+    return lambda: count_rows(monkeypatch, duplicates, "part_vectors")
 
 
 def _sets(report) -> list[set[str]]:

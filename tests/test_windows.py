@@ -5,6 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
+from fakes import count_rows
 from PIL import Image, ImageDraw
 
 from dedup import windows
@@ -91,7 +92,7 @@ def test_window_pairs_are_each_pair_once_at_the_nearer_window_without_own_rows_o
     assert pairs.d[0] == pytest.approx(np.linalg.norm(vectors[0] - rows[1]), abs=1e-5)
 
 
-def test_the_windows_are_remembered_and_give_what_finding_them_gives(cropped_catalog, tmp_path):
+def test_the_windows_are_remembered_and_give_what_finding_them_gives(cropped_catalog, tmp_path, monkeypatch):
     import shutil
 
     from dedup.checkmemo import PairChecks
@@ -104,16 +105,11 @@ def test_the_windows_are_remembered_and_give_what_finding_them_gives(cropped_cat
     index, model = as_index(tmp_path / "idx"), load_model()
     args = (range(len(index)), model.embed, model.config.image_size, model.config.framing)
     fresh_rows, fresh = windows.window_vectors(index.picture, *args)
-    looked = []
-
-    def counting(pictures, rows, *rest, **kw):
-        looked.append(len(rows))
-        return windows.window_vectors(pictures, rows, *rest, **kw)
-
+    looked = count_rows(monkeypatch, windows, "window_vectors")
     runs = []
     for _ in range(2):
         memo = PairChecks(index.folder, index.rows.content_hash)
-        runs.append(memo.parts(counting, model.identity, model.config.embedding_dim, "windows", len(windows.WINDOWS))(
+        runs.append(memo.parts(windows.window_vectors, model.identity, model.config.embedding_dim, "windows", len(windows.WINDOWS))(
             index.picture, *args))
         memo.save()
     assert looked == [len(index), 0]  # the second run embeds no window
@@ -159,13 +155,6 @@ def test_against_embeds_the_catalogs_windows_once(uploads, monkeypatch):
 
     mine, theirs = uploads
     duplicates.find_against(mine, theirs)
-    looked = []
-    real = duplicates.window_vectors
-
-    def counting(pictures, rows, *rest, **kw):
-        looked.append(len(rows))
-        return real(pictures, rows, *rest, **kw)
-
-    monkeypatch.setattr(duplicates, "window_vectors", counting)
+    looked = count_rows(monkeypatch, duplicates, "window_vectors")
     duplicates.find_against(mine, theirs)
     assert looked == [0, 0]  # the first run kept both indexes' windows
