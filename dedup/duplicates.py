@@ -23,7 +23,7 @@ from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
-from dedup.windows import REACH, WINDOWS, window_pairs, window_pairs_across, window_vectors
+from dedup.windows import BLOCK_ROWS, REACH, WINDOWS, each_once, window_pairs, window_pairs_across, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -174,10 +174,14 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
     except ModelError as exc:
         log.warning("crops and pasted pictures not looked for through windows: %s", exc)
         return None
-    on_progress("windows", 0, len(index))
     find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
-    owners, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
-    near = window_pairs(index.faiss, owners, vectors, min(policy.threshold, REACH), known)
+    found = []
+    for start in range(0, len(index), BLOCK_ROWS):  # the windows of a block of pictures at a time
+        on_progress("windows", start, len(index))
+        rows = range(start, min(start + BLOCK_ROWS, len(index)))
+        owners, vectors = find(index.picture, rows, model.embed, model.config.image_size, model.config.framing, workers)
+        found.append(window_pairs(index.faiss, owners, vectors, min(policy.threshold, REACH), known))
+    near = each_once(*(np.concatenate([getattr(p, side) for p in found]) for side in "ijd"), known) if found else Pairs.empty()
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
@@ -199,17 +203,22 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
     except ModelError as exc:
         log.warning("crops and pasted pictures not looked for through windows: %s", exc)
         return None
-    on_progress("windows", 0, len(mine) + len(theirs))
     args = (model.embed, model.config.image_size, model.config.framing, workers)
     kind = (window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
-    owners, vectors = memo.parts(*kind)(mine.picture, range(len(mine)), *args)
     own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
     catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
                          place=f"{AGAINST}/{CATALOG_WINDOWS}")
-    their_owners, their_vectors = catalog.parts(own.parts(*kind), *kind[1:])(theirs.picture, range(len(theirs)), *args)
+    finders = ((mine, memo.parts(*kind)), (theirs, catalog.parts(own.parts(*kind), *kind[1:])))
+    none, found, done = (np.zeros(0, np.int64), np.zeros((0, model.config.embedding_dim), np.float32)), [], 0
+    for side, (of, find) in enumerate(finders):  # the windows of a block of pictures at a time
+        for start in range(0, len(of), BLOCK_ROWS):
+            on_progress("windows", done + start, len(mine) + len(theirs))
+            block = find(of.picture, range(start, min(start + BLOCK_ROWS, len(of))), *args)
+            found.append(window_pairs_across(theirs.faiss, *(none if side else block), mine.vectors,
+                                             *(block if side else none), min(policy.threshold, REACH), known))
+        done += len(of)
     catalog.save()
-    near = window_pairs_across(theirs.faiss, owners, vectors, mine.vectors, their_owners, their_vectors,
-                               min(policy.threshold, REACH), known)
+    near = each_once(*(np.concatenate([getattr(p, x) for p in found]) for x in "ijd"), known)
     decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
                              background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),

@@ -29,6 +29,7 @@ from dedup.search import cross_knn_pairs
 SIDE = 0.6  # a window's share of each side of the picture
 WINDOWS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))  # where each window sits (share of the room left)
 MIN_PX = 32  # pictures with a shorter side than this are not looked at through windows
+BLOCK_ROWS = 65_536  # pictures whose windows are held at once (their vectors: ~84 MB)
 NEIGHBOURS = 3  # a window is paired with this many nearest pictures
 REACH = 0.7  # ... closer than this (beyond it, two thirds of the pairs and a fifth of the confirmed true ones)
 
@@ -65,10 +66,10 @@ def window_pairs(index, owners: np.ndarray, vectors: np.ndarray, threshold: floa
     rows = owners[near.i]
     mine = rows != near.j
     near, rows = near[mine], rows[mine]
-    return _once(np.minimum(rows, near.j), np.maximum(rows, near.j), near.d, known)
+    return each_once(np.minimum(rows, near.j), np.maximum(rows, near.j), near.d, known)
 
 
-def _once(i: np.ndarray, j: np.ndarray, d: np.ndarray, known: Pairs) -> Pairs:
+def each_once(i: np.ndarray, j: np.ndarray, d: np.ndarray, known: Pairs) -> Pairs:
     """The pairs (i, j), each once at its smallest distance `d`, sorted, without those of `known`."""
     order = np.lexsort((d, j, i))
     i, j, d = i[order], j[order], d[order]
@@ -81,10 +82,10 @@ def _once(i: np.ndarray, j: np.ndarray, d: np.ndarray, known: Pairs) -> Pairs:
 def window_pairs_across(index, owners: np.ndarray, vectors: np.ndarray, rows: np.ndarray, their_owners: np.ndarray,
                         their_vectors: np.ndarray, threshold: float, known: Pairs, *, k: int = NEIGHBOURS) -> Pairs:
     """Pairs (i, j) of a first set's row i (vectors `rows`) and a second set's row j (FAISS
-    `index`) where j is among the `k` rows nearest a window of i (`owners`, `vectors`: the first
-    set's windows) or i among those nearest a window of j (`their_owners`, `their_vectors`),
-    closer than `threshold`; each pair once, at its smallest window distance, leaving out the
-    pairs of `known` (sorted by (i, j))."""
+    `index`) where j is among the `k` rows nearest a window of i (`owners`, `vectors`: windows of
+    the first set) or i among those nearest a window of j (`their_owners`, `their_vectors`:
+    windows of the second), closer than `threshold`; each pair once, at its smallest window
+    distance, leaving out the pairs of `known` (sorted by (i, j))."""
     parts_i, parts_j, parts_d = [], [], []
     if len(owners):
         near = cross_knn_pairs(index, vectors, k, threshold)
@@ -96,4 +97,4 @@ def window_pairs_across(index, owners: np.ndarray, vectors: np.ndarray, rows: np
         parts_i.append(near.j), parts_j.append(their_owners[near.i]), parts_d.append(near.d)
     if not parts_i:
         return Pairs.empty()
-    return _once(*(np.concatenate(p) for p in (parts_i, parts_j, parts_d)), known)
+    return each_once(*(np.concatenate(p) for p in (parts_i, parts_j, parts_d)), known)

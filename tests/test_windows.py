@@ -158,3 +158,13 @@ def test_against_embeds_the_catalogs_windows_once(uploads, monkeypatch):
     looked = count_rows(monkeypatch, duplicates, "window_vectors")
     duplicates.find_against(mine, theirs)
     assert looked == [0, 0]  # the first run kept both indexes' windows
+
+
+def test_windows_looked_at_in_blocks_give_the_same_sets(cropped_catalog, uploads, monkeypatch):
+    import dedup.duplicates as duplicates
+
+    _, folder = cropped_catalog
+    mine, theirs = uploads
+    whole = _sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))
+    monkeypatch.setattr(duplicates, "BLOCK_ROWS", 3)
+    assert (_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))) == whole
