@@ -127,6 +127,7 @@ def find_duplicates(
                            len(index), groups, candidates, verified, found - len(groups))
 
 
+OWN, PASTED_IN, WINDOW = 0, 1, 2  # how an --against match was found: by the pictures' vectors, a pasted picture's, a window's
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
@@ -354,14 +355,14 @@ def find_against(
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
-    inside = np.zeros(len(pairs), bool)
+    inside = np.full(len(pairs), OWN)
     if pasted and isinstance(policy, CheckedPolicy):
         found = _pasted(mine, theirs, policy, known, memo, store, threads, on_progress)
         if found is not None:
             _, through, checked = found
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
                           np.concatenate([pairs.d, through.d]))
-            inside = np.concatenate([inside, np.ones(len(through), bool)])
+            inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
             verified = _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
         found = _windows_against(mine, theirs, policy, known, memo, store, threads, on_progress)
@@ -370,7 +371,7 @@ def find_against(
             new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look
             pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
                           np.concatenate([pairs.d, through.d[new]]))
-            inside = np.concatenate([inside, np.zeros(int(new.sum()), bool)])
+            inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
             verified = _sum(verified, checked)
     memo.save()
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
@@ -387,10 +388,12 @@ def find_against(
 
 
 def _by_query(pairs: Pairs, inside: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:
-    """Matches by incoming image; `inside[k]`: pair k was found through a picture pasted into it."""
+    """Matches by incoming image; `inside[k]`: how pair k was found (`OWN`, through a picture
+    pasted into it, `PASTED`, or through a window, `WINDOW`)."""
     found: dict[int, list[Neighbor]] = {}
-    for i, j, d, p in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist(), inside.tolist()):
-        found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6), pasted=p))
+    for i, j, d, how in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist(), inside.tolist()):
+        found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6), pasted=how == PASTED_IN,
+                                                window=how == WINDOW))
     return [QueryResult(str(query_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path))))
             for i, m in sorted(found.items())]
 

@@ -21,7 +21,8 @@ from dedup.pairs import Pairs
 from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
-from dedup.search import knn
+from dedup.search import cross_knn_pairs, knn
+from dedup.windows import NEIGHBOURS, REACH, each_once, window_vectors
 
 if TYPE_CHECKING:
     from dedup.model import Model
@@ -46,7 +47,8 @@ def query_images(
     With `verify`, each neighbour also gets the verdict `find_duplicates` gives the pair at its
     defaults (`Neighbor.same`, from the index's duplicate policy); with `pasted` and the pair
     check, the nearest rows to a picture pasted into a query image (`dedup.parts`) are among its
-    neighbours too."""
+    neighbours too, and after them the rows the check confirms through a window of the query
+    image (`dedup.windows`: the query shows a catalog picture pasted onto a busier one)."""
     if threshold is not None:
         threshold = check_threshold(threshold)
     index = as_index(index)
@@ -55,9 +57,11 @@ def query_images(
     decoded, errors = load_files(model, images)
     policy = index_policy(index) if verify else None
     pictures = lambda q: decoded[q].picture  # noqa: E731
-    inside = pasted_in(policy, pictures, [q for q, err in enumerate(errors) if err is None], model) if pasted else None
+    readable = [q for q, err in enumerate(errors) if err is None]
+    inside = pasted_in(policy, pictures, readable, model) if pasted else None
+    outside = windows_in(policy, pictures, readable, model) if pasted else None
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
-                      hashes=[None if d is None else d.content_hash for d in decoded])
+                      hashes=[None if d is None else d.content_hash for d in decoded], windows=outside)
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
@@ -70,17 +74,29 @@ def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int],
     return part_vectors(pictures, queries, model.embed, model.config.image_size, model.config.framing, workers=1)
 
 
+def windows_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The windows of the queries among `queries` (`dedup.windows.window_vectors`: their rows and
+    vectors), when `policy` has the pair check, which alone judges pairs found through them; else None."""
+    if not isinstance(policy, CheckedPolicy):
+        return None
+    return window_vectors(pictures, queries, model.embed, model.config.image_size, model.config.framing, workers=1)
+
+
 def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Sequence[str | None], k: int,
                threshold: float | None, policy: Policy | None, pictures: Pictures,
                inside: tuple[np.ndarray, np.ndarray] | None = None, store: KeypointStore | None = None,
-               hashes: Sequence[str | None] | None = None) -> list[QueryResult]:
+               hashes: Sequence[str | None] | None = None,
+               windows: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
     the images with a picture pasted into them and its vectors (`dedup.parts.part_vectors`),
     whose nearest rows join the image's own (`with_pasted`). `store` keeps the keypoints the check
     finds (a long-lived one serves later queries too; by default one for this call). `hashes`: the
-    images' content hashes; a row with the same bytes is the same without a look."""
+    images' content hashes; a row with the same bytes is the same without a look. `windows`: the
+    images' windows (`windows_in`); the rows the check confirms through them, not found otherwise,
+    follow the image's neighbours, at the window's distance."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -106,6 +122,7 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
             same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
                                                                part_pictures(pictures, queries), vectors, index, store, pasted=True)
     paths = index.rows.path
+    extra = _through_windows(policy, windows, ids, pictures, emb, index, store) if windows is not None and same is not None else {}
     results = []
     for q, image in enumerate(images):
         found = tuple(
@@ -113,9 +130,31 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
                      bool(through[q, r]), bool(apart[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
-        )
+        ) + tuple(n for n in extra.get(q, ()) if threshold is None or n.distance < threshold)
         results.append(QueryResult(str(image), found, errors[q]))
     return results
+
+
+def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray], ids: np.ndarray, pictures: Pictures,
+                     emb: np.ndarray, index: Index, store: KeypointStore) -> dict[int, list[Neighbor]]:
+    """Per query, the rows the check confirms through a window of it (`windows`: rows and vectors),
+    other than its listed neighbours `ids`: the whole query picture against the row's, on agreeing
+    keypoints alone, at the window's distance, nearest first."""
+    owners, vectors = windows
+    if not len(owners):
+        return {}
+    near = cross_knn_pairs(index.faiss, vectors, NEIGHBOURS, REACH)
+    q, row = owners[near.i], near.j
+    listed = np.array([r in set(ids[a].tolist()) for a, r in zip(q.tolist(), row.tolist())], bool)
+    pairs = each_once(q[~listed], row[~listed], near.d[~listed], Pairs.empty())
+    if not len(pairs):
+        return {}
+    keep, _, differs = _verdicts(policy, pairs, pictures, emb, index, store, pasted=True)
+    found: dict[int, list[Neighbor]] = {}
+    for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist():
+        found.setdefault(int(pairs.i[k]), []).append(
+            Neighbor(str(index.rows.path[pairs.j[k]]), round(float(pairs.d[k]), 6), True, differs[k], window=True))
+    return found
 
 
 def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index,

@@ -25,7 +25,7 @@ from dedup.keypoints import KeypointStore
 from dedup.loading import model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model
-from dedup.query import compare_decoded, neighbours, pasted_in
+from dedup.query import compare_decoded, neighbours, pasted_in, windows_in
 from dedup.results import Comparison, Neighbor
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class Service:
         picture = lambda _: decoded.picture  # noqa: E731
         (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold, policy, picture,
                                pasted_in(policy, picture, [0], self.model) if pasted else None, self._keypoints,
-                               hashes=[decoded.content_hash])
+                               hashes=[decoded.content_hash],
+                               windows=windows_in(policy, picture, [0], self.model) if pasted else None)
         return list(result.neighbors)
 
     def compare(self, a: bytes, b: bytes) -> Comparison:

@@ -168,3 +168,19 @@ def test_windows_looked_at_in_blocks_give_the_same_sets(cropped_catalog, uploads
     whole = _sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))
     monkeypatch.setattr(duplicates, "BLOCK_ROWS", 3)
     assert (_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))) == whole
+
+
+def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_window(uploads):
+    from dedup.query import query_images
+    from dedup.report import neighbor_dict
+
+    _, theirs = uploads
+    composite = theirs.parent / "up" / "pasted.png"
+    (plain,) = query_images(theirs, [composite], k=3, verify=True, pasted=False)
+    assert "scene1.png" not in {n.path for n in plain.neighbors if n.same}
+    (found,) = query_images(theirs, [composite], k=3, verify=True)
+    through = [n for n in found.neighbors if n.window]
+    assert [(n.path, n.same) for n in through] == [("scene1.png", True)] and len(found.neighbors) == 4
+    assert neighbor_dict(through[0])["window"] is True
+    (unchecked,) = query_images(theirs, [composite], k=3)
+    assert not any(n.window for n in unchecked.neighbors)  # without the check nothing is found through a window
