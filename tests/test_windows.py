@@ -147,7 +147,9 @@ def test_against_matches_incoming_crops_and_pasted_pictures_through_windows(uplo
 
     mine, theirs = uploads
     assert not _matches(find_against(mine, theirs, windows=False)) & {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
-    assert _matches(find_against(mine, theirs)) == {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+    found = find_against(mine, theirs)
+    assert _matches(found) == {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+    assert all(n.window and not n.pasted for r in found.results for n in r.neighbors)  # marked as found through a window
 
 
 def test_against_embeds_the_catalogs_windows_once(uploads, monkeypatch):
