@@ -23,7 +23,7 @@ from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
-from dedup.windows import BLOCK_ROWS, REACH, WINDOWS, each_once, window_pairs, window_pairs_across, window_vectors
+from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, window_pairs, window_pairs_across, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -175,7 +175,7 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
     except ModelError as exc:
         log.warning("crops and pasted pictures not looked for through windows: %s", exc)
         return None
-    find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
+    find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
     found = []
     for start in range(0, len(index), BLOCK_ROWS):  # the windows of a block of pictures at a time
         on_progress("windows", start, len(index))
@@ -205,7 +205,7 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
         log.warning("crops and pasted pictures not looked for through windows: %s", exc)
         return None
     args = (model.embed, model.config.image_size, model.config.framing, workers)
-    kind = (window_vectors, model.identity, model.config.embedding_dim, "windows", len(WINDOWS))
+    kind = (window_vectors, model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
     own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
     catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
                          place=f"{AGAINST}/{CATALOG_WINDOWS}")
@@ -219,7 +219,7 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
                                              *(block if side else none), min(policy.threshold, REACH), known))
         done += len(of)
     catalog.save()
-    near = each_once(*(np.concatenate([getattr(p, x) for p in found]) for x in "ijd"), known)
+    near = each_once(*(np.concatenate([getattr(p, x) for p in found]) for x in "ijd"), known) if found else Pairs.empty()
     decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
                              background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),

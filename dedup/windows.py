@@ -32,6 +32,7 @@ MIN_PX = 32  # pictures with a shorter side than this are not looked at through 
 BLOCK_ROWS = 65_536  # pictures whose windows are held at once (their vectors: ~84 MB)
 NEIGHBOURS = 3  # a window is paired with this many nearest pictures
 REACH = 0.7  # ... closer than this (beyond it, two thirds of the pairs and a fifth of the confirmed true ones)
+KIND = "windows"  # the windows' vectors in the pair-check memo (`dedup.checkmemo.PairChecks.parts`)
 
 
 def window_inputs(picture: bytes, size: int, framing: Framing) -> list[np.ndarray]:

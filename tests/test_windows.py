@@ -109,7 +109,7 @@ def test_the_windows_are_remembered_and_give_what_finding_them_gives(cropped_cat
     runs = []
     for _ in range(2):
         memo = PairChecks(index.folder, index.rows.content_hash)
-        runs.append(memo.parts(windows.window_vectors, model.identity, model.config.embedding_dim, "windows", len(windows.WINDOWS))(
+        runs.append(memo.parts(windows.window_vectors, model.identity, model.config.embedding_dim, windows.KIND, len(windows.WINDOWS))(
             index.picture, *args))
         memo.save()
     assert looked == [len(index), 0]  # the second run embeds no window
