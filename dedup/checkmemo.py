@@ -53,7 +53,8 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
-MODULES = ("dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts", "dedup.windows")  # the code an entry comes from
+MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
+           "dedup.windows")  # the code an entry comes from, and how it is keyed
 CHUNK = 1 << 20  # older entries read and written at a time when the memo is saved
 
 

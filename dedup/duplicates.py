@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dedup import cpus, judgements
+from dedup.ann import build_index
 from dedup.checkmemo import AGAINST, CATALOG_WINDOWS, PASTED, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.details import told_apart
@@ -23,7 +25,7 @@ from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.store import Rows
-from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, window_pairs, window_pairs_across, window_vectors
+from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_pairs, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -170,19 +172,13 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
     pictures and needs agreeing keypoints whatever the distance; its answers are kept in `memo`
     and the keypoints in `store`, both shared with the run's other passes. None without the
     model that built the index (logged)."""
-    try:
-        model = model_for_index(index.manifest, images=len(index) * len(WINDOWS))
-    except ModelError as exc:
-        log.warning("crops and pasted pictures not looked for through windows: %s", exc)
+    model = _window_model(index, len(index))
+    if model is None:
         return None
     find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
-    found = []
-    for start in range(0, len(index), BLOCK_ROWS):  # the windows of a block of pictures at a time
-        on_progress("windows", start, len(index))
-        rows = range(start, min(start + BLOCK_ROWS, len(index)))
-        owners, vectors = find(index.picture, rows, model.embed, model.config.image_size, model.config.framing, workers)
-        found.append(window_pairs(index.faiss, owners, vectors, min(policy.threshold, REACH), known))
-    near = each_once(*(np.concatenate([getattr(p, side) for p in found]) for side in "ijd"), known) if found else Pairs.empty()
+    reach = min(policy.threshold, REACH)
+    near = each_once([window_pairs(index.faiss, *block, reach, known)
+                      for block in _window_blocks(index, find, model, workers, on_progress)], known)
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
@@ -199,33 +195,52 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
     `theirs`' windows are also kept in `mine`'s folder (the catalog's index is not written), taken
     from the catalog's own memo where its find-duplicates kept them, so they are embedded at most
     once. None without the model that built the indexes (logged)."""
-    try:
-        model = model_for_index(mine.manifest, images=(len(mine) + len(theirs)) * len(WINDOWS))
-    except ModelError as exc:
-        log.warning("crops and pasted pictures not looked for through windows: %s", exc)
+    model = _window_model(mine, len(mine) + len(theirs))
+    if model is None:
         return None
-    args = (model.embed, model.config.image_size, model.config.framing, workers)
-    kind = (window_vectors, model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
+    kind = (model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
     own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
     catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
                          place=f"{AGAINST}/{CATALOG_WINDOWS}")
-    finders = ((mine, memo.parts(*kind)), (theirs, catalog.parts(own.parts(*kind), *kind[1:])))
-    none, found, done = (np.zeros(0, np.int64), np.zeros((0, model.config.embedding_dim), np.float32)), [], 0
-    for side, (of, find) in enumerate(finders):  # the windows of a block of pictures at a time
-        for start in range(0, len(of), BLOCK_ROWS):
-            on_progress("windows", done + start, len(mine) + len(theirs))
-            block = find(of.picture, range(start, min(start + BLOCK_ROWS, len(of))), *args)
-            found.append(window_pairs_across(theirs.faiss, *(none if side else block), mine.vectors,
-                                             *(block if side else none), min(policy.threshold, REACH), known))
-        done += len(of)
+    reach, total = min(policy.threshold, REACH), len(mine) + len(theirs)
+    # a window of an incoming picture near a catalog picture, and a window of a catalog picture near an incoming one
+    found = [near_windows(theirs.faiss, *block, reach)
+             for block in _window_blocks(mine, memo.parts(window_vectors, *kind), model, workers, on_progress, 0, total)]
+    incoming = build_index(mine.vectors, "Flat", {})
+    for rows, vectors in _window_blocks(theirs, catalog.parts(own.parts(window_vectors, *kind), *kind), model, workers,
+                                        on_progress, len(mine), total):
+        near = near_windows(incoming, rows, vectors, reach)
+        found.append(Pairs(near.j, near.i, near.d))
     catalog.save()
-    near = each_once(*(np.concatenate([getattr(p, x) for p in found]) for x in "ijd"), known) if found else Pairs.empty()
+    near = each_once(found, known)
     decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
                              background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
                              match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
                              through_part=np.ones(len(near), bool))
     on_progress("windows", len(mine) + len(theirs), len(mine) + len(theirs))
     return near[decision.keep], decision.verified
+
+
+def _window_model(index: Index, pictures: int):
+    """The model that built `index`, to embed the windows of `pictures` pictures; None without
+    it (logged)."""
+    try:
+        return model_for_index(index.manifest, images=pictures * len(WINDOWS))
+    except ModelError as exc:
+        log.warning("crops and pasted pictures not looked for through windows: %s", exc)
+        return None
+
+
+def _window_blocks(index: Index, find: Callable[..., tuple[np.ndarray, np.ndarray]], model, workers: int,
+                   on_progress: ProgressFn, done: int = 0, total: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The windows of `index`'s pictures (their rows and vectors, by `find`: `window_vectors`
+    through the memo), `BLOCK_ROWS` pictures at a time so that their vectors stay bounded;
+    progress counts from `done` of `total`."""
+    total = len(index) if total is None else total
+    for start in range(0, len(index), BLOCK_ROWS):
+        on_progress("windows", done + start, total)
+        yield find(index.picture, range(start, min(start + BLOCK_ROWS, len(index))), model.embed, model.config.image_size,
+                   model.config.framing, workers)
 
 
 def _sum(a: Verified | None, b: Verified | None) -> Verified | None:

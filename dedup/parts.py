@@ -140,10 +140,10 @@ def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: in
         part = part_input(pictures(row), size, framing)
         return [] if part is None else [part]
 
-    return looked_vectors(pictures, rows, look, embed, workers)
+    return looked_vectors(rows, look, embed, workers)
 
 
-def looked_vectors(pictures: Pictures, rows: Sequence[int], look: Callable[[int], list[np.ndarray]], embed: Embed,
+def looked_vectors(rows: Sequence[int], look: Callable[[int], list[np.ndarray]], embed: Embed,
                    workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """For every encoder input `look(row)` makes of a row's check picture: its row, and its
     vector (`embed` of it); `BLOCK` rows at a time, over `workers` threads. A picture that cannot

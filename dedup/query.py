@@ -21,8 +21,8 @@ from dedup.pairs import Pairs
 from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
-from dedup.search import cross_knn_pairs, knn
-from dedup.windows import NEIGHBOURS, REACH, each_once, window_vectors
+from dedup.search import knn
+from dedup.windows import REACH, each_once, near_windows, window_vectors
 
 if TYPE_CHECKING:
     from dedup.model import Model
@@ -140,13 +140,9 @@ def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray], ids
     """Per query, the rows the check confirms through a window of it (`windows`: rows and vectors),
     other than its listed neighbours `ids`: the whole query picture against the row's, on agreeing
     keypoints alone, at the window's distance, nearest first."""
-    owners, vectors = windows
-    if not len(owners):
-        return {}
-    near = cross_knn_pairs(index.faiss, vectors, NEIGHBOURS, REACH)
-    q, row = owners[near.i], near.j
-    listed = np.array([r in set(ids[a].tolist()) for a, r in zip(q.tolist(), row.tolist())], bool)
-    pairs = each_once(q[~listed], row[~listed], near.d[~listed], Pairs.empty())
+    near = near_windows(index.faiss, *windows, REACH)
+    listed = (ids[near.i] == near.j[:, None]).any(axis=1)
+    pairs = each_once([near[~listed]], Pairs.empty())
     if not len(pairs):
         return {}
     keep, _, differs = _verdicts(policy, pairs, pictures, emb, index, store, pasted=True)

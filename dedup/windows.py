@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import faiss
 import numpy as np
 from PIL import Image
 
@@ -53,7 +52,17 @@ def window_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: 
                    workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """For every window of the check pictures `pictures(row)` of `rows`: its row, and its vector
     (`embed` of its input). A picture that cannot be had has none."""
-    return looked_vectors(pictures, rows, lambda row: window_inputs(pictures(row), size, framing), embed, workers)
+    return looked_vectors(rows, lambda row: window_inputs(pictures(row), size, framing), embed, workers)
+
+
+def near_windows(index, owners: np.ndarray, vectors: np.ndarray, threshold: float, k: int = NEIGHBOURS) -> Pairs:
+    """Pairs (`owners[m]`, j) of window m (`vectors[m]`) with each of the `k` rows j of FAISS
+    `index` nearest it and closer than `threshold`, at the window's distance; a pair once for each
+    window it is found through."""
+    if not len(owners):
+        return Pairs.empty()
+    near = cross_knn_pairs(index, vectors, k, threshold)
+    return Pairs(owners[near.i], near.j, near.d)
 
 
 def window_pairs(index, owners: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
@@ -61,41 +70,20 @@ def window_pairs(index, owners: np.ndarray, vectors: np.ndarray, threshold: floa
     """Pairs (i < j) of `index`'s own rows where the other row is among the `k` rows nearest a
     window of one (window m of row `owners[m]`) and closer to it than `threshold`; each pair once,
     at its smallest window distance, leaving out the pairs of `known`."""
-    if not len(owners):
+    near = near_windows(index, owners, vectors, threshold, k + 1)  # a window's nearest may be its own row
+    near = near[near.i != near.j]
+    return each_once([Pairs(np.minimum(near.i, near.j), np.maximum(near.i, near.j), near.d)], known)
+
+
+def each_once(found: Sequence[Pairs], known: Pairs) -> Pairs:
+    """The pairs of `found`, each once at its smallest distance, sorted by (i, j), without those
+    of `known` (sorted by (i, j))."""
+    if not found:
         return Pairs.empty()
-    near = cross_knn_pairs(index, vectors, k + 1, threshold)
-    rows = owners[near.i]
-    mine = rows != near.j
-    near, rows = near[mine], rows[mine]
-    return each_once(np.minimum(rows, near.j), np.maximum(rows, near.j), near.d, known)
-
-
-def each_once(i: np.ndarray, j: np.ndarray, d: np.ndarray, known: Pairs) -> Pairs:
-    """The pairs (i, j), each once at its smallest distance `d`, sorted, without those of `known`."""
+    i, j, d = (np.concatenate([getattr(p, side) for p in found]) for side in "ijd")
     order = np.lexsort((d, j, i))
     i, j, d = i[order], j[order], d[order]
     first = np.ones(len(i), bool)
     first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
     pairs = Pairs(i[first].astype(np.int64), j[first].astype(np.int64), d[first].astype(np.float32))
     return pairs[~among(pairs, known)]
-
-
-def window_pairs_across(index, owners: np.ndarray, vectors: np.ndarray, rows: np.ndarray, their_owners: np.ndarray,
-                        their_vectors: np.ndarray, threshold: float, known: Pairs, *, k: int = NEIGHBOURS) -> Pairs:
-    """Pairs (i, j) of a first set's row i (vectors `rows`) and a second set's row j (FAISS
-    `index`) where j is among the `k` rows nearest a window of i (`owners`, `vectors`: windows of
-    the first set) or i among those nearest a window of j (`their_owners`, `their_vectors`:
-    windows of the second), closer than `threshold`; each pair once, at its smallest window
-    distance, leaving out the pairs of `known` (sorted by (i, j))."""
-    parts_i, parts_j, parts_d = [], [], []
-    if len(owners):
-        near = cross_knn_pairs(index, vectors, k, threshold)
-        parts_i.append(owners[near.i]), parts_j.append(near.j), parts_d.append(near.d)
-    if len(their_owners) and len(rows):
-        mine = faiss.IndexFlatL2(rows.shape[1])
-        mine.add(np.ascontiguousarray(rows, np.float32))
-        near = cross_knn_pairs(mine, their_vectors, k, threshold)
-        parts_i.append(near.j), parts_j.append(their_owners[near.i]), parts_d.append(near.d)
-    if not parts_i:
-        return Pairs.empty()
-    return each_once(*(np.concatenate(p) for p in (parts_i, parts_j, parts_d)), known)
