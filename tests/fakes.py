@@ -114,3 +114,8 @@ def count_rows(monkeypatch, module, name: str) -> list[int]:
 
     monkeypatch.setattr(module, name, counting)
     return looked
+
+
+def member_sets(report) -> list[set[str]]:
+    """The paths of each set of a `DuplicateReport`."""
+    return [{m.path for m in g.members} for g in report.groups]

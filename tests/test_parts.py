@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
-from fakes import count_rows, page_with
+from fakes import count_rows, member_sets, page_with
 from PIL import Image, ImageDraw
 
 from dedup import parts
@@ -115,14 +115,10 @@ def count_looks(monkeypatch):
     return lambda: count_rows(monkeypatch, duplicates, "part_vectors")
 
 
-def _sets(report) -> list[set[str]]:
-    return [{m.path for m in g.members} for g in report.groups]
-
-
 def test_find_duplicates_pairs_a_page_with_the_picture_pasted_into_it(pasted_catalog):
     _, folder = pasted_catalog
-    assert {"scene0.png", "page.png"} not in _sets(find_duplicates(folder, pasted=False))
-    assert {"scene0.png", "page.png"} in _sets(find_duplicates(folder))
+    assert {"scene0.png", "page.png"} not in member_sets(find_duplicates(folder, pasted=False))
+    assert {"scene0.png", "page.png"} in member_sets(find_duplicates(folder))
 
 
 def test_the_pictures_pasted_into_others_are_remembered(pasted_catalog, tmp_path, count_looks):
@@ -131,9 +127,9 @@ def test_the_pictures_pasted_into_others_are_remembered(pasted_catalog, tmp_path
     _, folder = pasted_catalog
     copy = tmp_path / "idx"
     shutil.copytree(folder, copy)
-    first = _sets(find_duplicates(copy))
+    first = member_sets(find_duplicates(copy))
     looked = count_looks()
-    assert _sets(find_duplicates(copy)) == first
+    assert member_sets(find_duplicates(copy)) == first
     assert looked == [0]  # every picture's part (or none) came from the memo
 
 
@@ -213,9 +209,9 @@ def test_without_the_model_file_the_sets_are_found_without_pasted_pictures(tiny_
         scene(k).save(catalog / f"s{k}.png")
     model_file = checking_model(tiny_model_file, tmp_path / "check.pt")
     index_catalog(catalog, tmp_path / "idx", load_model(model_file))
-    before = _sets(find_duplicates(tmp_path / "idx"))
+    before = member_sets(find_duplicates(tmp_path / "idx"))
     model_file.unlink()  # the model that built the index is gone: the pictures are still judged
-    assert _sets(find_duplicates(tmp_path / "idx")) == before
+    assert member_sets(find_duplicates(tmp_path / "idx")) == before
     assert "pasted into others not looked for" in caplog.text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
-from fakes import count_rows
+from fakes import count_rows, member_sets
 from PIL import Image, ImageDraw
 
 from dedup import windows
@@ -49,25 +49,21 @@ def cropped_catalog(tmp_path_factory):
     return catalog, root / "idx"
 
 
-def _sets(report) -> list[set[str]]:
-    return [{m.path for m in g.members} for g in report.groups]
-
-
 def test_a_heavy_crop_is_found_through_a_window_of_its_picture(cropped_catalog):
     _, folder = cropped_catalog
-    assert {"scene0.png", "crop.png"} not in _sets(find_duplicates(folder, windows=False))
-    assert {"scene0.png", "crop.png"} in _sets(find_duplicates(folder))
+    assert {"scene0.png", "crop.png"} not in member_sets(find_duplicates(folder, windows=False))
+    assert {"scene0.png", "crop.png"} in member_sets(find_duplicates(folder))
 
 
 def test_a_picture_pasted_onto_a_busy_one_is_found_through_a_window(cropped_catalog):
     _, folder = cropped_catalog
-    assert {"scene1.png", "pasted.png"} not in _sets(find_duplicates(folder, windows=False))
-    assert {"scene1.png", "pasted.png"} in _sets(find_duplicates(folder))
+    assert {"scene1.png", "pasted.png"} not in member_sets(find_duplicates(folder, windows=False))
+    assert {"scene1.png", "pasted.png"} in member_sets(find_duplicates(folder))
 
 
 def test_windows_join_no_different_pictures(cropped_catalog):
     _, folder = cropped_catalog
-    joined = [s for s in _sets(find_duplicates(folder)) if len(s) > 1]
+    joined = [s for s in member_sets(find_duplicates(folder)) if len(s) > 1]
     assert sorted(map(sorted, joined)) == [["crop.png", "scene0.png"], ["pasted.png", "scene1.png"]]
 
 
@@ -162,14 +158,14 @@ def test_against_embeds_the_catalogs_windows_once(uploads, monkeypatch):
     assert looked == [0, 0]  # the first run kept both indexes' windows
 
 
-def test_windows_looked_at_in_blocks_give_the_same_sets(cropped_catalog, uploads, monkeypatch):
+def test_windows_looked_at_in_blocks_give_the_samemember_sets(cropped_catalog, uploads, monkeypatch):
     import dedup.duplicates as duplicates
 
     _, folder = cropped_catalog
     mine, theirs = uploads
-    whole = _sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))
+    whole = member_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))
     monkeypatch.setattr(duplicates, "BLOCK_ROWS", 3)
-    assert (_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))) == whole
+    assert (member_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))) == whole
 
 
 def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_window(uploads):
