@@ -50,6 +50,7 @@ bench: install
 results: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.neardup --model default
+	$(BIN)/python -m benchmarks.uploads --json benchmarks/results/uploads.json
 	$(BIN)/python -m benchmarks.icons --model default
 	$(BIN)/python -m benchmarks.cards --model default
 	$(BIN)/python -m recipes.model_card

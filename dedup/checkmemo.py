@@ -273,22 +273,12 @@ class PairChecks:
 
         def remembered(pictures: Pictures, rows: Sequence[int], embed, size: int, framing: Framing,
                        workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
-            name, dtype = parts_table(dim)
-            looked, kept = self.tables[f"{PARTS}.npy"], self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
             self.checked = True
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
+            looked, kept = self._parts_tables(dim)
             slot_salts = [_salt(kind, slot, model, size, framing) for slot in range(most)]
-            hit, entries = looked.find(_mix(a ^ _salt(kind, model, size, framing)))
-            counts = np.zeros(len(rows), np.int64)
-            counts[hit] = entries["found"]
-            old_rows, old_vectors = [], []
-            for slot in range(most):  # the vectors of the rows looked at before
-                had = np.flatnonzero(hit & (counts > slot))
-                stored, known = kept.find(_mix(a[had] ^ slot_salts[slot]))
-                hit[had[~stored]] = False  # a vector lost since (a file damaged or deleted): look again
-                old_rows.append(had[stored])
-                old_vectors.append(np.asarray(known["vector"], np.float32).reshape(-1, dim))
+            hit, old_rows, old_vectors = self._stored(a, model, dim, kind, most, size, framing)
             todo = np.flatnonzero(~hit)
             found, vectors = find(pictures, rows[todo], embed, size, framing, workers)
             vectors = vectors.reshape(-1, dim)
@@ -308,6 +298,39 @@ class PairChecks:
             return rows[positions[order]], all_vectors[order]
 
         return remembered
+
+    def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
+                     most: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """What `parts` of the same finder keeps for all the index's rows, without looking at any
+        picture: the rows (sorted, a row once for each of its vectors) and the vectors. Nothing is
+        written."""
+        _, old_rows, old_vectors = self._stored(self.rows, model, dim, kind, most, size, framing)
+        rows = np.concatenate(old_rows)
+        order = np.argsort(rows, kind="stable")
+        return rows[order], np.concatenate(old_vectors)[order]
+
+    def _parts_tables(self, dim: int) -> tuple[_Table, _Table]:
+        """The table of the pictures looked at, and that of their `dim`-number vectors."""
+        name, dtype = parts_table(dim)
+        return self.tables[f"{PARTS}.npy"], self.tables.setdefault(name, _Table(self.at / name, dtype, self.stamped))
+
+    def _stored(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
+                ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """For the pictures of row keys `a`: which were looked at with all their vectors kept, and
+        per slot the positions in `a` that have a vector there and those vectors."""
+        looked, kept = self._parts_tables(dim)
+        hit, entries = looked.find(_mix(a ^ _salt(kind, model, size, framing)))
+        counts = np.zeros(len(a), np.int64)
+        counts[hit] = entries["found"]
+        old_rows, old_vectors = [], []
+        for slot in range(most):  # the vectors of the rows looked at before
+            had = np.flatnonzero(hit & (counts > slot))
+            stored, known = kept.find(_mix(a[had] ^ _salt(kind, slot, model, size, framing)))
+            hit[had[~stored]] = False  # a vector lost since (a file damaged or deleted): look again
+            old_rows.append(had[stored])
+            old_vectors.append(np.asarray(known["vector"], np.float32).reshape(-1, dim))
+        whole = [hit[rows] for rows in old_rows]  # a picture with a vector lost is looked at again, all of it
+        return hit, [r[w] for r, w in zip(old_rows, whole)], [v[w] for v, w in zip(old_vectors, whole)]
 
     def save(self) -> None:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records

@@ -1,12 +1,15 @@
 """Query images against an index, and compare two images (the seed's one-shot verification)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from dedup.ann import build_index
+from dedup.checkmemo import PairChecks
 from dedup.config import check_threshold
 from dedup.differs import SeenMaps
 from dedup.duplicates import index_policy
@@ -22,13 +25,14 @@ from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
 from dedup.search import knn
-from dedup.windows import REACH, each_once, near_windows, window_vectors
+from dedup.windows import KIND, REACH, WINDOWS, each_once, near_windows, owners_near, window_vectors
 
 if TYPE_CHECKING:
     from dedup.model import Model
     from dedup.torchless import NumpyEncoder
 
 NOWHERE = Spots(0.0, ())  # where two files with the same bytes differ
+WINDOWS_INDEX = "SQfp16"  # the catalog's windows, searched exhaustively at half the memory (an IVF takes minutes to build at 5M windows)
 
 
 def query_images(
@@ -39,6 +43,7 @@ def query_images(
     model: Model | str | Path | None = None,
     verify: bool = False,
     pasted: bool = True,
+    windows: bool = True,
 ) -> list[QueryResult]:
     """The `k` nearest catalog images of each query image (only those under `threshold` if set).
     An image that is a folder stands for every file under it (`dedup.files.expand_folders`);
@@ -47,8 +52,10 @@ def query_images(
     With `verify`, each neighbour also gets the verdict `find_duplicates` gives the pair at its
     defaults (`Neighbor.same`, from the index's duplicate policy); with `pasted` and the pair
     check, the nearest rows to a picture pasted into a query image (`dedup.parts`) are among its
-    neighbours too, and after them the rows the check confirms through a window of the query
-    image (`dedup.windows`: the query shows a catalog picture pasted onto a busier one)."""
+    neighbours too. With `windows` and the check, so are the rows it confirms through a window
+    (`dedup.windows`), after them: a window of the query image (it shows a catalog picture pasted
+    onto a busier one), or one of a catalog picture that find-duplicates kept in the index (the
+    query is a crop of it)."""
     if threshold is not None:
         threshold = check_threshold(threshold)
     index = as_index(index)
@@ -59,9 +66,35 @@ def query_images(
     pictures = lambda q: decoded[q].picture  # noqa: E731
     readable = [q for q, err in enumerate(errors) if err is None]
     inside = pasted_in(policy, pictures, readable, model) if pasted else None
-    outside = windows_in(policy, pictures, readable, model) if pasted else None
+    outside = windows_in(policy, pictures, readable, model) if windows else None
+    kept = catalog_windows(index, model) if windows and isinstance(policy, CheckedPolicy) else None
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
-                      hashes=[None if d is None else d.content_hash for d in decoded], windows=outside)
+                      hashes=[None if d is None else d.content_hash for d in decoded], windows=outside,
+                      catalog=kept)
+
+
+@dataclass(frozen=True)
+class CatalogWindows:
+    """The windows of an index's pictures (`dedup.windows`), searchable: window w is of row `owners[w]`."""
+
+    owners: np.ndarray
+    index: object  # a FAISS index over the windows' vectors
+
+    def near(self, vectors: np.ndarray) -> Pairs:
+        """Pairs (m, row) of `vectors[m]` with the rows one of whose windows is near it (`owners_near`)."""
+        return owners_near(self.index, self.owners, vectors, REACH)
+
+
+def catalog_windows(index: Index, model: Model | NumpyEncoder) -> CatalogWindows | None:
+    """The windows of `index`'s pictures that find-duplicates kept in its pair-check memo
+    (`dedup.checkmemo`), for `model`, the index's; None when it kept none. Nothing is embedded
+    or written: pictures find-duplicates has not looked at through windows have none."""
+    memo = PairChecks(index.folder, index.rows.content_hash)
+    owners, vectors = memo.stored_parts(model.identity, model.config.embedding_dim, model.config.image_size,
+                                        model.config.framing, KIND, len(WINDOWS))
+    if not len(owners):
+        return None
+    return CatalogWindows(owners, build_index(vectors, WINDOWS_INDEX, {}))
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
@@ -87,7 +120,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
                threshold: float | None, policy: Policy | None, pictures: Pictures,
                inside: tuple[np.ndarray, np.ndarray] | None = None, store: KeypointStore | None = None,
                hashes: Sequence[str | None] | None = None,
-               windows: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
+               windows: tuple[np.ndarray, np.ndarray] | None = None,
+               catalog: CatalogWindows | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
@@ -95,8 +129,9 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     whose nearest rows join the image's own (`with_pasted`). `store` keeps the keypoints the check
     finds (a long-lived one serves later queries too; by default one for this call). `hashes`: the
     images' content hashes; a row with the same bytes is the same without a look. `windows`: the
-    images' windows (`windows_in`); the rows the check confirms through them, not found otherwise,
-    follow the image's neighbours, at the window's distance."""
+    images' windows (`windows_in`); `catalog`: the rows' windows (`catalog_windows`). The rows the
+    check confirms through either, not found otherwise, follow the image's neighbours, at the
+    window's distance."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -122,12 +157,21 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
             same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
                                                                part_pictures(pictures, queries), vectors, index, store, pasted=True)
     paths = index.rows.path
-    extra = _through_windows(policy, windows, ids, pictures, emb, index, store) if windows is not None and same is not None else {}
+    window = np.zeros(dist.shape, bool)
+    extra: dict[int, list[Neighbor]] = {}
+    if same is not None:
+        judged = (ids >= 0) & (through | (dist < policy.threshold))  # on keypoints, as find-duplicates judges them
+        for q, i, d, spots in _through_windows(policy, windows, catalog, ok, ids, judged, pictures, emb, index, store):
+            listed = np.flatnonzero(ids[q] == i)
+            if len(listed):  # a listed neighbour beyond the candidate distance
+                same[q, listed[0]], differs[q, listed[0]], window[q, listed[0]] = True, spots, True
+            else:
+                extra.setdefault(q, []).append(Neighbor(str(paths[i]), round(d, 6), True, spots, window=True))
     results = []
     for q, image in enumerate(images):
         found = tuple(
             Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]), differs[q, r],
-                     bool(through[q, r]), bool(apart[q, r]))
+                     bool(through[q, r]), bool(apart[q, r]), bool(window[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         ) + tuple(n for n in extra.get(q, ()) if threshold is None or n.distance < threshold)
@@ -135,22 +179,24 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     return results
 
 
-def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray], ids: np.ndarray, pictures: Pictures,
-                     emb: np.ndarray, index: Index, store: KeypointStore) -> dict[int, list[Neighbor]]:
-    """Per query, the rows the check confirms through a window of it (`windows`: rows and vectors),
-    other than its listed neighbours `ids`: the whole query picture against the row's, on agreeing
-    keypoints alone, at the window's distance, nearest first."""
-    near = near_windows(index.faiss, *windows, REACH)
-    listed = (ids[near.i] == near.j[:, None]).any(axis=1)
-    pairs = each_once([near[~listed]], Pairs.empty())
+def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray] | None, catalog: CatalogWindows | None,
+                     ok: list[int], ids: np.ndarray, judged: np.ndarray, pictures: Pictures, emb: np.ndarray,
+                     index: Index, store: KeypointStore) -> list[tuple[int, int, float, Spots | None]]:
+    """The pairs (query, row, window distance, where the query differs from the row) the check
+    confirms through a window of the query (`windows`: rows and vectors) or of the row (`catalog`;
+    the queries `ok` were embedded), nearest first, other than the listed neighbours `ids` already
+    `judged` on keypoints: the whole query picture against the row's, on agreeing keypoints alone."""
+    found = [] if windows is None else [near_windows(index.faiss, *windows, REACH)]
+    if catalog is not None and ok:
+        near = catalog.near(emb[ok])
+        found.append(Pairs(np.asarray(ok, np.int64)[near.i], near.j, near.d))
+    pairs = each_once(found, Pairs.empty())
+    pairs = pairs[~((ids[pairs.i] == pairs.j[:, None]) & judged[pairs.i]).any(axis=1)]
     if not len(pairs):
-        return {}
+        return []
     keep, _, differs = _verdicts(policy, pairs, pictures, emb, index, store, pasted=True)
-    found: dict[int, list[Neighbor]] = {}
-    for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist():
-        found.setdefault(int(pairs.i[k]), []).append(
-            Neighbor(str(index.rows.path[pairs.j[k]]), round(float(pairs.d[k]), 6), True, differs[k], window=True))
-    return found
+    return [(int(pairs.i[k]), int(pairs.j[k]), float(pairs.d[k]), differs[k])
+            for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist()]
 
 
 def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index,

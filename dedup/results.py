@@ -64,7 +64,7 @@ class Neighbor:
     differs: Spots | None = None  # with the verdict "same": where the query differs from this image
     pasted: bool = False  # found through a picture pasted into the query (`dedup.parts`): the distance is that picture's
     told_apart: bool = False  # judged different though the keypoints confirm it: it differs in a detail, colourway or part
-    window: bool = False  # found through a window of one of the two pictures (`dedup.windows`): the distance is the window's
+    window: bool = False  # found or confirmed through a window of either picture (`dedup.windows`); after the k nearest, at the window's distance
 
 
 @dataclass(frozen=True)

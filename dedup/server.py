@@ -85,8 +85,9 @@ def create_app(service, token: str | None = None, max_upload: int = MAX_UPLOAD_B
                     k: int = Query(10, ge=1, le=MAX_K, description="neighbours to return"),
                     threshold: float | None = Query(None, gt=0, le=2, description="only neighbours closer than this"),
                     verify: bool = Query(False, description="add the pair check's verdict `same` per neighbour"),
-                    pasted: bool = Query(True, description="with verify: also the neighbours of a picture pasted into the upload")):
-        found = await call(service.query, await read(image), k, threshold, verify, pasted)
+                    pasted: bool = Query(True, description="with verify: also the neighbours of a picture pasted into the upload"),
+                    windows: bool = Query(True, description="with verify: also those confirmed through windows (a crop, a picture on a busier one)")):
+        found = await call(service.query, await read(image), k, threshold, verify, pasted, windows)
         return {"neighbors": [neighbor_dict(n) for n in found]}
 
     @app.post("/compare", summary="Distance and verdict of two uploaded images, as `dedup compare` gives them")

@@ -25,7 +25,8 @@ from dedup.keypoints import KeypointStore
 from dedup.loading import model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model
-from dedup.query import compare_decoded, neighbours, pasted_in, windows_in
+from dedup.policy import CheckedPolicy
+from dedup.query import CatalogWindows, catalog_windows, compare_decoded, neighbours, pasted_in, windows_in
 from dedup.results import Comparison, Neighbor
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Service:
         self.current = load_generation(self.folder, self.model)
         self._stamp = self._manifest_stamp()
         self._keypoints = KeypointStore()  # by picture content: later queries' neighbours, whatever the generation
+        self._windows: tuple[Index, CatalogWindows | None] | None = None  # a generation's kept windows, once asked for
+        self._windows_lock = threading.Lock()
         self._max_batch, self._wait = max_batch, batch_wait_s
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
@@ -88,7 +91,7 @@ class Service:
             raise BadImage(f"not a decodable image: {exc}") from None
 
     def query(self, data: bytes, k: int = 10, threshold: float | None = None, verify: bool = False,
-              pasted: bool = True) -> list[Neighbor]:
+              pasted: bool = True, windows: bool = True) -> list[Neighbor]:
         """The neighbours `dedup query` reports for an image with these bytes."""
         if not 1 <= k <= MAX_K:
             raise DedupError(f"k must be between 1 and {MAX_K}, got {k}", option="k")
@@ -103,8 +106,17 @@ class Service:
         (result,) = neighbours(gen, [Path("upload")], emb[None], [None], k, threshold, policy, picture,
                                pasted_in(policy, picture, [0], self.model) if pasted else None, self._keypoints,
                                hashes=[decoded.content_hash],
-                               windows=windows_in(policy, picture, [0], self.model) if pasted else None)
+                               windows=windows_in(policy, picture, [0], self.model) if windows else None,
+                               catalog=self._catalog_windows(gen) if windows and isinstance(policy, CheckedPolicy) else None)
         return list(result.neighbors)
+
+    def _catalog_windows(self, gen: Index) -> CatalogWindows | None:
+        """The windows find-duplicates kept for generation `gen`'s pictures (`catalog_windows`),
+        read once a generation."""
+        with self._windows_lock:
+            if self._windows is None or self._windows[0] is not gen:
+                self._windows = gen, catalog_windows(gen, self.model)
+            return self._windows[1]
 
     def compare(self, a: bytes, b: bytes) -> Comparison:
         """Distance and verdict of two images, as `dedup compare` gives them."""

@@ -65,6 +65,20 @@ def near_windows(index, owners: np.ndarray, vectors: np.ndarray, threshold: floa
     return Pairs(owners[near.i], near.j, near.d)
 
 
+def owners_near(index, owners: np.ndarray, vectors: np.ndarray, threshold: float, k: int = NEIGHBOURS) -> Pairs:
+    """Pairs (m, row) of vector m (`vectors[m]`) with each of the `k` rows whose windows, in FAISS
+    `index` (window w of row `owners[w]`), come nearest it and closer than `threshold`: a picture
+    that is a crop of the row's, or that the row's shows pasted onto a busier one. Each pair once,
+    at its nearest window's distance, sorted by (m, row)."""
+    if not len(owners) or not len(vectors):
+        return Pairs.empty()
+    near = cross_knn_pairs(index, vectors, k * len(WINDOWS), threshold)  # a row's own windows may come first
+    pairs = each_once([Pairs(near.i, owners[near.j], near.d)], Pairs.empty())
+    by_distance = np.lexsort((pairs.d, pairs.i))
+    place = np.arange(len(by_distance)) - np.searchsorted(pairs.i[by_distance], pairs.i[by_distance])
+    return pairs[np.sort(by_distance[place < k])]
+
+
 def window_pairs(index, owners: np.ndarray, vectors: np.ndarray, threshold: float, known: Pairs, *,
                  k: int = NEIGHBOURS) -> Pairs:
     """Pairs (i < j) of `index`'s own rows where the other row is among the `k` rows nearest a

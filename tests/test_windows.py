@@ -174,7 +174,7 @@ def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_wi
 
     _, theirs = uploads
     composite = theirs.parent / "up" / "pasted.png"
-    (plain,) = query_images(theirs, [composite], k=3, verify=True, pasted=False)
+    (plain,) = query_images(theirs, [composite], k=3, verify=True, windows=False)
     assert "scene1.png" not in {n.path for n in plain.neighbors if n.same}
     (found,) = query_images(theirs, [composite], k=3, verify=True)
     through = [n for n in found.neighbors if n.window]
@@ -182,3 +182,56 @@ def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_wi
     assert neighbor_dict(through[0])["window"] is True
     (unchecked,) = query_images(theirs, [composite], k=3)
     assert not any(n.window for n in unchecked.neighbors)  # without the check nothing is found through a window
+
+
+def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_find_duplicates_kept(uploads, tmp_path):
+    import shutil
+
+    from dedup.checkmemo import FOLDER
+    from dedup.query import query_images
+
+    _, theirs = uploads
+    folder = shutil.copytree(theirs, tmp_path / "idx")
+    crop = theirs.parent / "up" / "crop.png"
+    (before,) = query_images(folder, [crop], k=3, verify=True)
+    assert "scene0.png" not in {n.path for n in before.neighbors if n.same} and not (folder / FOLDER).exists()
+    find_duplicates(folder)  # looks at the catalog's pictures through windows and keeps them
+    (found,) = query_images(folder, [crop], k=3, verify=True)
+    assert [(n.path, n.same) for n in found.neighbors if n.window] == [("scene0.png", True)]
+    (listed,) = query_images(folder, [crop], k=10, verify=True)  # listed by its own vector, beyond the candidate distance
+    assert len(listed.neighbors) == 10 and [(n.path, n.same) for n in listed.neighbors if n.window] == [("scene0.png", True)]
+    (unchecked,) = query_images(folder, [crop], k=3)
+    assert not any(n.window for n in unchecked.neighbors)
+
+
+def test_serve_finds_a_crop_through_the_kept_windows_and_reads_them_once_a_generation(uploads, tmp_path, monkeypatch):
+    import shutil
+
+    import dedup.service as service
+
+    real = service.catalog_windows
+    _, theirs = uploads
+    folder = shutil.copytree(theirs, tmp_path / "idx")
+    find_duplicates(folder)
+    read = []
+    monkeypatch.setattr(service, "catalog_windows", lambda gen, model: read.append(gen) or real(gen, model))
+    served = service.Service(folder)
+    try:
+        data = (theirs.parent / "up" / "crop.png").read_bytes()
+        for _ in range(2):
+            assert [(n.path, n.same) for n in served.query(data, k=3, verify=True) if n.window] == [("scene0.png", True)]
+        assert not any(n.window for n in served.query(data, k=3))
+    finally:
+        served.close()
+    assert len(read) == 1
+
+
+def test_owners_near_lists_each_row_once_at_its_nearest_window_and_at_most_k_rows():
+    vectors = np.eye(4, dtype=np.float32)[[0, 0, 1, 1, 2, 3]] * np.float32([1, 0.9, 1, 0.95, 1, 1])[:, None]
+    owners = np.array([7, 7, 8, 8, 9, 9])
+    index = faiss.IndexFlatL2(4)
+    index.add(vectors)
+    query = np.float32([[0.9, 0.1, 0, 0], [0, 0, 0, 1]])
+    near = windows.owners_near(index, owners, query, threshold=1.4, k=2)  # query 0 is also within 1.4 of row 9
+    assert list(zip(near.i.tolist(), near.j.tolist())) == [(0, 7), (0, 8), (1, 7), (1, 9)]
+    assert np.isclose(near.d[0], np.linalg.norm(query[0] - vectors[1]))  # row 7 at its nearer window

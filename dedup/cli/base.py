@@ -24,6 +24,10 @@ QUIET_OPT = click.option("--quiet", "-q", is_flag=True, help="No progress bar or
 PASTED_OPT = click.option("--pasted/--no-pasted", default=True, show_default=True,
     help=("With the keypoint check, also look for the duplicates of a picture pasted into a larger one "
           "(a screenshot, a photo on a web page)."))
+WINDOWS_OPT = click.option("--windows/--no-windows", default=True, show_default=True,
+    help=("With the keypoint check, also look through windows: five of every catalog picture (for a heavy crop of "
+          "it, or a picture pasted onto a busier one; about doubles find-duplicates' first run), and of each "
+          "query image."))
 
 
 def engine_options(command):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dedup.atomic import atomic_write_text
-from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, PASTED_OPT, QUIET_OPT, cli, emit, engine_options, note_recalibrated, render_action
+from dedup.cli.base import FORMATS, INDEX_OPT, MODEL_OPT, PASTED_OPT, QUIET_OPT, WINDOWS_OPT, cli, emit, engine_options, note_recalibrated, render_action
 from dedup.cluster import LINKAGES
 from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
@@ -83,9 +83,7 @@ def shown(path: Path) -> str:
           "keeper by the keypoint check's map, differ nowhere (fewer sets, at higher precision). With --against: "
           "only matches that differ nowhere from the incoming image."))
 @PASTED_OPT
-@click.option("--windows/--no-windows", default=True, show_default=True,
-    help=("With the keypoint check, also look at five windows of every picture, for a heavy crop of it or "
-          "a picture pasted onto a busier one (about doubles a first run's time)."))
+@WINDOWS_OPT
 @click.option("--workers", type=int, default=None, help="Threads of the keypoint check (default: one per usable CPU).")
 @click.option("--linkage", type=click.Choice(LINKAGES), default=None,
     help=("center: every member close to the set's centre; complete: all members close to each other; "
@@ -189,8 +187,9 @@ def undo_cmd(manifest, index_path):
 @click.option("--threshold", "-t", type=float, default=None, help="Only neighbours closer than this distance.")
 @click.option("--verify", is_flag=True, help="Judge each neighbour as find-duplicates would (keypoint check): same or different.")
 @PASTED_OPT
+@WINDOWS_OPT
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, fmt):
+def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, windows, fmt):
     """Find the catalog images nearest to each IMAGE (which need not be in the catalog).
 
     An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
@@ -202,7 +201,8 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, fmt)
     index = as_index(index_path)
     if verify:
         note_recalibrated(index.manifest, index.folder)
-    results = query_images(index, list(images), k=k, threshold=threshold, model=model_path, verify=verify, pasted=pasted)
+    results = query_images(index, list(images), k=k, threshold=threshold, model=model_path, verify=verify, pasted=pasted,
+                           windows=windows)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
