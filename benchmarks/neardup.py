@@ -66,6 +66,22 @@ def family_recall(pred: set, truth: dict, paths: list[str]) -> dict[str, float]:
     return {k: hits[k] / totals[k] for k in sorted(totals)}
 
 
+def keeper_scores(groups: list[dict], truth: dict) -> dict:
+    """Of the reported sets that hold an original together with a copy of it, those whose
+    suggested keeper is a copy rather than the original, by the copy's edit family."""
+    sets, kept = 0, defaultdict(int)
+    for g in groups:
+        members = [m["path"] for m in g["members"]]
+        sources = {truth[p][0] for p in members if truth[p][1] == "original"}
+        if not any(truth[p][0] in sources and truth[p][1] != "original" for p in members):
+            continue
+        sets += 1
+        src, family = truth[g["keep"]]
+        if family != "original" and src in sources:
+            kept[family] += 1
+    return {"sets": sets, "copy_kept": sum(kept.values()), "families": dict(sorted(kept.items(), key=lambda kv: -kv[1]))}
+
+
 def all_pair_distances(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     iu = np.triu_indices(len(emb), 1)
     d = np.sqrt(np.maximum(2 - 2 * (emb @ emb.T)[iu], 0))
@@ -157,7 +173,7 @@ def score_model(model: str, out: Path, truth: dict, index: Path) -> dict:
             "verified": found.get("verified"), "find_s": find_s, "plain_s": plain_s, "index_s": index_s,
             "plain": {"pred": plain_pred, "prf": prf(plain_pred, true), "threshold": plain["threshold"], "linkage": plain["linkage"],
                       "families": family_recall(plain_pred, truth, paths), "series": series_scores(plain_pred, true, paths)},
-            "sure": sure, "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]),
+            "sure": sure, "sweep": sweep, "best": max(sweep, key=lambda r: r["center"][2]), "keepers": keeper_scores(found["groups"], truth),
             "families": family_recall(pred, truth, paths), "series": series_scores(pred, true, paths)}
 
 
@@ -269,6 +285,7 @@ def write_figures(args, checked: dict, plain: dict, hashes: dict, paths: list, n
                                 "series_predicted": checked["sure"]["series"]["predicted"]}} if checked.get("sure") else {}),
         "families": {k: round(v, 3) for k, v in checked["families"].items()},
         "series": {"templates": args.series, **{k: round(v, 4) for k, v in checked["series"].items()}},
+        "keepers": checked["keepers"],
         "best_hash": {"method": best, "hamming": hashes[best]["hamming"], **scores((hashes[best][k] for k in ("precision", "recall", "f1")))},
         "index_images_per_s": round(checked["speed"]),
         "find_over_index_time": round(checked["find_s"] / checked["index_s"], 2),

@@ -24,6 +24,7 @@ from dedup.parts import Parts, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
+from dedup.seams import NestedMaps, composites
 from dedup.store import Rows
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_pairs, window_vectors
 
@@ -67,7 +68,10 @@ def find_duplicates(
     copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
     picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
     (`dedup.parts`); with `windows` and the check, each picture with the pictures near its windows
-    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). Groups are sorted largest
+    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). With the check (and not
+    `variants_together`, under which it keeps no maps), a member that shows another pasted into it
+    (a page, or a composite: `dedup.seams`) is suggested as the keeper only when no other member
+    can be. Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
@@ -84,21 +88,23 @@ def find_duplicates(
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                              hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(engine.matcher() if engine is not None else partial(match_pairs, store=store)),
-                             tell=memo.teller(told_apart), on_progress=lambda d, t: on_progress("verifying", d, t))
+                             tell=(nested := NestedMaps(memo.teller(told_apart))), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
-    pages, shown = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pages, shown = composites(kept, nested.maps, index.picture)  # a picture pasted onto a busier one, or padded
     if pasted and isinstance(policy, CheckedPolicy):
         inside = _pasted(index, index, policy, pairs, memo, store, threads, on_progress)
         if inside is not None:
             parts, through, checked = inside
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
-            pages, shown = parts.holders(kept, vectors)
+            on, of = parts.holders(kept, vectors)
+            pages, shown = np.concatenate([pages, on]), np.concatenate([shown, of])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
         through = _windows(index, policy, pairs, memo, store, threads, on_progress)
         if through is not None:
-            found, checked = through
+            found, checked, (onto, pasted_on) = through
             kept = union_pairs(kept, found)
+            pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     memo.save()
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
@@ -165,13 +171,14 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
 
 
 def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, store: KeypointStore,
-             workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified] | None:
+             workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified, tuple[np.ndarray, np.ndarray]] | None:
     """The pairs of `index`'s pictures found through a window of one of them (`dedup.windows`: a
     heavy crop of a picture, or a picture pasted onto a busier one) that the check confirms, other
-    than the pairs `known`, with what the check did on them. The check compares the two whole
-    pictures and needs agreeing keypoints whatever the distance; its answers are kept in `memo`
-    and the keypoints in `store`, both shared with the run's other passes. None without the
-    model that built the index (logged)."""
+    than the pairs `known`, with what the check did on them, and of those pairs the composites
+    and the rows whose pictures they show (`dedup.seams.composites`). The check compares the two
+    whole pictures and needs agreeing keypoints whatever the distance; its answers are kept in
+    `memo` and the keypoints in `store`, both shared with the run's other passes. None without
+    the model that built the index (logged)."""
     model = _window_model(index, len(index))
     if model is None:
         return None
@@ -179,12 +186,14 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
     reach = min(policy.threshold, REACH)
     near = each_once([window_pairs(index.faiss, *block, reach, known)
                       for block in _window_blocks(index, find, model, workers, on_progress)], known)
+    nested = NestedMaps(memo.teller(told_apart))
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
-                             match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
+                             match=memo.matcher(partial(match_pairs, store=store)), tell=nested,
                              through_part=np.ones(len(near), bool))
+    kept = near[decision.keep]
     on_progress("windows", len(index), len(index))
-    return near[decision.keep], decision.verified
+    return kept, decision.verified, composites(kept, nested.maps, index.picture)
 
 
 def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,

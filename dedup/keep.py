@@ -25,8 +25,9 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray
     """Rank of every image under `policy` (0 = most preferred keeper); a permutation of 0..n-1.
 
     Ties are broken by resolution, then file size (both larger first), then path (`path_order`:
-    `path_rank(rows)`, computed when not given). Rows marked in `last` (pages that hold another
-    image pasted into them: a screenshot is not kept over the picture it shows) rank after all others.
+    `path_rank(rows)`, computed when not given). Rows marked in `last` (pages and composites that
+    hold another image pasted into them: a screenshot is not kept over the picture it shows) rank
+    after all others.
     """
     if policy not in KEEP_POLICIES:
         raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")

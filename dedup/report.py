@@ -98,7 +98,7 @@ def iter_duplicates(report: DuplicateReport, fmt: Format, sets_per_chunk: int = 
             lines.append(f"Set {n}: {len(g.members)} images, {kind}")
             for m in g.members:
                 tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
-                lines.append(f"  {tag:>6}  {printable(m.path)}" + ("  (a page showing another member)" if m.page else ""))
+                lines.append(f"  {tag:>6}  {printable(m.path)}" + ("  (shows another member pasted into it)" if m.page else ""))
         yield "\n".join(lines) + "\n"
 
 

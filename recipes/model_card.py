@@ -67,6 +67,13 @@ def heavy_line(fig: dict[str, Any]) -> str:
             f"{f['overlay']:.3f} for the picture pasted onto a busier one.")
 
 
+def keeper_line(k: dict[str, Any]) -> str:
+    """One sentence on the keepers find-duplicates suggests."""
+    most = ", ".join(f"{family} {n}" for family, n in list(k["families"].items())[:3])
+    return (f"Of its {k['sets']} reported sets that hold an original with a copy of it, {k['copy_kept']} suggest keeping "
+            f"a copy (`--keep largest` prefers more pixels; most often {most}).")
+
+
 def uploads_line(up: dict[str, Any]) -> str:
     """One sentence on the heavy copies looked up as uploads in the rest of their catalog."""
     runs = up["runs"]
@@ -108,6 +115,7 @@ def summary(fig: dict[str, Any]) -> str:
                   and "series_predicted" in n else "") + "."] if "series" in fig else []),
         *(["", heavy_line(fig)] if "heavy_crop" in fig["families"] else []),
         *(["", uploads_line(fig["uploads"])] if "uploads" in fig else []),
+        *(["", keeper_line(fig["keepers"])] if "keepers" in fig else []),
         *(["", f"On icon libraries whose sizes are redrawn, not scaled (each icon at 32 to 256 px; "
                f"`{fig['icons']['command']}`, {fig['icons']['date']}):", "", *icon_rows(fig["icons"])]
           if "icons" in fig else []),

@@ -222,7 +222,7 @@ def test_the_page_is_marked_as_showing_another_member(pasted_catalog):
     (group,) = [g for g in report.groups if any(m.path == "page.png" for m in g.members)]
     assert [m.path for m in group.members if m.page] == ["page.png"]
     assert '"page": true' in render_duplicates(report, "json")
-    assert "page.png  (a page showing another member)" in render_duplicates(report, "table")
+    assert "page.png  (shows another member pasted into it)" in render_duplicates(report, "table")
 
 
 def test_the_review_page_says_which_member_is_a_page(pasted_catalog, tmp_path):

@@ -1,0 +1,144 @@
+"""A picture pasted onto another, told from a crop: which of two duplicates to keep.
+
+When one of two duplicates shows the other whole, it is either the original of a crop, to be
+kept, or a composite the other was pasted onto (a busier picture, a padded canvas), not to be
+kept over the picture it shows. Either way the held picture's frame lies inside the holder. A
+crop's content goes on beyond its frame, in the original; a pasted picture's does not: along its
+edges the holder shows a seam. `composite` lays the held picture over the holder by the map the
+keypoints agree on and measures, along each of its edges that lies inside the holder, how much
+more the pixels change across the edge (its own against the holder's just beyond) than within
+it. `composites` looks at a run's confirmed pairs so, for `dedup.keep.keep_rank` to rank the
+composites after the pictures they show.
+
+A crop whose colours were also changed changes across its edges too, and is taken for a pasted
+picture; matching brightness and contrast first would hide the seam of a drawing pasted with its
+transparency, whose white backdrop the busier picture replaces.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import cv2
+import numpy as np
+
+from dedup.details import Teller
+from dedup.images import DECODE_ERRORS, ImageSkip
+from dedup.keypoints import Pictures
+from dedup.pairs import Pairs
+from dedup.pictures import rgb_of
+
+SAMPLES = 48  # points along each edge
+GAP = 2.0  # pixels of the held picture beyond its edge where the holder is read
+INSIDE = 3.0  # pixels the holder's points stay inside its own frame
+FRAME = 0.05  # share of the holder's sides its frame may be overstepped by a held picture's corners
+SEAM = 3.0  # how many times more the pixels change across the held picture's edges than within it, for a pasted picture
+CHANGE = 10.0  # added to the change within (0–255, the channels' mean): a flat edge divides by this
+EDGES = 2  # edges of the held picture inside the holder needed (a crop that trims one side cuts along a stroke)
+IDENTITY = 0.02  # a map this close to the identity (units of the longer side) is between two pictures of one frame
+
+
+class NestedMaps:
+    """A teller for `Policy.decide` that passes on to `tell` and keeps the maps of the pairs it is
+    asked about (those the keypoints confirm) whose frames may nest, for `composites`: not those
+    of two pictures of one frame (a map within `IDENTITY` of the identity), most of a catalog's."""
+
+    def __init__(self, tell: Teller) -> None:
+        self.maps: dict[tuple[int, int], np.ndarray] = {}
+        self._tell = tell
+
+    def __call__(self, i, j, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+        maps = np.asarray(maps)
+        moved = np.abs(maps - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max(axis=(1, 2)) > IDENTITY
+        rows = zip(np.asarray(i)[moved].tolist(), np.asarray(j)[moved].tolist())
+        self.maps.update(zip(rows, maps[moved]))
+        return self._tell(i, j, maps, pictures, workers)
+
+
+def composites(pairs: Pairs, maps: Mapping[tuple[int, int], np.ndarray], pictures: Pictures) -> tuple[np.ndarray, np.ndarray]:
+    """Of `pairs` (rows whose check pictures are `pictures(row)`, `maps[(i, j)]` the keypoint map
+    from picture i to picture j), those where one picture is a composite the other was pasted
+    onto (`composite`): the composites' rows, and the rows whose pictures they show. A pair
+    without a map, or with a picture that cannot be had, is neither."""
+    pages, shown = [], []
+    for i, j in zip(pairs.i.tolist(), pairs.j.tolist()):
+        to_j = maps.get((i, j))
+        if to_j is None:
+            continue
+        try:
+            which = composite(rgb_of(pictures(i)), rgb_of(pictures(j)), to_j)
+        except (ImageSkip, cv2.error, *DECODE_ERRORS):
+            continue
+        if which is not None:
+            pages.append((i, j)[which])
+            shown.append((j, i)[which])
+    return np.array(pages, np.int64), np.array(shown, np.int64)
+
+
+def _frame_inside(to_holder: np.ndarray, held: tuple[int, int], holder: tuple[int, int]) -> bool:
+    """Whether the frame of a picture of (h, w) `held` lies inside one of `holder`, by `to_holder`."""
+    (h, w), (hh, hw) = held, holder
+    corners = to_holder @ np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64).T
+    return bool(((corners[0] > -FRAME * hw) & (corners[0] < (1 + FRAME) * hw)
+                 & (corners[1] > -FRAME * hh) & (corners[1] < (1 + FRAME) * hh)).all())
+
+
+def in_pixels(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> np.ndarray:
+    """A keypoint map (`dedup.keypoints.Matches.maps`: in units of each picture's longer side)
+    from a picture of (h, w) `a` to one of `b`, in pixels, as a 3×3 matrix."""
+    scale = np.diag([max(b), max(b), 1.0]) @ np.vstack([np.asarray(to_b, np.float64), (0, 0, 1)])
+    return scale @ np.diag([1 / max(a), 1 / max(a), 1.0])
+
+
+def composite(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> int | None:
+    """Of two pictures ((h, w, 3) uint8) where one shows the other whole, by `to_b` (the keypoint
+    map from a to b), the one made by pasting the other onto a busier picture: 0 for `a`, 1 for
+    `b`; None when neither shows the other whole or the held one's content goes on beyond its
+    frame (a crop)."""
+    if not np.isfinite(to_b).all():
+        return None
+    ab = in_pixels(to_b, a.shape[:2], b.shape[:2])
+    try:
+        ba = np.linalg.inv(ab)
+    except np.linalg.LinAlgError:
+        return None
+    a_in_b, b_in_a = _frame_inside(ab[:2], a.shape[:2], b.shape[:2]), _frame_inside(ba[:2], b.shape[:2], a.shape[:2])
+    if a_in_b == b_in_a:
+        return None
+    held, holder, to_holder, which = (a, b, ab, 1) if a_in_b else (b, a, ba, 0)
+    seam = seam_difference(held, holder, to_holder[:2])
+    return which if seam is not None and seam > SEAM else None
+
+
+def seam_difference(held: np.ndarray, holder: np.ndarray, to_holder: np.ndarray) -> float | None:
+    """The median over the held picture's edges that lie inside the holder (at least `EDGES`) of
+    how much more its pixels change across the edge than within it: the median difference along
+    the edge between its pixels at the edge and the holder's `GAP` pixels beyond it, over that
+    between its pixels at the edge and its own `GAP` pixels inside (plus `CHANGE`); None with fewer
+    such edges. The medians ignore the few points where a crop cuts along a stroke."""
+    h, w = held.shape[:2]
+    t = np.linspace(0.05, 0.95, SAMPLES)
+    edges = ((np.c_[t * (w - 1), np.zeros(SAMPLES)], (0.0, 1.0)), (np.c_[t * (w - 1), np.full(SAMPLES, h - 1.0)], (0.0, -1.0)),
+             (np.c_[np.zeros(SAMPLES), t * (h - 1)], (1.0, 0.0)), (np.c_[np.full(SAMPLES, w - 1.0), t * (h - 1)], (-1.0, 0.0)))
+    found = []
+    for base, normal in edges:
+        beyond = _mapped(to_holder, base - np.asarray(normal) * GAP)
+        inside = ((beyond[:, 0] >= INSIDE) & (beyond[:, 0] <= holder.shape[1] - 1 - INSIDE)
+                  & (beyond[:, 1] >= INSIDE) & (beyond[:, 1] <= holder.shape[0] - 1 - INSIDE))
+        if inside.mean() < 0.5:
+            continue  # this edge is the holder's own edge too
+        edge = _read(held, base[inside] + np.asarray(normal) * 0.5)
+        across = np.median(np.abs(edge - _read(holder, beyond[inside])).mean(axis=1))
+        within = np.median(np.abs(edge - _read(held, base[inside] + np.asarray(normal) * (0.5 + GAP + 0.5))).mean(axis=1))
+        found.append(float(across / (within + CHANGE)))
+    return float(np.median(found)) if len(found) >= EDGES else None
+
+
+def _mapped(to: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ to[:, :2].T + to[:, 2]
+
+
+def _read(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The pixels of `rgb` at (x, y) `points`, bilinearly; (n, 3) float32."""
+    x = np.ascontiguousarray(points[:, 0], np.float32).reshape(1, -1)
+    y = np.ascontiguousarray(points[:, 1], np.float32).reshape(1, -1)
+    return cv2.remap(rgb, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3).astype(np.float32)
