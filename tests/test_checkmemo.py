@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -234,10 +235,15 @@ def test_pairs_against_pictures_the_catalog_lost_are_dropped(uploads, index_copy
     assert asked < counted["matched"]
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_a_memo_saved_chunk_by_chunk_is_the_whole_merge(tmp_path, monkeypatch, seed):
+    """Whether the run's entries stay in memory or go to run files, and however the keys are cut
+    into ranges, the table saved is the whole merge: the first entry made of each key, and the
+    older ones whose pictures are present and that were not made again."""
     rng = np.random.default_rng(seed)
-    monkeypatch.setattr(checkmemo, "CHUNK", int(rng.integers(1, 9)))
+    dtype = checkmemo.TABLES["matches.npy"]
+    monkeypatch.setattr(checkmemo, "CHUNK_BYTES", dtype.itemsize * int(rng.integers(1, 9)))
+    monkeypatch.setattr(checkmemo, "SPILL_BYTES", dtype.itemsize * int(rng.integers(1, 30)))
     dtype = checkmemo.TABLES["matches.npy"]
 
     def entries(keys):
@@ -246,18 +252,36 @@ def test_a_memo_saved_chunk_by_chunk_is_the_whole_merge(tmp_path, monkeypatch, s
         t["inliers"] = rng.integers(0, 100, len(keys))
         return t
 
-    pool = rng.choice(1 << 40, 60, replace=False).astype(np.uint64)
+    pool = (rng.choice(1 << 40, 60, replace=False).astype(np.uint64) << np.uint64(24)) | np.uint64(1)  # over all 64 bits
     old = entries(np.sort(rng.choice(pool, int(rng.integers(0, 40)), replace=False)))
-    made = entries(rng.choice(pool, int(rng.integers(0, 20)), replace=False))
+    made = entries(rng.choice(pool, int(rng.integers(0, 30))))  # a key may be made twice: the first counts
     present_a, present_b = np.sort(rng.choice(12, 9, replace=False)), np.sort(rng.choice(12, 10, replace=False))
     path = tmp_path / "matches.npy"
     checkmemo._write(path, old)
     table = checkmemo._Table(path, dtype, usable=True)
-    table.made.append(made)
+    for piece in np.array_split(made, int(rng.integers(1, 5))):
+        fields = {name: piece[name] for name in dtype.names if name not in ("key", "a", "b")}
+        table.add(piece["key"], piece["a"], piece["b"], **fields)
+    spilled = table._spill
     table.save(present_a.astype(np.uint32), present_b.astype(np.uint32))
+    first = made[np.unique(made["key"], return_index=True)[1]]
     alive = old[np.isin(old["a"], present_a) & np.isin(old["b"], present_b) & ~np.isin(old["key"], made["key"])]
-    whole = np.concatenate([made, alive])
+    whole = np.concatenate([first, alive])
     whole = whole[np.argsort(whole["key"])]
     saved = np.load(path)
     assert saved.dtype == dtype and np.array_equal(saved, whole)
     assert len(checkmemo._load(path, dtype)) == len(whole)  # sorted, one entry a key
+    assert spilled is None or not spilled.exists()  # the run files are gone
+    assert [p.name for p in tmp_path.iterdir()] == ["matches.npy"]
+
+
+def test_saving_deletes_the_run_files_of_runs_that_ended_without_saving_only(tmp_path):
+    dtype = checkmemo.TABLES["matches.npy"]
+    dead, alive = tmp_path / f"{checkmemo.SPILLED}999999999-x", tmp_path / f"{checkmemo.SPILLED}{os.getpid()}-y"
+    for spill in (dead, alive):
+        spill.mkdir()
+        (spill / "0.npy").write_bytes(b"")
+    table = checkmemo._Table(tmp_path / "matches.npy", dtype, usable=True)
+    table.add(np.array([5], np.uint64), np.array([1], np.uint32), np.array([2], np.uint32))
+    table.save(np.array([1, 2], np.uint32), np.array([1, 2], np.uint32))
+    assert not dead.exists() and alive.exists()
