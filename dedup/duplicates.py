@@ -90,7 +90,8 @@ def find_duplicates(
                              match=memo.matcher(engine.matcher() if engine is not None else partial(match_pairs, store=store)),
                              tell=(nested := NestedMaps(memo.teller(told_apart))), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
-    pages, shown = composites(kept, nested.maps, index.picture)  # a picture pasted onto a busier one, or padded
+    frames = (index.rows.height, index.rows.width)
+    pages, shown = composites(kept, nested.maps, index.picture, threads, frames)  # a picture pasted onto a busier one, or padded
     if pasted and isinstance(policy, CheckedPolicy):
         inside = _pasted(index, index, policy, pairs, memo, store, threads, on_progress)
         if inside is not None:
@@ -193,7 +194,7 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
                              through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
     on_progress("windows", len(index), len(index))
-    return kept, decision.verified, composites(kept, nested.maps, index.picture)
+    return kept, decision.verified, composites(kept, nested.maps, index.picture, workers, (index.rows.height, index.rows.width))
 
 
 def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,

@@ -17,6 +17,7 @@ transparency, whose white backdrop the busier picture replaces.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -54,24 +55,40 @@ class NestedMaps:
         return self._tell(i, j, maps, pictures, workers)
 
 
-def composites(pairs: Pairs, maps: Mapping[tuple[int, int], np.ndarray], pictures: Pictures) -> tuple[np.ndarray, np.ndarray]:
+def composites(pairs: Pairs, maps: Mapping[tuple[int, int], np.ndarray], pictures: Pictures, workers: int = 2,
+               frames: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Of `pairs` (rows whose check pictures are `pictures(row)`, `maps[(i, j)]` the keypoint map
     from picture i to picture j), those where one picture is a composite the other was pasted
-    onto (`composite`): the composites' rows, and the rows whose pictures they show. A pair
-    without a map, or with a picture that cannot be had, is neither."""
-    pages, shown = [], []
-    for i, j in zip(pairs.i.tolist(), pairs.j.tolist()):
-        to_j = maps.get((i, j))
-        if to_j is None:
-            continue
+    onto (`composite`), looked at on `workers` threads: the composites' rows, and the rows whose
+    pictures they show. A pair without a map, or with a picture that cannot be had, is neither.
+    With `frames` (every row's height and width), only the pairs whose frames nest by them are
+    looked at."""
+    looked = [(i, j, maps[i, j]) for i, j in zip(pairs.i.tolist(), pairs.j.tolist())
+              if (i, j) in maps and (frames is None or _nested(maps[i, j], *(tuple(int(f[r]) for f in frames) for r in (i, j))))]
+
+    def which(pair: tuple[int, int, np.ndarray]) -> int | None:
+        i, j, to_j = pair
         try:
-            which = composite(rgb_of(pictures(i)), rgb_of(pictures(j)), to_j)
+            return composite(rgb_of(pictures(i)), rgb_of(pictures(j)), to_j)
         except (ImageSkip, cv2.error, *DECODE_ERRORS):
-            continue
-        if which is not None:
-            pages.append((i, j)[which])
-            shown.append((j, i)[which])
-    return np.array(pages, np.int64), np.array(shown, np.int64)
+            return None
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="seams") as pool:
+        found = [(i, j, w) for (i, j, _), w in zip(looked, pool.map(which, looked)) if w is not None]
+    return (np.array([(i, j)[w] for i, j, w in found], np.int64).reshape(-1),
+            np.array([(j, i)[w] for i, j, w in found], np.int64).reshape(-1))
+
+
+def _nested(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether by `to_b` exactly one of pictures of (h, w) `a` and `b` has its frame inside the other's."""
+    if not np.isfinite(to_b).all() or min(*a, *b) <= 0:
+        return False
+    ab = in_pixels(to_b, a, b)
+    try:
+        ba = np.linalg.inv(ab)
+    except np.linalg.LinAlgError:
+        return False
+    return _frame_inside(ab[:2], a, b) != _frame_inside(ba[:2], b, a)
 
 
 def _frame_inside(to_holder: np.ndarray, held: tuple[int, int], holder: tuple[int, int]) -> bool:
