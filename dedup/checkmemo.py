@@ -3,8 +3,9 @@ find-duplicates or review on the same index matches keypoints and looks for a di
 only for pairs it has not seen (new files, another threshold).
 
 What is kept for a pair depends only on its two check pictures and on the check's code and
-settings: its keypoint matches at each size they were taken (`dedup.keypoints.Matches`), and
-whether `dedup.details` tells the two apart. The verdict is not kept, since it also depends on
+settings: its keypoint matches at each size they were taken (`dedup.keypoints.Matches`),
+whether `dedup.details` tells the two apart, and which of the two is a composite the other was
+pasted onto (`dedup.seams`). The verdict is not kept, since it also depends on
 the rest of the catalog (background distances, pairs told apart through a copy), and the pairs
 a run rules out unmatched (`dedup.keypoints.RULED_OUT`) are ruled out again, so a run gives what
 it would give without the memo. An entry's key hashes both pictures' content hashes (in the
@@ -41,6 +42,7 @@ from dedup.keypoints import RULED_OUT, Matcher, Matches, Pictures
 from dedup.pairs import Pairs
 from dedup.parts import PartFinder
 from dedup.policy import SECOND_SET
+from dedup.seams import Judge
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,11 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
     "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
+    "composite.npy": np.dtype(_PAIR + [("which", "i1")]),  # which picture is a composite the other was pasted onto (`dedup.seams`)
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
-           "dedup.windows")  # the code an entry comes from, and how it is keyed
+           "dedup.windows", "dedup.seams")  # the code an entry comes from, and how it is keyed
 CHUNK_BYTES = 1 << 25  # entries merged at a time when the memo is saved (about; 32 MB)
 SPILL_BYTES = 1 << 26  # a table's entries made by a run held in memory before they are written to a run file
 SPILLED = ".spill-"  # in a memo folder: the run files of a run that has not saved yet (process id, then a suffix)
@@ -332,6 +335,24 @@ class PairChecks:
                 found = np.asarray(tell(np.asarray(i)[todo], np.asarray(j)[todo], maps[todo], pictures, workers), bool)
                 out[todo] = found
                 apart.add(keys[todo], a[todo], b[todo], apart=found)
+            return out
+
+        return remembered
+
+    def judge(self, which: Judge) -> Judge:
+        """`which` (`dedup.seams.which_composite`) for the pairs without an entry; entries for the rest."""
+
+        def remembered(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+            table = self.tables["composite.npy"]
+            keys, a, b = self._keys(i, j, "composite")
+            hit, entries = table.find(keys)
+            out = np.full(len(keys), -1, np.int8)
+            out[hit] = entries["which"]
+            todo = np.flatnonzero(~hit)
+            if len(todo):
+                found = np.asarray(which(np.asarray(i)[todo], np.asarray(j)[todo], maps[todo], pictures, workers), np.int8)
+                out[todo] = found
+                table.add(keys[todo], a[todo], b[todo], which=found)
             return out
 
         return remembered

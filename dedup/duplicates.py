@@ -24,7 +24,7 @@ from dedup.parts import Parts, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
-from dedup.seams import NestedMaps, composites
+from dedup.seams import NestedMaps, composites, which_composite
 from dedup.store import Rows
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_pairs, window_vectors
 
@@ -91,7 +91,7 @@ def find_duplicates(
                              tell=(nested := NestedMaps(memo.teller(told_apart))), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
     frames = (index.rows.height, index.rows.width)
-    pages, shown = composites(kept, nested.maps, index.picture, threads, frames)  # a picture pasted onto a busier one, or padded
+    pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
     if pasted and isinstance(policy, CheckedPolicy):
         inside = _pasted(index, index, policy, pairs, memo, store, threads, on_progress)
         if inside is not None:
@@ -194,7 +194,8 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
                              through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
     on_progress("windows", len(index), len(index))
-    return kept, decision.verified, composites(kept, nested.maps, index.picture, workers, (index.rows.height, index.rows.width))
+    return kept, decision.verified, composites(kept, nested.maps, index.picture, workers, (index.rows.height, index.rows.width),
+                                               memo.judge(which_composite))
 
 
 def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,

@@ -16,7 +16,7 @@ transparency, whose white backdrop the busier picture replaces.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -55,28 +55,41 @@ class NestedMaps:
         return self._tell(i, j, maps, pictures, workers)
 
 
+Judge = Callable[[np.ndarray, np.ndarray, np.ndarray, Pictures, int], np.ndarray]  # `which_composite`'s signature
+
+
 def composites(pairs: Pairs, maps: Mapping[tuple[int, int], np.ndarray], pictures: Pictures, workers: int = 2,
-               frames: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               frames: tuple[np.ndarray, np.ndarray] | None = None, judge: Judge | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Of `pairs` (rows whose check pictures are `pictures(row)`, `maps[(i, j)]` the keypoint map
     from picture i to picture j), those where one picture is a composite the other was pasted
-    onto (`composite`), looked at on `workers` threads: the composites' rows, and the rows whose
-    pictures they show. A pair without a map, or with a picture that cannot be had, is neither.
-    With `frames` (every row's height and width), only the pairs whose frames nest by them are
-    looked at."""
-    looked = [(i, j, maps[i, j]) for i, j in zip(pairs.i.tolist(), pairs.j.tolist())
+    onto, by `judge` (default `which_composite`; `dedup.checkmemo.PairChecks.judge` remembers its
+    answers): the composites' rows, and the rows whose pictures they show. A pair without a map is
+    neither. With `frames` (every row's height and width), only the pairs whose frames nest by
+    them are looked at."""
+    looked = [(i, j) for i, j in zip(pairs.i.tolist(), pairs.j.tolist())
               if (i, j) in maps and (frames is None or _nested(maps[i, j], *(tuple(int(f[r]) for f in frames) for r in (i, j))))]
+    if not looked:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i, j = (np.array(side, np.int64) for side in zip(*looked))
+    which = (judge or which_composite)(i, j, np.stack([maps[p] for p in looked]), pictures, workers)
+    on = which >= 0
+    pages, shown = np.where(which == 0, i, j), np.where(which == 0, j, i)
+    return pages[on], shown[on]
 
-    def which(pair: tuple[int, int, np.ndarray]) -> int | None:
-        i, j, to_j = pair
+
+def which_composite(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+    """Per pair (pictures `pictures(i[k])` and `pictures(j[k])`, `maps[k]` the keypoint map from
+    the first to the second): 0 when the first is a composite the second was pasted onto, 1 the
+    other way round, -1 neither (`composite`) or a picture that cannot be had; on `workers` threads."""
+    def which(k: int) -> int:
         try:
-            return composite(rgb_of(pictures(i)), rgb_of(pictures(j)), to_j)
+            found = composite(rgb_of(pictures(int(i[k]))), rgb_of(pictures(int(j[k]))), maps[k])
         except (ImageSkip, cv2.error, *DECODE_ERRORS):
-            return None
+            return -1
+        return -1 if found is None else found
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="seams") as pool:
-        found = [(i, j, w) for (i, j, _), w in zip(looked, pool.map(which, looked)) if w is not None]
-    return (np.array([(i, j)[w] for i, j, w in found], np.int64).reshape(-1),
-            np.array([(j, i)[w] for i, j, w in found], np.int64).reshape(-1))
+        return np.fromiter(pool.map(which, range(len(i))), np.int8, len(i))
 
 
 def _nested(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> bool:

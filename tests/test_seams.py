@@ -83,3 +83,18 @@ def test_find_duplicates_keeps_the_picture_shown_over_the_busier_one_and_the_ori
     assert "scene1.png" in keepers and "scene0.png" in keepers
     assert [m.path for m in keepers["scene1.png"] if m.page] == ["pasted.png"]
     assert not any(m.page for m in keepers["scene0.png"])
+
+
+def test_a_second_run_judges_no_composite_again(cropped_catalog, tmp_path, monkeypatch):  # noqa: F811
+    import shutil
+
+    import dedup.duplicates as duplicates
+
+    _, folder = cropped_catalog
+    copy = shutil.copytree(folder, tmp_path / "idx")
+    shutil.rmtree(copy / "pair-checks", ignore_errors=True)
+    asked, real = [], duplicates.which_composite
+    monkeypatch.setattr(duplicates, "which_composite", lambda i, *rest: asked.append(len(i)) or real(i, *rest))
+    first = duplicates.find_duplicates(copy)
+    looked, asked[:] = sum(asked), []
+    assert looked and duplicates.find_duplicates(copy) == first and sum(asked) == 0
