@@ -17,16 +17,16 @@ from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs
 from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, keep_rank, path_rank
-from dedup.keypoints import KeypointStore, match_pairs
+from dedup.keypoints import KeypointStore, Matcher, match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, among, rows_of, union_pairs
-from dedup.parts import Parts, part_pairs, part_pictures, part_vectors
+from dedup.parts import Looker, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
 from dedup.store import Rows
-from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_pairs, window_vectors
+from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_inputs, window_pairs, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -84,16 +84,18 @@ def find_duplicates(
     pairs = policy.candidates(lambda: index.faiss, vectors, within=True, cells=index.cells,
                               runner=engine.runner() if engine is not None else None, on_progress=lambda d, t: on_progress("searching", d, t))
     memo = PairChecks(index.folder, index.rows.content_hash)
-    store = KeypointStore()  # the pasted pictures' neighbours were mostly looked at by the first pass
+    # the passes share the keypoints they find: the pasted pictures' neighbours were mostly looked at by the first pass
+    match = engine.matcher() if engine is not None else partial(match_pairs, store=KeypointStore())
+    looker = engine.looker() if engine is not None else None
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                              hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
-                             match=memo.matcher(engine.matcher() if engine is not None else partial(match_pairs, store=store)),
+                             match=memo.matcher(match),
                              tell=(nested := NestedMaps(memo.teller(told_apart))), on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
     frames = (index.rows.height, index.rows.width)
     pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
     if pasted and isinstance(policy, CheckedPolicy):
-        inside = _pasted(index, index, policy, pairs, memo, store, threads, on_progress)
+        inside = _pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
         if inside is not None:
             parts, through, checked = inside
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
@@ -101,7 +103,7 @@ def find_duplicates(
             pages, shown = np.concatenate([pages, on]), np.concatenate([shown, of])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
-        through = _windows(index, policy, pairs, memo, store, threads, on_progress)
+        through = _windows(index, policy, pairs, memo, match, threads, on_progress, looker)
         if through is not None:
             found, checked, (onto, pasted_on) = through
             kept = union_pairs(kept, found)
@@ -140,22 +142,24 @@ OWN, PASTED_IN, WINDOW = 0, 1, 2  # how an --against match was found: by the pic
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
-def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
-            store: KeypointStore, workers: int, on_progress: ProgressFn) -> tuple[Parts, Pairs, Verified] | None:
+def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher,
+            workers: int, on_progress: ProgressFn, looker: Looker | None = None) -> tuple[Parts, Pairs, Verified] | None:
     """The pictures pasted into `index`'s pictures (`dedup.parts`, found on the stored check
     pictures; `memo` keeps them), and the pairs (page row, row of `searched`, the part's distance)
     the check confirms between such a picture and `searched`'s pictures, which may be `index`'s
     own, other than the pairs `known` (with what the check did on them). The check compares the
     pasted picture, cut out of the page, and needs agreeing keypoints whatever the distance; what
-    it finds is kept in `index`'s folder, and the keypoints it finds in `store` (shared with the
-    run's first pass). None without the model that built the index (logged)."""
+    it finds is kept in `index`'s folder; `match` finds the keypoints (sharing the run's first
+    pass's), `looker` (another engine's, else this machine's threads) embeds the pasted pictures.
+    None without the model that built the index (logged)."""
     try:
         model = model_for_index(index.manifest, images=max(1, len(index) // PAGES))
     except ModelError as exc:
         log.warning("pictures pasted into others not looked for: %s", exc)
         return None
     on_progress("pasted", 0, len(index))
-    find = memo.parts(part_vectors, model.identity, model.config.embedding_dim)
+    find = memo.parts(part_vectors if looker is None else finder_on(looker, part_inputs, model), model.identity,
+                      model.config.embedding_dim)
     rows, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
     within = searched is index
     near = part_pairs(searched.faiss, rows, vectors, policy.threshold, known, within=within)
@@ -163,7 +167,7 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
                         place=PASTED if within else f"{AGAINST}/{PASTED}")
     decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
                              background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
-                             match=checks.matcher(partial(match_pairs, store=store)), tell=checks.teller(told_apart),
+                             match=checks.matcher(match), tell=checks.teller(told_apart),
                              through_part=np.ones(len(near), bool))
     checks.save()
     kept = near[decision.keep]
@@ -171,26 +175,27 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
     return Parts(rows, vectors), Pairs(rows[kept.i], kept.j, kept.d), decision.verified
 
 
-def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, store: KeypointStore,
-             workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified, tuple[np.ndarray, np.ndarray]] | None:
+def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
+             on_progress: ProgressFn, looker: Looker | None = None) -> tuple[Pairs, Verified, tuple[np.ndarray, np.ndarray]] | None:
     """The pairs of `index`'s pictures found through a window of one of them (`dedup.windows`: a
     heavy crop of a picture, or a picture pasted onto a busier one) that the check confirms, other
     than the pairs `known`, with what the check did on them, and of those pairs the composites
     and the rows whose pictures they show (`dedup.seams.composites`). The check compares the two
-    whole pictures and needs agreeing keypoints whatever the distance; its answers are kept in
-    `memo` and the keypoints in `store`, both shared with the run's other passes. None without
-    the model that built the index (logged)."""
+    whole pictures and needs agreeing keypoints (`match`) whatever the distance; its answers are
+    kept in `memo`, shared with the run's other passes. `looker` (another engine's, else this
+    machine's threads) embeds the windows. None without the model that built the index (logged)."""
     model = _window_model(index, len(index))
     if model is None:
         return None
-    find = memo.parts(window_vectors, model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
+    find = memo.parts(window_vectors if looker is None else finder_on(looker, window_inputs, model), model.identity,
+                      model.config.embedding_dim, KIND, len(WINDOWS))
     reach = min(policy.threshold, REACH)
     near = each_once([window_pairs(index.faiss, *block, reach, known)
                       for block in _window_blocks(index, find, model, workers, on_progress)], known)
     nested = NestedMaps(memo.teller(told_apart))
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
-                             match=memo.matcher(partial(match_pairs, store=store)), tell=nested,
+                             match=memo.matcher(match), tell=nested,
                              through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
     on_progress("windows", len(index), len(index))
@@ -199,10 +204,10 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
 
 
 def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
-                     store: KeypointStore, workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified] | None:
+                     match: Matcher, workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified] | None:
     """The pairs (row of `mine`, row of `theirs`) found through a window of either picture
-    (`dedup.windows`) that the check confirms, other than the pairs `known`, with what the check
-    did on them. `memo` (`mine`'s, of pairs with `theirs`) keeps the answers and `mine`'s windows.
+    (`dedup.windows`) that the check confirms (keypoints by `match`), other than the pairs `known`,
+    with what the check did on them. `memo` (`mine`'s, of pairs with `theirs`) keeps the answers and `mine`'s windows.
     `theirs`' windows are also kept in `mine`'s folder (the catalog's index is not written), taken
     from the catalog's own memo where its find-duplicates kept them, so they are embedded at most
     once. None without the model that built the indexes (logged)."""
@@ -226,7 +231,7 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
     near = each_once(found, known)
     decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
                              background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
-                             match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
+                             match=memo.matcher(match), tell=memo.teller(told_apart),
                              through_part=np.ones(len(near), bool))
     on_progress("windows", len(mine) + len(theirs), len(mine) + len(theirs))
     return near[decision.keep], decision.verified
@@ -374,16 +379,16 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
-    store = KeypointStore()
+    match = partial(match_pairs, store=KeypointStore())  # the passes share the keypoints they find
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
                              hashes=(mine.rows.content_hash, theirs.rows.content_hash),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
-                             match=memo.matcher(partial(match_pairs, store=store)), tell=memo.teller(told_apart),
+                             match=memo.matcher(match), tell=memo.teller(told_apart),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
     inside = np.full(len(pairs), OWN)
     if pasted and isinstance(policy, CheckedPolicy):
-        found = _pasted(mine, theirs, policy, known, memo, store, threads, on_progress)
+        found = _pasted(mine, theirs, policy, known, memo, match, threads, on_progress)
         if found is not None:
             _, through, checked = found
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
@@ -391,7 +396,7 @@ def find_against(
             inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
             verified = _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
-        found = _windows_against(mine, theirs, policy, known, memo, store, threads, on_progress)
+        found = _windows_against(mine, theirs, policy, known, memo, match, threads, on_progress)
         if found is not None:
             through, checked = found
             new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look

@@ -16,6 +16,7 @@ from dedup.selfjoin import Runner
 if TYPE_CHECKING:
     from dedup.keypoints import Matcher
     from dedup.model import Model
+    from dedup.parts import Looker
 
 ENGINES = ("local", "ray")
 EngineName = Literal["local", "ray"]
@@ -35,6 +36,10 @@ class Engine(Protocol):
 
     def matcher(self) -> Matcher:
         """Counts the pair check's agreeing keypoints (`dedup.keypoints.match_pairs`' signature)."""
+
+    def looker(self) -> Looker:
+        """Embeds what the encoder looks at again in check pictures: their windows, a picture pasted
+        into them (`dedup.parts.Looker`)."""
 
 
 def engine_for(name: EngineName = "local", address: str | None = None) -> Engine | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import cv2
 import numpy as np
@@ -48,6 +48,8 @@ NEIGHBOURS = 8  # a pasted picture is paired with this many nearest pictures (it
 
 Embed = Callable[[np.ndarray], np.ndarray]  # (n, size, size, 3) uint8 → (n, dim) unit vectors
 PartFinder = Callable[..., "tuple[np.ndarray, np.ndarray]"]  # `part_vectors`' signature: (pictures, rows, embed, size, framing, workers)
+Inputs = Callable[[bytes, int, Framing], "list[np.ndarray]"]  # a check picture's encoder inputs: `part_inputs`' signature
+Looker = Callable[..., "tuple[np.ndarray, np.ndarray]"]  # (look: picture → inputs, pictures, rows, model) → rows, vectors
 
 
 def part_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -132,15 +134,27 @@ def part_input(picture: bytes, size: int, framing: Framing) -> np.ndarray | None
     return None if part is None else to_input(part, size, framing)
 
 
+def part_inputs(picture: bytes, size: int, framing: Framing) -> list[np.ndarray]:
+    """`part_input` as a list: none, or the part's."""
+    part = part_input(picture, size, framing)
+    return [] if part is None else [part]
+
+
 def part_vectors(pictures: Pictures, rows: Sequence[int], embed: Embed, size: int, framing: Framing,
                  workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """The rows among `rows` whose check picture `pictures(row)` has a part, and the parts'
     vectors (`embed` of their inputs). A picture that cannot be had has none."""
-    def look(row: int) -> list[np.ndarray]:
-        part = part_input(pictures(row), size, framing)
-        return [] if part is None else [part]
+    return looked_vectors(rows, lambda row: part_inputs(pictures(row), size, framing), embed, workers)
 
-    return looked_vectors(rows, look, embed, workers)
+
+def finder_on(looker: Looker, inputs: Inputs, model: object) -> PartFinder:
+    """A finder with `part_vectors`' signature whose pictures `looker` looks at (on another
+    engine: `dedup.onray.looking`): `inputs` makes a picture's encoder inputs, `model` embeds them."""
+    def find(pictures: Pictures, rows: Sequence[int], embed: Embed, size: int, framing: Framing,
+             workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        return looker(partial(inputs, size=size, framing=framing), pictures, rows, model)
+
+    return find
 
 
 def looked_vectors(rows: Sequence[int], look: Callable[[int], list[np.ndarray]], embed: Embed,

@@ -190,3 +190,33 @@ def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, 
     # each task is given its chunk's share of the test for pairs not worth matching
     assert (decisions[0].inliers == RULED_OUT).any() and decisions[1].inliers.tolist() == decisions[0].inliers.tolist()
     assert [(g.keep, g.members) for g in on_ray.groups] == [(g.keep, g.members) for g in local.groups]
+
+
+def test_windows_and_pasted_pictures_looked_at_on_ray_give_the_local_sets(local_ray, tmp_path, monkeypatch):
+    from tests.test_windows import textured
+
+    from dedup.augment import busy_backdrop
+    from dedup.model import load_model
+
+    monkeypatch.setattr("dedup.onray.looking.CHUNK_ROWS", 4)  # several Ray tasks
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    for k in range(8):
+        textured(300 + k).save(catalog / f"scene{k}.png")
+    textured(300).crop((50, 40, 240, 175)).save(catalog / "crop.png")
+    backdrop = busy_backdrop((400, 300), np.random.default_rng(4))
+    backdrop.alpha_composite(textured(301).resize((224, 168)).convert("RGBA"), (120, 90))
+    backdrop.convert("RGB").save(catalog / "pasted.png")
+    index_catalog(catalog, tmp_path / "local", load_model())
+    shutil.copytree(tmp_path / "local", tmp_path / "ray")
+    looked = []
+    from dedup.onray import looking
+
+    real = looking.ray_looker
+    monkeypatch.setattr(looking, "ray_looker", lambda ray, chunk=None: (lambda *a: looked.append(len(a[2])) or real(ray, chunk)(*a)))
+    local = find_duplicates(tmp_path / "local")
+    on_ray = find_duplicates(tmp_path / "ray", engine=RayEngine())
+    assert looked and sum(looked) == 2 * 10  # every picture looked at for a pasted picture and through windows, on Ray
+    assert {frozenset(m.path for m in g.members) for g in local.groups} >= {frozenset({"scene0.png", "crop.png"}),
+                                                                             frozenset({"scene1.png", "pasted.png"})}
+    assert [(g.keep, g.members) for g in on_ray.groups] == [(g.keep, g.members) for g in local.groups]

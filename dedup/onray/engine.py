@@ -43,3 +43,14 @@ class RayEngine:
             return ray_matcher(connect(self.address))(*args, **kwargs)
 
         return match
+
+    def looker(self):
+        """The encoder's second looks at check pictures (`dedup.onray.looking.ray_looker`); Ray is
+        joined when it first runs."""
+
+        def look(*args):
+            from dedup.onray.looking import ray_looker
+
+            return ray_looker(connect(self.address))(*args)
+
+        return look
