@@ -16,7 +16,7 @@ from dedup.details import told_apart
 from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
 from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
-from dedup.keep import KeepPolicy, keep_rank, path_rank
+from dedup.keep import KeepPolicy, keep_rank, keep_tiers, path_rank
 from dedup.keypoints import KeypointStore, Matcher, match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, among, rows_of, union_pairs
@@ -123,7 +123,8 @@ def find_duplicates(
     rank = keep_rank(rows, keep, by_path, last=np.isin(ids, pages))
     sets = group_pairs(len(ids), kept, rank, linkage or policy.linkage)
     groups = describe_groups(sets, involved, rows, rank, by_path,
-                             _pages(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)))
+                             _pages(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
+                             keep_tiers(rows, keep, by_path, np.isin(ids, pages)))
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:
@@ -267,6 +268,8 @@ def _sum(a: Verified | None, b: Verified | None) -> Verified | None:
 
 
 SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once
+MEDOID_GROUP = 256  # groups up to this size find their most central member from every pairwise distance
+CENTRE_DECIMALS = 4  # distances compared for the most central member, to this many decimals
 GROUP_BLOCK = 65_536  # members described at once (their float64 vectors: 32 MB)
 
 
@@ -284,7 +287,7 @@ def _pages(sets: list[np.ndarray], n: int, pages: np.ndarray, shown: np.ndarray)
 
 
 def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-                    by_path: np.ndarray | None = None, pages: np.ndarray | None = None) -> list[Group]:
+                    by_path: np.ndarray | None = None, pages: np.ndarray | None = None, tiers: np.ndarray | None = None) -> list[Group]:
     """Each group (ids into `rows`, `vectors` and `rank`) with its keeper (lowest rank), members
     keeper first, then by distance to the keeper and path (`by_path`: `dedup.keep.path_rank`,
     computed when not given), and its diameter; `GROUP_BLOCK` members at a time. `pages` (per id,
@@ -295,20 +298,23 @@ def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, r
     for end, members in enumerate(groups, 1):
         held += len(members)
         if held >= GROUP_BLOCK or end == len(groups):
-            out += _describe(groups[start:end], vectors, rows, rank, by_path, pages)
+            out += _describe(groups[start:end], vectors, rows, rank, by_path, pages, tiers)
             start, held = end, 0
     return out
 
 
 def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-              by_path: np.ndarray, pages: np.ndarray | None = None) -> list[Group]:
+              by_path: np.ndarray, pages: np.ndarray | None = None, tiers: np.ndarray | None = None) -> list[Group]:
     sizes = np.fromiter(map(len, groups), np.int64, len(groups))
     starts = np.zeros(len(groups), np.int64)
     np.cumsum(sizes[:-1], out=starts[1:])
     ids = np.concatenate(groups).astype(np.int64)
     gid = np.repeat(np.arange(len(groups)), sizes)
-    keeper = ids[np.lexsort((rank[ids], gid))[starts]]
     emb = vectors[ids].astype(np.float64)
+    if tiers is None:
+        keeper = ids[np.lexsort((rank[ids], gid))[starts]]
+    else:  # among the members the policy ranks alike, the most central one: the copies were most likely made from it
+        keeper = ids[np.lexsort((rank[ids], _off_centre(emb, sizes, starts), tiers[ids], gid))[starts]]
     to_keeper = np.sqrt(np.maximum(((emb - vectors[keeper].astype(np.float64)[gid]) ** 2).sum(axis=1), 0.0))
     order = np.lexsort((by_path[ids], to_keeper, ids != keeper[gid], gid))
     hashes = rows.content_hash[ids]
@@ -320,6 +326,28 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     members = [Member(p, d, bool(f)) for p, d, f in zip(paths, distances, page.tolist())]
     return [Group(keep=str(rows.path[k]), max_distance=round(w, 6), exact=bool(e), members=tuple(members[a : a + n]))
             for k, w, e, a, n in zip(keeper.tolist(), widths.tolist(), exact.tolist(), starts.tolist(), sizes.tolist())]
+
+
+def _off_centre(emb: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per member (rows `starts[g]:starts[g] + sizes[g]` of `emb` for group g), how far it is from
+    the rest of its group: the sum of its distances to the other members (up to `MEDOID_GROUP`
+    members; beyond, its distance to their mean), rounded to `CENTRE_DECIMALS` so that the two
+    members of a pair tie."""
+    out = np.zeros(len(emb))
+    for k in np.unique(sizes).tolist():
+        which = np.flatnonzero(sizes == k)
+        if k > MEDOID_GROUP:
+            for g in which.tolist():
+                group = emb[starts[g] : starts[g] + k]
+                out[starts[g] : starts[g] + k] = np.sqrt(((group - group.mean(axis=0)) ** 2).sum(axis=1))
+            continue
+        step = max(1, GROUP_BLOCK // (k * k))
+        for s in range(0, len(which), step):
+            part = which[s : s + step]
+            at = starts[part][:, None] + np.arange(k)
+            block = emb[at]  # (groups, k, dim)
+            out[at] = np.sqrt(((block[:, :, None] - block[:, None]) ** 2).sum(axis=3)).sum(axis=2)
+    return np.round(out, CENTRE_DECIMALS)
 
 
 def _diameters(emb: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:

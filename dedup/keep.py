@@ -27,13 +27,31 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray
     Ties are broken by resolution, then file size (both larger first), then path (`path_order`:
     `path_rank(rows)`, computed when not given). Rows marked in `last` (pages and composites that
     hold another image pasted into them: a screenshot is not kept over the picture it shows) rank
-    after all others.
+    after all others. Within a duplicate set, find-duplicates puts the most central of the images
+    that `keep_tiers` ranks alike before these tie-breaks.
     """
-    if policy not in KEEP_POLICIES:
-        raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")
     pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
     size = rows.size.astype(np.int64)
     path_order = path_rank(rows) if path_order is None else path_order
+    order = np.lexsort((path_order, -size, -pixels, *_tier(rows, policy, path_order, last)))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def keep_tiers(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray | None = None,
+               last: np.ndarray | None = None) -> np.ndarray:
+    """Per image, its place under `policy` and `last` alone, before `keep_rank` breaks ties
+    (0 first): images of one tier are equally good keepers by the policy itself."""
+    primary, after = _tier(rows, policy, path_rank(rows) if path_order is None else path_order, last)
+    return np.unique(np.stack([after.astype(np.int64), primary]), axis=1, return_inverse=True)[1].reshape(-1)
+
+
+def _tier(rows: Rows, policy: KeepPolicy, path_order: np.ndarray, last: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's own key per image (lower first), and whether it goes `last`: lexsort keys, the last most significant."""
+    if policy not in KEEP_POLICIES:
+        raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")
+    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
     primary = {
         "largest": -pixels,
         "smallest": pixels,
@@ -42,8 +60,4 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray
         "shortest-path": np.array([len(p) for p in rows.path], dtype=np.int64),
         "first": path_order,
     }[policy]
-    after = np.zeros(len(rows), bool) if last is None else np.asarray(last, bool)
-    order = np.lexsort((path_order, -size, -pixels, primary, after))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank
+    return primary, np.zeros(len(rows), bool) if last is None else np.asarray(last, bool)

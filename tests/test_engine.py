@@ -57,13 +57,32 @@ def test_the_shipped_encoder_finds_planted_copies_and_never_merges_two_scenes(pl
         assert found >= 0.5 * sum(len(t) - 1 for t in truth_sets(truth))
 
 
-def test_keeper_has_the_highest_resolution_then_size_then_path(fake_index):
-    rows = read_rows(fake_index, Manifest.load(fake_index))
-    key = {p: (-int(w) * int(h), -int(s), p) for p, w, h, s in zip(rows.path, rows.width, rows.height, rows.size)}
+def test_keeper_has_the_highest_resolution_then_is_the_most_central_then_size_then_path(fake_index):
+    manifest = Manifest.load(fake_index)
+    rows, vectors = read_rows(fake_index, manifest), read_embeddings(fake_index, manifest).astype(np.float64)
+    row = {p: k for k, p in enumerate(rows.path)}
     report = find_duplicates(fake_index)
     assert report.groups
     for g in report.groups:
-        assert key[g.keep] == min(key[m.path] for m in g.members)
+        members = [row[m.path] for m in g.members]
+        off = {r: round(float(np.linalg.norm(vectors[members] - vectors[r], axis=1).sum()), 4) for r in members}
+        key = {r: (-int(rows.width[r]) * int(rows.height[r]), off[r], -int(rows.size[r]), rows.path[r]) for r in members}
+        assert key[row[g.keep]] == min(key.values())
+
+
+def test_of_members_alike_by_the_policy_the_most_central_is_kept_and_a_pair_falls_back_to_file_size():
+    from dedup.duplicates import describe_groups
+    from dedup.keep import keep_rank, keep_tiers
+    from dedup.store import Rows
+
+    paths = np.array(["z-original.png", "a-noisy.png", "b-blurred.png", "c-smaller.png", "p.png", "q.png"], object)
+    rows = Rows(paths, np.array([100, 300, 90, 500, 10, 20]), np.zeros(6, np.int64), np.array(list("abcdef"), object),
+                np.array([50, 50, 50, 40, 30, 30], np.int32), np.array([50, 50, 50, 40, 30, 30], np.int32))
+    vectors = np.array([[0, 0], [0.3, 0], [-0.25, 0.1], [0.05, 0.02], [0.5, 0.5], [0.6, 0.5]], np.float32)
+    rank = keep_rank(rows)
+    sets = describe_groups([np.array([0, 1, 2, 3]), np.array([4, 5])], vectors, rows, rank, tiers=keep_tiers(rows))
+    assert [g.keep for g in sets] == ["z-original.png", "q.png"]  # the copies' common origin; then the larger file
+    assert [g.keep for g in describe_groups([np.array([0, 1, 2, 3])], vectors, rows, rank)] == ["a-noisy.png"]  # by rank alone
 
 
 def test_manifest_and_shards_agree_with_faiss(fake_index, encoder):

@@ -193,10 +193,9 @@ def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, 
 
 
 def test_windows_and_pasted_pictures_looked_at_on_ray_give_the_local_sets(local_ray, tmp_path, monkeypatch):
-    from tests.test_windows import textured
-
     from dedup.augment import busy_backdrop
     from dedup.model import load_model
+    from tests.test_windows import textured
 
     monkeypatch.setattr("dedup.onray.looking.CHUNK_ROWS", 4)  # several Ray tasks
     catalog = tmp_path / "cat"

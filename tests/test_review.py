@@ -175,12 +175,13 @@ def _changed_box(a: Image.Image, b: Image.Image) -> tuple[float, float, float, f
 def test_the_page_outlines_where_each_member_differs_from_the_keeper(series_index, tmp_path, browser):
     _, idx, items = series_index
     out = tmp_path / "review"
-    result = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(out), "--variants-together", "-q"])
+    result = CliRunner().invoke(cli, ["review", "--index", str(idx), "--out", str(out), "--variants-together", "--keep", "first",
+                                      "-q"])
     assert result.exit_code == 0, result.output
 
     [group] = page_data(out)["sets"]  # the items of one design, with --variants-together
     differs = {m["path"]: m["differs"] for m in group["members"]}
-    assert group["keep"] == "item0.png" and differs["item0.png"] is None  # the largest, then by path
+    assert group["keep"] == "item0.png" and differs["item0.png"] is None  # the first by path
     assert not group["nothing_differs"]
     assert differs["item0_copy.jpg"]["boxes"] == []  # the keeper's own copy differs nowhere
     for path in ("item1.png", "item2.png"):  # another item: its letter is the largest region outlined
