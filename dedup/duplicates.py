@@ -71,7 +71,8 @@ def find_duplicates(
     (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). With the check (and not
     `variants_together`, under which it keeps no maps), a member that shows another pasted into it
     (a page, or a composite: `dedup.seams`) is suggested as the keeper only when no other member
-    can be. Groups are sorted largest
+    can be; among the members `keep` ranks alike, the most central one is (`_off_centre`), before
+    `keep_rank`'s tie-breaks. Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
