@@ -206,26 +206,29 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
 
 
 def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
-                     match: Matcher, workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified] | None:
+                     match: Matcher, workers: int, on_progress: ProgressFn, looker: Looker | None = None
+                     ) -> tuple[Pairs, Verified] | None:
     """The pairs (row of `mine`, row of `theirs`) found through a window of either picture
     (`dedup.windows`) that the check confirms (keypoints by `match`), other than the pairs `known`,
     with what the check did on them. `memo` (`mine`'s, of pairs with `theirs`) keeps the answers and `mine`'s windows.
     `theirs`' windows are also kept in `mine`'s folder (the catalog's index is not written), taken
     from the catalog's own memo where its find-duplicates kept them, so they are embedded at most
-    once. None without the model that built the indexes (logged)."""
+    once, by `looker` (another engine's, else this machine's threads). None without the model that
+    built the indexes (logged)."""
     model = _window_model(mine, len(mine) + len(theirs))
     if model is None:
         return None
     kind = (model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
+    look = window_vectors if looker is None else finder_on(looker, window_inputs, model)
     own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
     catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
                          place=f"{AGAINST}/{CATALOG_WINDOWS}")
     reach, total = min(policy.threshold, REACH), len(mine) + len(theirs)
     # a window of an incoming picture near a catalog picture, and a window of a catalog picture near an incoming one
     found = [near_windows(theirs.faiss, *block, reach)
-             for block in _window_blocks(mine, memo.parts(window_vectors, *kind), model, workers, on_progress, 0, total)]
+             for block in _window_blocks(mine, memo.parts(look, *kind), model, workers, on_progress, 0, total)]
     incoming = build_index(mine.vectors, "Flat", {})
-    for rows, vectors in _window_blocks(theirs, catalog.parts(own.parts(window_vectors, *kind), *kind), model, workers,
+    for rows, vectors in _window_blocks(theirs, catalog.parts(own.parts(look, *kind), *kind), model, workers,
                                         on_progress, len(mine), total):
         near = near_windows(incoming, rows, vectors, reach)
         found.append(Pairs(near.j, near.i, near.d))
@@ -390,6 +393,7 @@ def find_against(
     pasted: bool = True,
     windows: bool = True,
     workers: int | None = None,
+    engine: Engine | None = None,
     on_progress: ProgressFn = silent,
 ) -> AgainstReport:
     """Images of `index` (e.g. incoming uploads) that match images of `against` (the catalog):
@@ -399,7 +403,8 @@ def find_against(
     check, a picture pasted into an incoming one (a screenshot) is also matched by its own vector
     (`dedup.parts`); with `windows` and the check, an incoming image is matched through windows of
     it and of the catalog's pictures (`dedup.windows`: a heavy crop, a picture pasted onto a busier
-    one). The check's work on
+    one). `engine` (e.g. `dedup.onray.RayEngine`) matches keypoints and embeds the pasted pictures
+    and windows; the matches do not depend on it. The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
     pictures (`dedup.checkmemo`)."""
     mine, theirs = as_index(index), as_index(against)
@@ -408,7 +413,8 @@ def find_against(
     policy = index_policy(theirs, threshold, verify, variants_together)
     pairs = policy.candidates(lambda: theirs.faiss, mine.vectors, within=False)
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
-    match = partial(match_pairs, store=KeypointStore())  # the passes share the keypoints they find
+    match = engine.matcher() if engine is not None else partial(match_pairs, store=KeypointStore())  # shared by the passes
+    looker = engine.looker() if engine is not None else None
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
                              hashes=(mine.rows.content_hash, theirs.rows.content_hash),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
@@ -417,7 +423,7 @@ def find_against(
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
     inside = np.full(len(pairs), OWN)
     if pasted and isinstance(policy, CheckedPolicy):
-        found = _pasted(mine, theirs, policy, known, memo, match, threads, on_progress)
+        found = _pasted(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
         if found is not None:
             _, through, checked = found
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
@@ -425,7 +431,7 @@ def find_against(
             inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
             verified = _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
-        found = _windows_against(mine, theirs, policy, known, memo, match, threads, on_progress)
+        found = _windows_against(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
         if found is not None:
             through, checked = found
             new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look

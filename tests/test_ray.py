@@ -219,3 +219,14 @@ def test_windows_and_pasted_pictures_looked_at_on_ray_give_the_local_sets(local_
     assert {frozenset(m.path for m in g.members) for g in local.groups} >= {frozenset({"scene0.png", "crop.png"}),
                                                                              frozenset({"scene1.png", "pasted.png"})}
     assert [(g.keep, g.members) for g in on_ray.groups] == [(g.keep, g.members) for g in local.groups]
+
+    from dedup.duplicates import find_against  # uploads against the catalog: the same matches on Ray
+
+    (tmp_path / "up").mkdir()
+    textured(302).crop((60, 30, 250, 170)).save(tmp_path / "up" / "crop2.png")
+    index_catalog(tmp_path / "up", tmp_path / "up_local", load_model())
+    shutil.copytree(tmp_path / "up_local", tmp_path / "up_ray")
+    looked.clear()
+    expected = find_against(tmp_path / "up_local", tmp_path / "local")
+    assert [n.path for r in expected.results for n in r.neighbors] == ["scene2.png"]
+    assert find_against(tmp_path / "up_ray", tmp_path / "ray", engine=RayEngine()) == expected and looked

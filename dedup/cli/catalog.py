@@ -138,7 +138,7 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
         if against is not None:
             found = find_against(index, as_index(against), threshold, verify=verify, variants_together=variants_together,
                                  nothing_differs=nothing_differs, pasted=pasted, windows=windows, workers=workers,
-                                 on_progress=progress)
+                                 engine=engine_for(engine, address), on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
                                      variants_together=variants_together, nothing_differs=nothing_differs, pasted=pasted,
