@@ -73,6 +73,20 @@ def parts_table(dim: int) -> tuple[str, np.dtype]:
     return f"{PARTS}-{dim}.npy", np.dtype(_PAIR + [("vector", "<f4", (dim,))])
 
 
+def parts_version(folder: Path, dim: int) -> tuple:
+    """What changes when the vectors the memo of the index in `folder` keeps of its pictures
+    (`PairChecks.parts`, for `dim` numbers) change: their files' identities, times and sizes."""
+    version = []
+    for name in (f"{PARTS}.npy", parts_table(dim)[0], STAMP):
+        try:
+            st = (Path(folder) / FOLDER / name).stat()
+        except OSError:
+            version.append(None)
+            continue
+        version.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(version)
+
+
 @cache
 def _code() -> bytes:
     """The source of `MODULES` and the OpenCV version: what an entry is valid for."""

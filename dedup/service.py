@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dedup import manifest
+from dedup.checkmemo import parts_version
 from dedup.config import MAX_K, check_threshold
 from dedup.duplicates import index_policy
 from dedup.errors import DedupError
@@ -64,7 +65,7 @@ class Service:
         self.current = load_generation(self.folder, self.model)
         self._stamp = self._manifest_stamp()
         self._keypoints = KeypointStore()  # by picture content: later queries' neighbours, whatever the generation
-        self._windows: tuple[Index, CatalogWindows | None] | None = None  # a generation's kept windows, once asked for
+        self._windows: tuple[tuple, CatalogWindows | None] | None = None  # the kept windows, by generation and memo version
         self._windows_lock = threading.Lock()
         self._max_batch, self._wait = max_batch, batch_wait_s
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -112,10 +113,11 @@ class Service:
 
     def _catalog_windows(self, gen: Index) -> CatalogWindows | None:
         """The windows find-duplicates kept for generation `gen`'s pictures (`catalog_windows`),
-        read once a generation."""
+        read again only for another generation or once find-duplicates has kept others."""
+        version = (gen.manifest.generation, parts_version(gen.folder, self.model.config.embedding_dim))
         with self._windows_lock:
-            if self._windows is None or self._windows[0] is not gen:
-                self._windows = gen, catalog_windows(gen, self.model)
+            if self._windows is None or self._windows[0] != version:
+                self._windows = version, catalog_windows(gen, self.model)
             return self._windows[1]
 
     def compare(self, a: bytes, b: bytes) -> Comparison:

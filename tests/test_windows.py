@@ -204,7 +204,8 @@ def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_fin
     assert not any(n.window for n in unchecked.neighbors)
 
 
-def test_serve_finds_a_crop_through_the_kept_windows_and_reads_them_once_a_generation(uploads, tmp_path, monkeypatch):
+def test_serve_finds_a_crop_through_the_kept_windows_read_again_only_when_find_duplicates_kept_others(uploads, tmp_path,
+                                                                                                        monkeypatch):
     import shutil
 
     import dedup.service as service
@@ -212,18 +213,19 @@ def test_serve_finds_a_crop_through_the_kept_windows_and_reads_them_once_a_gener
     real = service.catalog_windows
     _, theirs = uploads
     folder = shutil.copytree(theirs, tmp_path / "idx")
-    find_duplicates(folder)
     read = []
     monkeypatch.setattr(service, "catalog_windows", lambda gen, model: read.append(gen) or real(gen, model))
     served = service.Service(folder)
     try:
         data = (theirs.parent / "up" / "crop.png").read_bytes()
+        assert not any(n.window for n in served.query(data, k=3, verify=True))  # no windows kept yet
+        find_duplicates(folder)  # while the service runs
         for _ in range(2):
             assert [(n.path, n.same) for n in served.query(data, k=3, verify=True) if n.window] == [("scene0.png", True)]
         assert not any(n.window for n in served.query(data, k=3))
     finally:
         served.close()
-    assert len(read) == 1
+    assert len(read) == 2
 
 
 def test_owners_near_lists_each_row_once_at_its_nearest_window_and_at_most_k_rows():
