@@ -29,7 +29,7 @@ import tempfile
 import weakref
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -138,6 +138,12 @@ class _Table:
         self._spill: Path | None = None  # the folder of the run files; None until one is written
         self._spilling = True  # False once a run file could not be written: the entries stay in memory
         self._cleanup: weakref.finalize | None = None
+
+    def has(self, keys: np.ndarray) -> np.ndarray:
+        """Which `keys` have an entry in the file."""
+        if not len(self.old) or not len(keys):
+            return np.zeros(len(keys), bool)
+        return self.old["key"][np.minimum(np.searchsorted(self.old["key"], keys), len(self.old) - 1)] == keys
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which `keys` have an entry in the file, and those entries."""
@@ -407,14 +413,29 @@ class PairChecks:
         return remembered
 
     def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
-                     most: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                     most: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """What `parts` of the same finder keeps for all the index's rows, without looking at any
-        picture: the rows (sorted, a row once for each of its vectors) and the vectors. Nothing is
-        written."""
-        _, old_rows, old_vectors = self._stored(self.rows, model, dim, kind, most, size, framing)
-        rows = np.concatenate(old_rows)
-        order = np.argsort(rows, kind="stable")
-        return rows[order], np.concatenate(old_vectors)[order]
+        picture, one slot at a time (so that memory holds one slot's vectors): the rows with a
+        vector in the slot (sorted) and those vectors. Nothing is written."""
+        a = self.rows
+        _, kept = self._parts_tables(dim)
+        whole = self._complete(a, model, dim, kind, most, size, framing)
+        for slot in range(most):
+            stored, known = kept.find(_mix(a[whole[slot]] ^ _salt(kind, slot, model, size, framing)))
+            yield whole[slot][stored], np.asarray(known["vector"], np.float32).reshape(-1, dim)
+
+    def _complete(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
+                  ) -> list[np.ndarray]:
+        """Per slot, the positions in `a` (row keys) of the pictures looked at with all their vectors
+        kept that have a vector in the slot."""
+        looked, kept = self._parts_tables(dim)
+        hit, entries = looked.find(_mix(a ^ _salt(kind, model, size, framing)))
+        counts = np.zeros(len(a), np.int64)
+        counts[hit] = entries["found"]
+        for slot in range(most):
+            had = np.flatnonzero(hit & (counts > slot))
+            hit[had[~kept.has(_mix(a[had] ^ _salt(kind, slot, model, size, framing)))]] = False  # a vector lost since
+        return [np.flatnonzero(hit & (counts > slot)) for slot in range(most)]
 
     def _parts_tables(self, dim: int) -> tuple[_Table, _Table]:
         """The table of the pictures looked at, and that of their `dim`-number vectors."""

@@ -90,11 +90,12 @@ def catalog_windows(index: Index, model: Model | NumpyEncoder) -> CatalogWindows
     (`dedup.checkmemo`), for `model`, the index's; None when it kept none. Nothing is embedded
     or written: pictures find-duplicates has not looked at through windows have none."""
     memo = PairChecks(index.folder, index.rows.content_hash)
-    owners, vectors = memo.stored_parts(model.identity, model.config.embedding_dim, model.config.image_size,
-                                        model.config.framing, KIND, len(WINDOWS))
-    if not len(owners):
-        return None
-    return CatalogWindows(owners, build_index(vectors, WINDOWS_INDEX, {}))
+    found, owners = build_index(np.zeros((0, model.config.embedding_dim), np.float32), WINDOWS_INDEX, {}), []
+    for rows, vectors in memo.stored_parts(model.identity, model.config.embedding_dim, model.config.image_size,
+                                           model.config.framing, KIND, len(WINDOWS)):
+        found.add(vectors)  # a window slot at a time
+        owners.append(rows)
+    return CatalogWindows(np.concatenate(owners), found) if found.ntotal else None
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
