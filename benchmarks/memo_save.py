@@ -9,7 +9,7 @@ from 2^20 rows of which 1,000 have left the index), with `--new` entries made by
 peak is numpy's, as `tracemalloc` sees it. For `--made`, a run adds that many entries of the
 windows' table (64 numbers each) in blocks of 327,680 (the windows of `dedup.windows.BLOCK_ROWS`
 pictures) to an empty memo and saves it, once with the entries spilled beyond
-`checkmemo.SPILL_BYTES` and once held in memory until saved.
+`memotable.SPILL_BYTES` and once held in memory until saved.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup import checkmemo
+from dedup import checkmemo, memotable
+from dedup.atomic import atomic_write
 
 ROWS = 1 << 20
 
@@ -33,23 +34,23 @@ def make(path: Path, entries: int, seed: int = 0) -> None:
     keys = np.unique(rng.integers(0, 1 << 62, entries, dtype=np.uint64))
     table = np.zeros(len(keys), checkmemo.TABLES["matches.npy"])
     table["key"], table["a"], table["b"] = keys, rng.integers(0, ROWS, len(keys)), rng.integers(0, ROWS, len(keys))
-    checkmemo._write(path, table)
+    memotable.write_table(path, table)
 
 
-def whole(table: checkmemo._Table, present: np.ndarray) -> None:
+def whole(table: memotable.Table, present: np.ndarray) -> None:
     """The merge as it was: everything in memory, then one write."""
     made = np.concatenate(table.made)
     old = table.old
     alive = np.isin(old["a"], present) & np.isin(old["b"], present)
     merged = np.concatenate([made, np.asarray(old[alive])])
     merged = merged[np.unique(merged["key"], return_index=True)[1]]
-    checkmemo.atomic_write(table.path, lambda tmp: checkmemo._write(tmp, merged), durable=False)
+    atomic_write(table.path, lambda tmp: memotable.write_table(tmp, merged), durable=False)
 
 
 def save(path: Path, way: str, new: int) -> tuple[float, float]:
     """Seconds and numpy heap peak (MiB) of one save of the table at `path`."""
     dtype = checkmemo.TABLES["matches.npy"]
-    table = checkmemo._Table(path, dtype, usable=True)
+    table = memotable.Table(path, dtype, usable=True)
     made = np.zeros(new, dtype)
     made["key"] = np.random.default_rng(1).integers(0, 1 << 62, new, dtype=np.uint64)
     table.made.append(made)
@@ -68,9 +69,9 @@ def made(folder: Path, way: str, entries: int) -> tuple[float, float]:
     """Seconds and numpy heap peak (MiB) of a run that adds `entries` entries of the windows'
     table in blocks and saves them."""
     if way == "held":
-        checkmemo.SPILL_BYTES = 1 << 62
+        memotable.SPILL_BYTES = 1 << 62
     name, dtype = checkmemo.parts_table(64)
-    table = checkmemo._Table(folder / name, dtype, usable=True)
+    table = memotable.Table(folder / name, dtype, usable=True)
     rng = np.random.default_rng(2)
     tracemalloc.start()
     start = time.perf_counter()

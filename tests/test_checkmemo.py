@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import dedup.duplicates as duplicates
-from dedup import checkmemo
+from dedup import checkmemo, memotable
 from dedup.duplicates import find_duplicates
 from dedup.index import Index
 from dedup.indexdir import index_lock, read_claim
@@ -95,6 +95,7 @@ def test_a_memo_that_cannot_be_written_does_not_stop_the_run(index_copy, monkeyp
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(checkmemo, "atomic_write", refused)
+    monkeypatch.setattr(memotable, "atomic_write", refused)
     with caplog.at_level(logging.WARNING, logger="dedup.checkmemo"):
         report = find_duplicates(index_copy)
     assert report.groups and "not kept" in caplog.text
@@ -242,8 +243,8 @@ def test_a_memo_saved_chunk_by_chunk_is_the_whole_merge(tmp_path, monkeypatch, s
     older ones whose pictures are present and that were not made again."""
     rng = np.random.default_rng(seed)
     dtype = checkmemo.TABLES["matches.npy"]
-    monkeypatch.setattr(checkmemo, "CHUNK_BYTES", dtype.itemsize * int(rng.integers(1, 9)))
-    monkeypatch.setattr(checkmemo, "SPILL_BYTES", dtype.itemsize * int(rng.integers(1, 30)))
+    monkeypatch.setattr(memotable, "CHUNK_BYTES", dtype.itemsize * int(rng.integers(1, 9)))
+    monkeypatch.setattr(memotable, "SPILL_BYTES", dtype.itemsize * int(rng.integers(1, 30)))
     dtype = checkmemo.TABLES["matches.npy"]
 
     def entries(keys):
@@ -257,8 +258,8 @@ def test_a_memo_saved_chunk_by_chunk_is_the_whole_merge(tmp_path, monkeypatch, s
     made = entries(rng.choice(pool, int(rng.integers(0, 30))))  # a key may be made twice: the first counts
     present_a, present_b = np.sort(rng.choice(12, 9, replace=False)), np.sort(rng.choice(12, 10, replace=False))
     path = tmp_path / "matches.npy"
-    checkmemo._write(path, old)
-    table = checkmemo._Table(path, dtype, usable=True)
+    memotable.write_table(path, old)
+    table = memotable.Table(path, dtype, usable=True)
     for piece in np.array_split(made, int(rng.integers(1, 5))):
         fields = {name: piece[name] for name in dtype.names if name not in ("key", "a", "b")}
         table.add(piece["key"], piece["a"], piece["b"], **fields)
@@ -270,18 +271,18 @@ def test_a_memo_saved_chunk_by_chunk_is_the_whole_merge(tmp_path, monkeypatch, s
     whole = whole[np.argsort(whole["key"])]
     saved = np.load(path)
     assert saved.dtype == dtype and np.array_equal(saved, whole)
-    assert len(checkmemo._load(path, dtype)) == len(whole)  # sorted, one entry a key
+    assert len(memotable.load_table(path, dtype)) == len(whole)  # sorted, one entry a key
     assert spilled is None or not spilled.exists()  # the run files are gone
     assert [p.name for p in tmp_path.iterdir()] == ["matches.npy"]
 
 
 def test_saving_deletes_the_run_files_of_runs_that_ended_without_saving_only(tmp_path):
     dtype = checkmemo.TABLES["matches.npy"]
-    dead, alive = tmp_path / f"{checkmemo.SPILLED}999999999-x", tmp_path / f"{checkmemo.SPILLED}{os.getpid()}-y"
+    dead, alive = tmp_path / f"{memotable.SPILLED}999999999-x", tmp_path / f"{memotable.SPILLED}{os.getpid()}-y"
     for spill in (dead, alive):
         spill.mkdir()
         (spill / "0.npy").write_bytes(b"")
-    table = checkmemo._Table(tmp_path / "matches.npy", dtype, usable=True)
+    table = memotable.Table(tmp_path / "matches.npy", dtype, usable=True)
     table.add(np.array([5], np.uint64), np.array([1], np.uint32), np.array([2], np.uint32))
     table.save(np.array([1, 2], np.uint32), np.array([1, 2], np.uint32))
     assert not dead.exists() and alive.exists()
