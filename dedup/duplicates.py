@@ -12,6 +12,7 @@ from dedup import cpus, judgements
 from dedup.ann import build_index
 from dedup.checkmemo import AGAINST, CATALOG_WINDOWS, PASTED, PairChecks
 from dedup.cluster import Linkage, group_pairs
+from dedup.describe import describe_groups, page_members
 from dedup.details import told_apart
 from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
 from dedup.errors import ModelError, UsageError
@@ -23,9 +24,8 @@ from dedup.pairs import Pairs, among, rows_of, union_pairs
 from dedup.parts import Looker, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
-from dedup.results import AgainstReport, DuplicateReport, Group, Member, Neighbor, QueryResult, Verified
+from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
-from dedup.store import Rows
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_inputs, window_pairs, window_vectors
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def find_duplicates(
     (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). With the check (and not
     `variants_together`, under which it keeps no maps), a member that shows another pasted into it
     (a page, or a composite: `dedup.seams`) is suggested as the keeper only when no other member
-    can be; among the members `keep` ranks alike, the most central one is (`_off_centre`), before
+    can be; among the members `keep` ranks alike, the most central one is (`dedup.describe`), before
     `keep_rank`'s tie-breaks. Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
@@ -124,7 +124,7 @@ def find_duplicates(
     rank = keep_rank(rows, keep, by_path, last=np.isin(ids, pages))
     sets = group_pairs(len(ids), kept, rank, linkage or policy.linkage)
     groups = describe_groups(sets, involved, rows, rank, by_path,
-                             _pages(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
+                             page_members(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
                              keep_tiers(rows, keep, by_path, np.isin(ids, pages)))
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
@@ -269,117 +269,6 @@ def _sum(a: Verified | None, b: Verified | None) -> Verified | None:
         return a or b
     return Verified(a.candidates + b.candidates, a.confirmed + b.confirmed, a.unreadable + b.unreadable,
                     a.told_apart + b.told_apart)
-
-
-SMALL_GROUP = 16  # groups up to this size get their diameters from every pairwise difference at once
-MEDOID_GROUP = 256  # groups up to this size find their most central member from every pairwise distance
-CENTRE_DECIMALS = 4  # distances compared for the most central member, to this many decimals
-GROUP_BLOCK = 65_536  # members described at once (their float64 vectors: 32 MB)
-
-
-def _pages(sets: list[np.ndarray], n: int, pages: np.ndarray, shown: np.ndarray) -> np.ndarray:
-    """Per id below `n`: a member of `sets` that holds the picture of another member of its set
-    (`pages[k]` holds `shown[k]`'s)."""
-    which = np.full(n, -1, np.int64)
-    for k, s in enumerate(sets):
-        which[s] = k
-    out = np.zeros(len(which), bool)
-    if len(pages):
-        same = (which[pages] == which[shown]) & (which[pages] >= 0)
-        out[pages[same]] = True
-    return out
-
-
-def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-                    by_path: np.ndarray | None = None, pages: np.ndarray | None = None, tiers: np.ndarray | None = None) -> list[Group]:
-    """Each group (ids into `rows`, `vectors` and `rank`) with its keeper (lowest rank), members
-    keeper first, then by distance to the keeper and path (`by_path`: `dedup.keep.path_rank`,
-    computed when not given), and its diameter; `GROUP_BLOCK` members at a time. `pages` (per id,
-    `_pages`): the members that hold another member's picture (`Member.page`)."""
-    by_path = path_rank(rows) if by_path is None else by_path
-    out: list[Group] = []
-    start, held = 0, 0
-    for end, members in enumerate(groups, 1):
-        held += len(members)
-        if held >= GROUP_BLOCK or end == len(groups):
-            out += _describe(groups[start:end], vectors, rows, rank, by_path, pages, tiers)
-            start, held = end, 0
-    return out
-
-
-def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-              by_path: np.ndarray, pages: np.ndarray | None = None, tiers: np.ndarray | None = None) -> list[Group]:
-    sizes = np.fromiter(map(len, groups), np.int64, len(groups))
-    starts = np.zeros(len(groups), np.int64)
-    np.cumsum(sizes[:-1], out=starts[1:])
-    ids = np.concatenate(groups).astype(np.int64)
-    gid = np.repeat(np.arange(len(groups)), sizes)
-    emb = vectors[ids].astype(np.float64)
-    if tiers is None:
-        keeper = ids[np.lexsort((rank[ids], gid))[starts]]
-    else:  # among the members the policy ranks alike, the most central one: the copies were most likely made from it
-        keeper = ids[np.lexsort((rank[ids], _off_centre(emb, sizes, starts), tiers[ids], gid))[starts]]
-    to_keeper = np.sqrt(np.maximum(((emb - vectors[keeper].astype(np.float64)[gid]) ** 2).sum(axis=1), 0.0))
-    order = np.lexsort((by_path[ids], to_keeper, ids != keeper[gid], gid))
-    hashes = rows.content_hash[ids]
-    exact = np.logical_and.reduceat(hashes == hashes[starts][gid], starts)
-    widths = _diameters(emb, sizes, starts)
-    paths = rows.path[ids[order]].tolist()  # the rows' own str objects, shared by the report
-    distances = [round(d, 6) for d in to_keeper[order].tolist()]
-    page = np.zeros(len(ids), bool) if pages is None or not len(pages) else pages[ids[order]]
-    members = [Member(p, d, bool(f)) for p, d, f in zip(paths, distances, page.tolist())]
-    return [Group(keep=str(rows.path[k]), max_distance=round(w, 6), exact=bool(e), members=tuple(members[a : a + n]))
-            for k, w, e, a, n in zip(keeper.tolist(), widths.tolist(), exact.tolist(), starts.tolist(), sizes.tolist())]
-
-
-def _off_centre(emb: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per member (rows `starts[g]:starts[g] + sizes[g]` of `emb` for group g), how far it is from
-    the rest of its group: the sum of its distances to the other members (up to `MEDOID_GROUP`
-    members; beyond, its distance to their mean), rounded to `CENTRE_DECIMALS` so that the two
-    members of a pair tie."""
-    out = np.zeros(len(emb))
-    for k in np.unique(sizes).tolist():
-        which = np.flatnonzero(sizes == k)
-        if k > MEDOID_GROUP:
-            for g in which.tolist():
-                group = emb[starts[g] : starts[g] + k]
-                out[starts[g] : starts[g] + k] = np.sqrt(((group - group.mean(axis=0)) ** 2).sum(axis=1))
-            continue
-        step = max(1, GROUP_BLOCK // (k * k))
-        for s in range(0, len(which), step):
-            part = which[s : s + step]
-            at = starts[part][:, None] + np.arange(k)
-            block = emb[at]  # (groups, k, dim)
-            out[at] = np.sqrt(((block[:, :, None] - block[:, None]) ** 2).sum(axis=3)).sum(axis=2)
-    return np.round(out, CENTRE_DECIMALS)
-
-
-def _diameters(emb: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per group (rows `starts[g]:starts[g] + sizes[g]` of `emb`), the largest pairwise distance."""
-    out = np.zeros(len(sizes))
-    for k in np.unique(sizes).tolist():
-        which = np.flatnonzero(sizes == k)
-        if k > SMALL_GROUP:
-            for g in which.tolist():
-                out[g] = diameter(emb[starts[g] : starts[g] + k])
-            continue
-        a, b = np.triu_indices(k, 1)
-        step = GROUP_BLOCK // k
-        for s in range(0, len(which), step):
-            part = which[s : s + step]
-            block = emb[starts[part][:, None] + np.arange(k)]  # (groups, k, dim)
-            out[part] = np.sqrt(((block[:, a] - block[:, b]) ** 2).sum(axis=2).max(axis=1))
-    return out
-
-
-def diameter(emb: np.ndarray, block: int = 2048) -> float:
-    """Largest pairwise Euclidean distance among rows, in blocks (no n² matrix at once)."""
-    sq = (emb**2).sum(axis=1)
-    best = 0.0
-    for s in range(0, len(emb), block):
-        d2 = sq[s : s + block, None] + sq[None, :] - 2.0 * emb[s : s + block] @ emb.T
-        best = max(best, float(d2.max()))
-    return float(np.sqrt(max(best, 0.0)))
 
 
 def find_against(

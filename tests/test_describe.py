@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedup.duplicates import describe_groups, diameter
+from dedup.describe import describe_groups, diameter
 from dedup.store import Rows
 
 
@@ -34,7 +34,7 @@ def test_sets_of_every_size_are_described_as_one_by_one(monkeypatch):
     for size in sizes:
         groups.append(np.sort(perm[at : at + size]))
         at += size
-    monkeypatch.setattr("dedup.duplicates.GROUP_BLOCK", 100)  # several blocks of sets
+    monkeypatch.setattr("dedup.describe.GROUP_BLOCK", 100)  # several blocks of sets
     described = describe_groups(groups, vectors, rows, rank)
     assert len(described) == len(groups)
     assert described[0].exact and not described[2].exact  # rows 7, 14, 21, 28 share their bytes

@@ -71,7 +71,7 @@ def test_keeper_has_the_highest_resolution_then_is_the_most_central_then_size_th
 
 
 def test_of_members_alike_by_the_policy_the_most_central_is_kept_and_a_pair_falls_back_to_file_size():
-    from dedup.duplicates import describe_groups
+    from dedup.describe import describe_groups
     from dedup.keep import keep_rank, keep_tiers
     from dedup.store import Rows
 
