@@ -57,6 +57,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     "composite.npy": np.dtype(_PAIR + [("which", "i1")]),  # which picture is a composite the other was pasted onto (`dedup.seams`)
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
+STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
            "dedup.windows", "dedup.seams")  # the code an entry comes from, and how it is keyed
 
@@ -270,14 +271,17 @@ class PairChecks:
     def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
                      most: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """What `parts` of the same finder keeps for all the index's rows, without looking at any
-        picture, one slot at a time (so that memory holds one slot's vectors): the rows with a
-        vector in the slot (sorted) and those vectors. Nothing is written."""
+        picture, a slot and `STORED_BLOCK` rows at a time (so that memory holds that many
+        vectors): the rows with a vector in the slot (sorted) and those vectors. Nothing is written."""
         a = self.rows
         _, kept = self._parts_tables(dim)
         whole = self._complete(a, model, dim, kind, most, size, framing)
         for slot in range(most):
-            stored, known = kept.find(_mix(a[whole[slot]] ^ _salt(kind, slot, model, size, framing)))
-            yield whole[slot][stored], np.asarray(known["vector"], np.float32).reshape(-1, dim)
+            salt = _salt(kind, slot, model, size, framing)
+            for start in range(0, len(whole[slot]), STORED_BLOCK):
+                rows = whole[slot][start : start + STORED_BLOCK]
+                stored, known = kept.find(_mix(a[rows] ^ salt))
+                yield rows[stored], np.asarray(known["vector"], np.float32).reshape(-1, dim)
 
     def _complete(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
                   ) -> list[np.ndarray]:
