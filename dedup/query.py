@@ -1,6 +1,7 @@
 """Query images against an index, and compare two images (the seed's one-shot verification)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from dedup.model import Model
     from dedup.torchless import NumpyEncoder
 
+log = logging.getLogger(__name__)
 NOWHERE = Spots(0.0, ())  # where two files with the same bytes differ
 WINDOWS_INDEX = "SQfp16"  # the catalog's windows, searched exhaustively at half the memory (an IVF takes minutes to build at 5M windows)
 
@@ -95,7 +97,11 @@ def catalog_windows(index: Index, model: Model | NumpyEncoder) -> CatalogWindows
                                            model.config.framing, KIND, len(WINDOWS)):
         found.add(vectors)  # a window slot at a time
         owners.append(rows)
-    return CatalogWindows(np.concatenate(owners), found) if found.ntotal else None
+    if not found.ntotal:
+        log.warning("find-duplicates has not looked at this catalog's pictures through windows yet: until it has, "
+                    "a query that is a heavy crop of one is not found through them")
+        return None
+    return CatalogWindows(np.concatenate(owners), found)
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder

@@ -184,7 +184,7 @@ def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_wi
     assert not any(n.window for n in unchecked.neighbors)  # without the check nothing is found through a window
 
 
-def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_find_duplicates_kept(uploads, tmp_path):
+def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_find_duplicates_kept(uploads, tmp_path, caplog):
     import shutil
 
     from dedup.checkmemo import FOLDER
@@ -195,9 +195,11 @@ def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_fin
     crop = theirs.parent / "up" / "crop.png"
     (before,) = query_images(folder, [crop], k=3, verify=True)
     assert "scene0.png" not in {n.path for n in before.neighbors if n.same} and not (folder / FOLDER).exists()
+    assert "has not looked at this catalog's pictures through windows" in caplog.text  # says why
     find_duplicates(folder)  # looks at the catalog's pictures through windows and keeps them
+    caplog.clear()
     (found,) = query_images(folder, [crop], k=3, verify=True)
-    assert [(n.path, n.same) for n in found.neighbors if n.window] == [("scene0.png", True)]
+    assert [(n.path, n.same) for n in found.neighbors if n.window] == [("scene0.png", True)] and not caplog.text
     (listed,) = query_images(folder, [crop], k=10, verify=True)  # listed by its own vector, beyond the candidate distance
     assert len(listed.neighbors) == 10 and [(n.path, n.same) for n in listed.neighbors if n.window] == [("scene0.png", True)]
     (unchecked,) = query_images(folder, [crop], k=3)
