@@ -6,8 +6,8 @@ the catalog's own vectors in the same run.
 
 For each size, writes a pair-check memo holding five random unit vectors a picture, as
 find-duplicates keeps them (`dedup.checkmemo.PairChecks.parts`, blocks of
-`dedup.windows.BLOCK_ROWS` pictures), then times `dedup.query.catalog_windows`'s work (the
-windows read one slot at a time into the half-precision index) with its numpy heap peak, and the
+`dedup.windows.BLOCK_ROWS` pictures), then times `dedup.query.catalog_windows` (the windows read
+a slot and a block at a time into the half-precision index) with its numpy heap peak, and the
 nearest windows' rows (`dedup.windows.owners_near`) for each count of queries, against the k
 nearest pictures in a flat index of the pictures' own vectors (the search every query makes).
 """
@@ -18,13 +18,14 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from dedup import checkmemo
 from dedup.ann import build_index
 from dedup.config import Framing
-from dedup.query import WINDOWS_INDEX
+from dedup.query import catalog_windows
 from dedup.search import knn
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, owners_near
 
@@ -55,12 +56,11 @@ def kept_memo(folder: Path, hashes: list[str], rng: np.random.Generator) -> None
 
 
 def read(folder: Path, hashes: list[str]):
-    """`catalog_windows`' work: the windows, read a slot at a time into the half-precision index."""
-    found, owners = build_index(np.zeros((0, DIM), np.float32), WINDOWS_INDEX, {}), []
-    for rows, vectors in checkmemo.PairChecks(folder, hashes).stored_parts(MODEL, DIM, SIZE, Framing(), KIND, len(WINDOWS)):
-        found.add(vectors)
-        owners.append(rows)
-    return found, np.concatenate(owners)
+    """`catalog_windows` on the memo in `folder`, for an index of `hashes`' pictures."""
+    index = SimpleNamespace(folder=folder, rows=SimpleNamespace(content_hash=hashes))
+    model = SimpleNamespace(identity=MODEL, config=SimpleNamespace(embedding_dim=DIM, image_size=SIZE, framing=Framing()))
+    found = catalog_windows(index, model)
+    return found.index, found.owners
 
 
 def main() -> None:

@@ -275,7 +275,7 @@ class PairChecks:
         vectors): the rows with a vector in the slot (sorted) and those vectors. Nothing is written."""
         a = self.rows
         _, kept = self._parts_tables(dim)
-        whole = self._complete(a, model, dim, kind, most, size, framing)
+        _, whole = self._complete(a, model, dim, kind, most, size, framing)
         for slot in range(most):
             salt = _salt(kind, slot, model, size, framing)
             for start in range(0, len(whole[slot]), STORED_BLOCK):
@@ -284,17 +284,18 @@ class PairChecks:
                 yield rows[stored], np.asarray(known["vector"], np.float32).reshape(-1, dim)
 
     def _complete(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
-                  ) -> list[np.ndarray]:
-        """Per slot, the positions in `a` (row keys) of the pictures looked at with all their vectors
-        kept that have a vector in the slot."""
+                  ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """For the pictures of row keys `a`: which were looked at with all their vectors kept (a
+        picture with a vector lost since, a file damaged or deleted, is looked at again, all of it),
+        and per slot the positions in `a` of those with a vector in the slot."""
         looked, kept = self._parts_tables(dim)
         hit, entries = looked.find(_mix(a ^ _salt(kind, model, size, framing)))
         counts = np.zeros(len(a), np.int64)
         counts[hit] = entries["found"]
         for slot in range(most):
             had = np.flatnonzero(hit & (counts > slot))
-            hit[had[~kept.has(_mix(a[had] ^ _salt(kind, slot, model, size, framing)))]] = False  # a vector lost since
-        return [np.flatnonzero(hit & (counts > slot)) for slot in range(most)]
+            hit[had[~kept.has(_mix(a[had] ^ _salt(kind, slot, model, size, framing)))]] = False
+        return hit, [np.flatnonzero(hit & (counts > slot)) for slot in range(most)]
 
     def _parts_tables(self, dim: int) -> tuple[Table, Table]:
         """The table of the pictures looked at, and that of their `dim`-number vectors."""
@@ -303,21 +304,13 @@ class PairChecks:
 
     def _stored(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
                 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-        """For the pictures of row keys `a`: which were looked at with all their vectors kept, and
-        per slot the positions in `a` that have a vector there and those vectors."""
-        looked, kept = self._parts_tables(dim)
-        hit, entries = looked.find(_mix(a ^ _salt(kind, model, size, framing)))
-        counts = np.zeros(len(a), np.int64)
-        counts[hit] = entries["found"]
-        old_rows, old_vectors = [], []
-        for slot in range(most):  # the vectors of the rows looked at before
-            had = np.flatnonzero(hit & (counts > slot))
-            stored, known = kept.find(_mix(a[had] ^ _salt(kind, slot, model, size, framing)))
-            hit[had[~stored]] = False  # a vector lost since (a file damaged or deleted): look again
-            old_rows.append(had[stored])
-            old_vectors.append(np.asarray(known["vector"], np.float32).reshape(-1, dim))
-        whole = [hit[rows] for rows in old_rows]  # a picture with a vector lost is looked at again, all of it
-        return hit, [r[w] for r, w in zip(old_rows, whole)], [v[w] for v, w in zip(old_vectors, whole)]
+        """For the pictures of row keys `a`: which were looked at with all their vectors kept
+        (`_complete`), and per slot the positions in `a` that have a vector there and those vectors."""
+        _, kept = self._parts_tables(dim)
+        hit, slots = self._complete(a, model, dim, kind, most, size, framing)
+        vectors = [np.asarray(kept.find(_mix(a[rows] ^ _salt(kind, slot, model, size, framing)))[1]["vector"],
+                              np.float32).reshape(-1, dim) for slot, rows in enumerate(slots)]
+        return hit, slots, vectors
 
     def save(self) -> None:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records

@@ -121,11 +121,12 @@ def find_duplicates(
     kept = Pairs(np.searchsorted(ids, kept.i), np.searchsorted(ids, kept.j), kept.d)
     kept = judgements.drop(kept, rows.content_hash[kept.i], rows.content_hash[kept.j], judgements.load(index.folder))
     by_path = path_rank(rows)
-    rank = keep_rank(rows, keep, by_path, last=np.isin(ids, pages))
+    last = np.isin(ids, pages)
+    rank = keep_rank(rows, keep, by_path, last=last)
     sets = group_pairs(len(ids), kept, rank, linkage or policy.linkage)
     groups = describe_groups(sets, involved, rows, rank, by_path,
                              page_members(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
-                             keep_tiers(rows, keep, by_path, np.isin(ids, pages)))
+                             keep_tiers(rows, keep, by_path, last))
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:

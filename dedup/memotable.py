@@ -40,17 +40,19 @@ class Table:
 
     def has(self, keys: np.ndarray) -> np.ndarray:
         """Which `keys` have an entry in the file."""
-        if not len(self.old) or not len(keys):
-            return np.zeros(len(keys), bool)
-        return self.old["key"][np.minimum(np.searchsorted(self.old["key"], keys), len(self.old) - 1)] == keys
+        return self._at(keys)[0]
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which `keys` have an entry in the file, and those entries."""
+        hit, at = self._at(keys)
+        return hit, np.asarray(self.old[at[hit]]) if len(at) else np.zeros(0, self.dtype)
+
+    def _at(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which `keys` have an entry in the file, and where each key's entry is or would be."""
         if not len(self.old) or not len(keys):
-            return np.zeros(len(keys), bool), np.zeros(0, self.dtype)
+            return np.zeros(len(keys), bool), np.zeros(0, np.int64)
         at = np.minimum(np.searchsorted(self.old["key"], keys), len(self.old) - 1)
-        hit = self.old["key"][at] == keys
-        return hit, np.asarray(self.old[at[hit]])
+        return self.old["key"][at] == keys, at
 
     def add(self, keys: np.ndarray, a: np.ndarray, b: np.ndarray, **fields: np.ndarray) -> None:
         entry = np.zeros(len(keys), self.dtype)

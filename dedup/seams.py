@@ -94,14 +94,24 @@ def which_composite(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pi
 
 def _nested(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Whether by `to_b` exactly one of pictures of (h, w) `a` and `b` has its frame inside the other's."""
-    if not np.isfinite(to_b).all() or min(*a, *b) <= 0:
-        return False
+    return min(*a, *b) > 0 and _holding(to_b, a, b) is not None
+
+
+def _holding(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> tuple[int, np.ndarray] | None:
+    """Of pictures of (h, w) `a` and `b`, by the keypoint map `to_b` from a to b: the one whose
+    frame holds the other's alone (0 for a, 1 for b) and the pixel map from the held one to it;
+    None when neither or both do."""
+    if not np.isfinite(to_b).all():
+        return None
     ab = in_pixels(to_b, a, b)
     try:
         ba = np.linalg.inv(ab)
     except np.linalg.LinAlgError:
-        return False
-    return _frame_inside(ab[:2], a, b) != _frame_inside(ba[:2], b, a)
+        return None
+    a_in_b, b_in_a = _frame_inside(ab[:2], a, b), _frame_inside(ba[:2], b, a)
+    if a_in_b == b_in_a:
+        return None
+    return (1, ab) if a_in_b else (0, ba)
 
 
 def _frame_inside(to_holder: np.ndarray, held: tuple[int, int], holder: tuple[int, int]) -> bool:
@@ -124,17 +134,11 @@ def composite(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> int | None:
     map from a to b), the one made by pasting the other onto a busier picture: 0 for `a`, 1 for
     `b`; None when neither shows the other whole or the held one's content goes on beyond its
     frame (a crop)."""
-    if not np.isfinite(to_b).all():
+    holding = _holding(to_b, a.shape[:2], b.shape[:2])
+    if holding is None:
         return None
-    ab = in_pixels(to_b, a.shape[:2], b.shape[:2])
-    try:
-        ba = np.linalg.inv(ab)
-    except np.linalg.LinAlgError:
-        return None
-    a_in_b, b_in_a = _frame_inside(ab[:2], a.shape[:2], b.shape[:2]), _frame_inside(ba[:2], b.shape[:2], a.shape[:2])
-    if a_in_b == b_in_a:
-        return None
-    held, holder, to_holder, which = (a, b, ab, 1) if a_in_b else (b, a, ba, 0)
+    which, to_holder = holding
+    held, holder = (a, b) if which == 1 else (b, a)
     seam = seam_difference(held, holder, to_holder[:2])
     return which if seam is not None and seam > SEAM else None
 

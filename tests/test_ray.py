@@ -193,19 +193,13 @@ def test_the_pair_check_on_ray_gives_the_local_verdicts(local_ray, built_index, 
 
 
 def test_windows_and_pasted_pictures_looked_at_on_ray_give_the_local_sets(local_ray, tmp_path, monkeypatch):
-    from dedup.augment import busy_backdrop
     from dedup.model import load_model
-    from tests.test_windows import textured
+    from tests.test_windows import crop_and_paste, scenes, textured
 
     monkeypatch.setattr("dedup.onray.looking.CHUNK_ROWS", 4)  # several Ray tasks
     catalog = tmp_path / "cat"
-    catalog.mkdir()
-    for k in range(8):
-        textured(300 + k).save(catalog / f"scene{k}.png")
-    textured(300).crop((50, 40, 240, 175)).save(catalog / "crop.png")
-    backdrop = busy_backdrop((400, 300), np.random.default_rng(4))
-    backdrop.alpha_composite(textured(301).resize((224, 168)).convert("RGBA"), (120, 90))
-    backdrop.convert("RGB").save(catalog / "pasted.png")
+    scenes(catalog, 300, 8)
+    crop_and_paste(catalog, 300, 4)
     index_catalog(catalog, tmp_path / "local", load_model())
     shutil.copytree(tmp_path / "local", tmp_path / "ray")
     looked = []

@@ -30,6 +30,22 @@ def textured(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
     return im
 
 
+def scenes(folder, first: int, count: int) -> None:
+    """`count` textured pictures scene0.png, scene1.png ... into `folder` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        textured(first + k).save(folder / f"scene{k}.png")
+
+
+def crop_and_paste(folder, first: int, backdrop_seed: int) -> None:
+    """Into `folder`: crop.png, a crop of a third of scene `first` (off the windows' grid), and
+    pasted.png, scene `first + 1` pasted small onto a busy backdrop."""
+    textured(first).crop((50, 40, 240, 175)).save(folder / "crop.png")
+    backdrop = busy_backdrop((400, 300), np.random.default_rng(backdrop_seed))
+    backdrop.alpha_composite(textured(first + 1).resize((224, 168)).convert("RGBA"), (120, 90))
+    backdrop.convert("RGB").save(folder / "pasted.png")
+
+
 @pytest.fixture(scope="module")
 def cropped_catalog(tmp_path_factory):
     """Ten pictures, a crop of a third of the first (off the windows' grid) and the second pasted
@@ -38,13 +54,8 @@ def cropped_catalog(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("windows")
     catalog = root / "cat"
-    catalog.mkdir()
-    for k in range(10):
-        textured(200 + k).save(catalog / f"scene{k}.png")
-    textured(200).crop((50, 40, 240, 175)).save(catalog / "crop.png")
-    backdrop = busy_backdrop((400, 300), np.random.default_rng(3))
-    backdrop.alpha_composite(textured(201).resize((224, 168)).convert("RGBA"), (120, 90))
-    backdrop.convert("RGB").save(catalog / "pasted.png")
+    scenes(catalog, 200, 10)
+    crop_and_paste(catalog, 200, 3)
     index_catalog(catalog, root / "idx", load_model())
     return catalog, root / "idx"
 
@@ -120,14 +131,9 @@ def uploads(tmp_path_factory):
     from dedup.model import load_model
 
     root = tmp_path_factory.mktemp("uploads")
-    (root / "cat").mkdir()
+    scenes(root / "cat", 200, 10)
     (root / "up").mkdir()
-    for k in range(10):
-        textured(200 + k).save(root / "cat" / f"scene{k}.png")
-    textured(200).crop((50, 40, 240, 175)).save(root / "up" / "crop.png")
-    backdrop = busy_backdrop((400, 300), np.random.default_rng(3))
-    backdrop.alpha_composite(textured(201).resize((224, 168)).convert("RGBA"), (120, 90))
-    backdrop.convert("RGB").save(root / "up" / "pasted.png")
+    crop_and_paste(root / "up", 200, 3)
     model = load_model()
     index_catalog(root / "cat", root / "cat_idx", model)
     index_catalog(root / "up", root / "up_idx", model)

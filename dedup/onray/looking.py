@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from dedup.images import ImageSkip
 from dedup.keypoints import Pictures
+from dedup.onray.matching import held_picture
 from dedup.parts import Looker, looked_vectors
 
 CHUNK_ROWS = 1024  # pictures a Ray task looks at
@@ -25,13 +25,6 @@ def _look_chunk(rows: list[int], pictures: dict[int, bytes | None], look: Callab
     return looked_vectors(rows, lambda row: [] if pictures[row] is None else look(pictures[row]), encoder.embed, workers=1)
 
 
-def _picture(pictures: Pictures, row: int) -> bytes | None:
-    try:
-        return pictures(row)
-    except ImageSkip:  # looked at by no one, as locally
-        return None
-
-
 def ray_looker(ray: Any, chunk: int | None = None) -> Looker:
     """A `dedup.parts.Looker` whose work runs as Ray tasks of `chunk` pictures each (default
     `CHUNK_ROWS`; one CPU each)."""
@@ -42,7 +35,7 @@ def ray_looker(ray: Any, chunk: int | None = None) -> Looker:
         held = ray.put(model)  # passed inside a list: fetched by each task
         remote = ray.remote(_look_chunk).options(num_cpus=1, max_retries=RETRIES)
         step = chunk or CHUNK_ROWS
-        pending = [remote.remote(part, {row: _picture(pictures, row) for row in part}, look, [held])
+        pending = [remote.remote(part, {row: held_picture(pictures, row) for row in part}, look, [held])
                    for part in (rows[s : s + step] for s in range(0, len(rows), step))]
         found = [got for got in ray.get(pending) if len(got[0])]
         if not found:

@@ -28,10 +28,13 @@ def _had(picture: bytes | None) -> bytes:
     return picture
 
 
-def _picture(pictures: Pictures, row: int) -> bytes | None:
+def held_picture(pictures: Pictures, row: int) -> bytes | None:
+    """Row `row`'s check picture to send to a Ray task, or None when it cannot be had: the task
+    treats it as unreadable, as the local engine does (a pair judged on distance alone, a picture
+    looked at by no one)."""
     try:
         return pictures(row)
-    except ImageSkip:  # the pair is judged on distance alone, as locally
+    except ImageSkip:
         return None
 
 
@@ -50,7 +53,7 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
         for s in range(0, len(pairs), step):
             ks = sequence[s : s + step]
             part = pairs[ks]
-            mine = {row: _picture(pictures, row) for row in np.unique(np.concatenate([part.i, part.j])).tolist()}
+            mine = {row: held_picture(pictures, row) for row in np.unique(np.concatenate([part.i, part.j])).tolist()}
             pending[remote.remote(part, mine, side, count, corner, None if worth is None else worth.subset(ks))] = ks
         done = 0
         while pending:
