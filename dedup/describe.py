@@ -18,9 +18,7 @@ GROUP_BLOCK = 65_536  # members described at once (their float64 vectors: 32 MB)
 def page_members(sets: list[np.ndarray], n: int, pages: np.ndarray, shown: np.ndarray) -> np.ndarray:
     """Per id below `n`: a member of `sets` that holds the picture of another member of its set
     (`pages[k]` holds `shown[k]`'s)."""
-    which = np.full(n, -1, np.int64)
-    for k, s in enumerate(sets):
-        which[s] = k
+    which = set_index(sets, n)
     out = np.zeros(len(which), bool)
     if len(pages):
         same = (which[pages] == which[shown]) & (which[pages] >= 0)
@@ -28,25 +26,37 @@ def page_members(sets: list[np.ndarray], n: int, pages: np.ndarray, shown: np.nd
     return out
 
 
+def set_index(sets: list[np.ndarray], n: int) -> np.ndarray:
+    """Per id below `n`: the position of its set in `sets`, or -1."""
+    which = np.full(n, -1, np.int64)
+    for k, s in enumerate(sets):
+        which[s] = k
+    return which
+
+
 def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-                    by_path: np.ndarray | None = None, pages: np.ndarray | None = None, tiers: np.ndarray | None = None) -> list[Group]:
+                    by_path: np.ndarray | None = None, pages: np.ndarray | None = None, tiers: np.ndarray | None = None,
+                    outdrawn: np.ndarray | None = None) -> list[Group]:
     """Each group (ids into `rows`, `vectors` and `rank`) with its keeper (lowest rank), members
     keeper first, then by distance to the keeper and path (`by_path`: `dedup.keep.path_rank`,
     computed when not given), and its diameter; `GROUP_BLOCK` members at a time. `pages` (per id,
-    `page_members`): the members that hold another member's picture (`Member.page`)."""
+    `page_members`): the members that hold another member's picture (`Member.page`). With `tiers`
+    (`dedup.keep.keep_tiers`), the keeper is the most central member of the best tier, after
+    those another member outdraws (per id, `dedup.drawn.outdrawn`)."""
     by_path = path_rank(rows) if by_path is None else by_path
     out: list[Group] = []
     start, held = 0, 0
     for end, members in enumerate(groups, 1):
         held += len(members)
         if held >= GROUP_BLOCK or end == len(groups):
-            out += _describe(groups[start:end], vectors, rows, rank, by_path, pages, tiers)
+            out += _describe(groups[start:end], vectors, rows, rank, by_path, pages, tiers, outdrawn)
             start, held = end, 0
     return out
 
 
 def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: np.ndarray,
-              by_path: np.ndarray, pages: np.ndarray | None = None, tiers: np.ndarray | None = None) -> list[Group]:
+              by_path: np.ndarray, pages: np.ndarray | None = None, tiers: np.ndarray | None = None,
+              outdrawn: np.ndarray | None = None) -> list[Group]:
     sizes = np.fromiter(map(len, groups), np.int64, len(groups))
     starts = np.zeros(len(groups), np.int64)
     np.cumsum(sizes[:-1], out=starts[1:])
@@ -56,7 +66,8 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     if tiers is None:
         keeper = ids[np.lexsort((rank[ids], gid))[starts]]
     else:  # among the members the policy ranks alike, the most central one: the copies were most likely made from it
-        keeper = ids[np.lexsort((rank[ids], _off_centre(emb, sizes, starts), tiers[ids], gid))[starts]]
+        smaller = np.zeros(len(ids), bool) if outdrawn is None else outdrawn[ids]
+        keeper = ids[np.lexsort((rank[ids], _off_centre(emb, sizes, starts), smaller, tiers[ids], gid))[starts]]
     to_keeper = np.sqrt(np.maximum(((emb - vectors[keeper].astype(np.float64)[gid]) ** 2).sum(axis=1), 0.0))
     order = np.lexsort((by_path[ids], to_keeper, ids != keeper[gid], gid))
     hashes = rows.content_hash[ids]

@@ -12,12 +12,13 @@ from dedup import cpus, judgements
 from dedup.ann import build_index
 from dedup.checkmemo import AGAINST, CATALOG_WINDOWS, PASTED, PairChecks
 from dedup.cluster import Linkage, group_pairs
-from dedup.describe import describe_groups, page_members
+from dedup.describe import describe_groups, page_members, set_index
 from dedup.details import told_apart
 from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
+from dedup.drawn import drawn_scales, outdrawn
 from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
-from dedup.keep import KeepPolicy, keep_rank, keep_tiers, path_rank
+from dedup.keep import KeepPolicy, by_drawing, keep_rank, keep_tiers, path_rank
 from dedup.keypoints import KeypointStore, Matcher, match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, among, rows_of, union_pairs
@@ -124,9 +125,12 @@ def find_duplicates(
     last = np.isin(ids, pages)
     rank = keep_rank(rows, keep, by_path, last=last)
     sets = group_pairs(len(ids), kept, rank, linkage or policy.linkage)
+    scales = drawn_scales(nested.maps, ids, rows.height, rows.width)
+    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
     groups = describe_groups(sets, involved, rows, rank, by_path,
                              page_members(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
-                             keep_tiers(rows, keep, by_path, last))
+                             keep_tiers(rows, keep, by_path, last, drawn=True),
+                             outdrawn(set_index(sets, len(ids)), pixels, scales) if by_drawing(keep) else None)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:

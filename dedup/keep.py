@@ -40,11 +40,21 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray
 
 
 def keep_tiers(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray | None = None,
-               last: np.ndarray | None = None) -> np.ndarray:
+               last: np.ndarray | None = None, drawn: bool = False) -> np.ndarray:
     """Per image, its place under `policy` and `last` alone, before `keep_rank` breaks ties
-    (0 first): images of one tier are equally good keepers by the policy itself."""
+    (0 first): images of one tier are equally good keepers by the policy itself. With `drawn`,
+    the members of a set are compared by how large they draw the picture (`dedup.drawn`) where
+    the policy asks for it (`by_drawing`), and its pixels are left out here."""
     primary, after = _tier(rows, policy, path_rank(rows) if path_order is None else path_order, last)
+    if drawn and by_drawing(policy):
+        primary = np.zeros(len(rows), np.int64)
     return np.unique(np.stack([after.astype(np.int64), primary]), axis=1, return_inverse=True)[1].reshape(-1)
+
+
+def by_drawing(policy: KeepPolicy) -> bool:
+    """Whether `policy` prefers the member that shows the picture at the highest resolution: with
+    the keypoints' maps between members (`dedup.drawn`), rather than by pixels alone."""
+    return policy == "largest"
 
 
 def _tier(rows: Rows, policy: KeepPolicy, path_order: np.ndarray, last: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
