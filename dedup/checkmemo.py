@@ -283,6 +283,12 @@ class PairChecks:
                 stored, known = kept.find(_mix(a[rows] ^ salt))
                 yield rows[stored], np.asarray(known["vector"], np.float32).reshape(-1, dim)
 
+    def unlooked_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS, most: int = 1) -> np.ndarray:
+        """The index's rows that `parts` of the same finder has not looked at (or whose vectors
+        were lost since), sorted: those `stored_parts` has nothing of."""
+        hit, _ = self._complete(self.rows, model, dim, kind, most, size, framing)
+        return np.flatnonzero(~hit)
+
     def _complete(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
                   ) -> tuple[np.ndarray, list[np.ndarray]]:
         """For the pictures of row keys `a`: which were looked at with all their vectors kept (a

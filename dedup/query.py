@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from dedup import cpus
 from dedup.ann import build_index
 from dedup.checkmemo import PairChecks
 from dedup.config import check_threshold
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NOWHERE = Spots(0.0, ())  # where two files with the same bytes differ
 WINDOWS_INDEX = "SQfp16"  # the catalog's windows, searched exhaustively at half the memory (an IVF takes minutes to build at 5M windows)
+FRESH_WINDOWS = 2_000  # pictures without kept windows that a query cuts windows of itself (~2 ms each on 2 cores); beyond, none
 
 
 def query_images(
@@ -69,7 +71,7 @@ def query_images(
     readable = [q for q, err in enumerate(errors) if err is None]
     inside = pasted_in(policy, pictures, readable, model) if pasted else None
     outside = windows_in(policy, pictures, readable, model) if windows else None
-    kept = catalog_windows(index, model) if windows and isinstance(policy, CheckedPolicy) else None
+    kept = catalog_windows(index, model, cpus.check_threads()) if windows and isinstance(policy, CheckedPolicy) else None
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
                       hashes=[None if d is None else d.content_hash for d in decoded], windows=outside,
                       catalog=kept)
@@ -87,19 +89,27 @@ class CatalogWindows:
         return owners_near(self.index, self.owners, vectors, REACH)
 
 
-def catalog_windows(index: Index, model: Model | NumpyEncoder) -> CatalogWindows | None:
-    """The windows of `index`'s pictures that find-duplicates kept in its pair-check memo
-    (`dedup.checkmemo`), for `model`, the index's; None when it kept none. Nothing is embedded
-    or written: pictures find-duplicates has not looked at through windows have none."""
+def catalog_windows(index: Index, model: Model | NumpyEncoder, workers: int = 2) -> CatalogWindows | None:
+    """The windows of `index`'s pictures, for `model` (the index's): those find-duplicates kept in
+    its pair-check memo (`dedup.checkmemo`), and, when at most `FRESH_WINDOWS` pictures have none
+    kept (added since, or find-duplicates never ran), those pictures' windows cut and embedded
+    here on `workers` threads; None when there are none. Nothing is written."""
     memo = PairChecks(index.folder, index.rows.content_hash)
     found, owners = build_index(np.zeros((0, model.config.embedding_dim), np.float32), WINDOWS_INDEX, {}), []
-    for rows, vectors in memo.stored_parts(model.identity, model.config.embedding_dim, model.config.image_size,
-                                           model.config.framing, KIND, len(WINDOWS)):
+    spec = (model.identity, model.config.embedding_dim, model.config.image_size, model.config.framing, KIND, len(WINDOWS))
+    for rows, vectors in memo.stored_parts(*spec):
         found.add(vectors)  # a window slot at a time
         owners.append(rows)
+    missing = memo.unlooked_parts(*spec)
+    if 0 < len(missing) <= FRESH_WINDOWS:
+        rows, vectors = window_vectors(index.picture, missing.tolist(), model.embed, model.config.image_size,
+                                       model.config.framing, workers)
+        found.add(vectors)
+        owners.append(rows)
+    elif len(missing):
+        log.warning(f"{len(missing):,} of the catalog's pictures have not been looked at through windows yet: until "
+                    "find-duplicates has, a query that is a heavy crop of one of them is not found through them")
     if not found.ntotal:
-        log.warning("find-duplicates has not looked at this catalog's pictures through windows yet: until it has, "
-                    "a query that is a heavy crop of one is not found through them")
         return None
     return CatalogWindows(np.concatenate(owners), found)
 

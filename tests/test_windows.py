@@ -190,22 +190,30 @@ def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_wi
     assert not any(n.window for n in unchecked.neighbors)  # without the check nothing is found through a window
 
 
-def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_find_duplicates_kept(uploads, tmp_path, caplog):
+def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_find_duplicates_kept(uploads, tmp_path, caplog,
+                                                                                                   monkeypatch):
     import shutil
 
+    import dedup.query as query
     from dedup.checkmemo import FOLDER
     from dedup.query import query_images
 
     _, theirs = uploads
     folder = shutil.copytree(theirs, tmp_path / "idx")
     crop = theirs.parent / "up" / "crop.png"
-    (before,) = query_images(folder, [crop], k=3, verify=True)
+    with monkeypatch.context() as m:
+        m.setattr(query, "FRESH_WINDOWS", 9)  # fewer than the catalog's ten pictures: no windows of its own making
+        (before,) = query_images(folder, [crop], k=3, verify=True)
     assert "scene0.png" not in {n.path for n in before.neighbors if n.same} and not (folder / FOLDER).exists()
-    assert "has not looked at this catalog's pictures through windows" in caplog.text  # says why
+    assert "10 of the catalog's pictures have not been looked at through windows" in caplog.text  # says why
+    (fresh,) = query_images(folder, [crop], k=3, verify=True)  # cuts the ten pictures' windows itself, writes nothing
+    assert [(n.path, n.same) for n in fresh.neighbors if n.window] == [("scene0.png", True)] and not (folder / FOLDER).exists()
     find_duplicates(folder)  # looks at the catalog's pictures through windows and keeps them
     caplog.clear()
+    cut = count_rows(monkeypatch, query, "window_vectors")
     (found,) = query_images(folder, [crop], k=3, verify=True)
     assert [(n.path, n.same) for n in found.neighbors if n.window] == [("scene0.png", True)] and not caplog.text
+    assert cut == [1]  # the query's own windows only
     (listed,) = query_images(folder, [crop], k=10, verify=True)  # listed by its own vector, beyond the candidate distance
     assert len(listed.neighbors) == 10 and [(n.path, n.same) for n in listed.neighbors if n.window] == [("scene0.png", True)]
     (unchecked,) = query_images(folder, [crop], k=3)
@@ -216,6 +224,7 @@ def test_serve_finds_a_crop_through_the_kept_windows_read_again_only_when_find_d
                                                                                                         monkeypatch):
     import shutil
 
+    import dedup.query as query
     import dedup.service as service
 
     real = service.catalog_windows
@@ -223,6 +232,7 @@ def test_serve_finds_a_crop_through_the_kept_windows_read_again_only_when_find_d
     folder = shutil.copytree(theirs, tmp_path / "idx")
     read = []
     monkeypatch.setattr(service, "catalog_windows", lambda gen, model: read.append(gen) or real(gen, model))
+    monkeypatch.setattr(query, "FRESH_WINDOWS", 0)  # no windows but those find-duplicates kept
     served = service.Service(folder)
     try:
         data = (theirs.parent / "up" / "crop.png").read_bytes()
