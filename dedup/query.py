@@ -21,22 +21,22 @@ from dedup.files import expand_folders
 from dedup.images import Decoded
 from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import KeypointStore, Pictures, match_pairs
-from dedup.loading import encoder_for, model_for_index
+from dedup.loading import FEW_TO_QUERY, encoder_for, model_for_index
 from dedup.pairs import Pairs
 from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
 from dedup.search import knn
+from dedup.torchless import NumpyEncoder
 from dedup.windows import KIND, REACH, WINDOWS, each_once, near_windows, owners_near, window_vectors
 
 if TYPE_CHECKING:
     from dedup.model import Model
-    from dedup.torchless import NumpyEncoder
 
 log = logging.getLogger(__name__)
 NOWHERE = Spots(0.0, ())  # where two files with the same bytes differ
 WINDOWS_INDEX = "SQfp16"  # the catalog's windows, searched exhaustively at half the memory (an IVF takes minutes to build at 5M windows)
-FRESH_WINDOWS = 2_000  # pictures without kept windows that a query cuts windows of itself (~2 ms each on 2 cores); beyond, none
+FRESH_WINDOWS = 2_000  # pictures without kept windows that a query cuts windows of itself (~5 ms each on 2 cores); beyond, none
 
 
 def query_images(
@@ -102,6 +102,8 @@ def catalog_windows(index: Index, model: Model | NumpyEncoder, workers: int = 2)
         owners.append(rows)
     missing = memo.unlooked_parts(*spec)
     if 0 < len(missing) <= FRESH_WINDOWS:
+        if isinstance(model, NumpyEncoder) and len(missing) * len(WINDOWS) > FEW_TO_QUERY:
+            model = model_for_index(index.manifest, model.source)  # torch's encoder pays off for many windows
         rows, vectors = window_vectors(index.picture, missing.tolist(), model.embed, model.config.image_size,
                                        model.config.framing, workers)
         found.add(vectors)

@@ -71,7 +71,8 @@ def keeper_line(k: dict[str, Any]) -> str:
     """One sentence on the keepers find-duplicates suggests."""
     most = ", ".join(f"{family} {n}" for family, n in list(k["families"].items())[:3])
     return (f"Of its {k['sets']} reported sets that hold an original with a copy of it, {k['copy_kept']} suggest keeping "
-            f"a copy (`--keep largest` prefers more pixels; most often {most}).")
+            f"a copy (most often {most}; `--keep largest` keeps the member that draws the picture largest, then the "
+            f"most central one, then the larger file).")
 
 
 def uploads_line(up: dict[str, Any]) -> str:
