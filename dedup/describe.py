@@ -66,8 +66,8 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     if tiers is None:
         keeper = ids[np.lexsort((rank[ids], gid))[starts]]
     else:  # among the members the policy ranks alike, the most central one: the copies were most likely made from it
-        smaller = np.zeros(len(ids), bool) if outdrawn is None else outdrawn[ids]
-        keeper = ids[np.lexsort((rank[ids], _off_centre(emb, sizes, starts), smaller, tiers[ids], gid))[starts]]
+        behind = np.zeros(len(ids), bool) if outdrawn is None else outdrawn[ids]
+        keeper = ids[np.lexsort((rank[ids], _off_centre(emb, sizes, starts), behind, tiers[ids], gid))[starts]]
     to_keeper = np.sqrt(np.maximum(((emb - vectors[keeper].astype(np.float64)[gid]) ** 2).sum(axis=1), 0.0))
     order = np.lexsort((by_path[ids], to_keeper, ids != keeper[gid], gid))
     hashes = rows.content_hash[ids]

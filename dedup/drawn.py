@@ -49,7 +49,6 @@ class Scales:
         return len(self.i)
 
 
-
 def drawn_scales(maps: Mapping[tuple[int, int], np.ndarray], ids: np.ndarray, height: np.ndarray, width: np.ndarray) -> Scales:
     """The scales of the pairs in `maps` ((i, j) → the keypoints' map from row i's picture to row
     j's, in units of each one's longer side) between rows in `ids` (sorted), numbered as positions
@@ -68,15 +67,16 @@ def drawn_scales(maps: Mapping[tuple[int, int], np.ndarray], ids: np.ndarray, he
     to_b[:, :, :2] *= (long_side[b] / long_side[a])[:, None, None]  # in pixels (`dedup.seams.in_pixels`)
     to_b[:, :, 2] *= long_side[b][:, None]
     sv = np.maximum(np.linalg.svd(to_b[:, :, :2], compute_uv=False), 1e-9)
-    turn = np.abs(np.arctan2(to_b[:, 1, 0] - to_b[:, 0, 1], to_b[:, 0, 0] + to_b[:, 1, 1]))
-    canvas = _turned_onto(to_b, a, b, height, width).astype(np.int8)
-    canvas[canvas == 0] = -_turned_onto(_inverse(to_b), b, a, height, width).astype(np.int8)[canvas == 0]
+    turned = np.abs(np.arctan2(to_b[:, 1, 0] - to_b[:, 0, 1], to_b[:, 0, 0] + to_b[:, 1, 1]))
+    canvas = (_holds_turned(to_b, a, b, height, width) & (turned >= TURNED)).astype(np.int8)
+    held = _holds_turned(_inverse(to_b), b, a, height, width) & (turned >= TURNED)
+    canvas[held & (canvas == 0)] = -1
     later = a > b  # a map from the later row: its inverse's scales are the reciprocals
     sv[later] = 1 / sv[later][:, ::-1]
     canvas[later] *= -1
     i, j = np.minimum(a, b), np.maximum(a, b)
     _, first = np.unique(np.stack([i, j]), axis=1, return_index=True)
-    return Scales(i[first], j[first], sv[first, 1], sv[first, 0], turn[first], canvas[first])
+    return Scales(i[first], j[first], sv[first, 1], sv[first, 0], turned[first], canvas[first])
 
 
 def _inverse(to_b: np.ndarray) -> np.ndarray:
@@ -88,18 +88,16 @@ def _inverse(to_b: np.ndarray) -> np.ndarray:
     return np.concatenate([inv, -inv @ to_b[:, :, 2:]], axis=2)
 
 
-def _turned_onto(to_b: np.ndarray, a: np.ndarray, b: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Per pixel map from picture a to picture b: whether b is a turned onto a canvas that just
-    holds it: a's frame, turned by `TURNED` or more, touches each side of b's within `TOUCH`."""
+def _holds_turned(to_b: np.ndarray, a: np.ndarray, b: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Per pixel map from picture a to picture b: whether b's frame just holds a's as the map lays
+    it (a turned onto a canvas): each side of b's within `TOUCH` of one of a's corners."""
     corners = np.stack([np.zeros(len(a)), width[a], np.zeros(len(a)), width[a]], 1), np.stack([np.zeros(len(a)), np.zeros(len(a)), height[a], height[a]], 1)
     x = to_b[:, 0, :1] * corners[0] + to_b[:, 0, 1:2] * corners[1] + to_b[:, 0, 2:]
     y = to_b[:, 1, :1] * corners[0] + to_b[:, 1, 1:2] * corners[1] + to_b[:, 1, 2:]
     tx, ty = TOUCH * width[b], TOUCH * height[b]
     with np.errstate(invalid="ignore"):
-        touches = ((np.abs(x.min(1)) < tx) & (np.abs(x.max(1) - width[b]) < tx)
-                   & (np.abs(y.min(1)) < ty) & (np.abs(y.max(1) - height[b]) < ty))
-    turn = np.abs(np.arctan2(to_b[:, 1, 0] - to_b[:, 0, 1], to_b[:, 0, 0] + to_b[:, 1, 1]))
-    return touches & (turn >= TURNED)
+        return ((np.abs(x.min(1)) < tx) & (np.abs(x.max(1) - width[b]) < tx)
+                & (np.abs(y.min(1)) < ty) & (np.abs(y.max(1) - height[b]) < ty))
 
 
 def outdrawn(set_of: np.ndarray, pixels: np.ndarray, scales: Scales) -> np.ndarray:
