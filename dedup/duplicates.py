@@ -69,11 +69,11 @@ def find_duplicates(
     copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
     picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
     (`dedup.parts`); with `windows` and the check, each picture with the pictures near its windows
-    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). With the check (and not
-    `variants_together`, under which it keeps no maps), a member that shows another pasted into it
-    (a page, or a composite: `dedup.seams`) is suggested as the keeper only when no other member
-    can be; among the members `keep` ranks alike, the most central one is (`dedup.describe`), before
-    `keep_rank`'s tie-breaks. Groups are sorted largest
+    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). With the check, a member
+    that shows another pasted into it (a page, or a composite: `dedup.seams`) is suggested as the
+    keeper only when no other member can be; `keep="largest"` compares the members by how large
+    they draw the picture (`dedup.drawn`); among the members `keep` ranks alike, the most central
+    one is (`dedup.describe`), before `keep_rank`'s tie-breaks. Groups are sorted largest
     first, then by keeper path; members keeper first, then by distance to the keeper and path. `engine` (e.g. `dedup.onray.RayEngine`) runs the
     pair search's tasks; the sets do not depend on it. The index's vectors and probe cells
     are released once the pairs are found (`Index.release`). The check's work on each pair is
@@ -92,7 +92,8 @@ def find_duplicates(
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                              hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(match),
-                             tell=(nested := NestedMaps(memo.teller(told_apart))), on_progress=lambda d, t: on_progress("verifying", d, t))
+                             tell=memo.teller(told_apart), confirmed=(nested := NestedMaps()),
+                             on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
     frames = (index.rows.height, index.rows.width)
     pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
@@ -199,10 +200,10 @@ def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks
     reach = min(policy.threshold, REACH)
     near = each_once([window_pairs(index.faiss, *block, reach, known)
                       for block in _window_blocks(index, find, model, workers, on_progress)], known)
-    nested = NestedMaps(memo.teller(told_apart))
+    nested = NestedMaps()
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
-                             match=memo.matcher(match), tell=nested,
+                             match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
                              through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
     on_progress("windows", len(index), len(index))

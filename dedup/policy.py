@@ -38,6 +38,7 @@ SECOND_SET = 1 << 40  # with a second set of pictures, its row r is row SECOND_S
 Progress = Callable[[int, int], None]
 Backgrounds = tuple[np.ndarray, np.ndarray]  # per row of the pairs' first set, and of their second
 Hashes = tuple[np.ndarray, np.ndarray]  # content hashes of the rows of the pairs' first set, and of their second
+Confirmed = Callable[[np.ndarray, np.ndarray, np.ndarray], None]  # given the confirmed pairs' rows i, j and maps
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class DistancePolicy:
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
                tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
-               through_part: np.ndarray | None = None, hashes: Hashes | None = None) -> Decision:
+               through_part: np.ndarray | None = None, hashes: Hashes | None = None,
+               confirmed: Confirmed | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -129,7 +131,8 @@ class CheckedPolicy:
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
                tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
-               through_part: np.ndarray | None = None, hashes: Hashes | None = None) -> Decision:
+               through_part: np.ndarray | None = None, hashes: Hashes | None = None,
+               confirmed: Confirmed | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)` (`match` and `tell` see them as rows `SECOND_SET + j`). `vectors` (of
@@ -142,7 +145,8 @@ class CheckedPolicy:
         `through_part` (per pair): found through a picture pasted into the other (`dedup.parts`),
         so accepted only on agreeing keypoints (`required_inliers`). `hashes`: the content hashes of
         the rows of `pairs.i` and of `pairs.j`; a pair of files with the same bytes is a duplicate
-        without a look (counted as checked and confirmed)."""
+        without a look (counted as checked and confirmed). `confirmed(i, j, maps)` is given the
+        pairs the keypoints confirm with their maps (`dedup.seams.NestedMaps`), told apart or not."""
         close = np.asarray(pairs.d) < self.threshold
         same_bytes = np.zeros(len(pairs), bool) if hashes is None else same_files(pairs, hashes, close)
         look_at = np.flatnonzero(close & ~same_bytes)
@@ -165,9 +169,12 @@ class CheckedPolicy:
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, pasted)
         apart = np.zeros(len(todo), bool)
-        confirmed = np.flatnonzero(readable & same)
-        if self.tell_apart and len(confirmed) and look.maps is not None:
-            apart[confirmed] = tell(both.i[confirmed], both.j[confirmed], look.maps[confirmed], pictures, workers)
+        agreed = np.flatnonzero(readable & same)
+        if len(agreed) and look.maps is not None:
+            if confirmed is not None:
+                confirmed(both.i[agreed], both.j[agreed], look.maps[agreed])
+            if self.tell_apart:
+                apart[agreed] = tell(both.i[agreed], both.j[agreed], look.maps[agreed], pictures, workers)
         on_distance = todo.d < self.encoder_threshold  # a picture that cannot be had: the encoder's verdict
         if pasted is not None:
             on_distance &= ~pasted  # ... but a pasted picture's distance is not the pair's

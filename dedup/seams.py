@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from dedup.details import Teller
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures
 from dedup.pairs import Pairs
@@ -39,20 +38,18 @@ IDENTITY = 0.02  # a map this close to the identity (units of the longer side) i
 
 
 class NestedMaps:
-    """A teller for `Policy.decide` that passes on to `tell` and keeps the maps of the pairs it is
-    asked about (those the keypoints confirm) whose frames may nest, for `composites`: not those
-    of two pictures of one frame (a map within `IDENTITY` of the identity), most of a catalog's."""
+    """`Policy.decide`'s `confirmed` hook: keeps the maps of the pairs the keypoints confirm whose
+    frames may nest, for `composites` and `dedup.drawn`: not those of two pictures of one frame (a
+    map within `IDENTITY` of the identity), most of a catalog's."""
 
-    def __init__(self, tell: Teller) -> None:
+    def __init__(self) -> None:
         self.maps: dict[tuple[int, int], np.ndarray] = {}
-        self._tell = tell
 
-    def __call__(self, i, j, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+    def __call__(self, i, j, maps: np.ndarray) -> None:
         maps = np.asarray(maps)
         moved = np.abs(maps - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max(axis=(1, 2)) > IDENTITY
         rows = zip(np.asarray(i)[moved].tolist(), np.asarray(j)[moved].tolist())
         self.maps.update(zip(rows, maps[moved]))
-        return self._tell(i, j, maps, pictures, workers)
 
 
 Judge = Callable[[np.ndarray, np.ndarray, np.ndarray, Pictures, int], np.ndarray]  # `which_composite`'s signature

@@ -107,3 +107,4 @@ def test_find_duplicates_keeps_the_original_over_its_copy_turned_onto_a_larger_c
     assert {m.path for m in group.members} == {"original.png", "turned.png"}
     assert group.keep == "original.png"
     assert find_duplicates(turned_catalog, keep="smallest").groups[0].keep == "original.png"
+    assert find_duplicates(turned_catalog, variants_together=True).groups[0].keep == "original.png"  # maps kept there too

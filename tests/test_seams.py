@@ -67,12 +67,11 @@ def test_composites_lists_each_composite_with_the_picture_it_shows_and_skips_pai
     assert pages.tolist() == [1] and shown.tolist() == [0]
 
 
-def test_the_teller_keeps_only_the_maps_of_frames_that_may_nest():
-    told = []
-    nested = seams.NestedMaps(lambda i, j, maps, pictures, workers=2: told.append(len(i)) or np.zeros(len(i), bool))
+def test_only_the_maps_of_frames_that_may_nest_are_kept():
+    nested = seams.NestedMaps()
     maps = np.stack([np.eye(2, 3), shift(0.2, 0.1) * [[0.5], [0.5]] + [[0, 0, 0], [0, 0, 0]]]).astype(np.float32)
-    nested(np.array([3, 4]), np.array([5, 6]), maps, None)
-    assert list(nested.maps) == [(4, 6)] and told == [2]
+    nested(np.array([3, 4]), np.array([5, 6]), maps)
+    assert list(nested.maps) == [(4, 6)]
 
 
 def test_find_duplicates_keeps_the_picture_shown_over_the_busier_one_and_the_original_over_its_crop(cropped_catalog):  # noqa: F811
@@ -83,6 +82,8 @@ def test_find_duplicates_keeps_the_picture_shown_over_the_busier_one_and_the_ori
     assert "scene1.png" in keepers and "scene0.png" in keepers
     assert [m.path for m in keepers["scene1.png"] if m.page] == ["pasted.png"]
     assert not any(m.page for m in keepers["scene0.png"])
+    together = {g.keep: [m.path for m in g.members if m.page] for g in find_duplicates(folder, variants_together=True).groups}
+    assert together["scene1.png"] == ["pasted.png"]  # composites are looked for with variants together too
 
 
 def test_a_second_run_judges_no_composite_again(cropped_catalog, tmp_path, monkeypatch):  # noqa: F811
