@@ -160,8 +160,8 @@ def finder_on(looker: Looker, inputs: Inputs, model: object) -> PartFinder:
 def looked_vectors(rows: Sequence[int], look: Callable[[int], list[np.ndarray]], embed: Embed,
                    workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """For every encoder input `look(row)` makes of a row's check picture: its row, and its
-    vector (`embed` of it); `BLOCK` rows at a time, over `workers` threads. A picture that cannot
-    be had gives none."""
+    vector (`embed` of it); `BLOCK` rows at a time, their inputs made on `workers` threads while
+    the block before is embedded. A picture that cannot be had gives none."""
     def inputs_of(row: int) -> list[np.ndarray]:
         try:
             return look(row)
@@ -171,14 +171,17 @@ def looked_vectors(rows: Sequence[int], look: Callable[[int], list[np.ndarray]],
     owners: list[int] = []
     found: list[np.ndarray] = []
     rows = list(rows)
+    blocks = [rows[start:start + BLOCK] for start in range(0, len(rows), BLOCK)]
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="looks") as pool:
-        for start in range(0, len(rows), BLOCK):
-            chunk = rows[start:start + BLOCK]
-            inputs = [(r, x) for r, xs in zip(chunk, pool.map(inputs_of, chunk)) for x in xs]
+        ahead = [pool.submit(inputs_of, r) for r in blocks[0]] if blocks else []
+        for k, chunk in enumerate(blocks):
+            made = [f.result() for f in ahead]
+            # the next block's inputs are made while this one's are embedded (the encoder releases the GIL)
+            ahead = [pool.submit(inputs_of, r) for r in blocks[k + 1]] if k + 1 < len(blocks) else []
+            inputs = [(r, x) for r, xs in zip(chunk, made) for x in xs]
             if inputs:
                 owners.extend(r for r, _ in inputs)
-                pixels = np.stack([x for _, x in inputs])
-                found.extend(pool.map(embed, np.array_split(pixels, min(len(pixels), max(1, workers)))))
+                found.append(embed(np.stack([x for _, x in inputs])))
     vectors = np.concatenate(found).astype(np.float32) if found else np.zeros((0, 0), np.float32)
     return np.array(owners, np.int64), vectors
 
