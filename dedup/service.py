@@ -112,8 +112,9 @@ class Service:
         return list(result.neighbors)
 
     def _catalog_windows(self, gen: Index) -> CatalogWindows | None:
-        """The windows find-duplicates kept for generation `gen`'s pictures (`catalog_windows`),
-        read again only for another generation or once find-duplicates has kept others."""
+        """The windows of generation `gen`'s pictures (`catalog_windows`: those find-duplicates
+        kept, and those the service cuts for up to `dedup.query.FRESH_WINDOWS` pictures it has not looked at),
+        made again only for another generation or once find-duplicates has kept others."""
         version = (gen.manifest.generation, parts_version(gen.folder, self.model.config.embedding_dim))
         with self._windows_lock:
             if self._windows is None or self._windows[0] != version:
