@@ -20,10 +20,13 @@ it turns it. Between two members of a set:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dedup.seams import PairMaps
 
 TOUCH = 0.03  # share of each side within which a turned frame's corners reach the canvas's sides
 MARGIN = 1.05  # how much larger along both axes a member must draw the picture to outdraw another (maps are found to ±4%)
@@ -49,11 +52,10 @@ class Scales:
         return len(self.i)
 
 
-def drawn_scales(maps: Mapping[tuple[int, int], np.ndarray], ids: np.ndarray, height: np.ndarray, width: np.ndarray) -> Scales:
-    """The scales of the pairs in `maps` ((i, j) → the keypoints' map from row i's picture to row
-    j's, in units of each one's longer side) between rows in `ids` (sorted), numbered as positions
-    in it; `height`, `width`: per position, the picture's size in pixels."""
-    a, b = (np.array(side, np.int64).reshape(-1) for side in (zip(*maps) if maps else ((), ())))
+def drawn_scales(maps: PairMaps, ids: np.ndarray, height: np.ndarray, width: np.ndarray) -> Scales:
+    """The scales of the pairs of `maps` (`dedup.seams.PairMaps`) between rows in `ids` (sorted),
+    numbered as positions in it; `height`, `width`: per position, the picture's size in pixels."""
+    a, b = maps.i, maps.j
     at_a, at_b = np.searchsorted(ids, a), np.searchsorted(ids, b)
     inside = (at_a < len(ids)) & (at_b < len(ids))
     inside[inside] = (ids[at_a[inside]] == a[inside]) & (ids[at_b[inside]] == b[inside])
@@ -63,7 +65,7 @@ def drawn_scales(maps: Mapping[tuple[int, int], np.ndarray], ids: np.ndarray, he
     a, b = at_a[inside], at_b[inside]
     height, width = np.asarray(height, np.float64), np.asarray(width, np.float64)
     long_side = np.maximum(height, width)
-    to_b = np.stack([np.asarray(m, np.float64) for m in maps.values()])[inside]
+    to_b = maps.maps[inside].astype(np.float64)
     to_b[:, :, :2] *= (long_side[b] / long_side[a])[:, None, None]  # in pixels (`dedup.seams.in_pixels`)
     to_b[:, :, 2] *= long_side[b][:, None]
     sv = np.maximum(np.linalg.svd(to_b[:, :, :2], compute_uv=False), 1e-9)

@@ -16,8 +16,9 @@ transparency, whose white backdrop the busier picture replaces.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -37,38 +38,89 @@ EDGES = 2  # edges of the held picture inside the holder needed (a crop that tri
 IDENTITY = 0.02  # a map this close to the identity (units of the longer side) is between two pictures of one frame
 
 
+@dataclass(frozen=True)
+class PairMaps:
+    """Keypoint maps of pairs of rows (the map from row i's picture to row j's, in units of each
+    one's longer side), sorted by (i, j), each pair once: 40 bytes a pair."""
+
+    i: np.ndarray  # (m,) int64
+    j: np.ndarray  # (m,) int64
+    maps: np.ndarray  # (m, 2, 3) float32
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @classmethod
+    def of(cls, i: np.ndarray, j: np.ndarray, maps: np.ndarray) -> PairMaps:
+        """The maps of pairs (i[k], j[k]), the first one kept of a pair given twice."""
+        i, j = np.asarray(i, np.int64).reshape(-1), np.asarray(j, np.int64).reshape(-1)
+        maps = np.asarray(maps, np.float32).reshape(-1, 2, 3)
+        order = np.lexsort((np.arange(len(i)), j, i))
+        i, j, maps = i[order], j[order], maps[order]
+        first = np.ones(len(i), bool)
+        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+        return cls(i[first], j[first], maps[first])
+
+    def find(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair (i[k], j[k]): whether it has a map, and where (an index into `maps`)."""
+        keys, wanted = _pair_keys(self.i, self.j), _pair_keys(np.asarray(i, np.int64), np.asarray(j, np.int64))
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), bool)
+        return found, at
+
+
+def _pair_keys(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """One sortable int64 per pair of rows below 2**31 (in (i, j) order)."""
+    return (i.astype(np.int64) << 31) | j.astype(np.int64)
+
+
 class NestedMaps:
     """`Policy.decide`'s `confirmed` hook: keeps the maps of the pairs the keypoints confirm whose
-    frames may nest, for `composites` and `dedup.drawn`: not those of two pictures of one frame (a
-    map within `IDENTITY` of the identity), most of a catalog's."""
+    frames may nest, for `composites` and `dedup.drawn` (`maps`): not those of two pictures of one
+    frame (a map within `IDENTITY` of the identity), most of a catalog's."""
 
     def __init__(self) -> None:
-        self.maps: dict[tuple[int, int], np.ndarray] = {}
+        self._parts: list[PairMaps] = [PairMaps.of(np.zeros(0), np.zeros(0), np.zeros((0, 2, 3)))]
+        self._merged = True
 
     def __call__(self, i, j, maps: np.ndarray) -> None:
         maps = np.asarray(maps)
         moved = np.abs(maps - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max(axis=(1, 2)) > IDENTITY
-        rows = zip(np.asarray(i)[moved].tolist(), np.asarray(j)[moved].tolist())
-        self.maps.update(zip(rows, maps[moved]))
+        if moved.any():
+            self._parts.append(PairMaps(np.asarray(i, np.int64)[moved], np.asarray(j, np.int64)[moved],
+                                        maps[moved].astype(np.float32)))
+            self._merged = False
+
+    @property
+    def maps(self) -> PairMaps:
+        """The maps kept so far, each pair once (the first kept)."""
+        if not self._merged:
+            parts = self._parts
+            self._parts = [PairMaps.of(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("i", "j", "maps")))]
+            self._merged = True
+        return self._parts[0]
 
 
 Judge = Callable[[np.ndarray, np.ndarray, np.ndarray, Pictures, int], np.ndarray]  # `which_composite`'s signature
 
 
-def composites(pairs: Pairs, maps: Mapping[tuple[int, int], np.ndarray], pictures: Pictures, workers: int = 2,
+def composites(pairs: Pairs, maps: PairMaps, pictures: Pictures, workers: int = 2,
                frames: tuple[np.ndarray, np.ndarray] | None = None, judge: Judge | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Of `pairs` (rows whose check pictures are `pictures(row)`, `maps[(i, j)]` the keypoint map
+    """Of `pairs` (rows whose check pictures are `pictures(row)`, `maps` those of the keypoint map
     from picture i to picture j), those where one picture is a composite the other was pasted
     onto, by `judge` (default `which_composite`; `dedup.checkmemo.PairChecks.judge` remembers its
     answers): the composites' rows, and the rows whose pictures they show. A pair without a map is
     neither. With `frames` (every row's height and width), only the pairs whose frames nest by
     them are looked at."""
-    looked = [(i, j) for i, j in zip(pairs.i.tolist(), pairs.j.tolist())
-              if (i, j) in maps and (frames is None or _nested(maps[i, j], *(tuple(int(f[r]) for f in frames) for r in (i, j))))]
-    if not looked:
+    found, at = maps.find(pairs.i, pairs.j)
+    i, j, to_j = pairs.i[found].astype(np.int64), pairs.j[found].astype(np.int64), maps.maps[at[found]]
+    if frames is not None:
+        nest = np.array([_nested(m, *(tuple(int(f[r]) for f in frames) for r in (a, b)))
+                         for a, b, m in zip(i.tolist(), j.tolist(), to_j)], bool).reshape(-1)
+        i, j, to_j = i[nest], j[nest], to_j[nest]
+    if not len(i):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    i, j = (np.array(side, np.int64) for side in zip(*looked))
-    which = (judge or which_composite)(i, j, np.stack([maps[p] for p in looked]), pictures, workers)
+    which = (judge or which_composite)(i, j, to_j, pictures, workers)
     on = which >= 0
     pages, shown = np.where(which == 0, i, j), np.where(which == 0, j, i)
     return pages[on], shown[on]

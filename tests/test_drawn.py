@@ -9,6 +9,7 @@ from test_windows import textured
 from dedup.drawn import drawn_scales, outdrawn
 from dedup.duplicates import find_duplicates
 from dedup.indexer import index_catalog
+from dedup.seams import PairMaps
 
 
 def check_map(native: np.ndarray, long_i: int, long_j: int) -> np.ndarray:
@@ -36,11 +37,16 @@ def scales_of(maps: dict, sizes: list[tuple[int, int]]):
     """`drawn_scales` of pixel `maps` between pictures of (width, height) `sizes`."""
     long_side = [max(s) for s in sizes]
     units = {(i, j): check_map(m, long_side[i], long_side[j]) for (i, j), m in maps.items()}
-    return drawn_scales(units, np.arange(len(sizes)), np.array([s[1] for s in sizes]), np.array([s[0] for s in sizes]))
+    return drawn_scales(table(units), np.arange(len(sizes)), np.array([s[1] for s in sizes]), np.array([s[0] for s in sizes]))
+
+
+def table(maps: dict) -> PairMaps:
+    """The `PairMaps` of {(i, j): map}."""
+    return PairMaps.of([i for i, _ in maps], [j for _, j in maps], np.array(list(maps.values())).reshape(-1, 2, 3))
 
 
 def test_scales_are_in_the_pictures_own_pixels_whichever_way_the_map_goes():
-    maps = {(7, 3): check_map(turned(12), 260, 200), (3, 9): check_map(np.diag([1.4, 1.0, 0])[:2], 200, 280)}
+    maps = table({(7, 3): check_map(turned(12), 260, 200), (3, 9): check_map(np.diag([1.4, 1.0, 0])[:2], 200, 280)})
     scales = drawn_scales(maps, np.array([3, 7, 9]), np.array([150, 230, 200]), np.array([200, 260, 280]))
     got = {(int(i), int(j)): (round(lo, 3), round(hi, 3), round(np.degrees(t), 1))
            for i, j, lo, hi, t in zip(scales.i, scales.j, scales.lo, scales.hi, scales.turn)}

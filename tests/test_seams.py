@@ -63,7 +63,7 @@ def test_composites_lists_each_composite_with_the_picture_it_shows_and_skips_pai
 
     stored = {row: picture_bytes(Image.fromarray(rgb)) for row, rgb in pictures.items()}
     pages, shown = seams.composites(Pairs(np.array([0, 1]), np.array([1, 2]), np.zeros(2, np.float32)),
-                                    {(0, 1): to_b}, stored.__getitem__)
+                                    seams.PairMaps.of([0], [1], to_b[None]), stored.__getitem__)
     assert pages.tolist() == [1] and shown.tolist() == [0]
 
 
@@ -71,7 +71,9 @@ def test_only_the_maps_of_frames_that_may_nest_are_kept():
     nested = seams.NestedMaps()
     maps = np.stack([np.eye(2, 3), shift(0.2, 0.1) * [[0.5], [0.5]] + [[0, 0, 0], [0, 0, 0]]]).astype(np.float32)
     nested(np.array([3, 4]), np.array([5, 6]), maps)
-    assert list(nested.maps) == [(4, 6)]
+    assert (nested.maps.i.tolist(), nested.maps.j.tolist()) == ([4], [6])
+    nested(np.array([2, 4]), np.array([9, 6]), maps[::-1] * 2)  # a pair seen again keeps its first map
+    assert (nested.maps.i.tolist(), nested.maps.j.tolist()) == ([2, 4], [9, 6]) and np.allclose(nested.maps.maps[1], maps[1])
 
 
 def test_find_duplicates_keeps_the_picture_shown_over_the_busier_one_and_the_original_over_its_crop(cropped_catalog):  # noqa: F811
