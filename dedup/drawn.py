@@ -68,17 +68,28 @@ def drawn_scales(maps: PairMaps, ids: np.ndarray, height: np.ndarray, width: np.
     to_b = maps.maps[inside].astype(np.float64)
     to_b[:, :, :2] *= (long_side[b] / long_side[a])[:, None, None]  # in pixels (`dedup.seams.in_pixels`)
     to_b[:, :, 2] *= long_side[b][:, None]
-    sv = np.maximum(np.linalg.svd(to_b[:, :, :2], compute_uv=False), 1e-9)
+    sv = np.maximum(_singular_values(to_b[:, :, :2]), 1e-9)
     turned = np.abs(np.arctan2(to_b[:, 1, 0] - to_b[:, 0, 1], to_b[:, 0, 0] + to_b[:, 1, 1]))
-    canvas = (_holds_turned(to_b, a, b, height, width) & (turned >= TURNED)).astype(np.int8)
-    held = _holds_turned(_inverse(to_b), b, a, height, width) & (turned >= TURNED)
-    canvas[held & (canvas == 0)] = -1
+    canvas = np.zeros(len(a), np.int8)
+    t = np.flatnonzero(turned >= TURNED)  # few: only these can be a turned copy
+    holds = _holds_turned(to_b[t], a[t], b[t], height, width)
+    canvas[t[holds]] = 1
+    canvas[t[~holds & _holds_turned(_inverse(to_b[t]), b[t], a[t], height, width)]] = -1
     later = a > b  # a map from the later row: its inverse's scales are the reciprocals
     sv[later] = 1 / sv[later][:, ::-1]
     canvas[later] *= -1
     i, j = np.minimum(a, b), np.maximum(a, b)
-    _, first = np.unique(np.stack([i, j]), axis=1, return_index=True)
+    order = np.lexsort((np.arange(len(i)), j, i))
+    first = order[np.r_[True, (i[order][1:] != i[order][:-1]) | (j[order][1:] != j[order][:-1])]]
     return Scales(i[first], j[first], sv[first, 1], sv[first, 0], turned[first], canvas[first])
+
+
+def _singular_values(linear: np.ndarray) -> np.ndarray:
+    """The singular values of (m, 2, 2) matrices, larger first (in closed form: batched SVD is slow)."""
+    a, b, c, d = linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 0], linear[:, 1, 1]
+    total, det = a * a + b * b + c * c + d * d, a * d - b * c
+    root = np.sqrt(np.maximum(total * total - 4 * det * det, 0.0))
+    return np.sqrt(np.stack([(total + root) / 2, np.maximum(total - root, 0.0) / 2], 1))
 
 
 def _inverse(to_b: np.ndarray) -> np.ndarray:
