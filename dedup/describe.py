@@ -42,7 +42,8 @@ def describe_groups(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, r
     computed when not given), and its diameter; `GROUP_BLOCK` members at a time. `pages` (per id,
     `page_members`): the members that hold another member's picture (`Member.page`). With `tiers`
     (`dedup.keep.keep_tiers`), the keeper is the most central member of the best tier, after
-    those another member outdraws (per id, `dedup.drawn.outdrawn`)."""
+    those another member outdraws (per id, `dedup.drawn.outdrawn`); a member with more pixels
+    than that keeper is then marked `Member.more_pixels_only`."""
     by_path = path_rank(rows) if by_path is None else by_path
     out: list[Group] = []
     start, held = 0, 0
@@ -76,7 +77,10 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     paths = rows.path[ids[order]].tolist()  # the rows' own str objects, shared by the report
     distances = [round(d, 6) for d in to_keeper[order].tolist()]
     page = np.zeros(len(ids), bool) if pages is None or not len(pages) else pages[ids[order]]
-    members = [Member(p, d, bool(f)) for p, d, f in zip(paths, distances, page.tolist())]
+    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
+    # kept over by the drawn comparison (`dedup.drawn`) though it has more pixels: say why
+    canvas = (np.zeros(len(ids), bool) if outdrawn is None else (outdrawn[ids] & (pixels[ids] > pixels[keeper][gid]))[order]) & ~page
+    members = [Member(p, d, bool(f), bool(c)) for p, d, f, c in zip(paths, distances, page.tolist(), canvas.tolist())]
     return [Group(keep=str(rows.path[k]), max_distance=round(w, 6), exact=bool(e), members=tuple(members[a : a + n]))
             for k, w, e, a, n in zip(keeper.tolist(), widths.tolist(), exact.tolist(), starts.tolist(), sizes.tolist())]
 

@@ -114,9 +114,10 @@ def _holds_turned(to_b: np.ndarray, a: np.ndarray, b: np.ndarray, height: np.nda
 
 
 def outdrawn(set_of: np.ndarray, pixels: np.ndarray, scales: Scales) -> np.ndarray:
-    """Per row (`set_of[r]`: its set, or -1): whether another member of its set draws the picture
-    larger (`scales` between rows; by `pixels` where two members have no map), or it is stretched
-    against most of its set."""
+    """Per row (`set_of[r]`: its set, or -1 for none, and for a member ranked last whatever it
+    draws, such as a composite): whether another member of its set draws the picture larger
+    (`scales` between rows; by `pixels` where two members have no map), or it is stretched against
+    most of its set."""
     n = len(set_of)
     pixels = np.asarray(pixels, np.int64)
     member = set_of >= 0

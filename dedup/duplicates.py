@@ -131,7 +131,7 @@ def find_duplicates(
     groups = describe_groups(sets, involved, rows, rank, by_path,
                              page_members(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
                              keep_tiers(rows, keep, by_path, last, drawn=True),
-                             outdrawn(set_index(sets, len(ids)), pixels, scales) if by_drawing(keep) else None)
+                             outdrawn(np.where(last, -1, set_index(sets, len(ids))), pixels, scales) if by_drawing(keep) else None)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any, Iterator, Literal, Sequence
 
 from dedup.files import Skipped
-from dedup.results import Comparison, DuplicateReport, Group, Neighbor, QueryResult, Spots
+from dedup.results import Comparison, DuplicateReport, Group, Member, Neighbor, QueryResult, Spots
 
 Format = Literal["table", "json", "csv"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -56,7 +56,8 @@ def _duplicates_head(report: DuplicateReport) -> dict[str, Any]:
 
 def _group_dict(g: Group) -> dict[str, Any]:
     return {"keep": g.keep, "max_distance": g.max_distance, "exact": g.exact,
-            "members": [{"path": m.path, "distance": m.distance, **({"page": True} if m.page else {})} for m in g.members]}
+            "members": [{"path": m.path, "distance": m.distance, **({"page": True} if m.page else {}),
+                         **({"more_pixels_only": True} if m.more_pixels_only else {})} for m in g.members]}
 
 
 def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
@@ -98,8 +99,15 @@ def iter_duplicates(report: DuplicateReport, fmt: Format, sets_per_chunk: int = 
             lines.append(f"Set {n}: {len(g.members)} images, {kind}")
             for m in g.members:
                 tag = "keep" if m.path == g.keep else f"{m.distance:.3f}"
-                lines.append(f"  {tag:>6}  {printable(m.path)}" + ("  (shows another member pasted into it)" if m.page else ""))
+                lines.append(f"  {tag:>6}  {printable(m.path)}" + _note(m))
         yield "\n".join(lines) + "\n"
+
+
+def _note(m: Member) -> str:
+    """What the table says after a member's path: why a member with more pixels is not the keeper."""
+    if m.page:
+        return "  (shows another member pasted into it)"
+    return "  (more pixels, no more of the picture)" if m.more_pixels_only else ""
 
 
 def duplicates_summary(report: DuplicateReport) -> str:

@@ -11,6 +11,7 @@ class Member:
     path: str
     distance: float  # to the keeper
     page: bool = False  # holds another member's picture pasted into it (a screenshot of it; `dedup.parts`)
+    more_pixels_only: bool = False  # more pixels than the keeper, no more of the picture (turned onto a larger canvas, stretched)
 
 
 @dataclass(frozen=True, slots=True)

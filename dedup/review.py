@@ -130,6 +130,7 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "original": (root / m.path).as_uri(), "width": int(rows.width[k]), "height": int(rows.height[k]),
                 "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest), "page": m.page,
+                "more_pixels_only": m.more_pixels_only,
                 "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
                 "differs": s.to_dict() if (s := found.get((m.path, g.keep))) else None,
             })

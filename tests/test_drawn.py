@@ -109,8 +109,25 @@ def turned_catalog(tmp_path_factory):
 
 
 def test_find_duplicates_keeps_the_original_over_its_copy_turned_onto_a_larger_canvas(turned_catalog):
-    (group,) = find_duplicates(turned_catalog).groups
+    import json
+
+    from dedup.report import render_duplicates
+
+    report = find_duplicates(turned_catalog)
+    (group,) = report.groups
     assert {m.path for m in group.members} == {"original.png", "turned.png"}
     assert group.keep == "original.png"
+    assert [(m.path, m.more_pixels_only) for m in group.members] == [("original.png", False), ("turned.png", True)]
+    members = json.loads(render_duplicates(report, "json"))["groups"][0]["members"]
+    assert [m.get("more_pixels_only", False) for m in members] == [False, True]
+    assert "turned.png  (more pixels, no more of the picture)" in render_duplicates(report, "table")
     assert find_duplicates(turned_catalog, keep="smallest").groups[0].keep == "original.png"
     assert find_duplicates(turned_catalog, variants_together=True).groups[0].keep == "original.png"  # maps kept there too
+
+
+def test_a_member_ranked_last_outdraws_no_one():
+    # 0 a composite showing 1 (ranked last whatever it draws, so left out: -1), 1 the original, 2 a smaller copy of 1
+    sizes = [(480, 360), (320, 240), (256, 192)]
+    pixels = np.array([w * h for w, h in sizes])
+    assert outdrawn(np.array([0, 0, 0]), pixels, scales_of({}, sizes)).tolist() == [False, True, True]
+    assert outdrawn(np.array([-1, 0, 0]), pixels, scales_of({}, sizes)).tolist() == [False, False, True]
