@@ -17,6 +17,8 @@ it turns it. Between two members of a set:
 - any other two compare by their pixels: two pictures of one frame (whose map is the identity,
   not kept), a pair the keypoints did not confirm, and two whose frames nest (a crop drawn at its
   original's scale; a padded copy, ranked after its original as a composite by `dedup.seams`).
+
+Members ranked last whatever they draw (pages and composites) take no part.
 """
 from __future__ import annotations
 
