@@ -77,7 +77,7 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
     paths = rows.path[ids[order]].tolist()  # the rows' own str objects, shared by the report
     distances = [round(d, 6) for d in to_keeper[order].tolist()]
     page = np.zeros(len(ids), bool) if pages is None or not len(pages) else pages[ids[order]]
-    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
+    pixels = rows.pixels
     # kept over by the drawn comparison (`dedup.drawn`) though it has more pixels: say why
     canvas = (np.zeros(len(ids), bool) if outdrawn is None else (outdrawn[ids] & (pixels[ids] > pixels[keeper][gid]))[order]) & ~page
     members = [Member(p, d, bool(f), bool(c)) for p, d, f, c in zip(paths, distances, page.tolist(), canvas.tolist())]

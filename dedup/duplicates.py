@@ -126,12 +126,13 @@ def find_duplicates(
     last = np.isin(ids, pages)
     rank = keep_rank(rows, keep, by_path, last=last)
     sets = group_pairs(len(ids), kept, rank, linkage or policy.linkage)
-    scales = drawn_scales(nested.maps, ids, rows.height, rows.width)
-    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
+    behind = None
+    if by_drawing(keep):  # composites and pages (`last`) take no part
+        behind = outdrawn(np.where(last, -1, set_index(sets, len(ids))), rows.pixels,
+                          drawn_scales(nested.maps, ids, rows.height, rows.width))
     groups = describe_groups(sets, involved, rows, rank, by_path,
                              page_members(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
-                             keep_tiers(rows, keep, by_path, last, drawn=True),
-                             outdrawn(np.where(last, -1, set_index(sets, len(ids))), pixels, scales) if by_drawing(keep) else None)
+                             keep_tiers(rows, keep, by_path, last, drawn=True), behind)
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:

@@ -30,7 +30,7 @@ def keep_rank(rows: Rows, policy: KeepPolicy = "largest", path_order: np.ndarray
     after all others. Within a duplicate set, find-duplicates puts the most central of the images
     that `keep_tiers` ranks alike before these tie-breaks.
     """
-    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
+    pixels = rows.pixels
     size = rows.size.astype(np.int64)
     path_order = path_rank(rows) if path_order is None else path_order
     order = np.lexsort((path_order, -size, -pixels, *_tier(rows, policy, path_order, last)))
@@ -61,7 +61,7 @@ def _tier(rows: Rows, policy: KeepPolicy, path_order: np.ndarray, last: np.ndarr
     """The policy's own key per image (lower first), and whether it goes `last`: lexsort keys, the last most significant."""
     if policy not in KEEP_POLICIES:
         raise UsageError(f"unknown keep policy {policy!r}; choose one of {', '.join(KEEP_POLICIES)}", option="keep")
-    pixels = rows.width.astype(np.int64) * rows.height.astype(np.int64)
+    pixels = rows.pixels
     primary = {
         "largest": -pixels,
         "smallest": pixels,

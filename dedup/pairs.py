@@ -57,12 +57,19 @@ def rows_of(pairs: Pairs, n: int) -> np.ndarray:
 
 def among(pairs: Pairs, known: Pairs) -> np.ndarray:
     """Per pair of `pairs` (in any order), whether `known` (sorted by (i, j)) holds it."""
-    if not len(known) or not len(pairs):
-        return np.zeros(len(pairs), bool)
-    width = np.int64(max(int(pairs.j.max()), int(known.j.max())) + 1)
-    keys, have = pairs.i.astype(np.int64) * width + pairs.j, known.i.astype(np.int64) * width + known.j
+    return locate(pairs.i, pairs.j, known.i, known.j)[0]
+
+
+def locate(i: np.ndarray, j: np.ndarray, known_i: np.ndarray, known_j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair (i[k], j[k]): whether the pairs (`known_i`, `known_j`), sorted by (i, j), hold it,
+    and where (meaningful where held)."""
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    if not len(known_i) or not len(i):
+        return np.zeros(len(i), bool), np.zeros(len(i), np.int64)
+    width = np.int64(max(int(j.max()), int(known_j.max())) + 1)
+    keys, have = i * width + j, np.asarray(known_i, np.int64) * width + known_j
     at = np.minimum(np.searchsorted(have, keys), len(have) - 1)
-    return have[at] == keys
+    return have[at] == keys, at
 
 
 def union_pairs(a: Pairs, b: Pairs) -> Pairs:

@@ -25,7 +25,7 @@ import numpy as np
 
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, locate
 from dedup.pictures import rgb_of
 
 SAMPLES = 48  # points along each edge
@@ -63,15 +63,7 @@ class PairMaps:
 
     def find(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per pair (i[k], j[k]): whether it has a map, and where (an index into `maps`)."""
-        keys, wanted = _pair_keys(self.i, self.j), _pair_keys(np.asarray(i, np.int64), np.asarray(j, np.int64))
-        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), bool)
-        return found, at
-
-
-def _pair_keys(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """One sortable int64 per pair of rows below 2**31 (in (i, j) order)."""
-    return (i.astype(np.int64) << 31) | j.astype(np.int64)
+        return locate(i, j, self.i, self.j)
 
 
 class NestedMaps:
@@ -80,8 +72,7 @@ class NestedMaps:
     frame (a map within `IDENTITY` of the identity), most of a catalog's."""
 
     def __init__(self) -> None:
-        self._parts: list[PairMaps] = [PairMaps.of(np.zeros(0), np.zeros(0), np.zeros((0, 2, 3)))]
-        self._merged = True
+        self._parts: list[PairMaps] = [PairMaps.of(np.zeros(0), np.zeros(0), np.zeros((0, 2, 3)))]  # the first: merged
 
     def __call__(self, i, j, maps: np.ndarray) -> None:
         maps = np.asarray(maps)
@@ -89,15 +80,13 @@ class NestedMaps:
         if moved.any():
             self._parts.append(PairMaps(np.asarray(i, np.int64)[moved], np.asarray(j, np.int64)[moved],
                                         maps[moved].astype(np.float32)))
-            self._merged = False
 
     @property
     def maps(self) -> PairMaps:
         """The maps kept so far, each pair once (the first kept)."""
-        if not self._merged:
+        if len(self._parts) > 1:
             parts = self._parts
             self._parts = [PairMaps.of(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("i", "j", "maps")))]
-            self._merged = True
         return self._parts[0]
 
 

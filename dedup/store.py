@@ -212,6 +212,11 @@ class Rows:
     def __len__(self) -> int:
         return len(self.path)
 
+    @property
+    def pixels(self) -> np.ndarray:
+        """(n,) int64: width × height."""
+        return self.width.astype(np.int64) * self.height.astype(np.int64)
+
     def take(self, ids: np.ndarray) -> Rows:
         """Rows `ids`, in that order."""
         return Rows(*(getattr(self, c)[ids] for c in COLUMNS))
