@@ -3,7 +3,8 @@
 Catalog copies of one picture often differ only in what surrounds it: white margins, letterboxing, a
 product cut out and placed on another backdrop colour. Borders and backdrops are judged on the
 downscaled image, where sensor and JPEG noise are averaged away; a picture whose frame is not mostly
-one colour (a photo) is left as it is."""
+one colour (a photo) is left as it is, and so is a plain picture (one colour throughout: a swatch, a
+blank page), whose colour is all it shows."""
 from __future__ import annotations
 
 from typing import Callable
@@ -27,6 +28,7 @@ def to_input(rgb: Image.Image, size: int, framing: Framing = Framing(),
 
     `framing.trim` cuts uniform borders first, so the same picture with other margins fills the
     frame the same way. `framing.backdrop` then repaints a plain backdrop white (`whiten_backdrop`).
+    A `plain` picture is neither: a red swatch stays red.
     `sharper(factor)`, where given, decodes the same picture at `factor` × `rgb`'s resolution (or
     as close as it can): a JPEG decoded at a reduced scale is decoded again when its trimmed part
     would otherwise be enlarged, so it is framed as sharply as the same picture in another format."""
@@ -35,7 +37,7 @@ def to_input(rgb: Image.Image, size: int, framing: Framing = Framing(),
     if not (framing.trim or framing.backdrop):
         return arr
     colour = border_colour(arr)
-    if colour is None:
+    if colour is None or plain(arr, colour):
         return arr
     if framing.trim:
         box = content_box(arr, colour)
@@ -56,6 +58,12 @@ def border_colour(arr: np.ndarray) -> np.ndarray | None:
     if (_distance(frame, colour) <= TRIM_TOLERANCE).mean() < UNIFORM_FRAME:
         return None
     return colour
+
+
+def plain(arr: np.ndarray, colour: np.ndarray) -> bool:
+    """No pixel of an (h, w, 3) array differs from `colour` beyond the border tolerance: a picture
+    of one colour, with nothing drawn on it."""
+    return bool((_distance(arr, colour) <= TRIM_TOLERANCE).all())
 
 
 def content_box(arr: np.ndarray, colour: np.ndarray | None = None) -> tuple[int, int, int, int] | None:

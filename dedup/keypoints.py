@@ -32,6 +32,7 @@ MAX_SCALE = 8.0  # a copy at most this much larger or smaller (screenshots paste
 MAX_STRETCH = 2.5  # aspect-ratio changes and shears beyond this are not edits
 CACHE_IMAGES = 4096  # keypoint sets kept between blocks of pairs (up to 40 kB each)
 CORNER_THRESHOLD = 10  # FAST threshold: clip art has few, sharp corners
+EDGE_PX = 15  # ORB's patch and the border it leaves: a picture must be wider than twice this to hold a keypoint
 SURE, SURE_INLIERS = 0.25, 20  # agreeing on this share of the sparser picture's keypoints (and this many), a copy is not mirrored
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
@@ -55,15 +56,16 @@ class Keypoints:
 
 def _orb(count: int, corner: int) -> cv2.ORB:
     # Small patches and a low corner threshold: clip art has few, sharp corners.
-    return cv2.ORB_create(nfeatures=count, fastThreshold=corner, edgeThreshold=15, patchSize=15)
+    return cv2.ORB_create(nfeatures=count, fastThreshold=corner, edgeThreshold=EDGE_PX, patchSize=EDGE_PX)
 
 
 def keypoints(grey: np.ndarray, count: int = 500, corner: int = CORNER_THRESHOLD) -> Keypoints:
-    """ORB keypoints (FAST threshold `corner`) of a greyscale uint8 picture and of its mirror image."""
+    """ORB keypoints (FAST threshold `corner`) of a greyscale uint8 picture and of its mirror image;
+    none on a picture too thin to hold one (a strip a pixel or two wide, which ORB refuses)."""
     orb = _orb(count, corner)
 
     def detect(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kps, desc = orb.detectAndCompute(np.ascontiguousarray(a), None)
+        kps, desc = orb.detectAndCompute(np.ascontiguousarray(a), None) if min(a.shape) > 2 * EDGE_PX else ((), None)
         if desc is None:
             return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
         return np.asarray(cv2.KeyPoint_convert(kps), np.float32).reshape(-1, 2), desc

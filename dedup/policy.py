@@ -22,6 +22,7 @@ from typing import Literal, Union
 
 import numpy as np
 
+from dedup import plain
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
 from dedup.details import Teller, told_apart
@@ -51,6 +52,7 @@ class Decision:
     inliers: np.ndarray | None = None  # (m,) int32, agreeing keypoints; -1: not looked at or unreadable; -2: ruled out (`Hopeful`)
     needed: np.ndarray | None = None  # (m,) int32, agreeing keypoints the pair needs
     told_apart: np.ndarray | None = None  # (m,) bool: confirmed by keypoints, but differing in a detail or colourway
+    plain_apart: np.ndarray | None = None  # (m,) bool: one picture plain, the other not plain in its colour (`dedup.plain`)
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,11 @@ class CheckedPolicy:
             prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, pasted)
+        plain_apart = np.zeros(len(todo), bool)
+        bare = np.flatnonzero(readable & same & (look.sparser == 0))  # a side without keypoints: perhaps a plain picture
+        if len(bare):
+            plain_apart[bare] = plain.apart(both.i[bare], both.j[bare], pictures)
+            same &= ~plain_apart
         apart = np.zeros(len(todo), bool)
         agreed = np.flatnonzero(readable & same)
         if len(agreed) and look.maps is not None:
@@ -184,12 +191,13 @@ class CheckedPolicy:
             verdict_, apart = verdict_ & ~moved, apart | moved
         n = len(pairs)
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
-        inl, need, apart_all = np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, bool)
+        inl, need, apart_all, plain_all = np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, bool), np.zeros(n, bool)
         keep[look_at], p_all[look_at], inl[look_at], need[look_at], apart_all[look_at] = verdict_, prob, look.inliers, needed, apart
+        plain_all[look_at] = plain_apart
         keep[same_bytes] = True
         alike = int(same_bytes.sum())
         summary = Verified(len(todo) + alike, int(verdict_.sum()) + alike, int((~readable).sum()), int(apart.sum()))
-        return Decision(keep, summary, p_all, inl, need, apart_all)
+        return Decision(keep, summary, p_all, inl, need, apart_all, plain_all)
 
     def _normalised(self, todo: Pairs, background: Backgrounds | None) -> np.ndarray | None:
         if not self.check.normalised:

@@ -114,6 +114,7 @@ class Comparison:
     differs: Spots | None = None  # where a differs from b, when their keypoints agree on a map
     told_apart: bool = False  # the keypoints confirm the pair, but the pictures differ in a detail, colourway or part (`dedup.details`)
     same_bytes: bool = False  # the two files are byte for byte alike: the same without a look
+    plain_apart: bool = False  # one is a plain picture (one colour, nothing drawn) and the other not plain in its colour (`dedup.plain`)
 
     @property
     def cosine(self) -> float:

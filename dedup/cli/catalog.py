@@ -228,6 +228,8 @@ def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
     verdict = "same" if result.same else "different"
     if result.told_apart:
         verdict += " (told apart: laid over each other, they differ in a detail, a colourway or a part)"
+    if result.plain_apart:
+        verdict += " (one is a plain colour, nothing drawn on it, and the other is not that plain colour)"
     if fmt == "json":
         click.echo(json.dumps({"a": str(image_a), "b": str(image_b), **comparison_dict(result)}, indent=2))
     elif result.same_bytes:
