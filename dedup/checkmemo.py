@@ -48,6 +48,7 @@ AGAINST = "against"  # in FOLDER: the entries of pairs with a reference index's 
 PARTS = "parts"  # the files of the pictures pasted into the index's pictures, and of their windows (entries: a = b)
 PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
 CATALOG_WINDOWS = "windows"  # in FOLDER/AGAINST: the windows of the reference index's pictures (`dedup.windows`)
+ALIKE = "alike"  # `PairChecks.teller`'s kind for `dedup.details.alike`
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
 TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)
@@ -197,12 +198,14 @@ class PairChecks:
 
         return remembered
 
-    def teller(self, tell: Teller) -> Teller:
-        """`tell` for the pairs without an entry; entries for the rest."""
+    def teller(self, tell: Teller, kind: str = "apart") -> Teller:
+        """`tell` (a yes or no of a pair laid over by its map: told apart, `dedup.details.told_apart`,
+        or another such judgement that `kind` names, keyed apart) for the pairs without an entry;
+        entries for the rest."""
 
         def remembered(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
             apart = self.tables["apart.npy"]
-            keys, a, b = self._keys(i, j, "apart")
+            keys, a, b = self._keys(i, j, kind)
             hit, entries = apart.find(keys)
             out = np.zeros(len(keys), bool)
             out[hit] = entries["apart"] == 1

@@ -71,6 +71,7 @@ PALETTE, RARE, NOVEL = 4, 0.005, 0.2  # colour levels a channel; a colour under 
 SPOT_AREA = 0.001  # a differing region smaller than this share of the common area is not outlined (JPEG noise)
 SPOTS = 3  # differing regions outlined at most, the largest
 THROUGHOUT = 0.25  # differing over this share of the common area, the pictures differ throughout: nothing is outlined
+COVERED = 0.8  # `pair_alike`: each picture covers at least this share of the other (a 5-px edge eroded off, ~9% at 256 px)
 
 
 @dataclass(frozen=True)
@@ -437,17 +438,48 @@ def _shares(boxes: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[float, flo
 Teller = Callable[..., np.ndarray]  # `told_apart`'s signature: (i, j, maps, pictures, workers)
 
 
+def differs_nowhere(spots: Spots | None) -> bool:
+    """Laid over the other, the picture differs nowhere (not even in specks above `SPOT_AREA`);
+    unknown (no map, no pair check) counts as differing."""
+    return spots is not None and not spots.throughout and not spots.boxes
+
+
 def told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
     """Per pair (rows `i[k]`, `j[k]` with map `maps[k]`): told apart by `pair_told_apart`. A pair
-    without a map, or with a picture that cannot be had, is not told apart. The most recent
-    `CACHE_PICTURES` pictures stay prepared (a set's members are in several pairs)."""
+    without a map, or with a picture that cannot be had, is not told apart."""
+    return _per_pair(pair_told_apart, i, j, maps, pictures, workers)
+
+
+def alike(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+    """Per pair (rows `i[k]`, `j[k]` with map `maps[k]`): `pair_alike`. A pair without a map, or
+    with a picture that cannot be had, is not alike."""
+    return _per_pair(pair_alike, i, j, maps, pictures, workers)
+
+
+def pair_alike(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
+    """Laid over each other by `to_b` (in units of the longer side), do the pictures cover each
+    other (each at least `COVERED` of the other, edges eroded: not two overlapping crops of one
+    photo) and differ nowhere (`differs_nowhere`)?"""
+    to_b_px = rescaled(to_b, SIDE)
+    covered = np.count_nonzero(_laid_over(a, b, to_b_px)[0])
+    b_covered = covered * abs(float(np.linalg.det(to_b_px[:, :2])))  # the same area in b's pixels
+    if covered < COVERED * a.subject.size or b_covered < COVERED * b.subject.size:
+        return False
+    return differs_nowhere(differing_spots(a, b, to_b))
+
+
+def _per_pair(judged: Callable[[Picture, Picture, np.ndarray], bool], i: Sequence[int], j: Sequence[int],
+              maps: np.ndarray, pictures: Pictures, workers: int) -> np.ndarray:
+    """`judged(picture i, picture j, map)` of each pair on `workers` threads; False without a map
+    or with a picture that cannot be had. The most recent `CACHE_PICTURES` pictures stay prepared
+    (a set's members are in several pairs)."""
     picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
 
     def judge(k: int) -> bool:
         if not np.isfinite(maps[k]).all():
             return False
         try:
-            return pair_told_apart(picture(int(i[k])), picture(int(j[k])), maps[k])
+            return bool(judged(picture(int(i[k])), picture(int(j[k])), maps[k]))
         except (ImageSkip, cv2.error, *DECODE_ERRORS):
             return False
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from dedup.checkmemo import PairChecks
 from dedup.config import VerifyConfig
-from dedup.details import CACHE_PICTURES, Picture, differing_spots, prepared, told_apart
+from dedup.details import CACHE_PICTURES, Picture, differing_spots, differs_nowhere, prepared, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import Matcher, Pictures, match_pairs
@@ -45,12 +45,6 @@ def other_pairs(groups: Sequence[Group], most: int) -> list[list[tuple[str, str]
         out.append([] if g.exact or len(g.members) > most else
                    [(a, b) for k, a in enumerate(others) for b in others[k + 1:]])
     return out
-
-
-def differs_nowhere(spots: Spots | None) -> bool:
-    """Laid over the other, the picture differs nowhere (not even in specks above
-    `dedup.details.SPOT_AREA`); unknown (no map, no pair check) counts as differing."""
-    return spots is not None and not spots.throughout and not spots.boxes
 
 
 def set_differs_nowhere(group: Group, found: Found) -> bool:

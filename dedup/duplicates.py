@@ -10,11 +10,11 @@ import numpy as np
 
 from dedup import cpus, judgements
 from dedup.ann import build_index
-from dedup.checkmemo import AGAINST, CATALOG_WINDOWS, PASTED, PairChecks
+from dedup.checkmemo import AGAINST, ALIKE, CATALOG_WINDOWS, PASTED, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.describe import describe_groups, page_members, set_index
-from dedup.details import told_apart
-from dedup.differs import differs_nowhere, keeper_pairs, pair_spots, set_differs_nowhere, spots_between
+from dedup.details import alike, differs_nowhere, told_apart
+from dedup.differs import keeper_pairs, pair_spots, set_differs_nowhere, spots_between
 from dedup.drawn import drawn_scales, outdrawn
 from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
@@ -92,7 +92,7 @@ def find_duplicates(
     decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                              hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
                              match=memo.matcher(match),
-                             tell=memo.teller(told_apart), confirmed=(nested := NestedMaps()),
+                             tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE), confirmed=(nested := NestedMaps()),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
     frames = (index.rows.height, index.rows.width)
@@ -314,7 +314,7 @@ def find_against(
     decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
                              hashes=(mine.rows.content_hash, theirs.rows.content_hash),
                              background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
-                             match=memo.matcher(match), tell=memo.teller(told_apart),
+                             match=memo.matcher(match), tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE),
                              on_progress=lambda d, t: on_progress("verifying", d, t))
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
     inside = np.full(len(pairs), OWN)

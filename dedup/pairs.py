@@ -75,3 +75,17 @@ def locate(i: np.ndarray, j: np.ndarray, known_i: np.ndarray, known_j: np.ndarra
 def union_pairs(a: Pairs, b: Pairs) -> Pairs:
     """Pairs in `a` or `b`, each once, sorted by (i, j)."""
     return sorted_pairs([a.i, b.i], [a.j, b.j], [a.d, b.d], unique=True)
+
+
+def nearest_ranks(pairs: Pairs, within: bool = True) -> np.ndarray:
+    """Per pair, how near each of its two pictures comes among the other's pairs, the nearer of the
+    two ranks (0: one is the other's nearest). `within`: both sides are rows of one set; otherwise
+    i and j number two sets, ranked apart."""
+    m = len(pairs)
+    side_j = pairs.j.astype(np.int64) if within else pairs.j.astype(np.int64) + int(pairs.i.max(initial=-1)) + 1
+    rows = np.concatenate([pairs.i.astype(np.int64), side_j])
+    order = np.lexsort((np.concatenate([pairs.d, pairs.d]), rows))
+    held = rows[order]
+    rank = np.empty(2 * m, np.int64)
+    rank[order] = np.arange(2 * m) - np.searchsorted(held, held)
+    return np.minimum(rank[:m], rank[m:])

@@ -25,15 +25,16 @@ import numpy as np
 from dedup import plain
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
-from dedup.details import Teller, told_apart
+from dedup.details import Teller, alike, told_apart
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
-from dedup.pairs import Pairs, rows_of, union_pairs
+from dedup.pairs import Pairs, nearest_ranks, rows_of, union_pairs
 from dedup.results import Verified
 from dedup.search import cross_knn_pairs, cross_range_pairs, knn_pairs, loaded, range_pairs
 from dedup.selfjoin import Runner
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
+SPARED_NEAREST = 3  # `sparable`: a copy is among its original's 3 nearest (on a catalog of pages, 92% of them)
 CEILING_SLACK = 1e-6  # `Hopeful` matches a pair whose best probability falls short of the cut by less (float32 rounding)
 SECOND_SET = 1 << 40  # with a second set of pictures, its row r is row SECOND_SET + r for `match` and `tell`
 Progress = Callable[[int, int], None]
@@ -82,8 +83,8 @@ class DistancePolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
-               through_part: np.ndarray | None = None, hashes: Hashes | None = None,
+               tell: Teller = told_apart, alike: Teller = alike, on_progress: Progress | None = None,
+               thorough: bool = False, through_part: np.ndarray | None = None, hashes: Hashes | None = None,
                confirmed: Confirmed | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
@@ -132,8 +133,8 @@ class CheckedPolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, on_progress: Progress | None = None, thorough: bool = False,
-               through_part: np.ndarray | None = None, hashes: Hashes | None = None,
+               tell: Teller = told_apart, alike: Teller = alike, on_progress: Progress | None = None,
+               thorough: bool = False, through_part: np.ndarray | None = None, hashes: Hashes | None = None,
                confirmed: Confirmed | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
@@ -141,8 +142,10 @@ class CheckedPolicy:
         the rows, one set) let a large catalog be matched region by region. `background`: from
         `backgrounds` (without it a normalising check takes each side's background as typical).
         `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
-        distributed one) and `tell` looks for a differing detail (`dedup.details.told_apart`);
-        either may remember earlier runs' answers (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
+        distributed one), `tell` looks for a differing detail (`dedup.details.told_apart`) and
+        `alike` says whether a pair laid over by its map differs nowhere (`dedup.details.alike`,
+        asked of the `sparable` pairs that agree on `min_inliers` keypoints); each may remember earlier runs' answers
+        (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
         (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair).
         `through_part` (per pair): found through a picture pasted into the other (`dedup.parts`),
         so accepted only on agreeing keypoints (`required_inliers`). `hashes`: the content hashes of
@@ -160,7 +163,8 @@ class CheckedPolicy:
         else:  # the second set's rows after the first's
             both, regions = Pairs(todo.i, todo.j + SECOND_SET, todo.d), None
             pictures = joined(pictures, other)
-        worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold, pasted)
+        spared = sparable(todo, other is None, self.encoder_threshold, pasted)
+        worth = None if thorough else Hopeful.of(self.check, todo.d, norm, self.encoder_threshold, pasted, spared)
         m = match(both, pictures, self.check.side, self.check.keypoints, workers, on_progress=on_progress, regions=regions,
                   worth=worth)
         readable = m.readable
@@ -170,6 +174,9 @@ class CheckedPolicy:
             prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, pasted)
+        spare = np.flatnonzero(readable & ~same & spared & (look.inliers >= self.check.min_inliers))
+        if len(spare) and look.maps is not None:
+            same[spare] = alike(both.i[spare], both.j[spare], look.maps[spare], pictures, workers)
         plain_apart = np.zeros(len(todo), bool)
         bare = np.flatnonzero(readable & same & (look.sparser == 0))  # a side without keypoints: perhaps a plain picture
         if len(bare):
@@ -318,27 +325,31 @@ class Hopeful:
     """`dedup.keypoints.Worth` for `CheckedPolicy.decide`: a pair is worth matching when some count
     of agreeing keypoints could make it a duplicate (`ceiling` reaches the acceptance cut), so
     leaving the others unmatched changes no verdict. The count considered starts at what the pair
-    needs whatever `closer_look` finds (`required_inliers` of a picture without keypoints)."""
+    needs whatever `closer_look` finds (`required_inliers` of a picture without keypoints). A pair
+    the model cannot accept is still worth matching when it is `sparable` (`spared`) and its
+    sparser picture has the keypoints to agree on."""
 
     config: VerifyConfig
     distance: np.ndarray
     fewest: np.ndarray
+    spared: np.ndarray
     normalised: np.ndarray | None = None
 
     @classmethod
     def of(cls, config: VerifyConfig, distance, normalised_distance: np.ndarray | None, encoder_threshold: float,
-           through_part: np.ndarray | None = None) -> Hopeful:
+           through_part: np.ndarray | None = None, spared: np.ndarray | None = None) -> Hopeful:
         d = np.asarray(distance)
         fewest = required_inliers(config, d, np.zeros(len(d), np.int32), encoder_threshold, through_part)
-        return cls(config, d, fewest, normalised_distance)
+        return cls(config, d, fewest, np.zeros(len(d), bool) if spared is None else np.asarray(spared, bool), normalised_distance)
 
     def __call__(self, ks: np.ndarray, sparser: np.ndarray) -> np.ndarray:
         norm = None if self.normalised is None else self.normalised[ks]
         top = ceiling(self.config, self.distance[ks], sparser, self.fewest[ks], norm)
-        return top >= self.config.accept - CEILING_SLACK
+        return (top >= self.config.accept - CEILING_SLACK) | (self.spared[ks] & (np.asarray(sparser) >= self.config.min_inliers))
 
     def subset(self, ks: np.ndarray) -> Hopeful:
-        return Hopeful(self.config, self.distance[ks], self.fewest[ks], None if self.normalised is None else self.normalised[ks])
+        return Hopeful(self.config, self.distance[ks], self.fewest[ks], self.spared[ks],
+                       None if self.normalised is None else self.normalised[ks])
 
 
 def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold: float,
@@ -368,6 +379,22 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
         silent = (d >= encoder_threshold / 2) & (d < encoder_threshold) & (np.asarray(sparser) >= config.veto_keypoints)
         need = np.maximum(need, silent.astype(need.dtype))
     return need
+
+
+def sparable(pairs: Pairs, within: bool, encoder_threshold: float, through_part: np.ndarray | None = None) -> np.ndarray:
+    """Pairs that are the same whatever the logistic model says if their keypoints agree on
+    `min_inliers` and, laid over each other by the map, they differ nowhere (`dedup.details.alike`):
+    within the encoder's own threshold, one picture among the other's `SPARED_NEAREST` nearest
+    (`pairs.nearest_ranks`; `within`: both sides are rows of one set). Among pictures rich in
+    keypoints in a crowded catalog (pages of text, screenshots of one app) the model's keypoint
+    count and normalised distance reject even a resized copy, while the encoder, the keypoints and
+    the overlay all call it one picture; the rank bounds the work there, where every picture is
+    within the threshold of many. Never a pair found through a pasted picture or a window
+    (`through_part`): its distance is not the pair's."""
+    out = (np.asarray(pairs.d) < encoder_threshold) & (nearest_ranks(pairs, within) < SPARED_NEAREST)
+    if through_part is not None:
+        out &= ~np.asarray(through_part, bool)
+    return out
 
 
 def verdict(config: VerifyConfig, distance, prob: np.ndarray, look: Matches, encoder_threshold: float,
