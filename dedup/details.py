@@ -71,7 +71,7 @@ PALETTE, RARE, NOVEL = 4, 0.005, 0.2  # colour levels a channel; a colour under 
 SPOT_AREA = 0.001  # a differing region smaller than this share of the common area is not outlined (JPEG noise)
 SPOTS = 3  # differing regions outlined at most, the largest
 THROUGHOUT = 0.25  # differing over this share of the common area, the pictures differ throughout: nothing is outlined
-COVERED = 0.8  # `pair_alike`: each picture covers at least this share of the other (a 5-px edge eroded off, ~9% at 256 px)
+COVERED = 0.8  # `pair_alike`: each picture covers at least this share of the other's subject (a 5-px edge eroded off)
 
 
 @dataclass(frozen=True)
@@ -457,13 +457,15 @@ def alike(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictur
 
 
 def pair_alike(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
-    """Laid over each other by `to_b` (in units of the longer side), do the pictures cover each
-    other (each at least `COVERED` of the other, edges eroded: not two overlapping crops of one
-    photo) and differ nowhere (`differs_nowhere`)?"""
+    """Laid over each other by `to_b` (in units of the longer side), does each picture cover at
+    least `COVERED` of what the other shows (its subject, edges eroded: not two overlapping crops
+    of one photo, while a margin added or cut does not count) and do they differ nowhere
+    (`differs_nowhere`)?"""
     to_b_px = rescaled(to_b, SIDE)
-    covered = np.count_nonzero(_laid_over(a, b, to_b_px)[0])
-    b_covered = covered * abs(float(np.linalg.det(to_b_px[:, :2])))  # the same area in b's pixels
-    if covered < COVERED * a.subject.size or b_covered < COVERED * b.subject.size:
+    overlap, subject_b, _ = _laid_over(a, b, to_b_px)
+    b_scale = abs(float(np.linalg.det(to_b_px[:, :2])))  # an area of a's pixels in b's
+    if (np.count_nonzero(overlap & a.subject) < COVERED * np.count_nonzero(a.subject)
+            or np.count_nonzero(overlap & subject_b) * b_scale < COVERED * np.count_nonzero(b.subject)):
         return False
     return differs_nowhere(differing_spots(a, b, to_b))
 
