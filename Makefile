@@ -53,6 +53,7 @@ results: install
 	$(BIN)/python -m benchmarks.uploads --json benchmarks/results/uploads.json
 	$(BIN)/python -m benchmarks.icons --model default
 	$(BIN)/python -m benchmarks.cards --model default
+	$(BIN)/python -m benchmarks.documents --model default
 	$(BIN)/python -m recipes.model_card
 
 train-default: install
