@@ -7,8 +7,8 @@ header, a table, form fields, a letter), each filled with its own seeded text. A
 or two copies, edited as documents are: `resized` (scaled to 45–90% and saved as a JPEG of quality
 35–85), `greyscale`, `skewed` (turned by up to 2.5°, as a scan is), `margins` (a few percent cut
 off or added on each side) and `scanned` (a paper tint, blur and noise, then JPEG). A page may also
-have a *variant*: the same page with one value changed (an amount, a date, a number), which is
-another document. A page and its copies are duplicates; a page and its variant are not (their
+have a *variant*: the same page with one figure changed, which is another document: the total in
+its grey box (`boxed`) or a reference number printed on the bare paper (`paper`). A page and its copies are duplicates; a page and its variant are not (their
 wrong pairs are counted apart). The pages are drawn with Pillow's own font, so the catalog needs
 nothing installed. `dedup index` and `find-duplicates` run as a user runs them, at the defaults,
 with `--no-verify` and with `--nothing-differs`; pHash is scored at its best Hamming threshold on
@@ -35,7 +35,8 @@ WORDS = ("total amount due invoice date customer order shipping tax net gross qu
          "description unit rate hours service delivery terms conditions notes remarks").split()
 TEMPLATES = ("invoice", "report", "form", "letter")
 SIZE = (620, 820)
-VARIANT_PREFIX = "v"  # a variant page's file name starts with this
+VARIANT_PREFIX = "v"  # a variant page's file name starts with this and ends with its kind
+VARIANTS = {"b": "boxed", "p": "paper"}  # the figure a variant changes: the boxed total, or a number on the bare paper
 EDITS = ("resized", "greyscale", "skewed", "margins", "scanned")
 
 
@@ -43,8 +44,9 @@ def _line(rng: np.random.Generator, low: int = 4, high: int = 9) -> str:
     return " ".join(rng.choice(WORDS, int(rng.integers(low, high))))
 
 
-def page(template: str, seed: int, value: int) -> Image.Image:
-    """One page of `template`, its text drawn from `seed`; `value` is the one figure a variant changes."""
+def page(template: str, seed: int, value: int, reference: int) -> Image.Image:
+    """One page of `template`, its text drawn from `seed`; `value` (the boxed total) and `reference`
+    (a number on the bare paper) are the figures a variant changes."""
     rng = np.random.default_rng(seed)
     im = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(im)
@@ -79,6 +81,7 @@ def page(template: str, seed: int, value: int) -> Image.Image:
         y += int(font.size * 1.4)
     draw.rectangle([w - 240, h - 100, w - 30, h - 50], fill=(235, 235, 235), outline="black")
     draw.text((w - 228, h - 88), f"Total {value}.00", fill="black", font=font)
+    draw.text((30, h - 88), f"Reference {reference}", fill="black", font=font)
     return im
 
 
@@ -120,8 +123,8 @@ def build(out: Path, pages: int, seed: int) -> dict[str, tuple[int, str]]:
     truth: dict[str, tuple[int, str]] = {}
     for k in range(pages):
         template, text_seed = TEMPLATES[k % len(TEMPLATES)], int(rng.integers(1 << 31))
-        value = int(rng.integers(100, 99999))
-        original = page(template, text_seed, value)
+        value, reference = int(rng.integers(100, 99999)), int(rng.integers(10000, 99999))
+        original = page(template, text_seed, value, reference)
         original.save(catalog / f"d{k:04d}.png")
         truth[f"d{k:04d}.png"] = (2 * k, "original")
         for c in range(int(rng.choice([0, 1, 1, 2]))):
@@ -130,17 +133,23 @@ def build(out: Path, pages: int, seed: int) -> dict[str, tuple[int, str]]:
             edited(original, edit, rng).save(catalog / name, quality=92)
             truth[name] = (2 * k, edit)
         if rng.random() < 0.4:  # the same page with another figure: another document
-            other = value + int(rng.integers(1, 900))
-            page(template, text_seed, other).save(catalog / f"{VARIANT_PREFIX}{k:04d}.png")
-            truth[f"{VARIANT_PREFIX}{k:04d}.png"] = (2 * k + 1, "original")
+            kind = str(rng.choice(list(VARIANTS)))
+            other = int(rng.integers(1, 900))
+            variant = page(template, text_seed, value + other * (kind == "b"), reference + other * (kind == "p"))
+            variant.save(catalog / f"{VARIANT_PREFIX}{k:04d}{kind}.png")
+            truth[f"{VARIANT_PREFIX}{k:04d}{kind}.png"] = (2 * k + 1, "original")
     return truth
 
 
-def variant_wrong(pred: set, paths: list[str]) -> int:
-    """Reported pairs that join a page (or a copy of it) with its variant."""
+def variant_wrong(pred: set, paths: list[str]) -> dict[str, int]:
+    """Reported pairs that join a page (or a copy of it) with its variant, by the variant's kind."""
     doc = [p.removeprefix(VARIANT_PREFIX).removeprefix("d")[:4] for p in paths]
-    variant = [p.startswith(VARIANT_PREFIX) for p in paths]
-    return sum(doc[a] == doc[b] and variant[a] != variant[b] for a, b in pred)
+    kind = [VARIANTS[p.split(".")[0][-1]] if p.startswith(VARIANT_PREFIX) else None for p in paths]
+    out = dict.fromkeys(VARIANTS.values(), 0)
+    for a, b in pred:
+        if doc[a] == doc[b] and (kind[a] is None) != (kind[b] is None):
+            out[kind[a] or kind[b]] += 1
+    return out
 
 
 def main() -> None:
@@ -158,20 +167,23 @@ def main() -> None:
     run = score_model(args.model, out, truth, out / "index")
     paths, true = run["paths"], run["true"]
     hashes = hash_scores(out / "catalog", paths, true, kinds=("phash",))
-    variants = sum(p.startswith(VARIANT_PREFIX) for p in paths)
-    print(f"{len(paths)} images: {args.pages} pages, {variants} variants (one figure changed), {len(true)} true pairs")
-    print("| mode | reported pairs | precision | recall | F1 | pairs joining a page with its variant | precision without them |")
-    print("|---|---|---|---|---|---|---|")
+    variants = {kind: sum(p.startswith(VARIANT_PREFIX) and p.split(".")[0].endswith(k) for p in paths)
+                for k, kind in VARIANTS.items()}
+    print(f"{len(paths)} images: {args.pages} pages, variants with one figure changed: {variants['boxed']} boxed, "
+          f"{variants['paper']} on the paper; {len(true)} true pairs")
+    print("| mode | reported pairs | precision | recall | F1 | pairs joining a page with its variant: boxed | paper "
+          "| precision without them |")
+    print("|---|---|---|---|---|---|---|---|")
     rows = {}
     modes = [("default", run["pred"]), ("--no-verify", run["plain"]["pred"])]
     modes += [("--nothing-differs", run["sure"]["pred"])] if run["sure"] else []
     for mode, pred in modes + [("phash (best threshold)", hashes["phash"]["pred"])]:
         p, r, f = prf(pred, true)
         wrong = variant_wrong(pred, paths)
-        others = len(pred & true) / max(1, len(pred) - wrong)
+        others = len(pred & true) / max(1, len(pred) - sum(wrong.values()))
         rows[mode] = {"pairs": len(pred), "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "variant_pairs": wrong,
                       "precision_without_variants": round(others, 4)}
-        print(f"| {mode} | {len(pred)} | {p:.4f} | {r:.4f} | {f:.4f} | {wrong} | {others:.4f} |")
+        print(f"| {mode} | {len(pred)} | {p:.4f} | {r:.4f} | {f:.4f} | {wrong['boxed']} | {wrong['paper']} | {others:.4f} |")
     print("recall by edit (with the check): " + ", ".join(f"{k} {v:.2f}" for k, v in run["families"].items()))
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")
     command = "python -m benchmarks.documents" + (f" --pages {args.pages}" if args.pages != 200 else "") + (

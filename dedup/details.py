@@ -19,6 +19,9 @@ what tells them apart:
   backdrop, in colours of its own drawing (a puzzle piece's knob where the other has a hole, a
   figure's arm raised or lowered), where no small nudge of the map lines them up. An overlay is
   drawn on one side only, and in colours of its own.
+- **an exact detail**: two renders that differ in one small spot inside both subjects and
+  nowhere else, pixel for pixel (a small letter, a figure in a document's box). A copy differs
+  elsewhere too.
 
 `told_apart` judges pairs on their check pictures (`dedup.pictures`). The bounds below were
 chosen on validation catalogs with look-alike series (`benchmarks/details.py`; the moved part's
@@ -72,6 +75,10 @@ SPOT_AREA = 0.001  # a differing region smaller than this share of the common ar
 SPOTS = 3  # differing regions outlined at most, the largest
 THROUGHOUT = 0.25  # differing over this share of the common area, the pictures differ throughout: nothing is outlined
 COVERED = 0.8  # `pair_alike`: each picture covers at least this share of the other's subject (a 5-px edge eroded off)
+EXACT_DIFFERENT = 25  # `exact_detail`: grey levels at which a pixel differs, pictures barely blurred (sigma EXACT_SIGMA)
+EXACT_SIGMA = 0.5
+EXACT_AREA = (0.00015, 0.008)  # share of the overlap differing inside the one region (8 to 400 pixels at 256 px)
+EXACT_SHIFT_PX, EXACT_TURN = 1.0, 0.01  # a map of two pictures of one size shifting less and turning or scaling less lays them over unmoved
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,38 @@ def differing_detail(diff: Differences) -> bool:
     return diff.balanced(region, EDGE_BALANCE) and diff.least_correlation(region) < DISAGREE
 
 
+def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray) -> bool:
+    """Two renders of one design that differ in one small spot and nowhere else, pixel for pixel
+    (another letter or figure where everything around it is the same): laid over each other,
+    barely blurred, no pixel differs outside one region of `EXACT_AREA`, which lies inside both
+    subjects (no backdrop) and has comparable edges on both sides. A copy is re-encoded, resized or
+    edited, and differs somewhere else too; a caption or sticker put beside or onto a drawing
+    touches its backdrop or lies on one side's flat colour."""
+    if (a.rgb.shape == b.rgb.shape and np.abs(to_b_px[:, 2]).max() < EXACT_SHIFT_PX
+            and np.abs(to_b_px[:, :2] - np.eye(2)).max() < EXACT_TURN):
+        to_b_px = IDENTITY  # a subpixel shift of the map would make every edge differ
+    al = align(a, b, to_b_px)
+    if al is None:
+        return False
+    gi, gj = _matched_grey(al.grey_i, al.grey_j, al.overlap, EXACT_SIGMA)
+    differs = (cv2.absdiff(gi, gj) > EXACT_DIFFERENT) & al.overlap
+    count = np.count_nonzero(differs)
+    if not count:
+        return False
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(differs.view(np.uint8), np.ones((5, 5), np.uint8)))
+    region = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    inside = np.count_nonzero(differs & region)
+    if inside < count or not EXACT_AREA[0] <= inside / np.count_nonzero(al.overlap) <= EXACT_AREA[1]:
+        return False
+    if al.backdrop[region].any():
+        return False
+    ei, ej = (_edges(g)[region].mean() for g in (gi, gj))
+    return max(ei, ej) > 0 and min(ei, ej) >= DRAWING_EDGE_BALANCE * max(ei, ej)
+
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
 def other_drawing(diff: Differences) -> bool:
     """Another drawing in one frame (another sign on a warning triangle, other pips on a card):
     a large region inside both subjects where both pictures have comparable drawn detail that is
@@ -384,7 +423,7 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     al = align(a, b, to_b_px)
     if al is None:
         return False
-    if other_colourway(al):
+    if other_colourway(al) or exact_detail(a, b, to_b_px):
         return True
     diff = Differences(al)
     return (differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))

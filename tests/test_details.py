@@ -3,6 +3,7 @@ colourway is told apart; a copy, a colour edit, a rotation with its fill and a c
 where two pictures differ is outlined (`differing_spots`)."""
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -13,11 +14,23 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from dedup import augment
 from dedup.cli import cli
-from dedup.details import MOVED_AREA, Differences, _drawn_only, _largest, align, differing_spots, moved_part, pair_told_apart, prepared, told_apart
+from dedup.details import (
+    MOVED_AREA,
+    Differences,
+    _drawn_only,
+    _largest,
+    align,
+    differing_spots,
+    exact_detail,
+    moved_part,
+    pair_told_apart,
+    prepared,
+    told_apart,
+)
 from dedup.duplicates import find_duplicates
 from dedup.images import ImageSkip
 from dedup.indexer import index_catalog
-from dedup.keypoints import keypoints, pair_map
+from dedup.keypoints import keypoints, pair_map, rescaled
 from dedup.model import load_model
 from dedup.pictures import grey_at, picture_bytes
 from dedup.report import duplicates_summary
@@ -34,6 +47,33 @@ def _judge(a: Image.Image, b: Image.Image) -> bool:
 def test_items_of_a_series_are_told_apart(kind):
     a, b, c = series_items(kind)
     assert _judge(a, b) and _judge(b, c)
+
+
+def _laid_over(a: Image.Image, b: Image.Image):
+    pa, pb = picture_bytes(a.convert("RGB")), picture_bytes(b.convert("RGB"))
+    count, to_b = pair_map(keypoints(grey_at(pa, 256)), keypoints(grey_at(pb, 256)), 256)
+    assert count >= 20
+    return prepared(pa), prepared(pb), rescaled(to_b, 256)
+
+
+def _small_badge(im: Image.Image, glyph: str) -> Image.Image:
+    out = augment.flatten(im).convert("RGB")
+    draw = ImageDraw.Draw(out)
+    draw.ellipse([118, 118, 142, 142], fill=(40, 90, 200), outline=(0, 0, 0))
+    draw.text((130, 130), glyph, fill="white", font=augment._font(16), anchor="mm")
+    return out
+
+
+def test_two_renders_that_differ_in_one_small_spot_and_nowhere_else_are_told_apart():
+    a, b = _small_badge(drawing(5), "A"), _small_badge(drawing(5), "K")  # a letter too small for `differing_detail`
+    assert exact_detail(*_laid_over(a, b)) and _judge(a, b)
+    jpeg = io.BytesIO()
+    a.save(jpeg, "JPEG", quality=70)
+    copy = Image.open(io.BytesIO(jpeg.getvalue())).convert("RGB")
+    assert not exact_detail(*_laid_over(a, copy))  # a copy is re-encoded: it differs elsewhere too
+    captioned = _caption(a)  # pixel for pixel the same elsewhere, but the caption lies on the backdrop
+    assert not exact_detail(*_laid_over(a, captioned)) and not _judge(a, captioned)
+    assert not exact_detail(*_laid_over(a, a.copy()))
 
 
 def _caption(im: Image.Image) -> Image.Image:
