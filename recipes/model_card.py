@@ -52,13 +52,14 @@ def cards_line(cards: dict[str, Any]) -> str:
 
 def documents_line(doc: dict[str, Any]) -> str:
     """One sentence on the pages-of-text benchmark."""
-    c = doc["with_check"]
+    c, v = doc["with_check"], doc["with_check"]["variant_pairs"]
     return (f"On generated pages of text (never trained on: {doc['pages']} pages of four templates, {doc['images']:,} "
             f"images, 0–2 copies of a page edited as documents are; `{doc['command']}`, {doc['date']}), where every page "
             f"looks like the others: precision {c['precision']:.3f}, recall {c['recall']:.3f}, F1 {c['f1']:.3f} (pHash "
-            f"{doc['phash']['f1']:.3f}); {c['variant_pairs']} of its {c['pairs']} reported pairs join a page with a "
-            f"variant of it that differs in one figure, which the 256-px check pictures cannot tell apart (precision "
-            f"{c['precision_without_variants']:.3f} without them).")
+            f"{doc['phash']['f1']:.3f}); of its {c['pairs']} reported pairs, {v['boxed']} join a page with a variant of it "
+            f"that differs in one figure in a box and {v['paper']} one that differs in a figure on the bare paper, which "
+            f"the 256-px check pictures cannot tell from a copy (precision {c['precision_without_variants']:.3f} without "
+            "them).")
 
 
 def icon_rows(icons: dict[str, Any]) -> list[str]:
