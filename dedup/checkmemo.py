@@ -60,7 +60,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
-           "dedup.windows", "dedup.seams")  # the code an entry comes from, and how it is keyed
+           "dedup.windows", "dedup.turns", "dedup.seams")  # the code an entry comes from, and how it is keyed
 
 
 def parts_table(dim: int) -> tuple[str, np.dtype]:

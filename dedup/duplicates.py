@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -22,11 +23,13 @@ from dedup.keep import KeepPolicy, by_drawing, keep_rank, keep_tiers, path_rank
 from dedup.keypoints import KeypointStore, Matcher, match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, among, rows_of, union_pairs
-from dedup.parts import Looker, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
+from dedup.parts import Inputs, Looker, PartFinder, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
+from dedup.turns import KIND as TURNED
+from dedup.turns import TURNS, turned_inputs, turned_vectors
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_inputs, window_pairs, window_vectors
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ def find_duplicates(
     nothing_differs: bool = False,
     pasted: bool = True,
     windows: bool = True,
+    turned: bool = False,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -69,7 +73,9 @@ def find_duplicates(
     copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
     picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
     (`dedup.parts`); with `windows` and the check, each picture with the pictures near its windows
-    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it). With the check, a member
+    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it); with `turned` and the
+    check, each picture with the pictures near it turned a quarter, half or three quarters of a
+    turn (`dedup.turns`: a copy saved turned). With the check, a member
     that shows another pasted into it (a page, or a composite: `dedup.seams`) is suggested as the
     keeper only when no other member can be; `keep="largest"` compares the members by how large
     they draw the picture (`dedup.drawn`); among the members `keep` ranks alike, the most central
@@ -111,6 +117,12 @@ def find_duplicates(
             found, checked, (onto, pasted_on) = through
             kept = union_pairs(kept, found)
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
+            candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+    if turned and isinstance(policy, CheckedPolicy):
+        through = _through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
+        if through is not None:
+            found, checked, _ = through
+            kept = union_pairs(kept, found)
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     memo.save()
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
@@ -184,32 +196,61 @@ def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, 
     return Parts(rows, vectors), Pairs(rows[kept.i], kept.j, kept.d), decision.verified
 
 
+@dataclass(frozen=True)
+class Views:
+    """More views of every picture, each embedded and paired with the pictures nearest it: the
+    windows (`dedup.windows`), the turned views (`dedup.turns`)."""
+
+    stage: str  # the progress stage
+    vectors: PartFinder  # the views' rows and vectors (`window_vectors`' signature)
+    inputs: Inputs  # a check picture's views as encoder inputs (for another engine's looker)
+    kind: str  # their name in the pair-check memo
+    count: int  # views a picture
+
+
+WINDOW_VIEWS = Views("windows", window_vectors, window_inputs, KIND, len(WINDOWS))
+TURNED_VIEWS = Views("turned", turned_vectors, turned_inputs, TURNED, len(TURNS))
+
+
 def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
              on_progress: ProgressFn, looker: Looker | None = None) -> tuple[Pairs, Verified, tuple[np.ndarray, np.ndarray]] | None:
     """The pairs of `index`'s pictures found through a window of one of them (`dedup.windows`: a
-    heavy crop of a picture, or a picture pasted onto a busier one) that the check confirms, other
-    than the pairs `known`, with what the check did on them, and of those pairs the composites
-    and the rows whose pictures they show (`dedup.seams.composites`). The check compares the two
-    whole pictures and needs agreeing keypoints (`match`) whatever the distance; its answers are
-    kept in `memo`, shared with the run's other passes. `looker` (another engine's, else this
-    machine's threads) embeds the windows. None without the model that built the index (logged)."""
-    model = _window_model(index, len(index))
+    heavy crop of a picture, or a picture pasted onto a busier one) that the check confirms
+    (`_through_views`), with what the check did on them, and of those pairs the composites and
+    the rows whose pictures they show (`dedup.seams.composites`). None without the model that
+    built the index (logged)."""
+    through = _through_views(index, policy, known, memo, match, workers, on_progress, WINDOW_VIEWS, looker)
+    if through is None:
+        return None
+    kept, verified, nested = through
+    return kept, verified, composites(kept, nested.maps, index.picture, workers, (index.rows.height, index.rows.width),
+                                      memo.judge(which_composite))
+
+
+def _through_views(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
+                   on_progress: ProgressFn, views: Views, looker: Looker | None = None
+                   ) -> tuple[Pairs, Verified, NestedMaps] | None:
+    """The pairs of `index`'s pictures found through one of `views` of one of them that the check
+    confirms, other than the pairs `known`, with what the check did on them and the maps of the
+    pairs whose frames may nest. The check compares the two whole pictures and needs agreeing
+    keypoints (`match`) whatever the distance; its answers are kept in `memo`, shared with the
+    run's other passes. `looker` (another engine's, else this machine's threads) embeds the views.
+    None without the model that built the index (logged)."""
+    model = _window_model(index, len(index), views.count)
     if model is None:
         return None
-    find = memo.parts(window_vectors if looker is None else finder_on(looker, window_inputs, model), model.identity,
-                      model.config.embedding_dim, KIND, len(WINDOWS))
+    find = memo.parts(views.vectors if looker is None else finder_on(looker, views.inputs, model), model.identity,
+                      model.config.embedding_dim, views.kind, views.count)
     reach = min(policy.threshold, REACH)
     near = each_once([window_pairs(index.faiss, *block, reach, known)
-                      for block in _window_blocks(index, find, model, workers, on_progress)], known)
+                      for block in _window_blocks(index, find, model, workers, on_progress, stage=views.stage)], known)
     nested = NestedMaps()
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
                              match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
                              through_part=np.ones(len(near), bool))
-    kept = near[decision.keep]
-    on_progress("windows", len(index), len(index))
-    return kept, decision.verified, composites(kept, nested.maps, index.picture, workers, (index.rows.height, index.rows.width),
-                                               memo.judge(which_composite))
+    on_progress(views.stage, len(index), len(index))
+    return near[decision.keep], decision.verified, nested
 
 
 def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
@@ -249,24 +290,25 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
     return near[decision.keep], decision.verified
 
 
-def _window_model(index: Index, pictures: int):
-    """The model that built `index`, to embed the windows of `pictures` pictures; None without
-    it (logged)."""
+def _window_model(index: Index, pictures: int, views: int = len(WINDOWS)):
+    """The model that built `index`, to embed `views` views (windows) of `pictures` pictures;
+    None without it (logged)."""
     try:
-        return model_for_index(index.manifest, images=pictures * len(WINDOWS))
+        return model_for_index(index.manifest, images=pictures * views)
     except ModelError as exc:
-        log.warning("crops and pasted pictures not looked for through windows: %s", exc)
+        log.warning("crops, pasted and turned pictures not looked for through more views: %s", exc)
         return None
 
 
 def _window_blocks(index: Index, find: Callable[..., tuple[np.ndarray, np.ndarray]], model, workers: int,
-                   on_progress: ProgressFn, done: int = 0, total: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The windows of `index`'s pictures (their rows and vectors, by `find`: `window_vectors`
-    through the memo), `BLOCK_ROWS` pictures at a time so that their vectors stay bounded;
-    progress counts from `done` of `total`."""
+                   on_progress: ProgressFn, done: int = 0, total: int | None = None, stage: str = "windows"
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The views of `index`'s pictures (their rows and vectors, by `find`: `window_vectors`
+    through the memo, or another `Views.vectors`), `BLOCK_ROWS` pictures at a time so that their
+    vectors stay bounded; progress of `stage` counts from `done` of `total`."""
     total = len(index) if total is None else total
     for start in range(0, len(index), BLOCK_ROWS):
-        on_progress("windows", done + start, total)
+        on_progress(stage, done + start, total)
         yield find(index.picture, range(start, min(start + BLOCK_ROWS, len(index))), model.embed, model.config.image_size,
                    model.config.framing, workers)
 

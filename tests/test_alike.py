@@ -31,7 +31,7 @@ def page(k: int, total: int = 100) -> Image.Image:
     im = Image.new("RGB", (600, 800), "white")
     draw = ImageDraw.Draw(im)
     font = augment._font(18)
-    draw.rectangle([0, 0, 600, 70], fill=(30, 60, 120))
+    draw.rectangle([0, 0, 600, 70], fill=tuple(int(c) for c in rng.integers(20, 160, 3)))
     draw.text((20, 22), f"Invoice {1000 + k}", fill="white", font=font)
     for line in range(26):
         draw.text((30, 95 + 24 * line), " ".join(rng.choice(WORDS, 6)), fill="black", font=font)
