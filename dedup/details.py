@@ -79,6 +79,7 @@ EXACT_DIFFERENT = 25  # `exact_detail`: grey levels at which a pixel differs, pi
 EXACT_SIGMA = 0.5
 EXACT_AREA = (0.00015, 0.008)  # share of the overlap differing inside the one region (8 to 400 pixels at 256 px)
 EXACT_SHIFT_PX, EXACT_TURN = 1.0, 0.01  # a map of two pictures of one size shifting less and turning or scaling less lays them over unmoved
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the map that leaves a picture where it is (2×3, pixels)
 
 
 @dataclass(frozen=True)
@@ -292,9 +293,6 @@ def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray) -> bool:
         return False
     ei, ej = (_edges(g)[region].mean() for g in (gi, gj))
     return max(ei, ej) > 0 and min(ei, ej) >= DRAWING_EDGE_BALANCE * max(ei, ej)
-
-
-IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 def other_drawing(diff: Differences) -> bool:
