@@ -202,8 +202,8 @@ class CheckedPolicy:
         keep[look_at], p_all[look_at], inl[look_at], need[look_at], apart_all[look_at] = verdict_, prob, look.inliers, needed, apart
         plain_all[look_at] = plain_apart
         keep[same_bytes] = True
-        alike = int(same_bytes.sum())
-        summary = Verified(len(todo) + alike, int(verdict_.sum()) + alike, int((~readable).sum()), int(apart.sum()))
+        identical = int(same_bytes.sum())
+        summary = Verified(len(todo) + identical, int(verdict_.sum()) + identical, int((~readable).sum()), int(apart.sum()))
         return Decision(keep, summary, p_all, inl, need, apart_all, plain_all)
 
     def _normalised(self, todo: Pairs, background: Backgrounds | None) -> np.ndarray | None:
