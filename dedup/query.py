@@ -22,12 +22,13 @@ from dedup.images import Decoded
 from dedup.index import Index, IndexLike, as_index
 from dedup.keypoints import KeypointStore, Pictures, match_pairs
 from dedup.loading import FEW_TO_QUERY, encoder_for, model_for_index
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, among
 from dedup.parts import part_pictures, part_vectors
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
 from dedup.search import knn
 from dedup.torchless import NumpyEncoder
+from dedup.turns import turned_vectors
 from dedup.windows import KIND, REACH, WINDOWS, each_once, near_windows, owners_near, window_vectors
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def query_images(
     verify: bool = False,
     pasted: bool = True,
     windows: bool = True,
+    turned: bool = False,
 ) -> list[QueryResult]:
     """The `k` nearest catalog images of each query image (only those under `threshold` if set).
     An image that is a folder stands for every file under it (`dedup.files.expand_folders`);
@@ -59,7 +61,8 @@ def query_images(
     neighbours too. With `windows` and the check, so are the rows it confirms through a window
     (`dedup.windows`), after them: a window of the query image (it shows a catalog picture pasted
     onto a busier one), or one of a catalog picture that find-duplicates kept in the index (the
-    query is a crop of it)."""
+    query is a crop of it). With `turned` and the check, so are the rows it confirms through the
+    query image turned a quarter, half or three quarters of a turn (`dedup.turns`)."""
     if threshold is not None:
         threshold = check_threshold(threshold)
     index = as_index(index)
@@ -72,9 +75,10 @@ def query_images(
     inside = pasted_in(policy, pictures, readable, model) if pasted else None
     outside = windows_in(policy, pictures, readable, model) if windows else None
     kept = catalog_windows(index, model, cpus.check_threads()) if windows and isinstance(policy, CheckedPolicy) else None
+    turns = turned_in(policy, pictures, readable, model) if turned else None
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
                       hashes=[None if d is None else d.content_hash for d in decoded], windows=outside,
-                      catalog=kept)
+                      catalog=kept, turned=turns)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,16 @@ def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int],
     return part_vectors(pictures, queries, model.embed, model.config.image_size, model.config.framing, workers=1)
 
 
+def turned_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The turned views of the queries among `queries` (`dedup.turns.turned_vectors`: their rows
+    and vectors), when `policy` has the pair check, which alone judges pairs found through them;
+    else None."""
+    if not isinstance(policy, CheckedPolicy):
+        return None
+    return turned_vectors(pictures, queries, model.embed, model.config.image_size, model.config.framing, workers=1)
+
+
 def windows_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
                ) -> tuple[np.ndarray, np.ndarray] | None:
     """The windows of the queries among `queries` (`dedup.windows.window_vectors`: their rows and
@@ -140,7 +154,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
                inside: tuple[np.ndarray, np.ndarray] | None = None, store: KeypointStore | None = None,
                hashes: Sequence[str | None] | None = None,
                windows: tuple[np.ndarray, np.ndarray] | None = None,
-               catalog: CatalogWindows | None = None) -> list[QueryResult]:
+               catalog: CatalogWindows | None = None,
+               turned: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
@@ -148,9 +163,9 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     whose nearest rows join the image's own (`with_pasted`). `store` keeps the keypoints the check
     finds (a long-lived one serves later queries too; by default one for this call). `hashes`: the
     images' content hashes; a row with the same bytes is the same without a look. `windows`: the
-    images' windows (`windows_in`); `catalog`: the rows' windows (`catalog_windows`). The rows the
-    check confirms through either, not found otherwise, follow the image's neighbours, at the
-    window's distance."""
+    images' windows (`windows_in`); `catalog`: the rows' windows (`catalog_windows`); `turned`:
+    the images' turned views (`turned_in`). The rows the check confirms through any of them, not
+    found otherwise, follow the image's neighbours, at the window's or view's distance."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -176,21 +191,24 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
             same[q, r], apart[q, r], differs[q, r] = _verdicts(policy, Pairs(part, ids[q, r], dist[q, r]),
                                                                part_pictures(pictures, queries), vectors, index, store, pasted=True)
     paths = index.rows.path
-    window = np.zeros(dist.shape, bool)
+    window, turn = np.zeros(dist.shape, bool), np.zeros(dist.shape, bool)
     extra: dict[int, list[Neighbor]] = {}
     if same is not None:
         judged = (ids >= 0) & (through | (dist < policy.threshold))  # on keypoints, as find-duplicates judges them
-        for q, i, d, spots in _through_windows(policy, windows, catalog, ok, ids, judged, pictures, emb, index, store):
+        for q, i, d, spots, by_turn in _through_windows(policy, windows, catalog, ok, ids, judged, pictures, emb, index,
+                                                        store, turned):
             listed = np.flatnonzero(ids[q] == i)
             if len(listed):  # a listed neighbour beyond the candidate distance
-                same[q, listed[0]], differs[q, listed[0]], window[q, listed[0]] = True, spots, True
+                same[q, listed[0]], differs[q, listed[0]] = True, spots
+                (turn if by_turn else window)[q, listed[0]] = True
             else:
-                extra.setdefault(q, []).append(Neighbor(str(paths[i]), round(d, 6), True, spots, window=True))
+                extra.setdefault(q, []).append(Neighbor(str(paths[i]), round(d, 6), True, spots, window=not by_turn,
+                                                        turned=by_turn))
     results = []
     for q, image in enumerate(images):
         found = tuple(
             Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]), differs[q, r],
-                     bool(through[q, r]), bool(apart[q, r]), bool(window[q, r]))
+                     bool(through[q, r]), bool(apart[q, r]), bool(window[q, r]), bool(turn[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         ) + tuple(n for n in extra.get(q, ()) if threshold is None or n.distance < threshold)
@@ -200,21 +218,25 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
 
 def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray] | None, catalog: CatalogWindows | None,
                      ok: list[int], ids: np.ndarray, judged: np.ndarray, pictures: Pictures, emb: np.ndarray,
-                     index: Index, store: KeypointStore) -> list[tuple[int, int, float, Spots | None]]:
-    """The pairs (query, row, window distance, where the query differs from the row) the check
-    confirms through a window of the query (`windows`: rows and vectors) or of the row (`catalog`;
-    the queries `ok` were embedded), nearest first, other than the listed neighbours `ids` already
+                     index: Index, store: KeypointStore, turned: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> list[tuple[int, int, float, Spots | None, bool]]:
+    """The pairs (query, row, window distance, where the query differs from the row, found only
+    through a turned view) the check confirms through a window of the query (`windows`: rows and
+    vectors) or of the row (`catalog`; the queries `ok` were embedded), or through a turned view
+    of the query (`turned`), nearest first, other than the listed neighbours `ids` already
     `judged` on keypoints: the whole query picture against the row's, on agreeing keypoints alone."""
     found = [] if windows is None else [near_windows(index.faiss, *windows, REACH)]
     if catalog is not None and ok:
         near = catalog.near(emb[ok])
         found.append(Pairs(np.asarray(ok, np.int64)[near.i], near.j, near.d))
-    pairs = each_once(found, Pairs.empty())
+    by_turn = Pairs.empty() if turned is None else each_once([near_windows(index.faiss, *turned, REACH)], Pairs.empty())
+    pairs = each_once(found + [by_turn], Pairs.empty())
     pairs = pairs[~((ids[pairs.i] == pairs.j[:, None]) & judged[pairs.i]).any(axis=1)]
     if not len(pairs):
         return []
     keep, _, differs = _verdicts(policy, pairs, pictures, emb, index, store, pasted=True)
-    return [(int(pairs.i[k]), int(pairs.j[k]), float(pairs.d[k]), differs[k])
+    only_turned = among(pairs, by_turn) & ~among(pairs, each_once(found, Pairs.empty()))
+    return [(int(pairs.i[k]), int(pairs.j[k]), float(pairs.d[k]), differs[k], bool(only_turned[k]))
             for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist()]
 
 

@@ -66,6 +66,7 @@ class Neighbor:
     pasted: bool = False  # found through a picture pasted into the query (`dedup.parts`): the distance is that picture's
     told_apart: bool = False  # judged different though the keypoints confirm it: it differs in a detail, colourway or part
     window: bool = False  # found or confirmed through a window of either picture (`dedup.windows`); after the k nearest, at the window's distance
+    turned: bool = False  # found or confirmed through the query turned a quarter, half or three quarters of a turn (`dedup.turns`)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,20 @@ def test_find_duplicates_turned_pairs_a_page_with_its_copy_saved_turned(turned_p
 def test_turned_is_refused_with_against(turned_pages):
     out = CliRunner().invoke(cli, ["find-duplicates", "--index", str(turned_pages), "--against", str(turned_pages), "--turned"])
     assert out.exit_code != 0 and "--turned" in out.output and "Traceback" not in out.output
+
+
+def test_query_verify_turned_finds_the_catalog_page_a_turned_upload_was_made_of(turned_pages, tmp_path):
+    import json
+
+    from dedup.query import query_images
+
+    upload = tmp_path / "upload.jpg"
+    page(2).transpose(Image.Transpose.ROTATE_90).save(upload, quality=80)
+    [plain] = query_images(turned_pages, [upload], k=3, verify=True)
+    assert "page2.png" not in [n.path for n in plain.neighbors if n.same]
+    [found] = query_images(turned_pages, [upload], k=3, verify=True, turned=True)
+    assert ("page2.png", True) in [(n.path, n.turned) for n in found.neighbors if n.same]
+    out = CliRunner().invoke(cli, ["query", str(upload), "--index", str(turned_pages), "-k", "3", "--verify", "--turned",
+                                   "--format", "json"])
+    [doc] = json.loads(out.output)
+    assert [n.get("turned") for n in doc["neighbors"] if n["path"] == "page2.png"] == [True]

@@ -192,8 +192,10 @@ def undo_cmd(manifest, index_path):
 @click.option("--verify", is_flag=True, help="Judge each neighbour as find-duplicates would (keypoint check): same or different.")
 @PASTED_OPT
 @WINDOWS_OPT
+@click.option("--turned", is_flag=True,
+    help="With --verify, also find catalog images that are the query turned a quarter, half or three quarters of a turn.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, windows, fmt):
+def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, windows, turned, fmt):
     """Find the catalog images nearest to each IMAGE (which need not be in the catalog).
 
     An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
@@ -206,7 +208,7 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, wind
     if verify:
         note_recalibrated(index.manifest, index.folder)
     results = query_images(index, list(images), k=k, threshold=threshold, model=model_path, verify=verify, pasted=pasted,
-                           windows=windows)
+                           windows=windows, turned=turned)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
