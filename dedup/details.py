@@ -80,6 +80,7 @@ EXACT_SIGMA = 0.5
 EXACT_AREA = (0.00015, 0.008)  # share of the overlap differing inside the one region (8 to 400 pixels at 256 px)
 EXACT_SHIFT_PX, EXACT_TURN = 1.0, 0.01  # a map of two pictures of one size shifting less and turning or scaling less lays them over unmoved
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the map that leaves a picture where it is (2×3, pixels)
+SPOT_SIGMA, SPOT_PX = 1.0, 5  # `copy_of_first`: the blur, and the differing pixels the spot needs
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,22 @@ def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray) -> bool:
         return False
     ei, ej = (_edges(g)[region].mean() for g in (gi, gj))
     return max(ei, ej) > 0 and min(ei, ej) >= DRAWING_EDGE_BALANCE * max(ei, ej)
+
+
+def copy_of_first(a: Picture, b: Picture, c: Picture, b_to_a: np.ndarray, b_to_c: np.ndarray) -> bool | None:
+    """Of two pictures told apart, `b` and `c`, is `a` (confirmed with both) a copy of `b`? Laid
+    over `b` (maps in units of the longer side), where `b` and `c` differ (`EXACT_DIFFERENT`
+    grey levels, lightly blurred), `a`'s grey levels are nearer `b`'s than `c`'s. None when the
+    three share no such spot."""
+    with_c, with_a = align(b, c, rescaled(b_to_c, SIDE)), align(b, a, rescaled(b_to_a, SIDE))
+    if with_c is None or with_a is None:
+        return None
+    gb, gc = _matched_grey(with_c.grey_i, with_c.grey_j, with_c.overlap, SPOT_SIGMA)
+    spot = (cv2.absdiff(gb, gc) > EXACT_DIFFERENT) & with_c.overlap & with_a.overlap
+    if np.count_nonzero(spot) < SPOT_PX:
+        return None
+    ga = _matched_grey(with_a.grey_i, with_a.grey_j, with_a.overlap, SPOT_SIGMA)[1]
+    return float(np.abs(ga - gb)[spot].mean()) < float(np.abs(ga - gc)[spot].mean())
 
 
 def other_drawing(diff: Differences) -> bool:

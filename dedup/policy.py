@@ -18,14 +18,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, Union
 
+import cv2
 import numpy as np
 
 from dedup import plain
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
-from dedup.details import Teller, alike, told_apart
+from dedup.details import CACHE_PICTURES, Teller, alike, copy_of_first, prepared, told_apart
+from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, nearest_ranks, rows_of, union_pairs
 from dedup.results import Verified
@@ -34,6 +37,7 @@ from dedup.selfjoin import Runner
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
+EVEN = 0.1  # `through_copies`: agreeing-keypoint counts this close leave the choice to the differing spot
 SPARED_NEAREST = 3  # `sparable`: a copy is among its original's 3 nearest (on a catalog of pages, 92% of them)
 CEILING_SLACK = 1e-6  # `Hopeful` matches a pair whose best probability falls short of the cut by less (float32 rounding)
 SECOND_SET = 1 << 40  # with a second set of pictures, its row r is row SECOND_SET + r for `match` and `tell`
@@ -194,7 +198,7 @@ class CheckedPolicy:
             on_distance &= ~pasted  # ... but a pasted picture's distance is not the pair's
         verdict_ = np.where(readable, same & ~apart, on_distance)
         if other is None and apart.any():
-            moved = through_copies(todo, verdict_, apart, look.inliers)
+            moved = through_copies(todo, verdict_, apart, look.inliers, _by_spot(todo, look.maps, pictures))
             verdict_, apart = verdict_ & ~moved, apart | moved
         n = len(pairs)
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)
@@ -230,10 +234,13 @@ def policy_for(model_threshold: float, check: VerifyConfig | None, threshold: fl
     return DistancePolicy(check_threshold(float(model_threshold) if threshold is None else threshold))
 
 
-def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray, inliers: np.ndarray,
+                   prefer: Callable[[int, int, int], bool | None] | None = None) -> np.ndarray:
     """The kept pairs to tell apart because they would join two pictures told apart: for each
     pair (b, c) told apart and each picture a kept with both, the one of (a, b) and (a, c) with
-    fewer agreeing keypoints (`inliers`; the farther when they have as many).
+    fewer agreeing keypoints (`inliers`; the farther when they have as many). When the two counts
+    are within `EVEN` of each other, `prefer(x, y, t)` (the indices of (a, b), (a, c) and (b, c))
+    decides where it can: True keeps (a, b), False keeps (a, c), None leaves it to the counts.
 
     Two items of one series, b and c, are told apart by the detail they differ in, but an edited
     copy a of b (blurred, recompressed, with a sticker) differs from c in more than that detail,
@@ -248,13 +255,40 @@ def through_copies(pairs: Pairs, kept: np.ndarray, apart: np.ndarray, inliers: n
     node, neighbour, pair = np.concatenate([pairs.i[k], pairs.j[k]]), np.concatenate([pairs.j[k], pairs.i[k]]), np.concatenate([k, k])
     order = np.lexsort((neighbour, node))
     node, neighbour, pair = node[order], neighbour[order], pair[order]
-    for b, c in zip(pairs.i[apart].tolist(), pairs.j[apart].tolist()):
+    for t, b, c in zip(np.flatnonzero(apart).tolist(), pairs.i[apart].tolist(), pairs.j[apart].tolist()):
         (b0, b1), (c0, c1) = np.searchsorted(node, [b, b + 1]), np.searchsorted(node, [c, c + 1])
         _, at_b, at_c = np.intersect1d(neighbour[b0:b1], neighbour[c0:c1], assume_unique=True, return_indices=True)
         for x, y in zip(pair[b0 + at_b].tolist(), pair[c0 + at_c].tolist()):
             weaker = (inliers[x], -pairs.d[x]) < (inliers[y], -pairs.d[y])
+            if prefer is not None and abs(int(inliers[x]) - int(inliers[y])) <= EVEN * max(int(inliers[x]), int(inliers[y])):
+                first = prefer(x, y, t)
+                weaker = weaker if first is None else not first
             drop[x if weaker else y] = True
     return drop
+
+
+def _by_spot(pairs: Pairs, maps: np.ndarray | None, pictures: Pictures) -> Callable[[int, int, int], bool | None] | None:
+    """`through_copies`' `prefer` for pairs of one set (i < j) with `maps` (i to j, units of the
+    longer side): `dedup.details.copy_of_first` on the three pictures."""
+    if maps is None:
+        return None
+    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+
+    def from_row(k: int, row: int) -> np.ndarray:  # pair k's map from `row` to the other picture
+        m = np.vstack([maps[k], (0.0, 0.0, 1.0)])
+        return (m if pairs.i[k] == row else np.linalg.inv(m))[:2]
+
+    def prefer(x: int, y: int, t: int) -> bool | None:
+        b, c = int(pairs.i[t]), int(pairs.j[t])
+        a = int(pairs.i[x] + pairs.j[x] - b)
+        if not (np.isfinite(maps[x]).all() and np.isfinite(maps[t]).all()):
+            return None
+        try:
+            return copy_of_first(picture(a), picture(b), picture(c), from_row(x, b), from_row(t, b))
+        except (ImageSkip, cv2.error, *DECODE_ERRORS, np.linalg.LinAlgError):
+            return None
+
+    return prefer
 
 
 def same_files(pairs: Pairs, hashes: Hashes, among: np.ndarray | None = None) -> np.ndarray:

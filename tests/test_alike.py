@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dedup import augment
-from dedup.details import pair_alike, prepared
+from dedup.details import copy_of_first, pair_alike, prepared
 from dedup.duplicates import find_duplicates
 from dedup.indexer import index_catalog
 from dedup.keypoints import keypoints, pair_map
@@ -58,6 +58,20 @@ def test_a_resized_copy_of_a_page_is_alike_but_two_overlapping_crops_of_it_are_n
     assert _alike(im, resized_copy(im))
     top, bottom = im.crop((0, 0, 600, 560)), im.crop((0, 240, 600, 800))  # they share 320 of their 560 rows
     assert not _alike(top, bottom)
+
+
+def test_a_copy_of_a_page_looks_like_its_page_where_the_page_and_its_variant_differ():
+    b, c = page(6), page(6, total=98765)  # a page and another document: one figure differs
+    pictures = {name: picture_bytes(im) for name, im in
+                (("b", b), ("c", c), ("copy of b", resized_copy(b)), ("copy of c", resized_copy(c, 0.8, 50)))}
+    kp = {name: keypoints(grey_at(p, 256)) for name, p in pictures.items()}
+
+    def from_b(name):
+        return pair_map(kp["b"], kp[name], 256)[1]
+
+    for copy, of_b in (("copy of b", True), ("copy of c", False)):
+        assert copy_of_first(prepared(pictures[copy]), prepared(pictures["b"]), prepared(pictures["c"]), from_b(copy),
+                             from_b("c")) is of_b
 
 
 def test_a_near_pair_within_the_encoders_threshold_is_worth_matching_whatever_the_models_ceiling():

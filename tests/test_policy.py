@@ -77,6 +77,15 @@ def test_of_two_kept_pairs_joining_two_items_told_apart_the_weaker_is_told_apart
     assert through_copies(pairs, kept, apart, np.full(4, 300)).tolist() == [False, True, False, False]  # as many: the farther
     assert not through_copies(pairs, kept, np.zeros(4, bool), inliers).any()
     assert not through_copies(pairs, np.array([False, True, False, True]), apart, inliers).any()  # 2 joins only one of them
+    # counts within `EVEN` of each other (310 and 290): the differing spot decides where it can
+    asked = []
+
+    def prefer(x, y, t):
+        asked.append((x, y, t))
+        return False  # laid over 0, the copy looks like 1 where 0 and 1 differ
+    assert through_copies(pairs, kept, apart, inliers, prefer).tolist() == [False, True, False, False] and asked == [(1, 2, 0)]
+    assert through_copies(pairs, kept, apart, inliers, lambda x, y, t: None).tolist() == [False, False, True, False]
+    assert through_copies(pairs, kept, apart, np.array([300, 310, 100, 50]), prefer).tolist() == [False, False, True, False]
 
 
 def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart():
