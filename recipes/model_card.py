@@ -56,10 +56,9 @@ def documents_line(doc: dict[str, Any]) -> str:
     return (f"On generated pages of text (never trained on: {doc['pages']} pages of four templates, {doc['images']:,} "
             f"images, 0–2 copies of a page edited as documents are; `{doc['command']}`, {doc['date']}), where every page "
             f"looks like the others: precision {c['precision']:.3f}, recall {c['recall']:.3f}, F1 {c['f1']:.3f} (pHash "
-            f"{doc['phash']['f1']:.3f}); of its {c['pairs']} reported pairs, {v['boxed']} join a page with a variant of it "
-            f"that differs in one figure in a box and {v['paper']} one that differs in a figure on the bare paper, which "
-            f"the 256-px check pictures cannot tell from a copy (precision {c['precision_without_variants']:.3f} without "
-            "them).")
+            f"{doc['phash']['f1']:.3f}); of its {c['pairs']} reported pairs, {v['boxed']} join a page or a copy of it with a "
+            f"variant that differs in one figure in a box, and {v['paper']} with one that differs in a figure on the bare "
+            f"paper (precision {c['precision_without_variants']:.3f} without them).")
 
 
 def icon_rows(icons: dict[str, Any]) -> list[str]:
