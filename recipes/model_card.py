@@ -247,8 +247,8 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         "(an overlay on a copy can look like such a detail); screenshot-like layouts are rarely found; an icon redrawn "
         "for a small size is rarely matched with its large rendition (the threshold is set on copies, which sit "
         "closer), and variants of one icon (an emblem added, another arrow direction) share most keypoints, so the "
-        "check confirms some of them; two pages of text that differ in one figure are taken for one page (the "
-        "check pictures are 256 px).",
+        "check confirms some of them; two pages of text that differ in one figure printed on the bare paper, or "
+        "an edited copy of a page and a variant of it, are taken for one page (the check pictures are 256 px).",
         "- **Files**: `dedup/weights/default.pt` (weights, config, recipe, history, calibration; "
         "`torch.load(weights_only=True)`), `default.json` (its card: input spec, identity, threshold, pair check, "
         "SHA-256 of the weights), `default.loss.png` (loss per epoch). Retrain with `make train-default`.",
