@@ -7,8 +7,9 @@ what tells them apart:
 
 - **a detail**: the pictures agree everywhere but in one or two small regions, and there both
   have drawn detail (edges) that does not agree. An overlay a copy gains (a caption, a sticker)
-  tends to cover more of the picture, to sit on the backdrop, or to replace detail with flat
-  colour or flat colour with detail, so the detail on its two sides is unequal.
+  tends to cover more of the picture, to sit on the backdrop, to replace detail with flat
+  colour or flat colour with detail, so the detail on its two sides is unequal, or to sit near an
+  edge (a watermark or a logo in a corner).
 - **a colourway**: the subject's saturated colours have their hues turned on most of it, where
   a colour edit (brightness, contrast, saturation, greyscale) keeps them.
 - **another drawing in one frame**: a larger region inside both subjects (other pips on a card,
@@ -52,6 +53,7 @@ SPREAD_PX = 7  # differing pixels this close together make one region
 DETAIL_AREA = (0.006, 0.025)  # share of the common area that differs, for a detail
 DETAIL_REGIONS = 2  # at most this many differing regions
 ONE_SIDED = 0.5  # a region more than this share backdrop (on either side) is no detail
+DETAIL_EDGE = 0.1  # a region closer than this share of a side to the picture's edge is no detail (`near_edge`)
 EDGE_BALANCE = 0.3  # the sparser side of the largest region has at least this share of the other's edges
 WINDOW, STRIDE = 24, 12  # windows in which the two pictures' structure is correlated
 WINDOW_CONTRAST = 8.0  # grey-level deviation both need in a window for its correlation to count
@@ -262,9 +264,17 @@ def differing_detail(diff: Differences) -> bool:
     if len(area) - 1 > DETAIL_REGIONS:
         return False
     region = labels == 1 + int(np.argmax(area[1:]))
-    if diff.al.backdrop[region].mean() > ONE_SIDED:
+    if diff.al.backdrop[region].mean() > ONE_SIDED or near_edge(region):
         return False
     return diff.balanced(region, EDGE_BALANCE) and diff.least_correlation(region) < DISAGREE
+
+
+def near_edge(region: np.ndarray) -> bool:
+    """Does a region come within `DETAIL_EDGE` of a side of the picture? A mark put on a copy (a
+    watermark, a logo, a price tag) sits near an edge or corner; a design's detail within it."""
+    ys, xs = np.nonzero(region)
+    h, w = region.shape
+    return bool(min(xs.min() / w, ys.min() / h, 1 - (xs.max() + 1) / w, 1 - (ys.max() + 1) / h) < DETAIL_EDGE)
 
 
 def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray) -> bool:

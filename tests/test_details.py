@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fakes import checking_model, drawing, series_items
-from PIL import Image, ImageDraw, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from dedup import augment
 from dedup.cli import cli
@@ -23,6 +23,7 @@ from dedup.details import (
     differing_spots,
     exact_detail,
     moved_part,
+    near_edge,
     pair_told_apart,
     prepared,
     told_apart,
@@ -74,6 +75,25 @@ def test_two_renders_that_differ_in_one_small_spot_and_nowhere_else_are_told_apa
     captioned = _caption(a)  # pixel for pixel the same elsewhere, but the caption lies on the backdrop
     assert not exact_detail(*_laid_over(a, captioned)) and not _judge(a, captioned)
     assert not exact_detail(*_laid_over(a, a.copy()))
+
+
+def _fine_texture(seed: int) -> Image.Image:
+    """A photo-like picture: fine texture everywhere, so that a mark laid on it has edges on both sides."""
+    noise = np.random.default_rng(seed).integers(0, 256, (360, 480, 3)).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    return Image.fromarray(np.clip((blurred - 128) * 4 + 128, 0, 255).astype(np.uint8))
+
+
+def test_a_mark_in_a_corner_of_a_photo_is_no_detail():
+    photo = _fine_texture(1)
+    marked = photo.copy()
+    ImageDraw.Draw(marked).text((350, 318), "© shop", fill="white", font=augment._font(28))
+    assert not _judge(photo, marked.filter(ImageFilter.GaussianBlur(0.8)))  # blurred too: not an exact detail
+    inside = np.zeros((200, 200), bool)
+    inside[90:110, 90:110] = True
+    corner = np.zeros((200, 200), bool)
+    corner[180:195, 150:190] = True
+    assert not near_edge(inside) and near_edge(corner)
 
 
 def _caption(im: Image.Image) -> Image.Image:
