@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.neardup import hash_scores, prf, score_model
+from benchmarks.neardup import hash_scores, modes_of, prf, score_model
 from dedup.augment import duplicate
 from dedup.data import open_rgba
 
@@ -123,9 +123,7 @@ def main() -> None:
           "| precision within designs |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = {}
-    modes = [("default", run["pred"]), ("--no-verify", run["plain"]["pred"])]
-    modes += [("--nothing-differs", run["sure"]["pred"])] if run["sure"] else []
-    for mode, pred in modes + [("phash (best threshold)", hashes["phash"]["pred"])]:
+    for mode, pred in modes_of(run, hashes):
         p, r, f = prf(pred, true)
         wrong = wrong_pairs(pred, true, truth, paths)
         right = len(pred & true)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from benchmarks.neardup import hash_scores, prf, score_model
+from benchmarks.neardup import hash_scores, modes_of, prf, score_model
 from dedup.augment import _font
 
 WORDS = ("total amount due invoice date customer order shipping tax net gross quantity price item account balance "
@@ -175,9 +175,7 @@ def main() -> None:
           "| precision without them |")
     print("|---|---|---|---|---|---|---|---|")
     rows = {}
-    modes = [("default", run["pred"]), ("--no-verify", run["plain"]["pred"])]
-    modes += [("--nothing-differs", run["sure"]["pred"])] if run["sure"] else []
-    for mode, pred in modes + [("phash (best threshold)", hashes["phash"]["pred"])]:
+    for mode, pred in modes_of(run, hashes):
         p, r, f = prf(pred, true)
         wrong = variant_wrong(pred, paths)
         others = len(pred & true) / max(1, len(pred) - sum(wrong.values()))

@@ -105,6 +105,14 @@ def series_scores(pred: set, true: set, paths: list[str]) -> dict:
     return {"precision": p, "recall": r, "f1": f, "predicted": len(pred_s), "false": len(pred_s - true_s)}
 
 
+def modes_of(run: dict, hashes: dict) -> list[tuple[str, set]]:
+    """The reported pairs of each way of running a catalog (`score_model`'s `run`): at the defaults,
+    `--no-verify`, `--nothing-differs` when the check ran, and pHash at its best threshold."""
+    modes = [("default", run["pred"]), ("--no-verify", run["plain"]["pred"])]
+    modes += [("--nothing-differs", run["sure"]["pred"])] if run["sure"] else []
+    return modes + [("phash (best threshold)", hashes["phash"]["pred"])]
+
+
 def hash_scores(catalog: Path, paths: list[str], true: set, kinds=("phash", "dhash", "whash")) -> dict:
     import imagehash
     from PIL import Image

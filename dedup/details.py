@@ -277,17 +277,18 @@ def near_edge(region: np.ndarray) -> bool:
     return bool(min(xs.min() / w, ys.min() / h, 1 - (xs.max() + 1) / w, 1 - (ys.max() + 1) / h) < DETAIL_EDGE)
 
 
-def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray) -> bool:
+def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray, al: Aligned | None = None) -> bool:
     """Two renders of one design that differ in one small spot and nowhere else, pixel for pixel
     (another letter or figure where everything around it is the same): laid over each other,
     barely blurred, no pixel differs outside one region of `EXACT_AREA`, which lies inside both
     subjects (no backdrop) and has comparable edges on both sides. A copy is re-encoded, resized or
     edited, and differs somewhere else too; a caption or sticker put beside or onto a drawing
-    touches its backdrop or lies on one side's flat colour."""
+    touches its backdrop or lies on one side's flat colour. `al`: `b` laid over `a` by `to_b_px`,
+    when already at hand."""
     if (a.rgb.shape == b.rgb.shape and np.abs(to_b_px[:, 2]).max() < EXACT_SHIFT_PX
             and np.abs(to_b_px[:, :2] - np.eye(2)).max() < EXACT_TURN):
-        to_b_px = IDENTITY  # a subpixel shift of the map would make every edge differ
-    al = align(a, b, to_b_px)
+        to_b_px, al = IDENTITY, None  # a subpixel shift of the map would make every edge differ
+    al = align(a, b, to_b_px) if al is None else al
     if al is None:
         return False
     gi, gj = _matched_grey(al.grey_i, al.grey_j, al.overlap, EXACT_SIGMA)
@@ -448,7 +449,7 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     al = align(a, b, to_b_px)
     if al is None:
         return False
-    if other_colourway(al) or exact_detail(a, b, to_b_px):
+    if other_colourway(al) or exact_detail(a, b, to_b_px, al):
         return True
     diff = Differences(al)
     return (differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
@@ -463,8 +464,11 @@ def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:
     `THROUGHOUT` of it; None when they share too little."""
     to_b_px = rescaled(to_b, SIDE)
     al = align(a, b, to_b_px)
-    if al is None:
-        return None
+    return None if al is None else _spots(a, b, al, to_b_px)
+
+
+def _spots(a: Picture, b: Picture, al: Aligned, to_b_px: np.ndarray) -> Spots:
+    """`differing_spots` of `b` laid over `a` (`al`, by `to_b_px` in pixels)."""
     backdrops = a.backdrop & al.backdrop_j
     fitted = al.overlap & ~backdrops
     diff = Differences(al, fitted if np.count_nonzero(fitted) >= MIN_OVERLAP_PX else None)
@@ -526,12 +530,14 @@ def pair_alike(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     of one photo, while a margin added or cut does not count) and do they differ nowhere
     (`differs_nowhere`)?"""
     to_b_px = rescaled(to_b, SIDE)
-    overlap, subject_b, _ = _laid_over(a, b, to_b_px)
-    b_scale = abs(float(np.linalg.det(to_b_px[:, :2])))  # an area of a's pixels in b's
-    if (np.count_nonzero(overlap & a.subject) < COVERED * np.count_nonzero(a.subject)
-            or np.count_nonzero(overlap & subject_b) * b_scale < COVERED * np.count_nonzero(b.subject)):
+    al = align(a, b, to_b_px)
+    if al is None:
         return False
-    return differs_nowhere(differing_spots(a, b, to_b))
+    b_scale = abs(float(np.linalg.det(to_b_px[:, :2])))  # an area of a's pixels in b's
+    if (np.count_nonzero(al.overlap & a.subject) < COVERED * np.count_nonzero(a.subject)
+            or np.count_nonzero(al.overlap & al.subject_j) * b_scale < COVERED * np.count_nonzero(b.subject)):
+        return False
+    return differs_nowhere(_spots(a, b, al, to_b_px))
 
 
 def _per_pair(judged: Callable[[Picture, Picture, np.ndarray], bool], i: Sequence[int], j: Sequence[int],

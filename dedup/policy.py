@@ -425,9 +425,11 @@ def sparable(pairs: Pairs, within: bool, encoder_threshold: float, through_part:
     the overlay all call it one picture; the rank bounds the work there, where every picture is
     within the threshold of many. Never a pair found through a pasted picture or a window
     (`through_part`): its distance is not the pair's."""
-    out = (np.asarray(pairs.d) < encoder_threshold) & (nearest_ranks(pairs, within) < SPARED_NEAREST)
+    out = np.asarray(pairs.d) < encoder_threshold
     if through_part is not None:
         out &= ~np.asarray(through_part, bool)
+    if out.any():  # ranked only where it can matter (not in a pass of pasted pictures or windows)
+        out &= nearest_ranks(pairs, within) < SPARED_NEAREST
     return out
 
 

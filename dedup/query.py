@@ -229,13 +229,14 @@ def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray] | No
     if catalog is not None and ok:
         near = catalog.near(emb[ok])
         found.append(Pairs(np.asarray(ok, np.int64)[near.i], near.j, near.d))
+    through = each_once(found, Pairs.empty())
     by_turn = Pairs.empty() if turned is None else each_once([near_windows(index.faiss, *turned, REACH)], Pairs.empty())
-    pairs = each_once(found + [by_turn], Pairs.empty())
+    pairs = each_once([through, by_turn], Pairs.empty())
     pairs = pairs[~((ids[pairs.i] == pairs.j[:, None]) & judged[pairs.i]).any(axis=1)]
     if not len(pairs):
         return []
     keep, _, differs = _verdicts(policy, pairs, pictures, emb, index, store, pasted=True)
-    only_turned = among(pairs, by_turn) & ~among(pairs, each_once(found, Pairs.empty()))
+    only_turned = among(pairs, by_turn) & ~among(pairs, through)
     return [(int(pairs.i[k]), int(pairs.j[k]), float(pairs.d[k]), differs[k], bool(only_turned[k]))
             for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist()]
 

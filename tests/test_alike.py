@@ -4,6 +4,7 @@ keypoints and the overlay call them one picture where the logistic model doubts
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,12 +90,18 @@ def test_a_near_pair_within_the_encoders_threshold_is_worth_matching_whatever_th
     assert not Hopeful.of(config, d, normalised, 0.3582)(np.arange(len(pairs)), sparser).any()
 
 
+def page_catalog(root: Path, count: int) -> Path:
+    """`root/cat` holding `page(k)` for k below `count`, as page{k}.png."""
+    (root / "cat").mkdir()
+    for k in range(count):
+        page(k).save(root / "cat" / f"page{k}.png")
+    return root / "cat"
+
+
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     root = tmp_path_factory.mktemp("pages")
-    (root / "cat").mkdir()
-    for k in range(8):
-        page(k).save(root / "cat" / f"page{k}.png")
+    page_catalog(root, 8)
     for k, scale in [(0, 0.75), (3, 0.6), (5, 0.9)]:
         resized_copy(page(k), scale).save(root / "cat" / f"page{k}_copy.jpg", quality=95)
     page(6, total=98765).save(root / "cat" / "page6_other_total.png")  # another document

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from test_alike import page
+from test_alike import page, page_catalog
 
 from dedup.cli import cli
 from dedup.config import Framing
@@ -31,9 +31,7 @@ def test_the_turned_views_are_the_framed_picture_turned():
 @pytest.fixture(scope="module")
 def turned_pages(tmp_path_factory):
     root = tmp_path_factory.mktemp("turned")
-    (root / "cat").mkdir()
-    for k in range(5):
-        page(k).save(root / "cat" / f"page{k}.png")
+    page_catalog(root, 5)
     page(1).transpose(Image.Transpose.ROTATE_90).save(root / "cat" / "page1_turned.jpg", quality=85)
     page(3).transpose(Image.Transpose.ROTATE_270).save(root / "cat" / "page3_turned.jpg", quality=85)
     index_catalog(root / "cat", root / "idx", load_model())
