@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -49,6 +50,7 @@ PARTS = "parts"  # the files of the pictures pasted into the index's pictures, a
 PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
 CATALOG_WINDOWS = "windows"  # in FOLDER/AGAINST: the windows of the reference index's pictures (`dedup.windows`)
 ALIKE = "alike"  # `PairChecks.teller`'s kind for `dedup.details.alike`
+VOTES = "votes.npz"  # in FOLDER: the pairs voted for (`dedup.votes`), for the index's rows as they were
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
 TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)
@@ -60,7 +62,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
-           "dedup.windows", "dedup.turns", "dedup.seams")  # the code an entry comes from, and how it is keyed
+           "dedup.windows", "dedup.turns", "dedup.seams", "dedup.votes")  # the code an entry comes from, and how it is keyed
 
 
 def parts_table(dim: int) -> tuple[str, np.dtype]:
@@ -134,6 +136,7 @@ class PairChecks:
         self.folder, self.content_hashes, self.reference = Path(folder), content_hashes, reference
         self.at = self.folder / FOLDER / place if reference is not None else self.folder / FOLDER
         self.checked = False
+        self._voted: tuple[str, Pairs] | None = None
 
     @cached_property
     def rows(self) -> np.ndarray:
@@ -321,6 +324,27 @@ class PairChecks:
                               np.float32).reshape(-1, dim) for slot, rows in enumerate(slots)]
         return hit, slots, vectors
 
+    def voted(self, *settings: object) -> Pairs | None:
+        """The pairs `keep_voted` kept with `settings` for the index's rows as they are now (the
+        same pictures in the same order, the same code); None otherwise."""
+        try:
+            with np.load(self.at / VOTES) as kept:
+                if str(kept["digest"]) != self._rows_digest(settings):
+                    return None
+                return Pairs(kept["i"].astype(np.int64), kept["j"].astype(np.int64), kept["d"].astype(np.float32))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+
+    def keep_voted(self, pairs: Pairs, *settings: object) -> None:
+        """Keep `pairs` (voted for, with `settings`) for later runs on the same pictures, at `save`."""
+        self.checked = True
+        self._voted = self._rows_digest(settings), pairs
+
+    def _rows_digest(self, settings: tuple) -> str:
+        h = hashlib.sha256(_code() + repr(settings).encode())
+        h.update(np.ascontiguousarray(self.rows).tobytes())
+        return h.hexdigest()
+
     def save(self) -> None:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records
         the folder); when the folder cannot be written or another command holds the lock, the
@@ -334,10 +358,20 @@ class PairChecks:
                 folder = self.at
                 for name, table in self.tables.items():  # a picture's own entries (`parts`) are the index's
                     table.save(present_a, present_a if name.startswith(PARTS) else present_b)
+                if self._voted is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    digest, pairs = self._voted
+                    atomic_write(folder / VOTES, lambda tmp: _save_npz(tmp, digest=np.array(digest), i=pairs.i, j=pairs.j,
+                                                                       d=pairs.d), durable=False)
                 if folder.is_dir() and not self.stamped:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:
             log.warning("the pair checks of this run were not kept (%s)", exc)
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _low(row_keys: np.ndarray) -> np.ndarray:

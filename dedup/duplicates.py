@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from dedup.drawn import drawn_scales, outdrawn
 from dedup.errors import ModelError, UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, by_drawing, keep_rank, keep_tiers, path_rank
-from dedup.keypoints import KeypointStore, Matcher, match_pairs
+from dedup.keypoints import KeypointCache, KeypointStore, Matcher, match_pairs
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, among, rows_of, union_pairs
 from dedup.parts import Inputs, Looker, PartFinder, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
@@ -30,6 +31,7 @@ from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult,
 from dedup.seams import NestedMaps, composites, which_composite
 from dedup.turns import KIND as TURNED
 from dedup.turns import TURNS, turned_inputs, turned_vectors
+from dedup.votes import held, per_picture, spread, vote_pairs
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_inputs, window_pairs, window_vectors
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ def find_duplicates(
     pasted: bool = True,
     windows: bool = True,
     turned: bool = False,
+    keypoint_search: bool = True,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -73,7 +76,9 @@ def find_duplicates(
     copies, or members that, laid over the keeper, differ nowhere. With `pasted` and the check, a
     picture pasted into a page (a screenshot) is also paired with the pictures near its own vector
     (`dedup.parts`); with `windows` and the check, each picture with the pictures near its windows
-    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it); with `turned` and the
+    (`dedup.windows`: a heavy crop of it, or a picture pasted onto it); with `keypoint_search` and
+    the check, each picture with the pictures it shares the most keypoints with, kept only when one
+    lies inside the other (`dedup.votes`: the same two kinds of copy); with `turned` and the
     check, each picture with the pictures near it turned a quarter, half or three quarters of a
     turn (`dedup.turns`: a copy saved turned). With the check, a member
     that shows another pasted into it (a page, or a composite: `dedup.seams`) is suggested as the
@@ -118,6 +123,12 @@ def find_duplicates(
             kept = union_pairs(kept, found)
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+    if keypoint_search and isinstance(policy, CheckedPolicy):
+        found, checked, voted_maps = _voted(index, policy, union_pairs(pairs, kept), memo, match, threads, on_progress)
+        kept = union_pairs(kept, found)
+        onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
+        pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
+        candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if turned and isinstance(policy, CheckedPolicy):
         through = _through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
         if through is not None:
@@ -160,6 +171,7 @@ def find_duplicates(
 
 
 OWN, PASTED_IN, WINDOW = 0, 1, 2  # how an --against match was found: by the pictures' vectors, a pasted picture's, a window's
+VOTE_BLOCK = 1024  # pictures whose keypoints are found at a time for the votes
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
@@ -288,6 +300,54 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
                              through_part=np.ones(len(near), bool))
     on_progress("windows", len(mine) + len(theirs), len(mine) + len(theirs))
     return near[decision.keep], decision.verified
+
+
+def _voted(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
+           on_progress: ProgressFn) -> tuple[Pairs, Verified, NestedMaps]:
+    """The pairs of `index`'s pictures that share keypoints (`dedup.votes`: a heavy crop, a
+    picture pasted onto a busier one) and that the check confirms with one picture inside the
+    other (`dedup.votes.held`), other than the pairs `known`, with what the check did on them and
+    the maps of the confirmed pairs whose frames may nest. The pairs voted for are kept in `memo`
+    while the index's pictures stay the same; the check's answers too, shared with the run's
+    other passes. A pair is judged as a window's pair at the windows' reach (`dedup.windows.REACH`)."""
+    check = policy.check
+    near = memo.voted(check.side, check.keypoints)
+    if near is None:
+        near = vote_pairs(range(len(index)), _descriptors(index, check.side, check.keypoints, match, workers, on_progress))
+        memo.keep_voted(near, check.side, check.keypoints)
+    near = near[~among(near, known)]
+    vectors = index.vectors
+    apart = np.sqrt(((vectors[near.i] - vectors[near.j]) ** 2).sum(axis=1))
+    near = Pairs(near.i, near.j, np.minimum(apart, min(policy.threshold, REACH)).astype(np.float32))
+    nested = NestedMaps()
+    decision = policy.decide(near, index.picture, vectors=vectors, workers=workers,
+                             background=policy.backgrounds(vectors, near),
+                             match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
+                             through_part=np.ones(len(near), bool))
+    kept = near[decision.keep]
+    kept = kept[held(kept, nested.maps, (index.rows.height, index.rows.width))]
+    on_progress("votes", len(index), len(index))
+    return kept, decision.verified, nested
+
+
+def _descriptors(index: Index, side: int, count: int, match: Matcher, workers: int,
+                 on_progress: ProgressFn) -> Callable[[int], np.ndarray | None]:
+    """Every row's descriptors for `vote_pairs` (`dedup.votes.spread`, as many as the budget
+    allows), found as the check finds them, in the keypoint store of `match` when it has one
+    (`match_pairs` with a store: the run's passes share it)."""
+    store = match.keywords.get("store") if isinstance(match, partial) else None
+    cache = KeypointCache(index.picture, side, count, store=store)
+    keep, n = per_picture(len(index)), len(index)
+    kept: list[np.ndarray | None] = [None] * n
+    with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:
+        for start in range(0, n, VOTE_BLOCK):
+            on_progress("votes", start, n)
+            rows = range(start, min(n, start + VOTE_BLOCK))
+            cache.prefetch(rows, pool)
+            for row in rows:
+                kp = cache(row)
+                kept[row] = None if kp is None else spread(kp, keep)
+    return kept.__getitem__
 
 
 def _window_model(index: Index, pictures: int, views: int = len(WINDOWS)):

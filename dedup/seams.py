@@ -135,6 +135,18 @@ def _nested(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> bool:
     return min(*a, *b) > 0 and _holding(to_b, a, b) is not None
 
 
+def held_share(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float | None:
+    """Of pictures of (h, w) `a` and `b`, by the keypoint map `to_b` from a to b: the share of the
+    holder's area the held picture covers when one frame holds the other alone (`_holding`); None
+    when neither or both do."""
+    holding = _holding(to_b, a, b)
+    if holding is None:
+        return None
+    which, to_holder = holding
+    (hh, hw), (h, w) = (b, a) if which == 1 else (a, b)
+    return float(abs(np.linalg.det(to_holder[:2, :2])) * h * w / (hh * hw))
+
+
 def _holding(to_b: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> tuple[int, np.ndarray] | None:
     """Of pictures of (h, w) `a` and `b`, by the keypoint map `to_b` from a to b: the one whose
     frame holds the other's alone (0 for a, 1 for b) and the pixel map from the held one to it;

@@ -62,20 +62,21 @@ def cropped_catalog(tmp_path_factory):
 
 def test_a_heavy_crop_is_found_through_a_window_of_its_picture(cropped_catalog):
     _, folder = cropped_catalog
-    assert {"scene0.png", "crop.png"} not in member_sets(find_duplicates(folder, windows=False))
-    assert {"scene0.png", "crop.png"} in member_sets(find_duplicates(folder))
+    assert {"scene0.png", "crop.png"} not in member_sets(find_duplicates(folder, windows=False, keypoint_search=False))
+    assert {"scene0.png", "crop.png"} in member_sets(find_duplicates(folder, keypoint_search=False))
 
 
 def test_a_picture_pasted_onto_a_busy_one_is_found_through_a_window(cropped_catalog):
     _, folder = cropped_catalog
-    assert {"scene1.png", "pasted.png"} not in member_sets(find_duplicates(folder, windows=False))
-    assert {"scene1.png", "pasted.png"} in member_sets(find_duplicates(folder))
+    assert {"scene1.png", "pasted.png"} not in member_sets(find_duplicates(folder, windows=False, keypoint_search=False))
+    assert {"scene1.png", "pasted.png"} in member_sets(find_duplicates(folder, keypoint_search=False))
 
 
 def test_windows_join_no_different_pictures(cropped_catalog):
     _, folder = cropped_catalog
-    joined = [s for s in member_sets(find_duplicates(folder)) if len(s) > 1]
-    assert sorted(map(sorted, joined)) == [["crop.png", "scene0.png"], ["pasted.png", "scene1.png"]]
+    for search in (False, True):  # with and without the keypoint search (`dedup.votes`)
+        joined = [s for s in member_sets(find_duplicates(folder, keypoint_search=search)) if len(s) > 1]
+        assert sorted(map(sorted, joined)) == [["crop.png", "scene0.png"], ["pasted.png", "scene1.png"]]
 
 
 def test_a_picture_has_its_windows_and_a_small_one_none():

@@ -1,0 +1,139 @@
+"""Candidate pairs by shared keypoints: a heavy crop of a picture, or a picture pasted onto a busier one.
+
+The encoder sees whole pictures, so a crop that keeps a fifth of a drawing, or the drawing pasted
+small onto a photo, lands far from it in the encoder's space. Their keypoints do not: the corners
+of the kept part are the same corners. Every picture's ORB descriptors (the pair check's own,
+`dedup.keypoints`) go into one binary FAISS index; a descriptor votes for the pictures that own
+one of its `NEAREST` neighbours when that neighbour is within `HAMMING` bits and clearly nearer
+than the rest (`RATIO`: a corner that many pictures share is no evidence). Each picture is paired
+with the `NEIGHBOURS` pictures with the most votes, normalised by both pictures' descriptor counts
+(a picture of many corners meets every other one somewhere).
+
+The check then compares the two whole pictures, needs agreeing keypoints whatever the distance,
+as for a window's pair (`dedup.windows`), and keeps a pair only when one picture, laid over the
+other by the keypoints' map, lies inside it and covers at most `HELD_SHARE` of it (`held`): what a
+crop or a pasted picture is. Two look-alike drawings of one frame share many corners, but neither
+holds the other.
+
+At most `BUDGET` descriptors are held at once, so the pictures of a catalog larger than
+`BUDGET / 500` each give fewer (`per_picture`), spread over ORB's scales.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import faiss
+import numpy as np
+
+from dedup.keypoints import Keypoints
+from dedup.pairs import Pairs
+from dedup.seams import PairMaps, held_share
+
+BUDGET = 4_000_000  # descriptors held at once (with their owners, copies and the search's lists, ~450 MB)
+NEAREST = 8  # neighbours of each descriptor looked at
+HAMMING = 40  # of 256 bits: a nearer neighbour is a vote
+RATIO = 0.8  # ... when it is also this much nearer than the NEAREST-th neighbour
+NEIGHBOURS = 3  # pictures paired with each picture, by votes
+MIN_VOTES = 2  # a partner needs at least this many votes
+PER_LIST = 700  # descriptors an inverted list of the search holds, about
+MAX_LISTS = 4096  # ... at most this many lists (at `BUDGET`, ~1,000 descriptors a list)
+PROBE = 1  # lists searched for each descriptor
+TRAIN_PER_LIST = 40  # descriptors the lists are trained on, per list
+TRAIN_ROUNDS = 10  # k-means rounds of the training
+QUERY_BLOCK = 1 << 18  # descriptors searched at a time
+HELD_SHARE = 0.8  # the held picture covers at most this share of the holder's area
+KIND = "votes"  # the pairs' name in the pair-check memo (`dedup.checkmemo.PairChecks.voted`)
+
+
+def per_picture(pictures: int, budget: int = BUDGET, most: int = 500) -> int:
+    """Descriptors kept of each of `pictures` pictures."""
+    return max(1, min(most, budget // max(1, pictures)))
+
+
+def spread(kp: Keypoints, keep: int) -> np.ndarray:
+    """At most `keep` of a picture's descriptors, evenly through ORB's list (which goes scale by scale)."""
+    d = kp.descriptors
+    if len(d) <= keep:
+        return d
+    return d[np.linspace(0, len(d) - 1, keep).round().astype(np.int64)]
+
+
+def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None], *,
+               k: int = NEIGHBOURS, seed: int = 0) -> Pairs:
+    """Pairs (i < j, sorted) of `rows` where one is among the other's `k` best-voted pictures;
+    `descriptors(row)` is a row's descriptors ((n, 32) uint8; None or empty: the row takes no
+    part). A pair's `d` is its share of votes (higher: more shared corners)."""
+    owner, desc = [], []
+    for r in rows:
+        d = descriptors(r)
+        if d is not None and len(d):
+            owner.append(np.full(len(d), r, np.int64))
+            desc.append(d)
+    if len(desc) < 2:
+        return Pairs.empty()
+    owner, desc = np.concatenate(owner), np.ascontiguousarray(np.concatenate(desc))
+    a, b = _votes(owner, desc, seed)
+    if not len(a):
+        return Pairs.empty()
+    top = int(owner.max()) + 1
+    key, votes = np.unique(np.minimum(a, b) * top + np.maximum(a, b), return_counts=True)
+    keep = votes >= MIN_VOTES
+    lo, hi, votes = key[keep] // top, key[keep] % top, votes[keep]
+    count = np.bincount(owner, minlength=top).astype(np.float64)
+    score = votes / np.sqrt(count[lo] * count[hi])
+    mine, other, s = np.concatenate([lo, hi]), np.concatenate([hi, lo]), np.concatenate([score, score])
+    order = np.lexsort((other, -s, mine))  # each picture's partners, best first
+    mine, other, s = mine[order], other[order], s[order]
+    first = (np.arange(len(mine)) - np.searchsorted(mine, mine)) < k
+    i, j, s = np.minimum(mine, other)[first], np.maximum(mine, other)[first], s[first]
+    order = np.lexsort((j, i))
+    i, j, s = i[order], j[order], s[order]
+    once = np.ones(len(i), bool)
+    once[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+    return Pairs(i[once], j[once], s[once].astype(np.float32))
+
+
+def _votes(owner: np.ndarray, desc: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every vote: the owner of a descriptor of `desc` and the owner of a neighbour it votes for
+    (one entry per vote), searched `QUERY_BLOCK` descriptors at a time."""
+    index = _searcher(desc, seed)
+    nearest = min(NEAREST, len(desc) - 1) + 1  # the first is the descriptor itself
+    found_a, found_b = [], []
+    for start in range(0, len(desc), QUERY_BLOCK):
+        dist, near = index.search(desc[start:start + QUERY_BLOCK], nearest)
+        ok = (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
+        a = np.broadcast_to(owner[start:start + QUERY_BLOCK, None], near.shape)[ok]
+        b = owner[near[ok]]
+        found_a.append(a[a != b])
+        found_b.append(b[a != b])
+    return np.concatenate(found_a), np.concatenate(found_b)
+
+
+def _searcher(desc: np.ndarray, seed: int):
+    """A FAISS index of `desc`: exact for a few, else through inverted lists."""
+    bits = 8 * desc.shape[1]
+    lists = min(MAX_LISTS, len(desc) // PER_LIST)
+    if lists < 16:
+        index = faiss.IndexBinaryFlat(bits)
+    else:
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, lists)
+        index.cp.niter = TRAIN_ROUNDS
+        train = TRAIN_PER_LIST * lists
+        sample = desc if len(desc) <= train else desc[np.random.default_rng(seed).choice(len(desc), train, replace=False)]
+        index.train(sample)
+        index.nprobe = PROBE
+    index.add(desc)
+    return index
+
+
+def held(pairs: Pairs, maps: PairMaps, frames: tuple[np.ndarray, np.ndarray], share: float = HELD_SHARE) -> np.ndarray:
+    """Per pair: by its keypoint map (in `maps`; a pair without one is not), one picture lies
+    inside the other and covers at most `share` of its area (`dedup.seams.held_share`);
+    `frames`: every row's height and width."""
+    found, at = maps.find(pairs.i, pairs.j)
+    out = np.zeros(len(pairs), bool)
+    for k in np.flatnonzero(found).tolist():
+        a, b = (int(f[pairs.i[k]]) for f in frames), (int(f[pairs.j[k]]) for f in frames)
+        covered = held_share(maps.maps[at[k]], tuple(a), tuple(b))
+        out[k] = covered is not None and covered <= share
+    return out

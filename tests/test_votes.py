@@ -1,0 +1,121 @@
+"""Candidate pairs by shared keypoints (`dedup.votes`): a heavy crop of a picture, or a picture
+pasted onto a busier one, is paired with it by the descriptors they share, and kept only when
+one lies inside the other."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from fakes import member_sets
+from test_windows import cropped_catalog  # noqa: F401 (a fixture)
+
+from dedup import votes
+from dedup.duplicates import find_duplicates
+from dedup.pairs import Pairs
+from dedup.seams import PairMaps, held_share
+
+
+def _flipped(desc: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """`desc` with `bits` random bits of each descriptor flipped."""
+    out = np.unpackbits(desc, axis=1)
+    for row in out:
+        row[rng.choice(out.shape[1], bits, replace=False)] ^= 1
+    return np.packbits(out, axis=1)
+
+
+def test_pictures_that_share_descriptors_are_paired_and_others_not():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (200, 32), np.uint8)
+    b = np.concatenate([_flipped(a[:60], 10, rng), rng.integers(0, 256, (100, 32), np.uint8)])  # a part of a, re-found
+    c = rng.integers(0, 256, (150, 32), np.uint8)  # nothing in common (random descriptors lie ~128 bits apart)
+    d = np.concatenate([_flipped(c[:3], 5, rng), rng.integers(0, 256, (100, 32), np.uint8)])  # three corners of c
+    pictures = {0: a, 1: c, 2: b, 3: None, 4: d}
+    pairs = votes.vote_pairs(range(5), pictures.get)
+    assert list(zip(pairs.i.tolist(), pairs.j.tolist())) == [(0, 2), (1, 4)]
+    assert pairs.d[0] > pairs.d[1]  # a larger share of shared descriptors scores higher
+    assert len(votes.vote_pairs([0, 1], pictures.get)) == 0
+    assert len(votes.vote_pairs([0], pictures.get)) == 0
+
+
+def test_each_picture_keeps_only_its_best_voted_partners():
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (120, 32), np.uint8)
+    # pictures 1..4 share 40, 30, 20 and 10 descriptors with picture 0, nothing with each other
+    pictures = {0: base}
+    for k, shared in enumerate((40, 30, 20, 10), start=1):
+        start = sum((40, 30, 20, 10)[:k - 1])
+        pictures[k] = np.concatenate([_flipped(base[start:start + shared], 8, rng), rng.integers(0, 256, (50, 32), np.uint8)])
+    pairs = votes.vote_pairs(range(5), pictures.get, k=2)
+    # picture 0's two best (1, 2), and each of 3 and 4 keeps its only partner, 0
+    assert list(zip(pairs.i.tolist(), pairs.j.tolist())) == [(0, 1), (0, 2), (0, 3), (0, 4)]
+    one = votes.vote_pairs(range(5), pictures.get, k=1)
+    assert list(zip(one.i.tolist(), one.j.tolist())) == [(0, 1), (0, 2), (0, 3), (0, 4)]  # 1 is 0's best; 2, 3, 4 each pick 0
+
+
+def test_the_search_through_inverted_lists_finds_what_the_exact_one_finds(monkeypatch):
+    rng = np.random.default_rng(2)
+    pictures = {r: rng.integers(0, 256, (300, 32), np.uint8) for r in range(40)}
+    for r in range(0, 40, 2):  # each odd picture re-finds a fifth of the even one before it
+        pictures[r + 1][:60] = _flipped(pictures[r][100:160], 12, rng)
+    exact = votes.vote_pairs(range(40), pictures.get)
+    monkeypatch.setattr(votes, "PER_LIST", 100)  # 12,000 descriptors: 120 lists
+    listed = votes.vote_pairs(range(40), pictures.get)
+    assert list(zip(exact.i.tolist(), exact.j.tolist())) == [(r, r + 1) for r in range(0, 40, 2)]
+    assert list(zip(listed.i.tolist(), listed.j.tolist())) == [(r, r + 1) for r in range(0, 40, 2)]
+    monkeypatch.setattr(votes, "QUERY_BLOCK", 1000)
+    again = votes.vote_pairs(range(40), pictures.get)
+    assert np.array_equal(again.i, listed.i) and np.array_equal(again.j, listed.j)
+
+
+def test_descriptors_beyond_the_budget_are_spread_over_the_list():
+    assert votes.per_picture(100) == 500 and votes.per_picture(votes.BUDGET // 40) == 40 and votes.per_picture(10**9) == 1
+    from dedup.keypoints import Keypoints
+
+    kp = Keypoints(np.zeros((10, 2), np.float32), np.arange(10, dtype=np.uint8)[:, None].repeat(32, 1),
+                   np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), 100)
+    assert votes.spread(kp, 4)[:, 0].tolist() == [0, 3, 6, 9]
+    assert len(votes.spread(kp, 20)) == 10
+
+
+def _scaled(factor: float, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    return np.array([[factor, 0.0, dx], [0.0, factor, dy]])
+
+
+def test_a_pair_is_held_when_one_picture_lies_inside_the_other_and_covers_at_most_the_share():
+    # maps in units of each picture's longer side (`Matches.maps`); frames (h, w)
+    assert held_share(_scaled(0.5, 0.2, 0.1), (100, 100), (100, 100)) == pytest.approx(0.25)  # a inside b, a quarter of it
+    assert held_share(_scaled(2.0, -0.4, -0.2), (100, 100), (100, 100)) == pytest.approx(0.25)  # b inside a
+    assert held_share(_scaled(1.0), (100, 100), (100, 100)) is None  # one frame: each inside the other
+    assert held_share(_scaled(0.5, 0.8, 0.8), (100, 100), (100, 100)) is None  # partly outside
+    pairs = Pairs(np.array([0, 0, 1]), np.array([1, 2, 2]), np.zeros(3, np.float32))
+    maps = PairMaps.of(np.array([0, 0]), np.array([1, 2]), np.stack([_scaled(0.5, 0.2, 0.1), _scaled(0.9, 0.05, 0.05)]))
+    frames = (np.full(3, 100), np.full(3, 100))
+    assert votes.held(pairs, maps, frames).tolist() == [True, False, False]  # 0.81 of the holder is too much; (1, 2) has no map
+    assert votes.held(pairs, maps, frames, share=0.85).tolist() == [True, True, False]
+
+
+def test_find_duplicates_finds_a_heavy_crop_and_a_pasted_picture_by_shared_keypoints(cropped_catalog):  # noqa: F811
+    _, folder = cropped_catalog
+    without = member_sets(find_duplicates(folder, windows=False, keypoint_search=False))
+    found = member_sets(find_duplicates(folder, windows=False))
+    for pair in ({"scene0.png", "crop.png"}, {"scene1.png", "pasted.png"}):
+        assert pair not in without and pair in found
+    assert [s for s in found if len(s) > 1] == [s for s in found if s in ({"scene0.png", "crop.png"}, {"scene1.png", "pasted.png"})]
+
+
+def test_the_voted_pairs_are_remembered_until_the_pictures_change(cropped_catalog, tmp_path, monkeypatch):  # noqa: F811
+    import dedup.duplicates as duplicates
+    from dedup.checkmemo import FOLDER, VOTES
+
+    _, folder = cropped_catalog
+    shutil.copytree(folder, tmp_path / "idx")
+    shutil.rmtree(tmp_path / "idx" / FOLDER, ignore_errors=True)
+    calls = []
+    real = duplicates.vote_pairs
+    monkeypatch.setattr(duplicates, "vote_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = member_sets(find_duplicates(tmp_path / "idx", windows=False))
+    assert (tmp_path / "idx" / FOLDER / VOTES).is_file() and calls == [1]
+    assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and calls == [1]  # read back, not voted again
+    (tmp_path / "idx" / FOLDER / VOTES).write_bytes(b"damaged")
+    assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and calls == [1, 1]
