@@ -15,6 +15,10 @@ each file of `FOLDER` holds the entries it made and the older ones whose two pic
 in the index. A file that cannot be read is ignored; when the folder cannot be written, the run
 goes on without it.
 
+The pairs the keypoint search voted for (`dedup.votes`) depend on every picture of the index, so
+they are kept whole (`VOTES`) with a digest of the index's rows, the code and the settings, and
+used only while all three are the same.
+
 Pairs between this index and a reference index (`find-duplicates --against`) are kept apart, in
 `FOLDER/AGAINST`, and after a run hold those whose picture is still in this index and whose
 partner is in the reference the run compared with.
