@@ -9,7 +9,8 @@ the catalog. Then runs as a user would: `dedup index` on both; `dedup query UPLO
 right after indexing, when no windows of the catalog's pictures are kept yet (the query cuts them
 itself when they are at most `dedup.query.FRESH_WINDOWS`), and again after
 `dedup find-duplicates` has kept them, each also with `--no-windows`; and `dedup find-duplicates
---index UPLOADS --against CATALOG`, with and without windows. An upload is found when a
+--index UPLOADS --against CATALOG`, with neither windows nor the keypoint search, with windows
+only, and with both (the default). An upload is found when a
 neighbour or match confirmed the same comes from its source (its original or another copy of
 it); a confirmed one from another source is wrong.
 """
@@ -104,7 +105,10 @@ def main() -> None:
     _, find_s = dedup("find-duplicates", "--index", str(index), "-q", "--format", "json")
     print(f"find-duplicates on the catalog (keeps its windows): {find_s:.1f} s", flush=True)
     scored("query_after", "query after find-duplicates (the catalog's windows too)", *query(up, index))
-    scored("against_no_windows", "find-duplicates --against --no-windows", *against(up_index, index, "--no-windows"))
+    scored("against_no_windows", "find-duplicates --against --no-windows --no-keypoint-search",
+           *against(up_index, index, "--no-windows", "--no-keypoint-search"))
+    scored("against_no_keypoint_search", "find-duplicates --against --no-keypoint-search",
+           *against(up_index, index, "--no-keypoint-search"))
     scored("against", "find-duplicates --against", *against(up_index, index))
     figures = {"benchmark": "uploads", "command": "python -m benchmarks.uploads " + " ".join(sys.argv[1:]),
                "date": time.strftime("%Y-%m-%d"), "catalog": str(args.catalog), "catalog_images": len(truth) - len(list(up.iterdir())),

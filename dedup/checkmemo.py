@@ -347,6 +347,8 @@ class PairChecks:
     def _rows_digest(self, settings: tuple) -> str:
         h = hashlib.sha256(_code() + repr(settings).encode())
         h.update(np.ascontiguousarray(self.rows).tobytes())
+        if self.reference is not None:
+            h.update(b"reference" + np.ascontiguousarray(self.reference_rows).tobytes())
         return h.hexdigest()
 
     def save(self) -> None:

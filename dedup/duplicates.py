@@ -124,7 +124,7 @@ def find_duplicates(
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if keypoint_search and isinstance(policy, CheckedPolicy):
-        found, checked, voted_maps = _voted(index, policy, union_pairs(pairs, kept), memo, match, threads, on_progress)
+        found, checked, voted_maps = _voted(index, None, policy, union_pairs(pairs, kept), memo, match, threads, on_progress)
         kept = union_pairs(kept, found)
         onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
         pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
@@ -170,7 +170,8 @@ def find_duplicates(
                            len(index), groups, candidates, verified, found - len(groups))
 
 
-OWN, PASTED_IN, WINDOW = 0, 1, 2  # how an --against match was found: by the pictures' vectors, a pasted picture's, a window's
+OWN, PASTED_IN, WINDOW, SHARED = 0, 1, 2, 3  # how an --against match was found: by the pictures' vectors, a pasted
+# picture's, a window's, the keypoints both share
 VOTE_BLOCK = 1024  # pictures whose keypoints are found at a time for the votes
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
@@ -302,51 +303,63 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
     return near[decision.keep], decision.verified
 
 
-def _voted(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
-           on_progress: ProgressFn) -> tuple[Pairs, Verified, NestedMaps]:
-    """The pairs of `index`'s pictures that share keypoints (`dedup.votes`: a heavy crop, a
-    picture pasted onto a busier one) and that the check confirms with one picture inside the
-    other (`dedup.votes.held`), other than the pairs `known`, with what the check did on them and
-    the maps of the confirmed pairs whose frames may nest. The pairs voted for are kept in `memo`
-    while the index's pictures stay the same; the check's answers too, shared with the run's
-    other passes. A pair is judged as a window's pair at the windows' reach (`dedup.windows.REACH`)."""
+def _voted(mine: Index, theirs: Index | None, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher,
+           workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified, NestedMaps]:
+    """The pairs of `mine`'s pictures (with `theirs`: pairs of one of `mine`'s and one of
+    `theirs`') that share keypoints (`dedup.votes`: a heavy crop, a picture pasted onto a busier
+    one) and that the check confirms with one picture inside the other (`dedup.votes.held`),
+    other than the pairs `known`, with what the check did on them and the maps of the confirmed
+    pairs whose frames may nest (a second set's rows at `SECOND_SET + j`). The pairs voted for are
+    kept in `memo` while the pictures stay the same; the check's answers too, shared with the
+    run's other passes. A pair is judged as a window's pair at the windows' reach
+    (`dedup.windows.REACH`)."""
     check = policy.check
     near = memo.voted(check.side, check.keypoints)
     if near is None:
-        near = vote_pairs(range(len(index)), _descriptors(index, check.side, check.keypoints, match, workers, on_progress))
+        sets = [mine] if theirs is None else [mine, theirs]
+        rows = sum(len(s) for s in sets)
+        near = vote_pairs(range(rows), _descriptors(sets, check.side, check.keypoints, match, workers, on_progress),
+                          across=None if theirs is None else len(mine))
+        if theirs is not None:
+            near = Pairs(near.i, near.j - len(mine), near.d)
         memo.keep_voted(near, check.side, check.keypoints)
     near = near[~among(near, known)]
-    vectors = index.vectors
-    apart = np.sqrt(((vectors[near.i] - vectors[near.j]) ** 2).sum(axis=1))
+    vectors = mine.vectors
+    other = vectors if theirs is None else theirs.vectors
+    apart = np.sqrt(((vectors[near.i] - other[near.j]) ** 2).sum(axis=1))
     near = Pairs(near.i, near.j, np.minimum(apart, min(policy.threshold, REACH)).astype(np.float32))
     nested = NestedMaps()
-    decision = policy.decide(near, index.picture, vectors=vectors, workers=workers,
-                             background=policy.backgrounds(vectors, near),
+    decision = policy.decide(near, mine.picture, None if theirs is None else theirs.picture,
+                             vectors=vectors if theirs is None else None, workers=workers,
+                             background=policy.backgrounds(vectors, near, reference=None if theirs is None else lambda: other),
                              match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
                              through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
-    kept = kept[held(kept, nested.maps, (index.rows.height, index.rows.width))]
-    on_progress("votes", len(index), len(index))
+    frames = (mine.rows.height, mine.rows.width)
+    kept = kept[held(kept, nested.maps, frames, second=None if theirs is None else (theirs.rows.height, theirs.rows.width))]
+    total = len(mine) + (0 if theirs is None else len(theirs))
+    on_progress("votes", total, total)
     return kept, decision.verified, nested
 
 
-def _descriptors(index: Index, side: int, count: int, match: Matcher, workers: int,
+def _descriptors(sets: list[Index], side: int, count: int, match: Matcher, workers: int,
                  on_progress: ProgressFn) -> Callable[[int], np.ndarray | None]:
-    """Every row's descriptors for `vote_pairs` (`dedup.votes.spread`, as many as the budget
-    allows), found as the check finds them, in the keypoint store of `match` when it has one
-    (`match_pairs` with a store: the run's passes share it)."""
+    """The descriptors for `vote_pairs` of the rows of `sets`, numbered one set after another
+    (`dedup.votes.spread`, as many as the budget allows), found as the check finds them, in the
+    keypoint store of `match` when it has one (`match_pairs` with a store: the run's passes share it)."""
     store = match.keywords.get("store") if isinstance(match, partial) else None
-    cache = KeypointCache(index.picture, side, count, store=store)
-    keep, n = per_picture(len(index)), len(index)
-    kept: list[np.ndarray | None] = [None] * n
+    n = sum(len(s) for s in sets)
+    keep, kept = per_picture(n), []
     with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:
-        for start in range(0, n, VOTE_BLOCK):
-            on_progress("votes", start, n)
-            rows = range(start, min(n, start + VOTE_BLOCK))
-            cache.prefetch(rows, pool)
-            for row in rows:
-                kp = cache(row)
-                kept[row] = None if kp is None else spread(kp, keep)
+        for index in sets:
+            cache = KeypointCache(index.picture, side, count, store=store)
+            for start in range(0, len(index), VOTE_BLOCK):
+                on_progress("votes", len(kept), n)
+                rows = range(start, min(len(index), start + VOTE_BLOCK))
+                cache.prefetch(rows, pool)
+                for row in rows:
+                    kp = cache(row)
+                    kept.append(None if kp is None else spread(kp, keep))
     return kept.__getitem__
 
 
@@ -390,6 +403,7 @@ def find_against(
     nothing_differs: bool = False,
     pasted: bool = True,
     windows: bool = True,
+    keypoint_search: bool = True,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -401,7 +415,9 @@ def find_against(
     check, a picture pasted into an incoming one (a screenshot) is also matched by its own vector
     (`dedup.parts`); with `windows` and the check, an incoming image is matched through windows of
     it and of the catalog's pictures (`dedup.windows`: a heavy crop, a picture pasted onto a busier
-    one). `engine` (e.g. `dedup.onray.RayEngine`) matches keypoints and embeds the pasted pictures
+    one); with `keypoint_search` and the check, by the keypoints an incoming image shares with a
+    catalog picture, when one lies inside the other (`dedup.votes`). `engine` (e.g.
+    `dedup.onray.RayEngine`) matches keypoints and embeds the pasted pictures
     and windows; the matches do not depend on it. The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
     pictures (`dedup.checkmemo`)."""
@@ -437,6 +453,13 @@ def find_against(
                           np.concatenate([pairs.d, through.d[new]]))
             inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
             verified = _sum(verified, checked)
+    if keypoint_search and isinstance(policy, CheckedPolicy):
+        through, checked, _ = _voted(mine, theirs, policy, known, memo, match, threads, on_progress)
+        new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])
+        pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
+                      np.concatenate([pairs.d, through.d[new]]))
+        inside = np.concatenate([inside, np.full(int(new.sum()), SHARED)])
+        verified = _sum(verified, checked)
     memo.save()
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
     left = judgements.kept(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
@@ -453,11 +476,11 @@ def find_against(
 
 def _by_query(pairs: Pairs, inside: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:
     """Matches by incoming image; `inside[k]`: how pair k was found (`OWN`, through a picture
-    pasted into it, `PASTED`, or through a window, `WINDOW`)."""
+    pasted into it, `PASTED`, through a window, `WINDOW`, or by shared keypoints, `SHARED`)."""
     found: dict[int, list[Neighbor]] = {}
     for i, j, d, how in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist(), inside.tolist()):
         found.setdefault(i, []).append(Neighbor(str(found_paths[j]), round(float(d), 6), pasted=how == PASTED_IN,
-                                                window=how == WINDOW))
+                                                window=how == WINDOW, shared=how == SHARED))
     return [QueryResult(str(query_paths[i]), tuple(sorted(m, key=lambda x: (x.distance, x.path))))
             for i, m in sorted(found.items())]
 

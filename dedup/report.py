@@ -154,7 +154,7 @@ def render_query(results: Sequence[QueryResult], fmt: Format) -> str:
             verdict = "" if n.same is None else (f"  different{' (told apart)' if n.told_apart else ''}" if not n.same else
                                                  "  same" + (f", differs {where_it_differs(n.differs, boxes=False)}" if n.differs else ""))
             pasted = ("  (pasted into the query)" if n.pasted else "  (turned)" if n.turned else
-                      "  (through a window)" if n.window else "")
+                      "  (through a window)" if n.window else "  (by shared keypoints)" if n.shared else "")
             lines.append(f"  {k:>3}. {n.distance:.3f}  {printable(n.path)}{verdict}{pasted}")
         if not r.neighbors and not r.error:
             lines.append("  (no neighbours under the threshold)")
@@ -165,7 +165,8 @@ def neighbor_dict(n: Neighbor) -> dict[str, Any]:
     """A neighbour's JSON: path and distance; when the verdict was asked for, it and where the
     query differs from a neighbour judged the same (null when unknown or not the same); `pasted`
     (true) when it was found through a picture pasted into the query, `window` (true) through a
-    window of either picture (a heavy crop, a picture pasted onto a busier one), `turned` (true)
+    window of either picture (a heavy crop, a picture pasted onto a busier one), `shared_keypoints`
+    (true) by the keypoints both share (the same two kinds of copy), `turned` (true)
     through the query turned a quarter, half or three quarters of a turn; `told_apart`
     (true) when the keypoints confirm it but the check tells it apart (another item of one design)."""
     doc: dict[str, Any] = {"path": n.path, "distance": n.distance}
@@ -176,6 +177,8 @@ def neighbor_dict(n: Neighbor) -> dict[str, Any]:
         doc["pasted"] = True
     if n.window:
         doc["window"] = True
+    if n.shared:
+        doc["shared_keypoints"] = True
     if n.turned:
         doc["turned"] = True
     if n.told_apart:

@@ -67,6 +67,7 @@ class Neighbor:
     told_apart: bool = False  # judged different though the keypoints confirm it: it differs in a detail, colourway or part
     window: bool = False  # found or confirmed through a window of either picture (`dedup.windows`); after the k nearest, at the window's distance
     turned: bool = False  # found or confirmed through the query turned a quarter, half or three quarters of a turn (`dedup.turns`)
+    shared: bool = False  # found through the keypoints both pictures share (`dedup.votes`); at most the windows' reach
 
 
 @dataclass(frozen=True)

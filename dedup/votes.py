@@ -27,6 +27,7 @@ import numpy as np
 
 from dedup.keypoints import Keypoints
 from dedup.pairs import Pairs
+from dedup.policy import SECOND_SET
 from dedup.seams import PairMaps, held_share
 
 BUDGET = 4_000_000  # descriptors held at once (with their owners, copies and the search's lists, ~450 MB)
@@ -59,10 +60,11 @@ def spread(kp: Keypoints, keep: int) -> np.ndarray:
 
 
 def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None], *,
-               k: int = NEIGHBOURS, seed: int = 0) -> Pairs:
+               k: int = NEIGHBOURS, across: int | None = None, seed: int = 0) -> Pairs:
     """Pairs (i < j, sorted) of `rows` where one is among the other's `k` best-voted pictures;
     `descriptors(row)` is a row's descriptors ((n, 32) uint8; None or empty: the row takes no
-    part). A pair's `d` is its share of votes (higher: more shared corners)."""
+    part). With `across`, the rows below it are one set and the others another, and only votes
+    between the two sets count. A pair's `d` is its share of votes (higher: more shared corners)."""
     owner, desc = [], []
     for r in rows:
         d = descriptors(r)
@@ -73,6 +75,8 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
         return Pairs.empty()
     owner, desc = np.concatenate(owner), np.ascontiguousarray(np.concatenate(desc))
     a, b = _votes(owner, desc, seed)
+    if across is not None:
+        a, b = a[(a < across) != (b < across)], b[(a < across) != (b < across)]
     if not len(a):
         return Pairs.empty()
     top = int(owner.max()) + 1
@@ -126,14 +130,16 @@ def _searcher(desc: np.ndarray, seed: int):
     return index
 
 
-def held(pairs: Pairs, maps: PairMaps, frames: tuple[np.ndarray, np.ndarray], share: float = HELD_SHARE) -> np.ndarray:
+def held(pairs: Pairs, maps: PairMaps, frames: tuple[np.ndarray, np.ndarray], share: float = HELD_SHARE, *,
+         second: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Per pair: by its keypoint map (in `maps`; a pair without one is not), one picture lies
     inside the other and covers at most `share` of its area (`dedup.seams.held_share`);
-    `frames`: every row's height and width."""
-    found, at = maps.find(pairs.i, pairs.j)
+    `frames`: every row's height and width. With `second` (the frames of a second set), `pairs.j`
+    are rows of that set, whose maps are kept at `SECOND_SET + j` (as `CheckedPolicy.decide` gives them)."""
+    found, at = maps.find(pairs.i, pairs.j if second is None else pairs.j + SECOND_SET)
     out = np.zeros(len(pairs), bool)
     for k in np.flatnonzero(found).tolist():
-        a, b = (int(f[pairs.i[k]]) for f in frames), (int(f[pairs.j[k]]) for f in frames)
+        a, b = (int(f[pairs.i[k]]) for f in frames), (int(f[pairs.j[k]]) for f in (frames if second is None else second))
         covered = held_share(maps.maps[at[k]], tuple(a), tuple(b))
         out[k] = covered is not None and covered <= share
     return out

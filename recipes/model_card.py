@@ -96,9 +96,13 @@ def uploads_line(up: dict[str, Any]) -> str:
         f = runs[run]["found"]
         return f"{f['heavy_crop']} crops and {f['overlay']} pasted pictures"
 
+    against = ""
+    if "against" in runs and "against_no_keypoint_search" in runs:
+        against = (f" `find-duplicates --against` matches {found('against')} (precision {runs['against']['precision']:.3f}; "
+                   f"{found('against_no_keypoint_search')} without the keypoint search).")
     return (f"Looked up as uploads in the rest of the catalog (`{up['command']}`, {up['date']}), `dedup query --verify` "
             f"confirms the source of {found('query_after')} once `find-duplicates` has run "
-            f"({found('query_before')} before it{_cut_here(up)}; precision {runs['query_after']['precision']:.3f}).")
+            f"({found('query_before')} before it{_cut_here(up)}; precision {runs['query_after']['precision']:.3f}).{against}")
 
 
 def _cut_here(up: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from fakes import member_sets
-from test_windows import cropped_catalog  # noqa: F401 (a fixture)
+from test_windows import cropped_catalog, uploads  # noqa: F401 (fixtures)
 
 from dedup import votes
 from dedup.duplicates import find_duplicates
@@ -119,3 +119,20 @@ def test_the_voted_pairs_are_remembered_until_the_pictures_change(cropped_catalo
     assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and calls == [1]  # read back, not voted again
     (tmp_path / "idx" / FOLDER / VOTES).write_bytes(b"damaged")
     assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and calls == [1, 1]
+
+
+def test_find_against_matches_incoming_crops_and_pasted_pictures_by_shared_keypoints(uploads):  # noqa: F811
+    from dedup.duplicates import find_against
+    from dedup.report import neighbor_dict, render_query
+
+    mine, theirs = uploads
+    wanted = {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+    assert not {(r.query, n.path) for r in find_against(mine, theirs, windows=False, keypoint_search=False).results
+                for n in r.neighbors} & wanted
+    found = find_against(mine, theirs, windows=False)
+    assert {(r.query, n.path) for r in found.results for n in r.neighbors} == wanted
+    assert all(n.shared and not n.window for r in found.results for n in r.neighbors)
+    assert neighbor_dict(found.results[0].neighbors[0])["shared_keypoints"] is True
+    assert "(by shared keypoints)" in render_query(found.results, "table")
+    again = find_against(mine, theirs, windows=False)  # the voted pairs read back from the incoming index's memo
+    assert {(r.query, n.path) for r in again.results for n in r.neighbors} == wanted

@@ -87,7 +87,7 @@ def shown(path: Path) -> str:
 @click.option("--keypoint-search/--no-keypoint-search", default=True, show_default=True,
     help=("With the keypoint check, also pair each picture with those it shares the most keypoints with, kept "
           "when one lies inside the other (a heavy crop, a picture pasted onto a busier one; about a third more "
-          "time on a first run). Not with --against."))
+          "time on a first run), and an incoming image with the catalog pictures it shares the most with (--against)."))
 @click.option("--turned", is_flag=True,
     help=("With the keypoint check, also find copies saved turned a quarter, half or three quarters of a turn "
           "(every picture is embedded three more times: about a third more time on a first run)."))
@@ -145,7 +145,8 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
     with rich_progress(not quiet) as progress:
         if against is not None:
             found = find_against(index, as_index(against), threshold, verify=verify, variants_together=variants_together,
-                                 nothing_differs=nothing_differs, pasted=pasted, windows=windows, workers=workers,
+                                 nothing_differs=nothing_differs, pasted=pasted, windows=windows,
+                                 keypoint_search=keypoint_search, workers=workers,
                                  engine=engine_for(engine, address), on_progress=progress)
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
