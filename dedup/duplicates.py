@@ -124,7 +124,7 @@ def find_duplicates(
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if keypoint_search and isinstance(policy, CheckedPolicy):
-        found, checked, voted_maps = _voted(index, None, policy, union_pairs(pairs, kept), memo, match, threads, on_progress)
+        found, _, checked, voted_maps = _voted(index, None, policy, union_pairs(pairs, kept), memo, match, threads, on_progress)
         kept = union_pairs(kept, found)
         onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
         pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
@@ -304,11 +304,11 @@ def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: P
 
 
 def _voted(mine: Index, theirs: Index | None, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher,
-           workers: int, on_progress: ProgressFn) -> tuple[Pairs, Verified, NestedMaps]:
+           workers: int, on_progress: ProgressFn) -> tuple[Pairs, np.ndarray, Verified, NestedMaps]:
     """The pairs of `mine`'s pictures (with `theirs`: pairs of one of `mine`'s and one of
     `theirs`') that share keypoints (`dedup.votes`: a heavy crop, a picture pasted onto a busier
     one) and that the check confirms with one picture inside the other (`dedup.votes.held`),
-    other than the pairs `known`, with what the check did on them and the maps of the confirmed
+    other than the pairs `known`, with their agreeing keypoints, what the check did on them and the maps of the confirmed
     pairs whose frames may nest (a second set's rows at `SECOND_SET + j`). The pairs voted for are
     kept in `memo` while the pictures stay the same; the check's answers too, shared with the
     run's other passes. A pair is judged as a window's pair at the windows' reach
@@ -334,12 +334,12 @@ def _voted(mine: Index, theirs: Index | None, policy: CheckedPolicy, known: Pair
                              background=policy.backgrounds(vectors, near, reference=None if theirs is None else lambda: other),
                              match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
                              through_part=np.ones(len(near), bool))
-    kept = near[decision.keep]
+    kept, agreeing = near[decision.keep], decision.inliers[decision.keep]
     frames = (mine.rows.height, mine.rows.width)
-    kept = kept[held(kept, nested.maps, frames, second=None if theirs is None else (theirs.rows.height, theirs.rows.width))]
+    inside = held(kept, nested.maps, frames, second=None if theirs is None else (theirs.rows.height, theirs.rows.width))
     total = len(mine) + (0 if theirs is None else len(theirs))
     on_progress("votes", total, total)
-    return kept, decision.verified, nested
+    return kept[inside], agreeing[inside], decision.verified, nested
 
 
 def _descriptors(sets: list[Index], side: int, count: int, match: Matcher, workers: int,
@@ -415,8 +415,9 @@ def find_against(
     check, a picture pasted into an incoming one (a screenshot) is also matched by its own vector
     (`dedup.parts`); with `windows` and the check, an incoming image is matched through windows of
     it and of the catalog's pictures (`dedup.windows`: a heavy crop, a picture pasted onto a busier
-    one); with `keypoint_search` and the check, by the keypoints an incoming image shares with a
-    catalog picture, when one lies inside the other (`dedup.votes`). `engine` (e.g.
+    one); with `keypoint_search` and the check, an incoming image nothing else matched, by the
+    keypoints it shares with a catalog picture when one lies inside the other (`dedup.votes`; its
+    one match with the most agreeing keypoints). `engine` (e.g.
     `dedup.onray.RayEngine`) matches keypoints and embeds the pasted pictures
     and windows; the matches do not depend on it. The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
@@ -454,8 +455,8 @@ def find_against(
             inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
             verified = _sum(verified, checked)
     if keypoint_search and isinstance(policy, CheckedPolicy):
-        through, checked, _ = _voted(mine, theirs, policy, known, memo, match, threads, on_progress)
-        new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])
+        through, agreeing, checked, _ = _voted(mine, theirs, policy, known, memo, match, threads, on_progress)
+        new = _best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
         pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
                       np.concatenate([pairs.d, through.d[new]]))
         inside = np.concatenate([inside, np.full(int(new.sum()), SHARED)])
@@ -472,6 +473,21 @@ def find_against(
         nowhere = np.array([differs_nowhere(s) for s in spots], bool)
         pairs, inside = pairs[nowhere], inside[nowhere]
     return AgainstReport(policy.threshold, _by_query(pairs, inside, mine.rows.path, theirs.rows.path), verified)
+
+
+def _best_each(query: np.ndarray, agreeing: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Of the `eligible` matches, each query's one with the most agreeing keypoints (the first
+    on a tie): an incoming image is a copy of one item, and a look-alike of its source shares
+    almost as many keypoints with it as the source does, so matches by shared keypoints alone
+    keep only the best-supported one."""
+    out = np.zeros(len(query), bool)
+    at = np.flatnonzero(eligible)
+    if len(at):
+        order = at[np.lexsort((np.arange(len(at)), -np.asarray(agreeing)[at], np.asarray(query)[at]))]
+        first = np.ones(len(order), bool)
+        first[1:] = query[order][1:] != query[order][:-1]
+        out[order[first]] = True
+    return out
 
 
 def _by_query(pairs: Pairs, inside: np.ndarray, query_paths: np.ndarray, found_paths: np.ndarray) -> list[QueryResult]:

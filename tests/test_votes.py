@@ -136,3 +136,13 @@ def test_find_against_matches_incoming_crops_and_pasted_pictures_by_shared_keypo
     assert "(by shared keypoints)" in render_query(found.results, "table")
     again = find_against(mine, theirs, windows=False)  # the voted pairs read back from the incoming index's memo
     assert {(r.query, n.path) for r in again.results for n in r.neighbors} == wanted
+
+
+def test_against_keeps_each_incoming_images_best_supported_match_by_shared_keypoints_alone():
+    from dedup.duplicates import _best_each
+
+    query = np.array([0, 0, 0, 1, 2, 2])
+    agreeing = np.array([14, 30, 22, 12, 40, 40])
+    eligible = np.array([True, True, True, False, True, True])  # image 1 was matched some other way
+    assert _best_each(query, agreeing, eligible).tolist() == [False, True, False, False, True, False]
+    assert not _best_each(query, agreeing, np.zeros(6, bool)).any()
