@@ -338,7 +338,7 @@ def _voted(mine: Index, theirs: Index | None, policy: CheckedPolicy, known: Pair
     frames = (mine.rows.height, mine.rows.width)
     inside = held(kept, nested.maps, frames, second=None if theirs is None else (theirs.rows.height, theirs.rows.width))
     total = len(mine) + (0 if theirs is None else len(theirs))
-    on_progress("votes", total, total)
+    on_progress("keypoint search", total, total)
     return kept[inside], agreeing[inside], decision.verified, nested
 
 
@@ -354,7 +354,7 @@ def _descriptors(sets: list[Index], side: int, count: int, match: Matcher, worke
         for index in sets:
             cache = KeypointCache(index.picture, side, count, store=store)
             for start in range(0, len(index), VOTE_BLOCK):
-                on_progress("votes", len(kept), n)
+                on_progress("keypoint search", len(kept), n)
                 rows = range(start, min(len(index), start + VOTE_BLOCK))
                 cache.prefetch(rows, pool)
                 for row in rows:
