@@ -349,7 +349,7 @@ def _descriptors(sets: list[Index], side: int, count: int, match: Matcher, worke
     keypoint store of `match` when it has one (`match_pairs` with a store: the run's passes share it)."""
     store = match.keywords.get("store") if isinstance(match, partial) else None
     n = sum(len(s) for s in sets)
-    keep, kept = per_picture(n), []
+    keep, kept = per_picture(n, count), []
     with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:
         for index in sets:
             cache = KeypointCache(index.picture, side, count, store=store)

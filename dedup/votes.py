@@ -16,7 +16,7 @@ crop or a pasted picture is. Two look-alike drawings of one frame share many cor
 holds the other.
 
 At most `BUDGET` descriptors are held at once, so the pictures of a catalog larger than
-`BUDGET / 500` each give fewer (`per_picture`), spread over ORB's scales.
+`BUDGET` / (the check's 500 keypoints) each give fewer (`per_picture`), spread over ORB's scales.
 """
 from __future__ import annotations
 
@@ -43,11 +43,10 @@ TRAIN_PER_LIST = 40  # descriptors the lists are trained on, per list
 TRAIN_ROUNDS = 10  # k-means rounds of the training
 QUERY_BLOCK = 1 << 18  # descriptors searched at a time
 HELD_SHARE = 0.8  # the held picture covers at most this share of the holder's area
-KIND = "votes"  # the pairs' name in the pair-check memo (`dedup.checkmemo.PairChecks.voted`)
 
 
-def per_picture(pictures: int, budget: int = BUDGET, most: int = 500) -> int:
-    """Descriptors kept of each of `pictures` pictures."""
+def per_picture(pictures: int, most: int, budget: int = BUDGET) -> int:
+    """Descriptors kept of each of `pictures` pictures that have at most `most`."""
     return max(1, min(most, budget // max(1, pictures)))
 
 

@@ -69,7 +69,8 @@ def test_the_search_through_inverted_lists_finds_what_the_exact_one_finds(monkey
 
 
 def test_descriptors_beyond_the_budget_are_spread_over_the_list():
-    assert votes.per_picture(100) == 500 and votes.per_picture(votes.BUDGET // 40) == 40 and votes.per_picture(10**9) == 1
+    assert votes.per_picture(100, 500) == 500 and votes.per_picture(votes.BUDGET // 40, 500) == 40
+    assert votes.per_picture(10**9, 500) == 1 and votes.per_picture(100, 300) == 300
     from dedup.keypoints import Keypoints
 
     kp = Keypoints(np.zeros((10, 2), np.float32), np.arange(10, dtype=np.uint8)[:, None].repeat(32, 1),
