@@ -173,6 +173,7 @@ def find_duplicates(
 OWN, PASTED_IN, WINDOW, SHARED = 0, 1, 2, 3  # how an --against match was found: by the pictures' vectors, a pasted
 # picture's, a window's, the keypoints both share
 VOTE_BLOCK = 1024  # pictures whose keypoints are found at a time for the votes
+AGAINST_SEARCHED = 20_000  # --against searches a catalog this large by shared keypoints unless told (~5 ms a picture a run)
 PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
 
 
@@ -403,7 +404,7 @@ def find_against(
     nothing_differs: bool = False,
     pasted: bool = True,
     windows: bool = True,
-    keypoint_search: bool = True,
+    keypoint_search: bool | None = None,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -417,7 +418,9 @@ def find_against(
     it and of the catalog's pictures (`dedup.windows`: a heavy crop, a picture pasted onto a busier
     one); with `keypoint_search` and the check, an incoming image nothing else matched, by the
     keypoints it shares with a catalog picture when one lies inside the other (`dedup.votes`; its
-    one match with the most agreeing keypoints). `engine` (e.g.
+    one match with the most agreeing keypoints). Every run finds the catalog's keypoints again, so
+    `keypoint_search=None` (the default) searches only a catalog of at most `AGAINST_SEARCHED`
+    pictures (logged otherwise). `engine` (e.g.
     `dedup.onray.RayEngine`) matches keypoints and embeds the pasted pictures
     and windows; the matches do not depend on it. The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
@@ -454,7 +457,11 @@ def find_against(
                           np.concatenate([pairs.d, through.d[new]]))
             inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
             verified = _sum(verified, checked)
-    if keypoint_search and isinstance(policy, CheckedPolicy):
+    if keypoint_search is None and len(theirs) > AGAINST_SEARCHED:
+        log.warning("the keypoint search was skipped: the catalog has more than %d pictures (--keypoint-search forces it)",
+                    AGAINST_SEARCHED)
+    search = len(theirs) <= AGAINST_SEARCHED if keypoint_search is None else keypoint_search
+    if search and isinstance(policy, CheckedPolicy):
         through, agreeing, checked, _ = _voted(mine, theirs, policy, known, memo, match, threads, on_progress)
         new = _best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
         pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),

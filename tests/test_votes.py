@@ -147,3 +147,16 @@ def test_against_keeps_each_incoming_images_best_supported_match_by_shared_keypo
     eligible = np.array([True, True, True, False, True, True])  # image 1 was matched some other way
     assert _best_each(query, agreeing, eligible).tolist() == [False, True, False, False, True, False]
     assert not _best_each(query, agreeing, np.zeros(6, bool)).any()
+
+
+def test_against_searches_a_large_catalog_by_shared_keypoints_only_when_told(uploads, monkeypatch, caplog):  # noqa: F811
+    import dedup.duplicates as duplicates
+
+    mine, theirs = uploads
+    monkeypatch.setattr(duplicates, "AGAINST_SEARCHED", 5)  # the catalog holds 10 pictures
+    skipped = duplicates.find_against(mine, theirs, windows=False)
+    assert not any(n.shared for r in skipped.results for n in r.neighbors)
+    assert "keypoint search was skipped" in caplog.text
+    forced = duplicates.find_against(mine, theirs, windows=False, keypoint_search=True)
+    assert {(r.query, n.path) for r in forced.results for n in r.neighbors if n.shared} == {
+        ("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
