@@ -2,37 +2,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dedup import cpus, judgements
-from dedup.ann import build_index
-from dedup.checkmemo import AGAINST, ALIKE, CATALOG_WINDOWS, PASTED, PairChecks
+from dedup.checkmemo import ALIKE, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.describe import describe_groups, page_members, set_index
 from dedup.details import alike, differs_nowhere, told_apart
 from dedup.differs import keeper_pairs, pair_spots, set_differs_nowhere, spots_between
 from dedup.drawn import drawn_scales, outdrawn
-from dedup.errors import ModelError, UsageError
+from dedup.errors import UsageError
 from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, by_drawing, keep_rank, keep_tiers, path_rank
-from dedup.keypoints import KeypointCache, KeypointStore, Matcher, match_pairs
-from dedup.loading import model_for_index
+from dedup.keypoints import KeypointStore, match_pairs
 from dedup.pairs import Pairs, among, rows_of, union_pairs
-from dedup.parts import Inputs, Looker, PartFinder, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
+from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_votes, through_windows, windows_against
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
-from dedup.turns import KIND as TURNED
-from dedup.turns import TURNS, turned_inputs, turned_vectors
-from dedup.votes import held, per_picture, spread, vote_pairs
-from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_inputs, window_pairs, window_vectors
 
 if TYPE_CHECKING:
     from dedup.engine import Engine
@@ -109,7 +100,7 @@ def find_duplicates(
     frames = (index.rows.height, index.rows.width)
     pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
     if pasted and isinstance(policy, CheckedPolicy):
-        inside = _pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
+        inside = through_pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
         if inside is not None:
             parts, through, checked = inside
             kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
@@ -117,20 +108,21 @@ def find_duplicates(
             pages, shown = np.concatenate([pages, on]), np.concatenate([shown, of])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
-        through = _windows(index, policy, pairs, memo, match, threads, on_progress, looker)
+        through = through_windows(index, policy, pairs, memo, match, threads, on_progress, looker)
         if through is not None:
             found, checked, (onto, pasted_on) = through
             kept = union_pairs(kept, found)
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if keypoint_search and isinstance(policy, CheckedPolicy):
-        found, _, checked, voted_maps = _voted(index, None, policy, union_pairs(pairs, kept), memo, match, threads, on_progress)
+        found, _, checked, voted_maps = through_votes(index, None, policy, union_pairs(pairs, kept), memo, match, threads,
+                                                      on_progress)
         kept = union_pairs(kept, found)
         onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
         pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
         candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     if turned and isinstance(policy, CheckedPolicy):
-        through = _through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
+        through = through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
         if through is not None:
             found, checked, _ = through
             kept = union_pairs(kept, found)
@@ -172,219 +164,7 @@ def find_duplicates(
 
 OWN, PASTED_IN, WINDOW, SHARED = 0, 1, 2, 3  # how an --against match was found: by the pictures' vectors, a pasted
 # picture's, a window's, the keypoints both share
-VOTE_BLOCK = 1024  # pictures whose keypoints are found at a time for the votes
 AGAINST_SEARCHED = 20_000  # --against searches a catalog this large by shared keypoints unless told (~5 ms a picture a run)
-PAGES = 4  # at most one picture in this many expected to hold a pasted one: how many to embed (`dedup.loading.encoder_for`)
-
-
-def _pasted(index: Index, searched: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher,
-            workers: int, on_progress: ProgressFn, looker: Looker | None = None) -> tuple[Parts, Pairs, Verified] | None:
-    """The pictures pasted into `index`'s pictures (`dedup.parts`, found on the stored check
-    pictures; `memo` keeps them), and the pairs (page row, row of `searched`, the part's distance)
-    the check confirms between such a picture and `searched`'s pictures, which may be `index`'s
-    own, other than the pairs `known` (with what the check did on them). The check compares the
-    pasted picture, cut out of the page, and needs agreeing keypoints whatever the distance; what
-    it finds is kept in `index`'s folder; `match` finds the keypoints (sharing the run's first
-    pass's), `looker` (another engine's, else this machine's threads) embeds the pasted pictures.
-    None without the model that built the index (logged)."""
-    try:
-        model = model_for_index(index.manifest, images=max(1, len(index) // PAGES))
-    except ModelError as exc:
-        log.warning("pictures pasted into others not looked for: %s", exc)
-        return None
-    on_progress("pasted", 0, len(index))
-    find = memo.parts(part_vectors if looker is None else finder_on(looker, part_inputs, model), model.identity,
-                      model.config.embedding_dim)
-    rows, vectors = find(index.picture, range(len(index)), model.embed, model.config.image_size, model.config.framing, workers)
-    within = searched is index
-    near = part_pairs(searched.faiss, rows, vectors, policy.threshold, known, within=within)
-    checks = PairChecks(index.folder, np.asarray(index.rows.content_hash)[rows], reference=searched.rows.content_hash,
-                        place=PASTED if within else f"{AGAINST}/{PASTED}")
-    decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
-                             background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
-                             match=checks.matcher(match), tell=checks.teller(told_apart),
-                             through_part=np.ones(len(near), bool))
-    checks.save()
-    kept = near[decision.keep]
-    on_progress("pasted", len(index), len(index))
-    return Parts(rows, vectors), Pairs(rows[kept.i], kept.j, kept.d), decision.verified
-
-
-@dataclass(frozen=True)
-class Views:
-    """More views of every picture, each embedded and paired with the pictures nearest it: the
-    windows (`dedup.windows`), the turned views (`dedup.turns`)."""
-
-    stage: str  # the progress stage
-    vectors: PartFinder  # the views' rows and vectors (`window_vectors`' signature)
-    inputs: Inputs  # a check picture's views as encoder inputs (for another engine's looker)
-    kind: str  # their name in the pair-check memo
-    count: int  # views a picture
-
-
-WINDOW_VIEWS = Views("windows", window_vectors, window_inputs, KIND, len(WINDOWS))
-TURNED_VIEWS = Views("turned", turned_vectors, turned_inputs, TURNED, len(TURNS))
-
-
-def _windows(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
-             on_progress: ProgressFn, looker: Looker | None = None) -> tuple[Pairs, Verified, tuple[np.ndarray, np.ndarray]] | None:
-    """The pairs of `index`'s pictures found through a window of one of them (`dedup.windows`: a
-    heavy crop of a picture, or a picture pasted onto a busier one) that the check confirms
-    (`_through_views`), with what the check did on them, and of those pairs the composites and
-    the rows whose pictures they show (`dedup.seams.composites`). None without the model that
-    built the index (logged)."""
-    through = _through_views(index, policy, known, memo, match, workers, on_progress, WINDOW_VIEWS, looker)
-    if through is None:
-        return None
-    kept, verified, nested = through
-    return kept, verified, composites(kept, nested.maps, index.picture, workers, (index.rows.height, index.rows.width),
-                                      memo.judge(which_composite))
-
-
-def _through_views(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher, workers: int,
-                   on_progress: ProgressFn, views: Views, looker: Looker | None = None
-                   ) -> tuple[Pairs, Verified, NestedMaps] | None:
-    """The pairs of `index`'s pictures found through one of `views` of one of them that the check
-    confirms, other than the pairs `known`, with what the check did on them and the maps of the
-    pairs whose frames may nest. The check compares the two whole pictures and needs agreeing
-    keypoints (`match`) whatever the distance; its answers are kept in `memo`, shared with the
-    run's other passes. `looker` (another engine's, else this machine's threads) embeds the views.
-    None without the model that built the index (logged)."""
-    model = _window_model(index, len(index), views.count)
-    if model is None:
-        return None
-    find = memo.parts(views.vectors if looker is None else finder_on(looker, views.inputs, model), model.identity,
-                      model.config.embedding_dim, views.kind, views.count)
-    reach = min(policy.threshold, REACH)
-    near = each_once([window_pairs(index.faiss, *block, reach, known)
-                      for block in _window_blocks(index, find, model, workers, on_progress, stage=views.stage)], known)
-    nested = NestedMaps()
-    decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
-                             background=policy.backgrounds(index.vectors, near),
-                             match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
-                             through_part=np.ones(len(near), bool))
-    on_progress(views.stage, len(index), len(index))
-    return near[decision.keep], decision.verified, nested
-
-
-def _windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pairs, memo: PairChecks,
-                     match: Matcher, workers: int, on_progress: ProgressFn, looker: Looker | None = None
-                     ) -> tuple[Pairs, Verified] | None:
-    """The pairs (row of `mine`, row of `theirs`) found through a window of either picture
-    (`dedup.windows`) that the check confirms (keypoints by `match`), other than the pairs `known`,
-    with what the check did on them. `memo` (`mine`'s, of pairs with `theirs`) keeps the answers and `mine`'s windows.
-    `theirs`' windows are also kept in `mine`'s folder (the catalog's index is not written), taken
-    from the catalog's own memo where its find-duplicates kept them, so they are embedded at most
-    once, by `looker` (another engine's, else this machine's threads). None without the model that
-    built the indexes (logged)."""
-    model = _window_model(mine, len(mine) + len(theirs))
-    if model is None:
-        return None
-    kind = (model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
-    look = window_vectors if looker is None else finder_on(looker, window_inputs, model)
-    own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
-    catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
-                         place=f"{AGAINST}/{CATALOG_WINDOWS}")
-    reach, total = min(policy.threshold, REACH), len(mine) + len(theirs)
-    # a window of an incoming picture near a catalog picture, and a window of a catalog picture near an incoming one
-    found = [near_windows(theirs.faiss, *block, reach)
-             for block in _window_blocks(mine, memo.parts(look, *kind), model, workers, on_progress, 0, total)]
-    incoming = build_index(mine.vectors, "Flat", {})
-    for rows, vectors in _window_blocks(theirs, catalog.parts(own.parts(look, *kind), *kind), model, workers,
-                                        on_progress, len(mine), total):
-        near = near_windows(incoming, rows, vectors, reach)
-        found.append(Pairs(near.j, near.i, near.d))
-    catalog.save()
-    near = each_once(found, known)
-    decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
-                             background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
-                             match=memo.matcher(match), tell=memo.teller(told_apart),
-                             through_part=np.ones(len(near), bool))
-    on_progress("windows", len(mine) + len(theirs), len(mine) + len(theirs))
-    return near[decision.keep], decision.verified
-
-
-def _voted(mine: Index, theirs: Index | None, policy: CheckedPolicy, known: Pairs, memo: PairChecks, match: Matcher,
-           workers: int, on_progress: ProgressFn) -> tuple[Pairs, np.ndarray, Verified, NestedMaps]:
-    """The pairs of `mine`'s pictures (with `theirs`: pairs of one of `mine`'s and one of
-    `theirs`') that share keypoints (`dedup.votes`: a heavy crop, a picture pasted onto a busier
-    one) and that the check confirms with one picture inside the other (`dedup.votes.held`),
-    other than the pairs `known`, with their agreeing keypoints, what the check did on them and the maps of the confirmed
-    pairs whose frames may nest (a second set's rows at `SECOND_SET + j`). The pairs voted for are
-    kept in `memo` while the pictures stay the same; the check's answers too, shared with the
-    run's other passes. A pair is judged as a window's pair at the windows' reach
-    (`dedup.windows.REACH`)."""
-    check = policy.check
-    near = memo.voted(check.side, check.keypoints)
-    if near is None:
-        sets = [mine] if theirs is None else [mine, theirs]
-        rows = sum(len(s) for s in sets)
-        near = vote_pairs(range(rows), _descriptors(sets, check.side, check.keypoints, match, workers, on_progress),
-                          across=None if theirs is None else len(mine))
-        if theirs is not None:
-            near = Pairs(near.i, near.j - len(mine), near.d)
-        memo.keep_voted(near, check.side, check.keypoints)
-    near = near[~among(near, known)]
-    vectors = mine.vectors
-    other = vectors if theirs is None else theirs.vectors
-    apart = np.sqrt(((vectors[near.i] - other[near.j]) ** 2).sum(axis=1))
-    near = Pairs(near.i, near.j, np.minimum(apart, min(policy.threshold, REACH)).astype(np.float32))
-    nested = NestedMaps()
-    decision = policy.decide(near, mine.picture, None if theirs is None else theirs.picture,
-                             vectors=vectors if theirs is None else None, workers=workers,
-                             background=policy.backgrounds(vectors, near, reference=None if theirs is None else lambda: other),
-                             match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
-                             through_part=np.ones(len(near), bool))
-    kept, agreeing = near[decision.keep], decision.inliers[decision.keep]
-    frames = (mine.rows.height, mine.rows.width)
-    inside = held(kept, nested.maps, frames, second=None if theirs is None else (theirs.rows.height, theirs.rows.width))
-    total = len(mine) + (0 if theirs is None else len(theirs))
-    on_progress("keypoint search", total, total)
-    return kept[inside], agreeing[inside], decision.verified, nested
-
-
-def _descriptors(sets: list[Index], side: int, count: int, match: Matcher, workers: int,
-                 on_progress: ProgressFn) -> Callable[[int], np.ndarray | None]:
-    """The descriptors for `vote_pairs` of the rows of `sets`, numbered one set after another
-    (`dedup.votes.spread`, as many as the budget allows), found as the check finds them, in the
-    keypoint store of `match` when it has one (`match_pairs` with a store: the run's passes share it)."""
-    store = match.keywords.get("store") if isinstance(match, partial) else None
-    n = sum(len(s) for s in sets)
-    keep, kept = per_picture(n, count), []
-    with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:
-        for index in sets:
-            cache = KeypointCache(index.picture, side, count, store=store)
-            for start in range(0, len(index), VOTE_BLOCK):
-                on_progress("keypoint search", len(kept), n)
-                rows = range(start, min(len(index), start + VOTE_BLOCK))
-                cache.prefetch(rows, pool)
-                for row in rows:
-                    kp = cache(row)
-                    kept.append(None if kp is None else spread(kp, keep))
-    return kept.__getitem__
-
-
-def _window_model(index: Index, pictures: int, views: int = len(WINDOWS)):
-    """The model that built `index`, to embed `views` views (windows) of `pictures` pictures;
-    None without it (logged)."""
-    try:
-        return model_for_index(index.manifest, images=pictures * views)
-    except ModelError as exc:
-        log.warning("crops, pasted and turned pictures not looked for through more views: %s", exc)
-        return None
-
-
-def _window_blocks(index: Index, find: Callable[..., tuple[np.ndarray, np.ndarray]], model, workers: int,
-                   on_progress: ProgressFn, done: int = 0, total: int | None = None, stage: str = "windows"
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The views of `index`'s pictures (their rows and vectors, by `find`: `window_vectors`
-    through the memo, or another `Views.vectors`), `BLOCK_ROWS` pictures at a time so that their
-    vectors stay bounded; progress of `stage` counts from `done` of `total`."""
-    total = len(index) if total is None else total
-    for start in range(0, len(index), BLOCK_ROWS):
-        on_progress(stage, done + start, total)
-        yield find(index.picture, range(start, min(start + BLOCK_ROWS, len(index))), model.embed, model.config.image_size,
-                   model.config.framing, workers)
 
 
 def _sum(a: Verified | None, b: Verified | None) -> Verified | None:
@@ -441,7 +221,7 @@ def find_against(
     verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
     inside = np.full(len(pairs), OWN)
     if pasted and isinstance(policy, CheckedPolicy):
-        found = _pasted(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
+        found = through_pasted(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
         if found is not None:
             _, through, checked = found
             pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
@@ -449,7 +229,7 @@ def find_against(
             inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
             verified = _sum(verified, checked)
     if windows and isinstance(policy, CheckedPolicy):
-        found = _windows_against(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
+        found = windows_against(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
         if found is not None:
             through, checked = found
             new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look
@@ -462,7 +242,7 @@ def find_against(
                     AGAINST_SEARCHED)
     search = len(theirs) <= AGAINST_SEARCHED if keypoint_search is None else keypoint_search
     if search and isinstance(policy, CheckedPolicy):
-        through, agreeing, checked, _ = _voted(mine, theirs, policy, known, memo, match, threads, on_progress)
+        through, agreeing, checked, _ = through_votes(mine, theirs, policy, known, memo, match, threads, on_progress)
         new = _best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
         pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
                       np.concatenate([pairs.d, through.d[new]]))

@@ -110,9 +110,9 @@ def incoming_page(pasted_catalog, tmp_path):
 def count_looks(monkeypatch):
     """From when it is called: how many pictures each run looks at for a pasted picture
     (`dedup.parts.part_vectors`), a list a run."""
-    import dedup.duplicates as duplicates
+    import dedup.passes as passes
 
-    return lambda: count_rows(monkeypatch, duplicates, "part_vectors")
+    return lambda: count_rows(monkeypatch, passes, "part_vectors")
 
 
 def test_find_duplicates_pairs_a_page_with_the_picture_pasted_into_it(pasted_catalog):

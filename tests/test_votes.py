@@ -106,15 +106,15 @@ def test_find_duplicates_finds_a_heavy_crop_and_a_pasted_picture_by_shared_keypo
 
 
 def test_the_voted_pairs_are_remembered_until_the_pictures_change(cropped_catalog, tmp_path, monkeypatch):  # noqa: F811
-    import dedup.duplicates as duplicates
+    import dedup.passes as passes
     from dedup.checkmemo import FOLDER, VOTES
 
     _, folder = cropped_catalog
     shutil.copytree(folder, tmp_path / "idx")
     shutil.rmtree(tmp_path / "idx" / FOLDER, ignore_errors=True)
     calls = []
-    real = duplicates.vote_pairs
-    monkeypatch.setattr(duplicates, "vote_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = passes.vote_pairs
+    monkeypatch.setattr(passes, "vote_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = member_sets(find_duplicates(tmp_path / "idx", windows=False))
     assert (tmp_path / "idx" / FOLDER / VOTES).is_file() and calls == [1]
     assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and calls == [1]  # read back, not voted again

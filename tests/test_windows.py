@@ -158,21 +158,23 @@ def test_against_matches_incoming_crops_and_pasted_pictures_through_windows(uplo
 
 def test_against_embeds_the_catalogs_windows_once(uploads, monkeypatch):
     import dedup.duplicates as duplicates
+    import dedup.passes as passes
 
     mine, theirs = uploads
     duplicates.find_against(mine, theirs)
-    looked = count_rows(monkeypatch, duplicates, "window_vectors")
+    looked = count_rows(monkeypatch, passes, "window_vectors")
     duplicates.find_against(mine, theirs)
     assert looked == [0, 0]  # the first run kept both indexes' windows
 
 
 def test_windows_looked_at_in_blocks_give_the_samemember_sets(cropped_catalog, uploads, monkeypatch):
     import dedup.duplicates as duplicates
+    import dedup.passes as passes
 
     _, folder = cropped_catalog
     mine, theirs = uploads
     whole = member_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))
-    monkeypatch.setattr(duplicates, "BLOCK_ROWS", 3)
+    monkeypatch.setattr(passes, "BLOCK_ROWS", 3)
     assert (member_sets(duplicates.find_duplicates(folder)), _matches(duplicates.find_against(mine, theirs))) == whole
 
 
