@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
-import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.neardup import hash_scores, modes_of, prf, score_model
+from benchmarks.neardup import modes_of, prf, scored_catalog, write_modes
 from dedup.augment import duplicate
 from dedup.data import open_rgba
 
@@ -109,13 +106,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/cards.json"))
     args = ap.parse_args()
     ensure()
-    out = args.out.resolve()
-    if out.exists():
-        shutil.rmtree(out)
-    truth = build(out, args.copies, args.seed)
-    run = score_model(args.model, out, truth, out / "index")
+    truth, run, hashes = scored_catalog(args.model, args.out.resolve(), lambda out: build(out, args.copies, args.seed))
     paths, true = run["paths"], run["true"]
-    hashes = hash_scores(out / "catalog", paths, true, kinds=("phash",))
     decks = len({truth[p][0] // 100 for p in paths})
     print(f"{len(paths)} images: {decks} decks, {sum(f == 'original' for _, f in truth.values())} cards, "
           f"{len(true)} true pairs (a card and its edited copy, or two byte-identical renders)")
@@ -136,13 +128,8 @@ def main() -> None:
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")
     command = "python -m benchmarks.cards" + (f" --copies {args.copies}" if args.copies != 0.5 else "") + (
         f" --seed {args.seed}" if args.seed else "")
-    doc = {"benchmark": "cards", "command": command, "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU",
-           "model": args.model, "package": "gnome-cards-data", "decks": decks, "images": len(paths), "true_pairs": len(true),
-           "with_check": rows["default"], "encoder_alone": rows["--no-verify"], "phash": rows["phash (best threshold)"],
-           **({"nothing_differs": rows["--nothing-differs"]} if "--nothing-differs" in rows else {}),
-           "recall_by_family": {k: round(v, 3) for k, v in run["families"].items()}}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    write_modes(args.json, "cards", command, args.model, rows, run, "recall_by_family",
+                package="gnome-cards-data", decks=decks, images=len(paths), true_pairs=len(true))
 
 
 if __name__ == "__main__":

@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from benchmarks.neardup import hash_scores, modes_of, prf, score_model
+from benchmarks.neardup import modes_of, prf, scored_catalog, write_modes
 from dedup.augment import _font
 
 WORDS = ("total amount due invoice date customer order shipping tax net gross quantity price item account balance "
@@ -160,13 +156,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/documents"))
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/documents.json"))
     args = ap.parse_args()
-    out = args.out.resolve()
-    if out.exists():
-        shutil.rmtree(out)
-    truth = build(out, args.pages, args.seed)
-    run = score_model(args.model, out, truth, out / "index")
+    truth, run, hashes = scored_catalog(args.model, args.out.resolve(), lambda out: build(out, args.pages, args.seed))
     paths, true = run["paths"], run["true"]
-    hashes = hash_scores(out / "catalog", paths, true, kinds=("phash",))
     variants = {kind: sum(p.startswith(VARIANT_PREFIX) and p.split(".")[0].endswith(k) for p in paths)
                 for k, kind in VARIANTS.items()}
     print(f"{len(paths)} images: {args.pages} pages, variants with one figure changed: {variants['boxed']} boxed, "
@@ -186,13 +177,8 @@ def main() -> None:
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")
     command = "python -m benchmarks.documents" + (f" --pages {args.pages}" if args.pages != 200 else "") + (
         f" --seed {args.seed}" if args.seed else "")
-    doc = {"benchmark": "documents", "command": command, "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU",
-           "model": args.model, "pages": args.pages, "variants": variants, "images": len(paths), "true_pairs": len(true),
-           "with_check": rows["default"], "encoder_alone": rows["--no-verify"], "phash": rows["phash (best threshold)"],
-           **({"nothing_differs": rows["--nothing-differs"]} if "--nothing-differs" in rows else {}),
-           "recall_by_edit": {k: round(v, 3) for k, v in run["families"].items()}}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    write_modes(args.json, "documents", command, args.model, rows, run, "recall_by_edit",
+                pages=args.pages, variants=variants, images=len(paths), true_pairs=len(true))
 
 
 if __name__ == "__main__":

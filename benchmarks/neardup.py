@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,29 @@ def modes_of(run: dict, hashes: dict) -> list[tuple[str, set]]:
     modes = [("default", run["pred"]), ("--no-verify", run["plain"]["pred"])]
     modes += [("--nothing-differs", run["sure"]["pred"])] if run["sure"] else []
     return modes + [("phash (best threshold)", hashes["phash"]["pred"])]
+
+
+def scored_catalog(model: str, out: Path, build: Callable[[Path], dict]) -> tuple[dict, dict, dict]:
+    """A catalog built afresh into `out` by `build(out)` (which returns its truth), indexed and
+    run as a user would (`score_model`), and pHash on it: (truth, run, hashes)."""
+    if out.exists():
+        shutil.rmtree(out)
+    truth = build(out)
+    run = score_model(model, out, truth, out / "index")
+    return truth, run, hash_scores(out / "catalog", run["paths"], run["true"], kinds=("phash",))
+
+
+def write_modes(path: Path, benchmark: str, command: str, model: str, rows: dict, run: dict, recall_key: str,
+                **fields) -> None:
+    """A catalog benchmark's figures as JSON at `path`: what ran, `fields`, each mode's row of
+    `rows` (keyed as `modes_of` names them) and the recall by edit under `recall_key`."""
+    doc = {"benchmark": benchmark, "command": command, "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU",
+           "model": model, **fields,
+           "with_check": rows["default"], "encoder_alone": rows["--no-verify"], "phash": rows["phash (best threshold)"],
+           **({"nothing_differs": rows["--nothing-differs"]} if "--nothing-differs" in rows else {}),
+           recall_key: {k: round(v, 3) for k, v in run["families"].items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def hash_scores(catalog: Path, paths: list[str], true: set, kinds=("phash", "dhash", "whash")) -> dict:

@@ -120,6 +120,12 @@ class Picture:
         return float(self.backdrop.mean())
 
 
+def prepared_rows(pictures: Pictures) -> Callable[[int], Picture]:
+    """Row → its check picture `prepared`, the most recent `CACHE_PICTURES` kept (a set's members
+    are in several pairs)."""
+    return lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+
+
 def prepared(picture: bytes, side: int = SIDE) -> Picture:
     """A check picture (`dedup.pictures`) at its `fitted` size, as the keypoints see it."""
     rgb = rgb_of(picture)
@@ -543,9 +549,9 @@ def pair_alike(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
 def _per_pair(judged: Callable[[Picture, Picture, np.ndarray], bool], i: Sequence[int], j: Sequence[int],
               maps: np.ndarray, pictures: Pictures, workers: int) -> np.ndarray:
     """`judged(picture i, picture j, map)` of each pair on `workers` threads; False without a map
-    or with a picture that cannot be had. The most recent `CACHE_PICTURES` pictures stay prepared
-    (a set's members are in several pairs)."""
-    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+    or with a picture that cannot be had. Pictures are prepared once while they stay recent
+    (`prepared_rows`)."""
+    picture = prepared_rows(pictures)
 
     def judge(k: int) -> bool:
         if not np.isfinite(maps[k]).all():

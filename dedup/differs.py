@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from dedup.checkmemo import PairChecks
 from dedup.config import VerifyConfig
-from dedup.details import CACHE_PICTURES, Picture, differing_spots, differs_nowhere, prepared, told_apart
+from dedup.details import Picture, differing_spots, differs_nowhere, prepared, prepared_rows, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import Matcher, Pictures, match_pairs
@@ -73,7 +72,7 @@ def pair_spots(pairs: Pairs, pictures: Pictures, match: Matcher, check: VerifyCo
     `from_j`), by the map `match` finds at the check's size; None without one, or with a picture
     that cannot be had."""
     found = match(pairs, pictures, check.side, check.keypoints, workers)
-    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+    picture = prepared_rows(pictures)
     flip = np.zeros(len(pairs), bool) if from_j is None else np.asarray(from_j, bool)
 
     def spots(k: int) -> Spots | None:

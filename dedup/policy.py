@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, Union
 
 import cv2
@@ -27,7 +26,7 @@ import numpy as np
 from dedup import plain
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
-from dedup.details import CACHE_PICTURES, Teller, alike, copy_of_first, prepared, told_apart
+from dedup.details import Teller, alike, copy_of_first, prepared_rows, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, nearest_ranks, rows_of, union_pairs
@@ -272,7 +271,7 @@ def _by_spot(pairs: Pairs, maps: np.ndarray | None, pictures: Pictures) -> Calla
     longer side): `dedup.details.copy_of_first` on the three pictures."""
     if maps is None:
         return None
-    picture = lru_cache(maxsize=CACHE_PICTURES)(lambda row: prepared(pictures(row)))
+    picture = prepared_rows(pictures)
 
     def from_row(k: int, row: int) -> np.ndarray:  # pair k's map from `row` to the other picture
         m = np.vstack([maps[k], (0.0, 0.0, 1.0)])

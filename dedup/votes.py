@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 
 from dedup.keypoints import Keypoints
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, nearest_ranks
 from dedup.policy import SECOND_SET
 from dedup.seams import PairMaps, held_share
 
@@ -83,17 +83,9 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
     keep = votes >= MIN_VOTES
     lo, hi, votes = key[keep] // top, key[keep] % top, votes[keep]
     count = np.bincount(owner, minlength=top).astype(np.float64)
-    score = votes / np.sqrt(count[lo] * count[hi])
-    mine, other, s = np.concatenate([lo, hi]), np.concatenate([hi, lo]), np.concatenate([score, score])
-    order = np.lexsort((other, -s, mine))  # each picture's partners, best first
-    mine, other, s = mine[order], other[order], s[order]
-    first = (np.arange(len(mine)) - np.searchsorted(mine, mine)) < k
-    i, j, s = np.minimum(mine, other)[first], np.maximum(mine, other)[first], s[first]
-    order = np.lexsort((j, i))
-    i, j, s = i[order], j[order], s[order]
-    once = np.ones(len(i), bool)
-    once[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-    return Pairs(i[once], j[once], s[once].astype(np.float32))
+    score = (votes / np.sqrt(count[lo] * count[hi])).astype(np.float32)
+    best = nearest_ranks(Pairs(lo, hi, -score)) < k  # each picture's partners ranked by score, best first
+    return Pairs(lo[best], hi[best], score[best])
 
 
 def _votes(owner: np.ndarray, desc: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
