@@ -17,7 +17,9 @@ goes on without it.
 
 The pairs the keypoint search voted for (`dedup.votes`) depend on every picture of the index, so
 they are kept whole (`VOTES`) with a digest of the index's rows, the code and the settings, and
-used only while all three are the same.
+used only while all three are the same. The descriptors each picture gave the search are kept
+with the picture (`DESCRIPTORS`), so a run after pictures were added or removed finds keypoints
+only for the new ones before it votes again.
 
 Pairs between this index and a reference index (`find-duplicates --against`) are kept apart, in
 `FOLDER/AGAINST`, and after a run hold those whose picture is still in this index and whose
@@ -39,12 +41,13 @@ from dedup.config import Framing
 from dedup.details import Teller
 from dedup.errors import DedupError
 from dedup.indexdir import ensure_claim, index_lock
-from dedup.keypoints import RULED_OUT, Matcher, Matches, Pictures
+from dedup.keypoints import DESCRIPTOR_BYTES, RULED_OUT, Matcher, Matches, Pictures
 from dedup.memotable import Table
 from dedup.pairs import Pairs
 from dedup.parts import PartFinder
 from dedup.policy import SECOND_SET
 from dedup.seams import Judge
+from dedup.votes import Describer
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,9 @@ FOLDER = "pair-checks"
 AGAINST = "against"  # in FOLDER: the entries of pairs with a reference index's pictures
 PARTS = "parts"  # the files of the pictures pasted into the index's pictures, and of their windows (entries: a = b)
 PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
-CATALOG_WINDOWS = "windows"  # in FOLDER/AGAINST: the windows of the reference index's pictures (`dedup.windows`)
+CATALOG = "catalog"  # in FOLDER/AGAINST: the reference index's pictures' own entries (windows, descriptors)
+DESCRIPTORS = "descriptors"  # the files of the keypoint search's descriptors of the index's pictures (entries: a = b)
+OWN = (PARTS, DESCRIPTORS)  # the files whose entries each concern one picture of the index
 ALIKE = "alike"  # `PairChecks.teller`'s kind for `dedup.details.alike`
 VOTES = "votes.npz"  # in FOLDER: the pairs voted for (`dedup.votes`), for the index's rows as they were
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
@@ -73,6 +78,12 @@ def parts_table(dim: int) -> tuple[str, np.dtype]:
     """The file in FOLDER of the vectors of `dim` numbers of the pictures pasted into the index's
     pictures (`dedup.parts`), and its entries: one a picture that has one (a = b)."""
     return f"{PARTS}-{dim}.npy", np.dtype(_PAIR + [("vector", "<f4", (dim,))])
+
+
+def descriptors_table(keep: int) -> tuple[str, np.dtype]:
+    """The file in FOLDER of the keypoint search's descriptors (`dedup.votes`), at most `keep` a
+    picture, and its entries: one a picture (a = b), its descriptors padded to `keep`."""
+    return f"{DESCRIPTORS}-{keep}.npy", np.dtype(_PAIR + [("count", "<i2"), ("descriptors", "u1", (keep, DESCRIPTOR_BYTES))])
 
 
 def parts_version(folder: Path, dim: int) -> tuple:
@@ -132,12 +143,14 @@ class PairChecks:
     pictures."""
 
     def __init__(self, folder: Path, content_hashes: Sequence[str], reference: Sequence[str] | None = None,
-                 place: str = AGAINST):
+                 place: str = AGAINST, read_only: bool = False):
         """The memo of the index in `folder`, whose rows have `content_hashes`; nothing is read
         until a pair is looked up, so a run without the pair check pays nothing for it. With
         `reference` (the content hashes of another index's rows), the memo of pairs between the
-        two: a pair's second row is the reference's row `j - policy.SECOND_SET`."""
+        two: a pair's second row is the reference's row `j - policy.SECOND_SET`. A `read_only`
+        memo (another index's) gives its entries and neither makes nor saves any."""
         self.folder, self.content_hashes, self.reference = Path(folder), content_hashes, reference
+        self.read_only = read_only
         self.at = self.folder / FOLDER / place if reference is not None else self.folder / FOLDER
         self.checked = False
         self._voted: tuple[str, Pairs] | None = None
@@ -264,12 +277,13 @@ class PairChecks:
             by_row = np.argsort(rows[todo], kind="stable")
             at = todo[by_row[np.searchsorted(rows[todo][by_row], found)]] if len(found) else np.zeros(0, np.int64)  # into `rows`
             slot = np.arange(len(at)) - np.searchsorted(at, at)  # a row's vectors come together, in order
-            low = _low(a)
-            looked.add(_mix(a[todo] ^ _salt(kind, model, size, framing)), low[todo], low[todo],
-                       found=np.bincount(at, minlength=len(rows))[todo])
-            for s in range(most):
-                mine = slot == s
-                kept.add(_mix(a[at[mine]] ^ slot_salts[s]), low[at[mine]], low[at[mine]], vector=vectors[mine])
+            if not self.read_only:
+                low = _low(a)
+                looked.add(_mix(a[todo] ^ _salt(kind, model, size, framing)), low[todo], low[todo],
+                           found=np.bincount(at, minlength=len(rows))[todo])
+                for s in range(most):
+                    mine = slot == s
+                    kept.add(_mix(a[at[mine]] ^ slot_salts[s]), low[at[mine]], low[at[mine]], vector=vectors[mine])
             kept_rows = [old for old in old_rows if len(old)] + ([at] if len(at) else [])
             positions = np.concatenate(kept_rows) if kept_rows else np.zeros(0, np.int64)
             all_vectors = np.concatenate([*old_vectors, vectors]) if len(positions) else np.zeros((0, dim), np.float32)
@@ -277,6 +291,49 @@ class PairChecks:
             return rows[positions[order]], all_vectors[order]
 
         return remembered
+
+    def descriptors(self, find: Describer, side: int, count: int, keep: int) -> Describer:
+        """`find` (`dedup.votes`' descriptors of some rows: at most `keep` of the `count` keypoints
+        found at `side` pixels, None for a picture that cannot be had) for the rows without an
+        entry; entries for the rest (a picture that had none gives an empty array)."""
+
+        def remembered(rows: Sequence[int]) -> list[np.ndarray | None]:
+            rows = np.asarray(rows, np.int64)
+            a = self.rows[rows]
+            table, keys = self._descriptor_keys(a, side, count, keep)
+            hit, entries = table.find(keys)
+            out: list[np.ndarray | None] = [None] * len(rows)
+            for k, entry in zip(np.flatnonzero(hit).tolist(), entries):
+                out[k] = np.array(entry["descriptors"][:entry["count"]])
+            todo = np.flatnonzero(~hit)
+            if not len(todo):
+                return out
+            found = find(rows[todo])
+            counts = np.zeros(len(todo), np.int16)
+            packed = np.zeros((len(todo), keep, DESCRIPTOR_BYTES), np.uint8)
+            for n, (k, d) in enumerate(zip(todo.tolist(), found)):
+                out[k] = d
+                if d is not None:
+                    counts[n] = len(d)
+                    packed[n, :len(d)] = d
+            if not self.read_only:
+                self.checked = True
+                low = _low(a[todo])
+                table.add(keys[todo], low, low, count=counts, descriptors=packed)
+            return out
+
+        return remembered
+
+    def described(self, side: int, count: int, keep: int) -> np.ndarray:
+        """Which of the index's rows `descriptors` has an entry for."""
+        table, keys = self._descriptor_keys(self.rows, side, count, keep)
+        return table.has(keys)
+
+    def _descriptor_keys(self, a: np.ndarray, side: int, count: int, keep: int) -> tuple[Table, np.ndarray]:
+        """The table of descriptors kept at `keep` a picture, and the keys of the pictures of row keys `a` in it."""
+        name, dtype = descriptors_table(keep)
+        table = self.tables.setdefault(name, Table(self.at / name, dtype, self.stamped))
+        return table, _mix(a ^ _salt(DESCRIPTORS, side, count, keep))
 
     def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
                      most: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -355,15 +412,15 @@ class PairChecks:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records
         the folder); when the folder cannot be written or another command holds the lock, the
         memo stays as it was."""
-        if not self.checked:
+        if not self.checked or self.read_only:
             return  # no pair was checked (no pair check, or no pairs): nothing to learn from this run
         present_a, present_b = np.unique(_low(self.rows)), np.unique(_low(self.reference_rows))
         try:
             with index_lock(self.folder):
                 ensure_claim(self.folder).own(FOLDER)
                 folder = self.at
-                for name, table in self.tables.items():  # a picture's own entries (`parts`) are the index's
-                    table.save(present_a, present_a if name.startswith(PARTS) else present_b)
+                for name, table in self.tables.items():  # a picture's own entries (`parts`, descriptors) are the index's
+                    table.save(present_a, present_a if name.startswith(OWN) else present_b)
                 if self._voted is not None:
                     folder.mkdir(parents=True, exist_ok=True)
                     digest, pairs = self._voted

@@ -19,7 +19,7 @@ from dedup.index import Index, IndexLike, as_index
 from dedup.keep import KeepPolicy, by_drawing, keep_rank, keep_tiers, path_rank
 from dedup.keypoints import KeypointStore, match_pairs
 from dedup.pairs import Pairs, among, rows_of, union_pairs
-from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_votes, through_windows, windows_against
+from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_votes, through_windows, undescribed, windows_against
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
@@ -164,7 +164,8 @@ def find_duplicates(
 
 OWN, PASTED_IN, WINDOW, SHARED = 0, 1, 2, 3  # how an --against match was found: by the pictures' vectors, a pasted
 # picture's, a window's, the keypoints both share
-AGAINST_SEARCHED = 20_000  # --against searches a catalog this large by shared keypoints unless told (~5 ms a picture a run)
+AGAINST_SEARCHED = 20_000  # --against searches by shared keypoints only when at most this many catalog pictures
+# have no stored descriptors, unless told (finding their keypoints takes ~5 ms a picture)
 
 
 def _sum(a: Verified | None, b: Verified | None) -> Verified | None:
@@ -198,9 +199,10 @@ def find_against(
     it and of the catalog's pictures (`dedup.windows`: a heavy crop, a picture pasted onto a busier
     one); with `keypoint_search` and the check, an incoming image nothing else matched, by the
     keypoints it shares with a catalog picture when one lies inside the other (`dedup.votes`; its
-    one match with the most agreeing keypoints). Every run finds the catalog's keypoints again, so
-    `keypoint_search=None` (the default) searches only a catalog of at most `AGAINST_SEARCHED`
-    pictures (logged otherwise). `engine` (e.g.
+    one match with the most agreeing keypoints). The catalog's pictures' descriptors are kept (in
+    the catalog's memo by its find-duplicates, else in `index`'s folder), so `keypoint_search=None`
+    (the default) searches only when at most `AGAINST_SEARCHED` catalog pictures have none yet
+    (logged otherwise). `engine` (e.g.
     `dedup.onray.RayEngine`) matches keypoints and embeds the pasted pictures
     and windows; the matches do not depend on it. The check's work on
     each pair is kept in `index`'s folder and not done again by later runs against the same
@@ -237,11 +239,14 @@ def find_against(
                           np.concatenate([pairs.d, through.d[new]]))
             inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
             verified = _sum(verified, checked)
-    if keypoint_search is None and len(theirs) > AGAINST_SEARCHED:
-        log.warning("the keypoint search was skipped: the catalog has more than %d pictures (--keypoint-search forces it)",
-                    AGAINST_SEARCHED)
-    search = len(theirs) <= AGAINST_SEARCHED if keypoint_search is None else keypoint_search
-    if search and isinstance(policy, CheckedPolicy):
+    search = bool(keypoint_search) and isinstance(policy, CheckedPolicy)
+    if keypoint_search is None and isinstance(policy, CheckedPolicy):
+        search = (missing := undescribed(mine, theirs, policy.check)) <= AGAINST_SEARCHED
+        if not search:
+            log.warning("the keypoint search was skipped: %d catalog pictures have no stored descriptors, more than %d "
+                        "(--keypoint-search finds their keypoints once, ~5 ms a picture, and keeps them)", missing,
+                        AGAINST_SEARCHED)
+    if search:
         through, agreeing, checked, _ = through_votes(mine, theirs, policy, known, memo, match, threads, on_progress)
         new = _best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
         pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),

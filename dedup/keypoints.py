@@ -37,6 +37,7 @@ SURE, SURE_INLIERS = 0.25, 20  # agreeing on this share of the sparser picture's
 REGION_IMAGES = CACHE_IMAGES // 2  # rows per region of `locality_regions`
 MAX_REGIONS = 2048  # beyond ~4M rows regions grow instead (k-means cost stays under a minute)
 UNREADABLE = -1  # `Matches.inliers` of a pair with a picture that cannot be had
+DESCRIPTOR_BYTES = 32  # an ORB descriptor's length (256 bits)
 RULED_OUT = -2  # `Matches.inliers` of a pair not matched: `Worth` found no count of agreeing keypoints that could matter
 
 
@@ -45,7 +46,7 @@ class Keypoints:
     """ORB keypoints of a picture and of its mirror image."""
 
     points: np.ndarray  # (n, 2) float32, in pixels of the keypoint picture
-    descriptors: np.ndarray  # (n, 32) uint8
+    descriptors: np.ndarray  # (n, DESCRIPTOR_BYTES) uint8
     mirror_points: np.ndarray
     mirror_descriptors: np.ndarray
     width: int  # of the keypoint picture, in pixels (the mirror image's x is width - 1 - x)
@@ -67,7 +68,7 @@ def keypoints(grey: np.ndarray, count: int = 500, corner: int = CORNER_THRESHOLD
     def detect(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kps, desc = orb.detectAndCompute(np.ascontiguousarray(a), None) if min(a.shape) > 2 * EDGE_PX else ((), None)
         if desc is None:
-            return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+            return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
         return np.asarray(cv2.KeyPoint_convert(kps), np.float32).reshape(-1, 2), desc
 
     pts, desc = detect(grey)

@@ -12,7 +12,8 @@ from functools import partial
 import numpy as np
 
 from dedup.ann import build_index
-from dedup.checkmemo import AGAINST, CATALOG_WINDOWS, PASTED, PairChecks
+from dedup.checkmemo import AGAINST, CATALOG, PASTED, PairChecks
+from dedup.config import VerifyConfig
 from dedup.details import told_apart
 from dedup.errors import ModelError
 from dedup.index import Index
@@ -26,7 +27,7 @@ from dedup.results import Verified
 from dedup.seams import NestedMaps, composites, which_composite
 from dedup.turns import KIND as TURNED
 from dedup.turns import TURNS, turned_inputs, turned_vectors
-from dedup.votes import held, per_picture, spread, vote_pairs
+from dedup.votes import Describer, held, per_picture, spread, vote_pairs
 from dedup.windows import BLOCK_ROWS, KIND, REACH, WINDOWS, each_once, near_windows, window_inputs, window_pairs, window_vectors
 
 log = logging.getLogger(__name__)
@@ -142,9 +143,7 @@ def windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pa
         return None
     kind = (model.identity, model.config.embedding_dim, KIND, len(WINDOWS))
     look = window_vectors if looker is None else finder_on(looker, window_inputs, model)
-    own = PairChecks(theirs.folder, theirs.rows.content_hash)  # read, never written
-    catalog = PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
-                         place=f"{AGAINST}/{CATALOG_WINDOWS}")
+    own, catalog = _catalog_memos(mine, theirs)
     reach, total = min(policy.threshold, REACH), len(mine) + len(theirs)
     # a window of an incoming picture near a catalog picture, and a window of a catalog picture near an incoming one
     found = [near_windows(theirs.faiss, *block, reach)
@@ -171,17 +170,22 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
     one) and that the check confirms with one picture inside the other (`dedup.votes.held`),
     other than the pairs `known`, with their agreeing keypoints, what the check did on them and the maps of the confirmed
     pairs whose frames may nest (a second set's rows at `SECOND_SET + j`). The pairs voted for are
-    kept in `memo` while the pictures stay the same; the check's answers too, shared with the
-    run's other passes. A pair is judged as a window's pair at the windows' reach
-    (`dedup.windows.REACH`)."""
+    kept in `memo` while the pictures stay the same, and each picture's descriptors while it stays
+    in the index (`theirs`' in `mine`'s folder, unless the catalog's own memo has them); the check's
+    answers too, shared with the run's other passes. A pair is judged as a window's pair at the
+    windows' reach (`dedup.windows.REACH`)."""
     check = policy.check
     near = memo.voted(check.side, check.keypoints)
     if near is None:
-        sets = [mine] if theirs is None else [mine, theirs]
-        rows = sum(len(s) for s in sets)
+        sets = [(mine, memo.descriptors)]
+        if theirs is not None:
+            own, catalog = _catalog_memos(mine, theirs)
+            sets.append((theirs, lambda *how: own.descriptors(catalog.descriptors(*how), *how[1:])))
+        rows = sum(len(s) for s, _ in sets)
         near = vote_pairs(range(rows), _descriptors(sets, check.side, check.keypoints, match, workers, on_progress),
                           across=None if theirs is None else len(mine))
         if theirs is not None:
+            catalog.save()
             near = Pairs(near.i, near.j - len(mine), near.d)
         memo.keep_voted(near, check.side, check.keypoints)
     near = near[~among(near, known)]
@@ -203,24 +207,47 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
     return kept[inside], agreeing[inside], decision.verified, nested
 
 
-def _descriptors(sets: list[Index], side: int, count: int, match: Matcher, workers: int,
-                 on_progress: ProgressFn) -> Callable[[int], np.ndarray | None]:
+def undescribed(mine: Index, theirs: Index, check: VerifyConfig) -> int:
+    """How many of `theirs`' pictures have no descriptors kept for a keypoint search of `mine`
+    against it (by `check`'s keypoints), in the catalog's own memo or in `mine`'s folder: a search
+    finds their keypoints first."""
+    keep = per_picture(len(mine) + len(theirs), check.keypoints)
+    own, catalog = _catalog_memos(mine, theirs)
+    described = own.described(check.side, check.keypoints, keep) | catalog.described(check.side, check.keypoints, keep)
+    return int((~described).sum())
+
+
+def _catalog_memos(mine: Index, theirs: Index) -> tuple[PairChecks, PairChecks]:
+    """The memos of `theirs`' pictures' own entries (windows, descriptors) for a run of `mine`
+    against it: the catalog's own memo (read, never written), and the one kept in `mine`'s folder
+    (the catalog's index is not written)."""
+    return (PairChecks(theirs.folder, theirs.rows.content_hash, read_only=True),
+            PairChecks(mine.folder, theirs.rows.content_hash, reference=theirs.rows.content_hash,
+                       place=f"{AGAINST}/{CATALOG}"))
+
+
+def _descriptors(sets: list[tuple[Index, Callable[..., Describer]]], side: int, count: int, match: Matcher,
+                 workers: int, on_progress: ProgressFn) -> Callable[[int], np.ndarray | None]:
     """The descriptors for `vote_pairs` of the rows of `sets`, numbered one set after another
-    (`dedup.votes.spread`, as many as the budget allows), found as the check finds them, in the
-    keypoint store of `match` when it has one (`match_pairs` with a store: the run's passes share it)."""
+    (`dedup.votes.spread`, as many as the budget allows), each set's through its memo's
+    `descriptors` (`dedup.checkmemo.PairChecks.descriptors`'s signature) and, for the pictures it
+    has none of, found as the check finds them, in the keypoint store of `match` when it has one
+    (`match_pairs` with a store: the run's passes share it)."""
     store = match.keywords.get("store") if isinstance(match, partial) else None
-    n = sum(len(s) for s in sets)
+    n = sum(len(s) for s, _ in sets)
     keep, kept = per_picture(n, count), []
     with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:
-        for index in sets:
+        for index, remembered in sets:
             cache = KeypointCache(index.picture, side, count, store=store)
+
+            def find(rows: np.ndarray) -> list[np.ndarray | None]:
+                cache.prefetch(rows.tolist(), pool)
+                return [None if (kp := cache(row)) is None else spread(kp, keep) for row in rows.tolist()]
+
+            described = remembered(find, side, count, keep)
             for start in range(0, len(index), VOTE_BLOCK):
                 on_progress("keypoint search", len(kept), n)
-                rows = range(start, min(len(index), start + VOTE_BLOCK))
-                cache.prefetch(rows, pool)
-                for row in rows:
-                    kp = cache(row)
-                    kept.append(None if kp is None else spread(kp, keep))
+                kept.extend(described(range(start, min(len(index), start + VOTE_BLOCK))))
     return kept.__getitem__
 
 

@@ -15,12 +15,21 @@ other by the keypoints' map, lies inside it and covers at most `HELD_SHARE` of i
 crop or a pasted picture is. Two look-alike drawings of one frame share many corners, but neither
 holds the other.
 
+The search goes through inverted lists whose centroids were found once, on training-pool pictures
+(`recipes.vote_lists`, shipped as `LISTS_FILE`), not on the catalog: a picture's descriptors land
+in the same lists whatever else the catalog holds, so adding pictures leaves the others' votes
+as they were (up to the new pictures' own), and no run spends time clustering.
+
 At most `BUDGET` descriptors are held at once, so the pictures of a catalog larger than
 `BUDGET` / (the check's 500 keypoints) each give fewer (`per_picture`), spread over ORB's scales.
+How many falls by steps (`STEP`), so that a catalog that grows a little keeps its pictures'
+descriptors, which the pair-check memo keeps (`dedup.checkmemo.PairChecks.descriptors`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
+from importlib import resources
 
 import faiss
 import numpy as np
@@ -36,18 +45,25 @@ HAMMING = 40  # of 256 bits: a nearer neighbour is a vote
 RATIO = 0.8  # ... when it is also this much nearer than the NEAREST-th neighbour
 NEIGHBOURS = 3  # pictures paired with each picture, by votes
 MIN_VOTES = 2  # a partner needs at least this many votes
-PER_LIST = 700  # descriptors an inverted list of the search holds, about
-MAX_LISTS = 4096  # ... at most this many lists (at `BUDGET`, ~1,000 descriptors a list)
+PER_LIST = 700  # descriptors an inverted list of the search holds, at least (about)
+MIN_LISTS = 16  # fewer descriptors than this many lists' are searched exactly
+MAX_LISTS = 4096  # ... at most this many lists (a power of two; at `BUDGET`, ~1,000 descriptors a list)
 PROBE = 1  # lists searched for each descriptor
-TRAIN_PER_LIST = 40  # descriptors the lists are trained on, per list
-TRAIN_ROUNDS = 10  # k-means rounds of the training
+LISTS_FILE = "vote_lists.npz"  # in the package's assets: the lists' centroids, `lists_<count>` for each of `list_counts`
 QUERY_BLOCK = 1 << 18  # descriptors searched at a time
 HELD_SHARE = 0.8  # the held picture covers at most this share of the holder's area
+STEP = 0.8  # beyond the budget, each picture's descriptors fall by this factor until all fit
+
+Describer = Callable[[Sequence[int]], "list[np.ndarray | None]"]  # rows → each one's descriptors (None: no picture)
 
 
 def per_picture(pictures: int, most: int, budget: int = BUDGET) -> int:
-    """Descriptors kept of each of `pictures` pictures that have at most `most`."""
-    return max(1, min(most, budget // max(1, pictures)))
+    """Descriptors kept of each of `pictures` pictures that have at most `most`: `most`, or
+    fewer by `STEP`s until all fit in `budget`."""
+    keep = most
+    while keep > 1 and keep * pictures > budget:
+        keep = max(1, int(keep * STEP))
+    return keep
 
 
 def spread(kp: Keypoints, keep: int) -> np.ndarray:
@@ -59,7 +75,7 @@ def spread(kp: Keypoints, keep: int) -> np.ndarray:
 
 
 def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None], *,
-               k: int = NEIGHBOURS, across: int | None = None, seed: int = 0) -> Pairs:
+               k: int = NEIGHBOURS, across: int | None = None) -> Pairs:
     """Pairs (i < j, sorted) of `rows` where one is among the other's `k` best-voted pictures;
     `descriptors(row)` is a row's descriptors ((n, 32) uint8; None or empty: the row takes no
     part). With `across`, the rows below it are one set and the others another, and only votes
@@ -73,7 +89,7 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
     if len(desc) < 2:
         return Pairs.empty()
     owner, desc = np.concatenate(owner), np.ascontiguousarray(np.concatenate(desc))
-    a, b = _votes(owner, desc, seed)
+    a, b = _votes(owner, desc)
     if across is not None:
         a, b = a[(a < across) != (b < across)], b[(a < across) != (b < across)]
     if not len(a):
@@ -88,10 +104,10 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
     return Pairs(lo[best], hi[best], score[best])
 
 
-def _votes(owner: np.ndarray, desc: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _votes(owner: np.ndarray, desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every vote: the owner of a descriptor of `desc` and the owner of a neighbour it votes for
     (one entry per vote), searched `QUERY_BLOCK` descriptors at a time."""
-    index = _searcher(desc, seed)
+    index = _searcher(desc)
     nearest = min(NEAREST, len(desc) - 1) + 1  # the first is the descriptor itself
     found_a, found_b = [], []
     for start in range(0, len(desc), QUERY_BLOCK):
@@ -104,18 +120,35 @@ def _votes(owner: np.ndarray, desc: np.ndarray, seed: int) -> tuple[np.ndarray, 
     return np.concatenate(found_a), np.concatenate(found_b)
 
 
-def _searcher(desc: np.ndarray, seed: int):
-    """A FAISS index of `desc`: exact for a few, else through inverted lists."""
+def list_counts() -> list[int]:
+    """The list counts the search uses: the powers of two from `MIN_LISTS` to `MAX_LISTS`."""
+    return [1 << b for b in range(MIN_LISTS.bit_length() - 1, MAX_LISTS.bit_length())]
+
+
+def lists_for(descriptors: int) -> int:
+    """The lists a search of `descriptors` descriptors goes through: the largest of `list_counts`
+    that leaves about `PER_LIST` a list; 0 (an exact search) below `MIN_LISTS` lists' worth."""
+    fits = [c for c in list_counts() if c * PER_LIST <= descriptors]
+    return fits[-1] if fits else 0
+
+
+@cache
+def centroids(lists: int) -> np.ndarray:
+    """The shipped centroids of `lists` inverted lists ((lists, 32) uint8; `LISTS_FILE`)."""
+    with resources.as_file(resources.files("dedup") / "assets" / LISTS_FILE) as path, np.load(path) as shipped:
+        return np.ascontiguousarray(shipped[f"lists_{lists}"])
+
+
+def _searcher(desc: np.ndarray):
+    """A FAISS index of `desc`: exact for a few, else through the shipped inverted lists."""
     bits = 8 * desc.shape[1]
-    lists = min(MAX_LISTS, len(desc) // PER_LIST)
-    if lists < 16:
+    lists = lists_for(len(desc))
+    if not lists:
         index = faiss.IndexBinaryFlat(bits)
     else:
-        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, lists)
-        index.cp.niter = TRAIN_ROUNDS
-        train = TRAIN_PER_LIST * lists
-        sample = desc if len(desc) <= train else desc[np.random.default_rng(seed).choice(len(desc), train, replace=False)]
-        index.train(sample)
+        quantizer = faiss.IndexBinaryFlat(bits)
+        quantizer.add(centroids(lists))
+        index = faiss.IndexBinaryIVF(quantizer, bits, lists)
         index.nprobe = PROBE
     index.add(desc)
     return index

@@ -68,9 +68,33 @@ def test_the_search_through_inverted_lists_finds_what_the_exact_one_finds(monkey
     assert np.array_equal(again.i, listed.i) and np.array_equal(again.j, listed.j)
 
 
+def test_the_lists_do_not_depend_on_the_catalog_so_added_pictures_leave_the_others_votes(monkeypatch):
+    rng = np.random.default_rng(3)
+    pictures = {r: rng.integers(0, 256, (300, 32), np.uint8) for r in range(42)}
+    for r in range(0, 40, 2):
+        pictures[r + 1][:60] = _flipped(pictures[r][100:160], 12, rng)
+    monkeypatch.setattr(votes, "PER_LIST", 100)
+    assert votes.lists_for(40 * 300) == votes.lists_for(42 * 300) == 64  # the shipped lists of 64 centroids
+    before = votes.vote_pairs(range(40), pictures.get)
+    pictures[41][:60] = _flipped(pictures[0][200:260], 12, rng)  # a new picture re-finds another part of picture 0
+    after = votes.vote_pairs(range(42), pictures.get)
+    old = (after.i < 40) & (after.j < 40)
+    assert np.array_equal(after.i[old], before.i) and np.array_equal(after.j[old], before.j)
+    assert (0, 41) in set(zip(after.i.tolist(), after.j.tolist()))
+    assert votes.list_counts()[0] == votes.MIN_LISTS and votes.list_counts()[-1] == votes.MAX_LISTS
+    assert votes.lists_for(votes.MIN_LISTS * votes.PER_LIST - 1) == 0  # an exact search
+    assert all(votes.centroids(c).shape == (c, 32) for c in votes.list_counts())
+
+
 def test_descriptors_beyond_the_budget_are_spread_over_the_list():
-    assert votes.per_picture(100, 500) == 500 and votes.per_picture(votes.BUDGET // 40, 500) == 40
-    assert votes.per_picture(10**9, 500) == 1 and votes.per_picture(100, 300) == 300
+    assert votes.per_picture(100, 500) == 500 and votes.per_picture(10**9, 500) == 1 and votes.per_picture(100, 300) == 300
+    # beyond the budget the count falls by steps: a catalog that grows a little keeps its pictures' descriptors
+    most = votes.BUDGET // 500
+    assert votes.per_picture(most, 500) == 500 and votes.per_picture(most + 1, 500) == 400
+    assert votes.per_picture(votes.BUDGET // 400, 500) == 400 and votes.per_picture(votes.BUDGET // 400 + 1, 500) == 320
+    for pictures in (most + 1, 3 * most, 10**5, 10**6):
+        keep = votes.per_picture(pictures, 500)
+        assert keep * pictures <= votes.BUDGET and keep >= votes.STEP * votes.BUDGET / pictures - 1  # at most a step below
     from dedup.keypoints import Keypoints
 
     kp = Keypoints(np.zeros((10, 2), np.float32), np.arange(10, dtype=np.uint8)[:, None].repeat(32, 1),
@@ -122,6 +146,43 @@ def test_the_voted_pairs_are_remembered_until_the_pictures_change(cropped_catalo
     assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and calls == [1, 1]
 
 
+def test_each_pictures_descriptors_are_remembered_so_a_new_vote_finds_no_keypoints_again(cropped_catalog, tmp_path,  # noqa: F811
+                                                                                        monkeypatch):
+    import dedup.keypoints as keypoints
+    from dedup.checkmemo import FOLDER, VOTES, descriptors_table
+
+    _, folder = cropped_catalog
+    shutil.copytree(folder, tmp_path / "idx")
+    shutil.rmtree(tmp_path / "idx" / FOLDER, ignore_errors=True)
+    first = member_sets(find_duplicates(tmp_path / "idx", windows=False))
+    assert (tmp_path / "idx" / FOLDER / descriptors_table(votes.per_picture(12, 500))[0]).is_file()
+    found = []
+    real = keypoints.keypoints
+    monkeypatch.setattr(keypoints, "keypoints", lambda *a, **k: found.append(1) or real(*a, **k))
+    (tmp_path / "idx" / FOLDER / VOTES).unlink()  # as when a picture was added: the pairs are voted for again
+    assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and not found
+
+
+def test_against_keeps_the_catalogs_descriptors_in_the_incoming_index_and_never_writes_the_catalog(uploads, tmp_path,  # noqa: F811
+                                                                                                   monkeypatch):
+    import dedup.keypoints as keypoints
+    from dedup.checkmemo import AGAINST, CATALOG, FOLDER, VOTES
+    from dedup.duplicates import find_against
+
+    mine, theirs = (shutil.copytree(f, tmp_path / f.name) for f in uploads)
+    shutil.rmtree(mine / FOLDER, ignore_errors=True)
+    shutil.rmtree(theirs / FOLDER, ignore_errors=True)
+    first = {(r.query, n.path) for r in find_against(mine, theirs, windows=False).results for n in r.neighbors}
+    assert not (theirs / FOLDER).exists()
+    assert any((mine / FOLDER / AGAINST / CATALOG).glob("descriptors-*.npy"))
+    found = []
+    real = keypoints.keypoints
+    monkeypatch.setattr(keypoints, "keypoints", lambda *a, **k: found.append(1) or real(*a, **k))
+    (mine / FOLDER / AGAINST / VOTES).unlink()
+    again = {(r.query, n.path) for r in find_against(mine, theirs, windows=False).results for n in r.neighbors}
+    assert again == first and not found and not (theirs / FOLDER).exists()
+
+
 def test_find_against_matches_incoming_crops_and_pasted_pictures_by_shared_keypoints(uploads):  # noqa: F811
     from dedup.duplicates import find_against
     from dedup.report import neighbor_dict, render_query
@@ -149,14 +210,22 @@ def test_against_keeps_each_incoming_images_best_supported_match_by_shared_keypo
     assert not _best_each(query, agreeing, np.zeros(6, bool)).any()
 
 
-def test_against_searches_a_large_catalog_by_shared_keypoints_only_when_told(uploads, monkeypatch, caplog):  # noqa: F811
+def test_against_searches_a_catalog_without_stored_descriptors_by_shared_keypoints_only_when_told(  # noqa: F811
+        uploads, tmp_path, monkeypatch, caplog):  # noqa: F811
     import dedup.duplicates as duplicates
+    from dedup.checkmemo import FOLDER
 
-    mine, theirs = uploads
-    monkeypatch.setattr(duplicates, "AGAINST_SEARCHED", 5)  # the catalog holds 10 pictures
+    mine, theirs = (shutil.copytree(f, tmp_path / f.name) for f in uploads)
+    for folder in (mine, theirs):
+        shutil.rmtree(folder / FOLDER, ignore_errors=True)
+    wanted = {("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+    monkeypatch.setattr(duplicates, "AGAINST_SEARCHED", 5)  # the catalog's 10 pictures have no stored descriptors
     skipped = duplicates.find_against(mine, theirs, windows=False)
     assert not any(n.shared for r in skipped.results for n in r.neighbors)
-    assert "keypoint search was skipped" in caplog.text
+    assert "keypoint search was skipped: 10 catalog pictures" in caplog.text
     forced = duplicates.find_against(mine, theirs, windows=False, keypoint_search=True)
-    assert {(r.query, n.path) for r in forced.results for n in r.neighbors if n.shared} == {
-        ("crop.png", "scene0.png"), ("pasted.png", "scene1.png")}
+    assert {(r.query, n.path) for r in forced.results for n in r.neighbors if n.shared} == wanted
+    caplog.clear()  # the forced run kept the catalog's descriptors: the next one searches by default
+    again = duplicates.find_against(mine, theirs, windows=False)
+    assert {(r.query, n.path) for r in again.results for n in r.neighbors if n.shared} == wanted
+    assert "skipped" not in caplog.text

@@ -87,8 +87,8 @@ def shown(path: Path) -> str:
 @click.option("--keypoint-search/--no-keypoint-search", default=None,
     help=("With the keypoint check, also pair each picture with those it shares the most keypoints with, kept "
           "when one lies inside the other (a heavy crop, a picture pasted onto a busier one; about a fifth more "
-          "time on a first run). Default: on; with --against, on for a catalog of at most 20,000 pictures "
-          "(each run finds the catalog's keypoints again)."))
+          "time on a first run). Default: on; with --against, on unless more than 20,000 catalog pictures "
+          "have no stored descriptors yet (finding their keypoints takes ~5 ms a picture, once)."))
 @click.option("--turned", is_flag=True,
     help=("With the keypoint check, also find copies saved turned a quarter, half or three quarters of a turn "
           "(every picture is embedded three more times: about a third more time on a first run)."))
