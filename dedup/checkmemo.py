@@ -421,6 +421,7 @@ class PairChecks:
                 folder = self.at
                 for name, table in self.tables.items():  # a picture's own entries (`parts`, descriptors) are the index's
                     table.save(present_a, present_a if name.startswith(OWN) else present_b)
+                _drop_other_descriptors(folder, [name for name in self.tables if name.startswith(DESCRIPTORS)])
                 if self._voted is not None:
                     folder.mkdir(parents=True, exist_ok=True)
                     digest, pairs = self._voted
@@ -430,6 +431,15 @@ class PairChecks:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:
             log.warning("the pair checks of this run were not kept (%s)", exc)
+
+
+def _drop_other_descriptors(folder: Path, kept: list[str]) -> None:
+    """Delete the descriptor files in `folder` other than `kept` (kept at another count a picture,
+    for a catalog of another size), once a run has kept some."""
+    if kept:
+        for path in folder.glob(f"{DESCRIPTORS}-*.npy"):
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:

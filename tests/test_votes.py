@@ -160,7 +160,9 @@ def test_each_pictures_descriptors_are_remembered_so_a_new_vote_finds_no_keypoin
     real = keypoints.keypoints
     monkeypatch.setattr(keypoints, "keypoints", lambda *a, **k: found.append(1) or real(*a, **k))
     (tmp_path / "idx" / FOLDER / VOTES).unlink()  # as when a picture was added: the pairs are voted for again
+    (tmp_path / "idx" / FOLDER / descriptors_table(400)[0]).write_bytes(b"kept when the catalog was larger")
     assert member_sets(find_duplicates(tmp_path / "idx", windows=False)) == first and not found
+    assert [p.name for p in (tmp_path / "idx" / FOLDER).glob("descriptors-*")] == [descriptors_table(500)[0]]
 
 
 def test_against_keeps_the_catalogs_descriptors_in_the_incoming_index_and_never_writes_the_catalog(uploads, tmp_path,  # noqa: F811
