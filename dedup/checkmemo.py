@@ -89,14 +89,25 @@ def descriptors_table(keep: int) -> tuple[str, np.dtype]:
 def parts_version(folder: Path, dim: int) -> tuple:
     """What changes when the vectors the memo of the index in `folder` keeps of its pictures
     (`PairChecks.parts`, for `dim` numbers) change: their files' identities, times and sizes."""
+    return _files_version(Path(folder) / FOLDER, (f"{PARTS}.npy", parts_table(dim)[0], STAMP))
+
+
+def descriptors_version(folder: Path) -> tuple:
+    """What changes when the descriptors the memo of the index in `folder` keeps of its pictures
+    (`PairChecks.descriptors`) change: their files' names, identities, times and sizes."""
+    at = Path(folder) / FOLDER
+    return _files_version(at, (*sorted(p.name for p in at.glob(f"{DESCRIPTORS}-*.npy")), STAMP))
+
+
+def _files_version(at: Path, names: Sequence[str]) -> tuple:
     version = []
-    for name in (f"{PARTS}.npy", parts_table(dim)[0], STAMP):
+    for name in names:
         try:
-            st = (Path(folder) / FOLDER / name).stat()
+            st = (at / name).stat()
         except OSError:
             version.append(None)
             continue
-        version.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        version.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
     return tuple(version)
 
 

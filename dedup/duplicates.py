@@ -248,7 +248,7 @@ def find_against(
                         AGAINST_SEARCHED)
     if search:
         through, agreeing, checked, _ = through_votes(mine, theirs, policy, known, memo, match, threads, on_progress)
-        new = _best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
+        new = best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
         pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
                       np.concatenate([pairs.d, through.d[new]]))
         inside = np.concatenate([inside, np.full(int(new.sum()), SHARED)])
@@ -267,7 +267,7 @@ def find_against(
     return AgainstReport(policy.threshold, _by_query(pairs, inside, mine.rows.path, theirs.rows.path), verified)
 
 
-def _best_each(query: np.ndarray, agreeing: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+def best_each(query: np.ndarray, agreeing: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     """Of the `eligible` matches, each query's one with the most agreeing keypoints (the first
     on a tie): an incoming image is a copy of one item, and a look-alike of its source shares
     almost as many keypoints with it as the source does, so matches by shared keypoints alone

@@ -17,12 +17,12 @@ from dedup.config import VerifyConfig
 from dedup.details import told_apart
 from dedup.errors import ModelError
 from dedup.index import Index
-from dedup.keypoints import KeypointCache, Matcher
+from dedup.keypoints import KeypointCache, KeypointStore, Matcher
 from dedup.loading import model_for_index
 from dedup.pairs import Pairs, among
 from dedup.parts import Inputs, Looker, PartFinder, Parts, finder_on, part_inputs, part_pairs, part_pictures, part_vectors
 from dedup.policy import CheckedPolicy
-from dedup.progress import ProgressFn
+from dedup.progress import ProgressFn, silent
 from dedup.results import Verified
 from dedup.seams import NestedMaps, composites, which_composite
 from dedup.turns import KIND as TURNED
@@ -182,7 +182,8 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
             own, catalog = _catalog_memos(mine, theirs)
             sets.append((theirs, lambda *how: own.descriptors(catalog.descriptors(*how), *how[1:])))
         rows = sum(len(s) for s, _ in sets)
-        near = vote_pairs(range(rows), _descriptors(sets, check.side, check.keypoints, match, workers, on_progress),
+        store = match.keywords.get("store") if isinstance(match, partial) else None
+        near = vote_pairs(range(rows), descriptors_of(sets, check.side, check.keypoints, store, workers, on_progress),
                           across=None if theirs is None else len(mine))
         if theirs is not None:
             catalog.save()
@@ -226,14 +227,13 @@ def _catalog_memos(mine: Index, theirs: Index) -> tuple[PairChecks, PairChecks]:
                        place=f"{AGAINST}/{CATALOG}"))
 
 
-def _descriptors(sets: list[tuple[Index, Callable[..., Describer]]], side: int, count: int, match: Matcher,
-                 workers: int, on_progress: ProgressFn) -> Callable[[int], np.ndarray | None]:
+def descriptors_of(sets: list[tuple[Index, Callable[..., Describer]]], side: int, count: int,
+                   store: KeypointStore | None, workers: int, on_progress: ProgressFn = silent
+                   ) -> Callable[[int], np.ndarray | None]:
     """The descriptors for `vote_pairs` of the rows of `sets`, numbered one set after another
     (`dedup.votes.spread`, as many as the budget allows), each set's through its memo's
     `descriptors` (`dedup.checkmemo.PairChecks.descriptors`'s signature) and, for the pictures it
-    has none of, found as the check finds them, in the keypoint store of `match` when it has one
-    (`match_pairs` with a store: the run's passes share it)."""
-    store = match.keywords.get("store") if isinstance(match, partial) else None
+    has none of, found as the check finds them, in `store` when given (the run's passes share it)."""
     n = sum(len(s) for s, _ in sets)
     keep, kept = per_picture(n, count), []
     with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:

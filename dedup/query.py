@@ -12,23 +12,26 @@ import numpy as np
 from dedup import cpus
 from dedup.ann import build_index
 from dedup.checkmemo import PairChecks
-from dedup.config import check_threshold
+from dedup.config import VerifyConfig, check_threshold
 from dedup.differs import SeenMaps
-from dedup.duplicates import index_policy
+from dedup.duplicates import best_each, index_policy
 from dedup.embed import distance, embed_loaded, load_files
 from dedup.errors import DedupError
 from dedup.files import expand_folders
 from dedup.images import Decoded
 from dedup.index import Index, IndexLike, as_index
-from dedup.keypoints import KeypointStore, Pictures, match_pairs
+from dedup.keypoints import KeypointCache, KeypointStore, Pictures, match_pairs
 from dedup.loading import FEW_TO_QUERY, encoder_for, model_for_index
 from dedup.pairs import Pairs, among
 from dedup.parts import part_pictures, part_vectors
-from dedup.policy import SECOND_SET, CheckedPolicy, Policy, policy_for, same_files
+from dedup.passes import descriptors_of
+from dedup.policy import SECOND_SET, CheckedPolicy, Decision, Policy, policy_for, same_files
 from dedup.results import Comparison, Neighbor, QueryResult, Spots
+from dedup.seams import NestedMaps
 from dedup.search import knn
 from dedup.torchless import NumpyEncoder
 from dedup.turns import turned_vectors
+from dedup.votes import Searched, held, per_picture, searched, spread
 from dedup.windows import KIND, REACH, WINDOWS, each_once, near_windows, owners_near, window_vectors
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 NOWHERE = Spots(0.0, ())  # where two files with the same bytes differ
 WINDOWS_INDEX = "SQfp16"  # the catalog's windows, searched exhaustively at half the memory (an IVF takes minutes to build at 5M windows)
 FRESH_WINDOWS = 2_000  # pictures without kept windows that a query cuts windows of itself (~5 ms each on 2 cores); beyond, none
+FRESH_DESCRIBED = 2_000  # pictures without kept descriptors whose keypoints a query finds itself (~5 ms each); beyond, none
 
 
 def query_images(
@@ -50,6 +54,7 @@ def query_images(
     pasted: bool = True,
     windows: bool = True,
     turned: bool = False,
+    keypoint_search: bool = True,
 ) -> list[QueryResult]:
     """The `k` nearest catalog images of each query image (only those under `threshold` if set).
     An image that is a folder stands for every file under it (`dedup.files.expand_folders`);
@@ -62,7 +67,10 @@ def query_images(
     (`dedup.windows`), after them: a window of the query image (it shows a catalog picture pasted
     onto a busier one), or one of a catalog picture that find-duplicates kept in the index (the
     query is a crop of it). With `turned` and the check, so are the rows it confirms through the
-    query image turned a quarter, half or three quarters of a turn (`dedup.turns`)."""
+    query image turned a quarter, half or three quarters of a turn (`dedup.turns`). With
+    `keypoint_search` and the check, a query image nothing else matched is matched with the catalog
+    picture it shares the most keypoints with, when one lies inside the other (`dedup.votes`: a
+    heavy crop, a picture pasted onto a busier one), as `find-duplicates --against` matches it."""
     if threshold is not None:
         threshold = check_threshold(threshold)
     index = as_index(index)
@@ -76,9 +84,11 @@ def query_images(
     outside = windows_in(policy, pictures, readable, model) if windows else None
     kept = catalog_windows(index, model, cpus.check_threads()) if windows and isinstance(policy, CheckedPolicy) else None
     turns = turned_in(policy, pictures, readable, model) if turned else None
+    voted = catalog_votes(index, policy.check, cpus.check_threads()) if keypoint_search and isinstance(policy, CheckedPolicy) else None
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
                       hashes=[None if d is None else d.content_hash for d in decoded], windows=outside,
-                      catalog=kept, turned=turns)
+                      catalog=kept, turned=turns, voted=voted,
+                      sizes=[(0, 0) if d is None else (d.height, d.width) for d in decoded])
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,23 @@ def catalog_windows(index: Index, model: Model | NumpyEncoder, workers: int = 2)
     return CatalogWindows(np.concatenate(owners), found)
 
 
+def catalog_votes(index: Index, check: VerifyConfig, workers: int = 2) -> Searched | None:
+    """The descriptors of `index`'s pictures for the keypoint search (`dedup.votes`, by `check`'s
+    keypoints), searchable: those find-duplicates kept in its pair-check memo, and, when at most
+    `FRESH_DESCRIBED` pictures have none kept, theirs found here on `workers` threads; None when
+    there are none. Nothing is written."""
+    memo = PairChecks(index.folder, index.rows.content_hash, read_only=True)
+    keep = per_picture(len(index), check.keypoints)
+    missing = int((~memo.described(check.side, check.keypoints, keep)).sum())
+    remembered = memo.descriptors
+    if missing > FRESH_DESCRIBED:
+        log.warning(f"{missing:,} of the catalog's pictures have no kept descriptors yet: until find-duplicates has "
+                    "run, a query is not matched with them by shared keypoints")
+        remembered = lambda find, *how: memo.descriptors(lambda rows: [None] * len(rows), *how)  # noqa: E731
+    described = descriptors_of([(index, remembered)], check.side, check.keypoints, None, workers)
+    return searched([described(row) for row in range(len(index))])
+
+
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
               ) -> tuple[np.ndarray, np.ndarray] | None:
     """The queries among `queries` with a picture pasted into them (`pictures(q)`: their check
@@ -155,7 +182,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
                hashes: Sequence[str | None] | None = None,
                windows: tuple[np.ndarray, np.ndarray] | None = None,
                catalog: CatalogWindows | None = None,
-               turned: tuple[np.ndarray, np.ndarray] | None = None) -> list[QueryResult]:
+               turned: tuple[np.ndarray, np.ndarray] | None = None,
+               voted: Searched | None = None, sizes: Sequence[tuple[int, int]] | None = None) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
@@ -165,7 +193,9 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     images' content hashes; a row with the same bytes is the same without a look. `windows`: the
     images' windows (`windows_in`); `catalog`: the rows' windows (`catalog_windows`); `turned`:
     the images' turned views (`turned_in`). The rows the check confirms through any of them, not
-    found otherwise, follow the image's neighbours, at the window's or view's distance."""
+    found otherwise, follow the image's neighbours, at the window's or view's distance. `voted`:
+    the rows' descriptors (`catalog_votes`), by which an image nothing else matched is matched
+    (`_through_votes`; `sizes`: each image's (height, width))."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -204,11 +234,20 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
             else:
                 extra.setdefault(q, []).append(Neighbor(str(paths[i]), round(d, 6), True, spots, window=not by_turn,
                                                         turned=by_turn))
+    shared = np.zeros(dist.shape, bool)
+    if same is not None and voted is not None and isinstance(policy, CheckedPolicy):
+        alone = [q for q in ok if not same[q].any() and q not in extra]
+        for q, i, d, spots in _through_votes(policy, voted, alone, pictures, emb, index, store, sizes):
+            listed = np.flatnonzero(ids[q] == i)
+            if len(listed):
+                same[q, listed[0]], differs[q, listed[0]], shared[q, listed[0]] = True, spots, True
+            else:
+                extra.setdefault(q, []).append(Neighbor(str(paths[i]), round(d, 6), True, spots, shared=True))
     results = []
     for q, image in enumerate(images):
         found = tuple(
             Neighbor(str(paths[i]), round(float(d), 6), None if same is None else bool(same[q, r]), differs[q, r],
-                     bool(through[q, r]), bool(apart[q, r]), bool(window[q, r]), bool(turn[q, r]))
+                     bool(through[q, r]), bool(apart[q, r]), bool(window[q, r]), bool(turn[q, r]), bool(shared[q, r]))
             for r, (d, i) in enumerate(zip(dist[q], ids[q]))
             if i >= 0 and (threshold is None or d < threshold)
         ) + tuple(n for n in extra.get(q, ()) if threshold is None or n.distance < threshold)
@@ -241,6 +280,34 @@ def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray] | No
             for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist()]
 
 
+def _through_votes(policy: CheckedPolicy, voted: Searched, alone: list[int], pictures: Pictures, emb: np.ndarray,
+                   index: Index, store: KeypointStore, sizes: Sequence[tuple[int, int]] | None
+                   ) -> list[tuple[int, int, float, Spots | None]]:
+    """For each query of `alone` (nothing else matched it): the row among its best-voted (`voted`,
+    `dedup.votes`) that the check confirms, one picture lying inside the other (`dedup.votes.held`;
+    `sizes`: the queries' (height, width)), with the most agreeing keypoints, judged as a window's
+    pair at the windows' reach: (query, row, distance, where the query differs from the row)."""
+    if not alone or sizes is None:
+        return []
+    check = policy.check
+    keep = per_picture(len(index), check.keypoints)
+    cache = KeypointCache(pictures, check.side, check.keypoints, store=store)
+    near = voted.best([None if (kp := cache(q)) is None else spread(kp, keep) for q in alone])
+    if not len(near):
+        return []
+    queries = np.asarray(alone, np.int64)[near.i]
+    apart = np.sqrt(((emb[queries] - index.vectors[near.j]) ** 2).sum(axis=1))
+    pairs = Pairs(queries, near.j, np.minimum(apart, min(policy.threshold, REACH)).astype(np.float32))
+    nested = NestedMaps()
+    decision, spots = _decided(policy, pairs, pictures, emb, index, store, pasted=True, confirmed=nested)
+    inside = np.zeros(len(pairs), bool)
+    kept = np.flatnonzero(decision.keep)
+    heights, widths = (np.array([s[axis] for s in sizes], np.int64) for axis in (0, 1))
+    inside[kept] = held(pairs[kept], nested.maps, (heights, widths), second=(index.rows.height, index.rows.width))
+    return [(int(pairs.i[k]), int(pairs.j[k]), float(pairs.d[k]), spots[k])
+            for k in np.flatnonzero(best_each(pairs.i, decision.inliers, inside)).tolist()]
+
+
 def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index,
               store: KeypointStore, pasted: bool = False, hashes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """`policy`'s verdict on each pair (query `pictures(i)` and `vectors[i]` against `index`'s row
@@ -249,18 +316,27 @@ def _verdicts(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndar
     `pasted`: the queries are pictures pasted into the query images, judged on agreeing keypoints
     alone, as find-duplicates judges them. `store` holds the keypoints found; `hashes`: the
     queries' content hashes (a row with the same bytes is the same without a look)."""
+    decision, spots = _decided(policy, pairs, pictures, vectors, index, store, pasted, hashes)
+    apart = np.zeros(len(pairs), bool) if decision.told_apart is None else decision.told_apart
+    return decision.keep, apart, spots
+
+
+def _decided(policy: Policy, pairs: Pairs, pictures: Pictures, vectors: np.ndarray, index: Index, store: KeypointStore,
+             pasted: bool = False, hashes: np.ndarray | None = None, confirmed: NestedMaps | None = None
+             ) -> tuple[Decision, list]:
+    """`policy`'s decision on the pairs as `_verdicts` takes it (`confirmed` keeps the maps of the
+    confirmed pairs whose frames may nest), and for a pair judged the same where the query differs from the row."""
     seen = SeenMaps()
     both = None if hashes is None else (hashes, index.rows.content_hash)
     decision = policy.decide(pairs, pictures, index.picture, tell=seen, match=partial(match_pairs, store=store), hashes=both,
                              background=policy.backgrounds(vectors, pairs, reference=lambda: index.vectors),
-                             through_part=np.ones(len(pairs), bool) if pasted else None)
-    apart = np.zeros(len(pairs), bool) if decision.told_apart is None else decision.told_apart
+                             through_part=np.ones(len(pairs), bool) if pasted else None, confirmed=confirmed)
     spots = [seen.spots(a, b + SECOND_SET) if same else None
              for a, b, same in zip(pairs.i.tolist(), pairs.j.tolist(), decision.keep.tolist())]
     if both is not None:
         for k in np.flatnonzero(same_files(pairs, both)).tolist():
             spots[k] = NOWHERE
-    return decision.keep, apart, spots
+    return decision, spots
 
 
 def with_pasted(index, dist: np.ndarray, ids: np.ndarray, rows: np.ndarray, vectors: np.ndarray

@@ -86,8 +86,9 @@ def create_app(service, token: str | None = None, max_upload: int = MAX_UPLOAD_B
                     threshold: float | None = Query(None, gt=0, le=2, description="only neighbours closer than this"),
                     verify: bool = Query(False, description="add the pair check's verdict `same` per neighbour"),
                     pasted: bool = Query(True, description="with verify: also the neighbours of a picture pasted into the upload"),
-                    windows: bool = Query(True, description="with verify: also those confirmed through windows (a crop, a picture on a busier one)")):
-        found = await call(service.query, await read(image), k, threshold, verify, pasted, windows)
+                    windows: bool = Query(True, description="with verify: also those confirmed through windows (a crop, a picture on a busier one)"),
+                    keypoint_search: bool = Query(True, description="with verify: an upload nothing else matched, by keypoints shared with a catalog image")):
+        found = await call(service.query, await read(image), k, threshold, verify, pasted, windows, keypoint_search)
         return {"neighbors": [neighbor_dict(n) for n in found]}
 
     @app.post("/compare", summary="Distance and verdict of two uploaded images, as `dedup compare` gives them")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dedup import manifest
-from dedup.checkmemo import parts_version
+from dedup.checkmemo import descriptors_version, parts_version
 from dedup.config import MAX_K, check_threshold
 from dedup.duplicates import index_policy
 from dedup.errors import DedupError
@@ -27,8 +27,9 @@ from dedup.loading import model_for_index
 from dedup.manifest import Manifest
 from dedup.model import Model
 from dedup.policy import CheckedPolicy
-from dedup.query import CatalogWindows, catalog_windows, compare_decoded, neighbours, pasted_in, windows_in
+from dedup.query import CatalogWindows, catalog_votes, catalog_windows, compare_decoded, neighbours, pasted_in, windows_in
 from dedup.results import Comparison, Neighbor
+from dedup.votes import Searched
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 16  # images embedded together
@@ -67,6 +68,8 @@ class Service:
         self._keypoints = KeypointStore()  # by picture content: later queries' neighbours, whatever the generation
         self._windows: tuple[tuple, CatalogWindows | None] | None = None  # the kept windows, by generation and memo version
         self._windows_lock = threading.Lock()
+        self._votes: tuple[tuple, Searched | None] | None = None  # the kept descriptors, by generation and memo version
+        self._votes_lock = threading.Lock()
         self._max_batch, self._wait = max_batch, batch_wait_s
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
@@ -92,7 +95,7 @@ class Service:
             raise BadImage(f"not a decodable image: {exc}") from None
 
     def query(self, data: bytes, k: int = 10, threshold: float | None = None, verify: bool = False,
-              pasted: bool = True, windows: bool = True) -> list[Neighbor]:
+              pasted: bool = True, windows: bool = True, keypoint_search: bool = True) -> list[Neighbor]:
         """The neighbours `dedup query` reports for an image with these bytes."""
         if not 1 <= k <= MAX_K:
             raise DedupError(f"k must be between 1 and {MAX_K}, got {k}", option="k")
@@ -108,7 +111,9 @@ class Service:
                                pasted_in(policy, picture, [0], self.model) if pasted else None, self._keypoints,
                                hashes=[decoded.content_hash],
                                windows=windows_in(policy, picture, [0], self.model) if windows else None,
-                               catalog=self._catalog_windows(gen) if windows and isinstance(policy, CheckedPolicy) else None)
+                               catalog=self._catalog_windows(gen) if windows and isinstance(policy, CheckedPolicy) else None,
+                               voted=self._catalog_votes(gen, policy) if keypoint_search and isinstance(policy, CheckedPolicy)
+                               else None, sizes=[(decoded.height, decoded.width)])
         return list(result.neighbors)
 
     def _catalog_windows(self, gen: Index) -> CatalogWindows | None:
@@ -120,6 +125,16 @@ class Service:
             if self._windows is None or self._windows[0] != version:
                 self._windows = version, catalog_windows(gen, self.model)
             return self._windows[1]
+
+    def _catalog_votes(self, gen: Index, policy: CheckedPolicy) -> Searched | None:
+        """The descriptors of generation `gen`'s pictures, searchable (`catalog_votes`: those
+        find-duplicates kept, and those the service finds for up to `dedup.query.FRESH_DESCRIBED`
+        pictures it has none of), made again only for another generation or once find-duplicates has kept others."""
+        version = (gen.manifest.generation, descriptors_version(gen.folder))
+        with self._votes_lock:
+            if self._votes is None or self._votes[0] != version:
+                self._votes = version, catalog_votes(gen, policy.check)
+            return self._votes[1]
 
     def compare(self, a: bytes, b: bytes) -> Comparison:
         """Distance and verdict of two images, as `dedup compare` gives them."""

@@ -28,6 +28,7 @@ descriptors, which the pair-check memo keeps (`dedup.checkmemo.PairChecks.descri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -80,28 +81,75 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
     `descriptors(row)` is a row's descriptors ((n, 32) uint8; None or empty: the row takes no
     part). With `across`, the rows below it are one set and the others another, and only votes
     between the two sets count. A pair's `d` is its share of votes (higher: more shared corners)."""
+    owner, desc = _stacked(rows, descriptors)
+    if owner is None or len(np.unique(owner)) < 2:
+        return Pairs.empty()
+    a, b = _votes(owner, desc)
+    if across is not None:
+        a, b = a[(a < across) != (b < across)], b[(a < across) != (b < across)]
+    count = np.bincount(owner).astype(np.float64)
+    lo, hi, score = _scored(np.minimum(a, b), np.maximum(a, b), count, count)
+    best = nearest_ranks(Pairs(lo, hi, -score)) < k  # each picture's partners ranked by score, best first
+    return Pairs(lo[best], hi[best], score[best])
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The descriptors of a set of pictures, searchable by other pictures' (`searched`):
+    descriptor m is of row `owners[m]`, and row r has `counts[r]`."""
+
+    owners: np.ndarray
+    counts: np.ndarray
+    index: object  # a FAISS index over the descriptors (`_searcher`)
+
+    def best(self, descriptors: Sequence[np.ndarray | None], k: int = NEIGHBOURS) -> Pairs:
+        """Pairs (q, row) of each picture q, whose descriptors are `descriptors[q]` (None or empty:
+        it takes no part), with its `k` best-voted rows, voted and scored as within one catalog;
+        `d` the score. Sorted by q, best first."""
+        owner, desc = _stacked(range(len(descriptors)), descriptors.__getitem__)
+        if owner is None:
+            return Pairs.empty()
+        dist, near = self.index.search(desc, min(NEAREST, len(self.owners)))
+        ok = (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
+        a, b = np.broadcast_to(owner[:, None], near.shape)[ok], self.owners[near[ok]]
+        q, row, score = _scored(a, b, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), self.counts)
+        order = np.lexsort((-score, q))
+        best = order[np.arange(len(order)) - np.searchsorted(q[order], q[order]) < k]
+        return Pairs(q[best], row[best], score[best])
+
+
+def searched(descriptors: Sequence[np.ndarray | None]) -> Searched | None:
+    """`descriptors` (row r's at `descriptors[r]`; None or empty: it takes no part) made
+    searchable; None when there are none."""
+    owner, desc = _stacked(range(len(descriptors)), descriptors.__getitem__)
+    if owner is None:
+        return None
+    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), _searcher(desc))
+
+
+def _stacked(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None]
+             ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """Every descriptor of `rows` (`descriptors(row)`), with its row; (None, None) without any."""
     owner, desc = [], []
     for r in rows:
         d = descriptors(r)
         if d is not None and len(d):
             owner.append(np.full(len(d), r, np.int64))
             desc.append(d)
-    if len(desc) < 2:
-        return Pairs.empty()
-    owner, desc = np.concatenate(owner), np.ascontiguousarray(np.concatenate(desc))
-    a, b = _votes(owner, desc)
-    if across is not None:
-        a, b = a[(a < across) != (b < across)], b[(a < across) != (b < across)]
-    if not len(a):
-        return Pairs.empty()
-    top = int(owner.max()) + 1
-    key, votes = np.unique(np.minimum(a, b) * top + np.maximum(a, b), return_counts=True)
+    if not desc:
+        return None, None
+    return np.concatenate(owner), np.ascontiguousarray(np.concatenate(desc))
+
+
+def _scored(a: np.ndarray, b: np.ndarray, count_a: np.ndarray, count_b: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs (a, b) that got at least `MIN_VOTES` of the votes (one entry a vote), each once,
+    sorted, with their votes normalised by both pictures' descriptor counts (`count_a[a]`, `count_b[b]`)."""
+    top = max(len(count_a), len(count_b))
+    key, votes = np.unique(a * top + b, return_counts=True)
     keep = votes >= MIN_VOTES
     lo, hi, votes = key[keep] // top, key[keep] % top, votes[keep]
-    count = np.bincount(owner, minlength=top).astype(np.float64)
-    score = (votes / np.sqrt(count[lo] * count[hi])).astype(np.float32)
-    best = nearest_ranks(Pairs(lo, hi, -score)) < k  # each picture's partners ranked by score, best first
-    return Pairs(lo[best], hi[best], score[best])
+    return lo, hi, (votes / np.sqrt(count_a[lo] * count_b[hi])).astype(np.float32)
 
 
 def _votes(owner: np.ndarray, desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

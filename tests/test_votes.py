@@ -202,14 +202,67 @@ def test_find_against_matches_incoming_crops_and_pasted_pictures_by_shared_keypo
     assert {(r.query, n.path) for r in again.results for n in r.neighbors} == wanted
 
 
+def test_query_matches_a_crop_and_a_pasted_picture_by_shared_keypoints_and_writes_nothing(uploads, tmp_path,  # noqa: F811
+                                                                                           monkeypatch, caplog):
+    import dedup.query as query
+    from dedup.checkmemo import FOLDER
+    from dedup.report import render_query
+
+    mine, theirs = uploads
+    folder = shutil.copytree(theirs, tmp_path / "idx")
+    shutil.rmtree(folder / FOLDER, ignore_errors=True)
+    images = [mine.parent / "up" / name for name in ("crop.png", "pasted.png")]
+    wanted = [("crop.png", "scene0.png"), ("pasted.png", "scene1.png")]
+
+    def shared(**options) -> list[tuple[str, str]]:
+        found = query.query_images(folder, images, k=3, verify=True, windows=False, **options)
+        return [(r.query.rsplit("/", 1)[-1], n.path) for r in found for n in r.neighbors if n.shared and n.same]
+
+    assert shared(keypoint_search=False) == []
+    with monkeypatch.context() as m:
+        m.setattr(query, "FRESH_DESCRIBED", 9)  # fewer than the catalog's ten pictures: none found here
+        assert shared() == [] and "10 of the catalog's pictures have no kept descriptors" in caplog.text
+    assert shared() == wanted and not (folder / FOLDER).exists()  # the ten found here, nothing written
+    find_duplicates(folder, windows=False)  # keeps the catalog's descriptors
+    assert shared() == wanted
+    found = query.query_images(folder, images[:1], k=3, verify=True, windows=False)
+    assert "(by shared keypoints)" in render_query(found, "table")
+
+
+def test_serve_matches_by_the_kept_descriptors_read_again_only_when_find_duplicates_kept_others(uploads, tmp_path,  # noqa: F811
+                                                                                                 monkeypatch):
+    import dedup.query as query
+    import dedup.service as service
+    from dedup.checkmemo import FOLDER
+
+    mine, theirs = uploads
+    folder = shutil.copytree(theirs, tmp_path / "idx")
+    shutil.rmtree(folder / FOLDER, ignore_errors=True)
+    real, read = service.catalog_votes, []
+    monkeypatch.setattr(service, "catalog_votes", lambda gen, check: read.append(gen) or real(gen, check))
+    monkeypatch.setattr(query, "FRESH_DESCRIBED", 0)  # no descriptors but those find-duplicates kept
+    served = service.Service(folder)
+    try:
+        data = (mine.parent / "up" / "pasted.png").read_bytes()
+        assert not any(n.shared for n in served.query(data, k=3, verify=True, windows=False))
+        find_duplicates(folder, windows=False)  # while the service runs
+        for _ in range(2):
+            found = served.query(data, k=3, verify=True, windows=False)
+            assert [(n.path, n.same) for n in found if n.shared] == [("scene1.png", True)]
+        assert not any(n.shared for n in served.query(data, k=3, verify=True, windows=False, keypoint_search=False))
+    finally:
+        served.close()
+    assert len(read) == 2
+
+
 def test_against_keeps_each_incoming_images_best_supported_match_by_shared_keypoints_alone():
-    from dedup.duplicates import _best_each
+    from dedup.duplicates import best_each
 
     query = np.array([0, 0, 0, 1, 2, 2])
     agreeing = np.array([14, 30, 22, 12, 40, 40])
     eligible = np.array([True, True, True, False, True, True])  # image 1 was matched some other way
-    assert _best_each(query, agreeing, eligible).tolist() == [False, True, False, False, True, False]
-    assert not _best_each(query, agreeing, np.zeros(6, bool)).any()
+    assert best_each(query, agreeing, eligible).tolist() == [False, True, False, False, True, False]
+    assert not best_each(query, agreeing, np.zeros(6, bool)).any()
 
 
 def test_against_searches_a_catalog_without_stored_descriptors_by_shared_keypoints_only_when_told(  # noqa: F811

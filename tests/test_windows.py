@@ -184,9 +184,9 @@ def test_query_finds_the_catalog_picture_pasted_onto_a_busier_query_through_a_wi
 
     _, theirs = uploads
     composite = theirs.parent / "up" / "pasted.png"
-    (plain,) = query_images(theirs, [composite], k=3, verify=True, windows=False)
+    (plain,) = query_images(theirs, [composite], k=3, verify=True, windows=False, keypoint_search=False)
     assert "scene1.png" not in {n.path for n in plain.neighbors if n.same}
-    (found,) = query_images(theirs, [composite], k=3, verify=True)
+    (found,) = query_images(theirs, [composite], k=3, verify=True, keypoint_search=False)
     through = [n for n in found.neighbors if n.window]
     assert [(n.path, n.same) for n in through] == [("scene1.png", True)] and len(found.neighbors) == 4
     assert neighbor_dict(through[0])["window"] is True
@@ -207,7 +207,7 @@ def test_query_finds_the_catalog_picture_it_is_a_crop_of_through_the_windows_fin
     crop = theirs.parent / "up" / "crop.png"
     with monkeypatch.context() as m:
         m.setattr(query, "FRESH_WINDOWS", 9)  # fewer than the catalog's ten pictures: no windows of its own making
-        (before,) = query_images(folder, [crop], k=3, verify=True)
+        (before,) = query_images(folder, [crop], k=3, verify=True, keypoint_search=False)
     assert "scene0.png" not in {n.path for n in before.neighbors if n.same} and not (folder / FOLDER).exists()
     assert "10 of the catalog's pictures have not been looked at through windows" in caplog.text  # says why
     (fresh,) = query_images(folder, [crop], k=3, verify=True)  # cuts the ten pictures' windows itself, writes nothing

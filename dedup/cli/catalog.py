@@ -201,8 +201,12 @@ def undo_cmd(manifest, index_path):
 @WINDOWS_OPT
 @click.option("--turned", is_flag=True,
     help="With --verify, also find catalog images that are the query turned a quarter, half or three quarters of a turn.")
+@click.option("--keypoint-search/--no-keypoint-search", default=True, show_default=True,
+    help=("With --verify, match a query image nothing else matched with the catalog image it shares the most "
+          "keypoints with, when one lies inside the other (a heavy crop, a picture pasted onto a busier one); "
+          "uses the descriptors find-duplicates kept."))
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, windows, turned, fmt):
+def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, windows, turned, keypoint_search, fmt):
     """Find the catalog images nearest to each IMAGE (which need not be in the catalog).
 
     An IMAGE that is a folder stands for every file under it (e.g. a folder of new uploads).
@@ -215,7 +219,7 @@ def query_cmd(images, index_path, model_path, k, threshold, verify, pasted, wind
     if verify:
         note_recalibrated(index.manifest, index.folder)
     results = query_images(index, list(images), k=k, threshold=threshold, model=model_path, verify=verify, pasted=pasted,
-                           windows=windows, turned=turned)
+                           windows=windows, turned=turned, keypoint_search=keypoint_search)
     click.echo(render_query(results, fmt), nl=False)
     if all(r.error for r in results):
         sys.exit(1)
