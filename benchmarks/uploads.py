@@ -6,9 +6,10 @@ Takes a catalog that `benchmarks.neardup` (or `benchmarks.details --heavy N`) bu
 `truth.json`, and splits off its heavy copies (`dedup.augment.HEAVY_FAMILIES`: a crop of a fifth
 to under half of a picture, or the picture pasted onto a busier one) as uploads; the rest stays
 the catalog. Then runs as a user would: `dedup index` on both; `dedup query UPLOADS --verify`
-right after indexing, when no windows of the catalog's pictures are kept yet (the query cuts them
-itself when they are at most `dedup.query.FRESH_WINDOWS`), and again after
-`dedup find-duplicates` has kept them, each also with `--no-windows`; and `dedup find-duplicates
+right after indexing, when no windows or descriptors of the catalog's pictures are kept yet (the
+query cuts the windows and finds the keypoints itself when they are at most
+`dedup.query.FRESH_WINDOWS` and `FRESH_DESCRIBED`), and again after `dedup find-duplicates` has
+kept them, each also with `--no-windows`; and `dedup find-duplicates
 --index UPLOADS --against CATALOG`, with neither windows nor the keypoint search, with windows
 only, and with both (the default). An upload is found when a
 neighbour or match confirmed the same comes from its source (its original or another copy of
@@ -26,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from dedup.augment import HEAVY_FAMILIES
-from dedup.query import FRESH_WINDOWS
+from dedup.query import FRESH_DESCRIBED, FRESH_WINDOWS
 
 DEDUP = [sys.executable, "-m", "dedup"]
 
@@ -101,10 +102,11 @@ def main() -> None:
         print(f"{label}: {runs[key]}", flush=True)
 
     scored("query_no_windows", "query --no-windows", *query(up, index, "--no-windows"))
-    scored("query_before", "query before find-duplicates (the catalog's windows cut by the query, up to FRESH_WINDOWS pictures)", *query(up, index))
+    scored("query_before", "query before find-duplicates (the catalog's windows cut and keypoints found by the query, up to "
+                           "FRESH_WINDOWS and FRESH_DESCRIBED pictures)", *query(up, index))
     _, find_s = dedup("find-duplicates", "--index", str(index), "-q", "--format", "json")
     print(f"find-duplicates on the catalog (keeps its windows): {find_s:.1f} s", flush=True)
-    scored("query_after", "query after find-duplicates (the catalog's windows too)", *query(up, index))
+    scored("query_after", "query after find-duplicates (the catalog's windows and descriptors too)", *query(up, index))
     scored("against_no_windows", "find-duplicates --against --no-windows --no-keypoint-search",
            *against(up_index, index, "--no-windows", "--no-keypoint-search"))
     scored("against_no_keypoint_search", "find-duplicates --against --no-keypoint-search",
@@ -113,6 +115,7 @@ def main() -> None:
     figures = {"benchmark": "uploads", "command": "python -m benchmarks.uploads " + " ".join(sys.argv[1:]),
                "date": time.strftime("%Y-%m-%d"), "catalog": str(args.catalog), "catalog_images": len(truth) - len(list(up.iterdir())),
                "uploads": len(list(up.iterdir())), "index_seconds": round(index_s, 1), "fresh_windows": FRESH_WINDOWS,
+               "fresh_described": FRESH_DESCRIBED,
                "runs": runs}
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -106,11 +106,12 @@ def uploads_line(up: dict[str, Any]) -> str:
 
 
 def _cut_here(up: dict[str, Any]) -> str:
-    """How the query before find-duplicates had the catalog's windows, when the figures say."""
+    """How the query before find-duplicates had the catalog's windows (and descriptors), when the figures say."""
     if "fresh_windows" not in up or up["catalog_images"] > up["fresh_windows"]:
         return ""
     runs = up["runs"]
-    return (f", cutting the catalog's windows itself: {runs['query_before']['seconds']:.1f} s against "
+    keypoints = " and finding its keypoints" if up["catalog_images"] <= up.get("fresh_described", 0) else ""
+    return (f", cutting the catalog's windows{keypoints} itself: {runs['query_before']['seconds']:.1f} s against "
             f"{runs['query_after']['seconds']:.1f} s for the {up['uploads']} uploads")
 
 
