@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -84,7 +84,8 @@ def query_images(
     outside = windows_in(policy, pictures, readable, model) if windows else None
     kept = catalog_windows(index, model, cpus.check_threads()) if windows and isinstance(policy, CheckedPolicy) else None
     turns = turned_in(policy, pictures, readable, model) if turned else None
-    voted = catalog_votes(index, policy.check, cpus.check_threads()) if keypoint_search and isinstance(policy, CheckedPolicy) else None
+    voted = partial(catalog_votes, index, policy.check, cpus.check_threads()) \
+        if keypoint_search and isinstance(policy, CheckedPolicy) else None
     return neighbours(index, images, embed_loaded(model, decoded), errors, k, threshold, policy, pictures, inside,
                       hashes=[None if d is None else d.content_hash for d in decoded], windows=outside,
                       catalog=kept, turned=turns, voted=voted,
@@ -183,7 +184,8 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
                windows: tuple[np.ndarray, np.ndarray] | None = None,
                catalog: CatalogWindows | None = None,
                turned: tuple[np.ndarray, np.ndarray] | None = None,
-               voted: Searched | None = None, sizes: Sequence[tuple[int, int]] | None = None) -> list[QueryResult]:
+               voted: Callable[[], Searched | None] | None = None, sizes: Sequence[tuple[int, int]] | None = None
+               ) -> list[QueryResult]:
     """Query results for embedded images (`errors[q]` set where image q could not be read): the
     `k` nearest rows under `threshold`, with `policy`'s verdict on each when given. The check
     compares the rows' stored pictures (`Index.picture`) with the images' `pictures(q)`. `inside`:
@@ -193,9 +195,9 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     images' content hashes; a row with the same bytes is the same without a look. `windows`: the
     images' windows (`windows_in`); `catalog`: the rows' windows (`catalog_windows`); `turned`:
     the images' turned views (`turned_in`). The rows the check confirms through any of them, not
-    found otherwise, follow the image's neighbours, at the window's or view's distance. `voted`:
-    the rows' descriptors (`catalog_votes`), by which an image nothing else matched is matched
-    (`_through_votes`; `sizes`: each image's (height, width))."""
+    found otherwise, follow the image's neighbours, at the window's or view's distance. `voted`
+    gives the rows' descriptors (`catalog_votes`; asked only when some image is left), by which an
+    image nothing else matched is matched (`_through_votes`; `sizes`: each image's (height, width))."""
     ok = [q for q in range(len(images)) if errors[q] is None]
     dist = np.empty((len(images), 0), dtype=np.float32)
     ids = np.empty((len(images), 0), dtype=np.int64)
@@ -237,7 +239,7 @@ def neighbours(index: Index, images: Sequence[Path], emb: np.ndarray, errors: Se
     shared = np.zeros(dist.shape, bool)
     if same is not None and voted is not None and isinstance(policy, CheckedPolicy):
         alone = [q for q in ok if not same[q].any() and q not in extra]
-        for q, i, d, spots in _through_votes(policy, voted, alone, pictures, emb, index, store, sizes):
+        for q, i, d, spots in _through_votes(policy, voted() if alone else None, alone, pictures, emb, index, store, sizes):
             listed = np.flatnonzero(ids[q] == i)
             if len(listed):
                 same[q, listed[0]], differs[q, listed[0]], shared[q, listed[0]] = True, spots, True
@@ -280,14 +282,14 @@ def _through_windows(policy: Policy, windows: tuple[np.ndarray, np.ndarray] | No
             for k in np.flatnonzero(keep)[np.argsort(pairs.d[keep], kind="stable")].tolist()]
 
 
-def _through_votes(policy: CheckedPolicy, voted: Searched, alone: list[int], pictures: Pictures, emb: np.ndarray,
+def _through_votes(policy: CheckedPolicy, voted: Searched | None, alone: list[int], pictures: Pictures, emb: np.ndarray,
                    index: Index, store: KeypointStore, sizes: Sequence[tuple[int, int]] | None
                    ) -> list[tuple[int, int, float, Spots | None]]:
     """For each query of `alone` (nothing else matched it): the row among its best-voted (`voted`,
     `dedup.votes`) that the check confirms, one picture lying inside the other (`dedup.votes.held`;
     `sizes`: the queries' (height, width)), with the most agreeing keypoints, judged as a window's
     pair at the windows' reach: (query, row, distance, where the query differs from the row)."""
-    if not alone or sizes is None:
+    if voted is None or not alone or sizes is None:
         return []
     check = policy.check
     keep = per_picture(len(index), check.keypoints)

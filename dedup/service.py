@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,9 @@ class Service:
                                hashes=[decoded.content_hash],
                                windows=windows_in(policy, picture, [0], self.model) if windows else None,
                                catalog=self._catalog_windows(gen) if windows and isinstance(policy, CheckedPolicy) else None,
-                               voted=self._catalog_votes(gen, policy) if keypoint_search and isinstance(policy, CheckedPolicy)
-                               else None, sizes=[(decoded.height, decoded.width)])
+                               voted=partial(self._catalog_votes, gen, policy)
+                               if keypoint_search and isinstance(policy, CheckedPolicy) else None,
+                               sizes=[(decoded.height, decoded.width)])
         return list(result.neighbors)
 
     def _catalog_windows(self, gen: Index) -> CatalogWindows | None:
