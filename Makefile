@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 SAMPLE := sample-catalog
 
-.PHONY: demo test test-slow install dev bench results train-default clean
+.PHONY: demo test test-slow install dev bench results train-default vote-lists clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ train-default: install
 	$(BIN)/python -m recipes.train_default
 	$(BIN)/python -m recipes.calibrate_verifier
 	$(MAKE) results
+
+vote-lists: install
+	$(BIN)/python -m recipes.vote_lists
 
 clean:
 	rm -rf $(SAMPLE) indexes/$(SAMPLE) .pytest_cache .hypothesis

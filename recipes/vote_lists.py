@@ -6,7 +6,7 @@ A catalog's descriptors are then assigned to lists that do not depend on the cat
 descriptors land in the same lists whatever else the catalog holds, so adding pictures leaves the
 other pictures' neighbours as they were, and no run spends time clustering.
 
-`python -m recipes.vote_lists` (a few minutes on 2 cores; installs the pool's apt packages).
+`make vote-lists` or `python -m recipes.vote_lists` (about a minute on 2 cores; installs the pool's apt packages).
 """
 from __future__ import annotations
 
