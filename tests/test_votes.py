@@ -86,6 +86,30 @@ def test_the_lists_do_not_depend_on_the_catalog_so_added_pictures_leave_the_othe
     assert all(votes.centroids(c).shape == (c, 32) for c in votes.list_counts())
 
 
+def test_a_search_of_others_descriptors_gives_what_counting_the_votes_by_hand_gives():
+    rng = np.random.default_rng(4)
+    rows = {r: rng.integers(0, 256, (60, 32), np.uint8) for r in range(12)}
+    queries = [_flipped(rows[q][:30], 10, rng) for q in (0, 1, 2)] + [None, rng.integers(0, 256, (40, 32), np.uint8)]
+    queries[1][:12] = _flipped(rows[7][:12], 10, rng)  # query 1 shares corners with rows 1 and 7
+    found = votes.searched([rows[r] for r in range(12)]).best(queries, k=2)
+    everything = np.concatenate([rows[r] for r in range(12)])
+    owners = np.repeat(np.arange(12), 60)
+    expected = []
+    for q, desc in enumerate(queries):
+        if desc is None:
+            continue
+        tally = np.zeros(12)
+        for d in desc:
+            bits = np.unpackbits(np.bitwise_xor(everything, d), axis=1).sum(axis=1)
+            near = np.argsort(bits, kind="stable")[:votes.NEAREST]
+            for n in near[(bits[near] <= votes.HAMMING) & (bits[near] < votes.RATIO * bits[near[-1]])]:
+                tally[owners[n]] += 1
+        score = np.where(tally >= votes.MIN_VOTES, tally / np.sqrt(len(desc) * 60), 0)
+        expected += [(q, int(r)) for r in np.argsort(-score, kind="stable")[:2] if score[r] > 0]
+    assert list(zip(found.i.tolist(), found.j.tolist())) == expected
+    assert [(q, r) for q, r in expected if q == 1] == [(1, 1), (1, 7)] and not [q for q, _ in expected if q == 4]
+
+
 def test_descriptors_beyond_the_budget_are_spread_over_the_list():
     assert votes.per_picture(100, 500) == 500 and votes.per_picture(10**9, 500) == 1 and votes.per_picture(100, 300) == 300
     # beyond the budget the count falls by steps: a catalog that grows a little keeps its pictures' descriptors
