@@ -207,6 +207,8 @@ def test_against_keeps_the_catalogs_descriptors_in_the_incoming_index_and_never_
     (mine / FOLDER / AGAINST / VOTES).unlink()
     again = {(r.query, n.path) for r in find_against(mine, theirs, windows=False).results for n in r.neighbors}
     assert again == first and not found and not (theirs / FOLDER).exists()
+    find_against(mine, theirs)  # the windows too are kept in the incoming index's folder only
+    assert not (theirs / FOLDER).exists()
 
 
 def test_find_against_matches_incoming_crops_and_pasted_pictures_by_shared_keypoints(uploads):  # noqa: F811
