@@ -17,8 +17,8 @@ holds the other.
 
 The search goes through inverted lists whose centroids were found once, on training-pool pictures
 (`recipes.vote_lists`, shipped as `LISTS_FILE`), not on the catalog: a picture's descriptors land
-in the same lists whatever else the catalog holds, so adding pictures leaves the others' votes
-as they were (up to the new pictures' own), and no run spends time clustering.
+in the same lists whatever else the catalog holds, so adding pictures changes a descriptor's
+neighbours only where a new descriptor comes near it, and no run spends time clustering.
 
 At most `BUDGET` descriptors are held at once, so the pictures of a catalog larger than
 `BUDGET` / (the check's 500 keypoints) each give fewer (`per_picture`), spread over ORB's scales.

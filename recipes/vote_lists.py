@@ -3,8 +3,8 @@ pictures clustered once, for every list count the search uses, and shipped in th
 (`dedup/assets/vote_lists.npz`).
 
 A catalog's descriptors are then assigned to lists that do not depend on the catalog: a picture's
-descriptors land in the same lists whatever else the catalog holds, so adding pictures leaves the
-other pictures' neighbours as they were, and no run spends time clustering.
+descriptors land in the same lists whatever else the catalog holds, so adding pictures changes a
+descriptor's neighbours only where a new descriptor comes near it, and no run spends time clustering.
 
 `make vote-lists` or `python -m recipes.vote_lists` (about a minute on 2 cores; installs the pool's apt packages).
 """
