@@ -183,7 +183,8 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
             sets.append((theirs, lambda *how: own.descriptors(catalog.descriptors(*how), *how[1:])))
         rows = sum(len(s) for s, _ in sets)
         store = match.keywords.get("store") if isinstance(match, partial) else None
-        near = vote_pairs(range(rows), descriptors_of(sets, check.side, check.keypoints, store, workers, on_progress),
+        keep = per_picture(rows, check.keypoints)
+        near = vote_pairs(range(rows), descriptors_of(sets, check.side, check.keypoints, keep, store, workers, on_progress),
                           across=None if theirs is None else len(mine))
         if theirs is not None:
             catalog.save()
@@ -227,15 +228,14 @@ def _catalog_memos(mine: Index, theirs: Index) -> tuple[PairChecks, PairChecks]:
                        place=f"{AGAINST}/{CATALOG}"))
 
 
-def descriptors_of(sets: list[tuple[Index, Callable[..., Describer]]], side: int, count: int,
+def descriptors_of(sets: list[tuple[Index, Callable[..., Describer]]], side: int, count: int, keep: int,
                    store: KeypointStore | None, workers: int, on_progress: ProgressFn = silent
                    ) -> Callable[[int], np.ndarray | None]:
     """The descriptors for `vote_pairs` of the rows of `sets`, numbered one set after another
-    (`dedup.votes.spread`, as many as the budget allows), each set's through its memo's
+    (`dedup.votes.spread` to `keep` of the `count` keypoints), each set's through its memo's
     `descriptors` (`dedup.checkmemo.PairChecks.descriptors`'s signature) and, for the pictures it
     has none of, found as the check finds them, in `store` when given (the run's passes share it)."""
-    n = sum(len(s) for s, _ in sets)
-    keep, kept = per_picture(n, count), []
+    n, kept = sum(len(s) for s, _ in sets), []
     with ThreadPoolExecutor(workers, thread_name_prefix="votes") as pool:
         for index, remembered in sets:
             cache = KeypointCache(index.picture, side, count, store=store)

@@ -144,8 +144,8 @@ def catalog_votes(index: Index, check: VerifyConfig, workers: int = 2) -> Search
         log.warning(f"{missing:,} of the catalog's pictures have no kept descriptors yet: until find-duplicates has "
                     "run, a query is not matched with them by shared keypoints")
         remembered = lambda find, *how: memo.descriptors(lambda rows: [None] * len(rows), *how)  # noqa: E731
-    described = descriptors_of([(index, remembered)], check.side, check.keypoints, None, workers)
-    return searched([described(row) for row in range(len(index))])
+    described = descriptors_of([(index, remembered)], check.side, check.keypoints, keep, None, workers)
+    return searched([described(row) for row in range(len(index))], keep)
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder
@@ -292,9 +292,8 @@ def _through_votes(policy: CheckedPolicy, voted: Searched | None, alone: list[in
     if voted is None or not alone or sizes is None:
         return []
     check = policy.check
-    keep = per_picture(len(index), check.keypoints)
     cache = KeypointCache(pictures, check.side, check.keypoints, store=store)
-    near = voted.best([None if (kp := cache(q)) is None else spread(kp, keep) for q in alone])
+    near = voted.best([None if (kp := cache(q)) is None else spread(kp, voted.keep) for q in alone])
     if not len(near):
         return []
     queries = np.asarray(alone, np.int64)[near.i]

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,6 +57,20 @@ class _Job:
     done: Future
 
 
+class _Latest:
+    """A value made for a version, made again (by one thread at a time) once the version changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: tuple[Any, Any] | None = None
+
+    def get(self, version: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._kept is None or self._kept[0] != version:
+                self._kept = version, make()
+            return self._kept[1]
+
+
 class Service:
     """Queries against one index; safe to call from many threads."""
 
@@ -67,10 +81,8 @@ class Service:
         self.current = load_generation(self.folder, self.model)
         self._stamp = self._manifest_stamp()
         self._keypoints = KeypointStore()  # by picture content: later queries' neighbours, whatever the generation
-        self._windows: tuple[tuple, CatalogWindows | None] | None = None  # the kept windows, by generation and memo version
-        self._windows_lock = threading.Lock()
-        self._votes: tuple[tuple, Searched | None] | None = None  # the kept descriptors, by generation and memo version
-        self._votes_lock = threading.Lock()
+        self._windows = _Latest()  # the kept windows (`CatalogWindows`), by generation and memo version
+        self._votes = _Latest()  # the kept descriptors (`dedup.votes.Searched`), likewise
         self._max_batch, self._wait = max_batch, batch_wait_s
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
@@ -123,20 +135,14 @@ class Service:
         kept, and those the service cuts for up to `dedup.query.FRESH_WINDOWS` pictures it has not looked at),
         made again only for another generation or once find-duplicates has kept others."""
         version = (gen.manifest.generation, parts_version(gen.folder, self.model.config.embedding_dim))
-        with self._windows_lock:
-            if self._windows is None or self._windows[0] != version:
-                self._windows = version, catalog_windows(gen, self.model)
-            return self._windows[1]
+        return self._windows.get(version, lambda: catalog_windows(gen, self.model))
 
     def _catalog_votes(self, gen: Index, policy: CheckedPolicy) -> Searched | None:
         """The descriptors of generation `gen`'s pictures, searchable (`catalog_votes`: those
         find-duplicates kept, and those the service finds for up to `dedup.query.FRESH_DESCRIBED`
         pictures it has none of), made again only for another generation or once find-duplicates has kept others."""
         version = (gen.manifest.generation, descriptors_version(gen.folder))
-        with self._votes_lock:
-            if self._votes is None or self._votes[0] != version:
-                self._votes = version, catalog_votes(gen, policy.check)
-            return self._votes[1]
+        return self._votes.get(version, lambda: catalog_votes(gen, policy.check))
 
     def compare(self, a: bytes, b: bytes) -> Comparison:
         """Distance and verdict of two images, as `dedup compare` gives them."""

@@ -82,7 +82,7 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
     part). With `across`, the rows below it are one set and the others another, and only votes
     between the two sets count. A pair's `d` is its share of votes (higher: more shared corners)."""
     owner, desc = _stacked(rows, descriptors)
-    if owner is None or len(np.unique(owner)) < 2:
+    if owner is None or owner[0] == owner[-1]:  # no picture, or one (`_stacked` lists them in order)
         return Pairs.empty()
     a, b = _votes(owner, desc)
     if across is not None:
@@ -96,11 +96,13 @@ def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | No
 @dataclass(frozen=True)
 class Searched:
     """The descriptors of a set of pictures, searchable by other pictures' (`searched`):
-    descriptor m is of row `owners[m]`, and row r has `counts[r]`."""
+    descriptor m is of row `owners[m]`, and row r has `counts[r]`; each picture gave at most `keep`
+    (`per_picture`), and so should the pictures searching them (`spread`)."""
 
     owners: np.ndarray
     counts: np.ndarray
     index: object  # a FAISS index over the descriptors (`_searcher`)
+    keep: int
 
     def best(self, descriptors: Sequence[np.ndarray | None], k: int = NEIGHBOURS) -> Pairs:
         """Pairs (q, row) of each picture q, whose descriptors are `descriptors[q]` (None or empty:
@@ -118,13 +120,13 @@ class Searched:
         return Pairs(q[best], row[best], score[best])
 
 
-def searched(descriptors: Sequence[np.ndarray | None]) -> Searched | None:
-    """`descriptors` (row r's at `descriptors[r]`; None or empty: it takes no part) made
-    searchable; None when there are none."""
+def searched(descriptors: Sequence[np.ndarray | None], keep: int) -> Searched | None:
+    """`descriptors` (row r's at `descriptors[r]`, at most `keep` each; None or empty: it takes no
+    part) made searchable; None when there are none."""
     owner, desc = _stacked(range(len(descriptors)), descriptors.__getitem__)
     if owner is None:
         return None
-    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), _searcher(desc))
+    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), _searcher(desc), keep)
 
 
 def _stacked(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None]

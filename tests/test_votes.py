@@ -91,7 +91,7 @@ def test_a_search_of_others_descriptors_gives_what_counting_the_votes_by_hand_gi
     rows = {r: rng.integers(0, 256, (60, 32), np.uint8) for r in range(12)}
     queries = [_flipped(rows[q][:30], 10, rng) for q in (0, 1, 2)] + [None, rng.integers(0, 256, (40, 32), np.uint8)]
     queries[1][:12] = _flipped(rows[7][:12], 10, rng)  # query 1 shares corners with rows 1 and 7
-    found = votes.searched([rows[r] for r in range(12)]).best(queries, k=2)
+    found = votes.searched([rows[r] for r in range(12)], keep=60).best(queries, k=2)
     everything = np.concatenate([rows[r] for r in range(12)])
     owners = np.repeat(np.arange(12), 60)
     expected = []
