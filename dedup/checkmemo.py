@@ -13,7 +13,9 @@ pair's order) and the settings; the folder is stamped with the digest of the mod
 compute the entries and the OpenCV version, and another digest discards them all. After a run
 each file of `FOLDER` holds the entries it made and the older ones whose two pictures are still
 in the index. A file that cannot be read is ignored; when the folder cannot be written, the run
-goes on without it.
+goes on without it. The wrapped functions are given `KEPT_EVERY` pairs or pictures at a time (a
+keypoint matcher fills its answers in place), so a run interrupted in the middle of a pass keeps
+what it finished (`PairChecks.saving`).
 
 The pairs the keypoint search voted for (`dedup.votes`) depend on every picture of the index, so
 they are kept whole (`VOTES`) with a digest of the index's rows, the code and the settings, and
@@ -30,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zipfile
+from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -70,6 +73,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
+KEPT_EVERY = 4096  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
            "dedup.windows", "dedup.turns", "dedup.seams", "dedup.votes")  # the code an entry comes from, and how it is keyed
 
@@ -219,12 +223,15 @@ class PairChecks:
             if len(todo):
                 if worth is not None:
                     kwargs["worth"] = worth.subset(todo)
-                found = match(pairs[todo], pictures, side, count, workers, **kwargs)
-                out.put(todo, found)
-                done = todo[found.readable]  # matched, or ruled out with its sparser picture's keypoints
-                matches.add(keys[done], a[done], b[done], inliers=out.inliers[done], sparser=out.sparser[done])
-                mapped = done[np.isfinite(out.maps[done]).all(axis=(1, 2))]
-                maps.add(keys[mapped], a[mapped], b[mapped], map=out.maps[mapped])
+                found = Matches.empty(len(todo))
+                try:
+                    found = match(pairs[todo], pictures, side, count, workers, into=found, **kwargs)
+                finally:  # interrupted: the pairs matched so far are kept
+                    out.put(todo, found)
+                    done = todo[found.readable]  # matched, or ruled out with its sparser picture's keypoints
+                    matches.add(keys[done], a[done], b[done], inliers=out.inliers[done], sparser=out.sparser[done])
+                    mapped = done[np.isfinite(out.maps[done]).all(axis=(1, 2))]
+                    maps.add(keys[mapped], a[mapped], b[mapped], map=out.maps[mapped])
             return out
 
         return remembered
@@ -240,11 +247,10 @@ class PairChecks:
             hit, entries = apart.find(keys)
             out = np.zeros(len(keys), bool)
             out[hit] = entries["apart"] == 1
-            todo = np.flatnonzero(~hit)
-            if len(todo):
-                found = np.asarray(tell(np.asarray(i)[todo], np.asarray(j)[todo], maps[todo], pictures, workers), bool)
-                out[todo] = found
-                apart.add(keys[todo], a[todo], b[todo], apart=found)
+            for block in _blocks(np.flatnonzero(~hit)):
+                found = np.asarray(tell(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), bool)
+                out[block] = found
+                apart.add(keys[block], a[block], b[block], apart=found)
             return out
 
         return remembered
@@ -258,11 +264,10 @@ class PairChecks:
             hit, entries = table.find(keys)
             out = np.full(len(keys), -1, np.int8)
             out[hit] = entries["which"]
-            todo = np.flatnonzero(~hit)
-            if len(todo):
-                found = np.asarray(which(np.asarray(i)[todo], np.asarray(j)[todo], maps[todo], pictures, workers), np.int8)
-                out[todo] = found
-                table.add(keys[todo], a[todo], b[todo], which=found)
+            for block in _blocks(np.flatnonzero(~hit)):
+                found = np.asarray(which(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), np.int8)
+                out[block] = found
+                table.add(keys[block], a[block], b[block], which=found)
             return out
 
         return remembered
@@ -282,22 +287,25 @@ class PairChecks:
             looked, kept = self._parts_tables(dim)
             slot_salts = [_salt(kind, slot, model, size, framing) for slot in range(most)]
             hit, old_rows, old_vectors = self._stored(a, model, dim, kind, most, size, framing)
-            todo = np.flatnonzero(~hit)
-            found, vectors = find(pictures, rows[todo], embed, size, framing, workers)
-            vectors = vectors.reshape(-1, dim)
-            by_row = np.argsort(rows[todo], kind="stable")
-            at = todo[by_row[np.searchsorted(rows[todo][by_row], found)]] if len(found) else np.zeros(0, np.int64)  # into `rows`
-            slot = np.arange(len(at)) - np.searchsorted(at, at)  # a row's vectors come together, in order
-            if not self.read_only:
-                low = _low(a)
-                looked.add(_mix(a[todo] ^ _salt(kind, model, size, framing)), low[todo], low[todo],
-                           found=np.bincount(at, minlength=len(rows))[todo])
-                for s in range(most):
-                    mine = slot == s
-                    kept.add(_mix(a[at[mine]] ^ slot_salts[s]), low[at[mine]], low[at[mine]], vector=vectors[mine])
-            kept_rows = [old for old in old_rows if len(old)] + ([at] if len(at) else [])
+            new_rows, new_vectors, low = [], [], _low(a)
+            for block in _blocks(np.flatnonzero(~hit)):
+                found, vectors = find(pictures, rows[block], embed, size, framing, workers)
+                vectors = vectors.reshape(-1, dim)
+                by_row = np.argsort(rows[block], kind="stable")
+                at = block[by_row[np.searchsorted(rows[block][by_row], found)]] if len(found) else np.zeros(0, np.int64)  # into `rows`
+                slot = np.arange(len(at)) - np.searchsorted(at, at)  # a row's vectors come together, in order
+                if not self.read_only:
+                    looked.add(_mix(a[block] ^ _salt(kind, model, size, framing)), low[block], low[block],
+                               found=np.bincount(at, minlength=len(rows))[block])
+                    for s in range(most):
+                        mine = slot == s
+                        kept.add(_mix(a[at[mine]] ^ slot_salts[s]), low[at[mine]], low[at[mine]], vector=vectors[mine])
+                new_rows.append(at)
+                new_vectors.append(vectors)
+            kept_rows = [old for old in [*old_rows, *new_rows] if len(old)]
             positions = np.concatenate(kept_rows) if kept_rows else np.zeros(0, np.int64)
-            all_vectors = np.concatenate([*old_vectors, vectors]) if len(positions) else np.zeros((0, dim), np.float32)
+            all_vectors = (np.concatenate([*old_vectors, *new_vectors]) if len(positions)
+                           else np.zeros((0, dim), np.float32))
             order = np.argsort(positions, kind="stable")
             return rows[positions[order]], all_vectors[order]
 
@@ -316,21 +324,19 @@ class PairChecks:
             out: list[np.ndarray | None] = [None] * len(rows)
             for k, entry in zip(np.flatnonzero(hit).tolist(), entries):
                 out[k] = np.array(entry["descriptors"][:entry["count"]])
-            todo = np.flatnonzero(~hit)
-            if not len(todo):
-                return out
-            found = find(rows[todo])
-            counts = np.zeros(len(todo), np.int16)
-            packed = np.zeros((len(todo), keep, DESCRIPTOR_BYTES), np.uint8)
-            for n, (k, d) in enumerate(zip(todo.tolist(), found)):
-                out[k] = d
-                if d is not None:
-                    counts[n] = len(d)
-                    packed[n, :len(d)] = d
-            if not self.read_only:
-                self.checked = True
-                low = _low(a[todo])
-                table.add(keys[todo], low, low, count=counts, descriptors=packed)
+            for block in _blocks(np.flatnonzero(~hit)):
+                found = find(rows[block])
+                counts = np.zeros(len(block), np.int16)
+                packed = np.zeros((len(block), keep, DESCRIPTOR_BYTES), np.uint8)
+                for n, (k, d) in enumerate(zip(block.tolist(), found)):
+                    out[k] = d
+                    if d is not None:
+                        counts[n] = len(d)
+                        packed[n, :len(d)] = d
+                if not self.read_only:
+                    self.checked = True
+                    low = _low(a[block])
+                    table.add(keys[block], low, low, count=counts, descriptors=packed)
             return out
 
         return remembered
@@ -419,6 +425,16 @@ class PairChecks:
             h.update(b"reference" + np.ascontiguousarray(self.reference_rows).tobytes())
         return h.hexdigest()
 
+    @contextmanager
+    def saving(self) -> Iterator[PairChecks]:
+        """A run's use of the memo: what it made is saved when the block ends, also when it ends by
+        an interruption or an error (an entry depends only on its pictures and the settings, so
+        the entries made before are good), and a later run does only the rest."""
+        try:
+            yield self
+        finally:
+            self.save()
+
     def save(self) -> None:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records
         the folder); when the folder cannot be written or another command holds the lock, the
@@ -442,6 +458,11 @@ class PairChecks:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:
             log.warning("the pair checks of this run were not kept (%s)", exc)
+
+
+def _blocks(todo: np.ndarray) -> Iterator[np.ndarray]:
+    """`todo`, `KEPT_EVERY` at a time."""
+    return (todo[start:start + KEPT_EVERY] for start in range(0, len(todo), KEPT_EVERY))
 
 
 def _drop_other_descriptors(folder: Path, kept: list[str]) -> None:

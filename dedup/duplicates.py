@@ -91,43 +91,43 @@ def find_duplicates(
     # the passes share the keypoints they find: the pasted pictures' neighbours were mostly looked at by the first pass
     match = engine.matcher() if engine is not None else partial(match_pairs, store=KeypointStore())
     looker = engine.looker() if engine is not None else None
-    decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
-                             hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
-                             match=memo.matcher(match),
-                             tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE), confirmed=(nested := NestedMaps()),
-                             on_progress=lambda d, t: on_progress("verifying", d, t))
-    candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
-    frames = (index.rows.height, index.rows.width)
-    pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
-    if pasted and isinstance(policy, CheckedPolicy):
-        inside = through_pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
-        if inside is not None:
-            parts, through, checked = inside
-            kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
-            on, of = parts.holders(kept, vectors)
-            pages, shown = np.concatenate([pages, on]), np.concatenate([shown, of])
-            candidates, verified = candidates + checked.candidates, _sum(verified, checked)
-    if windows and isinstance(policy, CheckedPolicy):
-        through = through_windows(index, policy, pairs, memo, match, threads, on_progress, looker)
-        if through is not None:
-            found, checked, (onto, pasted_on) = through
+    with memo.saving():  # kept also when interrupted
+        decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
+                                 hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
+                                 match=memo.matcher(match),
+                                 tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE), confirmed=(nested := NestedMaps()),
+                                 on_progress=lambda d, t: on_progress("verifying", d, t))
+        candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
+        frames = (index.rows.height, index.rows.width)
+        pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
+        if pasted and isinstance(policy, CheckedPolicy):
+            inside = through_pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
+            if inside is not None:
+                parts, through, checked = inside
+                kept = union_pairs(kept, Pairs(np.minimum(through.i, through.j), np.maximum(through.i, through.j), through.d))
+                on, of = parts.holders(kept, vectors)
+                pages, shown = np.concatenate([pages, on]), np.concatenate([shown, of])
+                candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+        if windows and isinstance(policy, CheckedPolicy):
+            through = through_windows(index, policy, pairs, memo, match, threads, on_progress, looker)
+            if through is not None:
+                found, checked, (onto, pasted_on) = through
+                kept = union_pairs(kept, found)
+                pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
+                candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+        if keypoint_search and isinstance(policy, CheckedPolicy):
+            found, _, checked, voted_maps = through_votes(index, None, policy, union_pairs(pairs, kept), memo, match, threads,
+                                                          on_progress)
             kept = union_pairs(kept, found)
+            onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
-    if keypoint_search and isinstance(policy, CheckedPolicy):
-        found, _, checked, voted_maps = through_votes(index, None, policy, union_pairs(pairs, kept), memo, match, threads,
-                                                      on_progress)
-        kept = union_pairs(kept, found)
-        onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
-        pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
-        candidates, verified = candidates + checked.candidates, _sum(verified, checked)
-    if turned and isinstance(policy, CheckedPolicy):
-        through = through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
-        if through is not None:
-            found, checked, _ = through
-            kept = union_pairs(kept, found)
-            candidates, verified = candidates + checked.candidates, _sum(verified, checked)
-    memo.save()
+        if turned and isinstance(policy, CheckedPolicy):
+            through = through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
+            if through is not None:
+                found, checked, _ = through
+                kept = union_pairs(kept, found)
+                candidates, verified = candidates + checked.candidates, _sum(verified, checked)
     del pairs, vectors  # from here on memory holds only kept pairs and the rows they involve
     index.release("cells")
     # only the rows of some kept pair are read and ranked (ids → positions in `rows`)
@@ -215,45 +215,45 @@ def find_against(
     memo = PairChecks(mine.folder, mine.rows.content_hash, reference=theirs.rows.content_hash)
     match = engine.matcher() if engine is not None else partial(match_pairs, store=KeypointStore())  # shared by the passes
     looker = engine.looker() if engine is not None else None
-    decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
-                             hashes=(mine.rows.content_hash, theirs.rows.content_hash),
-                             background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
-                             match=memo.matcher(match), tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE),
-                             on_progress=lambda d, t: on_progress("verifying", d, t))
-    verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
-    inside = np.full(len(pairs), OWN)
-    if pasted and isinstance(policy, CheckedPolicy):
-        found = through_pasted(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
-        if found is not None:
-            _, through, checked = found
-            pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
-                          np.concatenate([pairs.d, through.d]))
-            inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
-            verified = _sum(verified, checked)
-    if windows and isinstance(policy, CheckedPolicy):
-        found = windows_against(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
-        if found is not None:
-            through, checked = found
-            new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look
+    with memo.saving():  # kept also when interrupted
+        decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
+                                 hashes=(mine.rows.content_hash, theirs.rows.content_hash),
+                                 background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
+                                 match=memo.matcher(match), tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE),
+                                 on_progress=lambda d, t: on_progress("verifying", d, t))
+        verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
+        inside = np.full(len(pairs), OWN)
+        if pasted and isinstance(policy, CheckedPolicy):
+            found = through_pasted(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
+            if found is not None:
+                _, through, checked = found
+                pairs = Pairs(np.concatenate([pairs.i, through.i]), np.concatenate([pairs.j, through.j]),
+                              np.concatenate([pairs.d, through.d]))
+                inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
+                verified = _sum(verified, checked)
+        if windows and isinstance(policy, CheckedPolicy):
+            found = windows_against(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
+            if found is not None:
+                through, checked = found
+                new = ~among(through, Pairs(pairs.i, pairs.j, pairs.d)[np.lexsort((pairs.j, pairs.i))])  # not found by the pasted look
+                pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
+                              np.concatenate([pairs.d, through.d[new]]))
+                inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
+                verified = _sum(verified, checked)
+        search = bool(keypoint_search) and isinstance(policy, CheckedPolicy)
+        if keypoint_search is None and isinstance(policy, CheckedPolicy):
+            search = (missing := undescribed(mine, theirs, policy.check)) <= AGAINST_SEARCHED
+            if not search:
+                log.warning("the keypoint search was skipped: %d catalog pictures have no stored descriptors, more than %d "
+                            "(--keypoint-search finds their keypoints once, ~5 ms a picture, and keeps them)", missing,
+                            AGAINST_SEARCHED)
+        if search:
+            through, agreeing, checked, _ = through_votes(mine, theirs, policy, known, memo, match, threads, on_progress)
+            new = best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
             pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
                           np.concatenate([pairs.d, through.d[new]]))
-            inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
+            inside = np.concatenate([inside, np.full(int(new.sum()), SHARED)])
             verified = _sum(verified, checked)
-    search = bool(keypoint_search) and isinstance(policy, CheckedPolicy)
-    if keypoint_search is None and isinstance(policy, CheckedPolicy):
-        search = (missing := undescribed(mine, theirs, policy.check)) <= AGAINST_SEARCHED
-        if not search:
-            log.warning("the keypoint search was skipped: %d catalog pictures have no stored descriptors, more than %d "
-                        "(--keypoint-search finds their keypoints once, ~5 ms a picture, and keeps them)", missing,
-                        AGAINST_SEARCHED)
-    if search:
-        through, agreeing, checked, _ = through_votes(mine, theirs, policy, known, memo, match, threads, on_progress)
-        new = best_each(through.i, agreeing, ~np.isin(through.i, pairs.i))  # only images nothing else matched
-        pairs = Pairs(np.concatenate([pairs.i, through.i[new]]), np.concatenate([pairs.j, through.j[new]]),
-                      np.concatenate([pairs.d, through.d[new]]))
-        inside = np.concatenate([inside, np.full(int(new.sum()), SHARED)])
-        verified = _sum(verified, checked)
-    memo.save()
     judged = judgements.load(mine.folder) | judgements.load(theirs.folder)
     left = judgements.kept(pairs, mine.rows.content_hash[pairs.i], theirs.rows.content_hash[pairs.j], judged)
     pairs, inside = pairs[left], inside[left]

@@ -348,7 +348,7 @@ def match_order(pairs: Pairs, regions: np.ndarray | None = None) -> np.ndarray:
     return np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
 
 
-Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner, worth)
+Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner, worth, into)
 
 
 def match_pairs(
@@ -363,6 +363,7 @@ def match_pairs(
     corner: int = CORNER_THRESHOLD,
     worth: Worth | None = None,
     store: KeypointStore | None = None,
+    into: Matches | None = None,
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
@@ -372,11 +373,13 @@ def match_pairs(
     `locality_regions`), pairs are taken region pair by region pair, so that a picture's keypoints
     are still cached for most of its pairs. `corner` is ORB's FAST threshold. With `worth`, a
     pair it rules out once both pictures' keypoints are found is not matched (`RULED_OUT`). `store`
-    holds the keypoints found (shared with other calls of a run; one of its own otherwise)."""
+    holds the keypoints found (shared with other calls of a run; one of its own otherwise). `into`
+    (`Matches.empty` of the pairs) is filled and returned, a block at a time, so that a caller
+    interrupted in the middle still has the blocks matched before."""
     cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner, store)
     m, workers = len(pairs), max(1, workers)
     sequence = match_order(pairs, regions)
-    out = Matches.empty(m)
+    out = Matches.empty(m) if into is None else into
 
     def match(ks: list[tuple[int, Keypoints | None, Keypoints | None]]) -> None:
         faiss.omp_set_num_threads(1)  # this thread's searches only: the pool's threads are the parallelism

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -60,11 +61,11 @@ def through_pasted(index: Index, searched: Index, policy: CheckedPolicy, known: 
     near = part_pairs(searched.faiss, rows, vectors, policy.threshold, known, within=within)
     checks = PairChecks(index.folder, np.asarray(index.rows.content_hash)[rows], reference=searched.rows.content_hash,
                         place=PASTED if within else f"{AGAINST}/{PASTED}")
-    decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
-                             background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
-                             match=checks.matcher(match), tell=checks.teller(told_apart),
-                             through_part=np.ones(len(near), bool))
-    checks.save()
+    with checks.saving():
+        decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
+                                 background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
+                                 match=checks.matcher(match), tell=checks.teller(told_apart),
+                                 through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
     on_progress("pasted", len(index), len(index))
     return Parts(rows, vectors), Pairs(rows[kept.i], kept.j, kept.d), decision.verified
@@ -149,11 +150,11 @@ def windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pa
     found = [near_windows(theirs.faiss, *block, reach)
              for block in _window_blocks(mine, memo.parts(look, *kind), model, workers, on_progress, 0, total)]
     incoming = build_index(mine.vectors, "Flat", {})
-    for rows, vectors in _window_blocks(theirs, catalog.parts(own.parts(look, *kind), *kind), model, workers,
-                                        on_progress, len(mine), total):
-        near = near_windows(incoming, rows, vectors, reach)
-        found.append(Pairs(near.j, near.i, near.d))
-    catalog.save()
+    with catalog.saving():
+        for rows, vectors in _window_blocks(theirs, catalog.parts(own.parts(look, *kind), *kind), model, workers,
+                                            on_progress, len(mine), total):
+            near = near_windows(incoming, rows, vectors, reach)
+            found.append(Pairs(near.j, near.i, near.d))
     near = each_once(found, known)
     decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
                              background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
@@ -177,17 +178,18 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
     check = policy.check
     near = memo.voted(check.side, check.keypoints)
     if near is None:
-        sets = [(mine, memo.descriptors)]
+        sets, saved = [(mine, memo.descriptors)], nullcontext()
         if theirs is not None:
             own, catalog = _catalog_memos(mine, theirs)
             sets.append((theirs, lambda *how: own.descriptors(catalog.descriptors(*how), *how[1:])))
+            saved = catalog.saving()
         rows = sum(len(s) for s, _ in sets)
         store = match.keywords.get("store") if isinstance(match, partial) else None
         keep = per_picture(rows, check.keypoints)
-        near = vote_pairs(range(rows), descriptors_of(sets, check.side, check.keypoints, keep, store, workers, on_progress),
-                          across=None if theirs is None else len(mine))
+        with saved:
+            near = vote_pairs(range(rows), descriptors_of(sets, check.side, check.keypoints, keep, store, workers, on_progress),
+                              across=None if theirs is None else len(mine))
         if theirs is not None:
-            catalog.save()
             near = Pairs(near.i, near.j - len(mine), near.d)
         memo.keep_voted(near, check.side, check.keypoints)
     near = near[~among(near, known)]

@@ -288,3 +288,52 @@ def test_saving_deletes_the_run_files_of_runs_that_ended_without_saving_only(tmp
     table.add(np.array([5], np.uint64), np.array([1], np.uint32), np.array([2], np.uint32))
     table.save(np.array([1, 2], np.uint32), np.array([1, 2], np.uint32))
     assert not dead.exists() and alive.exists()
+
+
+def test_an_interrupted_run_keeps_the_pairs_it_matched(index_copy, counted, monkeypatch):
+    whole = find_duplicates(index_copy)
+    fresh = counted["matched"]
+    shutil.rmtree(index_copy / checkmemo.FOLDER)
+    real, interrupting = duplicates.match_pairs, [True]
+
+    def interrupted(pairs, *args, on_progress=None, **kwargs):
+        def stop(done: int, total: int) -> None:
+            if done >= 8 and interrupting:
+                raise KeyboardInterrupt
+
+        return real(pairs, *args, block=4, on_progress=stop, **kwargs)
+
+    monkeypatch.setattr(duplicates, "match_pairs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        find_duplicates(index_copy)
+    interrupting.clear()
+    counted["matched"] = 0
+    assert find_duplicates(index_copy) == whole
+    assert counted["matched"] <= fresh - 8  # the two blocks matched before the interruption were kept
+
+
+def test_an_interrupted_pass_keeps_the_blocks_it_finished(tmp_path, monkeypatch):
+    from dedup.indexdir import claim
+
+    monkeypatch.setattr(checkmemo, "KEPT_EVERY", 2)
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    hashes = [f"{k:016x}" * 2 for k in range(1, 7)]
+    i, j, maps = np.array([0, 0, 1, 2, 3]), np.array([1, 2, 3, 4, 5]), np.zeros((5, 2, 3), np.float32)
+    asked, interrupting = [], [True]
+
+    def tell(i, j, maps, pictures, workers):
+        asked.append(len(i))
+        if len(asked) == 2 and interrupting:
+            raise KeyboardInterrupt
+        return np.asarray(i) % 2 == 0
+
+    with pytest.raises(KeyboardInterrupt), checkmemo.PairChecks(folder, hashes).saving() as memo:
+        memo.teller(tell)(i, j, maps, None)
+    assert asked == [2, 2]
+    asked.clear()
+    interrupting.clear()
+    with checkmemo.PairChecks(folder, hashes).saving() as memo:
+        told = memo.teller(tell)(i, j, maps, None)
+    assert asked == [2, 1]  # the first block's answers were kept
+    assert told.tolist() == [True, True, False, True, False]

@@ -175,3 +175,22 @@ def test_incoming_folder_against_the_catalog(runner, cli_index, planted, tmp_pat
         refused = runner.invoke(cli, ["find-duplicates", "--index", str(new_idx), "--against", str(folder), *alone])
         assert refused.exit_code != 0 and refused.output.count("Error:") == 1 and alone[0] in refused.output
     assert sorted(p.name for p in incoming.iterdir()) == ["brand_new.jpg", "reupload.jpg"] and not (tmp_path / "moved").exists()
+
+
+def test_a_termination_request_is_an_interruption(runner, cli_index, monkeypatch):
+    import os
+    import signal
+    import time
+
+    import dedup.duplicates
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("not interrupted")
+
+    monkeypatch.setattr(dedup.duplicates, "find_duplicates", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    result = runner.invoke(cli, ["find-duplicates", "--index", str(cli_index[0]), "-q"])
+    assert result.exit_code == 130 and "Interrupted" in result.stderr
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the command

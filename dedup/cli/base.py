@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import signal
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,9 +55,12 @@ def flag_for(command: click.Command, option: str | None) -> str | None:
 
 class DedupCommand(click.Command):
     """Turns library errors into one-line `Error: ...` messages (naming the flag the error is
-    about) with a non-zero exit."""
+    about) with a non-zero exit, and a termination request (SIGTERM) into an interruption, so
+    that a command stopped either way keeps what it has finished (`dedup.checkmemo.PairChecks.saving`)."""
 
     def invoke(self, ctx: click.Context):
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
         try:
             return super().invoke(ctx)
         except DedupError as exc:
@@ -67,8 +72,15 @@ class DedupCommand(click.Command):
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
         except KeyboardInterrupt:
-            click.echo("Interrupted; the last committed index is intact.", err=True)
+            click.echo("Interrupted; the last committed index is intact, and the pair checks done are kept.", err=True)
             ctx.exit(130)
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class DedupGroup(click.Group):

@@ -44,8 +44,8 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
 
     def match(pairs: Pairs, pictures: Pictures, side: int = 256, count: int = 500, workers: int = 2, *,
               on_progress: Progress | None = None, regions: np.ndarray | None = None,
-              corner: int = CORNER_THRESHOLD, worth: Worth | None = None) -> Matches:
-        out = Matches.empty(len(pairs))
+              corner: int = CORNER_THRESHOLD, worth: Worth | None = None, into: Matches | None = None) -> Matches:
+        out = Matches.empty(len(pairs)) if into is None else into  # filled as the tasks finish
         remote = ray.remote(_match_chunk).options(num_cpus=1, max_retries=RETRIES)
         sequence = match_order(pairs, regions)
         pending = {}
