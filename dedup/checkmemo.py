@@ -73,7 +73,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
-KEPT_EVERY = 4096  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
+KEPT_EVERY = 2048  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
            "dedup.windows", "dedup.turns", "dedup.seams", "dedup.votes")  # the code an entry comes from, and how it is keyed
 
