@@ -73,6 +73,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
+DESCRIPTOR_PIECE = 50  # descriptors an entry of a descriptor file holds, at most
 KEPT_EVERY = 2048  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
            "dedup.windows", "dedup.turns", "dedup.seams", "dedup.votes")  # the code an entry comes from, and how it is keyed
@@ -86,8 +87,16 @@ def parts_table(dim: int) -> tuple[str, np.dtype]:
 
 def descriptors_table(keep: int) -> tuple[str, np.dtype]:
     """The file in FOLDER of the keypoint search's descriptors (`dedup.votes`), at most `keep` a
-    picture, and its entries: one a picture (a = b), its descriptors padded to `keep`."""
-    return f"{DESCRIPTORS}-{keep}.npy", np.dtype(_PAIR + [("count", "<i2"), ("descriptors", "u1", (keep, DESCRIPTOR_BYTES))])
+    picture, and its entries: a picture's descriptors in pieces of `descriptor_piece(keep)` (a =
+    b), each with the picture's count of descriptors, the last padded."""
+    return f"{DESCRIPTORS}-{keep}.npy", np.dtype(_PAIR + [("count", "<i2"),
+                                                          ("descriptors", "u1", (descriptor_piece(keep), DESCRIPTOR_BYTES))])
+
+
+def descriptor_piece(keep: int) -> int:
+    """Descriptors an entry of `descriptors_table(keep)` holds: pictures have fewer than `keep`
+    (a flat drawing a few dozen), so padding each to `keep` would waste a fifth of the file."""
+    return min(keep, DESCRIPTOR_PIECE)
 
 
 def parts_version(folder: Path, dim: int) -> tuple:
@@ -319,38 +328,62 @@ class PairChecks:
         def remembered(rows: Sequence[int]) -> list[np.ndarray | None]:
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
-            table, keys = self._descriptor_keys(a, side, count, keep)
-            hit, entries = table.find(keys)
-            out: list[np.ndarray | None] = [None] * len(rows)
-            for k, entry in zip(np.flatnonzero(hit).tolist(), entries):
-                out[k] = np.array(entry["descriptors"][:entry["count"]])
+            table, hit, out = self._stored_descriptors(a, side, count, keep)
+            piece = descriptor_piece(keep)
             for block in _blocks(np.flatnonzero(~hit)):
                 found = find(rows[block])
-                counts = np.zeros(len(block), np.int16)
-                packed = np.zeros((len(block), keep, DESCRIPTOR_BYTES), np.uint8)
-                for n, (k, d) in enumerate(zip(block.tolist(), found)):
+                counts = np.array([0 if d is None else len(d) for d in found], np.int16)
+                pieces = np.maximum(1, -(-counts // piece))
+                whole = np.zeros((int(pieces.sum()), piece, DESCRIPTOR_BYTES), np.uint8)
+                starts = np.cumsum(pieces) - pieces
+                for k, d, at in zip(block.tolist(), found, starts.tolist()):
                     out[k] = d
-                    if d is not None:
-                        counts[n] = len(d)
-                        packed[n, :len(d)] = d
+                    if d is not None and len(d):
+                        whole.reshape(-1, DESCRIPTOR_BYTES)[at * piece:at * piece + len(d)] = d
                 if not self.read_only:
                     self.checked = True
-                    low = _low(a[block])
-                    table.add(keys[block], low, low, count=counts, descriptors=packed)
+                    owner = np.repeat(a[block], pieces)
+                    number = np.arange(len(owner)) - np.repeat(starts, pieces)
+                    keys = self._descriptor_keys(owner, number, side, count, keep)[1]
+                    low = _low(owner)
+                    table.add(keys, low, low, count=np.repeat(counts, pieces), descriptors=whole)
             return out
 
         return remembered
 
     def described(self, side: int, count: int, keep: int) -> np.ndarray:
-        """Which of the index's rows `descriptors` has an entry for."""
-        table, keys = self._descriptor_keys(self.rows, side, count, keep)
-        return table.has(keys)
+        """Which of the index's rows `descriptors` has all the descriptors of."""
+        return self._stored_descriptors(self.rows, side, count, keep, read=False)[1]
 
-    def _descriptor_keys(self, a: np.ndarray, side: int, count: int, keep: int) -> tuple[Table, np.ndarray]:
-        """The table of descriptors kept at `keep` a picture, and the keys of the pictures of row keys `a` in it."""
+    def _stored_descriptors(self, a: np.ndarray, side: int, count: int, keep: int, read: bool = True
+                            ) -> tuple[Table, np.ndarray, list[np.ndarray | None]]:
+        """For the pictures of row keys `a`: the table of descriptors kept at `keep` a picture,
+        which pictures have all their pieces there, and (`read`) their descriptors (None for the others)."""
+        table, first = self._descriptor_keys(a, np.zeros(len(a), np.int64), side, count, keep)
+        hit, counts = table.find(first, "count")
+        at = np.flatnonzero(hit)
+        found = [[d] for d in table.find(first[at], "descriptors")[1]] if read else []
+        pieces = np.maximum(1, -(-counts.astype(np.int64) // descriptor_piece(keep)))
+        for number in range(1, int(pieces.max(initial=1))):
+            more = np.flatnonzero(pieces > number)
+            keys = self._descriptor_keys(a[at[more]], np.full(len(more), number), side, count, keep)[1]
+            had, rest = table.find(keys, "descriptors") if read else (table.has(keys), [])
+            hit[at[more[~had]]] = False  # a piece lost: the picture's descriptors are found again
+            for k, d in zip(more[had].tolist(), rest):
+                found[k].append(d)
+        out: list[np.ndarray | None] = [None] * len(a)
+        for k, n, parts in zip(at.tolist(), counts.tolist(), found):
+            if hit[k]:
+                out[k] = np.concatenate(parts)[:n]
+        return table, hit, out
+
+    def _descriptor_keys(self, a: np.ndarray, number: np.ndarray, side: int, count: int, keep: int
+                         ) -> tuple[Table, np.ndarray]:
+        """The table of descriptors kept at `keep` a picture, and the keys of pieces `number` of the
+        pictures of row keys `a` in it."""
         name, dtype = descriptors_table(keep)
         table = self.tables.setdefault(name, Table(self.at / name, dtype, self.stamped))
-        return table, _mix(a ^ _salt(DESCRIPTORS, side, count, keep))
+        return table, _mix(_mix(a ^ _salt(DESCRIPTORS, side, count, keep)) ^ np.asarray(number, np.uint64))
 
     def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
                      most: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -42,9 +42,12 @@ class Table:
         """Which `keys` have an entry in the file."""
         return self._at(keys)[0]
 
-    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which `keys` have an entry in the file, and those entries."""
+    def find(self, keys: np.ndarray, field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Which `keys` have an entry in the file, and those entries (only their `field`, when
+        named: the rest is not read)."""
         hit, at = self._at(keys)
+        if field is not None:
+            return hit, np.asarray(self.old[field][at[hit]]) if len(at) else np.zeros(0, self.dtype[field])
         return hit, np.asarray(self.old[at[hit]]) if len(at) else np.zeros(0, self.dtype)
 
     def _at(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -189,6 +189,35 @@ def test_each_pictures_descriptors_are_remembered_so_a_new_vote_finds_no_keypoin
     assert [p.name for p in (tmp_path / "idx" / FOLDER).glob("descriptors-*")] == [descriptors_table(500)[0]]
 
 
+def test_descriptors_are_kept_in_pieces_and_read_back_whole(tmp_path):
+    from dedup.checkmemo import FOLDER, PairChecks, descriptor_piece, descriptors_table
+    from dedup.indexdir import claim
+
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    counts = [0, 1, descriptor_piece(500), descriptor_piece(500) + 1, 123, 500]
+    rng = np.random.default_rng(0)
+    made = [rng.integers(0, 256, (n, 32), dtype=np.uint8) for n in counts] + [None]  # None: no picture
+    hashes = [f"{k:016x}" * 2 for k in range(1, len(made) + 1)]
+    memo = PairChecks(folder, hashes)
+    memo.descriptors(lambda rows: [made[r] for r in rows], 256, 500, 500)(range(len(made)))
+    memo.save()
+    stored = np.load(folder / FOLDER / descriptors_table(500)[0])
+    assert len(stored) == 1 + 1 + 1 + 2 + 3 + 10 + 1  # each picture in pieces, the last padded
+    again = PairChecks(folder, hashes)
+    assert again.described(256, 500, 500).all()
+    read = again.descriptors(lambda rows: pytest.fail("found again"), 256, 500, 500)(range(len(made)))
+    for got, want in zip(read, made):
+        assert np.array_equal(got, np.zeros((0, 32), np.uint8) if want is None else want)
+    kept = stored[np.argsort(stored["count"])[-1:]]  # a piece of the 500-descriptor picture is lost
+    np.save(folder / FOLDER / descriptors_table(500)[0], np.setdiff1d(stored, kept))
+    lost = PairChecks(folder, hashes)
+    assert lost.described(256, 500, 500).tolist() == [True] * 5 + [False, True]
+    asked = []
+    lost.descriptors(lambda rows: asked.extend(rows) or [made[r] for r in rows], 256, 500, 500)(range(len(made)))
+    assert asked == [5]  # found again whole
+
+
 def test_against_keeps_the_catalogs_descriptors_in_the_incoming_index_and_never_writes_the_catalog(uploads, tmp_path,  # noqa: F811
                                                                                                    monkeypatch):
     import dedup.keypoints as keypoints
