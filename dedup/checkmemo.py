@@ -201,6 +201,12 @@ class PairChecks:
     def tables(self) -> dict[str, Table]:
         return {name: Table(self.at / name, dtype, self.stamped) for name, dtype in TABLES.items()}
 
+    def _table(self, name: str, dtype: np.dtype) -> Table:
+        """The memo's file `name`, of entries of `dtype`, opened once a run (opening one reads its keys)."""
+        if name not in self.tables:
+            self.tables[name] = Table(self.at / name, dtype, self.stamped)
+        return self.tables[name]
+
     def _keys(self, i: np.ndarray, j: np.ndarray, *settings: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each pair's key, and the low 32 bits of both pictures' row keys."""
         self.checked = True
@@ -382,7 +388,7 @@ class PairChecks:
         """The table of descriptors kept at `keep` a picture, and the keys of pieces `number` of the
         pictures of row keys `a` in it."""
         name, dtype = descriptors_table(keep)
-        table = self.tables.setdefault(name, Table(self.at / name, dtype, self.stamped))
+        table = self._table(name, dtype)
         return table, _mix(_mix(a ^ _salt(DESCRIPTORS, side, count, keep)) ^ np.asarray(number, np.uint64))
 
     def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
@@ -423,7 +429,7 @@ class PairChecks:
     def _parts_tables(self, dim: int) -> tuple[Table, Table]:
         """The table of the pictures looked at, and that of their `dim`-number vectors."""
         name, dtype = parts_table(dim)
-        return self.tables[f"{PARTS}.npy"], self.tables.setdefault(name, Table(self.at / name, dtype, self.stamped))
+        return self.tables[f"{PARTS}.npy"], self._table(name, dtype)
 
     def _stored(self, a: np.ndarray, model: str, dim: int, kind: str, most: int, size: int, framing: Framing
                 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
