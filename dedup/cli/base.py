@@ -58,6 +58,11 @@ class DedupCommand(click.Command):
     about) with a non-zero exit, and a termination request (SIGTERM) into an interruption, so
     that a command stopped either way keeps what it has finished (`dedup.checkmemo.PairChecks.saving`)."""
 
+    def __init__(self, *args, interrupted: str = "", **kwargs):
+        """`interrupted`: what the command keeps when it is interrupted, said after the index is intact."""
+        super().__init__(*args, **kwargs)
+        self.interrupted = interrupted
+
     def invoke(self, ctx: click.Context):
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
@@ -72,7 +77,7 @@ class DedupCommand(click.Command):
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
         except KeyboardInterrupt:
-            click.echo("Interrupted; the last committed index is intact, and the pair checks done are kept.", err=True)
+            click.echo(f"Interrupted; the last committed index is intact{self.interrupted}.", err=True)
             ctx.exit(130)
         finally:
             if main:

@@ -67,7 +67,7 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-@cli.command("find-duplicates")
+@cli.command("find-duplicates", interrupted=", and the pair checks done are kept for the next run")
 @INDEX_OPT
 @click.option("--threshold", "-t", default=None, type=float,
     help=("Group images closer than this distance (0..2); with the keypoint check, pairs this close "

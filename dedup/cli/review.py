@@ -11,7 +11,7 @@ from dedup.config import ACTIONS
 from dedup.keep import KEEP_POLICIES
 
 
-@cli.command("review")
+@cli.command("review", interrupted=", and the pair checks done are kept for the next run")
 @INDEX_OPT
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Folder for the page and thumbnails (default: INDEX/review).")
 @click.option("--threshold", "-t", default=None, type=float, help="As for find-duplicates.")
