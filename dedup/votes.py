@@ -126,7 +126,7 @@ def searched(descriptors: Sequence[np.ndarray | None], keep: int) -> Searched | 
     owner, desc = _stacked(range(len(descriptors)), descriptors.__getitem__)
     if owner is None:
         return None
-    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), _searcher(desc), keep)
+    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), _searcher(desc)[0], keep)
 
 
 def _stacked(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None]
@@ -157,11 +157,13 @@ def _scored(a: np.ndarray, b: np.ndarray, count_a: np.ndarray, count_b: np.ndarr
 def _votes(owner: np.ndarray, desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every vote: the owner of a descriptor of `desc` and the owner of a neighbour it votes for
     (one entry per vote), searched `QUERY_BLOCK` descriptors at a time."""
-    index = _searcher(desc)
+    index, lists = _searcher(desc)
     nearest = min(NEAREST, len(desc) - 1) + 1  # the first is the descriptor itself
     found_a, found_b = [], []
     for start in range(0, len(desc), QUERY_BLOCK):
-        dist, near = index.search(desc[start:start + QUERY_BLOCK], nearest)
+        block = slice(start, start + QUERY_BLOCK)
+        dist, near = (index.search(desc[block], nearest) if lists is None  # each searches the lists it was added to
+                      else index.search_preassigned(desc[block], nearest, lists[1][block], lists[0][block]))
         ok = (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
         a = np.broadcast_to(owner[start:start + QUERY_BLOCK, None], near.shape)[ok]
         b = owner[near[ok]]
@@ -189,19 +191,24 @@ def centroids(lists: int) -> np.ndarray:
         return np.ascontiguousarray(shipped[f"lists_{lists}"])
 
 
-def _searcher(desc: np.ndarray):
-    """A FAISS index of `desc`: exact for a few, else through the shipped inverted lists."""
+def _searcher(desc: np.ndarray) -> tuple[object, tuple[np.ndarray, np.ndarray] | None]:
+    """A FAISS index of `desc`: exact for a few, else through the shipped inverted lists; and,
+    through lists, each descriptor's `PROBE` nearest lists (distances, lists), the first the one
+    it is added to, so that searching the descriptors themselves need not find them again."""
     bits = 8 * desc.shape[1]
     lists = lists_for(len(desc))
     if not lists:
         index = faiss.IndexBinaryFlat(bits)
-    else:
-        quantizer = faiss.IndexBinaryFlat(bits)
-        quantizer.add(centroids(lists))
-        index = faiss.IndexBinaryIVF(quantizer, bits, lists)
-        index.nprobe = PROBE
-    index.add(desc)
-    return index
+        index.add(desc)
+        return index, None
+    quantizer = faiss.IndexBinaryFlat(bits)
+    quantizer.add(centroids(lists))
+    index = faiss.IndexBinaryIVF(quantizer, bits, lists)
+    index.nprobe = PROBE
+    nearest = quantizer.search(desc, PROBE)
+    first = np.ascontiguousarray(nearest[1][:, 0], np.int64)
+    index.add_core(len(desc), faiss.swig_ptr(desc), None, faiss.swig_ptr(first))  # `first` is held while FAISS reads it
+    return index, nearest
 
 
 def held(pairs: Pairs, maps: PairMaps, frames: tuple[np.ndarray, np.ndarray], share: float = HELD_SHARE, *,

@@ -68,6 +68,27 @@ def test_the_search_through_inverted_lists_finds_what_the_exact_one_finds(monkey
     assert np.array_equal(again.i, listed.i) and np.array_equal(again.j, listed.j)
 
 
+def test_the_votes_through_lists_found_once_are_those_of_a_plain_search(monkeypatch):
+    import faiss
+
+    rng = np.random.default_rng(5)
+    owner = np.repeat(np.arange(60), 200)
+    desc = rng.integers(0, 256, (len(owner), 32), np.uint8)
+    desc[200:260] = _flipped(desc[:60], 12, rng)  # picture 1 shares corners with picture 0
+    monkeypatch.setattr(votes, "PER_LIST", 100)  # 12,000 descriptors: 64 lists
+    monkeypatch.setattr(votes, "QUERY_BLOCK", 5000)
+    a, b = votes._votes(owner, desc)
+    index, _ = votes._searcher(desc)
+    plain = faiss.IndexBinaryIVF(index.quantizer, 256, index.nlist)
+    plain.nprobe = votes.PROBE
+    plain.add(desc)
+    dist, near = plain.search(desc, votes.NEAREST + 1)
+    ok = (near >= 0) & (dist <= votes.HAMMING) & (dist < votes.RATIO * dist[:, -1:])
+    want_a, want_b = np.broadcast_to(owner[:, None], near.shape)[ok], owner[near[ok]]
+    assert np.array_equal(a, want_a[want_a != want_b]) and np.array_equal(b, want_b[want_a != want_b])
+    assert {(0, 1), (1, 0)} <= set(zip(a.tolist(), b.tolist()))
+
+
 def test_the_lists_do_not_depend_on_the_catalog_so_added_pictures_leave_the_others_votes(monkeypatch):
     rng = np.random.default_rng(3)
     pictures = {r: rng.integers(0, 256, (300, 32), np.uint8) for r in range(42)}
