@@ -50,7 +50,7 @@ from dedup.pairs import Pairs
 from dedup.parts import PartFinder
 from dedup.policy import SECOND_SET
 from dedup.seams import Judge
-from dedup.votes import Describer
+from dedup.votes import PROBE, Assigner, Describer, nearest_lists
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ PARTS = "parts"  # the files of the pictures pasted into the index's pictures, a
 PASTED = "pasted"  # in FOLDER: the entries of pairs of a picture pasted into one of the index's with its pictures
 CATALOG = "catalog"  # in FOLDER/AGAINST: the reference index's pictures' own entries (windows, descriptors)
 DESCRIPTORS = "descriptors"  # the files of the keypoint search's descriptors of the index's pictures (entries: a = b)
-OWN = (PARTS, DESCRIPTORS)  # the files whose entries each concern one picture of the index
+LISTS = "lists"  # the files of the search's nearest lists of those descriptors (entries: a = b)
+OWN = (PARTS, DESCRIPTORS, LISTS)  # the files whose entries each concern one picture of the index
 ALIKE = "alike"  # `PairChecks.teller`'s kind for `dedup.details.alike`
 VOTES = "votes.npz"  # in FOLDER: the pairs voted for (`dedup.votes`), for the index's rows as they were
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
@@ -91,6 +92,12 @@ def descriptors_table(keep: int) -> tuple[str, np.dtype]:
     b), each with the picture's count of descriptors, the last padded."""
     return f"{DESCRIPTORS}-{keep}.npy", np.dtype(_PAIR + [("count", "<i2"),
                                                           ("descriptors", "u1", (descriptor_piece(keep), DESCRIPTOR_BYTES))])
+
+
+def lists_table(keep: int, lists: int) -> tuple[str, np.dtype]:
+    """The file in FOLDER of the nearest of `lists` shipped lists (`dedup.votes.nearest_lists`)
+    of each descriptor of `descriptors_table(keep)`, and its entries, in the same pieces."""
+    return f"{LISTS}-{keep}-{lists}.npy", np.dtype(_PAIR + [("count", "<i2"), ("lists", "<u2", (descriptor_piece(keep), PROBE))])
 
 
 def descriptor_piece(keep: int) -> int:
@@ -334,62 +341,52 @@ class PairChecks:
         def remembered(rows: Sequence[int]) -> list[np.ndarray | None]:
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
-            table, hit, out = self._stored_descriptors(a, side, count, keep)
-            piece = descriptor_piece(keep)
+            table, salt = self._table(*descriptors_table(keep)), _salt(DESCRIPTORS, side, count, keep)
+            hit, out = _read_pieces(table, a, salt, "descriptors")
             for block in _blocks(np.flatnonzero(~hit)):
                 found = find(rows[block])
-                counts = np.array([0 if d is None else len(d) for d in found], np.int16)
-                pieces = np.maximum(1, -(-counts // piece))
-                whole = np.zeros((int(pieces.sum()), piece, DESCRIPTOR_BYTES), np.uint8)
-                starts = np.cumsum(pieces) - pieces
-                for k, d, at in zip(block.tolist(), found, starts.tolist()):
+                for k, d in zip(block.tolist(), found):
                     out[k] = d
-                    if d is not None and len(d):
-                        whole.reshape(-1, DESCRIPTOR_BYTES)[at * piece:at * piece + len(d)] = d
                 if not self.read_only:
                     self.checked = True
-                    owner = np.repeat(a[block], pieces)
-                    number = np.arange(len(owner)) - np.repeat(starts, pieces)
-                    keys = self._descriptor_keys(owner, number, side, count, keep)[1]
-                    low = _low(owner)
-                    table.add(keys, low, low, count=np.repeat(counts, pieces), descriptors=whole)
+                    _add_pieces(table, a[block], salt, "descriptors", found)
             return out
 
         return remembered
 
     def described(self, side: int, count: int, keep: int) -> np.ndarray:
         """Which of the index's rows `descriptors` has all the descriptors of."""
-        return self._stored_descriptors(self.rows, side, count, keep, read=False)[1]
+        table = self._table(*descriptors_table(keep))
+        return _read_pieces(table, self.rows, _salt(DESCRIPTORS, side, count, keep), "descriptors", read=False)[0]
 
-    def _stored_descriptors(self, a: np.ndarray, side: int, count: int, keep: int, read: bool = True
-                            ) -> tuple[Table, np.ndarray, list[np.ndarray | None]]:
-        """For the pictures of row keys `a`: the table of descriptors kept at `keep` a picture,
-        which pictures have all their pieces there, and (`read`) their descriptors (None for the others)."""
-        table, first = self._descriptor_keys(a, np.zeros(len(a), np.int64), side, count, keep)
-        hit, counts = table.find(first, "count")
-        at = np.flatnonzero(hit)
-        found = [[d] for d in table.find(first[at], "descriptors")[1]] if read else []
-        pieces = np.maximum(1, -(-counts.astype(np.int64) // descriptor_piece(keep)))
-        for number in range(1, int(pieces.max(initial=1))):
-            more = np.flatnonzero(pieces > number)
-            keys = self._descriptor_keys(a[at[more]], np.full(len(more), number), side, count, keep)[1]
-            had, rest = table.find(keys, "descriptors") if read else (table.has(keys), [])
-            hit[at[more[~had]]] = False  # a piece lost: the picture's descriptors are found again
-            for k, d in zip(more[had].tolist(), rest):
-                found[k].append(d)
-        out: list[np.ndarray | None] = [None] * len(a)
-        for k, n, parts in zip(at.tolist(), counts.tolist(), found):
-            if hit[k]:
-                out[k] = np.concatenate(parts)[:n]
-        return table, hit, out
+    def assigner(self, side: int, count: int, keep: int) -> Assigner:
+        """`dedup.votes.nearest_lists` of the descriptors that `descriptors` keeps (at `side`,
+        `count`, `keep`) for the pictures without an entry at that many lists; entries for the
+        rest. A picture's descriptors and the shipped lists do not change, so neither do its
+        lists, and a vote after pictures were added finds them only for the new ones."""
 
-    def _descriptor_keys(self, a: np.ndarray, number: np.ndarray, side: int, count: int, keep: int
-                         ) -> tuple[Table, np.ndarray]:
-        """The table of descriptors kept at `keep` a picture, and the keys of pieces `number` of the
-        pictures of row keys `a` in it."""
-        name, dtype = descriptors_table(keep)
-        table = self._table(name, dtype)
-        return table, _mix(_mix(a ^ _salt(DESCRIPTORS, side, count, keep)) ^ np.asarray(number, np.uint64))
+        def remembered(owners: np.ndarray, desc: np.ndarray, lists: int) -> np.ndarray:
+            rows, starts, counts = np.unique(owners, return_index=True, return_counts=True)  # a row's descriptors are together
+            a = self.rows[rows]
+            table, salt = self._table(*lists_table(keep, lists)), _salt(LISTS, side, count, keep, lists)
+            hit, kept = _read_pieces(table, a, salt, "lists")
+            out = np.zeros((len(owners), PROBE), np.int64)
+            for k in np.flatnonzero(hit).tolist():
+                if len(kept[k]) == counts[k]:
+                    out[starts[k]:starts[k] + counts[k]] = kept[k]
+                else:
+                    hit[k] = False  # other descriptors than those listed: listed again
+            for block in _blocks(np.flatnonzero(~hit)):
+                at = [np.arange(starts[k], starts[k] + counts[k]) for k in block.tolist()]
+                found = nearest_lists(desc[np.concatenate(at)], lists)
+                out[np.concatenate(at)] = found
+                if not self.read_only:
+                    self.checked = True
+                    cuts = np.cumsum([len(x) for x in at])[:-1]
+                    _add_pieces(table, a[block], salt, "lists", np.split(found.astype(np.uint16), cuts))
+            return out
+
+        return remembered
 
     def stored_parts(self, model: str, dim: int, size: int, framing: Framing, kind: str = PARTS,
                      most: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -487,7 +484,8 @@ class PairChecks:
                 folder = self.at
                 for name, table in self.tables.items():  # a picture's own entries (`parts`, descriptors) are the index's
                     table.save(present_a, present_a if name.startswith(OWN) else present_b)
-                _drop_other_descriptors(folder, [name for name in self.tables if name.startswith(DESCRIPTORS)])
+                for kind in (DESCRIPTORS, LISTS):
+                    _drop_others(folder, kind, [name for name in self.tables if name.startswith(kind)])
                 if self._voted is not None:
                     folder.mkdir(parents=True, exist_ok=True)
                     digest, pairs = self._voted
@@ -504,13 +502,59 @@ def _blocks(todo: np.ndarray) -> Iterator[np.ndarray]:
     return (todo[start:start + KEPT_EVERY] for start in range(0, len(todo), KEPT_EVERY))
 
 
-def _drop_other_descriptors(folder: Path, kept: list[str]) -> None:
-    """Delete the descriptor files in `folder` other than `kept` (kept at another count a picture,
-    for a catalog of another size), once a run has kept some."""
+def _drop_others(folder: Path, kind: str, kept: list[str]) -> None:
+    """Delete the files of `kind` (`DESCRIPTORS`, `LISTS`) in `folder` other than `kept` (kept at
+    another count a picture or of lists, for a catalog of another size), once a run has kept some."""
     if kept:
-        for path in folder.glob(f"{DESCRIPTORS}-*.npy"):
+        for path in folder.glob(f"{kind}-*.npy"):
             if path.name not in kept:
                 path.unlink(missing_ok=True)
+
+
+def _piece_keys(a: np.ndarray, salt: np.uint64, number: np.ndarray | int) -> np.ndarray:
+    """The keys of pieces `number` of the pictures of row keys `a` in a table of pieces salted by `salt`."""
+    return _mix(_mix(a ^ salt) ^ np.asarray(number, np.uint64))
+
+
+def _read_pieces(table: Table, a: np.ndarray, salt: np.uint64, field: str, read: bool = True
+                 ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """For the pictures of row keys `a`: which have all their pieces in `table` (`_add_pieces`),
+    and (`read`) their items of `field`, whole (None for the others)."""
+    first = _piece_keys(a, salt, 0)
+    hit, counts = table.find(first, "count")
+    at = np.flatnonzero(hit)
+    found = [[d] for d in table.find(first[at], field)[1]] if read else []
+    pieces = np.maximum(1, -(-counts.astype(np.int64) // table.dtype[field].shape[0]))
+    for number in range(1, int(pieces.max(initial=1))):
+        more = np.flatnonzero(pieces > number)
+        keys = _piece_keys(a[at[more]], salt, number)
+        had, rest = table.find(keys, field) if read else (table.has(keys), [])
+        hit[at[more[~had]]] = False  # a piece lost: the picture is done again
+        for k, d in zip(more[had].tolist(), rest):
+            found[k].append(d)
+    out: list[np.ndarray | None] = [None] * len(a)
+    for k, n, parts in zip(at.tolist(), counts.tolist(), found):
+        if hit[k]:
+            out[k] = np.concatenate(parts)[:n]
+    return hit, out
+
+
+def _add_pieces(table: Table, a: np.ndarray, salt: np.uint64, field: str, items: Sequence[np.ndarray | None]) -> None:
+    """Add to `table` each picture's items of `field` (`items[k]` of the picture of row key
+    `a[k]`; None: none), in pieces of as many as an entry holds, each with the picture's count."""
+    shape = table.dtype[field].shape
+    counts = np.array([0 if d is None else len(d) for d in items], np.int64)
+    pieces = np.maximum(1, -(-counts // shape[0]))
+    starts = np.cumsum(pieces) - pieces
+    whole = np.zeros((int(pieces.sum()), *shape), table.dtype[field].base)
+    flat = whole.reshape(-1, *shape[1:])
+    for d, at in zip(items, (starts * shape[0]).tolist()):
+        if d is not None and len(d):
+            flat[at:at + len(d)] = d
+    owner = np.repeat(a, pieces)
+    low = _low(owner)
+    table.add(_piece_keys(owner, salt, np.arange(len(owner)) - np.repeat(starts, pieces)), low, low,
+              count=np.repeat(counts, pieces), **{field: whole})
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -188,7 +188,8 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
         keep = per_picture(rows, check.keypoints)
         with saved:
             near = vote_pairs(range(rows), descriptors_of(sets, check.side, check.keypoints, keep, store, workers, on_progress),
-                              across=None if theirs is None else len(mine))
+                              across=None if theirs is None else len(mine),
+                              assign=memo.assigner(check.side, check.keypoints, keep) if theirs is None else None)
         if theirs is not None:
             near = Pairs(near.i, near.j - len(mine), near.d)
         memo.keep_voted(near, check.side, check.keypoints)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 
 import faiss
@@ -56,6 +56,7 @@ HELD_SHARE = 0.8  # the held picture covers at most this share of the holder's a
 STEP = 0.8  # beyond the budget, each picture's descriptors fall by this factor until all fit
 
 Describer = Callable[[Sequence[int]], "list[np.ndarray | None]"]  # rows → each one's descriptors (None: no picture)
+Assigner = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # `nearest_lists` given the descriptors' owners: (owners, descriptors, lists)
 
 
 def per_picture(pictures: int, most: int, budget: int = BUDGET) -> int:
@@ -76,15 +77,16 @@ def spread(kp: Keypoints, keep: int) -> np.ndarray:
 
 
 def vote_pairs(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None], *,
-               k: int = NEIGHBOURS, across: int | None = None) -> Pairs:
+               k: int = NEIGHBOURS, across: int | None = None, assign: Assigner | None = None) -> Pairs:
     """Pairs (i < j, sorted) of `rows` where one is among the other's `k` best-voted pictures;
     `descriptors(row)` is a row's descriptors ((n, 32) uint8; None or empty: the row takes no
     part). With `across`, the rows below it are one set and the others another, and only votes
-    between the two sets count. A pair's `d` is its share of votes (higher: more shared corners)."""
+    between the two sets count. A pair's `d` is its share of votes (higher: more shared corners).
+    `assign` finds each descriptor's nearest lists as `nearest_lists` does (one that remembers them)."""
     owner, desc = _stacked(rows, descriptors)
     if owner is None or owner[0] == owner[-1]:  # no picture, or one (`_stacked` lists them in order)
         return Pairs.empty()
-    a, b = _votes(owner, desc)
+    a, b = _votes(owner, desc, assign)
     if across is not None:
         a, b = a[(a < across) != (b < across)], b[(a < across) != (b < across)]
     count = np.bincount(owner).astype(np.float64)
@@ -154,16 +156,16 @@ def _scored(a: np.ndarray, b: np.ndarray, count_a: np.ndarray, count_b: np.ndarr
     return lo, hi, (votes / np.sqrt(count_a[lo] * count_b[hi])).astype(np.float32)
 
 
-def _votes(owner: np.ndarray, desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _votes(owner: np.ndarray, desc: np.ndarray, assign: Assigner | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every vote: the owner of a descriptor of `desc` and the owner of a neighbour it votes for
     (one entry per vote), searched `QUERY_BLOCK` descriptors at a time."""
-    index, lists = _searcher(desc)
+    index, lists = _searcher(desc, None if assign is None else partial(assign, owner))
     nearest = min(NEAREST, len(desc) - 1) + 1  # the first is the descriptor itself
     found_a, found_b = [], []
     for start in range(0, len(desc), QUERY_BLOCK):
         block = slice(start, start + QUERY_BLOCK)
         dist, near = (index.search(desc[block], nearest) if lists is None  # each searches the lists it was added to
-                      else index.search_preassigned(desc[block], nearest, lists[1][block], lists[0][block]))
+                      else index.search_preassigned(desc[block], nearest, lists[block], None))
         ok = (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
         a = np.broadcast_to(owner[start:start + QUERY_BLOCK, None], near.shape)[ok]
         b = owner[near[ok]]
@@ -191,10 +193,12 @@ def centroids(lists: int) -> np.ndarray:
         return np.ascontiguousarray(shipped[f"lists_{lists}"])
 
 
-def _searcher(desc: np.ndarray) -> tuple[object, tuple[np.ndarray, np.ndarray] | None]:
+def _searcher(desc: np.ndarray, assign: Callable[[np.ndarray, int], np.ndarray] | None = None
+              ) -> tuple[object, np.ndarray | None]:
     """A FAISS index of `desc`: exact for a few, else through the shipped inverted lists; and,
-    through lists, each descriptor's `PROBE` nearest lists (distances, lists), the first the one
-    it is added to, so that searching the descriptors themselves need not find them again."""
+    through lists, each descriptor's `PROBE` nearest lists (`assign(desc, lists)`, else
+    `nearest_lists`), the first the one it is added to, so that searching the descriptors
+    themselves need not find them again."""
     bits = 8 * desc.shape[1]
     lists = lists_for(len(desc))
     if not lists:
@@ -205,10 +209,17 @@ def _searcher(desc: np.ndarray) -> tuple[object, tuple[np.ndarray, np.ndarray] |
     quantizer.add(centroids(lists))
     index = faiss.IndexBinaryIVF(quantizer, bits, lists)
     index.nprobe = PROBE
-    nearest = quantizer.search(desc, PROBE)
-    first = np.ascontiguousarray(nearest[1][:, 0], np.int64)
+    nearest = np.ascontiguousarray((nearest_lists if assign is None else assign)(desc, lists), np.int64)
+    first = np.ascontiguousarray(nearest[:, 0])
     index.add_core(len(desc), faiss.swig_ptr(desc), None, faiss.swig_ptr(first))  # `first` is held while FAISS reads it
     return index, nearest
+
+
+def nearest_lists(desc: np.ndarray, lists: int) -> np.ndarray:
+    """Each descriptor's `PROBE` nearest of the shipped `lists` lists ((n, PROBE) int64)."""
+    quantizer = faiss.IndexBinaryFlat(8 * desc.shape[1])
+    quantizer.add(centroids(lists))
+    return quantizer.search(np.ascontiguousarray(desc), PROBE)[1]
 
 
 def held(pairs: Pairs, maps: PairMaps, frames: tuple[np.ndarray, np.ndarray], share: float = HELD_SHARE, *,

@@ -239,6 +239,34 @@ def test_descriptors_are_kept_in_pieces_and_read_back_whole(tmp_path):
     assert asked == [5]  # found again whole
 
 
+def test_each_descriptors_list_is_remembered_so_a_new_vote_lists_only_new_pictures(tmp_path, monkeypatch):
+    from dedup import checkmemo
+    from dedup.checkmemo import FOLDER, PairChecks, lists_table
+    from dedup.indexdir import claim
+
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    rng = np.random.default_rng(6)
+    pictures = {r: rng.integers(0, 256, (300 - r, 32), np.uint8) for r in range(42)}
+    for r in range(0, 40, 2):
+        pictures[r + 1][:60] = _flipped(pictures[r][100:160], 12, rng)
+    hashes = [f"{k + 1:016x}" * 2 for k in range(42)]
+    monkeypatch.setattr(votes, "PER_LIST", 100)
+    plain = votes.vote_pairs(range(40), pictures.get)
+    listed = []
+    monkeypatch.setattr(checkmemo, "nearest_lists", lambda desc, lists: listed.append(len(desc)) or votes.nearest_lists(desc, lists))
+    memo = PairChecks(folder, hashes[:40])
+    remembered = votes.vote_pairs(range(40), pictures.get, assign=memo.assigner(256, 500, 500))
+    memo.save()
+    assert (folder / FOLDER / lists_table(500, 64)[0]).is_file() and sum(listed) == sum(len(pictures[r]) for r in range(40))
+    assert np.array_equal(remembered.i, plain.i) and np.array_equal(remembered.j, plain.j) and np.allclose(remembered.d, plain.d)
+    listed.clear()
+    more = votes.vote_pairs(range(42), pictures.get, assign=PairChecks(folder, hashes).assigner(256, 500, 500))
+    assert listed == [len(pictures[40]) + len(pictures[41])]  # only the new pictures' descriptors were listed
+    fresh = votes.vote_pairs(range(42), pictures.get)
+    assert np.array_equal(more.i, fresh.i) and np.array_equal(more.j, fresh.j)
+
+
 def test_against_keeps_the_catalogs_descriptors_in_the_incoming_index_and_never_writes_the_catalog(uploads, tmp_path,  # noqa: F811
                                                                                                    monkeypatch):
     import dedup.keypoints as keypoints
