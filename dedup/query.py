@@ -145,7 +145,7 @@ def catalog_votes(index: Index, check: VerifyConfig, workers: int = 2) -> Search
                     "run, a query is not matched with them by shared keypoints")
         remembered = lambda find, *how: memo.descriptors(lambda rows: [None] * len(rows), *how)  # noqa: E731
     described = descriptors_of([(index, remembered)], check.side, check.keypoints, keep, None, workers)
-    return searched([described(row) for row in range(len(index))], keep)
+    return searched([described(row) for row in range(len(index))], keep, memo.assigner(check.side, check.keypoints, keep))
 
 
 def pasted_in(policy: Policy | None, pictures: Pictures, queries: Sequence[int], model: Model | NumpyEncoder

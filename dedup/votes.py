@@ -122,13 +122,14 @@ class Searched:
         return Pairs(q[best], row[best], score[best])
 
 
-def searched(descriptors: Sequence[np.ndarray | None], keep: int) -> Searched | None:
+def searched(descriptors: Sequence[np.ndarray | None], keep: int, assign: Assigner | None = None) -> Searched | None:
     """`descriptors` (row r's at `descriptors[r]`, at most `keep` each; None or empty: it takes no
-    part) made searchable; None when there are none."""
+    part) made searchable, their lists found by `assign` (as `vote_pairs`'); None when there are none."""
     owner, desc = _stacked(range(len(descriptors)), descriptors.__getitem__)
     if owner is None:
         return None
-    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), _searcher(desc)[0], keep)
+    index = _searcher(desc, None if assign is None else partial(assign, owner))[0]
+    return Searched(owner, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), index, keep)
 
 
 def _stacked(rows: Sequence[int], descriptors: Callable[[int], np.ndarray | None]

@@ -265,6 +265,13 @@ def test_each_descriptors_list_is_remembered_so_a_new_vote_lists_only_new_pictur
     assert listed == [len(pictures[40]) + len(pictures[41])]  # only the new pictures' descriptors were listed
     fresh = votes.vote_pairs(range(42), pictures.get)
     assert np.array_equal(more.i, fresh.i) and np.array_equal(more.j, fresh.j)
+    listed.clear()  # a query searches the kept pictures through their kept lists, and keeps nothing
+    catalog = [pictures[r] for r in range(40)]
+    kept = votes.searched(catalog, 500, PairChecks(folder, hashes[:40], read_only=True).assigner(256, 500, 500))
+    query = [_flipped(pictures[r][:80], 10, rng) for r in (4, 9)]
+    got, want = kept.best(query), votes.searched(catalog, 500).best(query)
+    assert listed == [] and np.array_equal(got.i, want.i) and np.array_equal(got.j, want.j) and len(got)
+    assert {(0, 4), (1, 9)} <= set(zip(got.i.tolist(), got.j.tolist()))
 
 
 def test_against_keeps_the_catalogs_descriptors_in_the_incoming_index_and_never_writes_the_catalog(uploads, tmp_path,  # noqa: F811
