@@ -20,8 +20,9 @@ what it finished (`PairChecks.saving`).
 The pairs the keypoint search voted for (`dedup.votes`) depend on every picture of the index, so
 they are kept whole (`VOTES`) with a digest of the index's rows, the code and the settings, and
 used only while all three are the same. The descriptors each picture gave the search are kept
-with the picture (`DESCRIPTORS`), so a run after pictures were added or removed finds keypoints
-only for the new ones before it votes again.
+with the picture (`DESCRIPTORS`), and the search's list of each (`LISTS`), both in pieces of
+`DESCRIPTOR_PIECE`, so a run after pictures were added or removed finds keypoints and lists only
+for the new ones before it votes again.
 
 Pairs between this index and a reference index (`find-duplicates --against`) are kept apart, in
 `FOLDER/AGAINST`, and after a run hold those whose picture is still in this index and whose
