@@ -2,11 +2,14 @@
 signal after some seconds and run again to the end, each on its own copy of an index with no
 pair checks kept.
 
-    python -m benchmarks.interrupted --index PATH [--after 25 40] [--signal SIGINT|SIGTERM]
+    python -m benchmarks.interrupted --index PATH [--after 25 40] [--signal SIGINT|SIGTERM|SIGKILL]
+                                     [--checkpoint-after SECONDS]
 
 For each stop it prints the exit status, how long the command took to exit, the pair checks it
 kept, the time of the run after it, and whether that run gave the fresh run's sets. Without
-kept checks the run after a stop takes as long as the fresh one.
+kept checks the run after a stop takes as long as the fresh one. A SIGKILL leaves only what the
+run saved between its passes, which it does once the memo was last saved more than
+`--checkpoint-after` seconds before (`dedup.checkmemo.CHECKPOINT_AFTER`, 60 s by default).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from pathlib import Path
 from dedup import checkmemo
 
 COMMAND = [sys.executable, "-m", "dedup", "find-duplicates", "-q", "--format", "json", "--index"]
+CHECKPOINTING = ("import sys; from dedup import checkmemo; checkmemo.CHECKPOINT_AFTER = float(sys.argv.pop(1)); "
+                 "from dedup.cli import cli; cli(prog_name='dedup')")
 
 
 def fresh_copy(index: Path, to: Path) -> Path:
@@ -45,14 +50,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--after", type=float, nargs="+", default=[25.0, 40.0])
-    parser.add_argument("--signal", choices=["SIGINT", "SIGTERM"], default="SIGINT")
+    parser.add_argument("--signal", choices=["SIGINT", "SIGTERM", "SIGKILL"], default="SIGINT")
+    parser.add_argument("--checkpoint-after", type=float, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         fresh, sets = timed_run(fresh_copy(args.index, Path(tmp) / "fresh"))
         print(f"fresh run: {fresh:.1f} s, {len(sets)} sets")
         for after in args.after:
             index = fresh_copy(args.index, Path(tmp) / f"stopped-{after:g}")
-            process = subprocess.Popen([*COMMAND, str(index)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            command = [*COMMAND, str(index)]
+            if args.checkpoint_after is not None:
+                command[1:3] = ["-c", CHECKPOINTING, str(args.checkpoint_after)]
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             time.sleep(after)
             sent = time.perf_counter()
             process.send_signal(getattr(signal, args.signal))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import zipfile
 from contextlib import contextmanager
 from functools import cache, cached_property
@@ -76,6 +77,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
 DESCRIPTOR_PIECE = 50  # descriptors an entry of a descriptor file holds, at most
+CHECKPOINT_AFTER = 60.0  # seconds since the memo was last saved after which a run saves it between passes (`checkpoint`)
 KEPT_EVERY = 2048  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
            "dedup.windows", "dedup.turns", "dedup.seams", "dedup.votes")  # the code an entry comes from, and how it is keyed
@@ -186,6 +188,7 @@ class PairChecks:
         self.at = self.folder / FOLDER / place if reference is not None else self.folder / FOLDER
         self.checked = False
         self._voted: tuple[str, Pairs] | None = None
+        self._saved_at = time.monotonic()
 
     @cached_property
     def rows(self) -> np.ndarray:
@@ -462,6 +465,17 @@ class PairChecks:
             h.update(b"reference" + np.ascontiguousarray(self.reference_rows).tobytes())
         return h.hexdigest()
 
+    def checkpoint(self) -> None:
+        """Between two passes of a run: save what the run made, when the memo was last saved more
+        than `CHECKPOINT_AFTER` seconds ago, and go on from the files saved, so that a run killed
+        later (SIGKILL, a power cut) leaves the passes before for the next run."""
+        if time.monotonic() - self._saved_at < CHECKPOINT_AFTER or not self.checked or self.read_only:
+            return
+        if self.save():
+            for name in ("tables", "stamped"):  # the files as saved, and the stamp written with them
+                self.__dict__.pop(name, None)
+        self._saved_at = time.monotonic()
+
     @contextmanager
     def saving(self) -> Iterator[PairChecks]:
         """A run's use of the memo: what it made is saved when the block ends, also when it ends by
@@ -472,12 +486,12 @@ class PairChecks:
         finally:
             self.save()
 
-    def save(self) -> None:
+    def save(self) -> bool:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records
         the folder); when the folder cannot be written or another command holds the lock, the
-        memo stays as it was."""
+        memo stays as it was (False)."""
         if not self.checked or self.read_only:
-            return  # no pair was checked (no pair check, or no pairs): nothing to learn from this run
+            return True  # no pair was checked (no pair check, or no pairs): nothing to learn from this run
         present_a, present_b = np.unique(_low(self.rows)), np.unique(_low(self.reference_rows))
         try:
             with index_lock(self.folder):
@@ -496,6 +510,8 @@ class PairChecks:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:
             log.warning("the pair checks of this run were not kept (%s)", exc)
+            return False
+        return True
 
 
 def _blocks(todo: np.ndarray) -> Iterator[np.ndarray]:

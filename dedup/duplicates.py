@@ -100,6 +100,7 @@ def find_duplicates(
         candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
         frames = (index.rows.height, index.rows.width)
         pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
+        memo.checkpoint()
         if pasted and isinstance(policy, CheckedPolicy):
             inside = through_pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
             if inside is not None:
@@ -108,6 +109,7 @@ def find_duplicates(
                 on, of = parts.holders(kept, vectors)
                 pages, shown = np.concatenate([pages, on]), np.concatenate([shown, of])
                 candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+        memo.checkpoint()
         if windows and isinstance(policy, CheckedPolicy):
             through = through_windows(index, policy, pairs, memo, match, threads, on_progress, looker)
             if through is not None:
@@ -115,6 +117,7 @@ def find_duplicates(
                 kept = union_pairs(kept, found)
                 pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
                 candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+        memo.checkpoint()
         if keypoint_search and isinstance(policy, CheckedPolicy):
             found, _, checked, voted_maps = through_votes(index, None, policy, union_pairs(pairs, kept), memo, match, threads,
                                                           on_progress)
@@ -122,6 +125,7 @@ def find_duplicates(
             onto, pasted_on = composites(found, voted_maps.maps, index.picture, threads, frames, memo.judge(which_composite))
             pages, shown = np.concatenate([pages, onto]), np.concatenate([shown, pasted_on])
             candidates, verified = candidates + checked.candidates, _sum(verified, checked)
+        memo.checkpoint()
         if turned and isinstance(policy, CheckedPolicy):
             through = through_views(index, policy, pairs, memo, match, threads, on_progress, TURNED_VIEWS, looker)
             if through is not None:
@@ -223,6 +227,7 @@ def find_against(
                                  on_progress=lambda d, t: on_progress("verifying", d, t))
         verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
         inside = np.full(len(pairs), OWN)
+        memo.checkpoint()
         if pasted and isinstance(policy, CheckedPolicy):
             found = through_pasted(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
             if found is not None:
@@ -231,6 +236,7 @@ def find_against(
                               np.concatenate([pairs.d, through.d]))
                 inside = np.concatenate([inside, np.full(len(through), PASTED_IN)])
                 verified = _sum(verified, checked)
+        memo.checkpoint()
         if windows and isinstance(policy, CheckedPolicy):
             found = windows_against(mine, theirs, policy, known, memo, match, threads, on_progress, looker)
             if found is not None:
@@ -240,6 +246,7 @@ def find_against(
                               np.concatenate([pairs.d, through.d[new]]))
                 inside = np.concatenate([inside, np.full(int(new.sum()), WINDOW)])
                 verified = _sum(verified, checked)
+        memo.checkpoint()
         search = bool(keypoint_search) and isinstance(policy, CheckedPolicy)
         if keypoint_search is None and isinstance(policy, CheckedPolicy):
             search = (missing := undescribed(mine, theirs, policy.check)) <= AGAINST_SEARCHED

@@ -312,6 +312,30 @@ def test_an_interrupted_run_keeps_the_pairs_it_matched(index_copy, counted, monk
     assert counted["matched"] <= fresh - 8  # the two blocks matched before the interruption were kept
 
 
+KILLED_IN_THE_WINDOWS = """
+import os, signal, sys
+from dedup import checkmemo, duplicates
+checkmemo.CHECKPOINT_AFTER = 0.0
+duplicates.through_windows = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+duplicates.find_duplicates(sys.argv[1])
+"""
+
+
+def test_a_run_killed_in_a_later_pass_leaves_the_passes_before_it(index_copy, counted):
+    import subprocess
+    import sys
+
+    whole = find_duplicates(index_copy, keypoint_search=False)
+    fresh = counted["matched"]
+    shutil.rmtree(index_copy / checkmemo.FOLDER)
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_THE_WINDOWS, str(index_copy)], capture_output=True)
+    assert killed.returncode == -9, killed.stderr
+    assert (index_copy / checkmemo.FOLDER / "matches.npy").is_file()  # saved between the passes
+    counted["matched"] = 0
+    assert find_duplicates(index_copy, keypoint_search=False) == whole
+    assert counted["matched"] < fresh / 2  # only the windows' pairs are matched again
+
+
 def test_an_interrupted_pass_keeps_the_blocks_it_finished(tmp_path, monkeypatch):
     from dedup.indexdir import claim
 
