@@ -78,6 +78,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
 DESCRIPTOR_PIECE = 50  # descriptors an entry of a descriptor file holds, at most
 CHECKPOINT_AFTER = 60.0  # seconds since the memo was last saved after which a run saves it between passes (`checkpoint`)
+CHECKPOINT_SHARE = 0.1  # ... and at most this share of the time goes to those saves (a large memo is saved less often)
 KEPT_EVERY = 2048  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
            "dedup.windows", "dedup.turns", "dedup.seams", "dedup.votes")  # the code an entry comes from, and how it is keyed
@@ -188,7 +189,7 @@ class PairChecks:
         self.at = self.folder / FOLDER / place if reference is not None else self.folder / FOLDER
         self.checked = False
         self._voted: tuple[str, Pairs] | None = None
-        self._saved_at = time.monotonic()
+        self._saved_at, self._save_cost = _now(), 0.0
 
     @cached_property
     def rows(self) -> np.ndarray:
@@ -467,14 +468,18 @@ class PairChecks:
 
     def checkpoint(self) -> None:
         """Between two passes of a run: save what the run made, when the memo was last saved more
-        than `CHECKPOINT_AFTER` seconds ago, and go on from the files saved, so that a run killed
-        later (SIGKILL, a power cut) leaves the passes before for the next run."""
-        if time.monotonic() - self._saved_at < CHECKPOINT_AFTER or not self.checked or self.read_only:
+        than `CHECKPOINT_AFTER` seconds ago (and long enough ago that saves take at most
+        `CHECKPOINT_SHARE` of the time), and go on from the files saved, so that a run killed later
+        (SIGKILL, a power cut) leaves the passes before for the next run."""
+        since = _now() - self._saved_at
+        if since < max(CHECKPOINT_AFTER, self._save_cost / CHECKPOINT_SHARE) or not self.checked or self.read_only:
             return
+        start = _now()
         if self.save():
             for name in ("tables", "stamped"):  # the files as saved, and the stamp written with them
                 self.__dict__.pop(name, None)
-        self._saved_at = time.monotonic()
+        self._saved_at = _now()
+        self._save_cost = self._saved_at - start
 
     @contextmanager
     def saving(self) -> Iterator[PairChecks]:
@@ -512,6 +517,10 @@ class PairChecks:
             log.warning("the pair checks of this run were not kept (%s)", exc)
             return False
         return True
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def _blocks(todo: np.ndarray) -> Iterator[np.ndarray]:

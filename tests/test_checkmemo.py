@@ -336,6 +336,24 @@ def test_a_run_killed_in_a_later_pass_leaves_the_passes_before_it(index_copy, co
     assert counted["matched"] < fresh / 2  # only the windows' pairs are matched again
 
 
+def test_checkpoints_come_a_minute_apart_and_take_at_most_a_tenth_of_the_time(tmp_path, monkeypatch):
+    clock, saves = [0.0], []
+    monkeypatch.setattr(checkmemo, "_now", lambda: clock[0])
+    memo = checkmemo.PairChecks(tmp_path, ["ab" * 16])
+    memo.checked = True
+
+    def save() -> bool:
+        saves.append(clock[0])
+        clock[0] += 20.0  # a large memo: each save takes 20 s
+        return True
+
+    monkeypatch.setattr(memo, "save", save)
+    for _ in range(40):
+        clock[0] += 15.0  # a pass
+        memo.checkpoint()
+    assert saves[0] == 60.0 and all(b - a >= 200.0 for a, b in zip(saves, saves[1:]))  # 20 s of every 220 at most
+
+
 def test_an_interrupted_pass_keeps_the_blocks_it_finished(tmp_path, monkeypatch):
     from dedup.indexdir import claim
 
