@@ -37,7 +37,7 @@ import zipfile
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -269,16 +269,7 @@ class PairChecks:
         entries for the rest."""
 
         def remembered(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
-            apart = self.tables["apart.npy"]
-            keys, a, b = self._keys(i, j, kind)
-            hit, entries = apart.find(keys)
-            out = np.zeros(len(keys), bool)
-            out[hit] = entries["apart"] == 1
-            for block in _blocks(np.flatnonzero(~hit)):
-                found = np.asarray(tell(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), bool)
-                out[block] = found
-                apart.add(keys[block], a[block], b[block], apart=found)
-            return out
+            return self._judged("apart.npy", "apart", kind, tell, np.dtype(bool), False, i, j, maps, pictures, workers)
 
         return remembered
 
@@ -286,18 +277,26 @@ class PairChecks:
         """`which` (`dedup.seams.which_composite`) for the pairs without an entry; entries for the rest."""
 
         def remembered(i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
-            table = self.tables["composite.npy"]
-            keys, a, b = self._keys(i, j, "composite")
-            hit, entries = table.find(keys)
-            out = np.full(len(keys), -1, np.int8)
-            out[hit] = entries["which"]
-            for block in _blocks(np.flatnonzero(~hit)):
-                found = np.asarray(which(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), np.int8)
-                out[block] = found
-                table.add(keys[block], a[block], b[block], which=found)
-            return out
+            return self._judged("composite.npy", "which", "composite", which, np.dtype(np.int8), -1, i, j, maps, pictures,
+                                workers)
 
         return remembered
+
+    def _judged(self, file: str, field: str, how: str, judge: Callable[..., np.ndarray], dtype: np.dtype, none: object,
+                i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int) -> np.ndarray:
+        """`judge`'s answer (of `dtype`) on each pair laid over by its map, kept in `field` of
+        `file` under keys salted by `how`: asked for the pairs without an entry, `KEPT_EVERY` at a
+        time; `none` before it is known."""
+        table = self.tables[file]
+        keys, a, b = self._keys(i, j, how)
+        hit, kept = table.find(keys, field)
+        out = np.full(len(keys), none, dtype)
+        out[hit] = kept.astype(dtype)
+        for block in _blocks(np.flatnonzero(~hit)):
+            found = np.asarray(judge(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), dtype)
+            out[block] = found
+            table.add(keys[block], a[block], b[block], **{field: found})
+        return out
 
     def parts(self, find: PartFinder, model: str, dim: int, kind: str = PARTS, most: int = 1) -> PartFinder:
         """`find` (`dedup.parts.part_vectors`, or another finder of up to `most` vectors a

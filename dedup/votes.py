@@ -114,7 +114,7 @@ class Searched:
         if owner is None:
             return Pairs.empty()
         dist, near = self.index.search(desc, min(NEAREST, len(self.owners)))
-        ok = (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
+        ok = _voting(dist, near)
         a, b = np.broadcast_to(owner[:, None], near.shape)[ok], self.owners[near[ok]]
         q, row, score = _scored(a, b, np.bincount(owner, minlength=len(descriptors)).astype(np.float64), self.counts)
         order = np.lexsort((-score, q))
@@ -167,12 +167,18 @@ def _votes(owner: np.ndarray, desc: np.ndarray, assign: Assigner | None = None) 
         block = slice(start, start + QUERY_BLOCK)
         dist, near = (index.search(desc[block], nearest) if lists is None  # each searches the lists it was added to
                       else index.search_preassigned(desc[block], nearest, lists[block], None))
-        ok = (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
-        a = np.broadcast_to(owner[start:start + QUERY_BLOCK, None], near.shape)[ok]
+        ok = _voting(dist, near)
+        a = np.broadcast_to(owner[block, None], near.shape)[ok]
         b = owner[near[ok]]
         found_a.append(a[a != b])
         found_b.append(b[a != b])
     return np.concatenate(found_a), np.concatenate(found_b)
+
+
+def _voting(dist: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Which of the neighbours found (`near`, at Hamming distances `dist`, nearest first, a row a
+    descriptor) get its vote: within `HAMMING` bits and clearly nearer than the last (`RATIO`)."""
+    return (near >= 0) & (dist <= HAMMING) & (dist < RATIO * dist[:, -1:])
 
 
 def list_counts() -> list[int]:
@@ -206,9 +212,7 @@ def _searcher(desc: np.ndarray, assign: Callable[[np.ndarray, int], np.ndarray] 
         index = faiss.IndexBinaryFlat(bits)
         index.add(desc)
         return index, None
-    quantizer = faiss.IndexBinaryFlat(bits)
-    quantizer.add(centroids(lists))
-    index = faiss.IndexBinaryIVF(quantizer, bits, lists)
+    index = faiss.IndexBinaryIVF(_quantizer(lists), bits, lists)
     index.nprobe = PROBE
     nearest = np.ascontiguousarray((nearest_lists if assign is None else assign)(desc, lists), np.int64)
     first = np.ascontiguousarray(nearest[:, 0])
@@ -218,9 +222,14 @@ def _searcher(desc: np.ndarray, assign: Callable[[np.ndarray, int], np.ndarray] 
 
 def nearest_lists(desc: np.ndarray, lists: int) -> np.ndarray:
     """Each descriptor's `PROBE` nearest of the shipped `lists` lists ((n, PROBE) int64)."""
-    quantizer = faiss.IndexBinaryFlat(8 * desc.shape[1])
+    return _quantizer(lists).search(np.ascontiguousarray(desc), PROBE)[1]
+
+
+def _quantizer(lists: int) -> faiss.IndexBinaryFlat:
+    """An exact index of the shipped centroids of `lists` lists."""
+    quantizer = faiss.IndexBinaryFlat(8 * centroids(lists).shape[1])
     quantizer.add(centroids(lists))
-    return quantizer.search(np.ascontiguousarray(desc), PROBE)[1]
+    return quantizer
 
 
 def held(pairs: Pairs, maps: PairMaps, frames: tuple[np.ndarray, np.ndarray], share: float = HELD_SHARE, *,
