@@ -43,7 +43,7 @@ import numpy as np
 
 from dedup.atomic import atomic_write
 from dedup.config import Framing
-from dedup.details import Teller
+from dedup.details import Framer, Teller
 from dedup.errors import DedupError
 from dedup.indexdir import ensure_claim, index_lock
 from dedup.keypoints import DESCRIPTOR_BYTES, RULED_OUT, Matcher, Matches, Pictures
@@ -70,7 +70,7 @@ STAMP = "code"  # in each memo folder: the digest of the code its entries come f
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`
 TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so files of two runs mix safely)
     "matches.npy": np.dtype(_PAIR + [("inliers", "<i4"), ("sparser", "<i4")]),
-    "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # only where the keypoints agree on a map
+    "maps.npy": np.dtype(_PAIR + [("map", "<f4", (2, 3))]),  # where the keypoints agree on a map; every framed pair's (NaN: none)
     "apart.npy": np.dtype(_PAIR + [("apart", "i1")]),
     "composite.npy": np.dtype(_PAIR + [("which", "i1")]),  # which picture is a composite the other was pasted onto (`dedup.seams`)
     f"{PARTS}.npy": np.dtype(_PAIR + [("found", "i1")]),  # a picture looked at: its vectors (`dedup.parts`, `dedup.windows`)
@@ -273,6 +273,15 @@ class PairChecks:
 
         return remembered
 
+    def framer(self, frame: Framer) -> Framer:
+        """`frame` (`dedup.details.framed_maps`) for the pairs without an entry; entries for the rest."""
+
+        def remembered(i: np.ndarray, j: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+            return self._judged("maps.npy", "map", "framed", lambda i, j, _, pictures, workers: frame(i, j, pictures, workers),
+                                np.dtype(np.float32), np.nan, i, j, np.zeros(len(i)), pictures, workers, shape=(2, 3))
+
+        return remembered
+
     def judge(self, which: Judge) -> Judge:
         """`which` (`dedup.seams.which_composite`) for the pairs without an entry; entries for the rest."""
 
@@ -283,14 +292,15 @@ class PairChecks:
         return remembered
 
     def _judged(self, file: str, field: str, how: str, judge: Callable[..., np.ndarray], dtype: np.dtype, none: object,
-                i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int) -> np.ndarray:
-        """`judge`'s answer (of `dtype`) on each pair laid over by its map, kept in `field` of
-        `file` under keys salted by `how`: asked for the pairs without an entry, `KEPT_EVERY` at a
-        time; `none` before it is known."""
+                i: np.ndarray, j: np.ndarray, maps: np.ndarray, pictures: Pictures, workers: int,
+                shape: tuple[int, ...] = ()) -> np.ndarray:
+        """`judge`'s answer (of `dtype`, `shape` a pair) on each pair laid over by its map, kept in
+        `field` of `file` under keys salted by `how`: asked for the pairs without an entry,
+        `KEPT_EVERY` at a time; `none` before it is known."""
         table = self.tables[file]
         keys, a, b = self._keys(i, j, how)
         hit, kept = table.find(keys, field)
-        out = np.full(len(keys), none, dtype)
+        out = np.full((len(keys), *shape), none, dtype)
         out[hit] = kept.astype(dtype)
         for block in _blocks(np.flatnonzero(~hit)):
             found = np.asarray(judge(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), dtype)

@@ -24,6 +24,10 @@ what tells them apart:
   nowhere else, pixel for pixel (a small letter, a figure in a document's box). A copy differs
   elsewhere too.
 
+A flat drawing and its copy (a flag, a sign, stripes) can agree on no keypoint: their corners are
+alike, or repeat. `framed_maps` lays such a pair over by their subjects' boxes instead, when the
+two correlate there, so that they can be judged as above.
+
 `told_apart` judges pairs on their check pictures (`dedup.pictures`). The bounds below were
 chosen on validation catalogs with look-alike series (`benchmarks/details.py`; the moved part's
 also on catalogs of the training pool's look-alike drawings, `--part train`), never on the
@@ -39,6 +43,7 @@ from functools import cached_property, lru_cache
 import cv2
 import numpy as np
 
+from dedup.framing import border_colour, whiten_backdrop
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures, rescaled
 from dedup.pictures import fitted, rgb_of
@@ -83,6 +88,13 @@ EXACT_AREA = (0.00015, 0.008)  # share of the overlap differing inside the one r
 EXACT_SHIFT_PX, EXACT_TURN = 1.0, 0.01  # a map of two pictures of one size shifting less and turning or scaling less lays them over unmoved
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the map that leaves a picture where it is (2×3, pixels)
 SPOT_SIGMA, SPOT_PX = 1.0, 5  # `copy_of_first`: the blur, and the differing pixels the spot needs
+FRAMED_CORRELATION = 0.9  # `framed_map`: the correlation in grey of the pictures laid over by their boxes from which the boxes map them
+FRAMED_EDGES = 0.8  # ... and of their edges' strength (two skies of one gradient correlate in grey, not in their outlines)
+FRAMED_SIGMA = 1.5  # the blur before either is measured
+FRAMED_MIN_PX = 10  # a subject narrower or lower than this has no box to lay over
+FRAMED_RIM_PX = 4  # the pictures are compared inside the box less this rim (a copy's subject meets a backdrop there)
+FRAMED_FLAT = 0.5  # share of each box that must be flat: grey levels deviating less than FLAT_LEVEL over FLAT_WINDOW pixels
+FLAT_LEVEL, FLAT_WINDOW = 4.0, 9
 
 
 @dataclass(frozen=True)
@@ -510,6 +522,7 @@ def _shares(boxes: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[float, flo
 
 
 Teller = Callable[..., np.ndarray]  # `told_apart`'s signature: (i, j, maps, pictures, workers)
+Framer = Callable[..., np.ndarray]  # `framed_maps`' signature: (i, j, pictures, workers)
 
 
 def differs_nowhere(spots: Spots | None) -> bool:
@@ -546,28 +559,124 @@ def pair_alike(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     return differs_nowhere(_spots(a, b, al, to_b_px))
 
 
+def framed_maps(i: Sequence[int], j: Sequence[int], pictures: Pictures, workers: int = 2) -> np.ndarray:
+    """Per pair (rows `i[k]`, `j[k]`): `framed_map`, (m, 2, 3) in units of the longer side; NaN
+    where there is none or a picture cannot be had."""
+    out = np.full((len(i), 2, 3), np.nan, np.float32)
+
+    def judge(a: Picture, b: Picture, k: int) -> None:
+        found = framed_map(a, b)
+        if found is not None:
+            out[k] = found
+
+    _each_pair(judge, i, j, pictures, workers)
+    return out
+
+
+def framed_map(a: Picture, b: Picture) -> np.ndarray | None:
+    """The map (2×3, in units of the longer side) that lays `b`'s subject box onto `a`'s, or the
+    mirror image's where that correlates better, when the two pictures laid over by it (backdrops
+    white, blurred by `FRAMED_SIGMA`) correlate over `a`'s box, less a rim of `FRAMED_RIM_PX`, at
+    least `FRAMED_CORRELATION` in grey and `FRAMED_EDGES` in their edges' strength; None otherwise.
+    Only a copy that keeps the subject's outline (re-encoded, recoloured, padded or stretched; not
+    cropped or turned) lines up so. Both must be flat drawings (at least `FRAMED_FLAT` of each box
+    flat), whose keypoints are few or alike, so that none agreeing means little; two pages of text
+    laid out alike agree on no keypoint because they differ."""
+    box_a, box_b = _box(a.subject), _box(b.subject)
+    if box_a is None or box_b is None:
+        return None
+    grey_a, grey_b = _framed_grey(a), _framed_grey(b)
+    if min(_flat_share(grey_a, box_a), _flat_share(grey_b, box_b)) < FRAMED_FLAT:
+        return None
+    edges_a, edges_b = _edge_strength(grey_a), _edge_strength(grey_b)
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box_a, box_b
+    sx, sy = (bx1 - bx0) / (ax1 - ax0), (by1 - by0) / (ay1 - ay0)
+    inside = np.zeros(grey_a.shape, np.uint8)
+    inside[ay0 + FRAMED_RIM_PX : ay1 - FRAMED_RIM_PX, ax0 + FRAMED_RIM_PX : ax1 - FRAMED_RIM_PX] = 1
+    best, best_map = FRAMED_CORRELATION, None
+    width = grey_b.shape[1]
+    for mirrored in (False, True):
+        left = width - bx1 if mirrored else bx0  # the box's left edge in the picture as laid over
+        to_b = np.array([[sx, 0.0, left - sx * ax0], [0.0, sy, by0 - sy * ay0]])
+
+        def laid(picture: np.ndarray, outside: float) -> np.ndarray:
+            seen = np.ascontiguousarray(picture[:, ::-1]) if mirrored else picture
+            return cv2.warpAffine(seen, to_b, grey_a.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderValue=outside)
+
+        grey = _correlation(grey_a, laid(grey_b, 255.0), inside)
+        if grey >= best and _correlation(edges_a, laid(edges_b, 0.0), inside) >= FRAMED_EDGES:
+            flip = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) if mirrored else np.eye(3)
+            best, best_map = grey, (flip @ np.vstack([to_b, (0.0, 0.0, 1.0)]))[:2]
+    return None if best_map is None else rescaled(best_map, 1.0 / SIDE)
+
+
+def _flat_share(grey: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """The share of `box` in a float32 grey picture whose `FLAT_WINDOW`-pixel neighbourhood deviates
+    less than `FLAT_LEVEL` grey levels."""
+    x0, y0, x1, y1 = box
+    mean = cv2.blur(grey, (FLAT_WINDOW, FLAT_WINDOW))
+    spread = cv2.blur(grey * grey, (FLAT_WINDOW, FLAT_WINDOW)) - mean * mean
+    return float((spread[y0:y1, x0:x1] < FLAT_LEVEL * FLAT_LEVEL).mean())
+
+
+def _correlation(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
+    """The correlation of two float32 pictures over `mask` (uint8); 0 where either is flat there."""
+    mean_x, std_x = cv2.meanStdDev(x, mask=mask)
+    mean_y, std_y = cv2.meanStdDev(y, mask=mask)
+    spread = float(std_x[0, 0]) * float(std_y[0, 0])
+    if spread < 1e-6:
+        return 0.0
+    return cv2.mean(cv2.multiply(x - np.float32(mean_x[0, 0]), y - np.float32(mean_y[0, 0])), mask=mask)[0] / spread
+
+
+def _edge_strength(grey: np.ndarray) -> np.ndarray:
+    """The gradient's magnitude of a float32 grey picture, blurred by `FRAMED_SIGMA`."""
+    return cv2.GaussianBlur(cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (0, 0),
+                            FRAMED_SIGMA)
+
+
+def _box(subject: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of a subject mask, or None when it is too small to lay over."""
+    x, y, w, h = cv2.boundingRect(subject.view(np.uint8))
+    return None if min(w, h) < max(FRAMED_MIN_PX, 3 * FRAMED_RIM_PX) else (x, y, x + w, y + h)
+
+
+def _framed_grey(p: Picture) -> np.ndarray:
+    """A picture in grey with its backdrop white (`dedup.framing.whiten_backdrop`), blurred by `FRAMED_SIGMA`."""
+    colour = border_colour(p.rgb)
+    rgb = p.rgb if colour is None else whiten_backdrop(p.rgb, colour)
+    return cv2.GaussianBlur(_grey(rgb), (0, 0), FRAMED_SIGMA)
+
+
 def _per_pair(judged: Callable[[Picture, Picture, np.ndarray], bool], i: Sequence[int], j: Sequence[int],
               maps: np.ndarray, pictures: Pictures, workers: int) -> np.ndarray:
     """`judged(picture i, picture j, map)` of each pair on `workers` threads; False without a map
-    or with a picture that cannot be had. Pictures are prepared once while they stay recent
-    (`prepared_rows`)."""
-    picture = prepared_rows(pictures)
-
-    def judge(k: int) -> bool:
-        if not np.isfinite(maps[k]).all():
-            return False
-        try:
-            return bool(judged(picture(int(i[k])), picture(int(j[k])), maps[k]))
-        except (ImageSkip, cv2.error, *DECODE_ERRORS):
-            return False
-
-    order = np.lexsort((np.asarray(j), np.asarray(i)))  # a row's pairs together, while its picture is cached
+    or with a picture that cannot be had."""
     out = np.zeros(len(maps), bool)
+    mapped = np.flatnonzero(np.isfinite(maps).all(axis=(1, 2)))
+
+    def judge(a: Picture, b: Picture, k: int) -> None:
+        out[mapped[k]] = judged(a, b, maps[mapped[k]])
+
+    _each_pair(judge, np.asarray(i)[mapped], np.asarray(j)[mapped], pictures, workers)
+    return out
+
+
+def _each_pair(judge: Callable[[Picture, Picture, int], None], i: Sequence[int], j: Sequence[int], pictures: Pictures,
+               workers: int) -> None:
+    """`judge(picture i, picture j, k)` of each pair k on `workers` threads, skipping a pair with a
+    picture that cannot be had. Pictures are prepared once while they stay recent (`prepared_rows`)."""
+    picture = prepared_rows(pictures)
+    i, j = np.asarray(i), np.asarray(j)
 
     def run(ks: list[int]) -> None:
         for k in ks:
-            out[k] = judge(k)
+            try:
+                judge(picture(int(i[k])), picture(int(j[k])), k)
+            except (ImageSkip, cv2.error, *DECODE_ERRORS):
+                pass
 
+    order = np.lexsort((j, i))  # a row's pairs together, while its picture is cached
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="details") as pool:
         list(pool.map(run, [chunk.tolist() for chunk in np.array_split(order, max(1, len(order) // CHUNK))]))
-    return out

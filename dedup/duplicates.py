@@ -11,7 +11,7 @@ from dedup import cpus, judgements
 from dedup.checkmemo import ALIKE, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.describe import describe_groups, page_members, set_index
-from dedup.details import alike, differs_nowhere, told_apart
+from dedup.details import alike, differs_nowhere, framed_maps, told_apart
 from dedup.differs import keeper_pairs, pair_spots, set_differs_nowhere, spots_between
 from dedup.drawn import drawn_scales, outdrawn
 from dedup.errors import UsageError
@@ -95,7 +95,8 @@ def find_duplicates(
         decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                                  hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
                                  match=memo.matcher(match),
-                                 tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE), confirmed=(nested := NestedMaps()),
+                                 tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE), frame=memo.framer(framed_maps),
+                                 confirmed=(nested := NestedMaps()),
                                  on_progress=lambda d, t: on_progress("verifying", d, t))
         candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
         frames = (index.rows.height, index.rows.width)
@@ -224,6 +225,7 @@ def find_against(
                                  hashes=(mine.rows.content_hash, theirs.rows.content_hash),
                                  background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
                                  match=memo.matcher(match), tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE),
+                                 frame=memo.framer(framed_maps),
                                  on_progress=lambda d, t: on_progress("verifying", d, t))
         verified, known, pairs = decision.verified, pairs, pairs[decision.keep]
         inside = np.full(len(pairs), OWN)

@@ -26,7 +26,7 @@ import numpy as np
 from dedup import plain
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
-from dedup.details import Teller, alike, copy_of_first, prepared_rows, told_apart
+from dedup.details import Framer, Teller, alike, copy_of_first, framed_maps, prepared_rows, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, nearest_ranks, rows_of, union_pairs
@@ -36,6 +36,7 @@ from dedup.selfjoin import Runner
 
 PROBABILITY_BLOCK = 1_000_000  # pairs whose features are computed at once
 CLOSER_CORNER_THRESHOLD = 3  # `closer_look`, on the check picture enlarged to twice the side
+CLOSE_PAIR_NEEDS = 1  # agreeing keypoints the close-pair rule asks of a close pair rich in keypoints (`required_inliers`)
 EVEN = 0.1  # `through_copies`: agreeing-keypoint counts this close leave the choice to the differing spot
 SPARED_NEAREST = 3  # `sparable`: a copy is among its original's 3 nearest (on a catalog of pages, 92% of them)
 CEILING_SLACK = 1e-6  # `Hopeful` matches a pair whose best probability falls short of the cut by less (float32 rounding)
@@ -57,6 +58,7 @@ class Decision:
     needed: np.ndarray | None = None  # (m,) int32, agreeing keypoints the pair needs
     told_apart: np.ndarray | None = None  # (m,) bool: confirmed by keypoints, but differing in a detail or colourway
     plain_apart: np.ndarray | None = None  # (m,) bool: one picture plain, the other not plain in its colour (`dedup.plain`)
+    framed: np.ndarray | None = None  # (m,) bool: no keypoint agrees, laid over by their subjects' boxes (`dedup.details.framed_maps`)
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,9 @@ class DistancePolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, alike: Teller = alike, on_progress: Progress | None = None,
-               thorough: bool = False, through_part: np.ndarray | None = None, hashes: Hashes | None = None,
-               confirmed: Confirmed | None = None) -> Decision:
+               tell: Teller = told_apart, alike: Teller = alike, frame: Framer = framed_maps,
+               on_progress: Progress | None = None, thorough: bool = False, through_part: np.ndarray | None = None,
+               hashes: Hashes | None = None, confirmed: Confirmed | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
 
 
@@ -136,9 +138,9 @@ class CheckedPolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, alike: Teller = alike, on_progress: Progress | None = None,
-               thorough: bool = False, through_part: np.ndarray | None = None, hashes: Hashes | None = None,
-               confirmed: Confirmed | None = None) -> Decision:
+               tell: Teller = told_apart, alike: Teller = alike, frame: Framer = framed_maps,
+               on_progress: Progress | None = None, thorough: bool = False, through_part: np.ndarray | None = None,
+               hashes: Hashes | None = None, confirmed: Confirmed | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
         row (`dedup.pictures`); with `other`, `pairs.j` are rows of a second set whose pictures
         are `other(row)` (`match` and `tell` see them as rows `SECOND_SET + j`). `vectors` (of
@@ -147,7 +149,9 @@ class CheckedPolicy:
         `match` counts the agreeing keypoints (`dedup.keypoints.match_pairs`, or an engine's
         distributed one), `tell` looks for a differing detail (`dedup.details.told_apart`) and
         `alike` says whether a pair laid over by its map differs nowhere (`dedup.details.alike`,
-        asked of the `sparable` pairs that agree on `min_inliers` keypoints); each may remember earlier runs' answers
+        asked of the `sparable` pairs that agree on `min_inliers` keypoints) and `frame` lays over
+        by their boxes the close pairs that the check accepts but for the one agreeing keypoint
+        the close-pair rule asks (`dedup.details.framed_maps`); each may remember earlier runs' answers
         (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
         (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair).
         `through_part` (per pair): found through a picture pasted into the other (`dedup.parts`),
@@ -177,6 +181,14 @@ class CheckedPolicy:
             prob[part] = probability(self.check, todo.d[part], m[part], None if norm is None else norm[part])
         look = closer_look(both, m, self.check, pictures, self.encoder_threshold, workers, match)
         same, needed = verdict(self.check, todo.d, prob, look, self.encoder_threshold, pasted)
+        framed = np.zeros(len(todo), bool)
+        vetoed = np.flatnonzero(readable & ~same & (look.inliers == 0) & (needed == CLOSE_PAIR_NEEDS) & (prob >= self.check.accept))
+        if len(vetoed) and look.maps is not None:
+            maps = frame(both.i[vetoed], both.j[vetoed], pictures, workers)
+            framed[vetoed] = np.isfinite(maps).all(axis=(1, 2))
+            look = look.copy()
+            look.maps[vetoed[framed[vetoed]]] = maps[framed[vetoed]]
+            same |= framed
         spare = np.flatnonzero(readable & ~same & spared & (look.inliers >= self.check.min_inliers))
         if len(spare) and look.maps is not None:
             same[spare] = alike(both.i[spare], both.j[spare], look.maps[spare], pictures, workers)
@@ -204,10 +216,12 @@ class CheckedPolicy:
         inl, need, apart_all, plain_all = np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, bool), np.zeros(n, bool)
         keep[look_at], p_all[look_at], inl[look_at], need[look_at], apart_all[look_at] = verdict_, prob, look.inliers, needed, apart
         plain_all[look_at] = plain_apart
+        framed_all = np.zeros(n, bool)
+        framed_all[look_at] = framed
         keep[same_bytes] = True
         identical = int(same_bytes.sum())
         summary = Verified(len(todo) + identical, int(verdict_.sum()) + identical, int((~readable).sum()), int(apart.sum()))
-        return Decision(keep, summary, p_all, inl, need, apart_all, plain_all)
+        return Decision(keep, summary, p_all, inl, need, apart_all, plain_all, framed_all)
 
     def _normalised(self, todo: Pairs, background: Backgrounds | None) -> np.ndarray | None:
         if not self.check.normalised:
@@ -410,7 +424,7 @@ def required_inliers(config: VerifyConfig, distance, sparser, encoder_threshold:
     need = np.where(far, config.min_inliers, 0)
     if config.veto_keypoints:
         silent = (d >= encoder_threshold / 2) & (d < encoder_threshold) & (np.asarray(sparser) >= config.veto_keypoints)
-        need = np.maximum(need, silent.astype(need.dtype))
+        need = np.maximum(need, np.where(silent, CLOSE_PAIR_NEEDS, 0))
     return need
 
 

@@ -390,4 +390,4 @@ def compare_decoded(a: Decoded, b: Decoded, model: Model | NumpyEncoder, thresho
         return Comparison(d, policy.threshold, bool(decision.keep[0]))
     return Comparison(d, policy.threshold, bool(decision.keep[0]), int(decision.inliers[0]),
                       round(float(decision.probability[0]), 4), int(decision.needed[0]) or None, seen.spots(0, SECOND_SET),
-                      bool(decision.told_apart[0]), plain_apart=bool(decision.plain_apart[0]))
+                      bool(decision.told_apart[0]), plain_apart=bool(decision.plain_apart[0]), framed=bool(decision.framed[0]))

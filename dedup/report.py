@@ -190,7 +190,8 @@ def comparison_dict(result: Comparison) -> dict[str, Any]:
     """A comparison as `dedup compare --format json` and the service's `/compare` give it."""
     return {"distance": result.distance, "cosine": round(result.cosine, 6), "threshold": result.threshold,
             "same": result.same, "keypoints_agreeing": result.inliers, "probability": result.probability,
-            "told_apart": result.told_apart, "plain_apart": result.plain_apart, "same_bytes": result.same_bytes,
+            "told_apart": result.told_apart, "plain_apart": result.plain_apart, "framed": result.framed,
+            "same_bytes": result.same_bytes,
             "differs": result.differs.to_dict() if result.differs else None}
 
 

@@ -117,6 +117,7 @@ class Comparison:
     told_apart: bool = False  # the keypoints confirm the pair, but the pictures differ in a detail, colourway or part (`dedup.details`)
     same_bytes: bool = False  # the two files are byte for byte alike: the same without a look
     plain_apart: bool = False  # one is a plain picture (one colour, nothing drawn) and the other not plain in its colour (`dedup.plain`)
+    framed: bool = False  # no keypoint agrees, but laid over by their subjects' boxes they do (`dedup.details.framed_maps`)
 
     @property
     def cosine(self) -> float:

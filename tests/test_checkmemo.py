@@ -379,3 +379,29 @@ def test_an_interrupted_pass_keeps_the_blocks_it_finished(tmp_path, monkeypatch)
         told = memo.teller(tell)(i, j, maps, None)
     assert asked == [2, 1]  # the first block's answers were kept
     assert told.tolist() == [True, True, False, True, False]
+
+
+def test_framed_maps_are_kept_found_or_not(tmp_path):
+    from dedup.indexdir import claim
+
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    hashes = [f"{k:016x}" * 2 for k in range(1, 5)]
+    i, j = np.array([0, 0, 1]), np.array([1, 2, 3])
+    asked = []
+
+    def frame(i, j, pictures, workers):
+        asked.append(len(i))
+        out = np.full((len(i), 2, 3), np.nan, np.float32)
+        out[np.asarray(j) == 1] = [[1.0, 0.0, 0.5], [0.0, 1.0, 0.25]]
+        return out
+
+    with checkmemo.PairChecks(folder, hashes).saving() as memo:
+        first = memo.framer(frame)(i, j, None)
+    with checkmemo.PairChecks(folder, hashes).saving() as memo:
+        again = memo.framer(frame)(i, j, None)
+        told = memo.teller(lambda i, *_: np.ones(len(i), bool))(i, j, first, None)  # keyed apart from the framings
+    assert asked == [3]  # the second run asked for none, the pairs without a framing included
+    np.testing.assert_array_equal(again, first)
+    assert np.isfinite(first[0]).all() and np.isnan(first[1:]).all()
+    assert told.all()

@@ -22,6 +22,7 @@ from dedup.details import (
     align,
     differing_spots,
     exact_detail,
+    framed_map,
     moved_part,
     near_edge,
     pair_told_apart,
@@ -339,3 +340,61 @@ def test_query_marks_the_items_it_tells_apart(series_index):
     assert all(found[p].get("told_apart") and not found[p]["same"] for p in ("item0.png", "item2.png"))
     table = runner.invoke(cli, ["query", str(catalog / "item1.png"), "--index", str(idx), "--verify", "-k", "4"])
     assert "item0.png  different (told apart)" in table.output, table.output
+
+
+def _flag(layout: str) -> Image.Image:
+    """A flat flag: a green band at the hoist and white over red (`hoist`), or three vertical bands (`bands`)."""
+    im = Image.new("RGB", (300, 200), "white")
+    draw = ImageDraw.Draw(im)
+    if layout == "hoist":
+        draw.rectangle([0, 0, 89, 199], fill=(0, 130, 60))
+        draw.rectangle([90, 100, 299, 199], fill=(210, 20, 30))
+    else:
+        draw.rectangle([0, 0, 99, 199], fill=(0, 130, 60))
+        draw.rectangle([200, 0, 299, 199], fill=(210, 20, 30))
+    return im
+
+
+def _padded(im: Image.Image, colour=(120, 60, 160)) -> Image.Image:
+    """`im` stretched a third wider, on a plain canvas, saved as a JPEG."""
+    stretched = im.resize((im.width * 4 // 3, im.height))
+    canvas = Image.new("RGB", (stretched.width + 80, stretched.height + 60), colour)
+    canvas.paste(stretched, (40, 30))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=80)
+    return Image.open(buf).convert("RGB")
+
+
+def _sky(mark: str) -> Image.Image:
+    """One gradient, with a small circle or a small square somewhere on it."""
+    g = np.linspace(0, 1, 200)[:, None, None]
+    im = Image.fromarray((np.array([90, 140, 230]) * (1 - g) + np.array([230, 240, 250]) * g).repeat(300, axis=1).astype(np.uint8))
+    draw = ImageDraw.Draw(im)
+    if mark == "circle":
+        draw.ellipse([40, 30, 70, 60], fill=(40, 40, 40))
+    else:
+        draw.rectangle([220, 120, 250, 150], fill=(40, 40, 40))
+    return im
+
+
+def _framed(a: Image.Image, b: Image.Image):
+    return framed_map(prepared(picture_bytes(a)), prepared(picture_bytes(b)))
+
+
+def test_a_flat_copy_is_laid_over_by_its_framing_and_other_drawings_or_skies_are_not():
+    flag = _flag("hoist")
+    for copy, mirrored in ((_padded(flag), False), (_padded(flag.transpose(Image.Transpose.FLIP_LEFT_RIGHT)), True)):
+        to_b = _framed(flag, copy)
+        assert to_b is not None
+        a, b = prepared(picture_bytes(flag)), prepared(picture_bytes(copy))
+        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = (_subject_box(p) for p in (a, b))
+        corners = rescaled(to_b, 256) @ np.array([[ax0, ax1], [ay0, ay1], [1.0, 1.0]])
+        expected = [[bx1, bx0], [by0, by1]] if mirrored else [[bx0, bx1], [by0, by1]]
+        np.testing.assert_allclose(corners, expected, atol=1.5)
+    assert _framed(flag, _padded(_flag("bands"))) is None  # another flag, framed alike
+    assert _framed(_sky("circle"), _sky("square")) is None  # one gradient, other marks on it
+
+
+def _subject_box(p) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(p.subject)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1

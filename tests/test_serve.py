@@ -118,7 +118,7 @@ def test_compare_returns_what_dedup_compare_returns(served, encoder):
     status, doc = client.call("/compare", {"a": a.read_bytes(), "b": b.read_bytes()})
     expected = compare_images(a, b, encoder)
     assert status == 200 and doc["same"] == expected.same and abs(doc["distance"] - expected.distance) < 1e-5
-    assert set(doc) == {"distance", "cosine", "threshold", "same", "keypoints_agreeing", "probability", "told_apart", "plain_apart",
+    assert set(doc) == {"distance", "cosine", "threshold", "same", "keypoints_agreeing", "probability", "told_apart", "plain_apart", "framed",
                          "same_bytes", "differs"}
     assert doc["differs"] == (expected.differs.to_dict() if expected.differs else None)
 

@@ -138,6 +138,31 @@ def test_a_close_pair_with_keypoints_to_spare_and_none_agreeing_is_rejected_unle
     assert accepted(replace(lenient, veto_keypoints=0), d, m, encoder_threshold=0.3).all()
 
 
+def test_a_close_pair_no_keypoint_agrees_on_is_kept_when_its_framing_lays_it_over():
+    lenient = VerifyConfig(candidates=0.8, weights=(0.0, 0.0, 0.0, 0.0), bias=5.0, veto_keypoints=12)
+    pairs = Pairs(np.array([0, 0, 0]), np.array([1, 2, 3]), np.array([0.2, 0.2, 0.5], np.float32))  # encoder threshold 0.3
+    framing = np.array([[1.0, 0.0, 0.1], [0.0, 1.0, 0.0]], np.float32)
+    asked, told = [], []
+
+    def match(pairs, *args, **kwargs):  # no keypoint agrees, with keypoints to spare
+        n = len(pairs)
+        return Matches(np.zeros(n, np.int32), np.full(n, 30, np.int32), np.full((n, 2, 3), np.nan, np.float32))
+
+    def frame(i, j, pictures, workers):
+        asked.extend(zip(i.tolist(), j.tolist()))
+        return np.stack([framing if b == 1 else np.full((2, 3), np.nan, np.float32) for b in j.tolist()])
+
+    def tell(i, j, maps, pictures, workers):
+        told.append(maps.copy())
+        return np.zeros(len(i), bool)
+
+    v = CheckedPolicy(lenient, 0.8, 0.3).decide(pairs, None, match=match, frame=frame, tell=tell)
+    assert v.keep.tolist() == [True, False, False]
+    assert v.framed.tolist() == [True, False, False] and v.inliers.tolist() == [0, 0, 0]
+    assert asked == [(0, 1), (0, 2)]  # the far pair needs agreeing keypoints whatever its framing
+    np.testing.assert_array_equal(told[0][0], framing)  # the framed pair is looked at for a differing detail
+
+
 def flat_photo(seed: int, w: int = 1200, h: int = 900) -> Image.Image:
     """Two flat shapes on a gradient with sensor noise: a handful of keypoints at 256 px."""
     rng = np.random.default_rng(seed)

@@ -253,6 +253,8 @@ def compare_cmd(image_a, image_b, model_path, threshold, verify, fmt):
         click.echo(f"distance {result.distance:.4f}; the two files have the same bytes → same")
     elif result.probability is not None:
         needed = f" ({result.needed} needed this far apart)" if result.needed else ""
+        if result.framed:
+            needed += ", but laid over by their outlines the pictures agree"
         click.echo(f"distance {result.distance:.4f} (cosine {result.cosine:.4f}); keypoint check: {result.inliers} "
                    f"keypoints agree{needed}, P(same) {result.probability:.2f} → {verdict}")
         if result.differs:
