@@ -8,7 +8,7 @@ pair checks kept.
 For each stop it prints the exit status, how long the command took to exit, the pair checks it
 kept, the time of the run after it, and whether that run gave the fresh run's sets. Without
 kept checks the run after a stop takes as long as the fresh one. A SIGKILL leaves only what the
-run saved between its passes, which it does once the memo was last saved more than
+run saved after a block of a pass, which it does once the memo was last saved more than
 `--checkpoint-after` seconds before (`dedup.checkmemo.CHECKPOINT_AFTER`, 60 s by default).
 """
 from __future__ import annotations

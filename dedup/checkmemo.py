@@ -14,8 +14,9 @@ compute the entries and the OpenCV version, and another digest discards them all
 each file of `FOLDER` holds the entries it made and the older ones whose two pictures are still
 in the index. A file that cannot be read is ignored; when the folder cannot be written, the run
 goes on without it. The wrapped functions are given `KEPT_EVERY` pairs or pictures at a time (a
-keypoint matcher fills its answers in place), so a run interrupted in the middle of a pass keeps
-what it finished (`PairChecks.saving`).
+keypoint matcher fills its answers in place and says when a block is done), so a run interrupted
+in the middle of a pass keeps what it finished (`PairChecks.saving`), and a run killed keeps what
+it had done when it last saved (`PairChecks.checkpoint`, after a block once a minute has passed).
 
 The pairs the keypoint search voted for (`dedup.votes`) depend on every picture of the index, so
 they are kept whole (`VOTES`) with a digest of the index's rows, the code and the settings, and
@@ -77,7 +78,7 @@ TABLES = {  # file in FOLDER: its entries (each file is whole by itself, so file
 }
 STORED_BLOCK = 1 << 16  # rows whose kept vectors `PairChecks.stored_parts` reads at a time
 DESCRIPTOR_PIECE = 50  # descriptors an entry of a descriptor file holds, at most
-CHECKPOINT_AFTER = 60.0  # seconds since the memo was last saved after which a run saves it between passes (`checkpoint`)
+CHECKPOINT_AFTER = 60.0  # seconds since the memo was last saved after which a run saves it after a block (`checkpoint`)
 CHECKPOINT_SHARE = 0.1  # ... and at most this share of the time goes to those saves (a large memo is saved less often)
 KEPT_EVERY = 2048  # pictures or pairs a remembered function is given at a time: an interrupted run keeps the blocks done
 MODULES = ("dedup.checkmemo", "dedup.keypoints", "dedup.details", "dedup.pictures", "dedup.framing", "dedup.parts",
@@ -250,15 +251,26 @@ class PairChecks:
             if len(todo):
                 if worth is not None:
                     kwargs["worth"] = worth.subset(todo)
-                found = Matches.empty(len(todo))
-                try:
-                    found = match(pairs[todo], pictures, side, count, workers, into=found, **kwargs)
-                finally:  # interrupted: the pairs matched so far are kept
-                    out.put(todo, found)
-                    done = todo[found.readable]  # matched, or ruled out with its sparser picture's keypoints
-                    matches.add(keys[done], a[done], b[done], inliers=out.inliers[done], sparser=out.sparser[done])
+                found, added = Matches.empty(len(todo)), np.zeros(len(todo), bool)
+
+                def add(ks: np.ndarray) -> None:  # the entries of pairs `todo[ks]` matched (or ruled out) and not yet added
+                    ks = np.asarray(ks)
+                    ks = ks[~added[ks] & found.readable[ks]]
+                    added[ks] = True
+                    done = todo[ks]
+                    out.put(done, found[ks])
+                    self.tables["matches.npy"].add(keys[done], a[done], b[done], inliers=out.inliers[done], sparser=out.sparser[done])
                     mapped = done[np.isfinite(out.maps[done]).all(axis=(1, 2))]
-                    maps.add(keys[mapped], a[mapped], b[mapped], map=out.maps[mapped])
+                    self.tables["maps.npy"].add(keys[mapped], a[mapped], b[mapped], map=out.maps[mapped])
+
+                def block_done(ks: np.ndarray) -> None:
+                    add(ks)
+                    self.checkpoint()
+
+                try:
+                    found = match(pairs[todo], pictures, side, count, workers, into=found, done=block_done, **kwargs)
+                finally:  # also when interrupted: the pairs matched so far are kept
+                    add(np.arange(len(todo)))
             return out
 
         return remembered
@@ -297,15 +309,14 @@ class PairChecks:
         """`judge`'s answer (of `dtype`, `shape` a pair) on each pair laid over by its map, kept in
         `field` of `file` under keys salted by `how`: asked for the pairs without an entry,
         `KEPT_EVERY` at a time; `none` before it is known."""
-        table = self.tables[file]
         keys, a, b = self._keys(i, j, how)
-        hit, kept = table.find(keys, field)
+        hit, kept = self.tables[file].find(keys, field)
         out = np.full((len(keys), *shape), none, dtype)
         out[hit] = kept.astype(dtype)
-        for block in _blocks(np.flatnonzero(~hit)):
+        for block in self._blocks(np.flatnonzero(~hit)):
             found = np.asarray(judge(np.asarray(i)[block], np.asarray(j)[block], maps[block], pictures, workers), dtype)
             out[block] = found
-            table.add(keys[block], a[block], b[block], **{field: found})
+            self.tables[file].add(keys[block], a[block], b[block], **{field: found})
         return out
 
     def parts(self, find: PartFinder, model: str, dim: int, kind: str = PARTS, most: int = 1) -> PartFinder:
@@ -320,17 +331,17 @@ class PairChecks:
             self.checked = True
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
-            looked, kept = self._parts_tables(dim)
             slot_salts = [_salt(kind, slot, model, size, framing) for slot in range(most)]
             hit, old_rows, old_vectors = self._stored(a, model, dim, kind, most, size, framing)
             new_rows, new_vectors, low = [], [], _low(a)
-            for block in _blocks(np.flatnonzero(~hit)):
+            for block in self._blocks(np.flatnonzero(~hit)):
                 found, vectors = find(pictures, rows[block], embed, size, framing, workers)
                 vectors = vectors.reshape(-1, dim)
                 by_row = np.argsort(rows[block], kind="stable")
                 at = block[by_row[np.searchsorted(rows[block][by_row], found)]] if len(found) else np.zeros(0, np.int64)  # into `rows`
                 slot = np.arange(len(at)) - np.searchsorted(at, at)  # a row's vectors come together, in order
                 if not self.read_only:
+                    looked, kept = self._parts_tables(dim)
                     looked.add(_mix(a[block] ^ _salt(kind, model, size, framing)), low[block], low[block],
                                found=np.bincount(at, minlength=len(rows))[block])
                     for s in range(most):
@@ -355,15 +366,15 @@ class PairChecks:
         def remembered(rows: Sequence[int]) -> list[np.ndarray | None]:
             rows = np.asarray(rows, np.int64)
             a = self.rows[rows]
-            table, salt = self._table(*descriptors_table(keep)), _salt(DESCRIPTORS, side, count, keep)
-            hit, out = _read_pieces(table, a, salt, "descriptors")
-            for block in _blocks(np.flatnonzero(~hit)):
+            salt = _salt(DESCRIPTORS, side, count, keep)
+            hit, out = _read_pieces(self._table(*descriptors_table(keep)), a, salt, "descriptors")
+            for block in self._blocks(np.flatnonzero(~hit)):
                 found = find(rows[block])
                 for k, d in zip(block.tolist(), found):
                     out[k] = d
                 if not self.read_only:
                     self.checked = True
-                    _add_pieces(table, a[block], salt, "descriptors", found)
+                    _add_pieces(self._table(*descriptors_table(keep)), a[block], salt, "descriptors", found)
             return out
 
         return remembered
@@ -382,22 +393,22 @@ class PairChecks:
         def remembered(owners: np.ndarray, desc: np.ndarray, lists: int) -> np.ndarray:
             rows, starts, counts = np.unique(owners, return_index=True, return_counts=True)  # a row's descriptors are together
             a = self.rows[rows]
-            table, salt = self._table(*lists_table(keep, lists)), _salt(LISTS, side, count, keep, lists)
-            hit, kept = _read_pieces(table, a, salt, "lists")
+            salt = _salt(LISTS, side, count, keep, lists)
+            hit, kept = _read_pieces(self._table(*lists_table(keep, lists)), a, salt, "lists")
             out = np.zeros((len(owners), PROBE), np.int64)
             for k in np.flatnonzero(hit).tolist():
                 if len(kept[k]) == counts[k]:
                     out[starts[k]:starts[k] + counts[k]] = kept[k]
                 else:
                     hit[k] = False  # other descriptors than those listed: listed again
-            for block in _blocks(np.flatnonzero(~hit)):
+            for block in self._blocks(np.flatnonzero(~hit)):
                 at = [np.arange(starts[k], starts[k] + counts[k]) for k in block.tolist()]
                 found = nearest_lists(desc[np.concatenate(at)], lists)
                 out[np.concatenate(at)] = found
                 if not self.read_only:
                     self.checked = True
                     cuts = np.cumsum([len(x) for x in at])[:-1]
-                    _add_pieces(table, a[block], salt, "lists", np.split(found.astype(np.uint16), cuts))
+                    _add_pieces(self._table(*lists_table(keep, lists)), a[block], salt, "lists", np.split(found.astype(np.uint16), cuts))
             return out
 
         return remembered
@@ -475,11 +486,19 @@ class PairChecks:
             h.update(b"reference" + np.ascontiguousarray(self.reference_rows).tobytes())
         return h.hexdigest()
 
+    def _blocks(self, todo: np.ndarray) -> Iterator[np.ndarray]:
+        """`todo`, `KEPT_EVERY` at a time, with a `checkpoint` after each block (whose entries the
+        caller adds to the tables, as they are after it, before asking for the next)."""
+        for start in range(0, len(todo), KEPT_EVERY):
+            yield todo[start:start + KEPT_EVERY]
+            self.checkpoint()
+
     def checkpoint(self) -> None:
-        """Between two passes of a run: save what the run made, when the memo was last saved more
-        than `CHECKPOINT_AFTER` seconds ago (and long enough ago that saves take at most
-        `CHECKPOINT_SHARE` of the time), and go on from the files saved, so that a run killed later
-        (SIGKILL, a power cut) leaves the passes before for the next run."""
+        """After a block of a pass, or between two passes: save what the run made, when the memo
+        was last saved more than `CHECKPOINT_AFTER` seconds ago (and long enough ago that saves take
+        at most `CHECKPOINT_SHARE` of the time), and go on from the files saved, so that a run killed
+        later (SIGKILL, a power cut) leaves what it did until then for the next run. Each table is
+        saved whole, and its entries are whole by themselves, so the tables agree at any block."""
         since = _now() - self._saved_at
         if since < max(CHECKPOINT_AFTER, self._save_cost / CHECKPOINT_SHARE) or not self.checked or self.read_only:
             return
@@ -530,11 +549,6 @@ class PairChecks:
 
 def _now() -> float:
     return time.monotonic()
-
-
-def _blocks(todo: np.ndarray) -> Iterator[np.ndarray]:
-    """`todo`, `KEPT_EVERY` at a time."""
-    return (todo[start:start + KEPT_EVERY] for start in range(0, len(todo), KEPT_EVERY))
 
 
 def _drop_others(folder: Path, kind: str, kept: list[str]) -> None:

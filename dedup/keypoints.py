@@ -348,7 +348,7 @@ def match_order(pairs: Pairs, regions: np.ndarray | None = None) -> np.ndarray:
     return np.lexsort((pairs.j, pairs.i, np.maximum(ri, rj), np.minimum(ri, rj)))
 
 
-Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner, worth, into)
+Matcher = Callable[..., "Matches"]  # `match_pairs`' signature: (pairs, pictures, side, count, workers, *, on_progress, regions, corner, worth, into, done)
 
 
 def match_pairs(
@@ -364,6 +364,7 @@ def match_pairs(
     worth: Worth | None = None,
     store: KeypointStore | None = None,
     into: Matches | None = None,
+    done: Callable[[np.ndarray], None] | None = None,
 ) -> Matches:
     """Keypoint matches of each pair (`matched`).
 
@@ -375,7 +376,8 @@ def match_pairs(
     pair it rules out once both pictures' keypoints are found is not matched (`RULED_OUT`). `store`
     holds the keypoints found (shared with other calls of a run; one of its own otherwise). `into`
     (`Matches.empty` of the pairs) is filled and returned, a block at a time, so that a caller
-    interrupted in the middle still has the blocks matched before."""
+    interrupted in the middle still has the blocks matched before; `done(ks)` is told the indices
+    of each block's pairs once they are."""
     cache = KeypointCache(pictures, side, count, max(CACHE_IMAGES, 2 * block), corner, store)
     m, workers = len(pairs), max(1, workers)
     sequence = match_order(pairs, regions)
@@ -398,6 +400,8 @@ def match_pairs(
             if worth is not None:
                 todo = _worth_matching(todo, worth, out)
             list(pool.map(match, [todo[w::workers] for w in range(workers)]))
+            if done:
+                done(ks)
             if on_progress:
                 on_progress(min(start + block, m), m)
     return out

@@ -405,3 +405,63 @@ def test_framed_maps_are_kept_found_or_not(tmp_path):
     np.testing.assert_array_equal(again, first)
     assert np.isfinite(first[0]).all() and np.isnan(first[1:]).all()
     assert told.all()
+
+
+def _killed_after_first_block(folder: Path, hashes: list[str], run) -> None:
+    """`run(memo)` on a fresh memo of `folder`, stopped by an error after its first block and never
+    saved at its end, as a SIGKILL leaves it."""
+    with pytest.raises(RuntimeError):
+        run(checkmemo.PairChecks(folder, hashes))
+
+
+def test_a_run_killed_while_matching_leaves_the_blocks_matched_before_its_last_checkpoint(tmp_path, monkeypatch):
+    from dedup.indexdir import claim
+    from dedup.keypoints import Matches
+    from dedup.pairs import Pairs
+
+    monkeypatch.setattr(checkmemo, "CHECKPOINT_AFTER", 0.0)  # a checkpoint after every block
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    hashes = [f"{k:016x}" * 2 for k in range(1, 6)]
+    pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), np.full(4, 0.2, np.float32))
+    asked, dying = [], [True]
+
+    def match(pairs, pictures, side, count, workers, into=None, done=None, **kwargs):
+        asked.append(len(pairs))
+        for ks in np.array_split(np.arange(len(pairs)), 2):
+            into.inliers[ks], into.sparser[ks], into.maps[ks] = 30, 40, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+            done(ks)
+            if dying:
+                raise RuntimeError("killed")
+        return into
+
+    _killed_after_first_block(folder, hashes, lambda memo: memo.matcher(match)(pairs, None))
+    dying.clear()
+    asked.clear()
+    found = checkmemo.PairChecks(folder, hashes).matcher(match)(pairs, None)
+    assert asked == [2]  # the first block was saved while the pass went on
+    assert isinstance(found, Matches) and found.inliers.tolist() == [30] * 4 and np.isfinite(found.maps).all()
+
+
+def test_a_run_killed_while_judging_leaves_the_blocks_judged_before_its_last_checkpoint(tmp_path, monkeypatch):
+    from dedup.indexdir import claim
+
+    monkeypatch.setattr(checkmemo, "CHECKPOINT_AFTER", 0.0)
+    monkeypatch.setattr(checkmemo, "KEPT_EVERY", 2)
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    hashes = [f"{k:016x}" * 2 for k in range(1, 6)]
+    i, j, maps = np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), np.zeros((4, 2, 3), np.float32)
+    asked, dying = [], [True]
+
+    def tell(i, j, maps, pictures, workers):
+        asked.append(len(i))
+        if dying and len(asked) == 2:
+            raise RuntimeError("killed")
+        return np.ones(len(i), bool)
+
+    _killed_after_first_block(folder, hashes, lambda memo: memo.teller(tell)(i, j, maps, None))
+    dying.clear()
+    asked.clear()
+    assert checkmemo.PairChecks(folder, hashes).teller(tell)(i, j, maps, None).all()
+    assert asked == [2]

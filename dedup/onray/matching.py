@@ -4,7 +4,7 @@ check pictures (`dedup.pictures`, read here from the index) and matches its pair
 need not see the catalog."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -44,7 +44,8 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
 
     def match(pairs: Pairs, pictures: Pictures, side: int = 256, count: int = 500, workers: int = 2, *,
               on_progress: Progress | None = None, regions: np.ndarray | None = None,
-              corner: int = CORNER_THRESHOLD, worth: Worth | None = None, into: Matches | None = None) -> Matches:
+              corner: int = CORNER_THRESHOLD, worth: Worth | None = None, into: Matches | None = None,
+              done: Callable[[np.ndarray], None] | None = None) -> Matches:
         out = Matches.empty(len(pairs)) if into is None else into  # filled as the tasks finish
         remote = ray.remote(_match_chunk).options(num_cpus=1, max_retries=RETRIES)
         sequence = match_order(pairs, regions)
@@ -55,15 +56,17 @@ def ray_matcher(ray: Any, chunk: int | None = None) -> Matcher:
             part = pairs[ks]
             mine = {row: held_picture(pictures, row) for row in np.unique(np.concatenate([part.i, part.j])).tolist()}
             pending[remote.remote(part, mine, side, count, corner, None if worth is None else worth.subset(ks))] = ks
-        done = 0
+        finished = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             ks = pending.pop(ready[0])
             got = ray.get(ready[0])
             out.put(ks, got)
-            done += len(ks)
+            if done:
+                done(ks)
+            finished += len(ks)
             if on_progress:
-                on_progress(done, len(pairs))
+                on_progress(finished, len(pairs))
         return out
 
     return match
