@@ -503,7 +503,7 @@ class PairChecks:
         if since < max(CHECKPOINT_AFTER, self._save_cost / CHECKPOINT_SHARE) or not self.checked or self.read_only:
             return
         start = _now()
-        if self.save():
+        if self.save(quiet=True):
             for name in ("tables", "stamped"):  # the files as saved, and the stamp written with them
                 self.__dict__.pop(name, None)
         self._saved_at = _now()
@@ -519,10 +519,11 @@ class PairChecks:
         finally:
             self.save()
 
-    def save(self) -> bool:
+    def save(self, quiet: bool = False) -> bool:
         """Write each table as `_Table.save` says, holding the index lock (the claim file records
         the folder); when the folder cannot be written or another command holds the lock, the
-        memo stays as it was (False)."""
+        memo stays as it was (False), with a warning unless `quiet` (a checkpoint's: the run's
+        last save warns if it fails too)."""
         if not self.checked or self.read_only:
             return True  # no pair was checked (no pair check, or no pairs): nothing to learn from this run
         present_a, present_b = np.unique(_low(self.rows)), np.unique(_low(self.reference_rows))
@@ -542,7 +543,7 @@ class PairChecks:
                 if folder.is_dir() and not self.stamped:
                     atomic_write(folder / STAMP, lambda tmp: tmp.write_text(_code().hex() + "\n"), durable=False)
         except (OSError, DedupError) as exc:
-            log.warning("the pair checks of this run were not kept (%s)", exc)
+            (log.debug if quiet else log.warning)("the pair checks of this run were not kept (%s)", exc)
             return False
         return True
 

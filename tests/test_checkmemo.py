@@ -342,7 +342,7 @@ def test_checkpoints_come_a_minute_apart_and_take_at_most_a_tenth_of_the_time(tm
     memo = checkmemo.PairChecks(tmp_path, ["ab" * 16])
     memo.checked = True
 
-    def save() -> bool:
+    def save(quiet: bool = False) -> bool:
         saves.append(clock[0])
         clock[0] += 20.0  # a large memo: each save takes 20 s
         return True
@@ -465,3 +465,20 @@ def test_a_run_killed_while_judging_leaves_the_blocks_judged_before_its_last_che
     asked.clear()
     assert checkmemo.PairChecks(folder, hashes).teller(tell)(i, j, maps, None).all()
     assert asked == [2]
+
+
+def test_a_busy_index_warns_once_though_checkpoints_came_due(tmp_path, monkeypatch, caplog):
+    from dedup.indexdir import claim
+
+    monkeypatch.setattr(checkmemo, "CHECKPOINT_AFTER", 0.0)
+    monkeypatch.setattr(checkmemo, "KEPT_EVERY", 1)
+    folder = tmp_path / "idx"
+    claim(folder, tmp_path)
+    hashes = [f"{k:016x}" * 2 for k in range(1, 6)]
+    i, j, maps = np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), np.zeros((4, 2, 3), np.float32)
+    with index_lock(folder), caplog.at_level(logging.DEBUG, logger="dedup.checkmemo"):
+        with checkmemo.PairChecks(folder, hashes).saving() as memo:
+            memo.teller(lambda i, *_: np.ones(len(i), bool))(i, j, maps, None)  # a checkpoint due after each pair
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "not kept" in warned[0].getMessage()
+    assert any("not kept" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)  # a checkpoint's, quietly
