@@ -51,6 +51,18 @@ def index_copy(built_index, tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture()
+def claimed(tmp_path) -> tuple[Path, list[str]]:
+    """An index folder dedup has claimed, with no memo yet, and the content hashes of five rows."""
+    from dedup.indexdir import claim
+
+    claim(tmp_path / "idx", tmp_path)
+    return tmp_path / "idx", [f"{k:016x}" * 2 for k in range(1, 6)]
+
+
+FOUR_PAIRS = (np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]))  # pairs of the five rows of `claimed`
+
+
 def memo_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((folder / checkmemo.FOLDER).glob("*.npy"))}
 
@@ -381,13 +393,9 @@ def test_an_interrupted_pass_keeps_the_blocks_it_finished(tmp_path, monkeypatch)
     assert told.tolist() == [True, True, False, True, False]
 
 
-def test_framed_maps_are_kept_found_or_not(tmp_path):
-    from dedup.indexdir import claim
-
-    folder = tmp_path / "idx"
-    claim(folder, tmp_path)
-    hashes = [f"{k:016x}" * 2 for k in range(1, 5)]
-    i, j = np.array([0, 0, 1]), np.array([1, 2, 3])
+def test_framed_maps_are_kept_found_or_not(claimed):
+    folder, hashes = claimed
+    i, j = FOUR_PAIRS
     asked = []
 
     def frame(i, j, pictures, workers):
@@ -401,7 +409,7 @@ def test_framed_maps_are_kept_found_or_not(tmp_path):
     with checkmemo.PairChecks(folder, hashes).saving() as memo:
         again = memo.framer(frame)(i, j, None)
         told = memo.teller(lambda i, *_: np.ones(len(i), bool))(i, j, first, None)  # keyed apart from the framings
-    assert asked == [3]  # the second run asked for none, the pairs without a framing included
+    assert asked == [4]  # the second run asked for none, the pairs without a framing included
     np.testing.assert_array_equal(again, first)
     assert np.isfinite(first[0]).all() and np.isnan(first[1:]).all()
     assert told.all()
@@ -414,16 +422,13 @@ def _killed_after_first_block(folder: Path, hashes: list[str], run) -> None:
         run(checkmemo.PairChecks(folder, hashes))
 
 
-def test_a_run_killed_while_matching_leaves_the_blocks_matched_before_its_last_checkpoint(tmp_path, monkeypatch):
-    from dedup.indexdir import claim
+def test_a_run_killed_while_matching_leaves_the_blocks_matched_before_its_last_checkpoint(claimed, monkeypatch):
     from dedup.keypoints import Matches
     from dedup.pairs import Pairs
 
     monkeypatch.setattr(checkmemo, "CHECKPOINT_AFTER", 0.0)  # a checkpoint after every block
-    folder = tmp_path / "idx"
-    claim(folder, tmp_path)
-    hashes = [f"{k:016x}" * 2 for k in range(1, 6)]
-    pairs = Pairs(np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), np.full(4, 0.2, np.float32))
+    folder, hashes = claimed
+    pairs = Pairs(*FOUR_PAIRS, np.full(4, 0.2, np.float32))
     asked, dying = [], [True]
 
     def match(pairs, pictures, side, count, workers, into=None, done=None, **kwargs):
@@ -443,15 +448,11 @@ def test_a_run_killed_while_matching_leaves_the_blocks_matched_before_its_last_c
     assert isinstance(found, Matches) and found.inliers.tolist() == [30] * 4 and np.isfinite(found.maps).all()
 
 
-def test_a_run_killed_while_judging_leaves_the_blocks_judged_before_its_last_checkpoint(tmp_path, monkeypatch):
-    from dedup.indexdir import claim
-
+def test_a_run_killed_while_judging_leaves_the_blocks_judged_before_its_last_checkpoint(claimed, monkeypatch):
     monkeypatch.setattr(checkmemo, "CHECKPOINT_AFTER", 0.0)
     monkeypatch.setattr(checkmemo, "KEPT_EVERY", 2)
-    folder = tmp_path / "idx"
-    claim(folder, tmp_path)
-    hashes = [f"{k:016x}" * 2 for k in range(1, 6)]
-    i, j, maps = np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), np.zeros((4, 2, 3), np.float32)
+    folder, hashes = claimed
+    (i, j), maps = FOUR_PAIRS, np.zeros((4, 2, 3), np.float32)
     asked, dying = [], [True]
 
     def tell(i, j, maps, pictures, workers):
@@ -467,15 +468,11 @@ def test_a_run_killed_while_judging_leaves_the_blocks_judged_before_its_last_che
     assert asked == [2]
 
 
-def test_a_busy_index_warns_once_though_checkpoints_came_due(tmp_path, monkeypatch, caplog):
-    from dedup.indexdir import claim
-
+def test_a_busy_index_warns_once_though_checkpoints_came_due(claimed, monkeypatch, caplog):
     monkeypatch.setattr(checkmemo, "CHECKPOINT_AFTER", 0.0)
     monkeypatch.setattr(checkmemo, "KEPT_EVERY", 1)
-    folder = tmp_path / "idx"
-    claim(folder, tmp_path)
-    hashes = [f"{k:016x}" * 2 for k in range(1, 6)]
-    i, j, maps = np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), np.zeros((4, 2, 3), np.float32)
+    folder, hashes = claimed
+    (i, j), maps = FOUR_PAIRS, np.zeros((4, 2, 3), np.float32)
     with index_lock(folder), caplog.at_level(logging.DEBUG, logger="dedup.checkmemo"):
         with checkmemo.PairChecks(folder, hashes).saving() as memo:
             memo.teller(lambda i, *_: np.ones(len(i), bool))(i, j, maps, None)  # a checkpoint due after each pair
