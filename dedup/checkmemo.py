@@ -571,9 +571,10 @@ def _read_pieces(table: Table, a: np.ndarray, salt: np.uint64, field: str, read:
     """For the pictures of row keys `a`: which have all their pieces in `table` (`_add_pieces`),
     and (`read`) their items of `field`, whole (None for the others)."""
     first = _piece_keys(a, salt, 0)
-    hit, counts = table.find(first, "count")
+    hit, kept = table.find(first, None if read else "count")  # the first pieces looked up once, read whole when read
+    counts = kept["count"] if read else kept
     at = np.flatnonzero(hit)
-    found = [[d] for d in table.find(first[at], field)[1]] if read else []
+    found = [[d] for d in kept[field]] if read else []
     pieces = np.maximum(1, -(-counts.astype(np.int64) // table.dtype[field].shape[0]))
     for number in range(1, int(pieces.max(initial=1))):
         more = np.flatnonzero(pieces > number)
