@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -118,6 +118,20 @@ class Aligned:
         return _grey(self.j)
 
 
+class _once:
+    """`functools.cached_property` without its lock, which Python 3.11 shares among all
+    instances: the judging threads prepare different pictures at once."""
+
+    def __init__(self, compute: Callable) -> None:
+        self.compute, self.name, self.__doc__ = compute, compute.__name__, compute.__doc__
+
+    def __get__(self, obj: object, owner: type | None = None) -> object:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)  # a race computes it twice, alike
+        return value
+
+
 @dataclass(frozen=True)
 class Picture:
     """A check picture ready to be compared: RGB with its longer side `SIDE`, and its subject."""
@@ -127,9 +141,34 @@ class Picture:
     subject: np.ndarray  # (h, w) bool: away from the border colour
     backdrop: np.ndarray  # (h, w) bool: the border colour, joined to the border (a backdrop, padding, a rotation's fill)
 
-    @cached_property
+    @_once
     def backdrop_share(self) -> float:
         return float(self.backdrop.mean())
+
+    @_once
+    def box(self) -> tuple[int, int, int, int] | None:
+        """(left, top, right, bottom) of the subject, or None when it is too small to lay over (`framed_map`)."""
+        x, y, w, h = cv2.boundingRect(self.subject.view(np.uint8))
+        return None if min(w, h) < max(FRAMED_MIN_PX, 3 * FRAMED_RIM_PX) else (x, y, x + w, y + h)
+
+    @_once
+    def framed_grey(self) -> np.ndarray:
+        """In grey with its backdrop white (`dedup.framing.whiten_backdrop`), blurred by `FRAMED_SIGMA`."""
+        colour = border_colour(self.rgb)
+        rgb = self.rgb if colour is None else whiten_backdrop(self.rgb, colour)
+        return cv2.GaussianBlur(_grey(rgb), (0, 0), FRAMED_SIGMA)
+
+    @_once
+    def flat_drawing(self) -> bool:
+        """Whether at least `FRAMED_FLAT` of its box is flat: `framed_grey`'s `FLAT_WINDOW`-pixel
+        neighbourhood deviates less than `FLAT_LEVEL` grey levels there."""
+        if self.box is None:
+            return False
+        x0, y0, x1, y1 = self.box
+        grey = self.framed_grey
+        mean = cv2.blur(grey, (FLAT_WINDOW, FLAT_WINDOW))
+        spread = cv2.blur(grey * grey, (FLAT_WINDOW, FLAT_WINDOW)) - mean * mean
+        return float((spread[y0:y1, x0:x1] < FLAT_LEVEL * FLAT_LEVEL).mean()) >= FRAMED_FLAT
 
 
 def prepared_rows(pictures: Pictures) -> Callable[[int], Picture]:
@@ -243,19 +282,19 @@ class Differences:
         self.overlap_px = np.count_nonzero(al.overlap)
         self.share = float(np.count_nonzero(self.grown[al.overlap])) / self.overlap_px
 
-    @cached_property
+    @_once
     def regions(self) -> tuple[np.ndarray, np.ndarray]:
         """Each pixel's region label (0: none) and each label's area in pixels."""
         _, labels, stats, _ = cv2.connectedComponentsWithStats(self.grown)
         return labels, stats[:, cv2.CC_STAT_AREA]
 
-    @cached_property
+    @_once
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         """Each side's edges (Canny), brightness and contrast matched."""
         si, sj = _matched_grey(self.grey_i, self.grey_j, self.al.overlap, 1.5)
         return _edges(si), _edges(sj)
 
-    @cached_property
+    @_once
     def colours(self) -> tuple[np.ndarray, np.ndarray]:
         """Each side's pixels as one of `PALETTE`³ colours."""
         def coded(rgb: np.ndarray) -> np.ndarray:
@@ -582,12 +621,9 @@ def framed_map(a: Picture, b: Picture) -> np.ndarray | None:
     cropped or turned) lines up so. Both must be flat drawings (at least `FRAMED_FLAT` of each box
     flat), whose keypoints are few or alike, so that none agreeing means little; two pages of text
     laid out alike agree on no keypoint because they differ."""
-    box_a, box_b = _box(a.subject), _box(b.subject)
-    if box_a is None or box_b is None:
+    if not (a.flat_drawing and b.flat_drawing):
         return None
-    grey_a, grey_b = _framed_grey(a), _framed_grey(b)
-    if min(_flat_share(grey_a, box_a), _flat_share(grey_b, box_b)) < FRAMED_FLAT:
-        return None
+    (box_a, grey_a), (box_b, grey_b) = (a.box, a.framed_grey), (b.box, b.framed_grey)
     edges_a, edges_b = _edge_strength(grey_a), _edge_strength(grey_b)
     (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box_a, box_b
     sx, sy = (bx1 - bx0) / (ax1 - ax0), (by1 - by0) / (ay1 - ay0)
@@ -611,15 +647,6 @@ def framed_map(a: Picture, b: Picture) -> np.ndarray | None:
     return None if best_map is None else rescaled(best_map, 1.0 / SIDE)
 
 
-def _flat_share(grey: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """The share of `box` in a float32 grey picture whose `FLAT_WINDOW`-pixel neighbourhood deviates
-    less than `FLAT_LEVEL` grey levels."""
-    x0, y0, x1, y1 = box
-    mean = cv2.blur(grey, (FLAT_WINDOW, FLAT_WINDOW))
-    spread = cv2.blur(grey * grey, (FLAT_WINDOW, FLAT_WINDOW)) - mean * mean
-    return float((spread[y0:y1, x0:x1] < FLAT_LEVEL * FLAT_LEVEL).mean())
-
-
 def _correlation(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
     """The correlation of two float32 pictures over `mask` (uint8); 0 where either is flat there."""
     mean_x, std_x = cv2.meanStdDev(x, mask=mask)
@@ -634,19 +661,6 @@ def _edge_strength(grey: np.ndarray) -> np.ndarray:
     """The gradient's magnitude of a float32 grey picture, blurred by `FRAMED_SIGMA`."""
     return cv2.GaussianBlur(cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (0, 0),
                             FRAMED_SIGMA)
-
-
-def _box(subject: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(left, top, right, bottom) of a subject mask, or None when it is too small to lay over."""
-    x, y, w, h = cv2.boundingRect(subject.view(np.uint8))
-    return None if min(w, h) < max(FRAMED_MIN_PX, 3 * FRAMED_RIM_PX) else (x, y, x + w, y + h)
-
-
-def _framed_grey(p: Picture) -> np.ndarray:
-    """A picture in grey with its backdrop white (`dedup.framing.whiten_backdrop`), blurred by `FRAMED_SIGMA`."""
-    colour = border_colour(p.rgb)
-    rgb = p.rgb if colour is None else whiten_backdrop(p.rgb, colour)
-    return cv2.GaussianBlur(_grey(rgb), (0, 0), FRAMED_SIGMA)
 
 
 def _per_pair(judged: Callable[[Picture, Picture, np.ndarray], bool], i: Sequence[int], j: Sequence[int],

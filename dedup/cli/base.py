@@ -28,7 +28,7 @@ PASTED_OPT = click.option("--pasted/--no-pasted", default=True, show_default=Tru
           "(a screenshot, a photo on a web page)."))
 WINDOWS_OPT = click.option("--windows/--no-windows", default=True, show_default=True,
     help=("With the keypoint check, also look through windows: five of every catalog picture (for a heavy crop of "
-          "it, or a picture pasted onto a busier one; about doubles find-duplicates' first run), and of each "
+          "it, or a picture pasted onto a busier one; a first run takes about half as long again), and of each "
           "query image."))
 
 
