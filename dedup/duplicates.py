@@ -22,6 +22,7 @@ from dedup.pairs import Pairs, among, rows_of, union_pairs
 from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_votes, through_windows, undescribed, windows_against
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
+from dedup.renditions import are_renditions, reach
 from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
 
@@ -50,6 +51,7 @@ def find_duplicates(
     windows: bool = True,
     turned: bool = False,
     keypoint_search: bool = True,
+    renditions: bool = True,
     workers: int | None = None,
     engine: Engine | None = None,
     on_progress: ProgressFn = silent,
@@ -71,7 +73,9 @@ def find_duplicates(
     the check, each picture with the pictures it shares the most keypoints with, kept only when one
     lies inside the other (`dedup.votes`: the same two kinds of copy); with `turned` and the
     check, each picture with the pictures near it turned a quarter, half or three quarters of a
-    turn (`dedup.turns`: a copy saved turned). With the check, a member
+    turn (`dedup.turns`: a copy saved turned); with `renditions` and the check, two pictures stored
+    at two of the catalog's standard sizes that are each other's nearest (`dedup.renditions`: an
+    icon theme's sizes, thumbnails). With the check, a member
     that shows another pasted into it (a page, or a composite: `dedup.seams`) is suggested as the
     keeper only when no other member can be; `keep="largest"` compares the members by how large
     they draw the picture (`dedup.drawn`); among the members `keep` ranks alike, the most central
@@ -101,6 +105,9 @@ def find_duplicates(
         candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
         frames = (index.rows.height, index.rows.width)
         pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
+        if renditions and isinstance(policy, CheckedPolicy):
+            kept = union_pairs(kept, pairs[are_renditions(pairs, index.rows.width, index.rows.height,
+                                                          reach(policy.encoder_threshold, policy.threshold), decision.told_apart)])
         memo.checkpoint()
         if pasted and isinstance(policy, CheckedPolicy):
             inside = through_pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)

@@ -89,6 +89,10 @@ def shown(path: Path) -> str:
           "when one lies inside the other (a heavy crop, a picture pasted onto a busier one; about a fifth more "
           "time on a first run). Default: on; with --against, on unless more than 20,000 catalog pictures "
           "have no stored descriptors yet (finding their keypoints takes ~5 ms a picture, once)."))
+@click.option("--renditions/--no-renditions", default=True, show_default=True,
+    help=("With the keypoint check, also take two pictures stored at two of the catalog's standard sizes (each "
+          "shared by 20 pictures or more: an icon theme's sizes, thumbnails), in one proportion, as one picture "
+          "when each is the other's nearest among the pictures of its size. Not with --against."))
 @click.option("--turned", is_flag=True,
     help=("With the keypoint check, also find copies saved turned a quarter, half or three quarters of a turn "
           "(every picture is embedded three more times: about a third more time on a first run)."))
@@ -114,7 +118,7 @@ def shown(path: Path) -> str:
 @engine_options
 @QUIET_OPT
 def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothing_differs, pasted, windows, keypoint_search,
-                        turned, workers,
+                        renditions, turned, workers,
                         linkage, keep, fmt, output,
                         against, action, to_dir, protect, do_apply, yes, forget_judgements, engine, address, quiet):
     """List sets of duplicate images in an index, largest first, each with a suggested keeper.
@@ -152,8 +156,8 @@ def find_duplicates_cmd(index_path, threshold, verify, variants_together, nothin
         else:
             report = find_duplicates(index, threshold, linkage=linkage, keep=keep, verify=verify,
                                      variants_together=variants_together, nothing_differs=nothing_differs, pasted=pasted,
-                                     windows=windows, keypoint_search=keypoint_search is not False, turned=turned,
-                                     workers=workers, engine=engine_for(engine, address), on_progress=progress)
+                                     windows=windows, keypoint_search=keypoint_search is not False, renditions=renditions,
+                                     turned=turned, workers=workers, engine=engine_for(engine, address), on_progress=progress)
     if against is not None:
         emit(render_query(found.results, fmt) if found.results or fmt != "table" else "", output)
         if not quiet:

@@ -1,0 +1,70 @@
+"""Renditions: one picture stored at two of a catalog's standard sizes; numpy only.
+
+An icon theme draws each icon again at every size it ships (32, 48, 256 px), and a shop or a
+photo library keeps each picture as a thumbnail beside the full size. A rendition drawn again,
+or brought down to a few dozen pixels, keeps few of the large picture's keypoints, so the pair
+check (`dedup.policy.CheckedPolicy`) cannot confirm the two; the encoder still puts them nearest
+each other. A candidate pair is taken as two renditions of one picture when:
+
+- each picture is stored at a standard size of the catalog: one that at least `STANDARD` pictures
+  share, as an icon theme's sizes or a shop's thumbnails do;
+- the two sizes are at least `SCALE` apart, in one proportion (`PROPORTION`): one picture at
+  another scale, not two drawings of one frame (cards of two decks drawn at one height);
+- each is the other's nearest candidate among the pictures stored at its size;
+- they are closer than the policy's rendition distance (`reach`);
+- the check did not tell them apart (a differing detail or colourway, `dedup.details`).
+
+Two pictures of one size are never renditions: look-alike items of one series are drawn at one
+size, and there only the check decides. The bounds were chosen on the `gnome-icon-theme` library
+and the validation catalogs of `benchmarks.details` (docs/experiments.md, "Renditions"), never on
+the held-out ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dedup.pairs import Pairs
+
+STANDARD = 20  # pictures that share a size for it to be one of the catalog's standard sizes
+SCALE = 1.3  # the longer sides of two renditions differ at least this much
+PROPORTION = 0.05  # ... and their proportions (width / height) at most this much (as a log ratio)
+REACH = 2 / 3  # the rendition distance: this share of the way from the encoder's threshold to the candidate distance
+
+
+def reach(encoder_threshold: float, candidates: float) -> float:
+    """The distance below which a pair may be two renditions, for a policy's two distances."""
+    return encoder_threshold + REACH * max(0.0, candidates - encoder_threshold)
+
+
+def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: float,
+               apart: np.ndarray | None = None) -> np.ndarray:
+    """Per candidate pair of `pairs` (rows i < j of one catalog, as `CheckedPolicy.candidates`
+    finds them): whether its two pictures are renditions of one (the module's rules). `width`
+    and `height`: every row's stored size; `within`: the rendition distance (`reach`); `apart`:
+    per pair, told apart by the check."""
+    width, height = np.asarray(width, np.int64), np.asarray(height, np.int64)
+    if not len(pairs):
+        return np.zeros(0, bool)
+    _, size, counts = np.unique((width << 32) | height, return_inverse=True, return_counts=True)
+    size = size.reshape(-1).astype(np.int64)
+    standard = counts[size] >= STANDARD
+    i, j = np.asarray(pairs.i), np.asarray(pairs.j)
+    looked = np.flatnonzero(standard[i] & standard[j] & (size[i] != size[j]))
+    # each looked-at pair in both directions: picture `src`'s candidate `dst`, of size `size[dst]`
+    m = len(looked)
+    src, dst = np.concatenate([i[looked], j[looked]]), np.concatenate([j[looked], i[looked]])
+    among = src * len(counts) + size[dst]  # a picture's candidates of one other size
+    order = np.lexsort((np.concatenate([pairs.d[looked]] * 2), among))
+    first = np.ones(2 * m, bool)  # each picture's nearest candidate of each other standard size
+    first[1:] = among[order][1:] != among[order][:-1]
+    nearest = np.zeros(2 * m, bool)
+    nearest[order[first]] = True
+    mutual = np.zeros(len(pairs), bool)
+    mutual[looked] = nearest[:m] & nearest[m:]
+    longer_i, longer_j = np.maximum(width[pairs.i], height[pairs.i]), np.maximum(width[pairs.j], height[pairs.j])
+    scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
+    proportion = np.abs(np.log(np.maximum(1, width[pairs.i] * height[pairs.j]) / np.maximum(1, height[pairs.i] * width[pairs.j])))
+    out = mutual & (scale >= SCALE) & (proportion <= PROPORTION) & (np.asarray(pairs.d) < within)
+    if apart is not None:
+        out &= ~np.asarray(apart, bool)
+    return out
