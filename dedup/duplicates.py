@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from dedup.pairs import Pairs, among, rows_of, union_pairs
 from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_votes, through_windows, undescribed, windows_against
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
-from dedup.renditions import are_renditions, reach
+from dedup.renditions import are_renditions, marked, reach
 from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
 
@@ -105,9 +106,11 @@ def find_duplicates(
         candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
         frames = (index.rows.height, index.rows.width)
         pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
+        sizes = Pairs.empty()  # pairs taken as two sizes of one picture, which the keypoints did not confirm
         if renditions and isinstance(policy, CheckedPolicy):
-            kept = union_pairs(kept, pairs[are_renditions(pairs, index.rows.width, index.rows.height,
-                                                          reach(policy.encoder_threshold, policy.threshold), decision.told_apart)])
+            sizes = pairs[are_renditions(pairs, index.rows.width, index.rows.height, reach(policy.encoder_threshold, policy.threshold),
+                                         decision.told_apart) & ~decision.keep]
+            kept, verified = union_pairs(kept, sizes), replace(verified, renditions=len(sizes))
         memo.checkpoint()
         if pasted and isinstance(policy, CheckedPolicy):
             inside = through_pasted(index, index, policy, pairs, memo, match, threads, on_progress, looker)
@@ -160,6 +163,7 @@ def find_duplicates(
     groups = describe_groups(sets, involved, rows, rank, by_path,
                              page_members(sets, len(ids), np.searchsorted(ids, pages), np.searchsorted(ids, shown)),
                              keep_tiers(rows, keep, by_path, last, drawn=True), behind)
+    groups = marked(groups, index.rows.path[sizes.i], index.rows.path[sizes.j])
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
     if nothing_differs:
@@ -184,7 +188,7 @@ def _sum(a: Verified | None, b: Verified | None) -> Verified | None:
     if a is None or b is None:
         return a or b
     return Verified(a.candidates + b.candidates, a.confirmed + b.confirmed, a.unreadable + b.unreadable,
-                    a.told_apart + b.told_apart)
+                    a.told_apart + b.told_apart, a.renditions + b.renditions)
 
 
 def find_against(

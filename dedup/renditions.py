@@ -21,9 +21,13 @@ the held-out ones.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 
 from dedup.pairs import Pairs
+from dedup.results import Group
 
 STANDARD = 20  # pictures that share a size for it to be one of the catalog's standard sizes
 SCALE = 1.3  # the longer sides of two renditions differ at least this much
@@ -67,4 +71,19 @@ def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: 
     out = mutual & (scale >= SCALE) & (proportion <= PROPORTION) & (np.asarray(pairs.d) < within)
     if apart is not None:
         out &= ~np.asarray(apart, bool)
+    return out
+
+
+def marked(groups: list[Group], a: Sequence[str], b: Sequence[str]) -> list[Group]:
+    """`groups` with `Member.rendition` set on each member whose pair with its keeper is one of
+    the rendition pairs (`a[k]`, `b[k]`, catalog paths)."""
+    if not len(a):
+        return groups
+    pairs = {frozenset(p) for p in zip(a, b)}
+    out = []
+    for g in groups:
+        if any(frozenset((g.keep, m.path)) in pairs for m in g.members):
+            g = replace(g, members=tuple(replace(m, rendition=True) if frozenset((g.keep, m.path)) in pairs else m
+                                         for m in g.members))
+        out.append(g)
     return out

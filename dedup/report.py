@@ -57,7 +57,8 @@ def _duplicates_head(report: DuplicateReport) -> dict[str, Any]:
 def _group_dict(g: Group) -> dict[str, Any]:
     return {"keep": g.keep, "max_distance": g.max_distance, "exact": g.exact,
             "members": [{"path": m.path, "distance": m.distance, **({"page": True} if m.page else {}),
-                         **({"more_pixels_only": True} if m.more_pixels_only else {})} for m in g.members]}
+                         **({"more_pixels_only": True} if m.more_pixels_only else {}),
+                         **({"rendition": True} if m.rendition else {})} for m in g.members]}
 
 
 def render_duplicates(report: DuplicateReport, fmt: Format) -> str:
@@ -107,6 +108,8 @@ def _note(m: Member) -> str:
     """What the table says after a member's path: why a member with more pixels is not the keeper."""
     if m.page:
         return "  (shows another member pasted into it)"
+    if m.rendition:
+        return "  (the keeper at another size: each the other's nearest there)"
     return "  (more pixels, no more of the picture)" if m.more_pixels_only else ""
 
 
@@ -122,6 +125,8 @@ def duplicates_summary(report: DuplicateReport) -> str:
         text += f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs"
         if v.told_apart:
             text += f" ({v.told_apart} more told apart by a differing detail, colourway or part)"
+        if v.renditions:
+            text += f"; {v.renditions} more taken as two sizes of one picture"
         if v.unreadable:
             text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
     if report.left_out:

@@ -12,6 +12,7 @@ class Member:
     distance: float  # to the keeper
     page: bool = False  # holds another member's picture pasted into it (a screenshot of it; `dedup.parts`)
     more_pixels_only: bool = False  # more pixels than the keeper, no more of the picture (turned onto a larger canvas, stretched)
+    rendition: bool = False  # the keeper at another of the catalog's standard sizes, no keypoints confirming (`dedup.renditions`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Verified:
     confirmed: int
     unreadable: int  # pairs with a file that could not be read, judged on distance alone
     told_apart: int = 0  # pairs the keypoints confirmed that differ in a detail or a colourway (`dedup.details`)
+    renditions: int = 0  # pairs the keypoints did not confirm, taken as two sizes of one picture (`dedup.renditions`)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from dedup.results import DuplicateReport
 THUMB_SIDE = 256
 ALL_PAIRS = 6  # in sets up to this size, where every two members differ is known, whichever is kept
 THUMBS = "thumbs"
+RENDITION = "the keeper at another of the catalog's standard sizes, each the other's nearest there; no keypoints confirm it"
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def build_review(report: DuplicateReport, out: Path, *, workers: int | None = No
                 "size": int(rows.size[k]), "mtime": _iso(int(rows.mtime_ns[k])), "format": formats.get(digest),
                 "distance": m.distance, "hash": digest, "error": errors.get(digest), "page": m.page,
                 "more_pixels_only": m.more_pixels_only,
-                "check": "exact copy" if g.exact else ("confirmed by the keypoint check" if checked else "distance only"),
+                "check": "exact copy" if g.exact else (RENDITION if m.rendition else "confirmed by the keypoint check"
+                                                       if checked else "distance only"),
                 "differs": s.to_dict() if (s := found.get((m.path, g.keep))) else None,
             })
         sets.append({"id": n, "keep": g.keep, "exact": g.exact, "max_distance": g.max_distance,

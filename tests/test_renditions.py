@@ -10,7 +10,9 @@ from PIL import Image, ImageDraw
 
 from dedup.duplicates import find_duplicates
 from dedup.pairs import Pairs, sorted_pairs
-from dedup.renditions import STANDARD, are_renditions, reach
+from dedup.renditions import STANDARD, are_renditions, marked, reach
+from dedup.report import duplicates_summary, render_duplicates
+from dedup.results import Group, Member
 
 N = STANDARD  # pictures at each of two standard sizes: rows 0..N-1 at 32 px, N..2N-1 at 64 px
 
@@ -60,6 +62,14 @@ def test_the_rendition_distance_lies_between_the_encoder_threshold_and_the_candi
     assert reach(0.5, 0.4) == 0.5  # a candidate distance below the threshold reaches no further
 
 
+def test_a_member_is_marked_when_its_pair_with_the_keeper_is_a_rendition_pair():
+    group = Group("a.png", 0.5, False, (Member("a.png", 0.0), Member("b.png", 0.4), Member("c.png", 0.5)))
+    other = Group("d.png", 0.1, False, (Member("d.png", 0.0), Member("e.png", 0.1)))
+    out = marked([group, other], ["b.png", "c.png"], ["a.png", "b.png"])  # (b, c) is no pair with the keeper
+    assert [m.rendition for m in out[0].members] == [False, True, False] and out[1] is other
+    assert marked([group], [], []) == [group]
+
+
 def _drawing(rng: np.random.Generator) -> Image.Image:
     im = Image.new("RGB", (256, 256), "white")
     draw = ImageDraw.Draw(im)
@@ -87,9 +97,16 @@ def test_find_duplicates_joins_drawings_with_their_32_px_renditions_that_the_key
         im.resize((32, 32), Image.Resampling.LANCZOS).save(catalog / f"i{k:02d}_32.png")
     subprocess.run([sys.executable, "-m", "dedup", "index", str(catalog), "--index", str(tmp_path / "idx"), "-q"], check=True)
 
-    def sets(renditions: bool) -> set[frozenset[str]]:
-        return {frozenset(m.path for m in g.members) for g in find_duplicates(tmp_path / "idx", renditions=renditions).groups}
+    def sets(report) -> set[frozenset[str]]:
+        return {frozenset(m.path for m in g.members) for g in report.groups}
 
-    without, found = sets(False), sets(True)
+    plain, report = find_duplicates(tmp_path / "idx", renditions=False), find_duplicates(tmp_path / "idx")
+    without, found = sets(plain), sets(report)
     assert without < found
     assert all(len(s) == 2 and len({p.split("_")[0] for p in s}) == 1 for s in found)  # a drawing and its rendition
+    marked = {frozenset(m.path for m in g.members) for g in report.groups if any(m.rendition for m in g.members)}
+    assert marked == found - without and report.verified.renditions == len(marked) and plain.verified.renditions == 0
+    for g in report.groups:
+        assert not any(m.rendition for m in g.members if m.path == g.keep)
+    assert f"{len(marked)} more taken as two sizes of one picture" in duplicates_summary(report)
+    assert '"rendition": true' in render_duplicates(report, "json")
