@@ -107,10 +107,22 @@ def _closest_first(n: int, pairs: Pairs, rank: np.ndarray) -> list[np.ndarray]:
 
 
 def _components(n: int, pairs: Pairs) -> list[np.ndarray]:
-    """Connected components by vectorised min-label propagation with pointer jumping."""
-    label = np.arange(n, dtype=np.int64)
+    """Connected components of at least two ids (`component_labels`)."""
     if len(pairs) == 0:
         return []
+    label = component_labels(n, pairs)
+    touched = np.unique(np.concatenate([pairs.i, pairs.j]))
+    lab = label[touched]
+    order = np.argsort(lab, kind="stable")
+    lab, ids = lab[order], touched[order]
+    cuts = np.flatnonzero(np.diff(lab)) + 1
+    return [np.sort(g) for g in np.split(ids, cuts) if len(g) > 1]
+
+
+def component_labels(n: int, pairs: Pairs) -> np.ndarray:
+    """Per id, the smallest id of its connected component in the pair graph (vectorised
+    min-label propagation with pointer jumping)."""
+    label = np.arange(n, dtype=np.int64)
     i, j = pairs.i, pairs.j
     while True:
         li, lj = label[i], label[j]
@@ -124,11 +136,5 @@ def _components(n: int, pairs: Pairs) -> list[np.ndarray]:
                 break
             new = jumped
         if np.array_equal(new, label):
-            break
+            return label
         label = new
-    touched = np.unique(np.concatenate([i, j]))
-    lab = label[touched]
-    order = np.argsort(lab, kind="stable")
-    lab, ids = lab[order], touched[order]
-    cuts = np.flatnonzero(np.diff(lab)) + 1
-    return [np.sort(g) for g in np.split(ids, cuts) if len(g) > 1]

@@ -10,8 +10,9 @@ each other. A candidate pair is taken as two renditions of one picture when:
   share, as an icon theme's sizes or a shop's thumbnails do;
 - the two sizes are at least `SCALE` apart, in one proportion (`PROPORTION`): one picture at
   another scale, not two drawings of one frame (cards of two decks drawn at one height);
-- each is the other's nearest candidate among the pictures stored at its size;
-- they are closer than the policy's rendition distance (`reach`);
+- each is the other's nearest candidate among the pictures stored at its size, and they are
+  closer than the policy's rendition distance (`reach`); or the two are joined through such
+  pairs (an icon's 32- and 256-px renditions, each the nearest of its 48-px one);
 - the check did not tell them apart (a differing detail or colourway, `dedup.details`).
 
 Two pictures of one size are never renditions: look-alike items of one series are drawn at one
@@ -26,6 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from dedup.cluster import component_labels
 from dedup.pairs import Pairs
 from dedup.results import Group
 
@@ -65,13 +67,14 @@ def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: 
     nearest[order[first]] = True
     mutual = np.zeros(len(pairs), bool)
     mutual[looked] = nearest[:m] & nearest[m:]
-    longer_i, longer_j = np.maximum(width[pairs.i], height[pairs.i]), np.maximum(width[pairs.j], height[pairs.j])
+    longer_i, longer_j = np.maximum(width[i], height[i]), np.maximum(width[j], height[j])
     scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
-    proportion = np.abs(np.log(np.maximum(1, width[pairs.i] * height[pairs.j]) / np.maximum(1, height[pairs.i] * width[pairs.j])))
-    out = mutual & (scale >= SCALE) & (proportion <= PROPORTION) & (np.asarray(pairs.d) < within)
+    proportion = np.abs(np.log(np.maximum(1, width[i] * height[j]) / np.maximum(1, height[i] * width[j])))
+    sizes_apart = standard[i] & standard[j] & (size[i] != size[j]) & (scale >= SCALE) & (proportion <= PROPORTION)
     if apart is not None:
-        out &= ~np.asarray(apart, bool)
-    return out
+        sizes_apart &= ~np.asarray(apart, bool)
+    family = component_labels(len(width), pairs[mutual & sizes_apart & (np.asarray(pairs.d) < within)])
+    return sizes_apart & (family[i] == family[j])
 
 
 def marked(groups: list[Group], a: Sequence[str], b: Sequence[str]) -> list[Group]:

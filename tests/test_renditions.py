@@ -43,6 +43,17 @@ def test_two_pictures_of_two_standard_sizes_each_the_others_nearest_there_are_re
     assert not verdict[(1, N + 1)]  # N + 1's nearest 32-px picture is 0
 
 
+def test_two_sizes_of_one_picture_joined_through_a_third_are_renditions_at_any_candidate_distance():
+    width = height = np.array([32] * N + [48] * N + [256] * N)
+    pairs = _pairs((0, N, 0.5), (N, 2 * N, 0.5), (0, 2 * N, 0.78), (0, 2 * N + 1, 0.79), (N, N + 1, 0.1))
+    verdict = _verdict(pairs, width, height)
+    assert verdict[(0, N)] and verdict[(N, 2 * N)]  # each the other's nearest at its size, closer than 0.65
+    assert verdict[(0, 2 * N)]  # beyond 0.65, but both are renditions of N
+    assert not verdict[(0, 2 * N + 1)] and not verdict[(N, N + 1)]  # not of that family; one size
+    apart = (pairs.i == 0) & (pairs.j == 2 * N)  # told apart by the check
+    assert not _verdict(pairs, width, height, apart=apart)[(0, 2 * N)]
+
+
 def test_renditions_need_standard_sizes_a_scale_apart_one_proportion_the_distance_and_no_verdict_apart():
     pairs = _pairs((0, N, 0.5))
     assert _verdict(pairs, *_sizes())[(0, N)]
@@ -51,7 +62,7 @@ def test_renditions_need_standard_sizes_a_scale_apart_one_proportion_the_distanc
     assert not _verdict(pairs, *_sizes(large=(36, 36)))[(0, N)]  # 36 px is no other scale of 32 px
     assert not _verdict(pairs, *_sizes(large=(64, 48)))[(0, N)]  # another proportion
     assert _verdict(pairs, *_sizes(small=(40, 30), large=(80, 60)))[(0, N)]  # one proportion, not square
-    assert not _verdict(pairs, *_sizes(), within=0.4)[(0, N)]  # too far
+    assert not _verdict(pairs, *_sizes(), within=0.4)[(0, N)]  # too far, and joined through no other rendition
     assert not _verdict(pairs, *_sizes(), apart=np.array([True]))[(0, N)]  # the check told them apart
     assert are_renditions(Pairs.empty(), *_sizes(), 0.65).shape == (0,)
 
