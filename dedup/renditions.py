@@ -43,7 +43,7 @@ def reach(encoder_threshold: float, candidates: float) -> float:
 
 
 def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: float,
-               apart: np.ndarray | None = None) -> np.ndarray:
+                   apart: np.ndarray | None = None) -> np.ndarray:
     """Per candidate pair of `pairs` (rows i < j of one catalog, as `CheckedPolicy.candidates`
     finds them): whether its two pictures are renditions of one (the module's rules). `width`
     and `height`: every row's stored size; `within`: the rendition distance (`reach`); `apart`:
