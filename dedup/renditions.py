@@ -10,9 +10,11 @@ each other. A candidate pair is taken as two renditions of one picture when:
   share, as an icon theme's sizes or a shop's thumbnails do;
 - the two sizes are at least `SCALE` apart, in one proportion (`PROPORTION`): one picture at
   another scale, not two drawings of one frame (cards of two decks drawn at one height);
-- each is the other's nearest candidate among the pictures stored at its size, and they are
-  closer than the policy's rendition distance (`reach`); or the two are joined through such
-  pairs (an icon's 32- and 256-px renditions, each the nearest of its 48-px one);
+- each is the other's nearest candidate among the pictures stored at its size, they are closer
+  than the policy's rendition distance (`reach`), and neither is told apart by the check from a
+  picture as near the other (a 48-px thumbnail no longer shows the letter that tells two items
+  of a series apart); or the two are joined through such pairs (an icon's 32- and 256-px
+  renditions, each the nearest of its 48-px one);
 - the check did not tell them apart (a differing detail or colourway, `dedup.details`).
 
 Two pictures of one size are never renditions: look-alike items of one series are drawn at one
@@ -71,10 +73,29 @@ def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: 
     scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
     proportion = np.abs(np.log(np.maximum(1, width[i] * height[j]) / np.maximum(1, height[i] * width[j])))
     sizes_apart = standard[i] & standard[j] & (size[i] != size[j]) & (scale >= SCALE) & (proportion <= PROPORTION)
+    near = np.asarray(pairs.d) < within
+    seeds = mutual & sizes_apart & near
     if apart is not None:
-        sizes_apart &= ~np.asarray(apart, bool)
-    family = component_labels(len(width), pairs[mutual & sizes_apart & (np.asarray(pairs.d) < within)])
+        apart = np.asarray(apart, bool)
+        sizes_apart &= ~apart
+        seeds &= ~apart & ~_ambiguous(pairs, apart, near, len(width))
+    family = component_labels(len(width), pairs[seeds])
     return sizes_apart & (family[i] == family[j])
+
+
+def _ambiguous(pairs: Pairs, apart: np.ndarray, near: np.ndarray, n: int) -> np.ndarray:
+    """Per pair (a, b): whether the check told a apart from some picture c that is a candidate
+    of b within reach (`near`), or b from one within reach of a."""
+    i, j = np.asarray(pairs.i), np.asarray(pairs.j)
+    told_x, told_y = np.concatenate([i[apart], j[apart]]), np.concatenate([j[apart], i[apart]])  # x told apart from y
+    near_y, near_t = np.concatenate([i[near], j[near]]), np.concatenate([j[near], i[near]])  # y's candidate t within reach
+    order = np.argsort(near_y, kind="stable")
+    near_y, near_t = near_y[order], near_t[order]
+    start, end = np.searchsorted(near_y, told_y, "left"), np.searchsorted(near_y, told_y, "right")
+    count = end - start
+    offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count) + np.arange(count.sum())
+    keys = np.unique(np.repeat(told_x, count) * n + near_t[offsets])  # (x, t): x told apart from a picture near t
+    return np.isin(i * n + j, keys) | np.isin(j * n + i, keys)
 
 
 def marked(groups: list[Group], a: Sequence[str], b: Sequence[str]) -> list[Group]:

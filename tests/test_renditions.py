@@ -54,6 +54,16 @@ def test_two_sizes_of_one_picture_joined_through_a_third_are_renditions_at_any_c
     assert not _verdict(pairs, width, height, apart=apart)[(0, 2 * N)]
 
 
+def test_a_thumbnail_as_near_two_pictures_the_check_told_apart_is_no_rendition():
+    width = height = np.array([48] * N + [512] * N)
+    pairs = _pairs((0, N, 0.31), (0, N + 1, 0.3), (N, N + 1, 0.2), (1, N + 2, 0.3))
+    apart = (pairs.i == N) & (pairs.j == N + 1)  # two items of a series, told apart by a differing letter
+    assert _verdict(pairs, width, height)[(0, N + 1)]  # each the other's nearest, when nothing was told apart
+    verdict = _verdict(pairs, width, height, apart=apart)
+    assert not verdict[(0, N + 1)] and not verdict[(0, N)]  # the thumbnail could be either
+    assert verdict[(1, N + 2)]  # another thumbnail, near one picture only
+
+
 def test_renditions_need_standard_sizes_a_scale_apart_one_proportion_the_distance_and_no_verdict_apart():
     pairs = _pairs((0, N, 0.5))
     assert _verdict(pairs, *_sizes())[(0, N)]
