@@ -105,7 +105,9 @@ def iter_duplicates(report: DuplicateReport, fmt: Format, sets_per_chunk: int = 
 
 
 def _note(m: Member) -> str:
-    """What the table says after a member's path: why a member with more pixels is not the keeper."""
+    """What the table says after a member's path: that it shows another member pasted into it, is
+    the keeper at another of the catalog's sizes, or has more pixels than the keeper but no more of
+    the picture."""
     if m.page:
         return "  (shows another member pasted into it)"
     if m.rendition:
@@ -125,10 +127,10 @@ def duplicates_summary(report: DuplicateReport) -> str:
         text += f"; keypoint check confirmed {v.confirmed} of {v.candidates} close pairs"
         if v.told_apart:
             text += f" ({v.told_apart} more told apart by a differing detail, colourway or part)"
-        if v.renditions:
-            text += f"; {v.renditions} more taken as two sizes of one picture"
         if v.unreadable:
             text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
+        if v.renditions:
+            text += f"; {v.renditions} more taken as two sizes of one picture"
     if report.left_out:
         text += f"; {report.left_out} sets where a member differs from its keeper left out"
     return text
