@@ -1,6 +1,7 @@
 """Icon renditions: find-duplicates on an icon library whose sizes are redrawn, not scaled.
 
     python -m benchmarks.icons [--model default] [--icons 250] [--out benchmarks/out/icons]
+    python -m benchmarks.icons --themes gnome adwaita --icons 400 --out benchmarks/out/icons-val   # validation libraries
 
 For each benchmark theme of `recipes/icons.py` (designers the default encoder never trained on;
 installed with apt when missing), a catalog holds up to `--icons` of its icons, each as the theme
@@ -8,7 +9,9 @@ ships it (PNG with transparency) at every size of 32 to 256 px it has. The rendi
 are duplicates of one another; two icons are different items. `dedup index` and `find-duplicates`
 run as a user runs them, at the defaults and with `--no-verify`; perceptual hashes are scored at
 their best Hamming threshold on the same catalog (tuned on it, so an upper bound for them).
-Headline figures go to `--json` for the model card.
+Headline figures go to `--json` for the model card. `--themes` builds the libraries of other
+themes, such as the validation libraries (gnome, adwaita: never trained on by the shipped encoder,
+so decisions may be taken on them); their figures go to `--json` only when it is given.
 """
 from __future__ import annotations
 
@@ -53,13 +56,19 @@ def main() -> None:
     ap.add_argument("--icons", type=int, default=250, help="Icons per theme (seeded sample).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/icons"))
-    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/icons.json"))
+    ap.add_argument("--themes", nargs="+", choices=sorted(icons.THEMES), default=list(icons.BENCHMARK),
+                    help="Themes to build libraries of (default: the benchmark's; gnome and adwaita are validation "
+                         "libraries, which decisions may be taken on).")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="Where the figures go (default: benchmarks/results/icons.json for the benchmark's themes).")
     args = ap.parse_args()
-    icons.ensure(icons.BENCHMARK)
+    held_out = tuple(args.themes) == icons.BENCHMARK
+    args.json = args.json or (Path("benchmarks/results/icons.json") if held_out else None)
+    icons.ensure(args.themes)
     figures = {}
     print("| theme | images | true pairs | mode | precision | recall | F1 | target met |")
     print("|---|---|---|---|---|---|---|---|")
-    for theme in icons.BENCHMARK:
+    for theme in args.themes:
         out = (args.out / theme).resolve()
         if out.exists():
             shutil.rmtree(out)
@@ -89,11 +98,12 @@ def main() -> None:
                                                                       (round(v, 4) for v in best["center"])))},
         }
     command = "python -m benchmarks.icons" + (f" --icons {args.icons}" if args.icons != 250 else "") + (
-        f" --seed {args.seed}" if args.seed else "")
+        f" --seed {args.seed}" if args.seed else "") + ("" if held_out else " --themes " + " ".join(args.themes))
     doc = {"benchmark": "icons", "command": command, "date": time.strftime("%Y-%m-%d"),
            "machine": f"{os.cpu_count()}-core CPU", "model": args.model, "sizes": SIZES, "target": TARGET, "themes": figures}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":
