@@ -23,7 +23,7 @@ from dedup.pairs import Pairs, among, rows_of, union_pairs
 from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_votes, through_windows, undescribed, windows_against
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
-from dedup.renditions import are_renditions, marked, reach
+from dedup.renditions import marked, reach, rendition_pairs
 from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
 
@@ -108,8 +108,9 @@ def find_duplicates(
         pages, shown = composites(kept, nested.maps, index.picture, threads, frames, memo.judge(which_composite))  # pasted, or padded
         sizes = Pairs.empty()  # pairs taken as two sizes of one picture, which the keypoints did not confirm
         if renditions and isinstance(policy, CheckedPolicy):
-            sizes = pairs[are_renditions(pairs, index.rows.width, index.rows.height, reach(policy.encoder_threshold, policy.threshold),
-                                         decision.told_apart) & ~decision.keep]
+            sizes = rendition_pairs(pairs, index.rows.width, index.rows.height, reach(policy.encoder_threshold, policy.threshold),
+                                    vectors, decision.told_apart)
+            sizes = sizes[~among(sizes, kept)]
             kept, verified = union_pairs(kept, sizes), replace(verified, renditions=len(sizes))
         memo.checkpoint()
         if pasted and isinstance(policy, CheckedPolicy):

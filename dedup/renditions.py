@@ -14,7 +14,9 @@ each other. A candidate pair is taken as two renditions of one picture when:
   than the policy's rendition distance (`reach`), and neither is told apart by the check from a
   picture as near the other (a 48-px thumbnail no longer shows the letter that tells two items
   of a series apart); or the two are joined through such pairs (an icon's 32- and 256-px
-  renditions, each the nearest of its 48-px one);
+  renditions, each the nearest of its 48-px one). Every two sizes of such a family are
+  paired, candidates or not (`rendition_pairs`): the candidate search bounds what the check
+  looks at, not which sizes one picture has;
 - the check did not tell them apart (a differing detail or colourway, `dedup.details`).
 
 Two pictures of one size are never renditions: look-alike items of one series are drawn at one
@@ -30,13 +32,14 @@ from dataclasses import replace
 import numpy as np
 
 from dedup.cluster import component_labels
-from dedup.pairs import Pairs
+from dedup.pairs import Pairs, sorted_pairs
 from dedup.results import Group
 
 STANDARD = 20  # pictures that share a size for it to be one of the catalog's standard sizes
 SCALE = 1.3  # the longer sides of two renditions differ at least this much
 PROPORTION = 0.05  # ... and their proportions (width / height) at most this much (as a log ratio)
 REACH = 2 / 3  # the rendition distance: this share of the way from the encoder's threshold to the candidate distance
+FAMILY = 16  # a family of more pictures pairs only its candidates (a chain gone astray stays bounded)
 
 
 def reach(encoder_threshold: float, candidates: float) -> float:
@@ -81,6 +84,37 @@ def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: 
         seeds &= ~apart & ~_ambiguous(pairs, apart, near, len(width))
     family = component_labels(len(width), pairs[seeds])
     return sizes_apart & (family[i] == family[j])
+
+
+def rendition_pairs(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: float, vectors: np.ndarray,
+                    apart: np.ndarray | None = None) -> Pairs:
+    """The pairs of pictures that are renditions of one (`are_renditions` on the candidate
+    `pairs`), and every other two pictures of one family of renditions stored at two sizes as
+    the rules ask, at the distance of their `vectors`; never a pair told apart (`apart`)."""
+    found = pairs[are_renditions(pairs, width, height, within, apart)]
+    if not len(found):
+        return found
+    width, height = np.asarray(width, np.int64), np.asarray(height, np.int64)
+    label = component_labels(len(width), found)
+    members = np.unique(np.concatenate([found.i, found.j]))
+    members = members[np.argsort(label[members], kind="stable")]
+    parts_i, parts_j = [found.i], [found.j]
+    for family in np.split(members, np.flatnonzero(np.diff(label[members])) + 1):
+        if len(family) <= FAMILY:
+            a, b = np.triu_indices(len(family), 1)
+            parts_i.append(np.minimum(family[a], family[b]))
+            parts_j.append(np.maximum(family[a], family[b]))
+    i, j = np.concatenate(parts_i), np.concatenate(parts_j)
+    longer_i, longer_j = np.maximum(width[i], height[i]), np.maximum(width[j], height[j])
+    scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
+    proportion = np.abs(np.log(np.maximum(1, width[i] * height[j]) / np.maximum(1, height[i] * width[j])))
+    keep = (scale >= SCALE) & (proportion <= PROPORTION)
+    if apart is not None and np.any(apart):
+        told = pairs[np.asarray(apart, bool)]
+        keep &= ~np.isin(i * len(width) + j, told.i * len(width) + told.j)
+    i, j = i[keep], j[keep]
+    d = np.sqrt(np.maximum(((vectors[i].astype(np.float32) - vectors[j].astype(np.float32)) ** 2).sum(axis=1), 0))
+    return sorted_pairs([i], [j], [d.astype(np.float32)], unique=True)
 
 
 def _ambiguous(pairs: Pairs, apart: np.ndarray, near: np.ndarray, n: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from dedup.duplicates import find_duplicates
 from dedup.pairs import Pairs, sorted_pairs
-from dedup.renditions import STANDARD, are_renditions, marked, reach
+from dedup.renditions import STANDARD, are_renditions, marked, reach, rendition_pairs
 from dedup.report import duplicates_summary, render_duplicates
 from dedup.results import Group, Member
 
@@ -62,6 +62,22 @@ def test_a_thumbnail_as_near_two_pictures_the_check_told_apart_is_no_rendition()
     verdict = _verdict(pairs, width, height, apart=apart)
     assert not verdict[(0, N + 1)] and not verdict[(0, N)]  # the thumbnail could be either
     assert verdict[(1, N + 2)]  # another thumbnail, near one picture only
+
+
+def test_every_two_sizes_of_a_family_are_paired_even_beyond_the_candidates():
+    width = height = np.array([32] * N + [48] * N + [256] * N)
+    vectors = np.zeros((3 * N, 64), np.float32)
+    vectors[:, 0] = 1.0
+    vectors[2 * N] = np.eye(64, dtype=np.float32)[1]  # the 256-px rendition: far from the 32-px one (distance √2)
+    pairs = _pairs((0, N, 0.5), (N, 2 * N, 0.5))  # (0, 2N) is no candidate
+    found = rendition_pairs(pairs, width, height, 0.65, vectors)
+    assert list(zip(found.i.tolist(), found.j.tolist())) == [(0, N), (0, 2 * N), (N, 2 * N)]
+    assert found.d[1] == pytest.approx(np.sqrt(2), abs=1e-6)  # at the vectors' distance
+    with_told = _pairs((0, N, 0.5), (N, 2 * N, 0.5), (0, 2 * N, 0.7))
+    told = (with_told.i == 0) & (with_told.j == 2 * N)
+    found = rendition_pairs(with_told, width, height, 0.65, vectors, told)
+    assert (0, 2 * N) not in set(zip(found.i.tolist(), found.j.tolist()))  # the check told them apart
+    assert len(rendition_pairs(Pairs.empty(), width, height, 0.65, vectors)) == 0
 
 
 def test_renditions_need_standard_sizes_a_scale_apart_one_proportion_the_distance_and_no_verdict_apart():
