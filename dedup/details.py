@@ -159,6 +159,13 @@ class Picture:
         return cv2.GaussianBlur(_grey(rgb), (0, 0), FRAMED_SIGMA)
 
     @_once
+    def framed_edges(self) -> np.ndarray:
+        """`framed_grey`'s gradient magnitude, blurred by `FRAMED_SIGMA`."""
+        grey = self.framed_grey
+        return cv2.GaussianBlur(cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (0, 0),
+                                FRAMED_SIGMA)
+
+    @_once
     def flat_drawing(self) -> bool:
         """Whether at least `FRAMED_FLAT` of its box is flat: `framed_grey`'s `FLAT_WINDOW`-pixel
         neighbourhood deviates less than `FLAT_LEVEL` grey levels there."""
@@ -624,7 +631,7 @@ def framed_map(a: Picture, b: Picture) -> np.ndarray | None:
     if not (a.flat_drawing and b.flat_drawing):
         return None
     (box_a, grey_a), (box_b, grey_b) = (a.box, a.framed_grey), (b.box, b.framed_grey)
-    edges_a, edges_b = _edge_strength(grey_a), _edge_strength(grey_b)
+    edges_a, edges_b = a.framed_edges, b.framed_edges
     (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box_a, box_b
     sx, sy = (bx1 - bx0) / (ax1 - ax0), (by1 - by0) / (ay1 - ay0)
     inside = np.zeros(grey_a.shape, np.uint8)
@@ -655,12 +662,6 @@ def _correlation(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
     if spread < 1e-6:
         return 0.0
     return cv2.mean(cv2.multiply(x - np.float32(mean_x[0, 0]), y - np.float32(mean_y[0, 0])), mask=mask)[0] / spread
-
-
-def _edge_strength(grey: np.ndarray) -> np.ndarray:
-    """The gradient's magnitude of a float32 grey picture, blurred by `FRAMED_SIGMA`."""
-    return cv2.GaussianBlur(cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)), (0, 0),
-                            FRAMED_SIGMA)
 
 
 def _per_pair(judged: Callable[[Picture, Picture, np.ndarray], bool], i: Sequence[int], j: Sequence[int],

@@ -53,9 +53,17 @@ def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: 
     finds them): whether its two pictures are renditions of one (the module's rules). `width`
     and `height`: every row's stored size; `within`: the rendition distance (`reach`); `apart`:
     per pair, told apart by the check."""
-    width, height = np.asarray(width, np.int64), np.asarray(height, np.int64)
+    eligible, family = _families(pairs, np.asarray(width, np.int64), np.asarray(height, np.int64), within, apart)
+    return eligible & (family[pairs.i] == family[pairs.j])
+
+
+def _families(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: float,
+              apart: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, whether its two pictures are stored at two standard sizes as the rules ask and
+    not told apart; and per row, its family (`component_labels` of the rendition pairs the rules
+    seed it with: mutual nearest, within reach, not ambiguous)."""
     if not len(pairs):
-        return np.zeros(0, bool)
+        return np.zeros(0, bool), np.arange(len(width))
     _, size, counts = np.unique((width << 32) | height, return_inverse=True, return_counts=True)
     size = size.reshape(-1).astype(np.int64)
     standard = counts[size] >= STANDARD
@@ -72,18 +80,22 @@ def are_renditions(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: 
     nearest[order[first]] = True
     mutual = np.zeros(len(pairs), bool)
     mutual[looked] = nearest[:m] & nearest[m:]
-    longer_i, longer_j = np.maximum(width[i], height[i]), np.maximum(width[j], height[j])
-    scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
-    proportion = np.abs(np.log(np.maximum(1, width[i] * height[j]) / np.maximum(1, height[i] * width[j])))
-    sizes_apart = standard[i] & standard[j] & (size[i] != size[j]) & (scale >= SCALE) & (proportion <= PROPORTION)
+    sizes_apart = standard[i] & standard[j] & (size[i] != size[j]) & _rescaled(i, j, width, height)
     near = np.asarray(pairs.d) < within
     seeds = mutual & sizes_apart & near
     if apart is not None:
         apart = np.asarray(apart, bool)
         sizes_apart &= ~apart
         seeds &= ~apart & ~_ambiguous(pairs, apart, near, len(width))
-    family = component_labels(len(width), pairs[seeds])
-    return sizes_apart & (family[i] == family[j])
+    return sizes_apart, component_labels(len(width), pairs[seeds])
+
+
+def _rescaled(i: np.ndarray, j: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Per pair (i, j): whether the two stored sizes are `SCALE` apart or more, in one proportion."""
+    longer_i, longer_j = np.maximum(width[i], height[i]), np.maximum(width[j], height[j])
+    scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
+    proportion = np.abs(np.log(np.maximum(1, width[i] * height[j]) / np.maximum(1, height[i] * width[j])))
+    return (scale >= SCALE) & (proportion <= PROPORTION)
 
 
 def rendition_pairs(pairs: Pairs, width: np.ndarray, height: np.ndarray, within: float, vectors: np.ndarray,
@@ -91,11 +103,11 @@ def rendition_pairs(pairs: Pairs, width: np.ndarray, height: np.ndarray, within:
     """The pairs of pictures that are renditions of one (`are_renditions` on the candidate
     `pairs`), and every other two pictures of one family of renditions stored at two sizes as
     the rules ask, at the distance of their `vectors`; never a pair told apart (`apart`)."""
-    found = pairs[are_renditions(pairs, width, height, within, apart)]
+    width, height = np.asarray(width, np.int64), np.asarray(height, np.int64)
+    eligible, label = _families(pairs, width, height, within, apart)
+    found = pairs[eligible & (label[pairs.i] == label[pairs.j])]
     if not len(found):
         return found
-    width, height = np.asarray(width, np.int64), np.asarray(height, np.int64)
-    label = component_labels(len(width), found)
     members = np.unique(np.concatenate([found.i, found.j]))
     members = members[np.argsort(label[members], kind="stable")]
     parts_i, parts_j = [found.i], [found.j]
@@ -105,10 +117,7 @@ def rendition_pairs(pairs: Pairs, width: np.ndarray, height: np.ndarray, within:
             parts_i.append(np.minimum(family[a], family[b]))
             parts_j.append(np.maximum(family[a], family[b]))
     i, j = np.concatenate(parts_i), np.concatenate(parts_j)
-    longer_i, longer_j = np.maximum(width[i], height[i]), np.maximum(width[j], height[j])
-    scale = np.maximum(longer_i, longer_j) / np.maximum(1, np.minimum(longer_i, longer_j))
-    proportion = np.abs(np.log(np.maximum(1, width[i] * height[j]) / np.maximum(1, height[i] * width[j])))
-    keep = (scale >= SCALE) & (proportion <= PROPORTION)
+    keep = _rescaled(i, j, width, height)
     if apart is not None and np.any(apart):
         told = pairs[np.asarray(apart, bool)]
         keep &= ~np.isin(i * len(width) + j, told.i * len(width) + told.j)
