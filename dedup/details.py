@@ -22,7 +22,8 @@ what tells them apart:
   drawn on one side only, and in colours of its own.
 - **an exact detail**: two renders that differ in one small spot inside both subjects and
   nowhere else, pixel for pixel (a small letter, a figure in a document's box). A copy differs
-  elsewhere too.
+  elsewhere too, or, when it is a smooth picture resized (a sky), only along the edge where the
+  two overlap.
 
 A flat drawing and its copy (a flag, a sign, stripes) can agree on no keypoint: their corners are
 alike, or repeat. `framed_maps` lays such a pair over by their subjects' boxes instead, when the
@@ -85,6 +86,7 @@ COVERED = 0.8  # `pair_alike`: each picture covers at least this share of the ot
 EXACT_DIFFERENT = 25  # `exact_detail`: grey levels at which a pixel differs, pictures barely blurred (sigma EXACT_SIGMA)
 EXACT_SIGMA = 0.5
 EXACT_AREA = (0.00015, 0.008)  # share of the overlap differing inside the one region (8 to 400 pixels at 256 px)
+EXACT_RIM_PX = 2  # ... and its one region stays further than this from the edge of the overlap
 EXACT_SHIFT_PX, EXACT_TURN = 1.0, 0.01  # a map of two pictures of one size shifting less and turning or scaling less lays them over unmoved
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # the map that leaves a picture where it is (2×3, pixels)
 SPOT_SIGMA, SPOT_PX = 1.0, 5  # `copy_of_first`: the blur, and the differing pixels the spot needs
@@ -345,8 +347,9 @@ def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray, al: Aligned | None
     """Two renders of one design that differ in one small spot and nowhere else, pixel for pixel
     (another letter or figure where everything around it is the same): laid over each other,
     barely blurred, no pixel differs outside one region of `EXACT_AREA`, which lies inside both
-    subjects (no backdrop) and has comparable edges on both sides. A copy is re-encoded, resized or
-    edited, and differs somewhere else too; a caption or sticker put beside or onto a drawing
+    subjects (no backdrop), away from the edge of their overlap (`EXACT_RIM_PX`), and has
+    comparable edges on both sides. A copy is re-encoded, resized or edited, and differs somewhere
+    else too (a smooth picture resized, only along that edge); a caption or sticker put beside or onto a drawing
     touches its backdrop or lies on one side's flat colour. `al`: `b` laid over `a` by `to_b_px`,
     when already at hand."""
     if (a.rgb.shape == b.rgb.shape and np.abs(to_b_px[:, 2]).max() < EXACT_SHIFT_PX
@@ -365,10 +368,17 @@ def exact_detail(a: Picture, b: Picture, to_b_px: np.ndarray, al: Aligned | None
     inside = np.count_nonzero(differs & region)
     if inside < count or not EXACT_AREA[0] <= inside / np.count_nonzero(al.overlap) <= EXACT_AREA[1]:
         return False
-    if al.backdrop[region].any():
+    if al.backdrop[region].any() or _on_rim(differs & region, al.overlap):
         return False
     ei, ej = (_edges(g)[region].mean() for g in (gi, gj))
     return max(ei, ej) > 0 and min(ei, ej) >= DRAWING_EDGE_BALANCE * max(ei, ej)
+
+
+def _on_rim(spot: np.ndarray, overlap: np.ndarray) -> bool:
+    """Does `spot` reach within `EXACT_RIM_PX` of the edge of `overlap`, where the map's
+    resampling meets the picture's border (a thumbnail laid over its picture differs there)?"""
+    inner = cv2.erode(overlap.view(np.uint8), np.ones((2 * EXACT_RIM_PX + 1,) * 2, np.uint8), borderValue=0)
+    return bool((spot & (inner == 0)).any())
 
 
 def copy_of_first(a: Picture, b: Picture, c: Picture, b_to_a: np.ndarray, b_to_c: np.ndarray) -> bool | None:

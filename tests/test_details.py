@@ -19,6 +19,7 @@ from dedup.details import (
     Differences,
     _drawn_only,
     _largest,
+    _on_rim,
     align,
     differing_spots,
     exact_detail,
@@ -83,6 +84,20 @@ def _fine_texture(seed: int) -> Image.Image:
     noise = np.random.default_rng(seed).integers(0, 256, (360, 480, 3)).astype(np.uint8)
     blurred = np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(1.0)), np.float32)
     return Image.fromarray(np.clip((blurred - 128) * 4 + 128, 0, 255).astype(np.uint8))
+
+
+def test_an_exact_spot_on_the_rim_of_the_overlap_is_where_a_thumbnail_was_resampled():
+    # a wallpaper's preview laid over the wallpaper differed in 13 pixels of its last column, and nowhere else
+    overlap = np.zeros((160, 256), bool)
+    overlap[:, :] = True
+    rim, middle = np.zeros_like(overlap), np.zeros_like(overlap)
+    rim[114:127, 255] = True
+    middle[70:80, 120:130] = True
+    assert _on_rim(rim, overlap) and not _on_rim(middle, overlap)
+    overlap[:, 200:] = False  # the other picture covers less: its own edge is a rim too
+    shifted = np.zeros_like(overlap)
+    shifted[114:127, 198] = True
+    assert _on_rim(shifted, overlap) and not _on_rim(middle, overlap)
 
 
 def test_a_mark_in_a_corner_of_a_photo_is_no_detail():
