@@ -78,7 +78,7 @@ def check_probe(model_path: Path, out: Path, icon_index: Path) -> None:
     index = Index.open(icon_index)
     pairs, matches, look = checked_candidates(index, thr, gate)
     labels = np.array([str(p).split("/")[0] for p in index.rows.path])
-    rows = catalog_backgrounds(index.vectors)
+    rows = catalog_backgrounds(index.vectors, thr)
     sizes = np.unique(labels, return_counts=True)[1]
     icon_same, icon_true = labels[pairs.i] == labels[pairs.j], int((sizes * (sizes - 1) // 2).sum())
     icon_normalised = normalised(pairs.d, rows[pairs.i], rows[pairs.j])

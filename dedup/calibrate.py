@@ -137,7 +137,7 @@ def calibrate_pairs(model: Model, files: Sequence[Path], labels: np.ndarray, gat
                            true_pairs=true_total, images=n)
     m = match_pairs(pairs, pictures.__getitem__, gate.side, gate.keypoints, workers)
     look = closer_look(pairs, m, gate, pictures.__getitem__, policy.encoder_threshold, workers)
-    back = catalog_backgrounds(emb)
+    back = catalog_backgrounds(emb, policy.encoder_threshold)
     fold = (labels[pairs.i].astype(np.int64) * 2654435761) % 2  # by item: one item's pairs in one fold
     check, accepted = fit_candidates(gate, pairs.d, m, look, y, fold, policy.encoder_threshold,
                                      normalised(pairs.d, back[pairs.i], back[pairs.j]), typical_background(back))

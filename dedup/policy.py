@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, Union
 
 import cv2
@@ -128,13 +129,13 @@ class CheckedPolicy:
         if not self.check.normalised:
             return None
         look = pairs[np.asarray(pairs.d) < self.threshold]
-        typical = self.check.typical_background
+        measure = partial(backgrounds, typical=self.check.typical_background, threshold=self.encoder_threshold)
         if reference is None:
-            mine = backgrounds(queries, queries, rows_of(look, len(queries)), within=True, typical=typical)
+            mine = measure(queries, queries, rows_of(look, len(queries)), within=True)
             return mine, mine
         catalog = reference()
-        return (backgrounds(catalog, queries, np.unique(look.i), within=False, typical=typical),
-                backgrounds(catalog, catalog, np.unique(look.j), within=True, typical=typical))
+        return (measure(catalog, queries, np.unique(look.i), within=False),
+                measure(catalog, catalog, np.unique(look.j), within=True))
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,

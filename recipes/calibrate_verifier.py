@@ -64,7 +64,7 @@ def candidate_table(model: Path, threshold: float, seed: int, originals: int, ou
     i, j, d = pairs.i, pairs.j, pairs.d
     source = np.array([truth[p][0] for p in paths])
     same = np.array([(a, b) in true for a, b in zip(i.tolist(), j.tolist())])
-    rows = catalog_backgrounds(index.vectors)
+    rows = catalog_backgrounds(index.vectors, threshold)
     return {"d": d, "matches": matches, "look": look, "same": same, "rows": rows, "normalised": normalised(d, rows[i], rows[j]),
             "fold": (source[i] * 2654435761 + seed) % 2, "true_pairs": len(true), "images": len(paths),
             "i": i, "j": j, "source": source}

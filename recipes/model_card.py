@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dedup.background import SAMPLE
+from dedup.background import OWN_COPIES, RANKS, SAMPLE
 from dedup.loading import load_model
 from dedup.model import Model
 
@@ -201,6 +201,7 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         normalised = "" if not v.normalised else (
             " The normalised distance is the distance less the mean of both pictures' background distance (the mean "
             f"distance to their 6th–10th nearest neighbours among up to {SAMPLE:,} of the catalog's pictures, "
+            f"beyond its own copies when it has {RANKS[0]} or more within {OWN_COPIES:g} of the threshold, "
             "`dedup.background`); a picture compared "
             f"without a catalog counts a background of {v.typical_background}.")
         lines.append(

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dedup.background import RANKS, backgrounds, normalised, sample_rows
+from dedup.background import OWN_COPIES, RANKS, backgrounds, normalised, sample_rows
 from dedup.config import NORMALISED_FEATURES, VerifyConfig
 from dedup.keypoints import Matches
 from dedup.pairs import Pairs
@@ -47,6 +47,27 @@ def test_a_row_with_too_few_neighbours_gets_the_typical_background_and_a_few_mor
     got = backgrounds(base, base, np.arange(8), within=True, typical=0.7)
     d = np.sort(np.linalg.norm(base[:, None] - base[None], axis=2) + np.eye(8) * 9, axis=1)
     np.testing.assert_allclose(got, d[:, 5:7].mean(axis=1), atol=1e-5)  # ranks 6 and 7 of seven others
+
+
+def _copies_of(row: np.ndarray, count: int, spread: float, seed: int) -> np.ndarray:
+    x = row + np.random.default_rng(seed).normal(scale=spread, size=(count, row.shape[0])).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_a_picture_stored_many_times_over_takes_its_background_beyond_its_own_copies():
+    others = unit(200, 4)
+    picture = others[:1]
+    copies = _copies_of(picture[0], 12, 0.01, 5)  # the picture at a dozen sizes: all within 0.1 of it
+    base = np.vstack([picture, copies, others[1:]])
+    threshold = 0.4  # the encoder's: copies closer than OWN_COPIES × 0.4 = 0.2 may be its own
+    assert np.linalg.norm(copies - picture, axis=1).max() < OWN_COPIES * threshold
+    plain = backgrounds(base, base, np.array([0]), within=True, typical=9.0)[0]
+    own = backgrounds(base, base, np.array([0]), within=True, typical=9.0, threshold=threshold)[0]
+    beyond = brute(picture, others[1:], within=False)[0]
+    assert plain < 0.1 and own == pytest.approx(beyond, abs=1e-5)  # its copies were its background; now the others are
+    few = np.vstack([picture, copies[:RANKS[0] - 1], others[1:]])  # fewer copies than rank 6: nothing changes
+    assert backgrounds(few, few, np.array([0]), within=True, typical=9.0, threshold=threshold)[0] == pytest.approx(
+        backgrounds(few, few, np.array([0]), within=True, typical=9.0)[0])
 
 
 def test_a_normalising_check_reads_the_distance_against_the_background_and_refuses_to_guess_it():
@@ -110,3 +131,24 @@ def _sampled(catalog: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarr
     d = np.linalg.norm(catalog[rows][:, None].astype(np.float64) - catalog[ids][None], axis=2)
     d[rows[:, None] == ids[None]] = np.inf
     return np.sort(d, axis=1)[:, RANKS[0] - 1 : RANKS[1]].mean(axis=1)
+
+
+def test_a_picture_stored_at_a_dozen_sizes_is_one_set_however_crowded_it_makes_its_neighbourhood(tmp_path):
+    """Its own sizes were its background, so each of them looked no closer to it than its usual
+    neighbours, and the check broke the set into pieces ([4, 4, 2] of 11)."""
+    from fakes import drawing
+
+    from dedup import augment
+    from dedup.duplicates import find_duplicates
+    from dedup.indexer import index_catalog
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    picture = augment.flatten(drawing(7)).convert("RGB")
+    for side in range(96, 257, 16):
+        picture.resize((side, side)).save(catalog / f"shop_{side}.jpg", quality=90)
+    for seed in range(20):
+        augment.flatten(drawing(100 + seed)).convert("RGB").save(catalog / f"other_{seed}.png")
+    index_catalog(catalog, tmp_path / "index")
+    report = find_duplicates(tmp_path / "index")
+    assert [sorted(m.path for m in g.members) for g in report.groups] == [sorted(f"shop_{s}.jpg" for s in range(96, 257, 16))]
