@@ -54,6 +54,7 @@ results: install
 	$(BIN)/python -m benchmarks.icons --model default
 	$(BIN)/python -m benchmarks.cards --model default
 	$(BIN)/python -m benchmarks.documents --model default
+	$(BIN)/python -m benchmarks.sizes --model default --json benchmarks/results/sizes.json
 	$(BIN)/python -m recipes.model_card
 
 train-default: install
