@@ -28,6 +28,7 @@ import numpy as np
 from benchmarks.neardup import modes_of, prf, scored_catalog, write_modes
 from dedup.augment import duplicate
 from dedup.data import open_rgba
+from recipes import apt
 
 DECKS = Path("/usr/share/aisleriot/cards")
 APT_PACKAGES = ("gnome-cards-data", "librsvg2-bin")
@@ -38,12 +39,8 @@ HEIGHT = 256
 
 def ensure() -> None:
     """Install the decks and the SVG renderer with apt when missing (needs root)."""
-    if DECKS.is_dir() and any(DECKS.glob("*.svgz")) and shutil.which("rsvg-convert"):
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit("the card benchmark needs Debian's packages: " + " ".join(APT_PACKAGES))
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=True)
+    if not (DECKS.is_dir() and any(DECKS.glob("*.svgz")) and shutil.which("rsvg-convert")):
+        apt.install(APT_PACKAGES, "the card benchmark")
 
 
 def render(deck: Path, card: str, work: Path) -> bytes | None:

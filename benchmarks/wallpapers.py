@@ -17,14 +17,13 @@ for it). Headline figures go to `--json` when given.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from PIL import Image
 
 from benchmarks.neardup import modes_of, prf, scored_catalog, write_modes
+from recipes import apt
 
 WALLPAPERS = Path("/usr/share/wallpapers")
 PACKAGE = "plasma-workspace-wallpapers"
@@ -33,13 +32,8 @@ RASTER = {".jpg", ".jpeg", ".png", ".webp"}
 
 def ensure() -> None:
     """Install the wallpapers when missing (needs root)."""
-    if WALLPAPERS.is_dir() and any(WALLPAPERS.glob("*/contents")):
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit(f"the wallpapers need Debian's package {PACKAGE}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", PACKAGE], check=True, env=env)
+    if not (WALLPAPERS.is_dir() and any(WALLPAPERS.glob("*/contents"))):
+        apt.install((PACKAGE,), "the wallpaper benchmark")
 
 
 def _kind(size: tuple[int, int], original: tuple[int, int], preview: bool) -> str:

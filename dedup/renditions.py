@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from dedup.cluster import component_labels
-from dedup.pairs import Pairs, sorted_pairs
+from dedup.pairs import Pairs, locate, sorted_pairs
 from dedup.results import Group
 
 STANDARD = 20  # pictures that share a size for it to be one of the catalog's standard sizes
@@ -120,9 +120,10 @@ def rendition_pairs(pairs: Pairs, width: np.ndarray, height: np.ndarray, within:
     keep = _rescaled(i, j, width, height)
     if apart is not None and np.any(apart):
         told = pairs[np.asarray(apart, bool)]
-        keep &= ~np.isin(i * len(width) + j, told.i * len(width) + told.j)
+        told = sorted_pairs([told.i], [told.j], [told.d], unique=True)
+        keep &= ~locate(i, j, told.i, told.j)[0]
     i, j = i[keep], j[keep]
-    d = np.sqrt(np.maximum(((vectors[i].astype(np.float32) - vectors[j].astype(np.float32)) ** 2).sum(axis=1), 0))
+    d = np.sqrt(((vectors[i].astype(np.float32) - vectors[j].astype(np.float32)) ** 2).sum(axis=1))
     return sorted_pairs([i], [j], [d.astype(np.float32)], unique=True)
 
 

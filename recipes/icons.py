@@ -16,14 +16,12 @@ drawings.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from dedup.data import open_rgba
+from recipes import apt
 from recipes.pool import distinct
 
 
@@ -51,13 +49,8 @@ _SIZE_DIR = re.compile(r"(\d+)x\d+(@2x)?$")
 def ensure(names) -> None:
     """Install the apt packages of the themes `names` that are missing (needs root)."""
     missing = [THEMES[n].package for n in names if not THEMES[n].folder.is_dir()]
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit("the icon themes need Debian's packages: " + " ".join(missing))
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    if missing:
+        apt.install(missing, "the icon themes")
 
 
 def renditions(name: str, min_size: int = 16, min_count: int = 2) -> dict[str, dict[int, Path]]:

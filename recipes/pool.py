@@ -18,6 +18,7 @@ import numpy as np
 
 from dedup.augment import FAMILIES, HEAVY_FAMILIES, duplicate, flatten, overlay, series
 from dedup.data import open_rgba
+from recipes import apt
 
 APT_PACKAGES = ("openclipart-png", "gnome-backgrounds", "mate-backgrounds")
 SOURCES = (Path("/usr/share/openclipart/png"), Path("/usr/share/backgrounds"))
@@ -26,12 +27,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 
 def ensure_pool() -> None:
     """Install the apt packages that hold the pool if they are missing (needs root)."""
-    if all(p.is_dir() for p in SOURCES) and any(SOURCES[0].rglob("*.png")):
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit("the image pool needs Debian's packages: " + " ".join(APT_PACKAGES))
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=True)
+    if not (all(p.is_dir() for p in SOURCES) and any(SOURCES[0].rglob("*.png"))):
+        apt.install(APT_PACKAGES, "the image pool")
 
 
 def part_of(path: Path) -> str:
