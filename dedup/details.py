@@ -68,6 +68,8 @@ SATURATED, BRIGHT, SUBJECT = 80, 50, 60  # HSV saturation and value (of 255); su
 MIN_SUBJECT = 0.02  # share of the common area in colour on both sides needed for a colourway verdict
 HUE_TURN = 40  # hue difference (of 256) at which a pixel's colour is turned
 TURNED = 0.5  # share of turned subject pixels that makes another colourway
+PART_TURNED = (0.15, 0.03)  # one part in another colour: its turned pixels at least this share of the coloured subject, and of the subject
+PART_SHADED = 0.5  # ... whose saturation and value correlate at least this much on both sides (the same shading, another hue)
 DRAWING_SIZES = 1.25  # another drawing is looked for between pictures stored at sizes at most this far apart
 DRAWING_AREA = 0.025  # another drawing: a region at least this share of the common area
 DRAWING_BACKDROP = 0.05  # at most this share of it either picture's backdrop
@@ -504,15 +506,37 @@ def _core_area(core: np.ndarray) -> int:
 
 
 def other_colourway(al: Aligned) -> bool:
-    """Most of the subject coloured on both sides has its hue turned."""
+    """Most of the subject coloured on both sides has its hue turned, or one part of it has
+    (`_part_turned`: a folder, a screen, a strap in another colour)."""
     hi = cv2.cvtColor(al.i, cv2.COLOR_RGB2HSV_FULL)
     hj = cv2.cvtColor(al.j, cv2.COLOR_RGB2HSV_FULL)
     coloured = (al.overlap & al.subject & (hi[..., 1] > SATURATED) & (hj[..., 1] > SATURATED)
                 & (hi[..., 2] > BRIGHT) & (hj[..., 2] > BRIGHT))
-    if np.count_nonzero(coloured) < MIN_SUBJECT * np.count_nonzero(al.overlap):
+    count = np.count_nonzero(coloured)
+    if count < MIN_SUBJECT * np.count_nonzero(al.overlap):
         return False
-    turn = np.abs(hi[..., 0][coloured].astype(np.int32) - hj[..., 0][coloured].astype(np.int32))
-    return bool((np.minimum(turn, 256 - turn) > HUE_TURN).mean() > TURNED)
+    turn = np.abs(hi[..., 0].astype(np.int16) - hj[..., 0].astype(np.int16))
+    turned = coloured & (np.minimum(turn, 256 - turn) > HUE_TURN)
+    if np.count_nonzero(turned) > TURNED * count:
+        return True
+    return _part_turned(turned, hi, hj, count, np.count_nonzero(al.overlap & al.subject))
+
+
+def _part_turned(turned: np.ndarray, hi: np.ndarray, hj: np.ndarray, coloured: int, subject: int) -> bool:
+    """The largest connected part of the `turned` pixels (opened by 3×3: not a JPEG's fringe) holds
+    at least `PART_TURNED` of the `coloured` pixels and of the `subject`'s, and is shaded alike on
+    both sides (HSV `hi`, `hj`: saturation and value correlating at least `PART_SHADED` there).
+    A sticker or caption in new colours brings its own shading; a colour edit turns no hue."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        cv2.morphologyEx(turned.view(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)), connectivity=8)
+    if count <= 1:
+        return False
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = int(stats[largest, cv2.CC_STAT_AREA])
+    if area < PART_TURNED[0] * coloured or area < PART_TURNED[1] * subject:
+        return False
+    part = (labels == largest).view(np.uint8)
+    return all(_correlation(hi[..., c].astype(np.float32), hj[..., c].astype(np.float32), part) >= PART_SHADED for c in (1, 2))
 
 
 def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:

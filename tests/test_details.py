@@ -26,6 +26,7 @@ from dedup.details import (
     framed_map,
     moved_part,
     near_edge,
+    other_colourway,
     pair_told_apart,
     prepared,
     told_apart,
@@ -50,6 +51,36 @@ def _judge(a: Image.Image, b: Image.Image) -> bool:
 def test_items_of_a_series_are_told_apart(kind):
     a, b, c = series_items(kind)
     assert _judge(a, b) and _judge(b, c)
+
+
+def _shaded_parts(folder_hue: int) -> Image.Image:
+    """An icon of two shaded parts, outlined: a folder of hue `folder_hue` (of 256) on an orange box."""
+    hsv = np.zeros((256, 256, 3), np.uint8)
+    hsv[..., 2] = 255  # white backdrop
+    ys, xs = np.mgrid[0:256, 0:256] / 255.0
+    for (top, bottom, left, right), hue in (((30, 110, 40, 140), folder_hue), ((120, 230, 40, 220), 20)):
+        part = (slice(top, bottom), slice(left, right))
+        hsv[part + (0,)] = hue
+        hsv[part + (1,)] = (110 + 120 * ys[part]).astype(np.uint8)
+        hsv[part + (2,)] = (250 - 110 * xs[part]).astype(np.uint8)
+    out = Image.fromarray(hsv, "HSV").convert("RGB")
+    draw = ImageDraw.Draw(out)
+    for box in ((40, 30, 140, 110), (40, 120, 220, 230)):
+        draw.rectangle(box, outline=(0, 0, 0), width=3)
+    for k in range(5):
+        draw.line((60 + 30 * k, 140, 75 + 30 * k, 210), fill=(40, 20, 0), width=3)
+        draw.polygon([(55 + 18 * k, 45), (65 + 18 * k, 60), (52 + 18 * k, 70)], outline=(0, 0, 0), width=2)
+    return out
+
+
+def test_one_part_in_another_colour_is_another_colourway_but_a_sticker_or_colour_edit_is_not():
+    blue, green = _shaded_parts(150), _shaded_parts(80)  # the same icon with its folder in another colour
+    assert other_colourway(align(*_laid_over(blue, green))) and _judge(blue, green)
+    paler = ImageEnhance.Color(ImageEnhance.Brightness(blue).enhance(1.15)).enhance(0.7)
+    stickered = blue.copy()
+    ImageDraw.Draw(stickered).ellipse((70, 45, 110, 85), fill=(230, 40, 40))  # flat, in a colour of its own
+    for copy in (paler, stickered):  # a colour edit turns no hue; a sticker is no part shaded alike
+        assert not other_colourway(align(*_laid_over(blue, copy)))
 
 
 def _laid_over(a: Image.Image, b: Image.Image):
