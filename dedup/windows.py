@@ -27,7 +27,7 @@ from dedup.search import cross_knn_pairs
 
 SIDE = 0.6  # a window's share of each side of the picture
 WINDOWS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))  # where each window sits (share of the room left)
-MIN_PX = 32  # pictures with a shorter side than this are not looked at through windows
+MIN_PX = 64  # pictures with a shorter side than this are not looked at through windows (an icon: a window under 39 px, blown up)
 BLOCK_ROWS = 65_536  # pictures whose windows are held at once (their vectors: ~84 MB)
 NEIGHBOURS = 3  # a window is paired with this many nearest pictures
 REACH = 0.7  # ... closer than this (beyond it, two thirds of the pairs and a fifth of the confirmed true ones)

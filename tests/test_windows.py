@@ -84,7 +84,7 @@ def test_a_picture_has_its_windows_and_a_small_one_none():
     inputs = windows.window_inputs(picture_bytes(scene(1, (256, 192))), 64, framing)
     assert len(inputs) == len(windows.WINDOWS) and all(x.shape == (64, 64, 3) for x in inputs)
     assert len({x.tobytes() for x in inputs}) == len(windows.WINDOWS)  # each window shows another part
-    assert windows.window_inputs(picture_bytes(scene(2, (24, 20))), 64, framing) == []
+    assert windows.window_inputs(picture_bytes(scene(2, (48, 48))), 64, framing) == []  # an icon's size: none
 
 
 def test_window_pairs_are_each_pair_once_at_the_nearer_window_without_own_rows_or_known_pairs():
