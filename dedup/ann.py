@@ -58,6 +58,7 @@ def build_index_cells(embeddings: np.ndarray, factory: str, params: dict[str, An
         sample = x if len(x) <= cap else x[np.sort(rng.choice(len(x), cap, replace=False))]
         index.cp.seed = seed
         index.cp.niter = 10
+        index.cp.min_points_per_centroid = 1  # fewer than FAISS's 39 a centroid only makes it print a warning
         index.train(sample)
     if not isinstance(index, faiss.IndexIVF):
         index.add(x)

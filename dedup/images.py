@@ -5,6 +5,7 @@ import io
 import math
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,15 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDi
 
 class ImageSkip(Exception):
     """Raised for a file that cannot be indexed; the message is the reason."""
+
+
+def quiet_decoders() -> None:
+    """Silence the warnings PIL prints about a file it still decodes (corrupt EXIF data, a palette
+    with transparency, a large picture it calls a possible decompression bomb): a run reports each
+    file it skips with the reason, and a file it decodes needs no note. For programs (`dedup.cli`),
+    not for a library's callers."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dedup.images import ImageSkip, decode, load
+from dedup.images import ImageSkip, decode, load, quiet_decoders
 
 
 def encoded(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -108,6 +109,19 @@ def test_decompression_bomb_refused():
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     with pytest.raises(ImageSkip, match="bomb|too large"):
         decode(png, 8)
+
+
+def test_a_program_decodes_a_large_picture_without_pils_warning(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)  # a 40×40 picture is "large": PIL warns, still decodes
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(buf, "PNG")
+    with pytest.warns(Image.DecompressionBombWarning):
+        decode(buf.getvalue(), 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_decoders()
+        assert decode(buf.getvalue(), 8).pixels.shape == (8, 8, 3)
+    assert not caught
 
 
 def test_training_sees_pictures_upright_as_indexing_does(tmp_path):

@@ -47,6 +47,12 @@ def test_ivf_range_search_recall_against_exact():
     assert len(got & exact) / len(exact) >= 0.99
 
 
+def test_an_ivf_index_trained_on_few_rows_a_centroid_prints_nothing(capfd):
+    x = unit_vectors(1000, dim=16, seed=3)  # 15 a centroid: FAISS would warn that it wants 39
+    index = build_index(x, "IVF64,Flat", {"nprobe": 8})
+    assert index.ntotal == 1000 and "WARNING" not in capfd.readouterr().err
+
+
 def test_knn_equals_brute_force():
     x, q = unit_vectors(200, seed=3), unit_vectors(5, seed=4)
     dist, ids = knn(build_index(x, "Flat", {}), q, 4)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dedup.cli import catalog, learn, review, serve  # noqa: F401  (registers the commands)
 from dedup.cli.base import cli
+from dedup.images import quiet_decoders
 
 
 def main() -> None:
     """The `dedup` program."""
+    quiet_decoders()
     cli(prog_name="dedup")
 
 
