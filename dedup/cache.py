@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.images import HASH_NAME
+from dedup.images import DECODING, HASH_NAME
 from dedup.manifest import Manifest
 from dedup.store import COLUMNS, PICTURE_COLUMNS, PictureRef, embeddings_of, pictures_file, read_table
 
@@ -62,12 +62,13 @@ def load_known(folder: Path, manifest: Manifest | None, model_identity: str, own
     """Everything reusable in `folder` for this model and content hash: the rows of its
     committed `manifest` (None: nothing committed) and the uncommitted shards of this index's own
     shard folders (`owned`). Rows hashed with another algorithm are embedded again (their hashes
-    could not be compared with new ones), and so are rows of shards that store no check pictures."""
+    could not be compared with new ones), and so are rows of shards that store no check pictures
+    and rows decoded otherwise (another `DECODING`: the same bytes give other pixels now)."""
     known = KnownEmbeddings()
     if not folder.is_dir():
         return known
     committed = [folder / s.file for s in manifest.shards] if manifest else []
-    reusable = manifest is not None and manifest.model.identity == model_identity and manifest.hash == HASH_NAME
+    reusable = manifest is not None and (manifest.model.identity, manifest.hash, manifest.decoding) == (model_identity, HASH_NAME, DECODING)
     for shard, table in _tables(committed):
         rows = _rows(table)
         for path, size, mtime, digest, *_ in rows:
@@ -79,7 +80,7 @@ def load_known(folder: Path, manifest: Manifest | None, model_identity: str, own
     done = set(committed)
     own_dirs = [folder / n for n in sorted(owned) if n.startswith("shards-") and (folder / n).is_dir()]
     leftovers = [p for d in own_dirs for p in sorted(d.glob("shard-*.parquet")) if p not in done]
-    for shard, table in _tables([p for p in leftovers if _made_by(p) == (model_identity, HASH_NAME)]):
+    for shard, table in _tables([p for p in leftovers if _made_by(p) == (model_identity, HASH_NAME, str(DECODING))]):
         _add_all(known, shard, table, _rows(table))
     return known
 
@@ -98,13 +99,13 @@ def _add_all(known: KnownEmbeddings, shard: Path, table: pa.Table, rows: list[tu
         known.add(path, size, mtime, Known(digest, w, h, emb[k], PictureRef(file, offsets[k], sizes[k])))
 
 
-def _made_by(path: Path) -> tuple[str, str] | None:
-    """The (model identity, hash name) a shard was written with."""
+def _made_by(path: Path) -> tuple[str, str, str] | None:
+    """The (model identity, hash name, decoding) a shard was written with."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException):
         return None
-    return meta.get(b"dedup.model", b"").decode(), meta.get(b"dedup.hash", b"").decode()
+    return tuple(meta.get(key, b"").decode() for key in (b"dedup.model", b"dedup.hash", b"dedup.decoding"))
 
 
 def _tables(paths: list[Path]):

@@ -14,7 +14,7 @@ from blake3 import blake3
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dedup.config import Framing
-from dedup.framing import to_input
+from dedup.framing import TRIM_TOLERANCE, to_input
 from dedup.pictures import DECODE_SIDE as PICTURE_DECODE
 from dedup.pictures import picture_bytes
 
@@ -22,6 +22,8 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_PIXELS = 200_000_000  # after JPEG draft reduction; larger images are refused as bombs
 HASH_NAME = "blake3-128"
+DECODING = 1  # how bytes become pixels and check pictures; an index decoded otherwise embeds its files again
+LIGHT_DESIGN = 0.98  # share of a transparent picture's visible pixels (by their opacity) near white for it to go over black
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, ZeroDivisionError)  # PIL on broken data
 
 
@@ -161,7 +163,8 @@ def _load_rgb(im: Image.Image, request: tuple[int, int], orientation: int) -> Im
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB: alpha over white, 16-bit and float scaled to 8-bit."""
+    """Convert any PIL mode to RGB: alpha over white (over black for a `light_design`), 16-bit and
+    float scaled to 8-bit."""
     if im.mode == "RGB":
         return im
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -176,9 +179,24 @@ def to_rgb(im: Image.Image) -> Image.Image:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         im = im.convert("RGBA")
-        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, im).convert("RGB")
+        backdrop = Image.new("RGBA", im.size, (0, 0, 0, 255) if light_design(im) else (255, 255, 255, 255))
+        return Image.alpha_composite(backdrop, im).convert("RGB")
     return im.convert("RGB")
+
+
+def light_design(im: Image.Image) -> bool:
+    """Is an RGBA picture white wherever it shows, its design all in its transparency (a white logo
+    or emblem made for dark backgrounds, a wallpaper overlay)? Over white it would be blank, and
+    every such picture the same: at least `LIGHT_DESIGN` of what shows (weighted by opacity, on a
+    view of at most ~512 px) is within the border tolerance of white."""
+    small = im.reduce(max(1, max(im.size) // 512))
+    rgba = np.asarray(small)
+    shown = rgba[..., 3].astype(np.float64)
+    total = shown.sum()
+    if total == 0:
+        return False  # nothing shows at all: blank over anything
+    light = rgba[..., :3].min(axis=2) >= 255 - TRIM_TOLERANCE
+    return bool(shown[light].sum() >= LIGHT_DESIGN * total)
 
 
 def _orientation(im: Image.Image) -> int:

@@ -24,7 +24,7 @@ from dedup.config import ModelConfig
 from dedup.encoder_process import EncoderProcess
 from dedup.errors import CatalogError, DedupError, IndexFormatError
 from dedup.files import FileRecord, Skipped, check_catalog, walk_catalog
-from dedup.images import HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
+from dedup.images import DECODING, HASH_NAME, Decoded, ImageSkip, content_hash, decode, read_file
 from dedup.index import default_index_path
 from dedup.indexdir import LOCK_FILE, Claim, claim, ensure_claim, index_lock
 from dedup.loading import FEW_TO_INDEX, PendingModel, open_model
@@ -167,7 +167,8 @@ def index_catalog(
         shard_name, faiss_file, cells_file = _generation_names(generation)
         owner.own(shard_name, faiss_file, cells_file, manifest_file.FILE, LOCK_FILE)
         writer = ShardWriter(index_dir / shard_name, spec.embedding_dim, rows_per_shard,
-                             metadata={"dedup.model": identity, "dedup.hash": HASH_NAME}, pictures=True)
+                             metadata={"dedup.model": identity, "dedup.hash": HASH_NAME, "dedup.decoding": str(DECODING)},
+                             pictures=True)
         parts: list[np.ndarray] = []
         counts: Counter[str] = Counter()
         hashes: Counter[str] = Counter()
@@ -216,7 +217,7 @@ def index_catalog(
         Manifest(
             catalog=str(root), model=ref, image_size=spec.image_size, dim=spec.embedding_dim, hash=HASH_NAME,
             shards=tuple(shards), faiss=FaissFile(faiss_file, factory, params, cells_file if cells is not None else ""), threshold=model.threshold,
-            verify=model.check, skipped=tuple(skipped), generation=generation, pictures=PICTURE_SIDE,
+            verify=model.check, skipped=tuple(skipped), generation=generation, pictures=PICTURE_SIDE, decoding=DECODING,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), dedup_version=__version__,
         ).save(index_dir)
         _remove_stale(owner, keep={generation, previous_generation})
@@ -261,7 +262,7 @@ def _unchanged(root: Path, records: list[FileRecord], walk_skips: list[Skipped],
     (a file skipped before is tried again, without the encoder)."""
     if (committed.hash, committed.model, committed.threshold, committed.verify) != (HASH_NAME, ref, model.threshold, model.check):
         return False
-    if committed.pictures != PICTURE_SIDE:
+    if (committed.pictures, committed.decoding) != (PICTURE_SIDE, DECODING):
         return False
     if committed.image_size != spec.image_size or committed.dim != spec.embedding_dim:
         return False

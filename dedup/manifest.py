@@ -59,6 +59,7 @@ class Manifest:
     dedup_version: str = ""
     metric: str = "l2"
     pictures: int = 0  # longer side of the check pictures the shards store (`dedup.pictures`); 0: none
+    decoding: int = 0  # `dedup.images.DECODING` of the rows' pixels (0: before it was recorded)
     version: int = VERSION
 
     @property
@@ -84,6 +85,7 @@ class Manifest:
             "dim": self.dim,
             "metric": self.metric,
             "pictures": self.pictures,
+            "decoding": self.decoding,
             "hash": self.hash,
             "count": self.count,
             "shards": [{"file": s.file, "rows": s.rows} for s in self.shards],
@@ -110,6 +112,7 @@ class Manifest:
                 skipped=tuple(Skipped(_str(s["path"]), _str(s["reason"])) for s in d.get("skipped", [])),
                 generation=_int(d.get("generation", 0)), created=str(d.get("created", "")),
                 dedup_version=str(d.get("dedup_version", "")), metric=_str(d.get("metric", "l2")), pictures=_int(d.get("pictures", 0)),
+                decoding=_int(d.get("decoding", 0)),
                 version=_int(d.get("version", 0)),
             )
             count = _int(d["count"])

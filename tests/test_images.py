@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from dedup.images import ImageSkip, decode, load, quiet_decoders
+from dedup.images import ImageSkip, decode, light_design, load, quiet_decoders, to_rgb
 
 
 def encoded(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -176,3 +176,44 @@ def test_read_file_reads_a_file_that_grew_since_its_stat(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MAX_FILE_BYTES", 5_000)
     with pytest.raises(ImageSkip, match="grew"):
         images.read_file(path)
+
+
+def _white_design(seed: int, size: int = 200) -> Image.Image:
+    """A white emblem on transparency (made for dark backgrounds): shapes of `seed`, anti-aliased edges."""
+    rng = np.random.default_rng(seed)
+    mask = Image.new("L", (size * 2, size * 2), 0)
+    draw = ImageDraw.Draw(mask)
+    for _ in range(5):
+        x, y = (int(v) for v in rng.integers(20, size * 2 - 120, 2))
+        w, h = (int(v) for v in rng.integers(40, 110, 2))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x, y, x + w, y + h), fill=255)
+    out = Image.new("RGBA", (size, size), (255, 255, 255, 0))
+    out.putalpha(mask.resize((size, size), Image.Resampling.LANCZOS))
+    return out
+
+
+def test_a_white_design_on_transparency_goes_over_black_not_into_a_blank_white():
+    emblem = _white_design(1)
+    assert light_design(emblem)
+    rgb = np.asarray(to_rgb(emblem))
+    assert rgb.min() == 0 and rgb.max() == 255  # its shapes show, white on black
+    drawn = Image.new("RGBA", (64, 64), (255, 255, 255, 0))
+    ImageDraw.Draw(drawn).ellipse((8, 8, 56, 56), fill=(200, 40, 40, 255))
+    assert not light_design(drawn) and np.asarray(to_rgb(drawn))[0, 0].tolist() == [255, 255, 255]
+    blank = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    assert not light_design(blank) and np.asarray(to_rgb(blank)).min() == 255  # nothing shows: blank either way
+
+
+def test_white_designs_on_transparency_are_told_apart_and_found_in_their_copies_on_a_dark_colour(tmp_path):
+    from dedup.duplicates import find_duplicates
+    from dedup.indexer import index_catalog
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    for seed in range(6):
+        _white_design(seed).save(catalog / f"emblem_{seed}.png")
+    for name, colour in (("emblem_0_on_black.jpg", (0, 0, 0, 255)), ("emblem_0_on_navy.jpg", (20, 30, 90, 255))):
+        Image.alpha_composite(Image.new("RGBA", (200, 200), colour), _white_design(0)).convert("RGB").save(catalog / name)
+    index_catalog(catalog, tmp_path / "index")
+    sets = [sorted(m.path for m in g.members) for g in find_duplicates(tmp_path / "index").groups]
+    assert sets == [["emblem_0.png", "emblem_0_on_black.jpg", "emblem_0_on_navy.jpg"]]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dedup.duplicates import find_duplicates
-from dedup.images import HASH_NAME
+from dedup.images import DECODING, HASH_NAME
 from dedup.index import Index
 from dedup.indexer import index_catalog
 from dedup.manifest import Manifest
@@ -153,6 +153,20 @@ def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp
     again = index_catalog(root, idx, encoder)
     assert again.embedded == 58 and again.unchanged == 59
     assert Manifest.load(idx).hash == HASH_NAME
+
+
+def test_rows_decoded_otherwise_are_embedded_again(planted, encoder, tmp_path):
+    root, _ = planted
+    idx = tmp_path / "idx"
+    index_catalog(root, idx, encoder)
+    manifest_file = idx / "manifest.json"
+    doc = json.loads(manifest_file.read_text())
+    del doc["decoding"]  # as written before the decoding was recorded: its pixels may differ from today's
+    manifest_file.write_text(json.dumps(doc))
+    again = index_catalog(root, idx, encoder)
+    assert again.embedded == 58 and again.unchanged == 59
+    assert Manifest.load(idx).decoding == DECODING
+    assert index_catalog(root, idx, encoder).embedded == 0
 
 
 def probed(args: list[str], few: int | None = None) -> list[str]:
