@@ -26,7 +26,7 @@ from PIL import Image
 
 from benchmarks.measure import run_dedup
 from dedup import checkmemo
-from recipes.pool import SOURCES, ensure_pool
+from recipes.pool import PHOTOS, ensure_pool
 
 RASTER = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -34,7 +34,7 @@ RASTER = {".jpg", ".jpeg", ".png", ".webp"}
 def make_crops(out: Path, count: int, seed: int) -> int:
     """Write `count` crops of the wallpapers to `out`; return how many wallpapers were used."""
     ensure_pool()
-    walls = sorted(p for p in SOURCES[1].rglob("*") if p.suffix.lower() in RASTER and p.is_file())
+    walls = sorted(p for src in PHOTOS for p in src.rglob("*") if p.suffix.lower() in RASTER and p.is_file())
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     for k in range(count):

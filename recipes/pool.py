@@ -21,13 +21,16 @@ from dedup.data import open_rgba
 from recipes import apt
 
 APT_PACKAGES = ("openclipart-png", "gnome-backgrounds", "mate-backgrounds")
-SOURCES = (Path("/usr/share/openclipart/png"), Path("/usr/share/backgrounds"))
+CLIP_ART = Path("/usr/share/openclipart/png")
+PHOTOS = (Path("/usr/share/backgrounds/gnome"), Path("/usr/share/backgrounds/mate"))  # the two packages' own folders:
+# other packages put wallpapers in /usr/share/backgrounds too, and the pool is the same whatever else is installed
+SOURCES = (CLIP_ART, *PHOTOS)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 
 
 def ensure_pool() -> None:
     """Install the apt packages that hold the pool if they are missing (needs root)."""
-    if not (all(p.is_dir() for p in SOURCES) and any(SOURCES[0].rglob("*.png"))):
+    if not (all(p.is_dir() for p in SOURCES) and any(CLIP_ART.rglob("*.png"))):
         apt.install(APT_PACKAGES, "the image pool")
 
 
@@ -137,7 +140,7 @@ def _add_heavy(folder: Path, truth: dict[str, tuple[int, str]], originals: list,
 
 
 def is_clip_art(path: Path) -> bool:
-    return SOURCES[0] in path.parents
+    return CLIP_ART in path.parents
 
 
 def _add_series(folder: Path, truth: dict[str, tuple[int, str]], templates: list, count: int,

@@ -6,7 +6,7 @@ from PIL import Image
 
 from dedup.data import TrainSet
 from recipes import icons
-from recipes.pool import SOURCES
+from recipes.pool import CLIP_ART
 from recipes.train_default import with_icons, with_series
 
 
@@ -55,7 +55,7 @@ def test_recipe_items_icons_are_one_item_each_and_series_replace_their_drawing(t
     monkeypatch.setitem(icons.THEMES, "fake", icons.Theme("fake-icon-theme", base, "test"))
     drawing = Image.new("RGBA", (96, 96), (255, 255, 255, 0))
     drawing.paste((200, 40, 40, 255), (20, 20, 76, 76))
-    ts = TrainSet([drawing, drawing.copy()], np.arange(2), [str(SOURCES[0] / "a" / "one.png"), "/elsewhere/two.jpg"])
+    ts = TrainSet([drawing, drawing.copy()], np.arange(2), [str(CLIP_ART / "a" / "one.png"), "/elsewhere/two.jpg"])
 
     made = with_series(ts, 5, seed=0)  # only the clip-art drawing can be a template
     assert [p.rsplit("/", 1)[-1] for p in made.paths] == ["one.png#series0", "one.png#series1", "one.png#series2", "two.jpg"]
