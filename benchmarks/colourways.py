@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from benchmarks.neardup import modes_of, prf, scored_catalog, write_modes
+from benchmarks.neardup import scored_catalog, write_modes, wrong_pair_rows
 from recipes import apt
 
 ICONS = Path("/usr/share/icons")
@@ -94,14 +94,7 @@ def main() -> None:
     print(f"{len(paths)} images: {kinds.count('original')} items ({len({design(p) for p in paths})} icons in "
           f"{len(THEMES)} colours), {len(true)} true pairs; renditions: "
           + ", ".join(f"{k} {kinds.count(k)}" for k in ("128 px", "64 px", "32 px drawn")))
-    print("| mode | reported pairs | precision | recall | F1 | wrong: colourways of one icon | other |")
-    print("|---|---|---|---|---|---|---|")
-    rows = {}
-    for mode, pred in modes_of(run, hashes):
-        p, r, f = prf(pred, true)
-        wrong = wrong_pairs(pred, true, paths)
-        rows[mode] = {"pairs": len(pred), "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "wrong": wrong}
-        print(f"| {mode} | {len(pred)} | {p:.4f} | {r:.4f} | {f:.4f} | " + " | ".join(str(v) for v in wrong.values()) + " |")
+    rows = wrong_pair_rows(run, hashes, lambda pred: wrong_pairs(pred, true, paths))
     print("recall by rendition (with the check, against the original): "
           + ", ".join(f"{k} {v:.2f}" for k, v in run["families"].items()))
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")

@@ -115,6 +115,22 @@ def modes_of(run: dict, hashes: dict) -> list[tuple[str, set]]:
     return modes + [("phash (best threshold)", hashes["phash"]["pred"])]
 
 
+def wrong_pair_rows(run: dict, hashes: dict, wrong_of: Callable[[set], dict[str, int]]) -> dict[str, dict]:
+    """Each of `modes_of`'s ways scored, with its wrong pairs by kind (`wrong_of(pairs)`, the same
+    kinds in the same order for every way), printed as a table; the rows by way (`write_modes`)."""
+    rows = {}
+    for mode, pred in modes_of(run, hashes):
+        p, r, f = prf(pred, run["true"])
+        wrong = wrong_of(pred)
+        if not rows:
+            first, *rest = wrong
+            print("| mode | reported pairs | precision | recall | F1 | " + " | ".join([f"wrong: {first}", *rest]) + " |")
+            print("|---|---|---|---|---|" + "---|" * len(wrong))
+        rows[mode] = {"pairs": len(pred), "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "wrong": wrong}
+        print(f"| {mode} | {len(pred)} | {p:.4f} | {r:.4f} | {f:.4f} | " + " | ".join(str(v) for v in wrong.values()) + " |")
+    return rows
+
+
 def scored_catalog(model: str, out: Path, build: Callable[[Path], dict]) -> tuple[dict, dict, dict]:
     """A catalog built afresh into `out` by `build(out)` (which returns its truth), indexed and
     run as a user would (`score_model`), and pHash on it: (truth, run, hashes)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.neardup import modes_of, prf, scored_catalog, write_modes
+from benchmarks.neardup import scored_catalog, write_modes, wrong_pair_rows
 from recipes import apt
 
 WALLPAPERS = Path("/usr/share/wallpapers")
@@ -89,14 +89,7 @@ def main() -> None:
     print(f"{len(paths)} images: {len({i // 2 for i, _ in truth.values()})} wallpapers, {kinds.count('original')} items "
           f"(light or dark), {len(true)} true pairs; renditions: " + ", ".join(
               f"{k} {kinds.count(k)}" for k in ("resolution", "portrait", "preview")))
-    print("| mode | reported pairs | precision | recall | F1 | wrong: light and dark of one wallpaper | other |")
-    print("|---|---|---|---|---|---|---|")
-    rows = {}
-    for mode, pred in modes_of(run, hashes):
-        p, r, f = prf(pred, true)
-        wrong = wrong_pairs(pred, true, truth, paths)
-        rows[mode] = {"pairs": len(pred), "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "wrong": wrong}
-        print(f"| {mode} | {len(pred)} | {p:.4f} | {r:.4f} | {f:.4f} | " + " | ".join(str(v) for v in wrong.values()) + " |")
+    rows = wrong_pair_rows(run, hashes, lambda pred: wrong_pairs(pred, true, truth, paths))
     print("recall by rendition (with the check, against the original): "
           + ", ".join(f"{k} {v:.2f}" for k, v in run["families"].items()))
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")

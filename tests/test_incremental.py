@@ -142,15 +142,20 @@ def test_a_reader_of_the_previous_generation_still_reads_it(planted, encoder, tm
     assert read_embeddings(idx, old).shape == (59, 16) and load_index(idx, old).ntotal == 59
 
 
-def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp_path):
-    root, _ = planted
-    idx = tmp_path / "idx"
+def _reindexed_after(edit, root, idx, encoder):
+    """Index `root` into `idx`, change its manifest by `edit(doc)`, index again: that run's summary."""
     index_catalog(root, idx, encoder)
     manifest_file = idx / "manifest.json"
     doc = json.loads(manifest_file.read_text())
-    doc["hash"] = "blake2b-128"  # as written by an older version
+    edit(doc)
     manifest_file.write_text(json.dumps(doc))
-    again = index_catalog(root, idx, encoder)
+    return index_catalog(root, idx, encoder)
+
+
+def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp_path):
+    root, _ = planted
+    idx = tmp_path / "idx"
+    again = _reindexed_after(lambda doc: doc.update(hash="blake2b-128"), root, idx, encoder)  # as an older version wrote it
     assert again.embedded == 58 and again.unchanged == 59
     assert Manifest.load(idx).hash == HASH_NAME
 
@@ -158,12 +163,8 @@ def test_rows_hashed_with_another_algorithm_are_not_reused(planted, encoder, tmp
 def test_rows_decoded_otherwise_are_embedded_again(planted, encoder, tmp_path):
     root, _ = planted
     idx = tmp_path / "idx"
-    index_catalog(root, idx, encoder)
-    manifest_file = idx / "manifest.json"
-    doc = json.loads(manifest_file.read_text())
-    del doc["decoding"]  # as written before the decoding was recorded: its pixels may differ from today's
-    manifest_file.write_text(json.dumps(doc))
-    again = index_catalog(root, idx, encoder)
+    # as written before the decoding was recorded: its pixels may differ from today's
+    again = _reindexed_after(lambda doc: doc.pop("decoding"), root, idx, encoder)
     assert again.embedded == 58 and again.unchanged == 59
     assert Manifest.load(idx).decoding == DECODING
     assert index_catalog(root, idx, encoder).embedded == 0
