@@ -85,6 +85,13 @@ def _describe(groups: list[np.ndarray], vectors: np.ndarray, rows: Rows, rank: n
             for k, w, e, a, n in zip(keeper.tolist(), widths.tolist(), exact.tolist(), starts.tolist(), sizes.tolist())]
 
 
+def narrowed(group: Group, members: tuple[Member, ...], vectors: np.ndarray, hashes: np.ndarray) -> Group:
+    """`group` with only `members` (its keeper first; `vectors` and content `hashes` are theirs, in
+    that order), its diameter and whether its files are byte-identical found again."""
+    return Group(keep=group.keep, max_distance=round(diameter(np.asarray(vectors, np.float64)), 6),
+                 exact=bool((np.asarray(hashes) == hashes[0]).all()), members=members)
+
+
 def _off_centre(emb: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Per member (rows `starts[g]:starts[g] + sizes[g]` of `emb` for group g), how far it is from
     the rest of its group: the sum of its distances to the other members (up to `MEDOID_GROUP`

@@ -19,7 +19,7 @@ from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.index import Index
 from dedup.keypoints import Matcher, Pictures, match_pairs
 from dedup.pairs import Pairs
-from dedup.results import Group, Spots
+from dedup.results import Group, Member, Spots
 
 Found = Mapping[tuple[str, str], Spots | None]  # (path a, path b) → where a differs from b
 
@@ -50,6 +50,14 @@ def set_differs_nowhere(group: Group, found: Found) -> bool:
     """No member of `group` differs from its keeper: exact copies, or every member `differs_nowhere`
     by `found` (a member missing from it counts as differing)."""
     return group.exact or all(differs_nowhere(found.get((m.path, group.keep))) for m in group.members if m.path != group.keep)
+
+
+def unchanged_members(group: Group, found: Found) -> tuple[Member, ...]:
+    """The keeper of `group` and the members that differ nowhere from it by `found` (every member
+    of a set of exact copies; a member missing from `found` counts as differing): the part of a set
+    that may be acted on without looking."""
+    return tuple(m for m in group.members if group.exact or m.path == group.keep
+                 or differs_nowhere(found.get((m.path, group.keep))))
 
 
 def member_spots(index: Index, pairs: Sequence[tuple[int, int]], workers: int = 2) -> list[Spots | None]:

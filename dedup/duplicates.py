@@ -11,9 +11,9 @@ import numpy as np
 from dedup import cpus, judgements
 from dedup.checkmemo import ALIKE, PairChecks
 from dedup.cluster import Linkage, group_pairs
-from dedup.describe import describe_groups, page_members, set_index
+from dedup.describe import describe_groups, narrowed, page_members, set_index
 from dedup.details import alike, differs_nowhere, framed_maps, told_apart
-from dedup.differs import keeper_pairs, pair_spots, set_differs_nowhere, spots_between
+from dedup.differs import Found, keeper_pairs, pair_spots, spots_between, unchanged_members
 from dedup.drawn import drawn_scales, outdrawn
 from dedup.errors import UsageError
 from dedup.index import Index, IndexLike, as_index
@@ -24,7 +24,7 @@ from dedup.passes import TURNED_VIEWS, through_pasted, through_views, through_vo
 from dedup.policy import SECOND_SET, CheckedPolicy, Policy, joined, policy_for
 from dedup.progress import ProgressFn, silent
 from dedup.renditions import marked, reach, rendition_pairs
-from dedup.results import AgainstReport, DuplicateReport, Neighbor, QueryResult, Verified
+from dedup.results import AgainstReport, DuplicateReport, Group, Neighbor, QueryResult, Verified
 from dedup.seams import NestedMaps, composites, which_composite
 
 if TYPE_CHECKING:
@@ -167,16 +167,37 @@ def find_duplicates(
     groups = marked(groups, index.rows.path[sizes.i], index.rows.path[sizes.j])
     groups.sort(key=lambda g: (-len(g.members), g.keep))
     found = len(groups)
+    members_out = 0
     if nothing_differs:
         if verified is None:
             raise _needs_check()
         on_progress("differences", 0, found)
         row = dict(zip(rows.path.tolist(), ids.tolist()))  # the rows of the sets' members only
         found_spots = spots_between(index, keeper_pairs(groups), row, threads)
-        groups = [g for g in groups if set_differs_nowhere(g, found_spots)]
+        groups, members_out = _unchanged(groups, found_spots, involved, rows.content_hash,
+                                         dict(zip(rows.path.tolist(), range(len(ids)))))
         on_progress("differences", found, found)
     return DuplicateReport(index.folder, index.manifest.catalog, policy.threshold, linkage or policy.linkage, keep,
-                           len(index), groups, candidates, verified, found - len(groups))
+                           len(index), groups, candidates, verified, found - len(groups),
+                           members_out)
+
+
+def _unchanged(groups: list[Group], found: Found, vectors: np.ndarray, hashes: np.ndarray, at: dict[str, int]
+               ) -> tuple[list[Group], int]:
+    """Of each set, its keeper and the members that differ nowhere from it (`unchanged_members`;
+    `found` says where each member differs from its keeper), and how many members were left out
+    of the sets kept; the sets where no member is left beside the keeper are left out. `vectors`
+    and content `hashes` are the members', at position `at[path]`."""
+    out, left_out = [], 0
+    for g in groups:
+        kept = unchanged_members(g, found)
+        if len(kept) == len(g.members):
+            out.append(g)
+        elif len(kept) > 1:
+            k = [at[m.path] for m in kept]
+            out.append(narrowed(g, kept, vectors[k], hashes[k]))
+            left_out += len(g.members) - len(kept)
+    return out, left_out
 
 
 OWN, PASTED_IN, WINDOW, SHARED = 0, 1, 2, 3  # how an --against match was found: by the pictures' vectors, a pasted

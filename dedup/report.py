@@ -51,6 +51,7 @@ def _duplicates_head(report: DuplicateReport) -> dict[str, Any]:
         "images": report.images,
         "verified": asdict(report.verified) if report.verified else None,
         "sets_left_out": report.left_out,
+        "members_left_out": report.members_left_out,
     }
 
 
@@ -131,8 +132,10 @@ def duplicates_summary(report: DuplicateReport) -> str:
             text += f" ({v.unreadable} with an unreadable file, judged on distance alone)"
         if v.renditions:
             text += f"; {v.renditions} more taken as two sizes of one picture"
-    if report.left_out:
-        text += f"; {report.left_out} sets where a member differs from its keeper left out"
+    if report.left_out or report.members_left_out:
+        members, sets = report.members_left_out, report.left_out
+        text += (f"; left out as differing from their keeper: {members} {'member' if members == 1 else 'members'} of the "
+                 f"sets shown, {sets} whole {'set' if sets == 1 else 'sets'}")
     return text
 
 

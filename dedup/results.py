@@ -49,7 +49,8 @@ class DuplicateReport:
     groups: list[Group] = field(default_factory=list)
     pairs: int = 0  # candidate pairs found by the search
     verified: Verified | None = None  # the pair check, when it ran
-    left_out: int = 0  # sets left out because a member differs from its keeper (`nothing_differs`)
+    left_out: int = 0  # sets left out because every member differs from its keeper (`nothing_differs`)
+    members_left_out: int = 0  # members that differ from their keeper left out of the sets kept (`nothing_differs`)
 
     @property
     def duplicates(self) -> int:

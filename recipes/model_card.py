@@ -142,7 +142,7 @@ def summary(fig: dict[str, Any]) -> str:
         "|---|---|---|---|",
         f"| dedup (encoder + pair check) | {c['precision']:.3f} | {c['recall']:.3f} | **{c['f1']:.3f}** |",
         f"| dedup `--no-verify` (encoder alone) | {a['precision']:.3f} | {a['recall']:.3f} | {a['f1']:.3f} |",
-        *([f"| dedup `--nothing-differs` (only the {n['sets']} sets where no member differs from its keeper) | "
+        *([f"| dedup `--nothing-differs` (of each set, the members that differ nowhere from its keeper: {n['sets']} sets) | "
            f"{n['precision']:.3f} | {n['recall']:.3f} | {n['f1']:.3f} |"] if (n := fig.get("nothing_differs")) else []),
         f"| best perceptual hash ({h['method']}, threshold tuned on this catalog) | {h['precision']:.3f} | {h['recall']:.3f} | "
         f"{h['f1']:.3f} |",
@@ -236,7 +236,7 @@ def card(model: Model, fig: dict[str, Any]) -> str:
         f"images, {cat['true_pairs']:,} true pairs), `find-duplicates` at its defaults: precision {ch['precision']:.3f}, "
         f"recall {ch['recall']:.3f}, F1 {ch['f1']:.3f}; `--no-verify` (threshold {al['threshold']}): precision "
         f"{al['precision']:.3f}, recall {al['recall']:.3f}, F1 {al['f1']:.3f}"
-        + (f"; `--nothing-differs` (only the sets where no member differs from its keeper): precision {n['precision']:.3f}, "
+        + (f"; `--nothing-differs` (of each set, the members that differ nowhere from its keeper): precision {n['precision']:.3f}, "
            f"recall {n['recall']:.3f}" if (n := fig.get("nothing_differs")) else "")
         + f"; pair ROC-AUC {fig['pair_auc']:.3f}. The "
         f"best perceptual hash ({hb['method']}, Hamming threshold {hb['hamming']} tuned on this catalog) reaches F1 "

@@ -316,6 +316,36 @@ def test_compare_says_where_two_items_differ_and_a_copy_differs_nowhere(tmp_path
     assert "→ different (told apart" in apart.output, apart.output
 
 
+def test_nothing_differs_keeps_the_members_that_differ_nowhere_from_their_keeper(tmp_path, tiny_model_file):
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    item = series_items("letter")[0]
+    item.save(catalog / "item.png")
+    item.resize((200, 200)).save(catalog / "item_copy.jpg", quality=90)
+    marked = item.resize((220, 220))
+    ImageDraw.Draw(marked).rectangle((150, 20, 200, 60), fill=(200, 30, 30))  # a sticker: it differs there
+    marked.save(catalog / "item_marked.png")
+    idx = tmp_path / "idx"
+    index_catalog(catalog, idx, load_model(checking_model(tiny_model_file, tmp_path / "checking.pt")))
+    runner = CliRunner()
+
+    def run(*extra: str) -> str:
+        result = runner.invoke(cli, ["find-duplicates", "--index", str(idx), "-q", *extra])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    every = json.loads(run("--format", "json"))
+    assert [sorted(m["path"] for m in g["members"]) for g in every["groups"]] == [["item.png", "item_copy.jpg", "item_marked.png"]]
+    unchanged = json.loads(run("--format", "json", "--nothing-differs"))
+    (group,) = unchanged["groups"]
+    assert group["keep"] == "item.png" and [m["path"] for m in group["members"]] == ["item.png", "item_copy.jpg"]
+    assert not group["exact"] and group["max_distance"] <= every["groups"][0]["max_distance"]
+    assert unchanged["members_left_out"] == 1 and unchanged["sets_left_out"] == 0
+    plan = run("--nothing-differs", "--action", "move", "--to", str(tmp_path / "moved"))  # a dry run
+    assert "item_copy.jpg" in plan and "item_marked.png" not in plan
+    assert "1 member of the sets shown" in runner.invoke(cli, ["find-duplicates", "--index", str(idx), "--nothing-differs"]).output
+
+
 def test_find_duplicates_can_keep_only_the_sets_where_nothing_differs(series_index, tmp_path):
     _, idx, _ = series_index
     runner = CliRunner()

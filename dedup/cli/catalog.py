@@ -79,9 +79,10 @@ def shown(path: Path) -> str:
     help=("Count items the keypoint check tells apart by a differing detail, colourway or part (one design's "
           "variants: another letter on a badge, another colour) as duplicates."))
 @click.option("--nothing-differs", is_flag=True,
-    help=("Only sets where no member differs from its keeper: exact copies, or members that, laid over the "
-          "keeper by the keypoint check's map, differ nowhere (fewer sets, at higher precision). With --against: "
-          "only matches that differ nowhere from the incoming image."))
+    help=("Of each set, only the keeper and the members that do not differ from it: exact copies, or members "
+          "that, laid over the keeper by the keypoint check's map, differ nowhere (fewer pairs, at higher "
+          "precision); a set with no such member is left out. With --against: only matches that differ nowhere "
+          "from the incoming image."))
 @PASTED_OPT
 @WINDOWS_OPT
 @click.option("--keypoint-search/--no-keypoint-search", default=None,
