@@ -66,6 +66,7 @@ DESCRIPTORS = "descriptors"  # the files of the keypoint search's descriptors of
 LISTS = "lists"  # the files of the search's nearest lists of those descriptors (entries: a = b)
 OWN = (PARTS, DESCRIPTORS, LISTS)  # the files whose entries each concern one picture of the index
 ALIKE = "alike"  # `PairChecks.teller`'s kind for `dedup.details.alike`
+TINY = "tiny"  # ... and for `dedup.details.tiny_told_apart`
 VOTES = "votes.npz"  # in FOLDER: the pairs voted for (`dedup.votes`), for the index's rows as they were
 STAMP = "code"  # in each memo folder: the digest of the code its entries come from (`_code`)
 _PAIR = [("key", "<u8"), ("a", "<u4"), ("b", "<u4")]  # a, b: the low 32 bits of each picture's `row_keys`

@@ -44,10 +44,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from dedup.framing import border_colour, whiten_backdrop
+from dedup.framing import border_colour, border_coloured, whiten_backdrop
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures, rescaled
-from dedup.pictures import fitted, rgb_of
+from dedup.pictures import fitted, picture_size, rgb_of
 from dedup.results import Spots
 
 SIDE = 256  # pictures are compared with their longer side at this size (the keypoints' side)
@@ -99,6 +99,12 @@ FRAMED_MIN_PX = 10  # a subject narrower or lower than this has no box to lay ov
 FRAMED_RIM_PX = 4  # the pictures are compared inside the box less this rim (a copy's subject meets a backdrop there)
 FRAMED_FLAT = 0.5  # share of each box that must be flat: grey levels deviating less than FLAT_LEVEL over FLAT_WINDOW pixels
 FLAT_LEVEL, FLAT_WINDOW = 4.0, 9
+TINY_PX = 32  # a check picture stored this large or smaller (an icon, a sprite) is also compared pixel for pixel (`tiny_pixels_differ`)
+TINY_MAP = 0.1  # ... unless the keypoints' map is a similarity scaling or turning by more than this
+TINY_SHIFT_PX = 2.5  # ... or shifting by more than this many stored pixels (a resized or cropped copy)
+TINY_PLACES = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # shifts (stored pixels) tried to lay them over
+TINY_LEVEL = 32  # grey levels beyond the other picture's levels within a pixel at which a tiny picture's pixel differs
+TINY_DIFFERS = (0.02, 4)  # share of their subject, and pixels, differing so seen from each side: other items
 
 
 @dataclass(frozen=True)
@@ -552,6 +558,93 @@ def pair_told_apart(a: Picture, b: Picture, to_b: np.ndarray) -> bool:
     diff = Differences(al)
     return (differing_detail(diff) or (max(a.stored, b.stored) <= DRAWING_SIZES * min(a.stored, b.stored) and other_drawing(diff))
             or moved_part(a, b, diff, to_b_px))
+
+
+def tiny_told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictures: Pictures, workers: int = 2) -> np.ndarray:
+    """Per pair (rows `i[k]`, `j[k]` with map `maps[k]`): two check pictures stored at one size of
+    `TINY_PX` or less that `tiny_pixels_differ`. Only tiny pictures are decoded (a picture's size is
+    read from its header); a picture that cannot be had tells nothing apart."""
+    out = np.zeros(len(maps), bool)
+    seen: dict[int, np.ndarray | None] = {}
+
+    def tiny(row: int) -> np.ndarray | None:
+        if row not in seen:
+            try:
+                data = pictures(row)
+                seen[row] = rgb_of(data) if max(picture_size(data)) <= TINY_PX else None
+            except (ImageSkip, OSError, *DECODE_ERRORS):
+                seen[row] = None
+        return seen[row]
+
+    for k, (a, b) in enumerate(zip(np.asarray(i).tolist(), np.asarray(j).tolist())):
+        rgb_a = tiny(a)
+        rgb_b = None if rgb_a is None else tiny(b)
+        out[k] = rgb_b is not None and tiny_pixels_differ(rgb_a, rgb_b, maps[k])
+    return out
+
+
+def tiny_pixels_differ(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> bool:
+    """Two tiny pictures of one size (RGB check pictures stored at `TINY_PX` or smaller: icons) that differ, pixel for
+    pixel, by more than an edit of the whole picture explains. However they are laid over (as they
+    are or one mirrored, shifted by up to a pixel each way, after their mean difference), seen from
+    each side at least `TINY_DIFFERS` of their subject has a grey level `TINY_LEVEL` beyond every
+    level the other shows at that pixel and its four neighbours: a blurred, sharpened or
+    recompressed copy stays within that range on at least one side; an emblem, a face's mouth or
+    another logo on one template does not. Keypoints are few and unsure at this size, so their map
+    (`to_b`, in units of the longer side) only rules the test out when it is sure of another fit: a
+    similarity that scales, turns or shifts by more than `TINY_MAP` (a resized or cropped copy)."""
+    if a.shape != b.shape or max(a.shape[:2]) > TINY_PX or _fits_otherwise(to_b, *a.shape[:2]):
+        return False
+    grey_a, back_a = _tiny_grey(a)
+    grey_b, back_b = _tiny_grey(b)
+    h, w = grey_a.shape
+    least = None
+    for grey, back in ((grey_b, back_b), (grey_b[:, ::-1], back_b[:, ::-1])):
+        for dx, dy in TINY_PLACES:
+            move = np.float32([[1, 0, dx], [0, 1, dy]])
+            moved = cv2.warpAffine(np.ascontiguousarray(grey), move, (w, h), borderMode=cv2.BORDER_REPLICATE)
+            moved_back = cv2.warpAffine(np.ascontiguousarray(back).view(np.uint8), move, (w, h), borderMode=cv2.BORDER_REPLICATE) > 0
+            subject = ~(back_a & moved_back)
+            if np.count_nonzero(subject) < 2 * TINY_DIFFERS[1]:
+                continue
+            moved = moved + float(np.median(grey_a[subject] - moved[subject]))
+            seen = min(np.count_nonzero(_beyond(grey_a, moved) & subject), np.count_nonzero(_beyond(moved, grey_a) & subject))
+            share = seen / np.count_nonzero(subject)
+            if least is None or share < least[0]:
+                least = (share, seen)
+    return least is not None and least[0] >= TINY_DIFFERS[0] and least[1] >= TINY_DIFFERS[1]
+
+
+def _fits_otherwise(to_b: np.ndarray, height: int, width: int) -> bool:
+    """The map (units of the longer side of a `height` × `width` picture) is a similarity, as is
+    or mirrored, that scales or turns by more than `TINY_MAP` or shifts by more than `TINY_SHIFT_PX`
+    pixels beyond the identity or the mirror image; False for a map that is no similarity (chance
+    agreements) or none."""
+    m = np.asarray(to_b, np.float64)
+    if not np.isfinite(m).all():
+        return False
+    (p, q), (r, s) = m[:, :2]
+    mirrored = abs(p + s) + abs(q - r) < abs(p - s) + abs(q + r)
+    if min(abs(p + s) + abs(q - r), abs(p - s) + abs(q + r)) > 2 * TINY_MAP:
+        return False  # no similarity: keypoints agreeing by chance
+    scale = np.sqrt(abs(p * s - q * r))
+    turn = abs(q) + abs(r)
+    longer = max(height, width)
+    shift = np.array([m[0, 2] - ((width - 1) / longer if mirrored else 0.0), m[1, 2]]) * longer
+    return abs(scale - 1) > TINY_MAP or turn > TINY_MAP or np.abs(shift).max() > TINY_SHIFT_PX
+
+
+def _tiny_grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny picture's grey (`_grey`) and its backdrop: the border colour, where the frame is mostly one."""
+    back = border_coloured(rgb)
+    return _grey(np.ascontiguousarray(rgb)), np.zeros(rgb.shape[:2], bool) if back is None else back
+
+
+def _beyond(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pixels of grey `x` more than `TINY_LEVEL` below every level of grey `y` at them and their
+    four neighbours, or above every one."""
+    near = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    return (x < cv2.erode(y, near) - TINY_LEVEL) | (x > cv2.dilate(y, near) + TINY_LEVEL)
 
 
 def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup import cpus, judgements
-from dedup.checkmemo import ALIKE, PairChecks
+from dedup.checkmemo import ALIKE, TINY, PairChecks
 from dedup.cluster import Linkage, group_pairs
 from dedup.describe import describe_groups, narrowed, page_members, set_index
-from dedup.details import alike, differs_nowhere, framed_maps, told_apart
+from dedup.details import alike, differs_nowhere, framed_maps, tiny_told_apart, told_apart
 from dedup.differs import Found, keeper_pairs, pair_spots, spots_between, unchanged_members
 from dedup.drawn import drawn_scales, outdrawn
 from dedup.errors import UsageError
@@ -100,7 +100,8 @@ def find_duplicates(
         decision = policy.decide(pairs, index.picture, vectors=vectors, workers=threads,
                                  hashes=(index.rows.content_hash,) * 2, background=policy.backgrounds(vectors, pairs),
                                  match=memo.matcher(match),
-                                 tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE), frame=memo.framer(framed_maps),
+                                 tell=memo.teller(told_apart), tiny=memo.teller(tiny_told_apart, TINY),
+                                 alike=memo.teller(alike, ALIKE), frame=memo.framer(framed_maps),
                                  confirmed=(nested := NestedMaps()),
                                  on_progress=lambda d, t: on_progress("verifying", d, t))
         candidates, kept, verified = len(pairs), pairs[decision.keep], decision.verified
@@ -257,7 +258,8 @@ def find_against(
         decision = policy.decide(pairs, mine.picture, theirs.picture, workers=threads,
                                  hashes=(mine.rows.content_hash, theirs.rows.content_hash),
                                  background=policy.backgrounds(mine.vectors, pairs, reference=lambda: theirs.vectors),
-                                 match=memo.matcher(match), tell=memo.teller(told_apart), alike=memo.teller(alike, ALIKE),
+                                 match=memo.matcher(match), tell=memo.teller(told_apart), tiny=memo.teller(tiny_told_apart, TINY),
+                                 alike=memo.teller(alike, ALIKE),
                                  frame=memo.framer(framed_maps),
                                  on_progress=lambda d, t: on_progress("verifying", d, t))
         verified, known, pairs = decision.verified, pairs, pairs[decision.keep]

@@ -13,9 +13,9 @@ from functools import partial
 import numpy as np
 
 from dedup.ann import build_index
-from dedup.checkmemo import AGAINST, CATALOG, PASTED, PairChecks
+from dedup.checkmemo import AGAINST, CATALOG, PASTED, TINY, PairChecks
 from dedup.config import VerifyConfig
-from dedup.details import told_apart
+from dedup.details import tiny_told_apart, told_apart
 from dedup.errors import ModelError
 from dedup.index import Index
 from dedup.keypoints import KeypointCache, KeypointStore, Matcher
@@ -64,7 +64,7 @@ def through_pasted(index: Index, searched: Index, policy: CheckedPolicy, known: 
     with checks.saving():
         decision = policy.decide(near, part_pictures(index.picture, rows), searched.picture, workers=workers,
                                  background=policy.backgrounds(vectors, near, reference=lambda: searched.vectors),
-                                 match=checks.matcher(match), tell=checks.teller(told_apart),
+                                 match=checks.matcher(match), tell=checks.teller(told_apart), tiny=checks.teller(tiny_told_apart, TINY),
                                  through_part=np.ones(len(near), bool))
     kept = near[decision.keep]
     on_progress("pasted", len(index), len(index))
@@ -123,7 +123,7 @@ def through_views(index: Index, policy: CheckedPolicy, known: Pairs, memo: PairC
     nested = NestedMaps()
     decision = policy.decide(near, index.picture, vectors=index.vectors, workers=workers,
                              background=policy.backgrounds(index.vectors, near),
-                             match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
+                             match=memo.matcher(match), tell=memo.teller(told_apart), tiny=memo.teller(tiny_told_apart, TINY), confirmed=nested,
                              through_part=np.ones(len(near), bool))
     on_progress(views.stage, len(index), len(index))
     return near[decision.keep], decision.verified, nested
@@ -158,7 +158,7 @@ def windows_against(mine: Index, theirs: Index, policy: CheckedPolicy, known: Pa
     near = each_once(found, known)
     decision = policy.decide(near, mine.picture, theirs.picture, workers=workers,
                              background=policy.backgrounds(mine.vectors, near, reference=lambda: theirs.vectors),
-                             match=memo.matcher(match), tell=memo.teller(told_apart),
+                             match=memo.matcher(match), tell=memo.teller(told_apart), tiny=memo.teller(tiny_told_apart, TINY),
                              through_part=np.ones(len(near), bool))
     on_progress("windows", len(mine) + len(theirs), len(mine) + len(theirs))
     return near[decision.keep], decision.verified
@@ -202,7 +202,7 @@ def through_votes(mine: Index, theirs: Index | None, policy: CheckedPolicy, know
     decision = policy.decide(near, mine.picture, None if theirs is None else theirs.picture,
                              vectors=vectors if theirs is None else None, workers=workers,
                              background=policy.backgrounds(vectors, near, reference=None if theirs is None else lambda: other),
-                             match=memo.matcher(match), tell=memo.teller(told_apart), confirmed=nested,
+                             match=memo.matcher(match), tell=memo.teller(told_apart), tiny=memo.teller(tiny_told_apart, TINY), confirmed=nested,
                              through_part=np.ones(len(near), bool))
     kept, agreeing = near[decision.keep], decision.inliers[decision.keep]
     frames = (mine.rows.height, mine.rows.width)

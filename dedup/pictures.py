@@ -66,6 +66,15 @@ def _jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
     return None
 
 
+def picture_size(picture: bytes) -> tuple[int, int]:
+    """A check picture's (width, height), read from its header without decoding it."""
+    frame = _jpeg_frame(picture)
+    if frame is not None:
+        return frame[0], frame[1]
+    with Image.open(io.BytesIO(picture)) as im:
+        return im.size
+
+
 def rgb_of(picture: bytes) -> np.ndarray:
     """A check picture's pixels, (h, w, 3) uint8 RGB. A whole JPEG in RGB or greyscale of a check
     picture's size is decoded by OpenCV, which gives PIL's pixels without holding the GIL (the

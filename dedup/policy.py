@@ -27,7 +27,7 @@ import numpy as np
 from dedup import plain
 from dedup.background import backgrounds, normalised
 from dedup.config import VerifyConfig, check_threshold
-from dedup.details import Framer, Teller, alike, copy_of_first, framed_maps, prepared_rows, told_apart
+from dedup.details import Framer, Teller, alike, copy_of_first, framed_maps, prepared_rows, tiny_told_apart, told_apart
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Matcher, Matches, Pictures, locality_regions, match_pairs
 from dedup.pairs import Pairs, nearest_ranks, rows_of, union_pairs
@@ -89,7 +89,7 @@ class DistancePolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, alike: Teller = alike, frame: Framer = framed_maps,
+               tell: Teller = told_apart, alike: Teller = alike, frame: Framer = framed_maps, tiny: Teller = tiny_told_apart,
                on_progress: Progress | None = None, thorough: bool = False, through_part: np.ndarray | None = None,
                hashes: Hashes | None = None, confirmed: Confirmed | None = None) -> Decision:
         return Decision(np.asarray(pairs.d) < self.threshold)
@@ -139,7 +139,7 @@ class CheckedPolicy:
 
     def decide(self, pairs: Pairs, pictures: Pictures, other: Pictures | None = None, *, vectors: np.ndarray | None = None,
                background: Backgrounds | None = None, workers: int = 2, match: Matcher = match_pairs,
-               tell: Teller = told_apart, alike: Teller = alike, frame: Framer = framed_maps,
+               tell: Teller = told_apart, alike: Teller = alike, frame: Framer = framed_maps, tiny: Teller = tiny_told_apart,
                on_progress: Progress | None = None, thorough: bool = False, through_part: np.ndarray | None = None,
                hashes: Hashes | None = None, confirmed: Confirmed | None = None) -> Decision:
         """Judge each pair closer than the threshold. `pictures(row)` is the check picture of a
@@ -152,7 +152,9 @@ class CheckedPolicy:
         `alike` says whether a pair laid over by its map differs nowhere (`dedup.details.alike`,
         asked of the `sparable` pairs that agree on `min_inliers` keypoints) and `frame` lays over
         by their boxes the close pairs that the check accepts but for the one agreeing keypoint
-        the close-pair rule asks (`dedup.details.framed_maps`); each may remember earlier runs' answers
+        the close-pair rule asks (`dedup.details.framed_maps`) and `tiny` tells apart the confirmed pairs
+        of tiny pictures of one size pixel for pixel (`dedup.details.tiny_told_apart`; not taken
+        through copies: their keypoints are too few to say which pair is the copy's); each may remember earlier runs' answers
         (`dedup.checkmemo`). A pair that no count of agreeing keypoints could make a duplicate
         (`Hopeful`) is not matched, unless `thorough` (the count is then reported for every pair).
         `through_part` (per pair): found through a picture pasted into the other (`dedup.parts`),
@@ -199,18 +201,23 @@ class CheckedPolicy:
             plain_apart[bare] = plain.apart(both.i[bare], both.j[bare], pictures)
             same &= ~plain_apart
         apart = np.zeros(len(todo), bool)
+        small = np.zeros(len(todo), bool)  # tiny pictures told apart pixel for pixel (`dedup.details.tiny_told_apart`)
         agreed = np.flatnonzero(readable & same)
         if len(agreed) and look.maps is not None:
             if confirmed is not None:
                 confirmed(both.i[agreed], both.j[agreed], look.maps[agreed])
             if self.tell_apart:
                 apart[agreed] = tell(both.i[agreed], both.j[agreed], look.maps[agreed], pictures, workers)
+                rest = agreed[~apart[agreed]]
+                small[rest] = tiny(both.i[rest], both.j[rest], look.maps[rest], pictures, workers)
+                apart |= small
         on_distance = todo.d < self.encoder_threshold  # a picture that cannot be had: the encoder's verdict
         if pasted is not None:
             on_distance &= ~pasted  # ... but a pasted picture's distance is not the pair's
         verdict_ = np.where(readable, same & ~apart, on_distance)
         if other is None and apart.any():
-            moved = through_copies(todo, verdict_, apart, look.inliers, _by_spot(todo, look.maps, pictures))
+            # tiny pictures' keypoints are few and unsure: which of a third picture's two pairs is its copy is not theirs to say
+            moved = through_copies(todo, verdict_, apart & ~small, look.inliers, _by_spot(todo, look.maps, pictures))
             verdict_, apart = verdict_ & ~moved, apart | moved
         n = len(pairs)
         keep, p_all = np.zeros(n, bool), np.full(n, math.nan, np.float32)

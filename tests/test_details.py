@@ -29,6 +29,8 @@ from dedup.details import (
     other_colourway,
     pair_told_apart,
     prepared,
+    tiny_pixels_differ,
+    tiny_told_apart,
     told_apart,
 )
 from dedup.duplicates import find_duplicates
@@ -36,7 +38,7 @@ from dedup.images import ImageSkip
 from dedup.indexer import index_catalog
 from dedup.keypoints import keypoints, pair_map, rescaled
 from dedup.model import load_model
-from dedup.pictures import grey_at, picture_bytes
+from dedup.pictures import grey_at, picture_bytes, rgb_of
 from dedup.report import duplicates_summary
 
 
@@ -108,6 +110,50 @@ def test_two_renders_that_differ_in_one_small_spot_and_nowhere_else_are_told_apa
     captioned = _caption(a)  # pixel for pixel the same elsewhere, but the caption lies on the backdrop
     assert not exact_detail(*_laid_over(a, captioned)) and not _judge(a, captioned)
     assert not exact_detail(*_laid_over(a, a.copy()))
+
+
+def _tiny_icon(emblem: str | None, size: int = 16) -> Image.Image:
+    """A folder icon drawn at `size` px, with a red cross or bar (`emblem`) in its lower right corner."""
+    im = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(im)
+    s = size / 16
+    d.rectangle((1 * s, 3 * s, 14 * s, 13 * s), fill=(190, 160, 90), outline=(90, 70, 30))
+    d.rectangle((1 * s, 2 * s, 6 * s, 4 * s), fill=(170, 140, 70))
+    if emblem == "cross":
+        d.line((9 * s, 9 * s, 15 * s, 15 * s), fill=(200, 20, 20), width=max(1, round(2 * s)))
+        d.line((9 * s, 15 * s, 15 * s, 9 * s), fill=(200, 20, 20), width=max(1, round(2 * s)))
+    elif emblem == "bar":
+        d.rectangle((9 * s, 11 * s, 15 * s, 13 * s), fill=(200, 20, 20))
+    return im
+
+
+def _as_stored(im: Image.Image) -> np.ndarray:
+    return rgb_of(picture_bytes(im))
+
+
+def test_tiny_pictures_of_one_size_that_differ_in_an_emblem_are_told_apart_and_their_copies_are_not():
+    same, mirror = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([[-1.0, 0.0, 15 / 16], [0.0, 1.0, 0.0]])
+    cross, bar, plain = (_as_stored(_tiny_icon(e)) for e in ("cross", "bar", None))
+    assert tiny_pixels_differ(cross, bar, same) and tiny_pixels_differ(cross, plain, same)
+    stored = [picture_bytes(_tiny_icon(e)) for e in ("cross", "bar", "cross")] + [picture_bytes(_tiny_icon("bar", 48))]
+    maps = np.stack([same] * 3)
+    told = tiny_told_apart([0, 0, 1], [1, 2, 3], maps, lambda row: stored[row])
+    assert told.tolist() == [True, False, False]  # another emblem; the same icon; a picture that is not tiny
+    icon = _tiny_icon("cross")
+    jpeg = io.BytesIO()
+    icon.save(jpeg, "JPEG", quality=60)
+    copies = [Image.open(io.BytesIO(jpeg.getvalue())), icon.filter(ImageFilter.GaussianBlur(1.0)),
+              icon.filter(ImageFilter.SHARPEN), ImageEnhance.Brightness(icon).enhance(1.15), icon.convert("P").convert("RGB")]
+    for copy in copies:
+        assert not tiny_pixels_differ(cross, _as_stored(copy.convert("RGB")), same)
+    flipped = _as_stored(icon.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    assert not tiny_pixels_differ(cross, flipped, mirror)  # a mirrored copy, laid over by the mirror map
+    assert tiny_pixels_differ(cross, _as_stored(_tiny_icon("bar").transpose(Image.Transpose.FLIP_LEFT_RIGHT)), mirror)
+    assert not tiny_pixels_differ(cross, bar, np.array([[0.8, 0.0, 0.1], [0.0, 0.8, 0.1]]))  # not pixel for pixel
+    assert not tiny_pixels_differ(cross, bar, np.array([[1.0, 0.0, 3 / 16], [0.0, 1.0, 0.0]]))  # three pixels apart
+    large = [_as_stored(_tiny_icon(e, 48)) for e in ("cross", "bar")]
+    assert not tiny_pixels_differ(*large, same)  # not tiny: the detail tests judge them
+    assert not tiny_pixels_differ(cross, _as_stored(_tiny_icon("bar", 24)), same)  # two sizes
 
 
 def _fine_texture(seed: int) -> Image.Image:

@@ -105,6 +105,10 @@ def test_the_checked_policy_applies_it_to_what_the_detail_test_told_apart():
     together = CheckedPolicy(CHECK, 0.9, 0.5, tell_apart=False).decide(pairs, lambda row: b"", match=many_agreeing,
                                                                        tell=first_two)
     assert together.keep.all()
+    # tiny pictures told apart pixel for pixel: their keypoints cannot say which pair is a copy's
+    tiny = CheckedPolicy(CHECK, 0.9, 0.5).decide(pairs, lambda row: b"", match=many_agreeing,
+                                                 tell=lambda i, j, *_: np.zeros(len(i), bool), tiny=first_two)
+    assert tiny.keep.tolist() == [False, True, True] and tiny.told_apart.tolist() == [True, False, False]
 
 
 @pytest.mark.parametrize("kwargs, option", [

@@ -156,7 +156,8 @@ def test_a_close_pair_no_keypoint_agrees_on_is_kept_when_its_framing_lays_it_ove
         told.append(maps.copy())
         return np.zeros(len(i), bool)
 
-    v = CheckedPolicy(lenient, 0.8, 0.3).decide(pairs, None, match=match, frame=frame, tell=tell)
+    v = CheckedPolicy(lenient, 0.8, 0.3).decide(pairs, None, match=match, frame=frame, tell=tell,
+                                                tiny=lambda i, *_: np.zeros(len(i), bool))
     assert v.keep.tolist() == [True, False, False]
     assert v.framed.tolist() == [True, False, False] and v.inliers.tolist() == [0, 0, 0]
     assert asked == [(0, 1), (0, 2)]  # the far pair needs agreeing keypoints whatever its framing
