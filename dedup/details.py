@@ -44,7 +44,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from dedup.framing import border_colour, border_coloured, whiten_backdrop
+from dedup.framing import TRIM_TOLERANCE, border_colour, border_coloured, whiten_backdrop
 from dedup.images import DECODE_ERRORS, ImageSkip
 from dedup.keypoints import Pictures, rescaled
 from dedup.pictures import fitted, picture_size, rgb_of
@@ -102,8 +102,9 @@ FLAT_LEVEL, FLAT_WINDOW = 4.0, 9
 TINY_PX = 32  # a check picture stored this large or smaller (an icon, a sprite) is also compared pixel for pixel (`tiny_pixels_differ`)
 TINY_MAP = 0.1  # ... unless the keypoints' map is a similarity scaling or turning by more than this
 TINY_SHIFT_PX = 2.5  # ... or shifting by more than this many stored pixels (a resized or cropped copy)
+TINY_GAIN = (0.5, 2.0)  # bounds of the gain that matches their luminance (a contrast edit)
 TINY_PLACES = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # shifts (stored pixels) tried to lay them over
-TINY_LEVEL = 32  # grey levels beyond the other picture's levels within a pixel at which a tiny picture's pixel differs
+TINY_LEVEL = 40  # grey levels beyond the other picture's levels within a pixel at which a tiny picture's pixel differs
 TINY_DIFFERS = (0.02, 4)  # share of their subject, and pixels, differing so seen from each side: other items
 
 
@@ -584,19 +585,23 @@ def tiny_told_apart(i: Sequence[int], j: Sequence[int], maps: np.ndarray, pictur
 
 
 def tiny_pixels_differ(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> bool:
-    """Two tiny pictures of one size (RGB check pictures stored at `TINY_PX` or smaller: icons) that differ, pixel for
-    pixel, by more than an edit of the whole picture explains. However they are laid over (as they
-    are or one mirrored, shifted by up to a pixel each way, after their mean difference), seen from
-    each side at least `TINY_DIFFERS` of their subject has a grey level `TINY_LEVEL` beyond every
-    level the other shows at that pixel and its four neighbours: a blurred, sharpened or
-    recompressed copy stays within that range on at least one side; an emblem, a face's mouth or
-    another logo on one template does not. Keypoints are few and unsure at this size, so their map
-    (`to_b`, in units of the longer side) only rules the test out when it is sure of another fit: a
-    similarity that scales, turns or shifts by more than `TINY_MAP` (a resized or cropped copy)."""
+    """Two tiny pictures of one size (RGB check pictures stored at `TINY_PX` or smaller: icons) on
+    one backdrop that differ, pixel for pixel, by more than an edit of the whole picture explains.
+    However they are laid over (as they are or one mirrored, shifted by up to a pixel each way,
+    luminance matched in gain and offset), seen from each side at least `TINY_DIFFERS` of their
+    subject has a grey level `TINY_LEVEL` beyond every level the other shows at that pixel and its
+    four neighbours: a blurred, sharpened, recoloured or re-encoded copy stays within that range on
+    one side at least; an emblem, a face's mouth or another logo on one template does not.
+    Keypoints are few and unsure at this size, so their map (`to_b`, in units of the longer side)
+    only rules the test out when it is sure of another fit: a similarity that scales, turns or
+    shifts by more than `TINY_MAP` (a resized, turned or cropped copy). Pictures on backdrops of
+    two colours are left alone: a transparent icon's soft edges and shadows take each one's colour."""
     if a.shape != b.shape or max(a.shape[:2]) > TINY_PX or _fits_otherwise(to_b, *a.shape[:2]):
         return False
-    grey_a, back_a = _tiny_grey(a)
-    grey_b, back_b = _tiny_grey(b)
+    grey_a, back_a, colour_a = _tiny_grey(a)
+    grey_b, back_b, colour_b = _tiny_grey(b)
+    if (colour_a is None) != (colour_b is None) or (colour_a is not None and np.abs(colour_a - colour_b).max() > TRIM_TOLERANCE):
+        return False
     h, w = grey_a.shape
     least = None
     for grey, back in ((grey_b, back_b), (grey_b[:, ::-1], back_b[:, ::-1])):
@@ -604,40 +609,52 @@ def tiny_pixels_differ(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> bool:
             move = np.float32([[1, 0, dx], [0, 1, dy]])
             moved = cv2.warpAffine(np.ascontiguousarray(grey), move, (w, h), borderMode=cv2.BORDER_REPLICATE)
             moved_back = cv2.warpAffine(np.ascontiguousarray(back).view(np.uint8), move, (w, h), borderMode=cv2.BORDER_REPLICATE) > 0
-            subject = ~(back_a & moved_back)
-            if np.count_nonzero(subject) < 2 * TINY_DIFFERS[1]:
+            shown = ~(back_a & moved_back)
+            if np.count_nonzero(shown) < 2 * TINY_DIFFERS[1]:
                 continue
-            moved = moved + float(np.median(grey_a[subject] - moved[subject]))
-            seen = min(np.count_nonzero(_beyond(grey_a, moved) & subject), np.count_nonzero(_beyond(moved, grey_a) & subject))
-            share = seen / np.count_nonzero(subject)
+            moved = _matched(moved, grey_a, shown)
+            seen = min(np.count_nonzero(_beyond(grey_a, moved) & shown), np.count_nonzero(_beyond(moved, grey_a) & shown))
+            share = seen / np.count_nonzero(shown)
             if least is None or share < least[0]:
                 least = (share, seen)
     return least is not None and least[0] >= TINY_DIFFERS[0] and least[1] >= TINY_DIFFERS[1]
 
 
 def _fits_otherwise(to_b: np.ndarray, height: int, width: int) -> bool:
-    """The map (units of the longer side of a `height` × `width` picture) is a similarity, as is
-    or mirrored, that scales or turns by more than `TINY_MAP` or shifts by more than `TINY_SHIFT_PX`
+    """The map (units of the longer side of a `height` × `width` picture) is a similarity, as is or
+    mirrored, that scales or turns by more than `TINY_MAP` or shifts by more than `TINY_SHIFT_PX`
     pixels beyond the identity or the mirror image; False for a map that is no similarity (chance
     agreements) or none."""
     m = np.asarray(to_b, np.float64)
     if not np.isfinite(m).all():
         return False
     (p, q), (r, s) = m[:, :2]
-    mirrored = abs(p + s) + abs(q - r) < abs(p - s) + abs(q + r)
-    if min(abs(p + s) + abs(q - r), abs(p - s) + abs(q + r)) > 2 * TINY_MAP:
+    as_is, mirrored = abs(p - s) + abs(q + r), abs(p + s) + abs(q - r)
+    if min(as_is, mirrored) > 2 * TINY_MAP:
         return False  # no similarity: keypoints agreeing by chance
-    scale = np.sqrt(abs(p * s - q * r))
-    turn = abs(q) + abs(r)
     longer = max(height, width)
-    shift = np.array([m[0, 2] - ((width - 1) / longer if mirrored else 0.0), m[1, 2]]) * longer
-    return abs(scale - 1) > TINY_MAP or turn > TINY_MAP or np.abs(shift).max() > TINY_SHIFT_PX
+    shift = np.array([m[0, 2] - ((width - 1) / longer if mirrored < as_is else 0.0), m[1, 2]]) * longer
+    return (abs(np.sqrt(abs(p * s - q * r)) - 1) > TINY_MAP or abs(q) + abs(r) > TINY_MAP
+            or np.abs(shift).max() > TINY_SHIFT_PX)
 
 
-def _tiny_grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A tiny picture's grey (`_grey`) and its backdrop: the border colour, where the frame is mostly one."""
-    back = border_coloured(rgb)
-    return _grey(np.ascontiguousarray(rgb)), np.zeros(rgb.shape[:2], bool) if back is None else back
+def _tiny_grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A tiny picture's luminance (float32), its backdrop (the border colour, where the frame is
+    mostly one) and that colour (None without one)."""
+    rgb = np.ascontiguousarray(rgb)
+    colour = border_colour(rgb)
+    back = np.zeros(rgb.shape[:2], bool) if colour is None else border_coloured(rgb)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), back, colour
+
+
+def _matched(x: np.ndarray, to: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`x`'s levels brought to `to`'s over `where`: the gain of their spreads (within
+    `TINY_GAIN`) and the offset of their medians."""
+    low, high = np.percentile(x[where], [10, 90])
+    low_to, high_to = np.percentile(to[where], [10, 90])
+    gain = float(np.clip((high_to - low_to) / (high - low), *TINY_GAIN)) if high - low > 4 else 1.0
+    y = x * gain
+    return y + float(np.median(to[where] - y[where]))
 
 
 def _beyond(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -143,12 +143,17 @@ def test_tiny_pictures_of_one_size_that_differ_in_an_emblem_are_told_apart_and_t
     jpeg = io.BytesIO()
     icon.save(jpeg, "JPEG", quality=60)
     copies = [Image.open(io.BytesIO(jpeg.getvalue())), icon.filter(ImageFilter.GaussianBlur(1.0)),
-              icon.filter(ImageFilter.SHARPEN), ImageEnhance.Brightness(icon).enhance(1.15), icon.convert("P").convert("RGB")]
+              icon.filter(ImageFilter.SHARPEN), ImageEnhance.Brightness(icon).enhance(1.15), icon.convert("P").convert("RGB"),
+              ImageEnhance.Contrast(icon).enhance(0.7), icon.convert("L")]
     for copy in copies:
         assert not tiny_pixels_differ(cross, _as_stored(copy.convert("RGB")), same)
     flipped = _as_stored(icon.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-    assert not tiny_pixels_differ(cross, flipped, mirror)  # a mirrored copy, laid over by the mirror map
+    assert not tiny_pixels_differ(cross, flipped, mirror)  # a mirrored copy
     assert tiny_pixels_differ(cross, _as_stored(_tiny_icon("bar").transpose(Image.Transpose.FLIP_LEFT_RIGHT)), mirror)
+    assert tiny_pixels_differ(cross, bar, np.array([[0.2, -0.5, 0.5], [-0.2, -0.4, 0.9]]))  # keypoints agreeing by chance
+    on_blue = np.asarray(_tiny_icon("bar")).copy()
+    on_blue[(on_blue == 255).all(axis=2)] = (30, 60, 160)
+    assert not tiny_pixels_differ(cross, _as_stored(Image.fromarray(on_blue)), same)  # two backdrops: left to the other tests
     assert not tiny_pixels_differ(cross, bar, np.array([[0.8, 0.0, 0.1], [0.0, 0.8, 0.1]]))  # not pixel for pixel
     assert not tiny_pixels_differ(cross, bar, np.array([[1.0, 0.0, 3 / 16], [0.0, 1.0, 0.0]]))  # three pixels apart
     large = [_as_stored(_tiny_icon(e, 48)) for e in ("cross", "bar")]
