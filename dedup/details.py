@@ -25,6 +25,10 @@ what tells them apart:
   elsewhere too, or, when it is a smooth picture resized (a sky), only along the edge where the
   two overlap.
 
+Two tiny pictures of one size (icons of 32 px or less) are also compared pixel for pixel
+(`tiny_told_apart`, which the check asks beside `told_apart`): at that size keypoints found on the
+picture blown up agree by chance, and an emblem that tells two icons apart covers a fifth of them.
+
 A flat drawing and its copy (a flag, a sign, stripes) can agree on no keypoint: their corners are
 alike, or repeat. `framed_maps` lays such a pair over by their subjects' boxes instead, when the
 two correlate there, so that they can be judged as above.
