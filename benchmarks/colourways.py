@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from benchmarks.neardup import scored_catalog, write_modes, wrong_pair_rows
+from benchmarks.neardup import scored_catalog, write_modes, wrong_by_kind, wrong_pair_rows
 from recipes import apt
 
 ICONS = Path("/usr/share/icons")
@@ -73,14 +73,6 @@ def design(path: str) -> str:
     return f"{context}/{file.rsplit('-', 1)[0]}"
 
 
-def wrong_pairs(pred: set, true: set, paths: list[str]) -> dict[str, int]:
-    """The reported pairs that join different items, by kind."""
-    out = {"colourways of one icon": 0, "other": 0}
-    for a, b in pred - true:
-        out["colourways of one icon" if design(paths[a]) == design(paths[b]) else "other"] += 1
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default", help="Encoder to benchmark (a shipped name or a file).")
@@ -94,7 +86,8 @@ def main() -> None:
     print(f"{len(paths)} images: {kinds.count('original')} items ({len({design(p) for p in paths})} icons in "
           f"{len(THEMES)} colours), {len(true)} true pairs; renditions: "
           + ", ".join(f"{k} {kinds.count(k)}" for k in ("128 px", "64 px", "32 px drawn")))
-    rows = wrong_pair_rows(run, hashes, lambda pred: wrong_pairs(pred, true, paths))
+    rows = wrong_pair_rows(run, hashes, lambda pred: wrong_by_kind(pred, true, "colourways of one icon",
+                                                                   lambda a, b: design(paths[a]) == design(paths[b])))
     print("recall by rendition (with the check, against the original): "
           + ", ".join(f"{k} {v:.2f}" for k, v in run["families"].items()))
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")

@@ -115,6 +115,14 @@ def modes_of(run: dict, hashes: dict) -> list[tuple[str, set]]:
     return modes + [("phash (best threshold)", hashes["phash"]["pred"])]
 
 
+def wrong_by_kind(pred: set, true: set, kind: str, of_kind: Callable[[int, int], bool]) -> dict[str, int]:
+    """The reported pairs that join different items: those of `kind` (`of_kind(a, b)`), and the other."""
+    out = {kind: 0, "other": 0}
+    for a, b in pred - true:
+        out[kind if of_kind(a, b) else "other"] += 1
+    return out
+
+
 def wrong_pair_rows(run: dict, hashes: dict, wrong_of: Callable[[set], dict[str, int]]) -> dict[str, dict]:
     """Each of `modes_of`'s ways scored, with its wrong pairs by kind (`wrong_of(pairs)`, the same
     kinds in the same order for every way), printed as a table; the rows by way (`write_modes`)."""

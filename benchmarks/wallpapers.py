@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.neardup import scored_catalog, write_modes, wrong_pair_rows
+from benchmarks.neardup import scored_catalog, write_modes, wrong_by_kind, wrong_pair_rows
 from recipes import apt
 
 WALLPAPERS = Path("/usr/share/wallpapers")
@@ -67,15 +67,6 @@ def build(out: Path) -> dict[str, tuple[int, str]]:
     return truth
 
 
-def wrong_pairs(pred: set, true: set, truth: dict, paths: list[str]) -> dict[str, int]:
-    """The reported pairs that join different items, by kind."""
-    item = [truth[p][0] for p in paths]
-    out = {"light and dark of one wallpaper": 0, "other": 0}
-    for a, b in pred - true:
-        out["light and dark of one wallpaper" if item[a] // 2 == item[b] // 2 else "other"] += 1
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default", help="Encoder to benchmark (a shipped name or a file).")
@@ -89,7 +80,9 @@ def main() -> None:
     print(f"{len(paths)} images: {len({i // 2 for i, _ in truth.values()})} wallpapers, {kinds.count('original')} items "
           f"(light or dark), {len(true)} true pairs; renditions: " + ", ".join(
               f"{k} {kinds.count(k)}" for k in ("resolution", "portrait", "preview")))
-    rows = wrong_pair_rows(run, hashes, lambda pred: wrong_pairs(pred, true, truth, paths))
+    item = [truth[p][0] for p in paths]
+    rows = wrong_pair_rows(run, hashes, lambda pred: wrong_by_kind(pred, true, "light and dark of one wallpaper",
+                                                                   lambda a, b: item[a] // 2 == item[b] // 2))
     print("recall by rendition (with the check, against the original): "
           + ", ".join(f"{k} {v:.2f}" for k, v in run["families"].items()))
     print(f"find-duplicates {run['find_s']:.1f} s, index {run['index_s']:.1f} s")

@@ -607,6 +607,7 @@ def tiny_pixels_differ(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> bool:
     if (colour_a is None) != (colour_b is None) or (colour_a is not None and np.abs(colour_a - colour_b).max() > TRIM_TOLERANCE):
         return False
     h, w = grey_a.shape
+    range_a = _levels_near(grey_a)
     least = None
     for grey, back in ((grey_b, back_b), (grey_b[:, ::-1], back_b[:, ::-1])):
         for dx, dy in TINY_PLACES:
@@ -617,7 +618,7 @@ def tiny_pixels_differ(a: np.ndarray, b: np.ndarray, to_b: np.ndarray) -> bool:
             if np.count_nonzero(shown) < 2 * TINY_DIFFERS[1]:
                 continue
             moved = _matched(moved, grey_a, shown)
-            seen = min(np.count_nonzero(_beyond(grey_a, moved) & shown), np.count_nonzero(_beyond(moved, grey_a) & shown))
+            seen = min(np.count_nonzero(_beyond(grey_a, _levels_near(moved)) & shown), np.count_nonzero(_beyond(moved, range_a) & shown))
             share = seen / np.count_nonzero(shown)
             if least is None or share < least[0]:
                 least = (share, seen)
@@ -647,7 +648,7 @@ def _tiny_grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
     mostly one) and that colour (None without one)."""
     rgb = np.ascontiguousarray(rgb)
     colour = border_colour(rgb)
-    back = np.zeros(rgb.shape[:2], bool) if colour is None else border_coloured(rgb)
+    back = np.zeros(rgb.shape[:2], bool) if colour is None else border_coloured(rgb, colour)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), back, colour
 
 
@@ -661,11 +662,17 @@ def _matched(x: np.ndarray, to: np.ndarray, where: np.ndarray) -> np.ndarray:
     return y + float(np.median(to[where] - y[where]))
 
 
-def _beyond(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pixels of grey `x` more than `TINY_LEVEL` below every level of grey `y` at them and their
-    four neighbours, or above every one."""
+def _levels_near(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the lowest and the highest level of `grey` at it and its four neighbours."""
     near = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    return (x < cv2.erode(y, near) - TINY_LEVEL) | (x > cv2.dilate(y, near) + TINY_LEVEL)
+    return cv2.erode(grey, near), cv2.dilate(grey, near)
+
+
+def _beyond(x: np.ndarray, levels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Pixels of grey `x` more than `TINY_LEVEL` below the lowest of `levels` (`_levels_near` of
+    the other picture) or above the highest."""
+    low, high = levels
+    return (x < low - TINY_LEVEL) | (x > high + TINY_LEVEL)
 
 
 def differing_spots(a: Picture, b: Picture, to_b: np.ndarray) -> Spots | None:

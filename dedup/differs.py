@@ -49,7 +49,7 @@ def other_pairs(groups: Sequence[Group], most: int) -> list[list[tuple[str, str]
 def set_differs_nowhere(group: Group, found: Found) -> bool:
     """No member of `group` differs from its keeper: exact copies, or every member `differs_nowhere`
     by `found` (a member missing from it counts as differing)."""
-    return group.exact or all(differs_nowhere(found.get((m.path, group.keep))) for m in group.members if m.path != group.keep)
+    return len(unchanged_members(group, found)) == len(group.members)
 
 
 def unchanged_members(group: Group, found: Found) -> tuple[Member, ...]:

@@ -60,17 +60,16 @@ def border_colour(arr: np.ndarray) -> np.ndarray | None:
     return colour
 
 
-def border_coloured(arr: np.ndarray) -> np.ndarray | None:
-    """Per pixel of an (h, w, 3) array, whether it is within the border tolerance of its frame's
-    colour (`border_colour`); None when the frame is not mostly one colour."""
-    colour = border_colour(arr)
-    return None if colour is None else _distance(arr, colour) <= TRIM_TOLERANCE
+def border_coloured(arr: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per pixel of an (h, w, 3) array, whether it is within the border tolerance of `colour`
+    (its frame's, `border_colour`)."""
+    return _distance(arr, colour) <= TRIM_TOLERANCE
 
 
 def plain(arr: np.ndarray, colour: np.ndarray) -> bool:
     """No pixel of an (h, w, 3) array differs from `colour` beyond the border tolerance: a picture
     of one colour, with nothing drawn on it."""
-    return bool((_distance(arr, colour) <= TRIM_TOLERANCE).all())
+    return bool(border_coloured(arr, colour).all())
 
 
 def content_box(arr: np.ndarray, colour: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
